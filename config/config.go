@@ -1,0 +1,273 @@
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// DefaultName is the file name errors use for the embedded default.
+const DefaultName = "(embedded default)"
+
+//go:embed default.toml
+var defaultTOML []byte
+
+// Config is the whole configuration of one dirigent process.
+type Config struct {
+	Daemon  Daemon   `toml:"daemon"`
+	Log     Log      `toml:"log"`
+	Storage Storage  `toml:"storage"`
+	Control Control  `toml:"control"`
+	Desk    Desk     `toml:"desk"`
+	SIP     SIP      `toml:"sip"`
+	Mail    Mail     `toml:"mail"`
+	Skills  []string `toml:"skills"`
+	Agents  []Agent  `toml:"agents"`
+	Queues  []Queue  `toml:"queues"`
+
+	file string
+	pos  positions
+}
+
+// Daemon holds process-wide settings.
+type Daemon struct {
+	// DrainTimeout bounds a graceful stop: work in progress gets this long
+	// to finish after SIGTERM before the process exits anyway.
+	DrainTimeout Duration `toml:"drain_timeout"`
+}
+
+// Log selects the slog handler.
+type Log struct {
+	Level  string `toml:"level"`  // debug, info, warn, error
+	Format string `toml:"format"` // text or json
+}
+
+// Storage locates the bbolt file.
+type Storage struct {
+	// Dir holds dirigent.db. Empty means $STATE_DIRECTORY (set by systemd's
+	// StateDirectory=) or ./dirigent-data.
+	Dir string `toml:"dir"`
+	// LockTimeout is how long a starting daemon waits for the file lock
+	// before it gives up because another dirigent holds the store.
+	LockTimeout Duration `toml:"lock_timeout"`
+}
+
+// Control is the local admin socket (backups and other admin commands).
+type Control struct {
+	// Socket is a unix socket path. Empty means $RUNTIME_DIRECTORY/control.sock
+	// (systemd's RuntimeDirectory=) or control.sock in the storage dir.
+	Socket string `toml:"socket"`
+}
+
+// Desk is the HTTP server: agent desktop, API, /metrics, /healthz, /readyz.
+type Desk struct {
+	Listen string `toml:"listen"`
+}
+
+// SIP is the voice channel's listener (UDP and TCP on the same address).
+type SIP struct {
+	Listen string `toml:"listen"`
+}
+
+// Mail is the e-mail channel's SMTP listener.
+type Mail struct {
+	SMTPListen string `toml:"smtp_listen"`
+}
+
+// Agent is a person who takes tasks.
+type Agent struct {
+	ID     string         `toml:"id"`
+	Name   string         `toml:"name"`
+	Skills map[string]int `toml:"skills"` // skill → proficiency 1–5
+	// Capacity is how many tasks of each channel the agent handles at once.
+	Capacity Capacity `toml:"capacity"`
+}
+
+// Capacity per channel. A zero in the file is taken as given (the agent
+// takes no tasks of that channel); a missing key gets the default.
+type Capacity struct {
+	Voice   int `toml:"voice"`
+	Email   int `toml:"email"`
+	Message int `toml:"message"`
+}
+
+// Queue is a named routing target.
+type Queue struct {
+	Name string `toml:"name"`
+	// Skills are required skills with their minimum proficiency (1–5).
+	Skills   map[string]int `toml:"skills"`
+	Channels []string       `toml:"channels"`
+	Priority int            `toml:"priority"`
+	// A task answered within ServiceLevelThreshold counts towards the
+	// service level; ServiceLevelTarget is the share aimed for (0.8 = 80 %).
+	ServiceLevelThreshold Duration `toml:"service_level_threshold"`
+	ServiceLevelTarget    float64  `toml:"service_level_target"`
+	Strategy              string   `toml:"strategy"`
+	WrapUp                Duration `toml:"wrap_up"`
+	// MaxWait is how long a task may wait; then it moves to OverflowQueue,
+	// or is canceled when that is empty. Zero means no limit.
+	MaxWait       Duration `toml:"max_wait"`
+	OverflowQueue string   `toml:"overflow_queue"`
+}
+
+// Channels a task can arrive on.
+var Channels = []string{"voice", "email", "message"}
+
+// Strategies pick an agent among those who are free and qualified.
+var Strategies = []string{"longest-idle", "most-skilled", "last-agent", "least-occupied", "round-robin"}
+
+// Default capacities (DESIGN.md): one call, three mails, two chats at once.
+const (
+	DefaultVoiceCapacity   = 1
+	DefaultEmailCapacity   = 3
+	DefaultMessageCapacity = 2
+)
+
+// Duration is a time.Duration written as a Go duration string ("30s", "5m").
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (want e.g. \"30s\" or \"5m\"): %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default returns the embedded default configuration: loopback listeners on
+// unprivileged ports and a small demo site, enough for a first try.
+func Default() (*Config, error) {
+	return Parse(DefaultName, defaultTOML)
+}
+
+// DefaultTOML returns the text of the embedded default configuration.
+func DefaultTOML() []byte { return bytes.Clone(defaultTOML) }
+
+// Load reads, decodes and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{File: path, Msg: err.Error()}
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates data; name is used in error messages. The
+// returned error joins every problem found, each an *Error.
+func Parse(name string, data []byte) (*Config, error) {
+	c := &Config{file: name}
+	var doc map[string]any
+	if err := toml.Unmarshal(data, &doc); err != nil {
+		return nil, errors.Join(syntaxError(name, err))
+	}
+	c.pos = scanPositions(data)
+	errs := c.decode(doc)
+	c.applyDefaults()
+	errs = append(errs, c.problems()...)
+	if len(errs) > 0 {
+		slices.SortStableFunc(errs, func(a, b error) int { return a.(*Error).Line - b.(*Error).Line })
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+func syntaxError(name string, err error) error {
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		line, _ := de.Position()
+		return &Error{File: name, Line: line, Key: strings.Join(de.Key(), "."), Msg: strings.TrimPrefix(de.Error(), "toml: ")}
+	}
+	return &Error{File: name, Msg: err.Error()}
+}
+
+// File is the name the configuration was loaded from.
+func (c *Config) File() string { return c.file }
+
+func (c *Config) applyDefaults() {
+	if c.Daemon.DrainTimeout.Duration == 0 {
+		c.Daemon.DrainTimeout.Duration = 30 * time.Second
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Storage.Dir == "" {
+		c.Storage.Dir = firstPath(os.Getenv("STATE_DIRECTORY"), "dirigent-data")
+	}
+	if c.Storage.LockTimeout.Duration == 0 {
+		c.Storage.LockTimeout.Duration = 2 * time.Second
+	}
+	if c.Control.Socket == "" {
+		if rd := firstPath(os.Getenv("RUNTIME_DIRECTORY"), ""); rd != "" {
+			c.Control.Socket = filepath.Join(rd, "control.sock")
+		} else {
+			c.Control.Socket = filepath.Join(c.Storage.Dir, "control.sock")
+		}
+	}
+	if c.Desk.Listen == "" {
+		c.Desk.Listen = "127.0.0.1:8080"
+	}
+	if c.SIP.Listen == "" {
+		c.SIP.Listen = "127.0.0.1:5060"
+	}
+	if c.Mail.SMTPListen == "" {
+		c.Mail.SMTPListen = "127.0.0.1:2525"
+	}
+	for i := range c.Agents {
+		cp := &c.Agents[i].Capacity
+		at := fmt.Sprintf("agents[%d].capacity.", i)
+		c.setUnlessGiven(&cp.Voice, at+"voice", DefaultVoiceCapacity)
+		c.setUnlessGiven(&cp.Email, at+"email", DefaultEmailCapacity)
+		c.setUnlessGiven(&cp.Message, at+"message", DefaultMessageCapacity)
+	}
+	for i := range c.Queues {
+		q := &c.Queues[i]
+		if len(q.Channels) == 0 {
+			q.Channels = append([]string(nil), Channels...)
+		}
+		if q.Strategy == "" {
+			q.Strategy = "longest-idle"
+		}
+		if q.ServiceLevelThreshold.Duration == 0 {
+			q.ServiceLevelThreshold.Duration = 20 * time.Second
+		}
+		if q.ServiceLevelTarget == 0 {
+			q.ServiceLevelTarget = 0.8
+		}
+	}
+}
+
+// setUnlessGiven sets *p to v unless the file has the key: an explicit 0
+// must stay 0.
+func (c *Config) setUnlessGiven(p *int, key string, v int) {
+	if _, given := c.pos[key]; !given {
+		*p = v
+	}
+}
+
+// firstPath returns the first entry of a colon-separated list such as
+// systemd's $STATE_DIRECTORY, or def when the list is empty.
+func firstPath(list, def string) string {
+	if first, _, _ := strings.Cut(list, ":"); first != "" {
+		return first
+	}
+	return def
+}
+
+// StorePath is the bbolt file inside the storage dir.
+func (c *Config) StorePath() string { return filepath.Join(c.Storage.Dir, "dirigent.db") }

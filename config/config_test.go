@@ -1,0 +1,210 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestParseErrors feeds snippets and compares every message, in order.
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name, toml string
+		want       []string
+	}{
+		{
+			name: "syntax error stops at its line",
+			toml: "[desk]\nlisten = \"127.0.0.1:8080\"\nbroken = \n",
+			want: []string{`t.toml:3: unexpected character U+000A at start of value`},
+		},
+		{
+			name: "unknown keys everywhere",
+			toml: "colour = 1\n[log]\nlevl = \"info\"\n[[agents]]\nid = \"a\"\nfavourite = \"tea\"\n",
+			want: []string{
+				`t.toml:1: colour: unknown key (known here: agents, control, daemon, desk, log, mail, queues, sip, skills, storage)`,
+				`t.toml:3: log.levl: unknown key (known here: format, level)`,
+				`t.toml:6: agents[0].favourite: unknown key (known here: capacity, id, name, skills)`,
+			},
+		},
+		{
+			name: "wrong types",
+			toml: "skills = \"support\"\n[desk]\nlisten = 8080\n[storage]\nlock_timeout = 5\n",
+			want: []string{
+				`t.toml:1: skills: want an array, got string "support"`,
+				`t.toml:3: desk.listen: want a string, got integer 8080`,
+				`t.toml:5: storage.lock_timeout: want a string, got integer 5`,
+			},
+		},
+		{
+			name: "bad values",
+			toml: "[log]\nlevel = \"loud\"\nformat = \"xml\"\n[daemon]\ndrain_timeout = \"soon\"\n[sip]\nlisten = \"pbx:5060\"\n[mail]\nsmtp_listen = \"127.0.0.1:99999\"\n",
+			want: []string{
+				`t.toml:2: log.level: unknown level "loud" (want debug, info, warn or error)`,
+				`t.toml:3: log.format: unknown format "xml" (want text or json)`,
+				`t.toml:5: daemon.drain_timeout: not a duration (want e.g. "30s" or "5m"): "soon"`,
+				`t.toml:7: sip.listen: listen address "pbx:5060": host must be an IP address or empty for all`,
+				`t.toml:9: mail.smtp_listen: listen address "127.0.0.1:99999": port must be 0–65535`,
+			},
+		},
+		{
+			name: "dangling references and duplicates",
+			toml: `skills = ["billing", "billing", "Sales"]
+
+[[agents]]
+id = "anna"
+skills = { billing = 6, sales = 2 }
+
+[[agents]]
+id = "anna"
+capacity = { voice = -1 }
+
+[[queues]]
+name = "billing"
+skills = { billing = 0 }
+channels = ["voice", "fax"]
+strategy = "fastest"
+service_level_target = 80.0
+overflow_queue = "nowhere"
+
+[[queues]]
+name = "billing"
+overflow_queue = "billing"
+max_wait = "1m"
+`,
+			want: []string{
+				`t.toml:1: skills[1]: skill "billing" is defined twice`,
+				`t.toml:1: skills[2]: skill name "Sales" must be lower-case letters, digits, '-' or '_'`,
+				`t.toml:5: agents[0].skills.billing: proficiency 6 out of range 1–5`,
+				`t.toml:5: agents[0].skills.sales: undefined skill "sales" (define it in skills)`,
+				`t.toml:8: agents[1].id: agent "anna" is defined twice`,
+				`t.toml:9: agents[1].capacity.voice: capacity -1 out of range 0–100`,
+				`t.toml:13: queues[0].skills.billing: proficiency 0 out of range 1–5`,
+				`t.toml:14: queues[0].channels[1]: unknown channel "fax" (want voice, email, message)`,
+				`t.toml:15: queues[0].strategy: unknown strategy "fastest" (want longest-idle, most-skilled, last-agent, least-occupied, round-robin)`,
+				`t.toml:16: queues[0].service_level_target: 80 out of range: a share above 0 and at most 1 (0.8 = 80 %)`,
+				`t.toml:17: queues[0].overflow_queue: undefined queue "nowhere"`,
+				`t.toml:20: queues[1].name: queue "billing" is defined twice`,
+				`t.toml:21: queues[1].overflow_queue: a queue cannot overflow into itself`,
+			},
+		},
+		{
+			name: "missing names are reported at their table",
+			toml: "[[queues]]\nchannels = [\"email\"]\n\n[[agents]]\nname = \"Nobody\"\n",
+			want: []string{
+				`t.toml:1: queues[0].name: missing`,
+				`t.toml:4: agents[0].id: missing`,
+			},
+		},
+		{
+			name: "overflow needs max_wait",
+			toml: "[[queues]]\nname = \"a\"\n[[queues]]\nname = \"b\"\noverflow_queue = \"a\"\n",
+			want: []string{`t.toml:5: queues[1].overflow_queue: needs max_wait: without a limit nothing ever overflows`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("t.toml", []byte(tt.toml))
+			if err == nil {
+				t.Fatal("Parse succeeded, want errors")
+			}
+			got := strings.Split(err.Error(), "\n")
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Errorf("error %T is not a *config.Error", err)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	t.Setenv("STATE_DIRECTORY", "/var/lib/dirigent:/var/lib/other")
+	t.Setenv("RUNTIME_DIRECTORY", "")
+	c, err := Parse("t.toml", []byte(`skills = ["s"]
+[[agents]]
+id = "a"
+capacity = { email = 0 }
+[[queues]]
+name = "q"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Agents[0].Capacity; got != (Capacity{Voice: 1, Email: 0, Message: 2}) {
+		t.Errorf("capacity = %+v, want voice 1, an explicit email 0, message 2", got)
+	}
+	q := c.Queues[0]
+	if q.Strategy != "longest-idle" || q.ServiceLevelThreshold.Duration != 20*time.Second || q.ServiceLevelTarget != 0.8 || len(q.Channels) != 3 {
+		t.Errorf("queue defaults = %+v", q)
+	}
+	if c.StorePath() != "/var/lib/dirigent/dirigent.db" {
+		t.Errorf("StorePath = %q, want the first $STATE_DIRECTORY entry", c.StorePath())
+	}
+	if c.Control.Socket != "/var/lib/dirigent/control.sock" {
+		t.Errorf("Control.Socket = %q", c.Control.Socket)
+	}
+	if c.Desk.Listen != "127.0.0.1:8080" || c.SIP.Listen != "127.0.0.1:5060" || c.Mail.SMTPListen != "127.0.0.1:2525" {
+		t.Errorf("listeners = %q %q %q", c.Desk.Listen, c.SIP.Listen, c.Mail.SMTPListen)
+	}
+
+	t.Setenv("STATE_DIRECTORY", "")
+	t.Setenv("RUNTIME_DIRECTORY", "/run/dirigent")
+	c, err = Parse("t.toml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Storage.Dir != "dirigent-data" || c.Control.Socket != "/run/dirigent/control.sock" {
+		t.Errorf("without systemd dirs: dir %q socket %q", c.Storage.Dir, c.Control.Socket)
+	}
+}
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	c, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Queues) == 0 || len(c.Agents) == 0 {
+		t.Error("the embedded default should give a first try a queue and an agent")
+	}
+}
+
+// The packaged example documents every key; it must stay loadable.
+func TestPackagedExampleIsValid(t *testing.T) {
+	if _, err := Load(filepath.Join("..", "packaging", "dirigent.toml")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.toml"))
+	if err == nil || !strings.Contains(err.Error(), "nope.toml: open") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(DefaultTOML())
+	if data, err := os.ReadFile(filepath.Join("..", "packaging", "dirigent.toml")); err == nil {
+		f.Add(data)
+	}
+	f.Add([]byte("[[queues]]\nname = 1\n[[queues.x]]\na.b.c = [1, {d = 2}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("f.toml", data)
+		if err != nil {
+			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+				if _, ok := e.(*Error); !ok {
+					t.Fatalf("problem %T %v is not a *config.Error", e, e)
+				}
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Parse accepted a config that Validate rejects: %v", err)
+		}
+	})
+}

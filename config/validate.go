@@ -1,0 +1,155 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// Validate reports every bad value and every reference to an undefined
+// skill or queue, joined; nil when the configuration is usable.
+func (c *Config) Validate() error {
+	return errors.Join(c.problems()...)
+}
+
+func (c *Config) problems() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, c.errorf(key, format, args...))
+	}
+
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		bad("log.level", "unknown level %q (want debug, info, warn or error)", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "unknown format %q (want text or json)", c.Log.Format)
+	}
+	if c.Daemon.DrainTimeout.Duration < 0 {
+		bad("daemon.drain_timeout", "must not be negative")
+	}
+	if c.Storage.LockTimeout.Duration < 0 {
+		bad("storage.lock_timeout", "must not be negative")
+	}
+	listeners := map[string]string{
+		"desk.listen":      c.Desk.Listen,
+		"sip.listen":       c.SIP.Listen,
+		"mail.smtp_listen": c.Mail.SMTPListen,
+	}
+	for _, key := range sortedKeys(listeners) {
+		if err := checkListen(listeners[key]); err != nil {
+			bad(key, "%v", err)
+		}
+	}
+
+	skills := map[string]bool{}
+	for i, s := range c.Skills {
+		key := fmt.Sprintf("skills[%d]", i)
+		switch {
+		case !namePattern.MatchString(s):
+			bad(key, "skill name %q must be lower-case letters, digits, '-' or '_'", s)
+		case skills[s]:
+			bad(key, "skill %q is defined twice", s)
+		}
+		skills[s] = true
+	}
+	checkSkills := func(at string, m map[string]int) {
+		for _, s := range sortedKeys(m) {
+			key := at + "." + s
+			if !skills[s] {
+				bad(key, "undefined skill %q (define it in skills)", s)
+			}
+			if p := m[s]; p < 1 || p > 5 {
+				bad(key, "proficiency %d out of range 1–5", p)
+			}
+		}
+	}
+
+	agents := map[string]bool{}
+	for i, a := range c.Agents {
+		at := fmt.Sprintf("agents[%d]", i)
+		switch {
+		case a.ID == "":
+			bad(at+".id", "missing")
+		case !namePattern.MatchString(a.ID):
+			bad(at+".id", "agent id %q must be lower-case letters, digits, '-' or '_'", a.ID)
+		case agents[a.ID]:
+			bad(at+".id", "agent %q is defined twice", a.ID)
+		}
+		agents[a.ID] = true
+		checkSkills(at+".skills", a.Skills)
+		for ch, n := range map[string]int{"voice": a.Capacity.Voice, "email": a.Capacity.Email, "message": a.Capacity.Message} {
+			if n < 0 || n > 100 {
+				bad(at+".capacity."+ch, "capacity %d out of range 0–100", n)
+			}
+		}
+	}
+
+	queues := map[string]bool{}
+	for _, q := range c.Queues {
+		queues[q.Name] = true
+	}
+	seen := map[string]bool{}
+	for i, q := range c.Queues {
+		at := fmt.Sprintf("queues[%d]", i)
+		switch {
+		case q.Name == "":
+			bad(at+".name", "missing")
+		case !namePattern.MatchString(q.Name):
+			bad(at+".name", "queue name %q must be lower-case letters, digits, '-' or '_'", q.Name)
+		case seen[q.Name]:
+			bad(at+".name", "queue %q is defined twice", q.Name)
+		}
+		seen[q.Name] = true
+		checkSkills(at+".skills", q.Skills)
+		for j, ch := range q.Channels {
+			if !slices.Contains(Channels, ch) {
+				bad(fmt.Sprintf("%s.channels[%d]", at, j), "unknown channel %q (want %s)", ch, strings.Join(Channels, ", "))
+			}
+		}
+		if !slices.Contains(Strategies, q.Strategy) {
+			bad(at+".strategy", "unknown strategy %q (want %s)", q.Strategy, strings.Join(Strategies, ", "))
+		}
+		if q.ServiceLevelThreshold.Duration < 0 {
+			bad(at+".service_level_threshold", "must not be negative")
+		}
+		if t := q.ServiceLevelTarget; t <= 0 || t > 1 {
+			bad(at+".service_level_target", "%v out of range: a share above 0 and at most 1 (0.8 = 80 %%)", t)
+		}
+		if q.WrapUp.Duration < 0 {
+			bad(at+".wrap_up", "must not be negative")
+		}
+		if q.MaxWait.Duration < 0 {
+			bad(at+".max_wait", "must not be negative")
+		}
+		switch {
+		case q.OverflowQueue == "":
+		case !queues[q.OverflowQueue]:
+			bad(at+".overflow_queue", "undefined queue %q", q.OverflowQueue)
+		case q.OverflowQueue == q.Name:
+			bad(at+".overflow_queue", "a queue cannot overflow into itself")
+		case q.MaxWait.Duration == 0:
+			bad(at+".overflow_queue", "needs max_wait: without a limit nothing ever overflows")
+		}
+	}
+	return errs
+}
+
+func checkListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen address %q: want host:port, e.g. 127.0.0.1:8080 or [::]:5060", addr)
+	}
+	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+		return fmt.Errorf("listen address %q: host must be an IP address or empty for all", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("listen address %q: port must be 0–65535", addr)
+	}
+	return nil
+}
