@@ -1,0 +1,271 @@
+package router
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+)
+
+// checkInvariants verifies what must hold between any two operations.
+func (r *Router) checkInvariants(now time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range r.byOrder {
+		for ch := range numChannels {
+			if a.load[ch] > a.spec.Capacity[ch] {
+				return fmt.Errorf("agent %s over %s capacity: %d > %d", a.spec.ID, ch, a.load[ch], a.spec.Capacity[ch])
+			}
+			if a.inFree[ch] != r.freeFor(a, ch) {
+				return fmt.Errorf("agent %s: free index for %s stale", a.spec.ID, ch)
+			}
+		}
+		if a.offer != nil && (a.offer.state != Reserved || a.offer.agent != a) {
+			return fmt.Errorf("agent %s holds an offer of %s", a.spec.ID, a.offer)
+		}
+	}
+	for _, t := range r.tasks {
+		switch t.state {
+		case Reserved:
+			if t.agent == nil || t.agent.offer != t {
+				return fmt.Errorf("%s reserved but its agent does not hold the offer", t)
+			}
+		case Pending:
+			if t.parked == parkedNowhere {
+				return fmt.Errorf("%s pending but parked nowhere", t)
+			}
+			// Work conservation: no free agent could take a waiting task.
+			if a := r.bestAgent(t, now); a != nil {
+				return fmt.Errorf("%s waits while %s is free for it", t, a.spec.ID)
+			}
+		case Completed, Canceled:
+			return fmt.Errorf("%s is terminal but still tracked", t)
+		}
+	}
+	return nil
+}
+
+func randomConfig(rng *rand.Rand) Config {
+	skills := []string{"s0", "s1", "s2", "s3"}
+	cfg := Config{
+		Skills: skills, OfferTimeout: 15 * time.Second, MaxMissedOffers: 3, RetryDelay: 5 * time.Second,
+		VoiceBlocksOthers: true, TierWeight: 2, RepeatBoost: 3, AgingPerMinute: 0.5,
+	}
+	for i := range 12 {
+		sk := map[string]int{}
+		for _, s := range skills {
+			if rng.IntN(2) == 0 {
+				sk[s] = 1 + rng.IntN(5)
+			}
+		}
+		cfg.Agents = append(cfg.Agents, AgentSpec{ID: fmt.Sprintf("a%d", i), Skills: sk, Capacity: cap3(1, rng.IntN(4), rng.IntN(3))})
+	}
+	for i := range 5 {
+		q := QueueSpec{
+			Name:                  fmt.Sprintf("q%d", i),
+			Skills:                map[string]int{skills[i%4]: 1 + rng.IntN(3)},
+			Channels:              []Channel{Voice, Email, Message},
+			Priority:              float64(rng.IntN(3)),
+			Strategy:              Strategy(i),
+			ServiceLevelThreshold: 20 * time.Second,
+			WrapUp:                time.Duration(rng.IntN(3)) * 10 * time.Second,
+			LastAgentWait:         20 * time.Second,
+		}
+		if i > 0 {
+			q.MaxWait = 3 * time.Minute
+			q.OverflowQueue = "q0"
+			q.Widening = []WideningStep{{After: time.Minute, Skills: map[string]int{skills[i%4]: 1}}}
+		}
+		cfg.Queues = append(cfg.Queues, q)
+	}
+	return cfg
+}
+
+// TestRandomOperations drives the router with random operations and checks
+// the invariants after each, then drains it and checks the journal.
+func TestRandomOperations(t *testing.T) {
+	for seed := range uint64(40) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 7))
+			cfg := randomConfig(rng)
+			h := newHarness(t, cfg)
+			offers := map[uint64]Offer{}
+			var fifoErr error
+			h.r.deps.OnOffer = func(o Offer) {
+				if _, dup := offers[o.TaskID]; dup {
+					fifoErr = fmt.Errorf("task %d offered twice at once", o.TaskID)
+				}
+				offers[o.TaskID] = o
+			}
+			// The FIFO check runs inside the router, at the moment of each
+			// offer, through the journal.
+			h.r.deps.Journal = journalFunc(func(e Event) {
+				h.journal.Record(e)
+				if err := h.r.checkFIFO(e); err != nil && fifoErr == nil {
+					fifoErr = err
+				}
+			})
+			h.r.deps.OnRevoke = func(o Offer) { delete(offers, o.TaskID) }
+			var nextID uint64
+			step := func(op int) {
+				switch op {
+				case 0, 1, 2:
+					nextID++
+					q := cfg.Queues[rng.IntN(len(cfg.Queues))]
+					task := Task{ID: nextID, Queue: q.Name, Channel: Channel(rng.IntN(3)), ValueTier: rng.IntN(3), Repeat: rng.IntN(5) == 0}
+					if rng.IntN(4) == 0 {
+						task.PreferredAgent = cfg.Agents[rng.IntN(len(cfg.Agents))].ID
+					}
+					h.must(h.r.Enqueue(task))
+				case 3:
+					a := cfg.Agents[rng.IntN(len(cfg.Agents))].ID
+					h.must(h.r.SetPresence(a, []Presence{Offline, Available, Available, Away}[rng.IntN(4)], "break"))
+				case 4, 5:
+					for _, id := range sortedIDs(offers) {
+						o := offers[id]
+						delete(offers, id)
+						if rng.IntN(4) == 0 {
+							h.must(h.r.Decline(id, o.Agent))
+						} else {
+							h.must(h.r.Accept(id, o.Agent))
+						}
+						break
+					}
+				case 6:
+					for _, id := range h.r.taskIDs(Assigned) {
+						h.must(h.r.End(id))
+						break
+					}
+				case 7:
+					for _, id := range h.r.taskIDs(Wrapping) {
+						h.must(h.r.Complete(id))
+						break
+					}
+				case 8:
+					for _, id := range h.r.taskIDs(Pending, Reserved) {
+						delete(offers, id)
+						h.must(h.r.Cancel(id, ReasonAbandoned))
+						break
+					}
+				case 9:
+					h.advance(time.Duration(rng.IntN(30_000)) * time.Millisecond)
+				}
+			}
+			for range 1500 {
+				step(rng.IntN(10))
+				if err := h.r.checkInvariants(h.now); err != nil {
+					t.Fatal(err)
+				}
+				if fifoErr != nil {
+					t.Fatal(fifoErr)
+				}
+			}
+			// Drain: everyone available, every offer accepted, every task done.
+			for _, a := range cfg.Agents {
+				h.must(h.r.SetPresence(a.ID, Available, ""))
+			}
+			for range 2000 {
+				for _, id := range sortedIDs(offers) {
+					h.must(h.r.Accept(id, offers[id].Agent))
+					delete(offers, id)
+				}
+				for _, id := range h.r.taskIDs(Assigned, Wrapping) {
+					h.must(h.r.Complete(id))
+				}
+				h.advance(10 * time.Second)
+				for _, a := range cfg.Agents {
+					h.must(h.r.SetPresence(a.ID, Available, ""))
+				}
+				if len(h.r.taskIDs(Pending, Reserved, Assigned, Wrapping)) == 0 {
+					break
+				}
+			}
+			// Tasks no agent is qualified for wait until their callers give up.
+			for _, id := range h.r.taskIDs(Pending) {
+				h.must(h.r.Cancel(id, ReasonAbandoned))
+			}
+			if left := h.r.taskIDs(Pending, Reserved, Assigned, Wrapping); len(left) > 0 {
+				t.Fatalf("tasks never finished: %v", left)
+			}
+			checkJournal(t, h.journal.events, nextID)
+			live := h.r.Stats()
+			recomputed := Recompute(cfg, h.journal.events, h.now)
+			for i := range live {
+				live[i].Waiting, live[i].LongestWait = 0, 0
+				if !reflect.DeepEqual(live[i], recomputed[i]) {
+					t.Errorf("queue %s: live %+v, recomputed from the journal %+v", live[i].Queue, live[i], recomputed[i])
+				}
+			}
+		})
+	}
+}
+
+// checkJournal: every task ends in exactly one terminal state, with nothing
+// after it.
+func checkJournal(t *testing.T, events []Event, tasks uint64) {
+	t.Helper()
+	ended := map[uint64]EventKind{}
+	for _, e := range events {
+		if e.TaskID == 0 {
+			continue
+		}
+		if k, done := ended[e.TaskID]; done {
+			t.Fatalf("task %d: %v after terminal %v", e.TaskID, e.Kind, k)
+		}
+		if e.Kind == TaskCompleted || e.Kind == TaskCanceled {
+			ended[e.TaskID] = e.Kind
+		}
+	}
+	for id := uint64(1); id <= tasks; id++ {
+		if _, ok := ended[id]; !ok {
+			t.Errorf("task %d has no terminal event", id)
+		}
+	}
+}
+
+type journalFunc func(Event)
+
+func (f journalFunc) Record(e Event) { f(e) }
+
+// checkFIFO runs under the router's lock as the offer is recorded: no
+// better task of the same class that the agent could take is still
+// waiting (unless the offered task waited for this agent in particular).
+func (r *Router) checkFIFO(e Event) error {
+	if e.Kind != TaskOffered {
+		return nil
+	}
+	t := r.tasks[e.TaskID]
+	if t.waitFor == t.agent {
+		return nil
+	}
+	for _, other := range t.class.tasks.items {
+		if taskLess(other, t) && offerable(t.agent, other, e.At) {
+			return fmt.Errorf("%s offered to %s while better %s waits in its class", t, e.Agent, other)
+		}
+	}
+	return nil
+}
+
+func sortedIDs(m map[uint64]Offer) []uint64 {
+	ids := make([]uint64, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func (r *Router) taskIDs(states ...State) []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ids []uint64
+	for id, t := range r.tasks {
+		if slices.Contains(states, t.state) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}

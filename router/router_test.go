@@ -1,0 +1,451 @@
+package router
+
+import (
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+)
+
+// memJournal keeps events in memory, in order.
+type memJournal struct{ events []Event }
+
+func (j *memJournal) Record(e Event) { j.events = append(j.events, e) }
+
+// harness is a router on a clock the test moves.
+type harness struct {
+	t       *testing.T
+	r       *Router
+	now     time.Time
+	journal *memJournal
+	offers  []Offer
+	revoked []Offer
+}
+
+var t0 = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+
+func newHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	h := &harness{t: t, now: t0, journal: &memJournal{}}
+	r, err := New(cfg, Deps{
+		Logger:   slog.New(slog.DiscardHandler),
+		Now:      func() time.Time { return h.now },
+		Journal:  h.journal,
+		OnOffer:  func(o Offer) { h.offers = append(h.offers, o) },
+		OnRevoke: func(o Offer) { h.revoked = append(h.revoked, o) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.r = r
+	return h
+}
+
+func (h *harness) advance(d time.Duration) {
+	h.now = h.now.Add(d)
+	h.r.Tick()
+}
+
+func (h *harness) must(err error) {
+	h.t.Helper()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// takeOffer returns the only new offer since the last call, or fails.
+func (h *harness) takeOffer() Offer {
+	h.t.Helper()
+	if len(h.offers) != 1 {
+		h.t.Fatalf("want exactly one new offer, got %+v", h.offers)
+	}
+	o := h.offers[0]
+	h.offers = nil
+	return o
+}
+
+func (h *harness) noOffer() {
+	h.t.Helper()
+	if len(h.offers) != 0 {
+		h.t.Fatalf("want no offer, got %+v", h.offers)
+	}
+}
+
+func (h *harness) enqueue(id uint64, queue string, ch Channel) {
+	h.t.Helper()
+	h.must(h.r.Enqueue(Task{ID: id, Queue: queue, Channel: ch}))
+}
+
+func cap3(voice, email, message int) [numChannels]int { return [numChannels]int{voice, email, message} }
+
+func basicConfig() Config {
+	return Config{
+		Skills:       []string{"support", "billing", "german"},
+		OfferTimeout: 20 * time.Second,
+		Agents: []AgentSpec{
+			{ID: "anna", Skills: map[string]int{"support": 5, "german": 5}, Capacity: cap3(1, 3, 2)},
+			{ID: "ben", Skills: map[string]int{"support": 2, "billing": 4}, Capacity: cap3(1, 3, 2)},
+		},
+		Queues: []QueueSpec{
+			{Name: "support", Skills: map[string]int{"support": 1}, Channels: []Channel{Voice, Email, Message}, ServiceLevelThreshold: 20 * time.Second},
+			{Name: "billing", Skills: map[string]int{"billing": 3}, Channels: []Channel{Voice, Email}, ServiceLevelThreshold: 20 * time.Second},
+		},
+	}
+}
+
+func TestLifecycleOfATask(t *testing.T) {
+	cfg := basicConfig()
+	cfg.Queues[0].WrapUp = 30 * time.Second
+	h := newHarness(t, cfg)
+	h.enqueue(1, "support", Voice)
+	h.noOffer() // nobody is available yet
+
+	h.advance(5 * time.Second)
+	h.must(h.r.SetPresence("anna", Available, ""))
+	o := h.takeOffer()
+	if o.TaskID != 1 || o.Agent != "anna" || !o.Deadline.Equal(h.now.Add(20*time.Second)) {
+		t.Fatalf("offer = %+v", o)
+	}
+	h.advance(3 * time.Second)
+	h.must(h.r.Accept(1, "anna"))
+	h.advance(60 * time.Second)
+	h.must(h.r.End(1))
+
+	// In wrap-up the agent gets nothing, even a task it could take.
+	h.enqueue(2, "support", Email)
+	h.noOffer()
+	h.advance(30 * time.Second) // wrap-up ends: completed, next task offered at once
+	if got := h.takeOffer(); got.TaskID != 2 || got.Agent != "anna" {
+		t.Fatalf("after wrap-up: %+v", got)
+	}
+
+	var kinds []EventKind
+	for _, e := range h.journal.events {
+		if e.TaskID == 1 {
+			kinds = append(kinds, e.Kind)
+		}
+	}
+	want := []EventKind{TaskCreated, TaskOffered, TaskAssigned, TaskWrapping, TaskCompleted}
+	if !slices.Equal(kinds, want) {
+		t.Errorf("journal of task 1: %v, want %v", kinds, want)
+	}
+	st := h.r.Stats()[0]
+	if st.Today.Answered != 1 || st.Today.AnsweredInThreshold != 1 || st.Today.ASA() != 8*time.Second || st.Today.AHT() != 90*time.Second {
+		t.Errorf("stats: %+v ASA %v AHT %v", st.Today, st.Today.ASA(), st.Today.AHT())
+	}
+}
+
+func TestPriorityThenArrival(t *testing.T) {
+	cfg := basicConfig()
+	cfg.TierWeight = 10
+	h := newHarness(t, cfg)
+	h.must(h.r.Enqueue(Task{ID: 1, Queue: "support", Channel: Email}))
+	h.advance(time.Second)
+	h.must(h.r.Enqueue(Task{ID: 2, Queue: "support", Channel: Email}))
+	h.advance(time.Second)
+	h.must(h.r.Enqueue(Task{ID: 3, Queue: "support", Channel: Email, ValueTier: 2}))
+	h.must(h.r.SetPresence("anna", Available, ""))
+	var order []uint64
+	for range 3 {
+		o := h.takeOffer()
+		order = append(order, o.TaskID)
+		h.must(h.r.Accept(o.TaskID, "anna"))
+	}
+	if want := []uint64{3, 1, 2}; !slices.Equal(order, want) {
+		t.Errorf("order %v, want %v: the gold customer first, then first come first served", order, want)
+	}
+}
+
+func TestAgingLetsOldTasksOvertake(t *testing.T) {
+	cfg := basicConfig()
+	cfg.AgingPerMinute = 1
+	cfg.Queues[1].Priority = 5
+	cfg.Agents[1].Skills = map[string]int{"support": 3, "billing": 3}
+	h := newHarness(t, cfg)
+	h.enqueue(1, "support", Voice) // priority 0, but waits 10 minutes
+	h.advance(10 * time.Minute)
+	h.enqueue(2, "billing", Voice) // priority 5, fresh
+	h.must(h.r.SetPresence("ben", Available, ""))
+	if o := h.takeOffer(); o.TaskID != 1 {
+		t.Errorf("offered %d: after 10 min at 1/min task 1 has priority 10 > 5", o.TaskID)
+	}
+}
+
+func TestSkillsAndProficiency(t *testing.T) {
+	h := newHarness(t, basicConfig())
+	h.must(h.r.SetPresence("anna", Available, ""))
+	h.enqueue(1, "billing", Voice) // anna has no billing skill
+	h.noOffer()
+	h.must(h.r.SetPresence("ben", Available, ""))
+	if o := h.takeOffer(); o.Agent != "ben" {
+		t.Errorf("billing offered to %s", o.Agent)
+	}
+}
+
+func TestCapacityAndVoiceBlocking(t *testing.T) {
+	cfg := basicConfig()
+	cfg.VoiceBlocksOthers = true
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("anna", Available, ""))
+	for id := uint64(1); id <= 4; id++ {
+		h.enqueue(id, "support", Email)
+	}
+	for range 3 {
+		o := h.takeOffer()
+		h.must(h.r.Accept(o.TaskID, "anna"))
+	}
+	h.noOffer() // email capacity 3 is used up; task 4 waits
+	h.enqueue(5, "support", Voice)
+	o := h.takeOffer() // a call may still come while mails are open
+	if o.TaskID != 5 {
+		t.Fatalf("offer %+v", o)
+	}
+	h.must(h.r.Accept(5, "anna"))
+	h.must(h.r.End(1)) // an email slot frees up, but anna is on the phone
+	h.noOffer()
+	h.must(h.r.End(5))
+	if o := h.takeOffer(); o.TaskID != 4 {
+		t.Errorf("after the call: %+v", o)
+	}
+}
+
+func TestOfferTimeoutAndAutoPause(t *testing.T) {
+	cfg := basicConfig()
+	cfg.MaxMissedOffers = 2
+	cfg.RetryDelay = 10 * time.Second
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("anna", Available, ""))
+	arrived := h.now
+	h.enqueue(1, "support", Voice)
+	h.takeOffer()
+	h.advance(20 * time.Second) // no answer
+	if len(h.revoked) != 1 {
+		t.Fatalf("revoked %+v", h.revoked)
+	}
+	h.noOffer() // anna is not rung again for the same call right away
+	h.must(h.r.SetPresence("ben", Available, ""))
+	o := h.takeOffer()
+	if o.Agent != "ben" {
+		t.Fatalf("next agent: %+v", o)
+	}
+	h.must(h.r.Decline(1, "ben"))
+	// Both excluded for 10 s; then anna is rung again.
+	h.noOffer()
+	h.advance(10 * time.Second)
+	o = h.takeOffer()
+	h.advance(20 * time.Second) // anna misses a second time: away
+	st := h.r.Agents()
+	if st[0].Presence != Away || st[0].Reason != "missed offers" {
+		t.Errorf("anna after 2 missed offers: %v %q", st[0].Presence, st[0].Reason)
+	}
+	// The task kept its original arrival time.
+	for _, e := range h.journal.events {
+		if e.TaskID == 1 && !e.Arrived.Equal(arrived) {
+			t.Fatalf("event %v has arrival %v, want %v", e.Kind, e.Arrived, arrived)
+		}
+	}
+	_ = o
+}
+
+func TestAbandonWhileRinging(t *testing.T) {
+	h := newHarness(t, basicConfig())
+	h.must(h.r.SetPresence("anna", Available, ""))
+	h.enqueue(1, "support", Voice)
+	h.takeOffer()
+	h.advance(5 * time.Second)
+	h.must(h.r.Cancel(1, ReasonAbandoned))
+	if len(h.revoked) != 1 {
+		t.Error("the ringing phone was not told to stop")
+	}
+	st := h.r.Stats()[0].Today
+	if st.Abandoned != 1 || st.AbandonedInThreshold != 1 || st.AbandonRate() != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	h.enqueue(2, "support", Voice)
+	if o := h.takeOffer(); o.Agent != "anna" {
+		t.Errorf("anna not free after the abandon: %+v", o)
+	}
+}
+
+func TestStrategies(t *testing.T) {
+	agents := []AgentSpec{
+		{ID: "a", Skills: map[string]int{"support": 2}, Capacity: cap3(1, 1, 1)},
+		{ID: "b", Skills: map[string]int{"support": 5}, Capacity: cap3(1, 1, 1)},
+		{ID: "c", Skills: map[string]int{"support": 3}, Capacity: cap3(1, 1, 1)},
+	}
+	tests := []struct {
+		strategy Strategy
+		want     []string // agents offered tasks 1..3, each accepted and kept
+	}{
+		{LongestIdle, []string{"a", "b", "c"}},   // available in order a, b, c
+		{MostSkilled, []string{"b", "c", "a"}},   // proficiency 5, 3, 2
+		{RoundRobin, []string{"a", "b", "c"}},    // in configuration order
+		{LeastOccupied, []string{"a", "b", "c"}}, // all empty: longest idle
+	}
+	for _, tt := range tests {
+		t.Run(tt.strategy.String(), func(t *testing.T) {
+			cfg := Config{Skills: []string{"support"}, Agents: agents, Queues: []QueueSpec{
+				{Name: "q", Skills: map[string]int{"support": 1}, Channels: []Channel{Email}, Strategy: tt.strategy},
+			}}
+			h := newHarness(t, cfg)
+			for _, a := range []string{"a", "b", "c"} {
+				h.must(h.r.SetPresence(a, Available, ""))
+				h.advance(time.Second)
+			}
+			var got []string
+			for id := uint64(1); id <= 3; id++ {
+				h.enqueue(id, "q", Email)
+				o := h.takeOffer()
+				got = append(got, o.Agent)
+				h.must(h.r.Accept(id, o.Agent))
+				h.advance(time.Second)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("%s chose %v, want %v", tt.strategy, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRoundRobinContinuesAfterLastChosen(t *testing.T) {
+	cfg := Config{Skills: []string{"s"}, Queues: []QueueSpec{{Name: "q", Skills: map[string]int{"s": 1}, Channels: []Channel{Voice}, Strategy: RoundRobin}}}
+	for _, id := range []string{"a", "b", "c"} {
+		cfg.Agents = append(cfg.Agents, AgentSpec{ID: id, Skills: map[string]int{"s": 1}, Capacity: cap3(1, 0, 0)})
+	}
+	h := newHarness(t, cfg)
+	for _, a := range []string{"c", "b", "a"} {
+		h.must(h.r.SetPresence(a, Available, ""))
+	}
+	var got []string
+	for id := uint64(1); id <= 5; id++ {
+		h.enqueue(id, "q", Voice)
+		o := h.takeOffer()
+		got = append(got, o.Agent)
+		h.must(h.r.Accept(id, o.Agent))
+		h.must(h.r.Complete(id))
+	}
+	if want := []string{"a", "b", "c", "a", "b"}; !slices.Equal(got, want) {
+		t.Errorf("round robin %v, want %v", got, want)
+	}
+}
+
+func TestLeastOccupiedPrefersFewerTasks(t *testing.T) {
+	cfg := Config{Skills: []string{"s"}, Queues: []QueueSpec{{Name: "q", Skills: map[string]int{"s": 1}, Channels: []Channel{Email}, Strategy: LeastOccupied}}}
+	for _, id := range []string{"a", "b"} {
+		cfg.Agents = append(cfg.Agents, AgentSpec{ID: id, Skills: map[string]int{"s": 1}, Capacity: cap3(0, 3, 0)})
+	}
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("a", Available, ""))
+	h.enqueue(1, "q", Email)
+	h.must(h.r.Accept(h.takeOffer().TaskID, "a"))
+	h.advance(time.Minute)
+	h.must(h.r.SetPresence("b", Available, "")) // idle for less time than a, but empty
+	h.advance(time.Minute)
+	h.enqueue(2, "q", Email)
+	if o := h.takeOffer(); o.Agent != "b" {
+		t.Errorf("offered to %s, want b who has no task", o.Agent)
+	}
+}
+
+func TestLastAgentWaitsForThePreviousAgent(t *testing.T) {
+	cfg := basicConfig()
+	cfg.Queues[0].Strategy = LastAgent
+	cfg.Queues[0].LastAgentWait = 30 * time.Second
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("ben", Available, ""))
+	h.must(h.r.SetPresence("anna", Away, "lunch"))
+	h.must(h.r.Enqueue(Task{ID: 1, Queue: "support", Channel: Voice, PreferredAgent: "anna"}))
+	h.noOffer() // ben is free, but the customer's agent is logged in
+	h.advance(10 * time.Second)
+	h.must(h.r.SetPresence("anna", Available, ""))
+	if o := h.takeOffer(); o.Agent != "anna" {
+		t.Fatalf("offered to %s, want the previous agent", o.Agent)
+	}
+	h.must(h.r.Accept(1, "anna"))
+
+	// When the previous agent does not come back in time, anyone takes it.
+	h.must(h.r.Enqueue(Task{ID: 2, Queue: "support", Channel: Voice, PreferredAgent: "anna"}))
+	h.noOffer()
+	h.advance(30 * time.Second)
+	if o := h.takeOffer(); o.Agent != "ben" {
+		t.Errorf("after the window: %+v", o)
+	}
+	// An offline previous agent is not waited for at all.
+	h.must(h.r.SetPresence("anna", Offline, ""))
+	h.must(h.r.Accept(2, "ben"))
+	h.must(h.r.Complete(2))
+	h.must(h.r.Enqueue(Task{ID: 3, Queue: "support", Channel: Voice, PreferredAgent: "anna"}))
+	if o := h.takeOffer(); o.Agent != "ben" {
+		t.Errorf("offline previous agent: %+v", o)
+	}
+}
+
+func TestWidening(t *testing.T) {
+	cfg := basicConfig()
+	cfg.Queues[1].Widening = []WideningStep{{After: time.Minute, Skills: map[string]int{"billing": 1}}, {After: 2 * time.Minute, Skills: map[string]int{"support": 1}}}
+	cfg.Agents[1].Skills = map[string]int{"billing": 2} // ben is below billing's minimum 3
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("anna", Available, ""))
+	h.must(h.r.SetPresence("ben", Available, ""))
+	h.enqueue(1, "billing", Voice)
+	h.noOffer()
+	h.advance(time.Minute)
+	if o := h.takeOffer(); o.Agent != "ben" {
+		t.Fatalf("after the first step: %+v", o)
+	}
+	h.must(h.r.SetPresence("ben", Away, "meeting")) // the offer goes back
+	h.advance(time.Minute)                          // second step: any support agent
+	if o := h.takeOffer(); o.Agent != "anna" {
+		t.Errorf("after the second step: %+v", o)
+	}
+}
+
+func TestMaxWait(t *testing.T) {
+	cfg := basicConfig()
+	cfg.Queues[1].MaxWait = time.Minute
+	cfg.Queues[1].OverflowQueue = "support"
+	cfg.Queues[0].MaxWait = 2 * time.Minute
+	h := newHarness(t, cfg)
+	h.enqueue(1, "billing", Voice)
+	h.advance(time.Minute)
+	h.must(h.r.SetPresence("anna", Available, "")) // support only; the task moved there
+	if o := h.takeOffer(); o.Queue != "support" || o.TaskID != 1 {
+		t.Fatalf("after overflow: %+v", o)
+	}
+	h.must(h.r.SetPresence("anna", Offline, ""))
+	h.advance(2 * time.Minute)
+	var last Event
+	for _, e := range h.journal.events {
+		if e.TaskID == 1 {
+			last = e
+		}
+	}
+	if last.Kind != TaskCanceled || last.Reason != ReasonMaxWait {
+		t.Errorf("last event %+v, want canceled for max wait", last)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	h := newHarness(t, basicConfig())
+	for _, err := range []error{
+		h.r.Enqueue(Task{ID: 1, Queue: "nope"}),
+		h.r.Enqueue(Task{ID: 1, Queue: "billing", Channel: Message}),
+		h.r.Accept(99, "anna"),
+		h.r.SetPresence("zoe", Available, ""),
+		h.r.End(99),
+	} {
+		if err == nil {
+			t.Error("want an error")
+		}
+	}
+	h.enqueue(1, "support", Voice)
+	if err := h.r.Enqueue(Task{ID: 1, Queue: "support"}); err == nil {
+		t.Error("duplicate task accepted")
+	}
+	if err := h.r.Accept(1, "anna"); err == nil {
+		t.Error("accepted a task that was never offered")
+	}
+	if err := h.r.End(1); err == nil {
+		t.Error("ended a pending task")
+	}
+}

@@ -1,0 +1,317 @@
+package router
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Enqueue adds a task. Its Arrived time is kept as given, so a task
+// restored after a restart keeps its place. It is offered at once when a
+// suitable agent is free.
+func (r *Router) Enqueue(in Task) error {
+	r.mu.Lock()
+	defer r.unlock()
+	q, ok := r.queues[in.Queue]
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownQueue, in.Queue)
+	}
+	if in.Channel >= numChannels || q.classes[0][in.Channel] == nil {
+		return fmt.Errorf("queue %s does not take %s tasks", in.Queue, in.Channel)
+	}
+	if _, dup := r.tasks[in.ID]; dup {
+		return fmt.Errorf("%w: %d", ErrDuplicate, in.ID)
+	}
+	now := r.clock()
+	if in.Arrived.IsZero() {
+		in.Arrived = now
+	}
+	t := &task{Task: in, heapPos: -1, waitPos: -1}
+	r.seq++
+	t.seq = r.seq
+	r.tasks[t.ID] = t
+	r.enter(t, q, now)
+	return nil
+}
+
+// enter puts t into q: priority, widening step, timers, then dispatch.
+func (r *Router) enter(t *task, q *queue, now time.Time) {
+	t.q = q
+	t.Queue = q.spec.Name
+	t.state = Pending
+	t.entered = now
+	t.expired = false
+	t.prio = q.spec.Priority + float64(t.ValueTier)*r.cfg.TierWeight
+	if t.Repeat {
+		t.prio += r.cfg.RepeatBoost
+	}
+	t.key = t.prio - q.rate*float64(t.Arrived.UnixNano())/1e9
+	t.step = 0
+	t.class = q.classes[0][t.Channel]
+	r.scheduleWidening(t)
+	if q.spec.MaxWait > 0 {
+		r.addTimer(&timer{at: now.Add(q.spec.MaxWait), kind: timerMaxWait, task: t})
+	}
+	t.waitFor = nil
+	if a := r.agents[t.PreferredAgent]; a != nil && a.presence != Offline && (q.spec.Strategy == LastAgent || t.Repeat) && q.spec.LastAgentWait > 0 {
+		if _, qualified := t.class.score[a.class]; qualified {
+			t.waitFor = a
+			t.waitUntil = now.Add(q.spec.LastAgentWait)
+			r.addTimer(&timer{at: t.waitUntil, kind: timerPreferred, task: t})
+		}
+	}
+	q.waiting.push(t)
+	r.record(Event{At: now, Kind: TaskCreated, TaskID: t.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived})
+	r.dispatchTask(t, now)
+}
+
+// Accept: the agent took the offered task (answered the call, opened the
+// mail). The task is assigned and counts against the agent's capacity.
+func (r *Router) Accept(taskID uint64, agentID string) error {
+	r.mu.Lock()
+	defer r.unlock()
+	t, a, err := r.offered(taskID, agentID)
+	if err != nil {
+		return err
+	}
+	now := r.clock()
+	r.occupancy(a, now)
+	t.state = Assigned
+	t.assigned = now
+	a.offer = nil
+	a.missed = 0
+	a.load[t.Channel]++
+	a.total++
+	a.idleSince = now.UnixNano()
+	a.tasks[t.ID] = t
+	t.q.waiting.remove(t.waitPos)
+	r.record(Event{At: now, Kind: TaskAssigned, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived})
+	r.refresh(a)
+	r.dispatchAgent(a, now)
+	return nil
+}
+
+// Decline: the agent refused the offer (or the phone answered busy). The
+// task is pending again with its original arrival time.
+func (r *Router) Decline(taskID uint64, agentID string) error {
+	r.mu.Lock()
+	defer r.unlock()
+	t, _, err := r.offered(taskID, agentID)
+	if err != nil {
+		return err
+	}
+	r.returnOffer(t, OfferDeclined, r.clock())
+	return nil
+}
+
+func (r *Router) offered(taskID uint64, agentID string) (*task, *agent, error) {
+	t, ok := r.tasks[taskID]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w %d", ErrUnknownTask, taskID)
+	}
+	if t.state != Reserved || t.agent.spec.ID != agentID {
+		return nil, nil, fmt.Errorf("%w: %s is not offered to %s", ErrWrongState, t, agentID)
+	}
+	return t, t.agent, nil
+}
+
+// returnOffer ends an offer the agent missed or declined.
+func (r *Router) returnOffer(t *task, kind EventKind, now time.Time) {
+	a := t.agent
+	a.offer = nil
+	a.missed++
+	a.excluded, a.excludedUntil = t, now.Add(r.cfg.RetryDelay)
+	r.addTimer(&timer{at: a.excludedUntil, kind: timerRetry, agent: a})
+	t.state = Pending
+	t.agent = nil
+	if t.waitFor == a {
+		t.waitFor = nil // the preferred agent passed: anyone may take it
+	}
+	r.record(Event{At: now, Kind: kind, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived})
+	if r.cfg.MaxMissedOffers > 0 && a.missed >= r.cfg.MaxMissedOffers {
+		r.setPresence(a, Away, "missed offers", now)
+	}
+	r.refresh(a)
+	if t.expired {
+		r.overflow(t, now)
+	} else {
+		r.dispatchTask(t, now)
+	}
+	r.dispatchAgent(a, now)
+}
+
+// overflow moves a task that waited max_wait to the overflow queue, or
+// cancels it.
+func (r *Router) overflow(t *task, now time.Time) {
+	r.unpark(t)
+	t.q.waiting.remove(t.waitPos)
+	if dest := t.q.spec.OverflowQueue; dest != "" {
+		r.record(Event{At: now, Kind: TaskMoved, TaskID: t.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: dest})
+		q := r.queues[dest]
+		if q.classes[0][t.Channel] != nil {
+			r.enter(t, q, now)
+			return
+		}
+		r.deps.Logger.Warn("overflow queue does not take the task's channel; canceling", "task", t.ID, "queue", dest, "channel", t.Channel)
+	}
+	r.finish(t, Canceled, ReasonMaxWait, now)
+}
+
+// End: handling is over (hang-up, reply sent). The agent's capacity is
+// freed; the task wraps up for the queue's wrap-up time, or completes at
+// once when it has none.
+func (r *Router) End(taskID uint64) error {
+	r.mu.Lock()
+	defer r.unlock()
+	t, ok := r.tasks[taskID]
+	if !ok {
+		return fmt.Errorf("%w %d", ErrUnknownTask, taskID)
+	}
+	if t.state != Assigned {
+		return fmt.Errorf("%w: %s cannot end", ErrWrongState, t)
+	}
+	r.end(t, r.clock())
+	return nil
+}
+
+// Complete ends wrap-up early (the agent chose a wrap-up code), or ends
+// and completes an assigned task in one step.
+func (r *Router) Complete(taskID uint64) error {
+	r.mu.Lock()
+	defer r.unlock()
+	t, ok := r.tasks[taskID]
+	if !ok {
+		return fmt.Errorf("%w %d", ErrUnknownTask, taskID)
+	}
+	now := r.clock()
+	switch t.state {
+	case Assigned:
+		r.end(t, now)
+		if t.state == Wrapping {
+			r.complete(t, now)
+		}
+	case Wrapping:
+		r.complete(t, now)
+	default:
+		return fmt.Errorf("%w: %s cannot complete", ErrWrongState, t)
+	}
+	return nil
+}
+
+func (r *Router) end(t *task, now time.Time) {
+	a := t.agent
+	r.occupancy(a, now)
+	a.load[t.Channel]--
+	a.total--
+	a.wrapping++
+	t.state = Wrapping
+	r.record(Event{At: now, Kind: TaskWrapping, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived})
+	if w := t.q.spec.WrapUp; w > 0 {
+		r.addTimer(&timer{at: now.Add(w), kind: timerWrapUp, task: t})
+		r.refresh(a)
+		return
+	}
+	r.complete(t, now)
+}
+
+func (r *Router) complete(t *task, now time.Time) {
+	a := t.agent
+	r.occupancy(a, now)
+	a.wrapping--
+	a.idleSince = now.UnixNano()
+	delete(a.tasks, t.ID)
+	r.finish(t, Completed, "", now)
+	r.refresh(a)
+	r.dispatchAgent(a, now)
+}
+
+// Cancel ends a task that was not answered: the caller hung up while
+// waiting (ReasonAbandoned), or the system gave up on it.
+func (r *Router) Cancel(taskID uint64, reason string) error {
+	r.mu.Lock()
+	defer r.unlock()
+	t, ok := r.tasks[taskID]
+	if !ok {
+		return fmt.Errorf("%w %d", ErrUnknownTask, taskID)
+	}
+	now := r.clock()
+	switch t.state {
+	case Pending:
+		r.unpark(t)
+	case Reserved:
+		a := t.agent
+		r.outbox = append(r.outbox, notice{offer: t.offer(), revoke: true})
+		a.offer = nil
+		t.agent = nil
+		r.refresh(a)
+		defer r.dispatchAgent(a, now)
+	default:
+		return fmt.Errorf("%w: %s was answered; end it instead", ErrWrongState, t)
+	}
+	t.q.waiting.remove(t.waitPos)
+	r.finish(t, Canceled, reason, now)
+	return nil
+}
+
+// finish records t's terminal state and forgets it.
+func (r *Router) finish(t *task, s State, reason string, now time.Time) {
+	t.state = s
+	e := Event{At: now, TaskID: t.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: reason}
+	if s == Completed {
+		e.Kind, e.Agent, e.Since = TaskCompleted, t.agent.spec.ID, t.assigned
+	} else {
+		e.Kind = TaskCanceled
+	}
+	r.record(e)
+	delete(r.tasks, t.ID)
+}
+
+// SetPresence changes an agent's presence. Going away or offline returns
+// an outstanding offer to the queue (not counted as missed) and releases
+// tasks waiting for this agent in particular.
+func (r *Router) SetPresence(agentID string, p Presence, reason string) error {
+	r.mu.Lock()
+	defer r.unlock()
+	a, ok := r.agents[agentID]
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownAgent, agentID)
+	}
+	r.setPresence(a, p, reason, r.clock())
+	return nil
+}
+
+func (r *Router) setPresence(a *agent, p Presence, reason string, now time.Time) {
+	if p != Away {
+		reason = ""
+	}
+	if a.presence == p && a.reason == reason {
+		return
+	}
+	r.occupancy(a, now)
+	a.presence, a.reason = p, reason
+	r.record(Event{At: now, Kind: PresenceChanged, Agent: a.spec.ID, Presence: p, Reason: reason})
+	if p == Available {
+		a.missed = 0
+		a.idleSince = now.UnixNano()
+		r.refresh(a)
+		r.dispatchAgent(a, now)
+		return
+	}
+	if t := a.offer; t != nil {
+		r.outbox = append(r.outbox, notice{offer: t.offer(), revoke: true})
+		a.offer = nil
+		t.agent = nil
+		t.state = Pending
+		r.record(Event{At: now, Kind: OfferTimedOut, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: "agent " + p.String()})
+		defer r.dispatchTask(t, now)
+	}
+	if p == Offline {
+		waiting := slices.Clone(a.preferred)
+		for _, t := range waiting {
+			r.unpark(t)
+			t.waitFor = nil
+			defer r.dispatchTask(t, now)
+		}
+	}
+	r.refresh(a)
+}
