@@ -29,6 +29,7 @@ type Config struct {
 	Desk    Desk     `toml:"desk"`
 	SIP     SIP      `toml:"sip"`
 	Mail    Mail     `toml:"mail"`
+	Routing Routing  `toml:"routing"`
 	Skills  []string `toml:"skills"`
 	Agents  []Agent  `toml:"agents"`
 	Queues  []Queue  `toml:"queues"`
@@ -82,6 +83,26 @@ type Mail struct {
 	SMTPListen string `toml:"smtp_listen"`
 }
 
+// Routing tunes the universal queue for all queues.
+type Routing struct {
+	// OfferTimeout is how long an offer waits for the agent (a phone rings).
+	OfferTimeout Duration `toml:"offer_timeout"`
+	// MaxMissedOffers consecutive missed or declined offers set the agent
+	// away ("missed offers"). 0 turns this off.
+	MaxMissedOffers int `toml:"max_missed_offers"`
+	// RetryDelay: an agent who missed or declined a task is not offered
+	// that task again for this long.
+	RetryDelay Duration `toml:"retry_delay"`
+	// VoiceBlocksOthers: an agent on a call gets no mails or messages.
+	VoiceBlocksOthers bool `toml:"voice_blocks_others"`
+	// A task's priority is its queue's priority, plus TierWeight per
+	// customer value tier, plus RepeatBoost for a repeat contact, plus
+	// AgingPerMinute for every minute it has waited.
+	TierWeight     float64 `toml:"tier_weight"`
+	RepeatBoost    float64 `toml:"repeat_boost"`
+	AgingPerMinute float64 `toml:"aging_per_minute"`
+}
+
 // Agent is a person who takes tasks.
 type Agent struct {
 	ID     string         `toml:"id"`
@@ -116,6 +137,19 @@ type Queue struct {
 	// or is canceled when that is empty. Zero means no limit.
 	MaxWait       Duration `toml:"max_wait"`
 	OverflowQueue string   `toml:"overflow_queue"`
+	// LastAgentWait is how long a task waits for the customer's previous
+	// agent (strategy last-agent, or any repeat contact).
+	LastAgentWait Duration `toml:"last_agent_wait"`
+	// Widening relaxes the required skills for tasks that have waited.
+	Widening []Widening `toml:"widening"`
+}
+
+// Widening is one step of a queue's widening: after a task has waited
+// After in the queue, Skills replace the queue's required skills (a lower
+// minimum proficiency, or other skills).
+type Widening struct {
+	After  Duration       `toml:"after"`
+	Skills map[string]int `toml:"skills"`
 }
 
 // Channels a task can arrive on.
@@ -219,6 +253,27 @@ func (c *Config) applyDefaults() {
 			c.Control.Socket = filepath.Join(c.Storage.Dir, "control.sock")
 		}
 	}
+	if !c.given("routing.offer_timeout") {
+		c.Routing.OfferTimeout.Duration = 20 * time.Second
+	}
+	if !c.given("routing.max_missed_offers") {
+		c.Routing.MaxMissedOffers = 3
+	}
+	if !c.given("routing.retry_delay") {
+		c.Routing.RetryDelay.Duration = 5 * time.Second
+	}
+	if !c.given("routing.voice_blocks_others") {
+		c.Routing.VoiceBlocksOthers = true
+	}
+	if !c.given("routing.tier_weight") {
+		c.Routing.TierWeight = 10
+	}
+	if !c.given("routing.repeat_boost") {
+		c.Routing.RepeatBoost = 20
+	}
+	if !c.given("routing.aging_per_minute") {
+		c.Routing.AgingPerMinute = 1
+	}
 	if c.Desk.Listen == "" {
 		c.Desk.Listen = "127.0.0.1:8080"
 	}
@@ -249,15 +304,25 @@ func (c *Config) applyDefaults() {
 		if q.ServiceLevelTarget == 0 {
 			q.ServiceLevelTarget = 0.8
 		}
+		if !c.given(fmt.Sprintf("queues[%d].last_agent_wait", i)) {
+			q.LastAgentWait.Duration = 30 * time.Second
+		}
 	}
 }
 
 // setUnlessGiven sets *p to v unless the file has the key: an explicit 0
 // must stay 0.
 func (c *Config) setUnlessGiven(p *int, key string, v int) {
-	if _, given := c.pos[key]; !given {
+	if !c.given(key) {
 		*p = v
 	}
+}
+
+// given reports whether the file sets key, so that an explicit zero or
+// false is kept rather than replaced by the default.
+func (c *Config) given(key string) bool {
+	_, ok := c.pos[key]
+	return ok
 }
 
 // firstPath returns the first entry of a colon-separated list such as

@@ -24,7 +24,7 @@ func TestParseErrors(t *testing.T) {
 			name: "unknown keys everywhere",
 			toml: "colour = 1\n[log]\nlevl = \"info\"\n[[agents]]\nid = \"a\"\nfavourite = \"tea\"\n",
 			want: []string{
-				`t.toml:1: colour: unknown key (known here: agents, control, daemon, desk, log, mail, queues, sip, skills, storage)`,
+				`t.toml:1: colour: unknown key (known here: agents, control, daemon, desk, log, mail, queues, routing, sip, skills, storage)`,
 				`t.toml:3: log.levl: unknown key (known here: format, level)`,
 				`t.toml:6: agents[0].favourite: unknown key (known here: capacity, id, name, skills)`,
 			},
@@ -96,6 +96,28 @@ max_wait = "1m"
 			want: []string{
 				`t.toml:1: queues[0].name: missing`,
 				`t.toml:4: agents[0].id: missing`,
+			},
+		},
+		{
+			name: "routing and widening",
+			toml: `skills = ["a"]
+[routing]
+offer_timeout = "0s"
+max_missed_offers = -1
+[[queues]]
+name = "q"
+[[queues.widening]]
+after = "1m"
+skills = { a = 1 }
+[[queues.widening]]
+after = "30s"
+skills = { b = 1 }
+`,
+			want: []string{
+				`t.toml:3: routing.offer_timeout: must be positive`,
+				`t.toml:4: routing.max_missed_offers: must not be negative (0 turns auto-away off)`,
+				`t.toml:11: queues[0].widening[1].after: each widening step must come later than the one before (and after 0s)`,
+				`t.toml:12: queues[0].widening[1].skills.b: undefined skill "b" (define it in skills)`,
 			},
 		},
 		{

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
@@ -45,6 +46,16 @@ func (c *Config) problems() []error {
 		if err := checkListen(listeners[key]); err != nil {
 			bad(key, "%v", err)
 		}
+	}
+
+	if c.Routing.OfferTimeout.Duration <= 0 {
+		bad("routing.offer_timeout", "must be positive")
+	}
+	if c.Routing.MaxMissedOffers < 0 {
+		bad("routing.max_missed_offers", "must not be negative (0 turns auto-away off)")
+	}
+	if c.Routing.RetryDelay.Duration < 0 {
+		bad("routing.retry_delay", "must not be negative")
 	}
 
 	skills := map[string]bool{}
@@ -126,6 +137,21 @@ func (c *Config) problems() []error {
 		}
 		if q.MaxWait.Duration < 0 {
 			bad(at+".max_wait", "must not be negative")
+		}
+		if q.LastAgentWait.Duration < 0 {
+			bad(at+".last_agent_wait", "must not be negative")
+		}
+		var after time.Duration
+		for j, w := range q.Widening {
+			wat := fmt.Sprintf("%s.widening[%d]", at, j)
+			if w.After.Duration <= after {
+				bad(wat+".after", "each widening step must come later than the one before (and after 0s)")
+			}
+			after = w.After.Duration
+			if len(w.Skills) == 0 {
+				bad(wat+".skills", "missing: the skills required from this step on")
+			}
+			checkSkills(wat+".skills", w.Skills)
 		}
 		switch {
 		case q.OverflowQueue == "":
