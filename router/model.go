@@ -69,7 +69,7 @@ const (
 	Away
 )
 
-var presenceNames = []string{"offline", "available", "away"}
+var presenceNames = [...]string{"offline", "available", "away"}
 
 func (p Presence) String() string {
 	if int(p) < len(presenceNames) {

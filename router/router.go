@@ -52,6 +52,8 @@ type Router struct {
 	// outbox collects offers and revocations made under the lock; they are
 	// delivered after it is released.
 	outbox []notice
+
+	beat heartbeat
 }
 
 type notice struct {
