@@ -1,0 +1,89 @@
+package desk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Snapshotter writes a consistent copy of the store while it keeps serving.
+type Snapshotter interface {
+	Snapshot(w io.Writer) (int64, error)
+}
+
+// Control is the admin API on a local unix socket. Access is granted by
+// the socket's file mode (owner only): whoever can open it is the dirigent
+// user or root, so it needs no passwords and works before any are set.
+type Control struct {
+	logger *slog.Logger
+	ln     net.Listener
+	srv    *http.Server
+	drain  time.Duration
+	path   string
+}
+
+// NewControl binds the socket at path, replacing a stale one left by a
+// killed process. It refuses to take over a socket that a live daemon
+// still answers on.
+func NewControl(path string, store Snapshotter, logger *slog.Logger, drain time.Duration) (*Control, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s is answered by another process (is another dirigent running?)", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("control socket: remove stale %s: %w", path, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	mux := http.NewServeMux()
+	handle(mux, http.MethodGet, "/backup", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		n, err := store.Snapshot(w)
+		if err != nil {
+			// Headers are gone once bytes were written; the client notices
+			// the short body because it verifies the file.
+			logger.Error("backup failed", "bytes", n, "err", err)
+			if n == 0 {
+				writeError(w, http.StatusInternalServerError, "backup failed: "+err.Error())
+			}
+			return
+		}
+		logger.Info("backup written", "bytes", n)
+	})
+	mux.HandleFunc("/", notFound)
+	return &Control{
+		logger: logger,
+		ln:     ln,
+		srv:    &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
+		drain:  drain,
+		path:   path,
+	}, nil
+}
+
+// Run serves until ctx ends, then removes the socket.
+func (c *Control) Run(ctx context.Context) error {
+	defer os.Remove(c.path)
+	return serveUntil(ctx, c.srv, c.ln, c.drain)
+}
+
+// Close releases the socket when Run was never called.
+func (c *Control) Close() error {
+	defer os.Remove(c.path)
+	return c.srv.Close()
+}

@@ -1,0 +1,116 @@
+package desk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Deps are what the desk needs from the rest of the daemon.
+type Deps struct {
+	Logger   *slog.Logger
+	Registry *prometheus.Registry // served on /metrics; desk registers its own metrics here
+	// DrainTimeout bounds how long Run waits for open requests once its
+	// context ends.
+	DrainTimeout time.Duration
+}
+
+// Server is the public HTTP server.
+type Server struct {
+	deps    Deps
+	ln      net.Listener
+	srv     *http.Server
+	ready   atomic.Pointer[string] // nil when ready, else why not
+	metrics *metrics
+}
+
+// New validates deps and binds the listener, so that the daemon can tell
+// systemd it is ready only once every port is really taken.
+func New(listen string, deps Deps) (*Server, error) {
+	if deps.Logger == nil || deps.Registry == nil {
+		return nil, errors.New("desk: Logger and Registry are required")
+	}
+	m, err := newMetrics(deps.Registry)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("desk: listen %s: %w", listen, err)
+	}
+	s := &Server{deps: deps, ln: ln, metrics: m}
+	s.SetNotReady("starting")
+	mux := http.NewServeMux()
+	handle(mux, http.MethodGet, "/metrics", promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{
+		ErrorLog:          slog.NewLogLogger(deps.Logger.Handler(), slog.LevelError),
+		Registry:          deps.Registry, // counts its own scrape errors
+		EnableOpenMetrics: true,
+	}).ServeHTTP)
+	handle(mux, http.MethodGet, "/healthz", s.healthz)
+	handle(mux, http.MethodGet, "/readyz", s.readyz)
+	mux.HandleFunc("/", notFound)
+	s.srv = &http.Server{
+		Handler:           m.instrument(mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Addr is the bound address (useful with port 0).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// SetReady makes /readyz answer 200.
+func (s *Server) SetReady() { s.ready.Store(nil) }
+
+// SetNotReady makes /readyz answer 503 with the reason, e.g. while draining.
+func (s *Server) SetNotReady(reason string) { s.ready.Store(&reason) }
+
+// Run serves until ctx ends, then drains open requests for at most the
+// drain timeout.
+func (s *Server) Run(ctx context.Context) error {
+	return serveUntil(ctx, s.srv, s.ln, s.deps.DrainTimeout)
+}
+
+func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, drain time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = srv.Close()
+	}
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
+		return serr
+	}
+	return err
+}
+
+// Close releases the listener when Run was never called.
+func (s *Server) Close() error { return s.srv.Close() }
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if reason := s.ready.Load(); reason != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": *reason})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
