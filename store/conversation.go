@@ -1,0 +1,34 @@
+package store
+
+import (
+	"context"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// PutConversation stores c; a zero ID gets a new one, set in c.
+func (s *Store) PutConversation(ctx context.Context, c *Conversation) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketConversations)
+		if c.ID == 0 {
+			id, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			c.ID = id
+		}
+		return putJSON(b, u64(c.ID), c)
+	})
+}
+
+// Conversation returns the conversation with id.
+func (s *Store) Conversation(id uint64) (*Conversation, error) {
+	var c Conversation
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bucketConversations), u64(id), &c, "conversation", id)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}

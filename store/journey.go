@@ -1,0 +1,143 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Kinds of journey entries, the byte after the time in a journey key.
+const (
+	kindContact    byte = 'c'
+	kindTouchpoint byte = 't'
+)
+
+// journeyKey is customer | time | kind | id, 25 bytes, so that a
+// customer's journey is one prefix and sorts by time. The time is the
+// sign-flipped unix nanosecond count, which sorts like the time itself.
+func journeyKey(customer uint64, at time.Time, kind byte, id uint64) []byte {
+	k := make([]byte, 25)
+	binary.BigEndian.PutUint64(k[0:], customer)
+	binary.BigEndian.PutUint64(k[8:], uint64(at.UnixNano())^(1<<63))
+	k[16] = kind
+	binary.BigEndian.PutUint64(k[17:], id)
+	return k
+}
+
+func journeyKeysKey(kind byte, id uint64) []byte {
+	return append([]byte{kind}, u64(id)...)
+}
+
+// AppendContact stores a new contact under a new ID, which it sets in c,
+// and returns once it is durable.
+func (s *Store) AppendContact(ctx context.Context, c *Contact) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		keys := tx.Bucket(bucketJourneyKeys)
+		id, err := keys.NextSequence()
+		if err != nil {
+			return err
+		}
+		c.ID = id
+		return putEntry(tx, journeyKey(c.CustomerID, c.Start, kindContact, id), journeyKeysKey(kindContact, id), c)
+	})
+}
+
+// UpdateContact replaces a stored contact; its customer and start time,
+// which place it in the journey, stay as first stored.
+func (s *Store) UpdateContact(ctx context.Context, c *Contact) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		jk := tx.Bucket(bucketJourneyKeys).Get(journeyKeysKey(kindContact, c.ID))
+		if jk == nil {
+			return fmt.Errorf("contact %d: %w", c.ID, ErrNotFound)
+		}
+		var old Contact
+		if err := json.Unmarshal(tx.Bucket(bucketJourney).Get(jk), &old); err != nil {
+			return err
+		}
+		c.CustomerID, c.Start = old.CustomerID, old.Start
+		return putJSON(tx.Bucket(bucketJourney), bytes.Clone(jk), c)
+	})
+}
+
+// Contact returns the contact with id.
+func (s *Store) Contact(id uint64) (*Contact, error) {
+	var c Contact
+	err := s.db.View(func(tx *bolt.Tx) error {
+		jk := tx.Bucket(bucketJourneyKeys).Get(journeyKeysKey(kindContact, id))
+		if jk == nil {
+			return fmt.Errorf("contact %d: %w", id, ErrNotFound)
+		}
+		return getJSON(tx.Bucket(bucketJourney), jk, &c, "contact", id)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// AddTouchpoint stores a touchpoint under a new ID, which it sets in t.
+func (s *Store) AddTouchpoint(ctx context.Context, t *Touchpoint) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		keys := tx.Bucket(bucketJourneyKeys)
+		id, err := keys.NextSequence()
+		if err != nil {
+			return err
+		}
+		t.ID = id
+		return putEntry(tx, journeyKey(t.CustomerID, t.At, kindTouchpoint, id), journeyKeysKey(kindTouchpoint, id), t)
+	})
+}
+
+func putEntry(tx *bolt.Tx, jk, kk []byte, v any) error {
+	if err := tx.Bucket(bucketJourneyKeys).Put(kk, jk); err != nil {
+		return err
+	}
+	return putJSON(tx.Bucket(bucketJourney), jk, v)
+}
+
+// Journey returns up to limit entries of a customer's journey that
+// happened before before (all, for the zero time), newest first. The
+// next page starts before the oldest entry returned.
+func (s *Store) Journey(customerID uint64, before time.Time, limit int) ([]JourneyEntry, error) {
+	var out []JourneyEntry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		prefix := u64(customerID)
+		c := tx.Bucket(bucketJourney).Cursor()
+		var k, v []byte
+		if before.IsZero() {
+			k, v = c.Seek(u64(customerID + 1))
+		} else {
+			k, v = c.Seek(journeyKey(customerID, before, 0, 0))
+		}
+		if k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, v = c.Prev() {
+			var e JourneyEntry
+			switch k[16] {
+			case kindContact:
+				e.Contact = new(Contact)
+				if err := json.Unmarshal(v, e.Contact); err != nil {
+					return fmt.Errorf("journey of customer %d: %w", customerID, err)
+				}
+			case kindTouchpoint:
+				e.Touchpoint = new(Touchpoint)
+				if err := json.Unmarshal(v, e.Touchpoint); err != nil {
+					return fmt.Errorf("journey of customer %d: %w", customerID, err)
+				}
+			default:
+				return fmt.Errorf("journey of customer %d: unknown entry kind %q", customerID, k[16])
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}

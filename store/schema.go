@@ -1,0 +1,82 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Buckets.
+var (
+	bucketMeta          = []byte("meta")
+	bucketCustomers     = []byte("customers")     // id → Customer
+	bucketIdentities    = []byte("identities")    // "kind:value" → customer id
+	bucketCustomerIDs   = []byte("customer_ids")  // customer id | "kind:value" → nothing
+	bucketJourney       = []byte("journey")       // customer id | time | kind | id → Contact or Touchpoint
+	bucketJourneyKeys   = []byte("journey_keys")  // kind | id → journey key
+	bucketConversations = []byte("conversations") // id → Conversation
+	bucketEvents        = []byte("events")        // seq → event payload
+
+	keySchema = []byte("schema")
+)
+
+// migrations[i] brings a store from schema version i to i+1; the length
+// is the version this binary writes. Add new steps at the end only.
+var migrations = []func(*bolt.Tx) error{
+	func(tx *bolt.Tx) error { // 0 → 1: the first schema
+		for _, b := range [][]byte{bucketCustomers, bucketIdentities, bucketCustomerIDs, bucketJourney, bucketJourneyKeys, bucketConversations, bucketEvents} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+}
+
+func schemaVersion(tx *bolt.Tx) (int, error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return 0, nil
+	}
+	v := meta.Get(keySchema)
+	if v == nil {
+		return 0, nil
+	}
+	if len(v) != 8 {
+		return 0, errors.New("corrupt schema version")
+	}
+	return int(binary.BigEndian.Uint64(v)), nil
+}
+
+// migrate runs the missing steps of steps in tx, which the caller commits
+// as one: a failed migration leaves the file as it was.
+func migrate(tx *bolt.Tx, steps []func(*bolt.Tx) error) error {
+	v, err := schemaVersion(tx)
+	if err != nil {
+		return err
+	}
+	if v > len(steps) {
+		return fmt.Errorf("schema version %d is newer than this dirigent knows (%d): use a newer dirigent or restore a backup", v, len(steps))
+	}
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return err
+	}
+	for ; v < len(steps); v++ {
+		if err := steps[v](tx); err != nil {
+			return fmt.Errorf("schema migration %d → %d: %w", v, v+1, err)
+		}
+		if err := meta.Put(keySchema, u64(uint64(v+1))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}

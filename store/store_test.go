@@ -1,0 +1,320 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	bolt "go.etcd.io/bbolt"
+)
+
+var ctx = context.Background()
+
+func openTest(t testing.TB, path string) *Store {
+	t.Helper()
+	s, err := Open(Options{Path: path, LockTimeout: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestCustomersAndIdentities(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	joe := &Customer{Name: "Joe", ValueTier: 2, Attributes: map[string]string{"city": "Köln"}, Created: time.Now().UTC()}
+	if err := s.CreateCustomer(ctx, joe); err != nil || joe.ID == 0 {
+		t.Fatalf("create: id %d, %v", joe.ID, err)
+	}
+	ann := &Customer{Name: "Ann"}
+	if err := s.CreateCustomer(ctx, ann); err != nil || ann.ID == joe.ID {
+		t.Fatalf("second customer: id %d, %v", ann.ID, err)
+	}
+	for _, id := range []string{"phone:+4930123456", "email:joe@example.com"} {
+		if err := s.LinkIdentity(ctx, id, joe.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.LookupIdentity("phone:+4930123456"); err != nil || got != joe.ID {
+		t.Errorf("lookup: %d, %v", got, err)
+	}
+	// An identity moves when linked to another customer.
+	if err := s.LinkIdentity(ctx, "email:joe@example.com", ann.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := s.Identities(joe.ID); len(ids) != 1 || ids[0] != "phone:+4930123456" {
+		t.Errorf("joe's identities %v", ids)
+	}
+	if ids, _ := s.Identities(ann.ID); len(ids) != 1 || ids[0] != "email:joe@example.com" {
+		t.Errorf("ann's identities %v", ids)
+	}
+	if _, err := s.LookupIdentity("phone:+1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown identity: %v", err)
+	}
+	if err := s.LinkIdentity(ctx, "phone:+2", 999); !errors.Is(err, ErrNotFound) {
+		t.Errorf("link to a missing customer: %v", err)
+	}
+	got, err := s.Customer(joe.ID)
+	if err != nil || got.Name != "Joe" || got.Attributes["city"] != "Köln" {
+		t.Errorf("customer %+v, %v", got, err)
+	}
+	got.ValueTier = 3
+	if err := s.PutCustomer(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Customer(joe.ID); got.ValueTier != 3 {
+		t.Errorf("update lost: %+v", got)
+	}
+	if err := s.PutCustomer(ctx, &Customer{ID: 12345}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("put of a missing customer: %v", err)
+	}
+}
+
+func TestJourneyIsTimeOrderedAcrossKinds(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	base := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	// Customer 7's entries, written out of time order, plus a neighbour's.
+	for i, m := range []int{30, 10, 50, 20, 40} {
+		at := base.Add(time.Duration(m) * time.Minute)
+		if i%2 == 0 {
+			c := &Contact{CustomerID: 7, Channel: "voice", Start: at, Subject: fmt.Sprint(m)}
+			if err := s.AppendContact(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			tp := &Touchpoint{CustomerID: 7, Type: "order", At: at, Data: map[string]string{"m": fmt.Sprint(m)}}
+			if err := s.AddTouchpoint(ctx, tp); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, cust := range []uint64{6, 8} {
+		if err := s.AppendContact(ctx, &Contact{CustomerID: cust, Start: base.Add(25 * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	minutes := func(es []JourneyEntry) []int {
+		var out []int
+		for _, e := range es {
+			out = append(out, int(e.At().Sub(base)/time.Minute))
+		}
+		return out
+	}
+	all, err := s.Journey(7, time.Time{}, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(minutes(all)); got != "[50 40 30 20 10]" {
+		t.Errorf("journey %s, want newest first", got)
+	}
+	page1, _ := s.Journey(7, time.Time{}, 2)
+	page2, _ := s.Journey(7, page1[1].At(), 2)
+	page3, _ := s.Journey(7, page2[1].At(), 2)
+	if got := fmt.Sprint(minutes(page1), minutes(page2), minutes(page3)); got != "[50 40] [30 20] [10]" {
+		t.Errorf("pages %s", got)
+	}
+	if es, _ := s.Journey(99, time.Time{}, 5); len(es) != 0 {
+		t.Errorf("journey of a customer without contacts: %v", es)
+	}
+	// The last customer's journey, where the scan starts at the end.
+	if es, _ := s.Journey(8, time.Time{}, 5); len(es) != 1 {
+		t.Errorf("journey of the last customer: %d entries", len(es))
+	}
+
+	c := all[0].Contact
+	c.Outcome, c.Start, c.CustomerID = "resolved", time.Now(), 1 // start and customer are kept
+	if err := s.UpdateContact(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Contact(c.ID)
+	if err != nil || got.Outcome != "resolved" || got.CustomerID != 7 || !got.Start.Equal(base.Add(50*time.Minute)) {
+		t.Errorf("after update: %+v, %v", got, err)
+	}
+	if _, err := s.Contact(424242); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing contact: %v", err)
+	}
+	if err := s.UpdateContact(ctx, &Contact{ID: 424242}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("update of a missing contact: %v", err)
+	}
+}
+
+func TestConversationsAndEvents(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	conv := &Conversation{CustomerID: 3, Channel: "email", Subject: "Rechnung", Tag: "DG-1"}
+	if err := s.PutConversation(ctx, conv); err != nil || conv.ID == 0 {
+		t.Fatalf("%d %v", conv.ID, err)
+	}
+	if got, err := s.Conversation(conv.ID); err != nil || got.Tag != "DG-1" {
+		t.Errorf("%+v %v", got, err)
+	}
+	if err := s.AppendEvents(ctx, [][]byte{[]byte("a"), []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendEvents(ctx, [][]byte{[]byte("c")}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := s.ScanEvents(2, func(seq uint64, p []byte) error {
+		got = append(got, fmt.Sprintf("%d:%s", seq, p))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[2:b 3:c]" {
+		t.Errorf("events from 2: %v", got)
+	}
+}
+
+func TestSecondOpenFailsFast(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.db")
+	openTest(t, path)
+	_, err := Open(Options{Path: path, LockTimeout: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("second open: %v", err)
+	}
+}
+
+func TestOneFailingWriteDoesNotFailItsGroup(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	var wg sync.WaitGroup
+	errs := make([]error, 64)
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%8 == 0 {
+				errs[i] = s.PutCustomer(ctx, &Customer{ID: 1_000_000 + uint64(i)}) // no such customer
+				return
+			}
+			errs[i] = s.AppendContact(ctx, &Contact{CustomerID: uint64(i), Start: time.Now()})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i%8 == 0 && !errors.Is(err, ErrNotFound) {
+			t.Errorf("write %d: %v, want not found", i, err)
+		}
+		if i%8 != 0 && err != nil {
+			t.Errorf("write %d failed with its group: %v", i, err)
+		}
+	}
+	for i := range 64 {
+		if es, _ := s.Journey(uint64(i), time.Time{}, 5); i%8 != 0 && len(es) != 1 {
+			t.Errorf("customer %d: %d contacts", i, len(es))
+		}
+	}
+}
+
+func TestWritesAfterClose(t *testing.T) {
+	before := runtime.NumGoroutine()
+	s, err := Open(Options{Path: filepath.Join(t.TempDir(), "d.db"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := s.AppendContact(ctx, &Contact{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("write after close: %v", err)
+	}
+	// The committer is gone: no goroutine leaks per store.
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after Close, %d before Open", n, before)
+	}
+}
+
+func TestSnapshotWhileWriting(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, filepath.Join(dir, "d.db"))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := s.AppendContact(ctx, &Contact{CustomerID: uint64(w), Start: time.Now()}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	var buf bytes.Buffer
+	n, err := s.Snapshot(&buf)
+	close(stop)
+	wg.Wait()
+	if err != nil || n != int64(buf.Len()) {
+		t.Fatalf("snapshot: %d bytes, %v", n, err)
+	}
+	backup := filepath.Join(dir, "backup.db")
+	if err := os.WriteFile(backup, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(backup); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	restored := openTest(t, backup)
+	if es, err := restored.Journey(0, time.Time{}, 1); err != nil || len(es) != 1 {
+		t.Errorf("restored journey: %d entries, %v", len(es), err)
+	}
+	garbage := filepath.Join(dir, "garbage.db")
+	os.WriteFile(garbage, bytes.Repeat([]byte("x"), 8192), 0o600)
+	if err := Verify(garbage); err == nil {
+		t.Error("Verify accepted garbage")
+	}
+}
+
+func TestSchemaVersions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.db")
+	s := openTest(t, path)
+	s.Close()
+
+	// A later schema step runs once, on the next open.
+	runs := 0
+	steps := append(append([]func(*bolt.Tx) error(nil), migrations...), func(tx *bolt.Tx) error {
+		runs++
+		_, err := tx.CreateBucket([]byte("added"))
+		return err
+	})
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := db.Update(func(tx *bolt.Tx) error { return migrate(tx, steps) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	if runs != 1 {
+		t.Errorf("migration ran %d times", runs)
+	}
+	// That file is now newer than this binary.
+	_, err = Open(Options{Path: path, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "schema version 2 is newer than this dirigent knows (1)") {
+		t.Errorf("open of a newer store: %v", err)
+	}
+}
