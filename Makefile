@@ -1,0 +1,39 @@
+# dirigent — see README.md. `make run` and `make test` are all a fresh
+# Debian 12 machine with Go needs.
+
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+BIN     := bin/dirigent
+
+.PHONY: all build run test peers bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/dirigent
+
+# The daemon on its embedded default configuration: desk on
+# http://127.0.0.1:8080, data in ./dirigent-data.
+run: build
+	./$(BIN) serve
+
+# Every test, with the race detector, after installing the Debian test
+# peers (as root; otherwise their tests skip and say which package).
+test: peers
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+peers:
+	bash scripts/install-test-peers
+
+# Benchmarks whose figures go into BENCHMARKS.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./...
+
+# A short run of every native fuzz test.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./config/
+
+clean:
+	rm -rf bin dist

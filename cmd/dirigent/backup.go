@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"dirigent/config"
+	"dirigent/store"
+)
+
+// backup asks the running daemon for a snapshot over the control socket,
+// writes it next to --out, verifies it, and only then renames it into
+// place: a failed backup never replaces a good older one.
+func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "write the backup to this `file`")
+	cfgPath := fs.String("config", "", "find the control socket in this config `file` (default: the embedded default)")
+	socket := fs.String("socket", "", "control socket `path` (overrides --config)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *out == "" || fs.NArg() != 0 {
+		return usageError{errors.New("usage: dirigent backup --out FILE [--config FILE | --socket PATH]")}
+	}
+	if *socket == "" {
+		cfg, err := loadConfig(*cfgPath)
+		if err != nil {
+			return usageError{err}
+		}
+		*socket = cfg.Control.Socket
+	}
+
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", *socket)
+		},
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://control/backup", nil)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("backup: is dirigent running? %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("backup: daemon answered %s: %s", resp.Status, msg)
+	}
+
+	tmp, err := os.CreateTemp(filepath.Dir(*out), ".dirigent-backup-*")
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // a no-op after the rename
+	n, err := io.Copy(tmp, resp.Body)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("backup: writing %s: %w", tmp.Name(), err)
+	}
+	if err := store.Verify(tmp.Name()); err != nil {
+		return fmt.Errorf("backup: the copy is not a usable store, nothing written to %s: %w", *out, err)
+	}
+	if err := os.Rename(tmp.Name(), *out); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	fmt.Fprintf(stdout, "backup: %d bytes written to %s in %s\n", n, *out, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default()
+	}
+	return config.Load(path)
+}

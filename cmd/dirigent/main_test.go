@@ -1,0 +1,399 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"dirigent/internal/testpeer"
+	"dirigent/store"
+)
+
+// The tests run the daemon as a real process: this test binary re-executes
+// itself with DIRIGENT_TEST_MAIN=1 and becomes dirigent, so signals, exit
+// codes and sd_notify are exercised exactly as systemd would see them.
+func TestMain(m *testing.M) {
+	if os.Getenv("DIRIGENT_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// dirigentCmd returns a command running dirigent with args.
+func dirigentCmd(t *testing.T, env []string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "DIRIGENT_TEST_MAIN=1", "NOTIFY_SOCKET=", "WATCHDOG_USEC=", "STATE_DIRECTORY=", "RUNTIME_DIRECTORY=")
+	cmd.Env = append(cmd.Env, env...)
+	return cmd
+}
+
+// writeConfig writes a config for a test daemon: loopback, port 0, json
+// logs, the store and socket in dir.
+func writeConfig(t *testing.T, dir, extra string) string {
+	t.Helper()
+	path := filepath.Join(dir, "dirigent.toml")
+	text := fmt.Sprintf(`skills = ["support"]
+[log]
+format = "json"
+[storage]
+dir = %q
+lock_timeout = "300ms"
+[control]
+socket = %q
+[desk]
+listen = "127.0.0.1:0"
+[[queues]]
+name = "support"
+skills = { support = 1 }
+%s`, filepath.Join(dir, "data"), filepath.Join(dir, "control.sock"), extra)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// runningDaemon is a started dirigent serve process.
+type runningDaemon struct {
+	cmd    *exec.Cmd
+	logs   chan map[string]any // every JSON log line
+	desk   string              // http://host:port
+	exited chan error
+}
+
+func startDaemon(t *testing.T, cfgPath string, env ...string) *runningDaemon {
+	t.Helper()
+	cmd := dirigentCmd(t, env, "serve", "--config", cfgPath)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &runningDaemon{cmd: cmd, logs: make(chan map[string]any, 1000), exited: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				line = map[string]any{"msg": sc.Text()}
+			}
+			t.Logf("dirigent: %s", sc.Text())
+			d.logs <- line
+		}
+		close(d.logs)
+		d.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-d.exited
+	})
+	line := d.waitLog(t, "dirigent ready")
+	d.desk = "http://" + line["desk"].(string)
+	return d
+}
+
+// waitLog returns the first log line with msg, failing after 20 s.
+func (d *runningDaemon) waitLog(t *testing.T, msg string) map[string]any {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case line, ok := <-d.logs:
+			if !ok {
+				t.Fatalf("dirigent exited before logging %q", msg)
+			}
+			if line["msg"] == msg {
+				return line
+			}
+		case <-timeout:
+			t.Fatalf("no log line %q within 20 s", msg)
+		}
+	}
+}
+
+func (d *runningDaemon) stop(t *testing.T, sig syscall.Signal) error {
+	t.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	for range d.logs {
+	}
+	select {
+	case err := <-d.exited:
+		d.exited <- err // for the cleanup
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatal("dirigent did not exit within 20 s")
+		return nil
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+func exitStatus(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("skills = [\"a\"]\n[desk]\nlisten = \"nowhere\"\nport = 80\n[[queues]]\nname = \"q\"\nskills = { b = 1 }\n"), 0o644)
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		out    string
+	}{
+		{"the packaged example", []string{"check-config", "../../packaging/dirigent.toml"}, 0, ""},
+		{"every problem with its line", []string{"check-config", bad}, 2, bad + `:3: desk.listen: listen address "nowhere": want host:port, e.g. 127.0.0.1:8080 or [::]:5060
+` + bad + `:4: desk.port: unknown key (known here: listen)
+` + bad + `:7: queues[0].skills.b: undefined skill "b" (define it in skills)
+`},
+		{"missing file", []string{"check-config", filepath.Join(dir, "none.toml")}, 2, filepath.Join(dir, "none.toml") + ": open " + filepath.Join(dir, "none.toml") + ": no such file or directory\n"},
+		{"no argument", []string{"check-config"}, 2, "usage: dirigent check-config FILE\n"},
+		{"unknown command", []string{"frobnicate"}, 2, "unknown command \"frobnicate\"\n" + usage + "\n"},
+		{"bad config for serve", []string{"serve", "--config", bad}, 2, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := dirigentCmd(t, nil, tt.args...)
+			out, err := cmd.CombinedOutput()
+			if got := exitStatus(err); got != tt.status {
+				t.Errorf("exit status %d, want %d; output:\n%s", got, tt.status, out)
+			}
+			if tt.out != "" && string(out) != tt.out {
+				t.Errorf("output:\n%s\nwant:\n%s", out, tt.out)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := dirigentCmd(t, nil, "version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "dirigent ") {
+		t.Fatalf("version: %q, %v", out, err)
+	}
+}
+
+// notifyListener is the systemd side of sd_notify: a unixgram socket.
+func notifyListener(t *testing.T) (string, chan string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	msgs := make(chan string, 1000)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			for _, m := range strings.Split(string(buf[:n]), "\n") {
+				msgs <- m
+			}
+		}
+	}()
+	return path, msgs
+}
+
+// waitNotify waits for the state and returns every message before it.
+func waitNotify(t *testing.T, msgs chan string, state string) []string {
+	t.Helper()
+	var seen []string
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case m := <-msgs:
+			if m == state {
+				return seen
+			}
+			seen = append(seen, m)
+		case <-timeout:
+			t.Fatalf("no %s within 20 s; saw %q", state, seen)
+		}
+	}
+}
+
+func TestLifecycleWithSystemd(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeConfig(t, dir, "")
+	sock, msgs := notifyListener(t)
+	d := startDaemon(t, cfgPath, "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=300000")
+
+	before := waitNotify(t, msgs, "READY=1")
+	if len(before) == 0 || !strings.HasPrefix(before[0], "STATUS=opening store") {
+		t.Errorf("before READY=1: %q, want a STATUS line first", before)
+	}
+	// READY=1 is sent only once everything is bound, so the desk answers.
+	if code, body := get(t, d.desk+"/readyz"); code != 200 {
+		t.Errorf("/readyz after READY=1: %d %s", code, body)
+	}
+	if code, _ := get(t, d.desk+"/healthz"); code != 200 {
+		t.Errorf("/healthz: %d", code)
+	}
+	waitNotify(t, msgs, "WATCHDOG=1")
+
+	// A good reload: RELOADING=1, then READY=1, and the new level applies.
+	os.WriteFile(cfgPath, []byte(strings.Replace(mustRead(t, cfgPath), "[log]\n", "[log]\nlevel = \"debug\"\n", 1)), 0o644)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	waitNotify(t, msgs, "RELOADING=1")
+	waitNotify(t, msgs, "READY=1")
+	d.waitLog(t, "configuration reloaded")
+
+	// A broken file is refused and the daemon keeps serving.
+	os.WriteFile(cfgPath, []byte("[desk]\nlisten = 1\n"), 0o644)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	waitNotify(t, msgs, "RELOADING=1")
+	waitNotify(t, msgs, "READY=1")
+	line := d.waitLog(t, "reload refused, the running configuration stays")
+	if !strings.Contains(fmt.Sprint(line["err"]), "desk.listen: want a string, got integer 1") {
+		t.Errorf("refusal does not name the problem: %v", line["err"])
+	}
+	_, metrics := get(t, d.desk+"/metrics")
+	for _, want := range []string{
+		`dirigent_config_reloads_total{result="applied"} 1`,
+		`dirigent_config_reloads_total{result="refused"} 1`,
+		"dirigent_config_last_reload_successful 0",
+		"dirigent_build_info{",
+		"dirigent_store_",
+		"dirigent_process_resident_memory_bytes",
+		"go_goroutines",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	if err := d.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+	waitNotify(t, msgs, "STOPPING=1")
+	if _, err := os.Stat(filepath.Join(dir, "control.sock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("control socket left behind: %v", err)
+	}
+}
+
+// promtool, Prometheus' own checker, must accept everything on /metrics.
+func TestMetricsPassPromtool(t *testing.T) {
+	promtool := testpeer.Require(t, "promtool", "prometheus")
+	d := startDaemon(t, writeConfig(t, t.TempDir(), ""))
+	_, metrics := get(t, d.desk+"/metrics")
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(metrics)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+func TestSecondDaemonFailsFast(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeConfig(t, dir, "")
+	startDaemon(t, cfgPath)
+	cmd := dirigentCmd(t, nil, "serve", "--config", cfgPath)
+	out, err := cmd.CombinedOutput()
+	if exitStatus(err) != 1 || !strings.Contains(string(out), "in use by another process") {
+		t.Fatalf("second daemon: status %d, output:\n%s", exitStatus(err), out)
+	}
+}
+
+func TestBackupWhileServing(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeConfig(t, dir, "")
+	d := startDaemon(t, cfgPath)
+	out := filepath.Join(dir, "backup.db")
+	res, err := dirigentCmd(t, nil, "backup", "--config", cfgPath, "--out", out).CombinedOutput()
+	if err != nil {
+		t.Fatalf("backup: %v\n%s", err, res)
+	}
+	if !strings.Contains(string(res), "written to "+out) {
+		t.Errorf("backup output: %s", res)
+	}
+	if err := store.Verify(out); err != nil {
+		t.Errorf("backup does not verify: %v", err)
+	}
+	if code, _ := get(t, d.desk+"/readyz"); code != 200 {
+		t.Error("daemon not serving after backup")
+	}
+	// Without a daemon the command fails clearly and writes nothing.
+	d.stop(t, syscall.SIGINT)
+	out2 := filepath.Join(dir, "backup2.db")
+	res, err = dirigentCmd(t, nil, "backup", "--socket", filepath.Join(dir, "control.sock"), "--out", out2).CombinedOutput()
+	if exitStatus(err) != 1 || !strings.Contains(string(res), "is dirigent running?") {
+		t.Errorf("backup without daemon: status %d, %s", exitStatus(err), res)
+	}
+	if _, err := os.Stat(out2); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("failed backup left %s", out2)
+	}
+}
+
+func TestWatchdogFedOnlyWhileChecksPass(t *testing.T) {
+	var pings int
+	w := &watchdog{
+		interval: 200 * time.Millisecond,
+		notify:   func(...string) { pings++ },
+		logger:   slog.New(slog.DiscardHandler),
+	}
+	stuck := false
+	w.checks = []progressCheck{{"store", func(ctx context.Context) error {
+		if stuck {
+			<-ctx.Done() // a read that never returns
+			return ctx.Err()
+		}
+		return nil
+	}}}
+	if !w.beat(context.Background()) || pings != 1 {
+		t.Fatalf("healthy: pinged %d times", pings)
+	}
+	stuck = true
+	if w.beat(context.Background()) || pings != 1 {
+		t.Fatalf("stuck store read still fed the watchdog (%d pings)", pings)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"dirigent/config"
+	"dirigent/desk"
+	"dirigent/store"
+)
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration `file` (default: the embedded default configuration)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() != 0 {
+		return usageError{errors.New("usage: dirigent serve [--config FILE]")}
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return usageError{err}
+	}
+	level := new(slog.LevelVar)
+	level.Set(logLevel(cfg.Log.Level))
+	logger := newLogger(cfg.Log.Format, level, stderr)
+
+	d, err := start(cfg, *cfgPath, logger, level)
+	if err != nil {
+		logger.Error("start failed", "err", err)
+		return err
+	}
+	return d.run(ctx)
+}
+
+func newLogger(format string, level *slog.LevelVar, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(s)) // config.Validate allows only valid names
+	return l
+}
+
+// daemon is the running process: every component, built in one place.
+type daemon struct {
+	cfg     *config.Config
+	cfgPath string // empty when running on the embedded default
+	logger  *slog.Logger
+	level   *slog.LevelVar
+	notify  notifier
+	metrics *daemonMetrics
+	store   *store.Store
+	desk    *desk.Server
+	control *desk.Control
+}
+
+// start opens the store and binds every listener. On error it releases
+// whatever it had already taken.
+func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.LevelVar) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg, cfgPath: cfgPath, logger: logger, level: level, notify: notifier{logger}}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "dirigent"}),
+		newBuildInfoCollector(),
+	)
+	if d.metrics, err = newDaemonMetrics(reg); err != nil {
+		return nil, err
+	}
+	d.notify.send("STATUS=opening store " + cfg.StorePath())
+	d.store, err = store.Open(store.Options{
+		Path:        cfg.StorePath(),
+		LockTimeout: cfg.Storage.LockTimeout.Duration,
+		Logger:      logger.With("component", "store"),
+		Registerer:  reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	drain := cfg.Daemon.DrainTimeout.Duration
+	d.desk, err = desk.New(cfg.Desk.Listen, desk.Deps{
+		Logger:       logger.With("component", "desk"),
+		Registry:     reg,
+		DrainTimeout: drain,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.control, err = desk.NewControl(cfg.Control.Socket, d.store, logger.With("component", "control"), drain)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// close releases what start took; safe on a partly started daemon.
+func (d *daemon) close() {
+	if d.control != nil {
+		d.control.Close()
+	}
+	if d.desk != nil {
+		d.desk.Close()
+	}
+	if d.store != nil {
+		if err := d.store.Close(); err != nil {
+			d.logger.Error("closing store", "err", err)
+		}
+	}
+}
+
+// run serves until ctx ends or SIGINT/SIGTERM arrives, then drains.
+func (d *daemon) run(ctx context.Context) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	parts := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"desk", d.desk.Run},
+		{"control", d.control.Run},
+	}
+	done := make(chan error, len(parts))
+	for _, p := range parts {
+		go func() {
+			err := p.run(runCtx)
+			if err != nil {
+				err = fmt.Errorf("%s: %w", p.name, err)
+			}
+			done <- err
+		}()
+	}
+	running := len(parts)
+
+	wd := &watchdog{
+		checks: []progressCheck{{"store", d.store.Ping}},
+		notify: d.notify.send,
+		logger: d.logger,
+	}
+	var beat <-chan time.Time
+	if interval, err := sd.SdWatchdogEnabled(false); err != nil {
+		d.logger.Warn("ignoring systemd watchdog settings", "err", err)
+	} else if interval > 0 {
+		wd.interval = interval
+		t := time.NewTicker(interval / 3)
+		defer t.Stop()
+		beat = t.C
+	}
+
+	d.desk.SetReady()
+	d.notify.send(sd.SdNotifyReady, d.status())
+	d.logger.Info("dirigent ready", "version", versionString(), "config", d.configName(),
+		"store", d.store.Path(), "desk", d.desk.Addr().String(), "control", d.cfg.Control.Socket)
+
+	var runErr error
+loop:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				d.reload()
+				continue
+			}
+			d.logger.Info("stopping", "signal", sig.String(), "drain_timeout", d.cfg.Daemon.DrainTimeout.Duration)
+			break loop
+		case err := <-done:
+			running--
+			if err == nil {
+				err = errors.New("a component stopped unexpectedly")
+			}
+			runErr = err
+			d.logger.Error("stopping after a component failed", "err", err)
+			break loop
+		case <-beat:
+			wd.beat(runCtx)
+		case <-ctx.Done():
+			d.logger.Info("stopping", "reason", context.Cause(ctx))
+			break loop
+		}
+	}
+
+	d.notify.send(sd.SdNotifyStopping, "STATUS=draining")
+	d.desk.SetNotReady("draining")
+	cancel()
+	go func() {
+		for sig := range sigs {
+			if sig != syscall.SIGHUP {
+				d.logger.Error("second signal: exiting without waiting for the drain", "signal", sig.String())
+				os.Exit(1)
+			}
+		}
+	}()
+	for ; running > 0; running-- {
+		if err := <-done; err != nil && runErr == nil {
+			runErr = err
+			d.logger.Error("drain", "err", err)
+		}
+	}
+	if err := d.store.Close(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("closing store: %w", err)
+	}
+	d.logger.Info("stopped")
+	return runErr
+}
+
+// reload applies a changed configuration file (SIGHUP). A file that does
+// not validate is refused and the running configuration stays.
+func (d *daemon) reload() {
+	d.notify.send(sd.SdNotifyReloading, sd.SdNotifyMonotonicUsec(), "STATUS=reloading configuration")
+	defer func() { d.notify.send(sd.SdNotifyReady, d.status()) }()
+	if d.cfgPath == "" {
+		d.logger.Warn("reload: running on the embedded default configuration, there is no file to reload")
+		return
+	}
+	next, err := config.Load(d.cfgPath)
+	if err != nil {
+		d.metrics.reloads.WithLabelValues("refused").Inc()
+		d.metrics.lastReloadGood.Set(0)
+		d.logger.Error("reload refused, the running configuration stays", "config", d.cfgPath, "err", err)
+		return
+	}
+	for _, key := range restartOnlyChanges(d.cfg, next) {
+		d.logger.Warn("reload: this setting takes effect at the next restart", "key", key)
+	}
+	d.level.Set(logLevel(next.Log.Level))
+	d.cfg = next
+	d.metrics.reloads.WithLabelValues("applied").Inc()
+	d.metrics.lastReloadGood.Set(1)
+	d.logger.Info("configuration reloaded", "config", d.cfgPath)
+}
+
+// restartOnlyChanges lists changed settings that a running process cannot
+// apply: bound sockets, the open store, the chosen log handler.
+func restartOnlyChanges(old, next *config.Config) []string {
+	var keys []string
+	for _, s := range []struct {
+		key       string
+		old, next any
+	}{
+		{"log.format", old.Log.Format, next.Log.Format},
+		{"storage.dir", old.Storage.Dir, next.Storage.Dir},
+		{"storage.lock_timeout", old.Storage.LockTimeout, next.Storage.LockTimeout},
+		{"control.socket", old.Control.Socket, next.Control.Socket},
+		{"desk.listen", old.Desk.Listen, next.Desk.Listen},
+		{"sip.listen", old.SIP.Listen, next.SIP.Listen},
+		{"mail.smtp_listen", old.Mail.SMTPListen, next.Mail.SMTPListen},
+		{"daemon.drain_timeout", old.Daemon.DrainTimeout, next.Daemon.DrainTimeout},
+	} {
+		if s.old != s.next {
+			keys = append(keys, s.key)
+		}
+	}
+	return keys
+}
+
+func (d *daemon) configName() string {
+	if d.cfgPath == "" {
+		return config.DefaultName
+	}
+	return d.cfgPath
+}
+
+func (d *daemon) status() string {
+	return fmt.Sprintf("STATUS=serving: desk on %s, %d queues, %d agents configured", d.desk.Addr(), len(d.cfg.Queues), len(d.cfg.Agents))
+}
