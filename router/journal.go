@@ -1,6 +1,9 @@
 package router
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // EventKind names a transition.
 type EventKind uint8
@@ -28,18 +31,38 @@ var eventNames = map[EventKind]string{
 
 func (k EventKind) String() string { return eventNames[k] }
 
+// MarshalText writes the kind's name, so that stored journals read well
+// and survive renumbering.
+func (k EventKind) MarshalText() ([]byte, error) {
+	if n, ok := eventNames[k]; ok {
+		return []byte(n), nil
+	}
+	return nil, fmt.Errorf("unknown event kind %d", k)
+}
+
+// UnmarshalText reads a kind's name.
+func (k *EventKind) UnmarshalText(b []byte) error {
+	for kind, n := range eventNames {
+		if n == string(b) {
+			*k = kind
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown event kind %q", b)
+}
+
 // Event is one line of the router's journal.
 type Event struct {
-	At       time.Time
-	Kind     EventKind
-	TaskID   uint64
-	Agent    string
-	Queue    string
-	Channel  Channel
-	Arrived  time.Time // the task's original arrival
-	Since    time.Time // TaskCompleted: when the task was assigned
-	Reason   string
-	Presence Presence
+	At       time.Time `json:"at"`
+	Kind     EventKind `json:"kind"`
+	TaskID   uint64    `json:"task,omitempty"`
+	Agent    string    `json:"agent,omitempty"`
+	Queue    string    `json:"queue,omitempty"`
+	Channel  Channel   `json:"channel"`
+	Arrived  time.Time `json:"arrived,omitzero"` // the task's original arrival
+	Since    time.Time `json:"since,omitzero"`   // TaskCompleted: when the task was assigned
+	Reason   string    `json:"reason,omitempty"`
+	Presence Presence  `json:"presence"`
 }
 
 // Journal keeps the router's events, in order. Record must not block on

@@ -25,6 +25,16 @@ func (c Channel) String() string {
 	return fmt.Sprintf("channel(%d)", c)
 }
 
+// MarshalText writes the channel's name.
+func (c Channel) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// UnmarshalText reads a channel's name.
+func (c *Channel) UnmarshalText(b []byte) error {
+	v, err := ParseChannel(string(b))
+	*c = v
+	return err
+}
+
 // ParseChannel turns "voice", "email" or "message" into a Channel.
 func ParseChannel(s string) (Channel, error) {
 	for i, n := range channelNames {
@@ -61,6 +71,20 @@ func (s State) String() string {
 // Presence is what an agent has said about being reachable. Busy is not a
 // presence: it follows from capacity in use.
 type Presence uint8
+
+// MarshalText writes the presence's name.
+func (p Presence) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText reads a presence's name.
+func (p *Presence) UnmarshalText(b []byte) error {
+	for i, n := range presenceNames {
+		if n == string(b) {
+			*p = Presence(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown presence %q", b)
+}
 
 // Presences.
 const (

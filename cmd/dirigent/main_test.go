@@ -295,6 +295,8 @@ func TestLifecycleWithSystemd(t *testing.T) {
 		"dirigent_config_last_reload_successful 0",
 		"dirigent_build_info{",
 		"dirigent_store_",
+		`dirigent_router_tasks_waiting{queue="support"} 0`,
+		`dirigent_router_agents{presence="available"} 0`,
 		"dirigent_process_resident_memory_bytes",
 		"go_goroutines",
 	} {
@@ -321,6 +323,39 @@ func TestMetricsPassPromtool(t *testing.T) {
 	cmd.Stdin = strings.NewReader(metrics)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// What `make run` does: serve on the embedded default, in a fresh
+// directory, on 127.0.0.1:8080.
+func TestServeEmbeddedDefault(t *testing.T) {
+	if ln, err := net.Listen("tcp", "127.0.0.1:8080"); err != nil {
+		t.Skipf("127.0.0.1:8080 is taken, the embedded default cannot start here: %v", err)
+	} else {
+		ln.Close()
+	}
+	dir := t.TempDir()
+	cmd := dirigentCmd(t, nil, "serve")
+	cmd.Dir = dir
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Signal(syscall.SIGTERM)
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() && !strings.Contains(sc.Text(), "dirigent ready") {
+	}
+	go io.Copy(io.Discard, stderr)
+	code, metrics := get(t, "http://127.0.0.1:8080/metrics")
+	if code != 200 || !strings.Contains(metrics, "dirigent_build_info{") {
+		t.Errorf("/metrics: %d, build info missing", code)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dirigent-data", "dirigent.db")); err != nil {
+		t.Errorf("store not under ./dirigent-data: %v", err)
 	}
 }
 

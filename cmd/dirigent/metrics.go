@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type daemonMetrics struct {
 	reloads        *prometheus.CounterVec
 	lastReloadGood prometheus.Gauge
+	journalErrors  prometheus.Counter
 }
 
 func newDaemonMetrics(reg prometheus.Registerer) (*daemonMetrics, error) {
@@ -18,11 +19,15 @@ func newDaemonMetrics(reg prometheus.Registerer) (*daemonMetrics, error) {
 			Namespace: "dirigent", Subsystem: "config", Name: "last_reload_successful",
 			Help: "1 if the last reload was applied (or none was tried), 0 if it was refused.",
 		}),
+		journalErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "dirigent", Subsystem: "router", Name: "journal_write_errors_total",
+			Help: "Batches of router events the store refused (lost from the journal).",
+		}),
 	}
 	m.reloads.WithLabelValues("applied")
 	m.reloads.WithLabelValues("refused")
 	m.lastReloadGood.Set(1)
-	for _, c := range []prometheus.Collector{m.reloads, m.lastReloadGood} {
+	for _, c := range []prometheus.Collector{m.reloads, m.lastReloadGood, m.journalErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"syscall"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"dirigent/config"
 	"dirigent/desk"
+	"dirigent/router"
 	"dirigent/store"
 )
 
@@ -70,6 +72,8 @@ type daemon struct {
 	notify  notifier
 	metrics *daemonMetrics
 	store   *store.Store
+	journal *storeJournal
+	router  *router.Router
 	desk    *desk.Server
 	control *desk.Control
 }
@@ -100,6 +104,25 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		Registerer:  reg,
 	})
 	if err != nil {
+		return nil, err
+	}
+	rc, err := routerConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.journal = newStoreJournal(d.store, logger.With("component", "journal"), d.metrics)
+	rlog := logger.With("component", "router")
+	d.router, err = router.New(rc, router.Deps{
+		Logger:  rlog,
+		Journal: d.journal,
+		// The channels that ring phones and show offers subscribe here.
+		OnOffer:  func(o router.Offer) { rlog.Debug("offer", "task", o.TaskID, "agent", o.Agent, "queue", o.Queue) },
+		OnRevoke: func(o router.Offer) { rlog.Debug("offer revoked", "task", o.TaskID, "agent", o.Agent) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.router.Register(reg); err != nil {
 		return nil, err
 	}
 	drain := cfg.Daemon.DrainTimeout.Duration
@@ -145,6 +168,8 @@ func (d *daemon) run(ctx context.Context) error {
 		name string
 		run  func(context.Context) error
 	}{
+		{"router", d.router.Run},
+		{"journal", d.journal.Run},
 		{"desk", d.desk.Run},
 		{"control", d.control.Run},
 	}
@@ -161,7 +186,7 @@ func (d *daemon) run(ctx context.Context) error {
 	running := len(parts)
 
 	wd := &watchdog{
-		checks: []progressCheck{{"store", d.store.Ping}},
+		checks: []progressCheck{{"store", d.store.Ping}, {"router", d.router.Alive}},
 		notify: d.notify.send,
 		logger: d.logger,
 	}
@@ -258,13 +283,18 @@ func (d *daemon) reload() {
 }
 
 // restartOnlyChanges lists changed settings that a running process cannot
-// apply: bound sockets, the open store, the chosen log handler.
+// apply: bound sockets, the open store, the chosen log handler, and (for
+// now) the router's agents, queues and skills.
 func restartOnlyChanges(old, next *config.Config) []string {
 	var keys []string
 	for _, s := range []struct {
 		key       string
 		old, next any
 	}{
+		{"skills", old.Skills, next.Skills},
+		{"agents", old.Agents, next.Agents},
+		{"queues", old.Queues, next.Queues},
+		{"routing", old.Routing, next.Routing},
 		{"log.format", old.Log.Format, next.Log.Format},
 		{"storage.dir", old.Storage.Dir, next.Storage.Dir},
 		{"storage.lock_timeout", old.Storage.LockTimeout, next.Storage.LockTimeout},
@@ -274,7 +304,7 @@ func restartOnlyChanges(old, next *config.Config) []string {
 		{"mail.smtp_listen", old.Mail.SMTPListen, next.Mail.SMTPListen},
 		{"daemon.drain_timeout", old.Daemon.DrainTimeout, next.Daemon.DrainTimeout},
 	} {
-		if s.old != s.next {
+		if !reflect.DeepEqual(s.old, s.next) {
 			keys = append(keys, s.key)
 		}
 	}

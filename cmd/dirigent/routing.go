@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+
+	"dirigent/config"
+	"dirigent/router"
+)
+
+// routerConfig translates the configuration into the router's terms.
+func routerConfig(c *config.Config) (router.Config, error) {
+	rc := router.Config{
+		Skills:            c.Skills,
+		OfferTimeout:      c.Routing.OfferTimeout.Duration,
+		MaxMissedOffers:   c.Routing.MaxMissedOffers,
+		RetryDelay:        c.Routing.RetryDelay.Duration,
+		VoiceBlocksOthers: c.Routing.VoiceBlocksOthers,
+		TierWeight:        c.Routing.TierWeight,
+		RepeatBoost:       c.Routing.RepeatBoost,
+		AgingPerMinute:    c.Routing.AgingPerMinute,
+	}
+	for _, a := range c.Agents {
+		rc.Agents = append(rc.Agents, router.AgentSpec{
+			ID:       a.ID,
+			Skills:   a.Skills,
+			Capacity: [3]int{router.Voice: a.Capacity.Voice, router.Email: a.Capacity.Email, router.Message: a.Capacity.Message},
+		})
+	}
+	for _, q := range c.Queues {
+		strategy, err := router.ParseStrategy(q.Strategy)
+		if err != nil {
+			return rc, fmt.Errorf("queue %s: %w", q.Name, err)
+		}
+		qs := router.QueueSpec{
+			Name:                  q.Name,
+			Skills:                q.Skills,
+			Priority:              float64(q.Priority),
+			Strategy:              strategy,
+			ServiceLevelThreshold: q.ServiceLevelThreshold.Duration,
+			WrapUp:                q.WrapUp.Duration,
+			MaxWait:               q.MaxWait.Duration,
+			OverflowQueue:         q.OverflowQueue,
+			LastAgentWait:         q.LastAgentWait.Duration,
+		}
+		for _, ch := range q.Channels {
+			c, err := router.ParseChannel(ch)
+			if err != nil {
+				return rc, fmt.Errorf("queue %s: %w", q.Name, err)
+			}
+			qs.Channels = append(qs.Channels, c)
+		}
+		for _, w := range q.Widening {
+			qs.Widening = append(qs.Widening, router.WideningStep{After: w.After.Duration, Skills: w.Skills})
+		}
+		rc.Queues = append(rc.Queues, qs)
+	}
+	return rc, nil
+}
