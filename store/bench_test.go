@@ -82,12 +82,13 @@ func appendContactTx(tx *bolt.Tx, c *Contact) error {
 
 const (
 	fixtureContacts  = 1_000_000
-	fixtureCustomers = 100_000
-	fixtureVersion   = 1 // bump when the key or record layout changes
+	fixtureCustomers = 20_000
+	fixtureVersion   = 2 // bump when the key or record layout changes
 )
 
 // journeyFixture returns a store file holding 1,000,000 contacts of
-// 100,000 customers, built once and kept in the temp dir between runs.
+// 20,000 customers (50 each), built once and kept in the temp dir between
+// runs.
 func journeyFixture(b *testing.B) string {
 	path := filepath.Join(os.TempDir(), fmt.Sprintf("dirigent-bench-journey-v%d-%d.db", fixtureVersion, len(migrations)))
 	if _, err := os.Stat(path); err == nil {
@@ -127,10 +128,8 @@ func journeyFixture(b *testing.B) string {
 	return path
 }
 
-// BenchmarkJourneyLast50 reads the newest 50 journey entries of random
-// customers in a store of 1,000,000 contacts (10 per customer on average,
-// so customers are picked among those with at least 10; each read returns
-// all of them, decoded).
+// BenchmarkJourneyLast50 reads the newest 50 journey entries, decoded, of
+// random customers in a store of 1,000,000 contacts.
 func BenchmarkJourneyLast50(b *testing.B) {
 	s := openTest(b, journeyFixture(b))
 	rng := rand.New(rand.NewPCG(1, 2))
