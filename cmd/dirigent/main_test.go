@@ -359,6 +359,26 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	}
 }
 
+// A stop drains open requests; a second signal does not wait for them.
+func TestSecondSignalForcesExit(t *testing.T) {
+	d := startDaemon(t, writeConfig(t, t.TempDir(), "[daemon]\ndrain_timeout = \"60s\"\n"))
+	// A request that has begun but never ends keeps the drain waiting.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(d.desk, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.waitLog(t, "stopping")
+	err = d.stop(t, syscall.SIGTERM)
+	if exitStatus(err) != 1 {
+		t.Errorf("exit after the second signal: %v, want status 1", err)
+	}
+}
+
 func TestSecondDaemonFailsFast(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := writeConfig(t, dir, "")
