@@ -63,7 +63,16 @@ type Event struct {
 	Since    time.Time `json:"since,omitzero"`   // TaskCompleted: when the task was assigned
 	Reason   string    `json:"reason,omitempty"`
 	Presence Presence  `json:"presence"`
+	// TaskCreated carries what a restart needs to queue the task again.
+	Customer  uint64 `json:"customer,omitempty"`
+	Tier      int    `json:"tier,omitempty"`
+	Repeat    bool   `json:"repeat,omitempty"`
+	Preferred string `json:"preferred,omitempty"`
 }
+
+// ReasonRecovered marks the TaskCreated of a task queued again after a
+// restart: it was offered to its queue once already.
+const ReasonRecovered = "recovered"
 
 // Journal keeps the router's events, in order. Record must not block on
 // disk for long: the router calls it while it holds its lock.

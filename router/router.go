@@ -132,6 +132,7 @@ type task struct {
 	parked    int       // parkedNowhere, parkedInClass or parkedForAgent
 	entered   time.Time // entered its current queue: widening and max wait count from here
 	expired   bool      // max wait passed while an offer was out
+	recovered bool      // queued again after a restart: its previous agent first
 	agent     *agent
 	deadline  time.Time // offer deadline while reserved
 	assigned  time.Time
@@ -378,7 +379,9 @@ func (r *Router) record(e Event) {
 	r.stats.apply(e)
 }
 
-func (r *Router) now() time.Time { return r.deps.Now() }
+// now is the wall clock without Go's monotonic reading, so that times
+// computed live equal those recomputed from the stored journal.
+func (r *Router) now() time.Time { return r.deps.Now().Round(0) }
 
 // effective is a task's priority at now.
 func (t *task) effective(now time.Time) float64 {

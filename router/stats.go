@@ -133,7 +133,9 @@ func (s *statsBook) apply(e Event) {
 	in := wait <= s.threshold[e.Queue]
 	switch e.Kind {
 	case TaskCreated:
-		s.bucket(e.Queue, e.At).Offered++
+		if e.Reason != ReasonRecovered {
+			s.bucket(e.Queue, e.At).Offered++
+		}
 	case TaskAssigned:
 		b := s.bucket(e.Queue, e.At)
 		b.Answered++

@@ -26,16 +26,20 @@ func (r *Router) Enqueue(in Task) error {
 	if in.Arrived.IsZero() {
 		in.Arrived = now
 	}
-	t := &task{Task: in, heapPos: -1, waitPos: -1}
-	r.seq++
-	t.seq = r.seq
-	r.tasks[t.ID] = t
-	r.enter(t, q, now)
+	r.add(in, q, "", now)
 	return nil
 }
 
+func (r *Router) add(in Task, q *queue, reason string, now time.Time) {
+	t := &task{Task: in, heapPos: -1, waitPos: -1, recovered: reason == ReasonRecovered}
+	r.seq++
+	t.seq = r.seq
+	r.tasks[t.ID] = t
+	r.enter(t, q, reason, now)
+}
+
 // enter puts t into q: priority, widening step, timers, then dispatch.
-func (r *Router) enter(t *task, q *queue, now time.Time) {
+func (r *Router) enter(t *task, q *queue, reason string, now time.Time) {
 	t.q = q
 	t.Queue = q.spec.Name
 	t.state = Pending
@@ -53,7 +57,9 @@ func (r *Router) enter(t *task, q *queue, now time.Time) {
 		r.addTimer(&timer{at: now.Add(q.spec.MaxWait), kind: timerMaxWait, task: t})
 	}
 	t.waitFor = nil
-	if a := r.agents[t.PreferredAgent]; a != nil && a.presence != Offline && (q.spec.Strategy == LastAgent || t.Repeat) && q.spec.LastAgentWait > 0 {
+	// A recovered task waits for its agent even while the agent is still
+	// offline: after a restart everyone has to log in again.
+	if a := r.agents[t.PreferredAgent]; a != nil && (a.presence != Offline && (q.spec.Strategy == LastAgent || t.Repeat) || t.recovered) && q.spec.LastAgentWait > 0 {
 		if _, qualified := t.class.score[a.class]; qualified {
 			t.waitFor = a
 			t.waitUntil = now.Add(q.spec.LastAgentWait)
@@ -61,7 +67,8 @@ func (r *Router) enter(t *task, q *queue, now time.Time) {
 		}
 	}
 	q.waiting.push(t)
-	r.record(Event{At: now, Kind: TaskCreated, TaskID: t.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived})
+	r.record(Event{At: now, Kind: TaskCreated, TaskID: t.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: reason,
+		Customer: t.CustomerID, Tier: t.ValueTier, Repeat: t.Repeat, Preferred: t.PreferredAgent})
 	r.dispatchTask(t, now)
 }
 
@@ -149,7 +156,7 @@ func (r *Router) overflow(t *task, now time.Time) {
 		r.record(Event{At: now, Kind: TaskMoved, TaskID: t.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: dest})
 		q := r.queues[dest]
 		if q.classes[0][t.Channel] != nil {
-			r.enter(t, q, now)
+			r.enter(t, q, "", now)
 			return
 		}
 		r.deps.Logger.Warn("overflow queue does not take the task's channel; canceling", "task", t.ID, "queue", dest, "channel", t.Channel)

@@ -17,7 +17,8 @@ var (
 	bucketJourney       = []byte("journey")       // customer id | time | kind | id → Contact or Touchpoint
 	bucketJourneyKeys   = []byte("journey_keys")  // kind | id → journey key
 	bucketConversations = []byte("conversations") // id → Conversation
-	bucketEvents        = []byte("events")        // seq → event payload
+	bucketEvents        = []byte("events")        // seq → time | event payload
+	bucketOpenTasks     = []byte("open_tasks")    // task id → task payload
 
 	keySchema = []byte("schema")
 )
@@ -26,7 +27,7 @@ var (
 // is the version this binary writes. Add new steps at the end only.
 var migrations = []func(*bolt.Tx) error{
 	func(tx *bolt.Tx) error { // 0 → 1: the first schema
-		for _, b := range [][]byte{bucketCustomers, bucketIdentities, bucketCustomerIDs, bucketJourney, bucketJourneyKeys, bucketConversations, bucketEvents} {
+		for _, b := range [][]byte{bucketCustomers, bucketIdentities, bucketCustomerIDs, bucketJourney, bucketJourneyKeys, bucketConversations, bucketEvents, bucketOpenTasks} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

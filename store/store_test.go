@@ -157,21 +157,38 @@ func TestConversationsAndEvents(t *testing.T) {
 	if got, err := s.Conversation(conv.ID); err != nil || got.Tag != "DG-1" {
 		t.Errorf("%+v %v", got, err)
 	}
-	if err := s.AppendEvents(ctx, [][]byte{[]byte("a"), []byte("b")}); err != nil {
+	base := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	ev := func(min int, p string) JournalEvent { return JournalEvent{At: base.Add(time.Duration(min) * time.Minute), Payload: []byte(p)} }
+	if err := s.AppendJournal(ctx, JournalBatch{Events: []JournalEvent{ev(0, "a"), ev(10, "b")}, Open: map[uint64][]byte{1: []byte("t1"), 2: []byte("t2")}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AppendEvents(ctx, [][]byte{[]byte("c")}); err != nil {
+	if err := s.AppendJournal(ctx, JournalBatch{Events: []JournalEvent{ev(20, "c")}, Open: map[uint64][]byte{2: []byte("t2'")}, Closed: []uint64{1}}); err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	if err := s.ScanEvents(2, func(seq uint64, p []byte) error {
-		got = append(got, fmt.Sprintf("%d:%s", seq, p))
+	scan := func(since time.Time) string {
+		var got []string
+		if err := s.ScanJournal(since, func(e JournalEvent) error {
+			got = append(got, fmt.Sprintf("%d:%s", int(e.At.Sub(base)/time.Minute), e.Payload))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(got)
+	}
+	for since, want := range map[int]string{-5: "[0:a 10:b 20:c]", 5: "[10:b 20:c]", 10: "[10:b 20:c]", 20: "[20:c]", 30: "[]"} {
+		if got := scan(base.Add(time.Duration(since) * time.Minute)); got != want {
+			t.Errorf("journal since minute %d: %s, want %s", since, got, want)
+		}
+	}
+	var open []string
+	if err := s.OpenTasks(func(id uint64, p []byte) error {
+		open = append(open, fmt.Sprintf("%d:%s", id, p))
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(got) != "[2:b 3:c]" {
-		t.Errorf("events from 2: %v", got)
+	if fmt.Sprint(open) != "[2:t2']" {
+		t.Errorf("open tasks %v", open)
 	}
 }
 

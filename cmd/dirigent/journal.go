@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"dirigent/router"
 	"dirigent/store"
@@ -13,34 +15,62 @@ import (
 // the router itself waits.
 const journalBuffer = 1 << 16
 
-// storeJournal keeps the router's journal in the store. Record is called
-// under the router's lock, so it only queues; Run writes the queue in
-// batches, one fsynced commit per batch, and flushes it when stopping.
+// storeJournal keeps the router's journal in the store, together with the
+// index of open tasks that a restart queues again. Record is called under
+// the router's lock, so it only queues; Run writes the queue in batches,
+// one fsynced commit per batch, and flushes it when stopping.
 type storeJournal struct {
 	store   *store.Store
 	logger  *slog.Logger
 	metrics *daemonMetrics
-	events  chan []byte
+	events  chan router.Event
+	open    map[uint64]router.Unfinished // owned by Run
 }
 
-func newStoreJournal(s *store.Store, logger *slog.Logger, m *daemonMetrics) *storeJournal {
-	return &storeJournal{store: s, logger: logger, metrics: m, events: make(chan []byte, journalBuffer)}
+// newStoreJournal loads the open tasks the previous process left.
+func newStoreJournal(s *store.Store, logger *slog.Logger, m *daemonMetrics) (*storeJournal, error) {
+	j := &storeJournal{store: s, logger: logger, metrics: m, events: make(chan router.Event, journalBuffer), open: map[uint64]router.Unfinished{}}
+	err := s.OpenTasks(func(id uint64, p []byte) error {
+		var u router.Unfinished
+		if err := json.Unmarshal(p, &u); err != nil {
+			return fmt.Errorf("open task %d: %w", id, err)
+		}
+		j.open[id] = u
+		return nil
+	})
+	return j, err
 }
 
-func (j *storeJournal) Record(e router.Event) {
-	b, err := json.Marshal(e)
-	if err != nil {
-		j.logger.Error("journal: cannot encode event", "kind", e.Kind, "err", err)
-		return
+// unfinished is what the previous process left open, for router.Recover.
+func (j *storeJournal) unfinished() []router.Unfinished {
+	out := make([]router.Unfinished, 0, len(j.open))
+	for _, u := range j.open {
+		out = append(out, u)
 	}
-	j.events <- b
+	return out
 }
+
+// history returns the journal's events since since.
+func (j *storeJournal) history(since time.Time) ([]router.Event, error) {
+	var events []router.Event
+	err := j.store.ScanJournal(since, func(je store.JournalEvent) error {
+		var e router.Event
+		if err := json.Unmarshal(je.Payload, &e); err != nil {
+			return fmt.Errorf("journal event at %s: %w", je.At, err)
+		}
+		events = append(events, e)
+		return nil
+	})
+	return events, err
+}
+
+func (j *storeJournal) Record(e router.Event) { j.events <- e }
 
 func (j *storeJournal) Run(ctx context.Context) error {
 	for {
 		select {
-		case p := <-j.events:
-			j.write(append([][]byte{p}, j.drain()...))
+		case e := <-j.events:
+			j.write(append([]router.Event{e}, j.drain()...))
 		case <-ctx.Done():
 			if rest := j.drain(); len(rest) > 0 {
 				j.write(rest)
@@ -50,22 +80,54 @@ func (j *storeJournal) Run(ctx context.Context) error {
 	}
 }
 
-func (j *storeJournal) drain() [][]byte {
-	var batch [][]byte
+func (j *storeJournal) drain() []router.Event {
+	var batch []router.Event
 	for {
 		select {
-		case p := <-j.events:
-			batch = append(batch, p)
+		case e := <-j.events:
+			batch = append(batch, e)
 		default:
 			return batch
 		}
 	}
 }
 
-func (j *storeJournal) write(batch [][]byte) {
-	// Not the run context: a stopping daemon still flushes its journal.
-	if err := j.store.AppendEvents(context.Background(), batch); err != nil {
-		j.metrics.journalErrors.Inc()
-		j.logger.Error("journal: events not stored", "events", len(batch), "err", err)
+func (j *storeJournal) write(events []router.Event) {
+	b := store.JournalBatch{Open: map[uint64][]byte{}}
+	for _, e := range events {
+		p, err := json.Marshal(e)
+		if err != nil {
+			j.logger.Error("journal: cannot encode event", "kind", e.Kind, "err", err)
+			continue
+		}
+		b.Events = append(b.Events, store.JournalEvent{At: e.At, Payload: p})
+		switch e.Kind {
+		case router.TaskCreated:
+			j.setOpen(&b, router.UnfinishedFrom(e))
+		case router.TaskAssigned:
+			if u, ok := j.open[e.TaskID]; ok {
+				u.Agent = e.Agent
+				j.setOpen(&b, u)
+			}
+		case router.TaskCompleted, router.TaskCanceled:
+			delete(j.open, e.TaskID)
+			delete(b.Open, e.TaskID)
+			b.Closed = append(b.Closed, e.TaskID)
+		}
 	}
+	// Not the run context: a stopping daemon still flushes its journal.
+	if err := j.store.AppendJournal(context.Background(), b); err != nil {
+		j.metrics.journalErrors.Inc()
+		j.logger.Error("journal: events not stored", "events", len(b.Events), "err", err)
+	}
+}
+
+func (j *storeJournal) setOpen(b *store.JournalBatch, u router.Unfinished) {
+	j.open[u.ID] = u
+	p, err := json.Marshal(u)
+	if err != nil {
+		j.logger.Error("journal: cannot encode open task", "task", u.ID, "err", err)
+		return
+	}
+	b.Open[u.ID] = p
 }

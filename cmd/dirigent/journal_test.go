@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -37,7 +37,10 @@ func TestJournalInStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := newStoreJournal(st, logger, m)
+	j, err := newStoreJournal(st, logger, m)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- j.Run(ctx) }()
@@ -60,20 +63,24 @@ func TestJournalInStore(t *testing.T) {
 	must(r.Enqueue(router.Task{ID: 2, Queue: "billing", Channel: router.Voice}))
 	must(r.Decline(2, "demo"))
 	must(r.Cancel(2, router.ReasonAbandoned))
+	must(r.Enqueue(router.Task{ID: 3, Queue: "support", Channel: router.Email, CustomerID: 42}))
+	must(r.Accept(3, "demo"))
+	must(r.Enqueue(router.Task{ID: 4, Queue: "billing", Channel: router.Email}))
 	cancel()
 	must(<-done)
 
-	var events []router.Event
-	must(st.ScanEvents(0, func(_ uint64, p []byte) error {
-		var e router.Event
-		if err := json.Unmarshal(p, &e); err != nil {
-			return err
-		}
-		events = append(events, e)
-		return nil
-	}))
-	if len(events) != 10 {
-		t.Fatalf("%d events stored, want 10: %+v", len(events), events)
+	// What a restarted daemon reads back.
+	again, err := newStoreJournal(st, logger, m)
+	must(err)
+	events, err := again.history(time.Time{})
+	must(err)
+	if len(events) != 15 {
+		t.Fatalf("%d events stored, want 15: %+v", len(events), events)
+	}
+	open := again.unfinished()
+	slices.SortFunc(open, func(a, b router.Unfinished) int { return int(a.ID) - int(b.ID) })
+	if len(open) != 2 || open[0].ID != 3 || open[0].Agent != "demo" || open[0].CustomerID != 42 || open[1].ID != 4 || open[1].Agent != "" {
+		t.Errorf("open tasks after restart: %+v", open)
 	}
 	live := r.Stats()
 	for i, got := range router.Recompute(rc, events, time.Now()) {
@@ -82,7 +89,7 @@ func TestJournalInStore(t *testing.T) {
 			t.Errorf("queue %s: from the store %+v, live %+v", got.Queue, got, live[i])
 		}
 	}
-	if len(offers) != 2 {
+	if len(offers) != 4 {
 		t.Errorf("offers %+v", offers)
 	}
 }

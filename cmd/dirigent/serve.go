@@ -110,7 +110,9 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	if err != nil {
 		return nil, err
 	}
-	d.journal = newStoreJournal(d.store, logger.With("component", "journal"), d.metrics)
+	if d.journal, err = newStoreJournal(d.store, logger.With("component", "journal"), d.metrics); err != nil {
+		return nil, err
+	}
 	rlog := logger.With("component", "router")
 	d.router, err = router.New(rc, router.Deps{
 		Logger:  rlog,
@@ -184,6 +186,17 @@ func (d *daemon) run(ctx context.Context) error {
 		}()
 	}
 	running := len(parts)
+
+	// Queue again what the previous process left unfinished, and bring
+	// back today's statistics, before announcing readiness.
+	y, m, day := time.Now().Date()
+	history, err := d.journal.history(time.Date(y, m, day, 0, 0, 0, 0, time.Local))
+	if err != nil {
+		d.logger.Error("today's statistics start empty: the router journal cannot be read", "err", err)
+	}
+	if requeued, canceled := d.router.Recover(history, d.journal.unfinished()); requeued+canceled > 0 {
+		d.logger.Info("recovered unfinished tasks", "requeued", requeued, "calls_canceled", canceled)
+	}
 
 	wd := &watchdog{
 		checks: []progressCheck{{"store", d.store.Ping}, {"router", d.router.Alive}},

@@ -1,0 +1,53 @@
+package router
+
+
+
+// Unfinished is a task that was open when the previous process ended.
+type Unfinished struct {
+	Task
+	// Agent had accepted the task; it is offered to them first again.
+	Agent string
+}
+
+// Recover brings the router back after a restart. history (the journal
+// since local midnight or earlier) restores the statistics. Each
+// unfinished task is queued again with its original arrival time, its
+// previous agent first, except calls: their callers are gone with the
+// process, so they are canceled with ReasonSystem. Offers of the old
+// process are not restored; tasks simply wait to be offered again. Call
+// Recover once, before any other task is enqueued.
+func (r *Router) Recover(history []Event, open []Unfinished) (requeued, canceled int) {
+	r.mu.Lock()
+	defer r.unlock()
+	for _, e := range history {
+		r.stats.apply(e)
+	}
+	now := r.clock()
+	for _, u := range open {
+		q, known := r.queues[u.Queue]
+		if u.Channel == Voice || !known || q.classes[0][u.Channel] == nil || r.tasks[u.ID] != nil {
+			if !known {
+				r.deps.Logger.Warn("unfinished task's queue is gone; canceling", "task", u.ID, "queue", u.Queue)
+			}
+			r.record(Event{At: now, Kind: TaskCanceled, TaskID: u.ID, Queue: u.Queue, Channel: u.Channel, Arrived: u.Arrived, Reason: ReasonSystem})
+			canceled++
+			continue
+		}
+		if u.Agent != "" {
+			u.PreferredAgent = u.Agent
+		}
+		r.add(u.Task, q, ReasonRecovered, now)
+		requeued++
+	}
+	return requeued, canceled
+}
+
+// UnfinishedFrom is the inverse of the journal for one task: what a
+// TaskCreated event says about it, for the index of open tasks.
+func UnfinishedFrom(e Event) Unfinished {
+	return Unfinished{Task: Task{
+		ID: e.TaskID, Channel: e.Channel, Queue: e.Queue, CustomerID: e.Customer,
+		ValueTier: e.Tier, Repeat: e.Repeat, PreferredAgent: e.Preferred, Arrived: e.Arrived,
+	}}
+}
+

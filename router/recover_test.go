@@ -1,0 +1,72 @@
+package router
+
+import (
+	"testing"
+	"time"
+)
+
+func TestRecoverAfterRestart(t *testing.T) {
+	cfg := basicConfig()
+	cfg.Queues[0].LastAgentWait = 30 * time.Second
+
+	// The first process: a call and two mails arrive, anna accepts one mail.
+	first := newHarness(t, cfg)
+	first.must(first.r.SetPresence("anna", Available, ""))
+	first.enqueue(1, "support", Email)
+	first.must(first.r.Accept(first.takeOffer().TaskID, "anna"))
+	first.advance(time.Minute)
+	first.enqueue(2, "support", Voice)
+	first.takeOffer() // ringing when the process dies
+	first.enqueue(3, "support", Email)
+
+	// What the journal index knows as open after kill -9.
+	open := map[uint64]Unfinished{}
+	for _, e := range first.journal.events {
+		switch e.Kind {
+		case TaskCreated:
+			open[e.TaskID] = UnfinishedFrom(e)
+		case TaskAssigned:
+			u := open[e.TaskID]
+			u.Agent = e.Agent
+			open[e.TaskID] = u
+		case TaskCompleted, TaskCanceled:
+			delete(open, e.TaskID)
+		}
+	}
+	var unfinished []Unfinished
+	for _, id := range []uint64{1, 2, 3} {
+		unfinished = append(unfinished, open[id])
+	}
+
+	second := newHarness(t, cfg)
+	second.now = first.now.Add(time.Minute)
+	requeued, canceled := second.r.Recover(first.journal.events, unfinished)
+	if requeued != 2 || canceled != 1 {
+		t.Fatalf("requeued %d, canceled %d; want the two mails back and the call canceled", requeued, canceled)
+	}
+	st := second.r.Stats()[0]
+	if st.Today.Offered != 3 || st.Today.Answered != 1 || st.Waiting != 2 {
+		t.Errorf("after recovery: %+v", st)
+	}
+	if want := first.now.Add(time.Minute).Sub(t0); st.LongestWait != want {
+		t.Errorf("longest wait %v, want %v: arrival times are kept", st.LongestWait, want)
+	}
+	// ben is free, but mail 1 waits for anna, who had it before.
+	second.must(second.r.SetPresence("ben", Available, ""))
+	if o := second.takeOffer(); o.TaskID != 3 || o.Agent != "ben" {
+		t.Errorf("ben got %+v, want mail 3", o)
+	}
+	second.must(second.r.SetPresence("anna", Available, ""))
+	if o := second.takeOffer(); o.TaskID != 1 || o.Agent != "anna" {
+		t.Errorf("anna got %+v, want her mail 1 back", o)
+	}
+	var call Event
+	for _, e := range second.journal.events {
+		if e.TaskID == 2 {
+			call = e
+		}
+	}
+	if call.Kind != TaskCanceled || call.Reason != ReasonSystem {
+		t.Errorf("the call: %+v, want canceled (system)", call)
+	}
+}
