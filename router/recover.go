@@ -1,7 +1,5 @@
 package router
 
-
-
 // Unfinished is a task that was open when the previous process ended.
 type Unfinished struct {
 	Task
@@ -50,4 +48,3 @@ func UnfinishedFrom(e Event) Unfinished {
 		ValueTier: e.Tier, Repeat: e.Repeat, PreferredAgent: e.Preferred, Arrived: e.Arrived,
 	}}
 }
-

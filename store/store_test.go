@@ -158,7 +158,9 @@ func TestConversationsAndEvents(t *testing.T) {
 		t.Errorf("%+v %v", got, err)
 	}
 	base := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
-	ev := func(min int, p string) JournalEvent { return JournalEvent{At: base.Add(time.Duration(min) * time.Minute), Payload: []byte(p)} }
+	ev := func(min int, p string) JournalEvent {
+		return JournalEvent{At: base.Add(time.Duration(min) * time.Minute), Payload: []byte(p)}
+	}
 	if err := s.AppendJournal(ctx, JournalBatch{Events: []JournalEvent{ev(0, "a"), ev(10, "b")}, Open: map[uint64][]byte{1: []byte("t1"), 2: []byte("t2")}}); err != nil {
 		t.Fatal(err)
 	}
