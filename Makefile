@@ -21,6 +21,7 @@ run: build
 # Every test, with the race detector, after installing the Debian test
 # peers (as root; otherwise their tests skip and say which package).
 test: peers
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 

@@ -81,18 +81,23 @@ func (c *Config) problems() []error {
 		}
 	}
 
+	// checkName reports a missing, malformed or repeated name.
+	checkName := func(key, what, name string, seen map[string]bool) {
+		switch {
+		case name == "":
+			bad(key, "missing")
+		case !namePattern.MatchString(name):
+			bad(key, "%s %q must be lower-case letters, digits, '-' or '_'", what, name)
+		case seen[name]:
+			bad(key, "%s %q is defined twice", what, name)
+		}
+		seen[name] = true
+	}
+
 	agents := map[string]bool{}
 	for i, a := range c.Agents {
 		at := fmt.Sprintf("agents[%d]", i)
-		switch {
-		case a.ID == "":
-			bad(at+".id", "missing")
-		case !namePattern.MatchString(a.ID):
-			bad(at+".id", "agent id %q must be lower-case letters, digits, '-' or '_'", a.ID)
-		case agents[a.ID]:
-			bad(at+".id", "agent %q is defined twice", a.ID)
-		}
-		agents[a.ID] = true
+		checkName(at+".id", "agent", a.ID, agents)
 		checkSkills(at+".skills", a.Skills)
 		for ch, n := range map[string]int{"voice": a.Capacity.Voice, "email": a.Capacity.Email, "message": a.Capacity.Message} {
 			if n < 0 || n > 100 {
@@ -108,15 +113,7 @@ func (c *Config) problems() []error {
 	seen := map[string]bool{}
 	for i, q := range c.Queues {
 		at := fmt.Sprintf("queues[%d]", i)
-		switch {
-		case q.Name == "":
-			bad(at+".name", "missing")
-		case !namePattern.MatchString(q.Name):
-			bad(at+".name", "queue name %q must be lower-case letters, digits, '-' or '_'", q.Name)
-		case seen[q.Name]:
-			bad(at+".name", "queue %q is defined twice", q.Name)
-		}
-		seen[q.Name] = true
+		checkName(at+".name", "queue", q.Name, seen)
 		checkSkills(at+".skills", q.Skills)
 		for j, ch := range q.Channels {
 			if !slices.Contains(Channels, ch) {

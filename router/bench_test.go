@@ -127,6 +127,14 @@ func (s *benchSite) takeOffers() []Offer {
 	return o
 }
 
+func (s *benchSite) oneOffer(b *testing.B) Offer {
+	offers := s.takeOffers()
+	if len(offers) != 1 {
+		b.Fatalf("got %d offers, want 1", len(offers))
+	}
+	return offers[0]
+}
+
 func reportPercentiles(b *testing.B, d []time.Duration) {
 	slices.Sort(d)
 	b.ReportMetric(float64(d[len(d)/2].Nanoseconds()), "p50-ns")
@@ -148,11 +156,7 @@ func BenchmarkRouteNewTask(b *testing.B) {
 		lat = append(lat, time.Since(start))
 		b.StopTimer()
 		s.must(b, err)
-		offers := s.takeOffers()
-		if len(offers) != 1 {
-			b.Fatalf("got %d offers", len(offers))
-		}
-		s.must(b, s.r.Accept(task.ID, offers[0].Agent))
+		s.must(b, s.r.Accept(task.ID, s.oneOffer(b).Agent))
 		s.must(b, s.r.Complete(task.ID))
 		b.StartTimer()
 	}
@@ -176,12 +180,9 @@ func BenchmarkFreedAgentNextTask(b *testing.B) {
 		lat = append(lat, time.Since(start))
 		b.StopTimer()
 		s.must(b, err)
-		offers := s.takeOffers()
-		if len(offers) != 1 {
-			b.Fatalf("got %d offers", len(offers))
-		}
-		s.must(b, s.r.Accept(offers[0].TaskID, offers[0].Agent))
-		s.busyA[i%len(s.busyA)] = offers[0].TaskID
+		o := s.oneOffer(b)
+		s.must(b, s.r.Accept(o.TaskID, o.Agent))
+		s.busyA[i%len(s.busyA)] = o.TaskID
 		s.enqueue(b, "qa", Voice) // keep 100,000 waiting
 		b.StartTimer()
 	}

@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -248,14 +249,7 @@ func (r *Router) checkFIFO(e Event) error {
 	return nil
 }
 
-func sortedIDs(m map[uint64]Offer) []uint64 {
-	ids := make([]uint64, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
-}
+func sortedIDs(m map[uint64]Offer) []uint64 { return slices.Sorted(maps.Keys(m)) }
 
 func (r *Router) taskIDs(states ...State) []uint64 {
 	r.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -209,14 +210,7 @@ func (r *Router) reqs(owner string, m map[string]int) ([]req, error) {
 	return rs, nil
 }
 
-func sortedSkillNames(m map[string]int) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
+func sortedSkillNames(m map[string]int) []string { return slices.Sorted(maps.Keys(m)) }
 
 func (r *Router) addQueue(qs QueueSpec) error {
 	if _, dup := r.queues[qs.Name]; dup {

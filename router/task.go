@@ -111,10 +111,18 @@ func (r *Router) Decline(taskID uint64, agentID string) error {
 	return nil
 }
 
-func (r *Router) offered(taskID uint64, agentID string) (*task, *agent, error) {
+func (r *Router) lookup(taskID uint64) (*task, error) {
 	t, ok := r.tasks[taskID]
 	if !ok {
-		return nil, nil, fmt.Errorf("%w %d", ErrUnknownTask, taskID)
+		return nil, fmt.Errorf("%w %d", ErrUnknownTask, taskID)
+	}
+	return t, nil
+}
+
+func (r *Router) offered(taskID uint64, agentID string) (*task, *agent, error) {
+	t, err := r.lookup(taskID)
+	if err != nil {
+		return nil, nil, err
 	}
 	if t.state != Reserved || t.agent.spec.ID != agentID {
 		return nil, nil, fmt.Errorf("%w: %s is not offered to %s", ErrWrongState, t, agentID)
@@ -170,9 +178,9 @@ func (r *Router) overflow(t *task, now time.Time) {
 func (r *Router) End(taskID uint64) error {
 	r.mu.Lock()
 	defer r.unlock()
-	t, ok := r.tasks[taskID]
-	if !ok {
-		return fmt.Errorf("%w %d", ErrUnknownTask, taskID)
+	t, err := r.lookup(taskID)
+	if err != nil {
+		return err
 	}
 	if t.state != Assigned {
 		return fmt.Errorf("%w: %s cannot end", ErrWrongState, t)
@@ -186,9 +194,9 @@ func (r *Router) End(taskID uint64) error {
 func (r *Router) Complete(taskID uint64) error {
 	r.mu.Lock()
 	defer r.unlock()
-	t, ok := r.tasks[taskID]
-	if !ok {
-		return fmt.Errorf("%w %d", ErrUnknownTask, taskID)
+	t, err := r.lookup(taskID)
+	if err != nil {
+		return err
 	}
 	now := r.clock()
 	switch t.state {
@@ -237,9 +245,9 @@ func (r *Router) complete(t *task, now time.Time) {
 func (r *Router) Cancel(taskID uint64, reason string) error {
 	r.mu.Lock()
 	defer r.unlock()
-	t, ok := r.tasks[taskID]
-	if !ok {
-		return fmt.Errorf("%w %d", ErrUnknownTask, taskID)
+	t, err := r.lookup(taskID)
+	if err != nil {
+		return err
 	}
 	now := r.clock()
 	switch t.state {
