@@ -449,3 +449,32 @@ func TestRefusals(t *testing.T) {
 		t.Error("ended a pending task")
 	}
 }
+
+func TestSetAgentFreesCapacityAndSkills(t *testing.T) {
+	h := newHarness(t, basicConfig())
+	h.must(h.r.SetPresence("anna", Available, ""))
+	h.enqueue(1, "billing", Email) // anna lacks billing
+	h.noOffer()
+	h.must(h.r.SetAgent(AgentSpec{ID: "anna", Skills: map[string]int{"support": 5, "billing": 3}, Capacity: cap3(1, 1, 0)}))
+	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "anna" {
+		t.Fatalf("after gaining billing: %+v", o)
+	}
+	h.must(h.r.Accept(1, "anna"))
+	h.enqueue(2, "support", Email) // email capacity 1 is used
+	h.noOffer()
+	h.must(h.r.SetAgent(AgentSpec{ID: "anna", Skills: map[string]int{"support": 5, "billing": 3}, Capacity: cap3(1, 2, 0)}))
+	if o := h.takeOffer(); o.TaskID != 2 {
+		t.Fatalf("after capacity 2: %+v", o)
+	}
+	// A new agent joins and takes work at once when available.
+	h.must(h.r.SetAgent(AgentSpec{ID: "cleo", Skills: map[string]int{"support": 1}, Capacity: cap3(1, 3, 2)}))
+	h.enqueue(3, "support", Message)
+	h.noOffer() // anna holds an offer; cleo is offline
+	h.must(h.r.SetPresence("cleo", Available, ""))
+	if o := h.takeOffer(); o.Agent != "cleo" {
+		t.Errorf("new agent: %+v", o)
+	}
+	if err := h.r.SetAgent(AgentSpec{ID: "anna", Skills: map[string]int{"juggling": 5}}); err == nil {
+		t.Error("undefined skill accepted")
+	}
+}

@@ -312,12 +312,7 @@ func (r *Router) setPresence(a *agent, p Presence, reason string, now time.Time)
 		r.dispatchAgent(a, now)
 		return
 	}
-	if t := a.offer; t != nil {
-		r.outbox = append(r.outbox, notice{offer: t.offer(), revoke: true})
-		a.offer = nil
-		t.agent = nil
-		t.state = Pending
-		r.record(Event{At: now, Kind: OfferTimedOut, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: "agent " + p.String()})
+	if t := r.withdrawOffer(a, "agent "+p.String(), now); t != nil {
 		defer r.dispatchTask(t, now)
 	}
 	if p == Offline {
@@ -329,4 +324,20 @@ func (r *Router) setPresence(a *agent, p Presence, reason string, now time.Time)
 		}
 	}
 	r.refresh(a)
+}
+
+// withdrawOffer takes back a's outstanding offer, if any, without counting
+// it as missed, and returns the task, pending again, for the caller to
+// dispatch once a's own state is settled.
+func (r *Router) withdrawOffer(a *agent, reason string, now time.Time) *task {
+	t := a.offer
+	if t == nil {
+		return nil
+	}
+	r.outbox = append(r.outbox, notice{offer: t.offer(), revoke: true})
+	a.offer = nil
+	t.agent = nil
+	t.state = Pending
+	r.record(Event{At: now, Kind: OfferTimedOut, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: reason})
+	return t
 }

@@ -273,7 +273,9 @@ func TestLifecycleWithSystemd(t *testing.T) {
 	waitNotify(t, msgs, "WATCHDOG=1")
 
 	// A good reload: RELOADING=1, then READY=1, and the new level applies.
-	os.WriteFile(cfgPath, []byte(strings.Replace(mustRead(t, cfgPath), "[log]\n", "[log]\nlevel = \"debug\"\n", 1)), 0o644)
+	reloaded := strings.Replace(mustRead(t, cfgPath), "[log]\n", "[log]\nlevel = \"debug\"\n", 1)
+	reloaded += "[[agents]]\nid = \"newbie\"\nskills = { support = 1 }\n"
+	os.WriteFile(cfgPath, []byte(reloaded), 0o644)
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	waitNotify(t, msgs, "RELOADING=1")
 	waitNotify(t, msgs, "READY=1")
@@ -296,7 +298,7 @@ func TestLifecycleWithSystemd(t *testing.T) {
 		"dirigent_build_info{",
 		"dirigent_store_",
 		`dirigent_router_tasks_waiting{queue="support"} 0`,
-		`dirigent_router_agents{presence="available"} 0`,
+		`dirigent_router_agents{presence="offline"} 1`, // the agent added by the reload
 		"dirigent_process_resident_memory_bytes",
 		"go_goroutines",
 	} {

@@ -288,6 +288,7 @@ func (d *daemon) reload() {
 	for _, key := range restartOnlyChanges(d.cfg, next) {
 		d.logger.Warn("reload: this setting takes effect at the next restart", "key", key)
 	}
+	d.applyAgents(next)
 	d.level.Set(logLevel(next.Log.Level))
 	d.cfg = next
 	d.metrics.reloads.WithLabelValues("applied").Inc()
@@ -297,7 +298,7 @@ func (d *daemon) reload() {
 
 // restartOnlyChanges lists changed settings that a running process cannot
 // apply: bound sockets, the open store, the chosen log handler, and (for
-// now) the router's agents, queues and skills.
+// now) the router's queues, skills, routing settings and removed agents.
 func restartOnlyChanges(old, next *config.Config) []string {
 	var keys []string
 	for _, s := range []struct {
@@ -305,7 +306,6 @@ func restartOnlyChanges(old, next *config.Config) []string {
 		old, next any
 	}{
 		{"skills", old.Skills, next.Skills},
-		{"agents", old.Agents, next.Agents},
 		{"queues", old.Queues, next.Queues},
 		{"routing", old.Routing, next.Routing},
 		{"log.format", old.Log.Format, next.Log.Format},
@@ -321,7 +321,36 @@ func restartOnlyChanges(old, next *config.Config) []string {
 			keys = append(keys, s.key)
 		}
 	}
+	kept := map[string]bool{}
+	for _, a := range next.Agents {
+		kept[a.ID] = true
+	}
+	for _, a := range old.Agents {
+		if !kept[a.ID] {
+			keys = append(keys, "agents (removing "+a.ID+")")
+		}
+	}
 	return keys
+}
+
+// applyAgents gives the router the agents of a reloaded configuration:
+// new agents join, changed skills and capacities apply at once. With
+// changed skills the whole router needs a restart, which
+// restartOnlyChanges reports.
+func (d *daemon) applyAgents(next *config.Config) {
+	if !reflect.DeepEqual(d.cfg.Skills, next.Skills) {
+		return
+	}
+	rc, err := routerConfig(next)
+	if err != nil {
+		d.logger.Error("reload: agents not applied", "err", err)
+		return
+	}
+	for _, a := range rc.Agents {
+		if err := d.router.SetAgent(a); err != nil {
+			d.logger.Error("reload: agent not applied", "agent", a.ID, "err", err)
+		}
+	}
 }
 
 func (d *daemon) configName() string {
