@@ -5,33 +5,94 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
 )
 
+// ErrConflict: the change would give a CRM id to two customers.
+var ErrConflict = errors.New("conflict")
+
 // CreateCustomer stores c under a new ID, which it sets in c.
 func (s *Store) CreateCustomer(ctx context.Context, c *Customer) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketCustomers)
-		id, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		c.ID = id
-		return putJSON(b, u64(id), c)
-	})
+	return s.update(ctx, func(tx *bolt.Tx) error { return createCustomer(tx, c) })
+}
+
+func createCustomer(tx *bolt.Tx, c *Customer) error {
+	id, err := tx.Bucket(bucketCustomers).NextSequence()
+	if err != nil {
+		return err
+	}
+	c.ID = id
+	return putCustomer(tx, c, nil)
 }
 
 // PutCustomer replaces an existing customer.
 func (s *Store) PutCustomer(ctx context.Context, c *Customer) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketCustomers)
-		if b.Get(u64(c.ID)) == nil {
-			return fmt.Errorf("customer %d: %w", c.ID, ErrNotFound)
+		var old Customer
+		if err := getJSON(tx.Bucket(bucketCustomers), u64(c.ID), &old, "customer", c.ID); err != nil {
+			return err
 		}
-		return putJSON(b, u64(c.ID), c)
+		return putCustomer(tx, c, &old)
 	})
+}
+
+// putCustomer writes c and keeps the CRM id index in step.
+func putCustomer(tx *bolt.Tx, c *Customer, old *Customer) error {
+	crm := tx.Bucket(bucketCRMIDs)
+	if c.CRMID != "" {
+		if owner := crm.Get([]byte(c.CRMID)); owner != nil && binary.BigEndian.Uint64(owner) != c.ID {
+			return fmt.Errorf("CRM id %q belongs to customer %d: %w", c.CRMID, binary.BigEndian.Uint64(owner), ErrConflict)
+		}
+	}
+	if old != nil && old.CRMID != "" && old.CRMID != c.CRMID {
+		if err := crm.Delete([]byte(old.CRMID)); err != nil {
+			return err
+		}
+	}
+	if c.CRMID != "" {
+		if err := crm.Put([]byte(c.CRMID), u64(c.ID)); err != nil {
+			return err
+		}
+	}
+	return putJSON(tx.Bucket(bucketCustomers), u64(c.ID), c)
+}
+
+// CustomerByCRMID returns the customer with a CRM id.
+func (s *Store) CustomerByCRMID(crmID string) (*Customer, error) {
+	var c Customer
+	err := s.db.View(func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucketCRMIDs).Get([]byte(crmID))
+		if id == nil {
+			return fmt.Errorf("CRM id %q: %w", crmID, ErrNotFound)
+		}
+		return getJSON(tx.Bucket(bucketCustomers), id, &c, "customer", binary.BigEndian.Uint64(id))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// IdentifyOrCreate returns the customer identity belongs to; when none
+// does, it creates newCustomer (setting its ID) with that identity, in the
+// same transaction, so two contacts arriving at once from a new number
+// make one customer, not two.
+func (s *Store) IdentifyOrCreate(ctx context.Context, identity string, newCustomer *Customer) (id uint64, created bool, err error) {
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketIdentities).Get([]byte(identity)); v != nil {
+			id, created = binary.BigEndian.Uint64(v), false
+			return nil
+		}
+		if err := createCustomer(tx, newCustomer); err != nil {
+			return err
+		}
+		id, created = newCustomer.ID, true
+		return linkIdentity(tx, identity, id)
+	})
+	return id, created, err
 }
 
 // Customer returns the customer with id.
@@ -53,18 +114,22 @@ func (s *Store) LinkIdentity(ctx context.Context, identity string, customerID ui
 		if tx.Bucket(bucketCustomers).Get(u64(customerID)) == nil {
 			return fmt.Errorf("customer %d: %w", customerID, ErrNotFound)
 		}
-		ids := tx.Bucket(bucketIdentities)
-		byCustomer := tx.Bucket(bucketCustomerIDs)
-		if old := ids.Get([]byte(identity)); old != nil {
-			if err := byCustomer.Delete(append(bytes.Clone(old), identity...)); err != nil {
-				return err
-			}
-		}
-		if err := ids.Put([]byte(identity), u64(customerID)); err != nil {
+		return linkIdentity(tx, identity, customerID)
+	})
+}
+
+func linkIdentity(tx *bolt.Tx, identity string, customerID uint64) error {
+	ids := tx.Bucket(bucketIdentities)
+	byCustomer := tx.Bucket(bucketCustomerIDs)
+	if old := ids.Get([]byte(identity)); old != nil {
+		if err := byCustomer.Delete(append(bytes.Clone(old), identity...)); err != nil {
 			return err
 		}
-		return byCustomer.Put(append(u64(customerID), identity...), nil)
-	})
+	}
+	if err := ids.Put([]byte(identity), u64(customerID)); err != nil {
+		return err
+	}
+	return byCustomer.Put(append(u64(customerID), identity...), nil)
 }
 
 // LookupIdentity returns the customer an identity belongs to.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -19,6 +20,7 @@ var (
 	bucketConversations = []byte("conversations") // id → Conversation
 	bucketEvents        = []byte("events")        // seq → time | event payload
 	bucketOpenTasks     = []byte("open_tasks")    // task id → task payload
+	bucketCRMIDs        = []byte("crm_ids")       // CRM id → customer id
 
 	keySchema = []byte("schema")
 )
@@ -33,6 +35,22 @@ var migrations = []func(*bolt.Tx) error{
 			}
 		}
 		return nil
+	},
+	func(tx *bolt.Tx) error { // 1 → 2: customers findable by CRM id
+		crm, err := tx.CreateBucketIfNotExists(bucketCRMIDs)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketCustomers).ForEach(func(k, v []byte) error {
+			var c Customer
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("customer %x: %w", k, err)
+			}
+			if c.CRMID == "" {
+				return nil
+			}
+			return crm.Put([]byte(c.CRMID), k)
+		})
 	},
 }
 

@@ -333,7 +333,85 @@ func TestSchemaVersions(t *testing.T) {
 	}
 	// That file is now newer than this binary.
 	_, err = Open(Options{Path: path, Logger: slog.New(slog.DiscardHandler)})
-	if err == nil || !strings.Contains(err.Error(), "schema version 2 is newer than this dirigent knows (1)") {
+	want := fmt.Sprintf("schema version %d is newer than this dirigent knows (%d)", len(migrations)+1, len(migrations))
+	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("open of a newer store: %v", err)
+	}
+}
+
+// A store written by a version-1 dirigent gets the CRM index on open.
+func TestMigrationIndexesCRMIDs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := migrate(tx, migrations[:1]); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketCustomers).Put(u64(1), []byte(`{"id":1,"crm_id":"K-100","name":"Joe"}`))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openTest(t, path)
+	c, err := s.CustomerByCRMID("K-100")
+	if err != nil || c.Name != "Joe" {
+		t.Fatalf("after migration: %+v, %v", c, err)
+	}
+}
+
+func TestCRMIDsAreUnique(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	a := &Customer{CRMID: "K-1", Name: "A"}
+	if err := s.CreateCustomer(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	b := &Customer{CRMID: "K-1", Name: "B"}
+	if err := s.CreateCustomer(ctx, b); !errors.Is(err, ErrConflict) {
+		t.Fatalf("second customer with K-1: %v", err)
+	}
+	a.CRMID = "K-2"
+	if err := s.PutCustomer(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CustomerByCRMID("K-1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("old CRM id still indexed: %v", err)
+	}
+	if c, err := s.CustomerByCRMID("K-2"); err != nil || c.ID != a.ID {
+		t.Errorf("K-2: %+v %v", c, err)
+	}
+}
+
+func TestIdentifyOrCreateMakesOneCustomer(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	var wg sync.WaitGroup
+	ids := make([]uint64, 32)
+	created := make([]bool, 32)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			ids[i], created[i], err = s.IdentifyOrCreate(ctx, "phone:+4930123456", &Customer{Created: time.Now()})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	n := 0
+	for i := range ids {
+		if ids[i] != ids[0] {
+			t.Fatalf("two customers for one number: %v", ids)
+		}
+		if created[i] {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d callers were told they created the customer", n)
 	}
 }
