@@ -30,6 +30,7 @@ type Config struct {
 	SIP     SIP      `toml:"sip"`
 	Mail    Mail     `toml:"mail"`
 	Routing Routing  `toml:"routing"`
+	Journey Journey  `toml:"journey"`
 	Skills  []string `toml:"skills"`
 	Agents  []Agent  `toml:"agents"`
 	Queues  []Queue  `toml:"queues"`
@@ -101,6 +102,13 @@ type Routing struct {
 	TierWeight     float64 `toml:"tier_weight"`
 	RepeatBoost    float64 `toml:"repeat_boost"`
 	AgingPerMinute float64 `toml:"aging_per_minute"`
+}
+
+// Journey configures customer identification.
+type Journey struct {
+	// Region is the ISO 3166 country (e.g. "DE") whose national phone
+	// numbers ("030 123456") come without a country code.
+	Region string `toml:"region"`
 }
 
 // Agent is a person who takes tasks.
@@ -273,6 +281,9 @@ func (c *Config) applyDefaults() {
 	}
 	if !c.given("routing.aging_per_minute") {
 		c.Routing.AgingPerMinute = 1
+	}
+	if c.Journey.Region == "" {
+		c.Journey.Region = "DE"
 	}
 	if c.Desk.Listen == "" {
 		c.Desk.Listen = "127.0.0.1:8080"

@@ -24,7 +24,7 @@ func TestParseErrors(t *testing.T) {
 			name: "unknown keys everywhere",
 			toml: "colour = 1\n[log]\nlevl = \"info\"\n[[agents]]\nid = \"a\"\nfavourite = \"tea\"\n",
 			want: []string{
-				`t.toml:1: colour: unknown key (known here: agents, control, daemon, desk, log, mail, queues, routing, sip, skills, storage)`,
+				`t.toml:1: colour: unknown key (known here: agents, control, daemon, desk, journey, log, mail, queues, routing, sip, skills, storage)`,
 				`t.toml:3: log.levl: unknown key (known here: format, level)`,
 				`t.toml:6: agents[0].favourite: unknown key (known here: capacity, id, name, skills)`,
 			},
@@ -40,13 +40,14 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			name: "bad values",
-			toml: "[log]\nlevel = \"loud\"\nformat = \"xml\"\n[daemon]\ndrain_timeout = \"soon\"\n[sip]\nlisten = \"pbx:5060\"\n[mail]\nsmtp_listen = \"127.0.0.1:99999\"\n",
+			toml: "[journey]\nregion = \"de\"\n[log]\nlevel = \"loud\"\nformat = \"xml\"\n[daemon]\ndrain_timeout = \"soon\"\n[sip]\nlisten = \"pbx:5060\"\n[mail]\nsmtp_listen = \"127.0.0.1:99999\"\n",
 			want: []string{
-				`t.toml:2: log.level: unknown level "loud" (want debug, info, warn or error)`,
-				`t.toml:3: log.format: unknown format "xml" (want text or json)`,
-				`t.toml:5: daemon.drain_timeout: not a duration (want e.g. "30s" or "5m"): "soon"`,
-				`t.toml:7: sip.listen: listen address "pbx:5060": host must be an IP address or empty for all`,
-				`t.toml:9: mail.smtp_listen: listen address "127.0.0.1:99999": port must be 0–65535`,
+				`t.toml:2: journey.region: "de" is not an ISO 3166 country code such as DE, AT or CH`,
+				`t.toml:4: log.level: unknown level "loud" (want debug, info, warn or error)`,
+				`t.toml:5: log.format: unknown format "xml" (want text or json)`,
+				`t.toml:7: daemon.drain_timeout: not a duration (want e.g. "30s" or "5m"): "soon"`,
+				`t.toml:9: sip.listen: listen address "pbx:5060": host must be an IP address or empty for all`,
+				`t.toml:11: mail.smtp_listen: listen address "127.0.0.1:99999": port must be 0–65535`,
 			},
 		},
 		{

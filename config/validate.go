@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
 var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
@@ -56,6 +58,10 @@ func (c *Config) problems() []error {
 	}
 	if c.Routing.RetryDelay.Duration < 0 {
 		bad("routing.retry_delay", "must not be negative")
+	}
+
+	if phonenumbers.GetCountryCodeForRegion(c.Journey.Region) == 0 {
+		bad("journey.region", "%q is not an ISO 3166 country code such as DE, AT or CH", c.Journey.Region)
 	}
 
 	skills := map[string]bool{}

@@ -11,11 +11,20 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"dirigent/journey"
 )
 
-// Snapshotter writes a consistent copy of the store while it keeps serving.
-type Snapshotter interface {
-	Snapshot(w io.Writer) (int64, error)
+// ControlDeps are what the admin commands act on.
+type ControlDeps struct {
+	Logger *slog.Logger
+	// Store writes a consistent copy of itself while it keeps serving.
+	Store interface {
+		Snapshot(w io.Writer) (int64, error)
+	}
+	Journey *journey.Journey
+	// DrainTimeout bounds how long Run waits for open requests.
+	DrainTimeout time.Duration
 }
 
 // Control is the admin API on a local unix socket. Access is granted by
@@ -32,7 +41,8 @@ type Control struct {
 // NewControl binds the socket at path, replacing a stale one left by a
 // killed process. It refuses to take over a socket that a live daemon
 // still answers on.
-func NewControl(path string, store Snapshotter, logger *slog.Logger, drain time.Duration) (*Control, error) {
+func NewControl(path string, deps ControlDeps) (*Control, error) {
+	logger := deps.Logger
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
@@ -54,7 +64,7 @@ func NewControl(path string, store Snapshotter, logger *slog.Logger, drain time.
 	mux := http.NewServeMux()
 	handle(mux, http.MethodGet, "/backup", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
-		n, err := store.Snapshot(w)
+		n, err := deps.Store.Snapshot(w)
 		if err != nil {
 			// Headers are gone once bytes were written; the client notices
 			// the short body because it verifies the file.
@@ -66,12 +76,21 @@ func NewControl(path string, store Snapshotter, logger *slog.Logger, drain time.
 		}
 		logger.Info("backup written", "bytes", n)
 	})
+	handle(mux, http.MethodPost, "/import/customers", func(w http.ResponseWriter, r *http.Request) {
+		res, err := deps.Journey.ImportCustomers(r.Context(), r.Body)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		logger.Info("customers imported", "rows", res.Rows, "created", res.Created, "updated", res.Updated, "problems", len(res.Problems))
+		writeJSON(w, http.StatusOK, res)
+	})
 	mux.HandleFunc("/", notFound)
 	return &Control{
 		logger: logger,
 		ln:     ln,
 		srv:    &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
-		drain:  drain,
+		drain:  deps.DrainTimeout,
 		path:   path,
 	}, nil
 }

@@ -6,13 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
-	"dirigent/config"
 	"dirigent/store"
 )
 
@@ -31,34 +29,12 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *out == "" || fs.NArg() != 0 {
 		return usageError{errors.New("usage: dirigent backup --out FILE [--config FILE | --socket PATH]")}
 	}
-	if *socket == "" {
-		cfg, err := loadConfig(*cfgPath)
-		if err != nil {
-			return usageError{err}
-		}
-		*socket = cfg.Control.Socket
-	}
-
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", *socket)
-		},
-	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://control/backup", nil)
-	if err != nil {
-		return err
-	}
 	start := time.Now()
-	resp, err := client.Do(req)
+	resp, err := control(ctx, *cfgPath, *socket, http.MethodGet, "/backup", nil)
 	if err != nil {
-		return fmt.Errorf("backup: is dirigent running? %w", err)
+		return fmt.Errorf("backup: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("backup: daemon answered %s: %s", resp.Status, msg)
-	}
 
 	tmp, err := os.CreateTemp(filepath.Dir(*out), ".dirigent-backup-*")
 	if err != nil {
@@ -83,11 +59,4 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintf(stdout, "backup: %d bytes written to %s in %s\n", n, *out, time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-func loadConfig(path string) (*config.Config, error) {
-	if path == "" {
-		return config.Default()
-	}
-	return config.Load(path)
 }

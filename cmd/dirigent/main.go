@@ -20,6 +20,8 @@ commands:
   check-config FILE              print every problem of FILE; exit 2 if there are any
   backup --out FILE [--config FILE | --socket PATH]
                                  copy the running daemon's store to FILE, consistently
+  import customers [--config FILE | --socket PATH] FILE.csv
+                                 create or update customers from a CRM export
   version                        print the version
 `
 
@@ -56,6 +58,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return checkConfig(rest, stderr)
 	case "backup":
 		return backup(ctx, rest, stdout, stderr)
+	case "import":
+		if len(rest) == 0 || rest[0] != "customers" {
+			return usageError{errors.New("usage: dirigent import customers [--config FILE | --socket PATH] FILE.csv")}
+		}
+		return importCustomers(ctx, rest[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

@@ -422,6 +422,35 @@ func TestBackupWhileServing(t *testing.T) {
 	}
 }
 
+func TestImportCustomers(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeConfig(t, dir, "")
+	startDaemon(t, cfgPath)
+	csv := filepath.Join("..", "..", "journey", "testdata", "excel-utf8-bom.csv")
+	out, err := dirigentCmd(t, nil, "import", "customers", "--config", cfgPath, csv).CombinedOutput()
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	if !strings.HasPrefix(string(out), "import: 4 rows, 3 customers created, 0 updated, 4 problems\n  line 4: ") {
+		t.Errorf("output:\n%s", out)
+	}
+	// Again: updates only.
+	out, _ = dirigentCmd(t, nil, "import", "customers", "--config", cfgPath, csv).CombinedOutput()
+	if !strings.HasPrefix(string(out), "import: 4 rows, 0 customers created, 3 updated") {
+		t.Errorf("re-import output:\n%s", out)
+	}
+	headless := filepath.Join(dir, "headless.csv")
+	os.WriteFile(headless, []byte("K-1;Joe;030 123456\n"), 0o644)
+	out, err = dirigentCmd(t, nil, "import", "customers", "--config", cfgPath, headless).CombinedOutput()
+	if exitStatus(err) != 1 || !strings.Contains(string(out), "400 Bad Request: import: the first line must name the columns") {
+		t.Errorf("file without header: status %d\n%s", exitStatus(err), out)
+	}
+	out, err = dirigentCmd(t, nil, "import", "customers", "--config", cfgPath, filepath.Join(dir, "missing.csv")).CombinedOutput()
+	if exitStatus(err) != 2 {
+		t.Errorf("missing file: status %d\n%s", exitStatus(err), out)
+	}
+}
+
 func TestWatchdogFedOnlyWhileChecksPass(t *testing.T) {
 	var pings int
 	w := &watchdog{

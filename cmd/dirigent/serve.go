@@ -19,6 +19,7 @@ import (
 
 	"dirigent/config"
 	"dirigent/desk"
+	"dirigent/journey"
 	"dirigent/router"
 	"dirigent/store"
 )
@@ -74,6 +75,7 @@ type daemon struct {
 	store   *store.Store
 	journal *storeJournal
 	router  *router.Router
+	journey *journey.Journey
 	desk    *desk.Server
 	control *desk.Control
 }
@@ -136,7 +138,19 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	if err != nil {
 		return nil, err
 	}
-	d.control, err = desk.NewControl(cfg.Control.Socket, d.store, logger.With("component", "control"), drain)
+	d.journey, err = journey.New(journey.Config{Region: cfg.Journey.Region}, journey.Deps{
+		Store:  d.store,
+		Logger: logger.With("component", "journey"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.control, err = desk.NewControl(cfg.Control.Socket, desk.ControlDeps{
+		Logger:       logger.With("component", "control"),
+		Store:        d.store,
+		Journey:      d.journey,
+		DrainTimeout: drain,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -309,6 +323,7 @@ func restartOnlyChanges(old, next *config.Config) []string {
 		{"queues", old.Queues, next.Queues},
 		{"routing", old.Routing, next.Routing},
 		{"log.format", old.Log.Format, next.Log.Format},
+		{"journey.region", old.Journey.Region, next.Journey.Region},
 		{"storage.dir", old.Storage.Dir, next.Storage.Dir},
 		{"storage.lock_timeout", old.Storage.LockTimeout, next.Storage.LockTimeout},
 		{"control.socket", old.Control.Socket, next.Control.Socket},

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+
+	"dirigent/config"
+)
+
+// loadConfig loads path, or the embedded default when path is empty.
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default()
+	}
+	return config.Load(path)
+}
+
+// control sends a request to the running daemon's control socket: socket
+// if given, else the one cfgPath (or the embedded default) names. Any
+// answer but 200 is an error carrying the daemon's message.
+func control(ctx context.Context, cfgPath, socket, method, path string, body io.Reader) (*http.Response, error) {
+	if socket == "" {
+		cfg, err := loadConfig(cfgPath)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		socket = cfg.Control.Socket
+	}
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+	}}
+	req, err := http.NewRequestWithContext(ctx, method, "http://control"+path, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("is dirigent running? %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		var msg struct{ Error string }
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		if json.Unmarshal(raw, &msg) == nil && msg.Error != "" {
+			return nil, fmt.Errorf("dirigent answered %s: %s", resp.Status, msg.Error)
+		}
+		return nil, fmt.Errorf("dirigent answered %s: %s", resp.Status, raw)
+	}
+	return resp, nil
+}

@@ -1,0 +1,66 @@
+package journey
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nyaruka/phonenumbers"
+
+	"dirigent/store"
+)
+
+// Config is the journey package's part of the configuration.
+type Config struct {
+	// Region is the ISO 3166 country whose national numbers have no
+	// country code, e.g. "DE".
+	Region string
+}
+
+// Deps are what the journey needs from the daemon.
+type Deps struct {
+	Store  *store.Store
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Journey identifies customers and tells their history.
+type Journey struct {
+	normalizer Normalizer
+	deps       Deps
+}
+
+// New checks cfg and returns a Journey.
+func New(cfg Config, deps Deps) (*Journey, error) {
+	if deps.Store == nil || deps.Logger == nil {
+		return nil, errors.New("journey: Store and Logger are required")
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if phonenumbers.GetCountryCodeForRegion(cfg.Region) == 0 {
+		return nil, fmt.Errorf("journey: unknown region %q (want an ISO 3166 code such as DE)", cfg.Region)
+	}
+	return &Journey{normalizer: Normalizer{Region: cfg.Region}, deps: deps}, nil
+}
+
+// Normalizer returns the identity normaliser for the configured region.
+func (j *Journey) Normalizer() Normalizer { return j.normalizer }
+
+// Identify returns the customer behind an identity as a channel saw it
+// (a caller number, a From address, a SIP URI). An unknown identity gets a
+// new customer, named name when the channel knows one.
+func (j *Journey) Identify(ctx context.Context, kind, raw, name string) (c *store.Customer, created bool, err error) {
+	id, err := j.normalizer.Normalize(kind, raw)
+	if err != nil {
+		return nil, false, err
+	}
+	cid, created, err := j.deps.Store.IdentifyOrCreate(ctx, id.String(), &store.Customer{Name: name, Created: j.deps.Now().UTC()})
+	if err != nil {
+		return nil, false, err
+	}
+	c, err = j.deps.Store.Customer(cid)
+	return c, created, err
+}

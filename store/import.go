@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ImportedCustomer is one customer as a CRM export describes it.
+type ImportedCustomer struct {
+	CRMID      string
+	Name       string
+	ValueTier  *int // nil: keep what is stored
+	Attributes map[string]string
+	Identities []string // normalised "kind:value"
+	Now        time.Time
+}
+
+// ImportOutcome says what ImportCustomer did.
+type ImportOutcome struct {
+	CustomerID uint64
+	Created    bool
+	// Skipped are identities that belong to another customer: with another
+	// CRM id (never merged automatically), or one the import did not pick
+	// (a merge decision for a person).
+	Skipped []string
+}
+
+// ImportCustomer creates or updates one customer, in one transaction. The
+// customer is found by CRM id, else by the first identity that belongs
+// to a customer without a CRM id or with the same one; else it is new.
+// Importing the same row again changes nothing, so re-imports never
+// duplicate.
+func (s *Store) ImportCustomer(ctx context.Context, in ImportedCustomer) (ImportOutcome, error) {
+	var out ImportOutcome
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		out = ImportOutcome{}
+		customers := tx.Bucket(bucketCustomers)
+		idents := tx.Bucket(bucketIdentities)
+		load := func(id []byte) (*Customer, error) {
+			var c Customer
+			return &c, getJSON(customers, id, &c, "customer", binary.BigEndian.Uint64(id))
+		}
+		var c *Customer
+		if in.CRMID != "" {
+			if id := tx.Bucket(bucketCRMIDs).Get([]byte(in.CRMID)); id != nil {
+				var err error
+				if c, err = load(id); err != nil {
+					return err
+				}
+			}
+		}
+		for _, ident := range in.Identities {
+			if c != nil {
+				break
+			}
+			if id := idents.Get([]byte(ident)); id != nil {
+				owner, err := load(id)
+				if err != nil {
+					return err
+				}
+				if owner.CRMID == "" || owner.CRMID == in.CRMID {
+					c = owner
+				}
+			}
+		}
+		var old *Customer
+		if c == nil {
+			c = &Customer{Created: in.Now}
+			out.Created = true
+		} else {
+			prev := *c
+			prev.Attributes = maps.Clone(c.Attributes)
+			old = &prev
+		}
+		if in.CRMID != "" {
+			c.CRMID = in.CRMID
+		}
+		if in.Name != "" {
+			c.Name = in.Name
+		}
+		if in.ValueTier != nil {
+			c.ValueTier = *in.ValueTier
+		}
+		if len(in.Attributes) > 0 && c.Attributes == nil {
+			c.Attributes = map[string]string{}
+		}
+		maps.Copy(c.Attributes, in.Attributes)
+		var err error
+		if out.Created {
+			err = createCustomer(tx, c)
+		} else {
+			err = putCustomer(tx, c, old)
+		}
+		if err != nil {
+			return err
+		}
+		out.CustomerID = c.ID
+		for _, ident := range in.Identities {
+			switch id := idents.Get([]byte(ident)); {
+			case id == nil:
+				if err := linkIdentity(tx, ident, c.ID); err != nil {
+					return err
+				}
+			case binary.BigEndian.Uint64(id) != c.ID:
+				out.Skipped = append(out.Skipped, fmt.Sprintf("%s (customer %d)", ident, binary.BigEndian.Uint64(id)))
+			}
+		}
+		return nil
+	})
+	return out, err
+}
