@@ -109,6 +109,12 @@ type Journey struct {
 	// Region is the ISO 3166 country (e.g. "DE") whose national phone
 	// numbers ("030 123456") come without a country code.
 	Region string `toml:"region"`
+	// RepeatWindow: a contact this soon after an unresolved one, on any
+	// channel, is a repeat contact.
+	RepeatWindow Duration `toml:"repeat_window"`
+	// ResolvedOutcomes are the contact outcomes (wrap-up results) that
+	// count as resolved; any other outcome, or none, is unresolved.
+	ResolvedOutcomes []string `toml:"resolved_outcomes"`
 }
 
 // Agent is a person who takes tasks.
@@ -284,6 +290,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Journey.Region == "" {
 		c.Journey.Region = "DE"
+	}
+	if !c.given("journey.repeat_window") {
+		c.Journey.RepeatWindow.Duration = 72 * time.Hour
+	}
+	if !c.given("journey.resolved_outcomes") {
+		c.Journey.ResolvedOutcomes = []string{"resolved"}
 	}
 	if c.Desk.Listen == "" {
 		c.Desk.Listen = "127.0.0.1:8080"

@@ -63,6 +63,9 @@ func (c *Config) problems() []error {
 	if phonenumbers.GetCountryCodeForRegion(c.Journey.Region) == 0 {
 		bad("journey.region", "%q is not an ISO 3166 country code such as DE, AT or CH", c.Journey.Region)
 	}
+	if c.Journey.RepeatWindow.Duration < 0 {
+		bad("journey.repeat_window", "must not be negative (0 turns repeat-contact detection off)")
+	}
 
 	skills := map[string]bool{}
 	for i, s := range c.Skills {

@@ -17,6 +17,11 @@ type Config struct {
 	// Region is the ISO 3166 country whose national numbers have no
 	// country code, e.g. "DE".
 	Region string
+	// RepeatWindow: a contact this soon after an unresolved one is a
+	// repeat contact; 0 turns the detection off.
+	RepeatWindow time.Duration
+	// ResolvedOutcomes are the outcomes that count as resolved.
+	ResolvedOutcomes []string
 }
 
 // Deps are what the journey needs from the daemon.
@@ -28,6 +33,7 @@ type Deps struct {
 
 // Journey identifies customers and tells their history.
 type Journey struct {
+	cfg        Config
 	normalizer Normalizer
 	deps       Deps
 }
@@ -43,7 +49,7 @@ func New(cfg Config, deps Deps) (*Journey, error) {
 	if phonenumbers.GetCountryCodeForRegion(cfg.Region) == 0 {
 		return nil, fmt.Errorf("journey: unknown region %q (want an ISO 3166 code such as DE)", cfg.Region)
 	}
-	return &Journey{normalizer: Normalizer{Region: cfg.Region}, deps: deps}, nil
+	return &Journey{cfg: cfg, normalizer: Normalizer{Region: cfg.Region}, deps: deps}, nil
 }
 
 // Normalizer returns the identity normaliser for the configured region.

@@ -138,7 +138,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	if err != nil {
 		return nil, err
 	}
-	d.journey, err = journey.New(journey.Config{Region: cfg.Journey.Region}, journey.Deps{
+	d.journey, err = journey.New(journeyConfig(cfg), journey.Deps{
 		Store:  d.store,
 		Logger: logger.With("component", "journey"),
 	})

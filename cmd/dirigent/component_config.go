@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"dirigent/config"
+	"dirigent/journey"
 	"dirigent/router"
 )
 
@@ -55,4 +56,13 @@ func routerConfig(c *config.Config) (router.Config, error) {
 		rc.Queues = append(rc.Queues, qs)
 	}
 	return rc, nil
+}
+
+// journeyConfig translates the configuration into the journey's terms.
+func journeyConfig(c *config.Config) journey.Config {
+	return journey.Config{
+		Region:           c.Journey.Region,
+		RepeatWindow:     c.Journey.RepeatWindow.Duration,
+		ResolvedOutcomes: c.Journey.ResolvedOutcomes,
+	}
 }

@@ -1,0 +1,82 @@
+package journey
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"dirigent/store"
+)
+
+// TestRepeatContactsInAGeneratedHistory replays a generated history of
+// calls, mails and chats and checks each new contact's repeat flag and last
+// agent against a direct reading of the history.
+func TestRepeatContactsInAGeneratedHistory(t *testing.T) {
+	j, st := newJourney(t)
+	j.cfg.RepeatWindow = 72 * time.Hour
+	j.cfg.ResolvedOutcomes = []string{"resolved"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	base := time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC)
+	type past struct {
+		at      time.Time
+		outcome string
+		agent   string
+		id      uint64
+	}
+	history := map[uint64][]past{}
+	var customers []uint64
+	for i := range 40 {
+		c, _, err := j.Identify(ctx, KindPhone, fmt.Sprintf("030 %07d", 1000000+i), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		customers = append(customers, c.ID)
+	}
+	now := base
+	repeats := 0
+	for range 600 {
+		now = now.Add(time.Duration(rng.IntN(240)) * time.Minute)
+		cust := customers[rng.IntN(len(customers))]
+
+		// What the journey must say, read directly off the history.
+		var wantRepeat uint64
+		wantAgent := ""
+		for k := len(history[cust]) - 1; k >= 0; k-- {
+			p := history[cust][k]
+			if wantAgent == "" && p.agent != "" {
+				wantAgent = p.agent
+			}
+			if wantRepeat == 0 && now.Sub(p.at) <= 72*time.Hour && p.outcome != "resolved" {
+				wantRepeat = p.id
+			}
+		}
+		got, err := j.ContextFor(cust, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gotRepeat uint64
+		if got.RepeatOf != nil {
+			gotRepeat = got.RepeatOf.ID
+			repeats++
+		}
+		if gotRepeat != wantRepeat || got.LastAgent != wantAgent {
+			t.Fatalf("customer %d at %s: repeat of %d, last agent %q; want %d, %q", cust, now, gotRepeat, got.LastAgent, wantRepeat, wantAgent)
+		}
+
+		c := &store.Contact{
+			CustomerID: cust, Channel: []string{"voice", "email", "message"}[rng.IntN(3)], Start: now,
+			Outcome: []string{"resolved", "resolved", "callback", ""}[rng.IntN(4)],
+		}
+		if rng.IntN(5) > 0 {
+			c.Agent = fmt.Sprintf("agent%d", rng.IntN(6))
+		}
+		if err := st.AppendContact(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		history[cust] = append(history[cust], past{at: now, outcome: c.Outcome, agent: c.Agent, id: c.ID})
+	}
+	if repeats < 50 {
+		t.Errorf("only %d repeat contacts in the history: the test does not exercise them", repeats)
+	}
+}
