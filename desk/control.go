@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"dirigent/journey"
+	"dirigent/store"
 )
 
 // ControlDeps are what the admin commands act on.
@@ -23,6 +25,11 @@ type ControlDeps struct {
 		Snapshot(w io.Writer) (int64, error)
 	}
 	Journey *journey.Journey
+	// Privacy exports and erases customers (GDPR).
+	Privacy interface {
+		ExportCustomer(id uint64) (*store.CustomerExport, error)
+		EraseCustomer(ctx context.Context, id uint64) (store.ErasedCustomer, error)
+	}
 	// DrainTimeout bounds how long Run waits for open requests.
 	DrainTimeout time.Duration
 }
@@ -85,6 +92,32 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 		logger.Info("customers imported", "rows", res.Rows, "created", res.Created, "updated", res.Updated, "problems", len(res.Problems))
 		writeJSON(w, http.StatusOK, res)
 	})
+	mux.HandleFunc("GET /customers/{id}/export", func(w http.ResponseWriter, r *http.Request) {
+		id, ok := customerID(w, r)
+		if !ok {
+			return
+		}
+		exp, err := deps.Privacy.ExportCustomer(id)
+		if err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		logger.Info("customer exported", "customer", id)
+		writeJSON(w, http.StatusOK, exp)
+	})
+	mux.HandleFunc("DELETE /customers/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id, ok := customerID(w, r)
+		if !ok {
+			return
+		}
+		n, err := deps.Privacy.EraseCustomer(r.Context(), id)
+		if err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		logger.Info("customer erased", "customer", id, "journey_entries", n.JourneyItems)
+		writeJSON(w, http.StatusOK, n)
+	})
 	mux.HandleFunc("/", notFound)
 	return &Control{
 		logger: logger,
@@ -105,4 +138,23 @@ func (c *Control) Run(ctx context.Context) error {
 func (c *Control) Close() error {
 	defer os.Remove(c.path)
 	return c.srv.Close()
+}
+
+// customerID reads the {id} of the path, answering 400 when it is not one.
+func customerID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil || id == 0 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("customer id %q: want a positive number", r.PathValue("id")))
+		return 0, false
+	}
+	return id, true
+}
+
+// writeStoreError answers 404 for what does not exist, 500 otherwise.
+func writeStoreError(w http.ResponseWriter, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	writeError(w, http.StatusInternalServerError, err.Error())
 }

@@ -106,38 +106,49 @@ func putEntry(tx *bolt.Tx, jk, kk []byte, v any) error {
 func (s *Store) Journey(customerID uint64, before time.Time, limit int) ([]JourneyEntry, error) {
 	var out []JourneyEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
-		prefix := u64(customerID)
-		c := tx.Bucket(bucketJourney).Cursor()
-		var k, v []byte
-		if before.IsZero() {
-			k, v = c.Seek(u64(customerID + 1))
-		} else {
-			k, v = c.Seek(journeyKey(customerID, before, 0, 0))
+		var from []byte
+		if !before.IsZero() {
+			from = journeyKey(customerID, before, 0, 0)
 		}
-		if k == nil {
-			k, v = c.Last()
-		} else {
-			k, v = c.Prev()
-		}
-		for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, v = c.Prev() {
-			var e JourneyEntry
-			switch k[16] {
-			case kindContact:
-				e.Contact = new(Contact)
-				if err := json.Unmarshal(v, e.Contact); err != nil {
-					return fmt.Errorf("journey of customer %d: %w", customerID, err)
-				}
-			case kindTouchpoint:
-				e.Touchpoint = new(Touchpoint)
-				if err := json.Unmarshal(v, e.Touchpoint); err != nil {
-					return fmt.Errorf("journey of customer %d: %w", customerID, err)
-				}
-			default:
-				return fmt.Errorf("journey of customer %d: unknown entry kind %q", customerID, k[16])
-			}
-			out = append(out, e)
-		}
-		return nil
+		var err error
+		out, err = journeyIn(tx, customerID, from, limit)
+		return err
 	})
 	return out, err
+}
+
+// journeyIn reads up to limit (all when negative) journey entries of a
+// customer, newest first, starting below the key from (nil: the newest).
+func journeyIn(tx *bolt.Tx, customerID uint64, from []byte, limit int) ([]JourneyEntry, error) {
+	var out []JourneyEntry
+	prefix := u64(customerID)
+	c := tx.Bucket(bucketJourney).Cursor()
+	if from == nil {
+		from = u64(customerID + 1)
+	}
+	k, v := c.Seek(from)
+	if k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) != limit; k, v = c.Prev() {
+		var e JourneyEntry
+		var target any
+		switch k[16] {
+		case kindContact:
+			e.Contact = new(Contact)
+			target = e.Contact
+		case kindTouchpoint:
+			e.Touchpoint = new(Touchpoint)
+			target = e.Touchpoint
+		default:
+			return nil, fmt.Errorf("journey of customer %d: unknown entry kind %q", customerID, k[16])
+		}
+		if err := json.Unmarshal(v, target); err != nil {
+			return nil, fmt.Errorf("journey of customer %d: %w", customerID, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }

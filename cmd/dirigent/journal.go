@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"dirigent/router"
@@ -24,7 +25,9 @@ type storeJournal struct {
 	logger  *slog.Logger
 	metrics *daemonMetrics
 	events  chan router.Event
-	open    map[uint64]router.Unfinished // owned by Run
+
+	mu   sync.Mutex
+	open map[uint64]router.Unfinished
 }
 
 // newStoreJournal loads the open tasks the previous process left.
@@ -43,6 +46,8 @@ func newStoreJournal(s *store.Store, logger *slog.Logger, m *daemonMetrics) (*st
 
 // unfinished is what the previous process left open, for router.Recover.
 func (j *storeJournal) unfinished() []router.Unfinished {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	out := make([]router.Unfinished, 0, len(j.open))
 	for _, u := range j.open {
 		out = append(out, u)
@@ -93,9 +98,15 @@ func (j *storeJournal) drain() []router.Event {
 }
 
 func (j *storeJournal) write(events []router.Event) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	b := store.JournalBatch{Open: map[uint64][]byte{}}
 	for _, e := range events {
-		p, err := json.Marshal(e)
+		// The journal keeps no customer: the open-task index below does,
+		// while the task is open, and EraseCustomer clears it there.
+		stored := e
+		stored.Customer = 0
+		p, err := json.Marshal(stored)
 		if err != nil {
 			j.logger.Error("journal: cannot encode event", "kind", e.Kind, "err", err)
 			continue
@@ -130,4 +141,31 @@ func (j *storeJournal) setOpen(b *store.JournalBatch, u router.Unfinished) {
 		return
 	}
 	b.Open[u.ID] = p
+}
+
+// taskCustomer reads the customer of an open-task index entry.
+func taskCustomer(payload []byte) uint64 {
+	var u router.Unfinished
+	if json.Unmarshal(payload, &u) != nil {
+		return 0
+	}
+	return u.CustomerID
+}
+
+// EraseCustomer erases a customer from the store and forgets their open
+// tasks, under the lock that write holds, so no batch in flight writes
+// the customer back into the index.
+func (j *storeJournal) EraseCustomer(ctx context.Context, id uint64) (store.ErasedCustomer, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	n, err := j.store.EraseCustomer(ctx, id, taskCustomer)
+	if err != nil {
+		return n, err
+	}
+	for tid, u := range j.open {
+		if u.CustomerID == id {
+			delete(j.open, tid)
+		}
+	}
+	return n, nil
 }

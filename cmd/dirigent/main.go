@@ -22,6 +22,8 @@ commands:
                                  copy the running daemon's store to FILE, consistently
   import customers [--config FILE | --socket PATH] FILE.csv
                                  create or update customers from a CRM export
+  customer export|erase [--config FILE | --socket PATH] ID
+                                 print everything about a customer as JSON, or erase it
   version                        print the version
 `
 
@@ -63,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return usageError{errors.New("usage: dirigent import customers [--config FILE | --socket PATH] FILE.csv")}
 		}
 		return importCustomers(ctx, rest[1:], stdout, stderr)
+	case "customer":
+		return customer(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

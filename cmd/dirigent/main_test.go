@@ -449,6 +449,26 @@ func TestImportCustomers(t *testing.T) {
 	if exitStatus(err) != 2 {
 		t.Errorf("missing file: status %d\n%s", exitStatus(err), out)
 	}
+
+	// GDPR: export a customer, erase them, and they are gone.
+	exp, err := dirigentCmd(t, nil, "customer", "export", "--config", cfgPath, "1").Output()
+	var doc struct {
+		Customer   struct{ CRMID string `json:"crm_id"` }
+		Identities []string
+	}
+	if err != nil || json.Unmarshal(exp, &doc) != nil || doc.Customer.CRMID != "K-100" || len(doc.Identities) != 3 {
+		t.Fatalf("export: %v\n%s", err, exp)
+	}
+	if out, err := dirigentCmd(t, nil, "customer", "erase", "--config", cfgPath, "1").CombinedOutput(); err != nil {
+		t.Fatalf("erase: %v\n%s", err, out)
+	}
+	out, err = dirigentCmd(t, nil, "customer", "export", "--config", cfgPath, "1").CombinedOutput()
+	if exitStatus(err) != 1 || !strings.Contains(string(out), "404 Not Found: customer 1: not found") {
+		t.Errorf("export after erase: status %d\n%s", exitStatus(err), out)
+	}
+	if out, err := dirigentCmd(t, nil, "customer", "erase", "--config", cfgPath, "joe").CombinedOutput(); exitStatus(err) != 2 {
+		t.Errorf("erase joe: status %d\n%s", exitStatus(err), out)
+	}
 }
 
 func TestWatchdogFedOnlyWhileChecksPass(t *testing.T) {

@@ -1,0 +1,150 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// CustomerExport is everything the store holds about one customer (GDPR
+// Art. 15 and 20).
+type CustomerExport struct {
+	Customer      Customer       `json:"customer"`
+	Identities    []string       `json:"identities"`
+	Journey       []JourneyEntry `json:"journey"` // newest first
+	Conversations []Conversation `json:"conversations"`
+}
+
+// ExportCustomer gathers everything about a customer from one consistent
+// read.
+func (s *Store) ExportCustomer(id uint64) (*CustomerExport, error) {
+	var out CustomerExport
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if err := getJSON(tx.Bucket(bucketCustomers), u64(id), &out.Customer, "customer", id); err != nil {
+			return err
+		}
+		prefix := u64(id)
+		c := tx.Bucket(bucketCustomerIDs).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			out.Identities = append(out.Identities, string(k[8:]))
+		}
+		var err error
+		if out.Journey, err = journeyIn(tx, id, nil, -1); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketConversations).ForEach(func(k, v []byte) error {
+			var conv Conversation
+			if err := json.Unmarshal(v, &conv); err != nil {
+				return fmt.Errorf("conversation %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if conv.CustomerID == id {
+				out.Conversations = append(out.Conversations, conv)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ErasedCustomer counts what EraseCustomer removed.
+type ErasedCustomer struct {
+	Identities    int `json:"identities"`
+	JourneyItems  int `json:"journey_entries"`
+	Conversations int `json:"conversations"`
+	OpenTasks     int `json:"open_tasks"`
+}
+
+// EraseCustomer removes a customer and everything that names them, in one
+// transaction (GDPR Art. 17): the record, its CRM id, identities, contacts,
+// touchpoints, conversations, and the open tasks taskCustomer says are
+// theirs. The router journal keeps task numbers and times only, no
+// customer, so nothing there identifies them once the contacts are gone.
+func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(payload []byte) uint64) (ErasedCustomer, error) {
+	var n ErasedCustomer
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		n = ErasedCustomer{}
+		var c Customer
+		if err := getJSON(tx.Bucket(bucketCustomers), u64(id), &c, "customer", id); err != nil {
+			return err
+		}
+		if c.CRMID != "" {
+			if err := tx.Bucket(bucketCRMIDs).Delete([]byte(c.CRMID)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketCustomers).Delete(u64(id)); err != nil {
+			return err
+		}
+		prefix := u64(id)
+		if err := deletePrefix(tx.Bucket(bucketCustomerIDs), prefix, func(k, _ []byte) error {
+			n.Identities++
+			return tx.Bucket(bucketIdentities).Delete(k[8:])
+		}); err != nil {
+			return err
+		}
+		if err := deletePrefix(tx.Bucket(bucketJourney), prefix, func(k, _ []byte) error {
+			n.JourneyItems++
+			return tx.Bucket(bucketJourneyKeys).Delete(k[16:])
+		}); err != nil {
+			return err
+		}
+		if err := deleteWhere(tx.Bucket(bucketConversations), func(v []byte) (bool, error) {
+			var conv Conversation
+			err := json.Unmarshal(v, &conv)
+			return err == nil && conv.CustomerID == id, err
+		}, &n.Conversations); err != nil {
+			return err
+		}
+		return deleteWhere(tx.Bucket(bucketOpenTasks), func(v []byte) (bool, error) {
+			return taskCustomer(v) == id, nil
+		}, &n.OpenTasks)
+	})
+	return n, err
+}
+
+// deletePrefix deletes every key of b starting with prefix, calling each
+// first.
+func deletePrefix(b *bolt.Bucket, prefix []byte, each func(k, v []byte) error) error {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if err := each(k, v); err != nil {
+			return err
+		}
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteWhere deletes the entries of b whose value matches, counting them.
+func deleteWhere(b *bolt.Bucket, match func(v []byte) (bool, error), count *int) error {
+	var keys [][]byte
+	if err := b.ForEach(func(k, v []byte) error {
+		ok, err := match(v)
+		if ok {
+			keys = append(keys, bytes.Clone(k))
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	*count += len(keys)
+	return nil
+}
