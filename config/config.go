@@ -72,6 +72,15 @@ type Control struct {
 // Desk is the HTTP server: agent desktop, API, /metrics, /healthz, /readyz.
 type Desk struct {
 	Listen string `toml:"listen"`
+	// APITokens let other systems (a web shop, a survey tool) use the API.
+	APITokens []APIToken `toml:"api_tokens"`
+}
+
+// APIToken is one system's bearer token, stored as its SHA-256 so that the
+// file does not hold the secret (`dirigent token new NAME` makes both).
+type APIToken struct {
+	Name   string `toml:"name"`
+	SHA256 string `toml:"sha256"`
 }
 
 // SIP is the voice channel's listener (UDP and TCP on the same address).

@@ -122,6 +122,14 @@ skills = { b = 1 }
 			},
 		},
 		{
+			name: "api tokens",
+			toml: "[[desk.api_tokens]]\nname = \"shop\"\nsha256 = \"abc\"\n[[desk.api_tokens]]\nname = \"shop\"\nsha256 = \"" + strings.Repeat("ab", 32) + "\"\n",
+			want: []string{
+				`t.toml:3: desk.api_tokens[0].sha256: want the 64 hex digits ` + "`dirigent token new`" + ` prints`,
+				`t.toml:5: desk.api_tokens[1].name: token "shop" is defined twice`,
+			},
+		},
+		{
 			name: "overflow needs max_wait",
 			toml: "[[queues]]\nname = \"a\"\n[[queues]]\nname = \"b\"\noverflow_queue = \"a\"\n",
 			want: []string{`t.toml:5: queues[1].overflow_queue: needs max_wait: without a limit nothing ever overflows`},

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -67,6 +69,28 @@ func (c *Config) problems() []error {
 		bad("journey.repeat_window", "must not be negative (0 turns repeat-contact detection off)")
 	}
 
+	// checkName reports a missing, malformed or repeated name.
+	checkName := func(key, what, name string, seen map[string]bool) {
+		switch {
+		case name == "":
+			bad(key, "missing")
+		case !namePattern.MatchString(name):
+			bad(key, "%s %q must be lower-case letters, digits, '-' or '_'", what, name)
+		case seen[name]:
+			bad(key, "%s %q is defined twice", what, name)
+		}
+		seen[name] = true
+	}
+
+	tokenNames := map[string]bool{}
+	for i, tok := range c.Desk.APITokens {
+		at := fmt.Sprintf("desk.api_tokens[%d]", i)
+		checkName(at+".name", "token", tok.Name, tokenNames)
+		if b, err := hex.DecodeString(tok.SHA256); err != nil || len(b) != sha256.Size {
+			bad(at+".sha256", "want the 64 hex digits `dirigent token new` prints")
+		}
+	}
+
 	skills := map[string]bool{}
 	for i, s := range c.Skills {
 		key := fmt.Sprintf("skills[%d]", i)
@@ -88,19 +112,6 @@ func (c *Config) problems() []error {
 				bad(key, "proficiency %d out of range 1–5", p)
 			}
 		}
-	}
-
-	// checkName reports a missing, malformed or repeated name.
-	checkName := func(key, what, name string, seen map[string]bool) {
-		switch {
-		case name == "":
-			bad(key, "missing")
-		case !namePattern.MatchString(name):
-			bad(key, "%s %q must be lower-case letters, digits, '-' or '_'", what, name)
-		case seen[name]:
-			bad(key, "%s %q is defined twice", what, name)
-		}
-		seen[name] = true
 	}
 
 	agents := map[string]bool{}

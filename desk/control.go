@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"dirigent/journey"
@@ -138,23 +137,4 @@ func (c *Control) Run(ctx context.Context) error {
 func (c *Control) Close() error {
 	defer os.Remove(c.path)
 	return c.srv.Close()
-}
-
-// customerID reads the {id} of the path, answering 400 when it is not one.
-func customerID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
-	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
-	if err != nil || id == 0 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("customer id %q: want a positive number", r.PathValue("id")))
-		return 0, false
-	}
-	return id, true
-}
-
-// writeStoreError answers 404 for what does not exist, 500 otherwise.
-func writeStoreError(w http.ResponseWriter, err error) {
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, err.Error())
-		return
-	}
-	writeError(w, http.StatusInternalServerError, err.Error())
 }

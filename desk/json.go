@@ -2,7 +2,12 @@ package desk
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
+
+	"dirigent/store"
 )
 
 // writeJSON answers with v as JSON. Every answer of the API, errors
@@ -32,4 +37,23 @@ func handle(mux *http.ServeMux, method, path string, h http.HandlerFunc) {
 // notFound answers every path nothing else claims.
 func notFound(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+}
+
+// customerID reads the {id} of the path, answering 400 when it is not one.
+func customerID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil || id == 0 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("customer id %q: want a positive number", r.PathValue("id")))
+		return 0, false
+	}
+	return id, true
+}
+
+// writeStoreError answers 404 for what does not exist, 500 otherwise.
+func writeStoreError(w http.ResponseWriter, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	writeError(w, http.StatusInternalServerError, err.Error())
 }

@@ -12,6 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"dirigent/journey"
+	"dirigent/store"
 )
 
 // Deps are what the desk needs from the rest of the daemon.
@@ -21,6 +24,10 @@ type Deps struct {
 	// DrainTimeout bounds how long Run waits for open requests once its
 	// context ends.
 	DrainTimeout time.Duration
+	Store        *store.Store
+	Journey      *journey.Journey
+	// APITokens admit other systems to /api/touchpoints and journeys.
+	APITokens []APIToken
 }
 
 // Server is the public HTTP server.
@@ -35,8 +42,8 @@ type Server struct {
 // New validates deps and binds the listener, so that the daemon can tell
 // systemd it is ready only once every port is really taken.
 func New(listen string, deps Deps) (*Server, error) {
-	if deps.Logger == nil || deps.Registry == nil {
-		return nil, errors.New("desk: Logger and Registry are required")
+	if deps.Logger == nil || deps.Registry == nil || deps.Store == nil || deps.Journey == nil {
+		return nil, errors.New("desk: Logger, Registry, Store and Journey are required")
 	}
 	m, err := newMetrics(deps.Registry)
 	if err != nil {
@@ -56,6 +63,8 @@ func New(listen string, deps Deps) (*Server, error) {
 	}).ServeHTTP)
 	handle(mux, http.MethodGet, "/healthz", s.healthz)
 	handle(mux, http.MethodGet, "/readyz", s.readyz)
+	handle(mux, http.MethodPost, "/api/touchpoints", requireToken(deps.APITokens, s.postTouchpoint))
+	handle(mux, http.MethodGet, "/api/customers/{id}/journey", requireToken(deps.APITokens, s.getJourney))
 	mux.HandleFunc("/", notFound)
 	s.srv = &http.Server{
 		Handler:           m.instrument(mux),

@@ -2,20 +2,43 @@ package desk
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"dirigent/journey"
+	"dirigent/store"
 )
+
+// testToken is the API token the test server accepts.
+const testToken = "s3cret-token"
 
 func startServer(t *testing.T) (*Server, string) {
 	t.Helper()
-	s, err := New("127.0.0.1:0", Deps{Logger: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry(), DrainTimeout: time.Second})
+	logger := slog.New(slog.DiscardHandler)
+	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "d.db"), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	j, err := journey.New(journey.Config{Region: "DE"}, journey.Deps{Store: st, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(testToken))
+	s, err := New("127.0.0.1:0", Deps{
+		Logger: logger, Registry: prometheus.NewRegistry(), DrainTimeout: time.Second,
+		Store: st, Journey: j, APITokens: []APIToken{{Name: "shop", SHA256: hex.EncodeToString(sum[:])}},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

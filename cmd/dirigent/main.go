@@ -24,6 +24,7 @@ commands:
                                  create or update customers from a CRM export
   customer export|erase [--config FILE | --socket PATH] ID
                                  print everything about a customer as JSON, or erase it
+  token new NAME                 make an API token for another system (web shop, survey tool)
   version                        print the version
 `
 
@@ -67,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return importCustomers(ctx, rest[1:], stdout, stderr)
 	case "customer":
 		return customer(ctx, rest, stdout, stderr)
+	case "token":
+		return token(rest, stdout)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

@@ -130,17 +130,24 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		return nil, err
 	}
 	drain := cfg.Daemon.DrainTimeout.Duration
-	d.desk, err = desk.New(cfg.Desk.Listen, desk.Deps{
-		Logger:       logger.With("component", "desk"),
-		Registry:     reg,
-		DrainTimeout: drain,
+	d.journey, err = journey.New(journeyConfig(cfg), journey.Deps{
+		Store:  d.store,
+		Logger: logger.With("component", "journey"),
 	})
 	if err != nil {
 		return nil, err
 	}
-	d.journey, err = journey.New(journeyConfig(cfg), journey.Deps{
-		Store:  d.store,
-		Logger: logger.With("component", "journey"),
+	var tokens []desk.APIToken
+	for _, t := range cfg.Desk.APITokens {
+		tokens = append(tokens, desk.APIToken{Name: t.Name, SHA256: t.SHA256})
+	}
+	d.desk, err = desk.New(cfg.Desk.Listen, desk.Deps{
+		Logger:       logger.With("component", "desk"),
+		Registry:     reg,
+		DrainTimeout: drain,
+		Store:        d.store,
+		Journey:      d.journey,
+		APITokens:    tokens,
 	})
 	if err != nil {
 		return nil, err
@@ -329,6 +336,7 @@ func restartOnlyChanges(old, next *config.Config) []string {
 		{"storage.lock_timeout", old.Storage.LockTimeout, next.Storage.LockTimeout},
 		{"control.socket", old.Control.Socket, next.Control.Socket},
 		{"desk.listen", old.Desk.Listen, next.Desk.Listen},
+		{"desk.api_tokens", old.Desk.APITokens, next.Desk.APITokens},
 		{"sip.listen", old.SIP.Listen, next.SIP.Listen},
 		{"mail.smtp_listen", old.Mail.SMTPListen, next.Mail.SMTPListen},
 		{"daemon.drain_timeout", old.Daemon.DrainTimeout, next.Daemon.DrainTimeout},
