@@ -34,6 +34,8 @@ type Config struct {
 	Skills  []string `toml:"skills"`
 	Agents  []Agent  `toml:"agents"`
 	Queues  []Queue  `toml:"queues"`
+	Intents []Intent `toml:"intents"`
+	Actions []Action `toml:"next_best_actions"`
 
 	file string
 	pos  positions
@@ -124,6 +126,36 @@ type Journey struct {
 	// ResolvedOutcomes are the contact outcomes (wrap-up results) that
 	// count as resolved; any other outcome, or none, is unresolved.
 	ResolvedOutcomes []string `toml:"resolved_outcomes"`
+}
+
+// Intent is a recognised concern and the queue it goes to. A contact has
+// the first intent, in file order, one of whose lists matches it.
+type Intent struct {
+	Name  string `toml:"name"`
+	Queue string `toml:"queue"`
+	// Words or phrases, matched case-insensitively within the subject or
+	// body of a mail or message.
+	Subject []string `toml:"subject"`
+	Body    []string `toml:"body"`
+	// Recipients are addresses a mail was sent to (support@…, billing@…).
+	Recipients []string `toml:"recipients"`
+	// Dialled are numbers a caller dialled.
+	Dialled []string `toml:"dialled"`
+}
+
+// Action is a next-best-action rule: when every condition given holds for
+// a contact, the agent is shown Text with Reason. Higher priority first.
+type Action struct {
+	Text     string `toml:"action"`
+	Reason   string `toml:"reason"`
+	Priority int    `toml:"priority"`
+	// Conditions; an omitted one always holds.
+	Intents      []string `toml:"intents"`
+	Channels     []string `toml:"channels"`
+	MinTier      int      `toml:"min_tier"`
+	Repeat       *bool    `toml:"repeat"`
+	LastOutcomes []string `toml:"last_outcomes"`
+	OpenContact  *bool    `toml:"open_contact"`
 }
 
 // Agent is a person who takes tasks.

@@ -24,7 +24,7 @@ func TestParseErrors(t *testing.T) {
 			name: "unknown keys everywhere",
 			toml: "colour = 1\n[log]\nlevl = \"info\"\n[[agents]]\nid = \"a\"\nfavourite = \"tea\"\n",
 			want: []string{
-				`t.toml:1: colour: unknown key (known here: agents, control, daemon, desk, journey, log, mail, queues, routing, sip, skills, storage)`,
+				`t.toml:1: colour: unknown key (known here: agents, control, daemon, desk, intents, journey, log, mail, next_best_actions, queues, routing, sip, skills, storage)`,
 				`t.toml:3: log.levl: unknown key (known here: format, level)`,
 				`t.toml:6: agents[0].favourite: unknown key (known here: capacity, id, name, skills)`,
 			},
@@ -127,6 +127,33 @@ skills = { b = 1 }
 			want: []string{
 				`t.toml:3: desk.api_tokens[0].sha256: want the 64 hex digits ` + "`dirigent token new`" + ` prints`,
 				`t.toml:5: desk.api_tokens[1].name: token "shop" is defined twice`,
+			},
+		},
+		{
+			name: "intents and next best actions",
+			toml: `[[queues]]
+name = "q"
+[[intents]]
+name = "billing"
+queue = "nope"
+dialled = ["call me"]
+[[intents]]
+name = "empty"
+queue = "q"
+[[next_best_actions]]
+action = "Offer a refund"
+intents = ["billing", "sales"]
+channels = ["fax"]
+repeat = "yes"
+`,
+			want: []string{
+				`t.toml:5: intents[0].queue: undefined queue "nope"`,
+				`t.toml:6: intents[0].dialled[0]: "call me" is not a phone number`,
+				`t.toml:7: intents[1]: matches nothing: give subject, body, recipients or dialled`,
+				`t.toml:10: next_best_actions[0].reason: missing: why the agent should do it`,
+				`t.toml:12: next_best_actions[0].intents[1]: undefined intent "sales"`,
+				`t.toml:13: next_best_actions[0].channels[0]: unknown channel "fax" (want voice, email, message)`,
+				`t.toml:14: next_best_actions[0].repeat: want true or false, got string "yes"`,
 			},
 		},
 		{

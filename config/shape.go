@@ -110,6 +110,10 @@ func (c *Config) walk(path string, v any, dst reflect.Value, errs *[]error) {
 		default:
 			fail("want a number, got %s", describe(v))
 		}
+	case reflect.Pointer: // optional values: absent is nil
+		p := reflect.New(t.Elem())
+		c.walk(path, v, p.Elem(), errs)
+		dst.Set(p)
 	case reflect.Bool:
 		b, ok := v.(bool)
 		if !ok {

@@ -180,6 +180,41 @@ func (c *Config) problems() []error {
 			bad(at+".overflow_queue", "needs max_wait: without a limit nothing ever overflows")
 		}
 	}
+	intents := map[string]bool{}
+	for i, in := range c.Intents {
+		at := fmt.Sprintf("intents[%d]", i)
+		checkName(at+".name", "intent", in.Name, intents)
+		if !queues[in.Queue] {
+			bad(at+".queue", "undefined queue %q", in.Queue)
+		}
+		if len(in.Subject)+len(in.Body)+len(in.Recipients)+len(in.Dialled) == 0 {
+			bad(at, "matches nothing: give subject, body, recipients or dialled")
+		}
+		for j, d := range in.Dialled {
+			if _, err := phonenumbers.Parse(d, c.Journey.Region); err != nil {
+				bad(fmt.Sprintf("%s.dialled[%d]", at, j), "%q is not a phone number", d)
+			}
+		}
+	}
+	for i, a := range c.Actions {
+		at := fmt.Sprintf("next_best_actions[%d]", i)
+		if strings.TrimSpace(a.Text) == "" {
+			bad(at+".action", "missing: the text the agent sees")
+		}
+		if strings.TrimSpace(a.Reason) == "" {
+			bad(at+".reason", "missing: why the agent should do it")
+		}
+		for j, name := range a.Intents {
+			if !intents[name] {
+				bad(fmt.Sprintf("%s.intents[%d]", at, j), "undefined intent %q", name)
+			}
+		}
+		for j, ch := range a.Channels {
+			if !slices.Contains(Channels, ch) {
+				bad(fmt.Sprintf("%s.channels[%d]", at, j), "unknown channel %q (want %s)", ch, strings.Join(Channels, ", "))
+			}
+		}
+	}
 	return errs
 }
 

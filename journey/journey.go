@@ -22,6 +22,8 @@ type Config struct {
 	RepeatWindow time.Duration
 	// ResolvedOutcomes are the outcomes that count as resolved.
 	ResolvedOutcomes []string
+	Intents          []IntentRule
+	Actions          []ActionRule
 }
 
 // Deps are what the journey needs from the daemon.
@@ -35,6 +37,8 @@ type Deps struct {
 type Journey struct {
 	cfg        Config
 	normalizer Normalizer
+	intents    []IntentRule
+	actions    []ActionRule
 	deps       Deps
 }
 
@@ -49,7 +53,8 @@ func New(cfg Config, deps Deps) (*Journey, error) {
 	if phonenumbers.GetCountryCodeForRegion(cfg.Region) == 0 {
 		return nil, fmt.Errorf("journey: unknown region %q (want an ISO 3166 code such as DE)", cfg.Region)
 	}
-	return &Journey{cfg: cfg, normalizer: Normalizer{Region: cfg.Region}, deps: deps}, nil
+	n := Normalizer{Region: cfg.Region}
+	return &Journey{cfg: cfg, normalizer: n, intents: compileIntents(cfg.Intents, n), actions: cfg.Actions, deps: deps}, nil
 }
 
 // Normalizer returns the identity normaliser for the configured region.

@@ -60,9 +60,21 @@ func routerConfig(c *config.Config) (router.Config, error) {
 
 // journeyConfig translates the configuration into the journey's terms.
 func journeyConfig(c *config.Config) journey.Config {
-	return journey.Config{
+	jc := journey.Config{
 		Region:           c.Journey.Region,
 		RepeatWindow:     c.Journey.RepeatWindow.Duration,
 		ResolvedOutcomes: c.Journey.ResolvedOutcomes,
 	}
+	for _, in := range c.Intents {
+		jc.Intents = append(jc.Intents, journey.IntentRule{
+			Name: in.Name, Queue: in.Queue, Subject: in.Subject, Body: in.Body, Recipients: in.Recipients, Dialled: in.Dialled,
+		})
+	}
+	for _, a := range c.Actions {
+		jc.Actions = append(jc.Actions, journey.ActionRule{
+			Text: a.Text, Reason: a.Reason, Priority: a.Priority, Intents: a.Intents, Channels: a.Channels,
+			MinTier: a.MinTier, Repeat: a.Repeat, LastOutcomes: a.LastOutcomes, OpenContact: a.OpenContact,
+		})
+	}
+	return jc
 }

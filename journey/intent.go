@@ -1,0 +1,91 @@
+package journey
+
+import (
+	"slices"
+	"strings"
+)
+
+// IntentRule recognises a concern from what a contact says or where it
+// went; see config.Intent.
+type IntentRule struct {
+	Name, Queue string
+	Subject     []string // lower-case
+	Body        []string // lower-case
+	Recipients  []string // normalised e-mail addresses
+	Dialled     []string // E.164
+}
+
+// Incoming is what a channel knows of a new contact for recognising its
+// intent.
+type Incoming struct {
+	Channel   string
+	Subject   string
+	Body      string
+	Recipient string // a mail's To address
+	Dialled   string // the number a caller dialled
+}
+
+// Intent is a recognised concern.
+type Intent struct {
+	Name  string `json:"name"`
+	Queue string `json:"queue"`
+	// Source says how it was recognised: "rule" (a configured rule).
+	Source string `json:"source"`
+	// Confidence is 1 for a rule.
+	Confidence float64 `json:"confidence"`
+}
+
+// compileIntents normalises the configured rules once.
+func compileIntents(rules []IntentRule, n Normalizer) []IntentRule {
+	out := make([]IntentRule, len(rules))
+	for i, r := range rules {
+		c := IntentRule{Name: r.Name, Queue: r.Queue}
+		for _, s := range r.Subject {
+			c.Subject = append(c.Subject, strings.ToLower(s))
+		}
+		for _, s := range r.Body {
+			c.Body = append(c.Body, strings.ToLower(s))
+		}
+		for _, s := range r.Recipients {
+			if e, err := Email(s); err == nil {
+				c.Recipients = append(c.Recipients, e)
+			}
+		}
+		for _, s := range r.Dialled {
+			if p, err := n.Phone(s); err == nil {
+				c.Dialled = append(c.Dialled, p)
+			} else {
+				c.Dialled = append(c.Dialled, s) // short service numbers stay as written
+			}
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// Recognize returns the first rule, in configuration order, that matches
+// in; ok is false when none does (the channel's default queue applies).
+func (j *Journey) Recognize(in Incoming) (intent Intent, ok bool) {
+	subject, body := strings.ToLower(in.Subject), strings.ToLower(in.Body)
+	recipient, _ := Email(in.Recipient)
+	dialled, err := j.normalizer.Phone(in.Dialled)
+	if err != nil {
+		dialled = in.Dialled
+	}
+	for _, r := range j.intents {
+		if containsAny(subject, r.Subject) || containsAny(body, r.Body) ||
+			recipient != "" && slices.Contains(r.Recipients, recipient) || in.Dialled != "" && slices.Contains(r.Dialled, dialled) {
+			return Intent{Name: r.Name, Queue: r.Queue, Source: "rule", Confidence: 1}, true
+		}
+	}
+	return Intent{}, false
+}
+
+func containsAny(text string, words []string) bool {
+	for _, w := range words {
+		if w != "" && strings.Contains(text, w) {
+			return true
+		}
+	}
+	return false
+}
