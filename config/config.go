@@ -126,6 +126,14 @@ type Journey struct {
 	// ResolvedOutcomes are the contact outcomes (wrap-up results) that
 	// count as resolved; any other outcome, or none, is unresolved.
 	ResolvedOutcomes []string `toml:"resolved_outcomes"`
+	// MinConfidence: a learned intent is used, when no rule matched, only
+	// with at least this probability.
+	MinConfidence float64 `toml:"min_confidence"`
+	// RetrainInterval: how often the learned model is rebuilt from the
+	// contacts in the store.
+	RetrainInterval Duration `toml:"retrain_interval"`
+	// LearnedPriority ranks the learned next best action among the rules'.
+	LearnedPriority int `toml:"learned_priority"`
 }
 
 // Intent is a recognised concern and the queue it goes to. A contact has
@@ -337,6 +345,12 @@ func (c *Config) applyDefaults() {
 	}
 	if !c.given("journey.resolved_outcomes") {
 		c.Journey.ResolvedOutcomes = []string{"resolved"}
+	}
+	if !c.given("journey.min_confidence") {
+		c.Journey.MinConfidence = 0.6
+	}
+	if c.Journey.RetrainInterval.Duration == 0 {
+		c.Journey.RetrainInterval.Duration = time.Hour
 	}
 	if c.Desk.Listen == "" {
 		c.Desk.Listen = "127.0.0.1:8080"

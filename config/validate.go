@@ -65,6 +65,12 @@ func (c *Config) problems() []error {
 	if phonenumbers.GetCountryCodeForRegion(c.Journey.Region) == 0 {
 		bad("journey.region", "%q is not an ISO 3166 country code such as DE, AT or CH", c.Journey.Region)
 	}
+	if p := c.Journey.MinConfidence; p < 0 || p > 1 {
+		bad("journey.min_confidence", "%v out of range: a probability from 0 to 1", p)
+	}
+	if c.Journey.RetrainInterval.Duration < time.Minute {
+		bad("journey.retrain_interval", "at least 1m: retraining reads every contact")
+	}
 	if c.Journey.RepeatWindow.Duration < 0 {
 		bad("journey.repeat_window", "must not be negative (0 turns repeat-contact detection off)")
 	}

@@ -29,9 +29,10 @@ type Incoming struct {
 type Intent struct {
 	Name  string `json:"name"`
 	Queue string `json:"queue"`
-	// Source says how it was recognised: "rule" (a configured rule).
+	// Source says how it was recognised: "rule" (a configured rule, which
+	// always wins) or "learned" (the classifier trained on past contacts).
 	Source string `json:"source"`
-	// Confidence is 1 for a rule.
+	// Confidence is 1 for a rule, the classifier's probability otherwise.
 	Confidence float64 `json:"confidence"`
 }
 
@@ -76,6 +77,15 @@ func (j *Journey) Recognize(in Incoming) (intent Intent, ok bool) {
 		if containsAny(subject, r.Subject) || containsAny(body, r.Body) ||
 			recipient != "" && slices.Contains(r.Recipients, recipient) || in.Dialled != "" && slices.Contains(r.Dialled, dialled) {
 			return Intent{Name: r.Name, Queue: r.Queue, Source: "rule", Confidence: 1}, true
+		}
+	}
+	name, p, known := j.model.Load().classify(in.Subject + " " + in.Body)
+	if !known || p < j.cfg.MinConfidence {
+		return Intent{}, false
+	}
+	for _, r := range j.intents {
+		if r.Name == name {
+			return Intent{Name: name, Queue: r.Queue, Source: "learned", Confidence: p}, true
 		}
 	}
 	return Intent{}, false

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"dirigent/store"
 )
@@ -24,13 +26,21 @@ type Config struct {
 	ResolvedOutcomes []string
 	Intents          []IntentRule
 	Actions          []ActionRule
+	// MinConfidence is the least posterior probability at which a learned
+	// intent is used when no rule matched.
+	MinConfidence float64
+	// RetrainInterval is how often the learned model is rebuilt.
+	RetrainInterval time.Duration
+	// LearnedPriority ranks the learned next best action among the rules.
+	LearnedPriority int
 }
 
 // Deps are what the journey needs from the daemon.
 type Deps struct {
-	Store  *store.Store
-	Logger *slog.Logger
-	Now    func() time.Time
+	Store      *store.Store
+	Logger     *slog.Logger
+	Now        func() time.Time
+	Registerer prometheus.Registerer // nil: no metrics
 }
 
 // Journey identifies customers and tells their history.
@@ -40,6 +50,8 @@ type Journey struct {
 	intents    []IntentRule
 	actions    []ActionRule
 	deps       Deps
+	metrics    *metrics
+	model      atomic.Pointer[model] // nil until the first training
 }
 
 // New checks cfg and returns a Journey.
@@ -53,8 +65,18 @@ func New(cfg Config, deps Deps) (*Journey, error) {
 	if phonenumbers.GetCountryCodeForRegion(cfg.Region) == 0 {
 		return nil, fmt.Errorf("journey: unknown region %q (want an ISO 3166 code such as DE)", cfg.Region)
 	}
+	if cfg.RetrainInterval <= 0 {
+		cfg.RetrainInterval = time.Hour
+	}
 	n := Normalizer{Region: cfg.Region}
-	return &Journey{cfg: cfg, normalizer: n, intents: compileIntents(cfg.Intents, n), actions: cfg.Actions, deps: deps}, nil
+	j := &Journey{cfg: cfg, normalizer: n, intents: compileIntents(cfg.Intents, n), actions: cfg.Actions, deps: deps}
+	if deps.Registerer != nil {
+		var err error
+		if j.metrics, err = newMetrics(deps.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	return j, nil
 }
 
 // Normalizer returns the identity normaliser for the configured region.

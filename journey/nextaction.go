@@ -1,6 +1,7 @@
 package journey
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -22,7 +23,7 @@ type Action struct {
 	Text     string `json:"action"`
 	Reason   string `json:"reason"`
 	Priority int    `json:"priority"`
-	Source   string `json:"source"` // "rule"
+	Source   string `json:"source"` // "rule" or "learned"
 }
 
 // NextBestActions ranks the rules that hold for a contact on channel
@@ -57,6 +58,14 @@ func (j *Journey) NextBestActions(c Context, channel, intent string) []Action {
 			continue
 		}
 		out = append(out, Action{Text: r.Text, Reason: reason(r, c), Priority: r.Priority, Source: "rule"})
+	}
+	if code, n, of := j.model.Load().resolution(intent); intent != "" && n > 0 {
+		out = append(out, Action{
+			Text:     "Resolve as " + code,
+			Reason:   fmt.Sprintf("%d of %d %s contacts resolved at the first contact were closed as %s", n, of, intent, code),
+			Priority: j.cfg.LearnedPriority,
+			Source:   "learned",
+		})
 	}
 	slices.SortStableFunc(out, func(a, b Action) int { return b.Priority - a.Priority })
 	return out

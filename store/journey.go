@@ -152,3 +152,51 @@ func journeyIn(tx *bolt.Tx, customerID uint64, from []byte, limit int) ([]Journe
 	}
 	return out, nil
 }
+
+// ScanContacts calls fn for every contact in journey order: by customer,
+// and by time within a customer. It reads in pages of short transactions,
+// so a long scan does not hold one read transaction (and the pages it
+// pins) for its whole length.
+func (s *Store) ScanContacts(fn func(*Contact) error) error {
+	const page = 10_000
+	var from []byte // the next key to read; nil: the first
+	for {
+		var batch []*Contact
+		done := false
+		err := s.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketJourney).Cursor()
+			k, v := c.First()
+			if from != nil {
+				k, v = c.Seek(from)
+			}
+			for n := 0; k != nil && n < page; k, v = c.Next() {
+				n++
+				if k[16] != kindContact {
+					continue
+				}
+				ct := new(Contact)
+				if err := json.Unmarshal(v, ct); err != nil {
+					return fmt.Errorf("contact at %x: %w", k, err)
+				}
+				batch = append(batch, ct)
+			}
+			if k == nil {
+				done = true
+			} else {
+				from = bytes.Clone(k)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, ct := range batch {
+			if err := fn(ct); err != nil {
+				return err
+			}
+		}
+		if done {
+			return nil
+		}
+	}
+}

@@ -64,6 +64,9 @@ func journeyConfig(c *config.Config) journey.Config {
 		Region:           c.Journey.Region,
 		RepeatWindow:     c.Journey.RepeatWindow.Duration,
 		ResolvedOutcomes: c.Journey.ResolvedOutcomes,
+		MinConfidence:    c.Journey.MinConfidence,
+		RetrainInterval:  c.Journey.RetrainInterval.Duration,
+		LearnedPriority:  c.Journey.LearnedPriority,
 	}
 	for _, in := range c.Intents {
 		jc.Intents = append(jc.Intents, journey.IntentRule{

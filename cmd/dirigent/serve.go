@@ -131,8 +131,9 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	}
 	drain := cfg.Daemon.DrainTimeout.Duration
 	d.journey, err = journey.New(journeyConfig(cfg), journey.Deps{
-		Store:  d.store,
-		Logger: logger.With("component", "journey"),
+		Store:      d.store,
+		Logger:     logger.With("component", "journey"),
+		Registerer: reg,
 	})
 	if err != nil {
 		return nil, err
@@ -194,6 +195,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}{
 		{"router", d.router.Run},
 		{"journal", d.journal.Run},
+		{"journey", d.journey.Run},
 		{"desk", d.desk.Run},
 		{"control", d.control.Run},
 	}
@@ -331,7 +333,9 @@ func restartOnlyChanges(old, next *config.Config) []string {
 		{"queues", old.Queues, next.Queues},
 		{"routing", old.Routing, next.Routing},
 		{"log.format", old.Log.Format, next.Log.Format},
-		{"journey.region", old.Journey.Region, next.Journey.Region},
+		{"journey", old.Journey, next.Journey},
+		{"intents", old.Intents, next.Intents},
+		{"next_best_actions", old.Actions, next.Actions},
 		{"storage.dir", old.Storage.Dir, next.Storage.Dir},
 		{"storage.lock_timeout", old.Storage.LockTimeout, next.Storage.LockTimeout},
 		{"control.socket", old.Control.Socket, next.Control.Socket},
