@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"dirigent/journey"
@@ -24,10 +25,13 @@ type ControlDeps struct {
 		Snapshot(w io.Writer) (int64, error)
 	}
 	Journey *journey.Journey
-	// Privacy exports and erases customers (GDPR).
-	Privacy interface {
+	// Customers exports and erases customers (GDPR), and merges them.
+	Customers interface {
 		ExportCustomer(id uint64) (*store.CustomerExport, error)
 		EraseCustomer(ctx context.Context, id uint64) (store.ErasedCustomer, error)
+		MergeSuggestions(id uint64) ([]store.MergeSuggestion, error)
+		MergeCustomers(ctx context.Context, keep, other uint64, at time.Time) (*store.Merge, error)
+		UnmergeCustomers(ctx context.Context, mergeID uint64, at time.Time) (*store.Merge, error)
 	}
 	// DrainTimeout bounds how long Run waits for open requests.
 	DrainTimeout time.Duration
@@ -96,7 +100,7 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 		if !ok {
 			return
 		}
-		exp, err := deps.Privacy.ExportCustomer(id)
+		exp, err := deps.Customers.ExportCustomer(id)
 		if err != nil {
 			writeStoreError(w, err)
 			return
@@ -109,13 +113,57 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 		if !ok {
 			return
 		}
-		n, err := deps.Privacy.EraseCustomer(r.Context(), id)
+		n, err := deps.Customers.EraseCustomer(r.Context(), id)
 		if err != nil {
 			writeStoreError(w, err)
 			return
 		}
 		logger.Info("customer erased", "customer", id, "journey_entries", n.JourneyItems)
 		writeJSON(w, http.StatusOK, n)
+	})
+	mux.HandleFunc("GET /customers/{id}/merge-suggestions", func(w http.ResponseWriter, r *http.Request) {
+		id, ok := customerID(w, r)
+		if !ok {
+			return
+		}
+		sug, err := deps.Customers.MergeSuggestions(id)
+		if err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"suggestions": sug})
+	})
+	mux.HandleFunc("POST /customers/{id}/merge/{other}", func(w http.ResponseWriter, r *http.Request) {
+		id, ok := customerID(w, r)
+		if !ok {
+			return
+		}
+		other, err := strconv.ParseUint(r.PathValue("other"), 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("customer id %q: want a positive number", r.PathValue("other")))
+			return
+		}
+		rec, err := deps.Customers.MergeCustomers(r.Context(), id, other, time.Now().UTC())
+		if err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		logger.Info("customers merged", "keep", id, "merged", other, "merge", rec.ID)
+		writeJSON(w, http.StatusOK, rec)
+	})
+	mux.HandleFunc("POST /merges/{id}/undo", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("merge id %q: want a positive number", r.PathValue("id")))
+			return
+		}
+		rec, err := deps.Customers.UnmergeCustomers(r.Context(), id, time.Now().UTC())
+		if err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		logger.Info("merge undone", "merge", id, "restored", rec.Merged.ID)
+		writeJSON(w, http.StatusOK, rec)
 	})
 	mux.HandleFunc("/", notFound)
 	return &Control{

@@ -49,10 +49,15 @@ func customerID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 	return id, true
 }
 
-// writeStoreError answers 404 for what does not exist, 500 otherwise.
+// writeStoreError answers 404 for what does not exist, 409 for a change
+// that conflicts with the data, 500 otherwise.
 func writeStoreError(w http.ResponseWriter, err error) {
-	if errors.Is(err, store.ErrNotFound) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
+		return
+	case errors.Is(err, store.ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
 		return
 	}
 	writeError(w, http.StatusInternalServerError, err.Error())

@@ -57,6 +57,9 @@ func putCustomer(tx *bolt.Tx, c *Customer, old *Customer) error {
 			return err
 		}
 	}
+	if err := indexName(tx, c, old); err != nil {
+		return err
+	}
 	return putJSON(tx.Bucket(bucketCustomers), u64(c.ID), c)
 }
 

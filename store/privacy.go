@@ -63,8 +63,8 @@ type ErasedCustomer struct {
 
 // EraseCustomer removes a customer and everything that names them, in one
 // transaction (GDPR Art. 17): the record, its CRM id, identities, contacts,
-// touchpoints, conversations, and the open tasks taskCustomer says are
-// theirs. The router journal keeps task numbers and times only, no
+// touchpoints, conversations, merge records naming them, and the open
+// tasks taskCustomer says are theirs. The router journal keeps task numbers and times only, no
 // customer, so nothing there identifies them once the contacts are gone.
 func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(payload []byte) uint64) (ErasedCustomer, error) {
 	var n ErasedCustomer
@@ -74,12 +74,7 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 		if err := getJSON(tx.Bucket(bucketCustomers), u64(id), &c, "customer", id); err != nil {
 			return err
 		}
-		if c.CRMID != "" {
-			if err := tx.Bucket(bucketCRMIDs).Delete([]byte(c.CRMID)); err != nil {
-				return err
-			}
-		}
-		if err := tx.Bucket(bucketCustomers).Delete(u64(id)); err != nil {
+		if err := deleteCustomerRecord(tx, &c); err != nil {
 			return err
 		}
 		prefix := u64(id)
@@ -100,6 +95,15 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 			err := json.Unmarshal(v, &conv)
 			return err == nil && conv.CustomerID == id, err
 		}, &n.Conversations); err != nil {
+			return err
+		}
+		// Merge records hold copies of the customers they joined.
+		var merges int
+		if err := deleteWhere(tx.Bucket(bucketMerges), func(v []byte) (bool, error) {
+			var m Merge
+			err := json.Unmarshal(v, &m)
+			return err == nil && (m.Keep == id || m.Merged.ID == id), err
+		}, &merges); err != nil {
 			return err
 		}
 		return deleteWhere(tx.Bucket(bucketOpenTasks), func(v []byte) (bool, error) {

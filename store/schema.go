@@ -21,6 +21,8 @@ var (
 	bucketEvents        = []byte("events")        // seq → time | event payload
 	bucketOpenTasks     = []byte("open_tasks")    // task id → task payload
 	bucketCRMIDs        = []byte("crm_ids")       // CRM id → customer id
+	bucketNames         = []byte("names")         // folded name | 0 | customer id → nothing
+	bucketMerges        = []byte("merges")        // merge id → Merge
 
 	keySchema = []byte("schema")
 )
@@ -50,6 +52,21 @@ var migrations = []func(*bolt.Tx) error{
 				return nil
 			}
 			return crm.Put([]byte(c.CRMID), k)
+		})
+	},
+	func(tx *bolt.Tx) error { // 2 → 3: look-alike names, merges that can be undone
+		if _, err := tx.CreateBucketIfNotExists(bucketMerges); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(bucketNames); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketCustomers).ForEach(func(k, v []byte) error {
+			var c Customer
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("customer %x: %w", k, err)
+			}
+			return indexName(tx, &c, nil)
 		})
 	},
 }

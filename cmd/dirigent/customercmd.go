@@ -12,24 +12,47 @@ import (
 	"dirigent/store"
 )
 
-// privacy exports from the store and erases through the journal, which
-// also forgets the customer's open tasks.
-type privacy struct {
+// customerAdmin is what the control socket does to customers: the store's
+// export and merges, and erasure through the journal, which also forgets
+// the customer's open tasks.
+type customerAdmin struct {
 	*store.Store
 	*storeJournal
 }
 
 // EraseCustomer resolves the ambiguity of the two embedded types.
-func (p privacy) EraseCustomer(ctx context.Context, id uint64) (store.ErasedCustomer, error) {
-	return p.storeJournal.EraseCustomer(ctx, id)
+func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.ErasedCustomer, error) {
+	return a.storeJournal.EraseCustomer(ctx, id)
 }
 
-const customerUsage = "usage: dirigent customer export|erase [--config FILE | --socket PATH] CUSTOMER-ID"
+const customerUsage = `usage: dirigent customer VERB [--config FILE | --socket PATH] ARGS
+  export ID          everything stored about the customer, as JSON
+  erase ID           erase the customer completely
+  suggest ID         customers that may be the same person, with reasons
+  merge KEEP OTHER   make OTHER part of KEEP (prints the merge, its id undoes it)
+  unmerge MERGE-ID   undo a merge`
 
-// customer exports (to stdout, JSON) or erases one customer through the
-// running daemon: GDPR access and erasure requests.
+// customerVerbs maps each verb to its method, path and number of ids.
+var customerVerbs = map[string]struct {
+	method string
+	path   func(ids []uint64) string
+	ids    int
+}{
+	"export":  {http.MethodGet, func(ids []uint64) string { return fmt.Sprintf("/customers/%d/export", ids[0]) }, 1},
+	"erase":   {http.MethodDelete, func(ids []uint64) string { return fmt.Sprintf("/customers/%d", ids[0]) }, 1},
+	"suggest": {http.MethodGet, func(ids []uint64) string { return fmt.Sprintf("/customers/%d/merge-suggestions", ids[0]) }, 1},
+	"merge":   {http.MethodPost, func(ids []uint64) string { return fmt.Sprintf("/customers/%d/merge/%d", ids[0], ids[1]) }, 2},
+	"unmerge": {http.MethodPost, func(ids []uint64) string { return fmt.Sprintf("/merges/%d/undo", ids[0]) }, 1},
+}
+
+// customer runs an admin action on customers through the running daemon
+// and prints its JSON answer: GDPR access and erasure, merges.
 func customer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "export" && args[0] != "erase" {
+	if len(args) == 0 {
+		return usageError{errors.New(customerUsage)}
+	}
+	v, ok := customerVerbs[args[0]]
+	if !ok {
 		return usageError{errors.New(customerUsage)}
 	}
 	verb := args[0]
@@ -40,18 +63,18 @@ func customer(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args[1:]); err != nil {
 		return usageError{err}
 	}
-	if fs.NArg() != 1 {
+	if fs.NArg() != v.ids {
 		return usageError{errors.New(customerUsage)}
 	}
-	id, err := strconv.ParseUint(fs.Arg(0), 10, 64)
-	if err != nil || id == 0 {
-		return usageError{fmt.Errorf("customer id %q: want a positive number", fs.Arg(0))}
+	ids := make([]uint64, v.ids)
+	for i := range ids {
+		id, err := strconv.ParseUint(fs.Arg(i), 10, 64)
+		if err != nil || id == 0 {
+			return usageError{fmt.Errorf("id %q: want a positive number", fs.Arg(i))}
+		}
+		ids[i] = id
 	}
-	method, path := http.MethodGet, fmt.Sprintf("/customers/%d/export", id)
-	if verb == "erase" {
-		method, path = http.MethodDelete, fmt.Sprintf("/customers/%d", id)
-	}
-	resp, err := control(ctx, *cfgPath, *socket, method, path, nil)
+	resp, err := control(ctx, *cfgPath, *socket, v.method, v.path(ids), nil)
 	if err != nil {
 		return fmt.Errorf("customer %s: %w", verb, err)
 	}
@@ -60,7 +83,7 @@ func customer(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("customer %s: %w", verb, err)
 	}
 	if verb == "erase" {
-		fmt.Fprintf(stderr, "customer %d erased\n", id)
+		fmt.Fprintf(stderr, "customer %d erased\n", ids[0])
 	}
 	return nil
 }

@@ -22,8 +22,8 @@ commands:
                                  copy the running daemon's store to FILE, consistently
   import customers [--config FILE | --socket PATH] FILE.csv
                                  create or update customers from a CRM export
-  customer export|erase [--config FILE | --socket PATH] ID
-                                 print everything about a customer as JSON, or erase it
+  customer export|erase|suggest|merge|unmerge [--config FILE | --socket PATH] ID...
+                                 GDPR export and erasure, merge suggestions, merge and undo
   token new NAME                 make an API token for another system (web shop, survey tool)
   version                        print the version
 `

@@ -471,6 +471,29 @@ func TestImportCustomers(t *testing.T) {
 	if out, err := dirigentCmd(t, nil, "customer", "erase", "--config", cfgPath, "joe").CombinedOutput(); exitStatus(err) != 2 {
 		t.Errorf("erase joe: status %d\n%s", exitStatus(err), out)
 	}
+
+	// Merge K-101 (2) into K-102 (3)? Two CRM ids: refused with 409.
+	out, err = dirigentCmd(t, nil, "customer", "merge", "--config", cfgPath, "2", "3").CombinedOutput()
+	if exitStatus(err) != 1 || !strings.Contains(string(out), "409 Conflict: customers 2 and 3 have different CRM ids (K-101, K-102)") {
+		t.Errorf("merge of two CRM customers: status %d\n%s", exitStatus(err), out)
+	}
+	// A caller without CRM id joins K-101, and the merge is undone.
+	noCRM := filepath.Join(dir, "no-crm.csv")
+	os.WriteFile(noCRM, []byte("email\nnew@example.org\n"), 0o644)
+	if out, err := dirigentCmd(t, nil, "import", "customers", "--config", cfgPath, noCRM).CombinedOutput(); err != nil || !strings.Contains(string(out), "1 customers created") {
+		t.Fatalf("import: %v %s", err, out)
+	}
+	merged, err := dirigentCmd(t, nil, "customer", "merge", "--config", cfgPath, "2", "4").Output()
+	var rec struct{ ID uint64 }
+	if err != nil || json.Unmarshal(merged, &rec) != nil || rec.ID == 0 {
+		t.Fatalf("merge: %v\n%s", err, merged)
+	}
+	if out, err := dirigentCmd(t, nil, "customer", "unmerge", "--config", cfgPath, fmt.Sprint(rec.ID)).CombinedOutput(); err != nil {
+		t.Errorf("unmerge: %v\n%s", err, out)
+	}
+	if out, err := dirigentCmd(t, nil, "customer", "suggest", "--config", cfgPath, "2").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), `{"suggestions":`) {
+		t.Errorf("suggest: %v\n%s", err, out)
+	}
 }
 
 func TestWatchdogFedOnlyWhileChecksPass(t *testing.T) {

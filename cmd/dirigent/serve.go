@@ -157,7 +157,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		Logger:       logger.With("component", "control"),
 		Store:        d.store,
 		Journey:      d.journey,
-		Privacy:      privacy{d.store, d.journal},
+		Customers:    customerAdmin{d.store, d.journal},
 		DrainTimeout: drain,
 	})
 	if err != nil {
