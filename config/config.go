@@ -134,6 +134,10 @@ type Journey struct {
 	RetrainInterval Duration `toml:"retrain_interval"`
 	// LearnedPriority ranks the learned next best action among the rules'.
 	LearnedPriority int `toml:"learned_priority"`
+	// TextRetention: what customers wrote (mail and chat text) is dropped
+	// from contacts older than this; the rest of the contact stays. Zero
+	// keeps texts for ever.
+	TextRetention Duration `toml:"text_retention"`
 }
 
 // Intent is a recognised concern and the queue it goes to. A contact has

@@ -71,6 +71,9 @@ func (c *Config) problems() []error {
 	if c.Journey.RetrainInterval.Duration < time.Minute {
 		bad("journey.retrain_interval", "at least 1m: retraining reads every contact")
 	}
+	if r := c.Journey.TextRetention.Duration; r < 0 || r > 0 && r < 24*time.Hour {
+		bad("journey.text_retention", "at least 24h, or 0s to keep texts for ever")
+	}
 	if c.Journey.RepeatWindow.Duration < 0 {
 		bad("journey.repeat_window", "must not be negative (0 turns repeat-contact detection off)")
 	}

@@ -33,6 +33,9 @@ type Config struct {
 	RetrainInterval time.Duration
 	// LearnedPriority ranks the learned next best action among the rules.
 	LearnedPriority int
+	// TextRetention: contact texts older than this are dropped daily; 0
+	// keeps them.
+	TextRetention time.Duration
 }
 
 // Deps are what the journey needs from the daemon.
@@ -90,7 +93,11 @@ func (j *Journey) Identify(ctx context.Context, kind, raw, name string) (c *stor
 	if err != nil {
 		return nil, false, err
 	}
-	cid, created, err := j.deps.Store.IdentifyOrCreate(ctx, id.String(), &store.Customer{Name: name, Created: j.deps.Now().UTC()})
+	// Known identities, nearly all of them, need no write transaction.
+	cid, err := j.deps.Store.LookupIdentity(id.String())
+	if errors.Is(err, store.ErrNotFound) {
+		cid, created, err = j.deps.Store.IdentifyOrCreate(ctx, id.String(), &store.Customer{Name: name, Created: j.deps.Now().UTC()})
+	}
 	if err != nil {
 		return nil, false, err
 	}

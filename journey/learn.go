@@ -165,23 +165,3 @@ func (j *Journey) Retrain(ctx context.Context) error {
 	j.deps.Logger.Info("learned model retrained", "contacts", m.total, "intents", len(m.docs), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
-
-// Run retrains the model at start and then every interval until ctx ends.
-func (j *Journey) Run(ctx context.Context) error {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if err := j.Retrain(ctx); err != nil && ctx.Err() == nil {
-			j.deps.Logger.Error("retraining failed; the previous model stays", "err", err)
-			if j.metrics != nil {
-				j.metrics.trainErrors.Inc()
-			}
-		}
-		t.Reset(j.cfg.RetrainInterval)
-	}
-}

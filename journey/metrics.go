@@ -6,6 +6,7 @@ type metrics struct {
 	trainSeconds    prometheus.Histogram
 	trainedContacts prometheus.Gauge
 	trainErrors     prometheus.Counter
+	textsDropped    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -23,8 +24,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "dirigent", Subsystem: "journey", Name: "train_errors_total",
 			Help: "Retrainings that failed (the previous model stayed).",
 		}),
+		textsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "dirigent", Subsystem: "journey", Name: "texts_dropped_total",
+			Help: "Contact texts dropped by journey.text_retention.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.trainSeconds, m.trainedContacts, m.trainErrors} {
+	for _, c := range []prometheus.Collector{m.trainSeconds, m.trainedContacts, m.trainErrors, m.textsDropped} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

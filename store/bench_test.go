@@ -53,31 +53,20 @@ func BenchmarkAppend64Writers(b *testing.B) {
 	b.Run("tx-per-write", func(b *testing.B) {
 		s := openTest(b, filepath.Join(b.TempDir(), "d.db"))
 		runWriters(b, func(w int) error {
-			return s.db.Update(func(tx *bolt.Tx) error { return appendContactTx(tx, benchContact(w)) })
+			return s.db.Update(func(tx *bolt.Tx) error { return appendContact(tx, benchContact(w)) })
 		})
 	})
 	b.Run("bolt-batch", func(b *testing.B) {
 		s := openTest(b, filepath.Join(b.TempDir(), "d.db"))
 		runWriters(b, func(w int) error {
 			c := benchContact(w)
-			return s.db.Batch(func(tx *bolt.Tx) error { return appendContactTx(tx, c) })
+			return s.db.Batch(func(tx *bolt.Tx) error { return appendContact(tx, c) })
 		})
 	})
 	b.Run("group-commit", func(b *testing.B) {
 		s := openTest(b, filepath.Join(b.TempDir(), "d.db"))
 		runWriters(b, func(w int) error { return s.AppendContact(ctx, benchContact(w)) })
 	})
-}
-
-// appendContactTx is AppendContact's transaction body, for the reference
-// runs that bypass the group committer.
-func appendContactTx(tx *bolt.Tx, c *Contact) error {
-	id, err := tx.Bucket(bucketJourneyKeys).NextSequence()
-	if err != nil {
-		return err
-	}
-	c.ID = id
-	return putEntry(tx, journeyKey(c.CustomerID, c.Start, kindContact, id), journeyKeysKey(kindContact, id), c)
 }
 
 const (
@@ -104,14 +93,14 @@ func journeyFixture(b *testing.B) string {
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	const perTx = 50_000
 	for done := 0; done < fixtureContacts; done += perTx {
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.Bulk(ctx, func(bk *Bulk) error {
 			for i := done; i < done+perTx; i++ {
 				c := &Contact{
 					CustomerID: uint64(i%fixtureCustomers) + 1, Channel: []string{"voice", "email", "message"}[i%3],
 					Direction: "in", Queue: "support", Agent: "anna", Start: base.Add(time.Duration(i) * time.Minute),
 					Outcome: "resolved", Subject: "Rechnung", Text: "Guten Tag, meine Rechnung stimmt nicht.",
 				}
-				if err := appendContactTx(tx, c); err != nil {
+				if err := bk.AppendContact(c); err != nil {
 					return err
 				}
 			}

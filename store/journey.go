@@ -36,15 +36,16 @@ func journeyKeysKey(kind byte, id uint64) []byte {
 // AppendContact stores a new contact under a new ID, which it sets in c,
 // and returns once it is durable.
 func (s *Store) AppendContact(ctx context.Context, c *Contact) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		keys := tx.Bucket(bucketJourneyKeys)
-		id, err := keys.NextSequence()
-		if err != nil {
-			return err
-		}
-		c.ID = id
-		return putEntry(tx, journeyKey(c.CustomerID, c.Start, kindContact, id), journeyKeysKey(kindContact, id), c)
-	})
+	return s.update(ctx, func(tx *bolt.Tx) error { return appendContact(tx, c) })
+}
+
+func appendContact(tx *bolt.Tx, c *Contact) error {
+	id, err := tx.Bucket(bucketJourneyKeys).NextSequence()
+	if err != nil {
+		return err
+	}
+	c.ID = id
+	return putEntry(tx, journeyKey(c.CustomerID, c.Start, kindContact, id), journeyKeysKey(kindContact, id), c)
 }
 
 // UpdateContact replaces a stored contact; its customer and start time,
@@ -197,6 +198,65 @@ func (s *Store) ScanContacts(fn func(*Contact) error) error {
 		}
 		if done {
 			return nil
+		}
+	}
+}
+
+// DropContactTexts empties the text of every contact that started before
+// before (retention: the facts of a contact stay, what the customer
+// wrote goes), a page of contacts per transaction. It returns how many
+// texts it dropped.
+func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, error) {
+	const page = 5_000
+	dropped := 0
+	var from []byte
+	for {
+		done := false
+		n := 0
+		err := s.update(ctx, func(tx *bolt.Tx) error {
+			n = 0
+			b := tx.Bucket(bucketJourney)
+			c := b.Cursor()
+			k, v := c.First()
+			if from != nil {
+				k, v = c.Seek(from)
+			}
+			var rewrite []*Contact
+			var keys [][]byte
+			for seen := 0; k != nil && seen < page; k, v = c.Next() {
+				seen++
+				if k[16] != kindContact {
+					continue
+				}
+				var ct Contact
+				if err := json.Unmarshal(v, &ct); err != nil {
+					return fmt.Errorf("contact at %x: %w", k, err)
+				}
+				if ct.Text != "" && ct.Start.Before(before) {
+					ct.Text = ""
+					rewrite = append(rewrite, &ct)
+					keys = append(keys, bytes.Clone(k))
+				}
+			}
+			if k == nil {
+				done = true
+			} else {
+				from = bytes.Clone(k)
+			}
+			for i, ct := range rewrite {
+				if err := putJSON(b, keys[i], ct); err != nil {
+					return err
+				}
+			}
+			n = len(rewrite)
+			return nil
+		})
+		if err != nil {
+			return dropped, err
+		}
+		dropped += n
+		if done {
+			return dropped, nil
 		}
 	}
 }

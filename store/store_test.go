@@ -415,3 +415,32 @@ func TestIdentifyOrCreateMakesOneCustomer(t *testing.T) {
 		t.Errorf("%d callers were told they created the customer", n)
 	}
 }
+
+func TestDropContactTexts(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var ids []uint64
+	for i := range 12 {
+		c := &Contact{CustomerID: uint64(i % 3), Start: base.Add(time.Duration(i) * 24 * time.Hour), Subject: "s", Text: "Meine IBAN ist DE12…"}
+		if err := s.AppendContact(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.ID)
+	}
+	n, err := s.DropContactTexts(ctx, base.Add(5*24*time.Hour))
+	if err != nil || n != 5 {
+		t.Fatalf("dropped %d, %v; want the 5 older contacts", n, err)
+	}
+	for i, id := range ids {
+		c, err := s.Contact(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (c.Text == "") != (i < 5) || c.Subject != "s" {
+			t.Errorf("contact %d (day %d): %+v", id, i, c)
+		}
+	}
+	if n, _ := s.DropContactTexts(ctx, base.Add(5*24*time.Hour)); n != 0 {
+		t.Errorf("second run dropped %d", n)
+	}
+}

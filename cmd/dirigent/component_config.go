@@ -67,6 +67,7 @@ func journeyConfig(c *config.Config) journey.Config {
 		MinConfidence:    c.Journey.MinConfidence,
 		RetrainInterval:  c.Journey.RetrainInterval.Duration,
 		LearnedPriority:  c.Journey.LearnedPriority,
+		TextRetention:    c.Journey.TextRetention.Duration,
 	}
 	for _, in := range c.Intents {
 		jc.Intents = append(jc.Intents, journey.IntentRule{
