@@ -65,6 +65,7 @@ func New(listen string, deps Deps) (*Server, error) {
 	handle(mux, http.MethodGet, "/readyz", s.readyz)
 	handle(mux, http.MethodPost, "/api/touchpoints", requireToken(deps.APITokens, s.postTouchpoint))
 	handle(mux, http.MethodGet, "/api/customers/{id}/journey", requireToken(deps.APITokens, s.getJourney))
+	handle(mux, http.MethodPost, "/api/customers/import", requireToken(deps.APITokens, s.importCustomers))
 	mux.HandleFunc("/", notFound)
 	s.srv = &http.Server{
 		Handler:           m.instrument(mux),

@@ -137,3 +137,15 @@ func (s *Server) getJourney(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, page)
 }
+
+// importCustomers takes a CRM export (CSV) from another system, as
+// `dirigent import customers` does over the control socket.
+func (s *Server) importCustomers(w http.ResponseWriter, r *http.Request) {
+	res, err := s.deps.Journey.ImportCustomers(r.Context(), r.Body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.deps.Logger.Info("customers imported through the API", "rows", res.Rows, "created", res.Created, "updated", res.Updated, "problems", len(res.Problems))
+	writeJSON(w, http.StatusOK, res)
+}

@@ -100,6 +100,21 @@ func TestTouchpointsAndJourneyAPI(t *testing.T) {
 	}
 }
 
+func TestImportAPI(t *testing.T) {
+	_, base := startServer(t)
+	csv := "crm_id;name;phone\nK-9;Joe;030 123456\n"
+	if code, _ := call(t, http.MethodPost, base+"/api/customers/import", "", csv); code != 401 {
+		t.Errorf("without token: %d", code)
+	}
+	code, res := call(t, http.MethodPost, base+"/api/customers/import", testToken, csv)
+	if code != 200 || res["created"] != 1.0 || res["rows"] != 1.0 {
+		t.Errorf("import: %d %v", code, res)
+	}
+	if code, res := call(t, http.MethodPost, base+"/api/customers/import", testToken, "K-9;Joe\n"); code != 400 || !strings.Contains(res["error"].(string), "the first line must name the columns") {
+		t.Errorf("headless file: %d %v", code, res)
+	}
+}
+
 func jsonNumber(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
