@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,11 +17,8 @@ import (
 // writes it next to --out, verifies it, and only then renames it into
 // place: a failed backup never replaces a good older one.
 func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs, target := controlFlags("backup", stderr)
 	out := fs.String("out", "", "write the backup to this `file`")
-	cfgPath := fs.String("config", "", "find the control socket in this config `file` (default: the embedded default)")
-	socket := fs.String("socket", "", "control socket `path` (overrides --config)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -30,7 +26,7 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError{errors.New("usage: dirigent backup --out FILE [--config FILE | --socket PATH]")}
 	}
 	start := time.Now()
-	resp, err := control(ctx, *cfgPath, *socket, http.MethodGet, "/backup", nil)
+	resp, err := target.do(ctx, http.MethodGet, "/backup", nil)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -19,12 +20,29 @@ func loadConfig(path string) (*config.Config, error) {
 	return config.Load(path)
 }
 
-// control sends a request to the running daemon's control socket: socket
-// if given, else the one cfgPath (or the embedded default) names. Any
-// answer but 200 is an error carrying the daemon's message.
-func control(ctx context.Context, cfgPath, socket, method, path string, body io.Reader) (*http.Response, error) {
+// controlTarget is the running daemon an admin command talks to, named
+// by the --config and --socket flags every such command has.
+type controlTarget struct {
+	cfgPath, socket *string
+}
+
+// controlFlags makes the flag set of an admin command.
+func controlFlags(name string, stderr io.Writer) (*flag.FlagSet, controlTarget) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs, controlTarget{
+		cfgPath: fs.String("config", "", "find the control socket in this config `file` (default: the embedded default)"),
+		socket:  fs.String("socket", "", "control socket `path` (overrides --config)"),
+	}
+}
+
+// do sends a request to the daemon's control socket: --socket if given,
+// else the one the configuration names. Any answer but 200 is an error
+// carrying the daemon's message.
+func (c controlTarget) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	socket := *c.socket
 	if socket == "" {
-		cfg, err := loadConfig(cfgPath)
+		cfg, err := loadConfig(*c.cfgPath)
 		if err != nil {
 			return nil, usageError{err}
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -56,10 +55,7 @@ func customer(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{errors.New(customerUsage)}
 	}
 	verb := args[0]
-	fs := flag.NewFlagSet("customer "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "find the control socket in this config `file` (default: the embedded default)")
-	socket := fs.String("socket", "", "control socket `path` (overrides --config)")
+	fs, target := controlFlags("customer "+verb, stderr)
 	if err := fs.Parse(args[1:]); err != nil {
 		return usageError{err}
 	}
@@ -74,7 +70,7 @@ func customer(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		ids[i] = id
 	}
-	resp, err := control(ctx, *cfgPath, *socket, v.method, v.path(ids), nil)
+	resp, err := target.do(ctx, v.method, v.path(ids), nil)
 	if err != nil {
 		return fmt.Errorf("customer %s: %w", verb, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,10 +15,7 @@ import (
 // importCustomers sends a CRM export to the running daemon, which owns the
 // store, and prints what it did.
 func importCustomers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("import customers", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "find the control socket in this config `file` (default: the embedded default)")
-	socket := fs.String("socket", "", "control socket `path` (overrides --config)")
+	fs, target := controlFlags("import customers", stderr)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -31,7 +27,7 @@ func importCustomers(ctx context.Context, args []string, stdout, stderr io.Write
 		return usageError{err}
 	}
 	defer f.Close()
-	resp, err := control(ctx, *cfgPath, *socket, http.MethodPost, "/import/customers", f)
+	resp, err := target.do(ctx, http.MethodPost, "/import/customers", f)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
