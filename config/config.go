@@ -90,9 +90,24 @@ type SIP struct {
 	Listen string `toml:"listen"`
 }
 
-// Mail is the e-mail channel's SMTP listener.
+// Mail is the e-mail channel.
 type Mail struct {
 	SMTPListen string `toml:"smtp_listen"`
+	// Hostname is the name the SMTP server greets with.
+	Hostname string `toml:"hostname"`
+	// Mail for these addresses, or any address at these domains, is
+	// accepted; other recipients get 550.
+	Addresses []string `toml:"addresses"`
+	Domains   []string `toml:"domains"`
+	// MaxMessageBytes: larger messages get 552.
+	MaxMessageBytes int `toml:"max_message_bytes"`
+	// Limits per sending IP address: open connections, and messages per
+	// minute.
+	MaxConnectionsPerIP    int `toml:"max_connections_per_ip"`
+	MessagesPerMinutePerIP int `toml:"messages_per_minute_per_ip"`
+	// TLSCert and TLSKey (PEM files) enable STARTTLS.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
 }
 
 // Routing tunes the universal queue for all queues.
@@ -364,6 +379,18 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Mail.SMTPListen == "" {
 		c.Mail.SMTPListen = "127.0.0.1:2525"
+	}
+	if c.Mail.Hostname == "" {
+		c.Mail.Hostname = "dirigent"
+	}
+	if c.Mail.MaxMessageBytes == 0 {
+		c.Mail.MaxMessageBytes = 25 << 20
+	}
+	if c.Mail.MaxConnectionsPerIP == 0 {
+		c.Mail.MaxConnectionsPerIP = 20
+	}
+	if c.Mail.MessagesPerMinutePerIP == 0 {
+		c.Mail.MessagesPerMinutePerIP = 120
 	}
 	for i := range c.Agents {
 		cp := &c.Agents[i].Capacity

@@ -91,6 +91,29 @@ func (c *Config) problems() []error {
 		seen[name] = true
 	}
 
+	for i, a := range c.Mail.Addresses {
+		if at := strings.LastIndexByte(a, '@'); at <= 0 || at == len(a)-1 || strings.ContainsAny(a, " <>") {
+			bad(fmt.Sprintf("mail.addresses[%d]", i), "%q is not an e-mail address", a)
+		}
+	}
+	for i, d := range c.Mail.Domains {
+		if d == "" || strings.ContainsAny(d, "@ ") || !strings.Contains(d, ".") && d != "localhost" {
+			bad(fmt.Sprintf("mail.domains[%d]", i), "%q is not a domain", d)
+		}
+	}
+	if c.Mail.MaxMessageBytes < 1024 {
+		bad("mail.max_message_bytes", "at least 1024")
+	}
+	if c.Mail.MaxConnectionsPerIP < 1 {
+		bad("mail.max_connections_per_ip", "at least 1")
+	}
+	if c.Mail.MessagesPerMinutePerIP < 1 {
+		bad("mail.messages_per_minute_per_ip", "at least 1")
+	}
+	if (c.Mail.TLSCert == "") != (c.Mail.TLSKey == "") {
+		bad("mail.tls_cert", "tls_cert and tls_key go together")
+	}
+
 	tokenNames := map[string]bool{}
 	for i, tok := range c.Desk.APITokens {
 		at := fmt.Sprintf("desk.api_tokens[%d]", i)

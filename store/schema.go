@@ -23,6 +23,9 @@ var (
 	bucketCRMIDs        = []byte("crm_ids")       // CRM id → customer id
 	bucketNames         = []byte("names")         // folded name | 0 | customer id → nothing
 	bucketMerges        = []byte("merges")        // merge id → Merge
+	bucketMails         = []byte("mails")         // mail id → InboundMail
+	bucketMailRaw       = []byte("mail_raw")      // mail id → the message's bytes
+	bucketMailPending   = []byte("mail_pending")  // mail id → nothing, until processed
 
 	keySchema = []byte("schema")
 )
@@ -68,6 +71,14 @@ var migrations = []func(*bolt.Tx) error{
 			}
 			return indexName(tx, &c, nil)
 		})
+	},
+	func(tx *bolt.Tx) error { // 3 → 4: inbound mail
+		for _, b := range [][]byte{bucketMails, bucketMailRaw, bucketMailPending} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
 	},
 }
 

@@ -57,6 +57,9 @@ lock_timeout = "300ms"
 socket = %q
 [desk]
 listen = "127.0.0.1:0"
+[mail]
+smtp_listen = "127.0.0.1:0"
+addresses = ["support@example.com"]
 [[queues]]
 name = "support"
 skills = { support = 1 }
@@ -72,6 +75,7 @@ type runningDaemon struct {
 	cmd    *exec.Cmd
 	logs   chan map[string]any // every JSON log line
 	desk   string              // http://host:port
+	smtp   string              // host:port
 	exited chan error
 }
 
@@ -85,7 +89,7 @@ func startDaemon(t *testing.T, cfgPath string, env ...string) *runningDaemon {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &runningDaemon{cmd: cmd, logs: make(chan map[string]any, 1000), exited: make(chan error, 1)}
+	d := &runningDaemon{cmd: cmd, logs: make(chan map[string]any, 100000), exited: make(chan error, 1)}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -105,6 +109,7 @@ func startDaemon(t *testing.T, cfgPath string, env ...string) *runningDaemon {
 	})
 	line := d.waitLog(t, "dirigent ready")
 	d.desk = "http://" + line["desk"].(string)
+	d.smtp = line["smtp"].(string)
 	return d
 }
 
@@ -331,9 +336,11 @@ func TestMetricsPassPromtool(t *testing.T) {
 // What `make run` does: serve on the embedded default, in a fresh
 // directory, on 127.0.0.1:8080.
 func TestServeEmbeddedDefault(t *testing.T) {
-	if ln, err := net.Listen("tcp", "127.0.0.1:8080"); err != nil {
-		t.Skipf("127.0.0.1:8080 is taken, the embedded default cannot start here: %v", err)
-	} else {
+	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:2525"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Skipf("%s is taken, the embedded default cannot start here: %v", addr, err)
+		}
 		ln.Close()
 	}
 	dir := t.TempDir()

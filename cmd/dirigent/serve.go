@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
 	"syscall"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"dirigent/config"
 	"dirigent/desk"
 	"dirigent/journey"
+	"dirigent/mail"
 	"dirigent/router"
 	"dirigent/store"
 )
@@ -76,6 +78,7 @@ type daemon struct {
 	journal *storeJournal
 	router  *router.Router
 	journey *journey.Journey
+	smtp    *mail.SMTPServer
 	desk    *desk.Server
 	control *desk.Control
 }
@@ -138,6 +141,20 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	if err != nil {
 		return nil, err
 	}
+	d.smtp, err = mail.NewSMTP(mail.SMTPConfig{
+		Listen:                 cfg.Mail.SMTPListen,
+		Hostname:               cfg.Mail.Hostname,
+		Addresses:              slices.Clone(cfg.Mail.Addresses),
+		Domains:                slices.Clone(cfg.Mail.Domains),
+		MaxMessageBytes:        cfg.Mail.MaxMessageBytes,
+		MaxConnectionsPerIP:    cfg.Mail.MaxConnectionsPerIP,
+		MessagesPerMinutePerIP: cfg.Mail.MessagesPerMinutePerIP,
+		TLSCert:                cfg.Mail.TLSCert,
+		TLSKey:                 cfg.Mail.TLSKey,
+	}, mail.Deps{Logger: logger.With("component", "mail"), Store: d.store, Registerer: reg, DrainTimeout: drain})
+	if err != nil {
+		return nil, err
+	}
 	var tokens []desk.APIToken
 	for _, t := range cfg.Desk.APITokens {
 		tokens = append(tokens, desk.APIToken{Name: t.Name, SHA256: t.SHA256})
@@ -174,6 +191,9 @@ func (d *daemon) close() {
 	if d.desk != nil {
 		d.desk.Close()
 	}
+	if d.smtp != nil {
+		d.smtp.Close()
+	}
 	if d.store != nil {
 		if err := d.store.Close(); err != nil {
 			d.logger.Error("closing store", "err", err)
@@ -196,6 +216,7 @@ func (d *daemon) run(ctx context.Context) error {
 		{"router", d.router.Run},
 		{"journal", d.journal.Run},
 		{"journey", d.journey.Run},
+		{"mail", d.smtp.Run},
 		{"desk", d.desk.Run},
 		{"control", d.control.Run},
 	}
@@ -240,7 +261,7 @@ func (d *daemon) run(ctx context.Context) error {
 	d.desk.SetReady()
 	d.notify.send(sd.SdNotifyReady, d.status())
 	d.logger.Info("dirigent ready", "version", versionString(), "config", d.configName(),
-		"store", d.store.Path(), "desk", d.desk.Addr().String(), "control", d.cfg.Control.Socket)
+		"store", d.store.Path(), "desk", d.desk.Addr().String(), "smtp", d.smtp.Addr().String(), "control", d.cfg.Control.Socket)
 
 	var runErr error
 loop:
@@ -342,7 +363,7 @@ func restartOnlyChanges(old, next *config.Config) []string {
 		{"desk.listen", old.Desk.Listen, next.Desk.Listen},
 		{"desk.api_tokens", old.Desk.APITokens, next.Desk.APITokens},
 		{"sip.listen", old.SIP.Listen, next.SIP.Listen},
-		{"mail.smtp_listen", old.Mail.SMTPListen, next.Mail.SMTPListen},
+		{"mail", old.Mail, next.Mail},
 		{"daemon.drain_timeout", old.Daemon.DrainTimeout, next.Daemon.DrainTimeout},
 	} {
 		if !reflect.DeepEqual(s.old, s.next) {

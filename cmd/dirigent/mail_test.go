@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/smtp"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"dirigent/store"
+)
+
+// TestKill9DuringIncomingMail: 16 senders stream mail into the daemon,
+// which is killed with SIGKILL mid-stream. Every message that got 250 is
+// in the store after the kill, and none is there twice.
+func TestKill9DuringIncomingMail(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeConfig(t, dir, "")
+	// The rate limit is for strangers on the internet, not this test.
+	cfg := strings.Replace(mustRead(t, cfgPath), "addresses = [\"support@example.com\"]\n", "addresses = [\"support@example.com\"]\nmessages_per_minute_per_ip = 100000\nmax_connections_per_ip = 100\n", 1)
+	writeFile(t, cfgPath, cfg)
+	d := startDaemon(t, cfgPath)
+
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				subject := fmt.Sprintf("kill9-%d-%d", w, i)
+				msg := "From: joe@example.org\r\nTo: support@example.com\r\nSubject: " + subject + "\r\n\r\nGuten Tag.\r\n"
+				if err := smtp.SendMail(d.smtp, nil, "joe@example.org", []string{"support@example.com"}, []byte(msg)); err != nil {
+					return // the daemon is gone
+				}
+				mu.Lock()
+				acked[subject] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 300 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	close(stop)
+	wg.Wait()
+	<-d.exited
+	d.exited <- nil // for the cleanup
+
+	st, err := store.Open(store.Options{Path: filepath.Join(dir, "data", "dirigent.db"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ids, err := st.PendingMails()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, id := range ids {
+		_, raw, err := st.Mail(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, _ := strings.Cut(string(raw), "Subject: ")
+		subject, _, _ := strings.Cut(rest, "\r\n")
+		seen[subject]++
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) < 100 {
+		t.Fatalf("only %d messages acknowledged before the kill", len(acked))
+	}
+	for s := range acked {
+		if seen[s] != 1 {
+			t.Errorf("acknowledged %s is in the store %d times", s, seen[s])
+		}
+	}
+	for s, n := range seen {
+		if n > 1 {
+			t.Errorf("%s stored %d times", s, n)
+		}
+	}
+	t.Logf("%d acknowledged, %d stored (a message stored but killed before its 250 may be there once)", len(acked), len(ids))
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,36 @@
+package mail
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	received    *prometheus.CounterVec
+	rejected    *prometheus.CounterVec
+	connections prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "dirigent", Subsystem: "mail", Name: "messages_received_total",
+			Help: "Messages stored durably (and then acknowledged), by source.",
+		}, []string{"source"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "dirigent", Subsystem: "mail", Name: "rejected_total",
+			Help: "SMTP refusals, by reason: recipient, size, rate, connections, store.",
+		}, []string{"reason"}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "dirigent", Subsystem: "mail", Name: "smtp_connections",
+			Help: "Open SMTP connections.",
+		}),
+	}
+	m.received.WithLabelValues("smtp")
+	for _, r := range []string{"recipient", "size", "rate", "connections", "store"} {
+		m.rejected.WithLabelValues(r)
+	}
+	for _, c := range []prometheus.Collector{m.received, m.rejected, m.connections} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,232 @@
+package mail
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"dirigent/store"
+)
+
+// SMTPConfig is the SMTP server's part of the configuration.
+type SMTPConfig struct {
+	Listen                 string
+	Hostname               string
+	Addresses              []string // accepted recipients, lower-case
+	Domains                []string // accepted recipient domains, lower-case
+	MaxMessageBytes        int
+	MaxConnectionsPerIP    int
+	MessagesPerMinutePerIP int
+	TLSCert, TLSKey        string
+}
+
+// Deps are what the mail channel needs from the daemon.
+type Deps struct {
+	Logger       *slog.Logger
+	Store        *store.Store
+	Registerer   prometheus.Registerer
+	DrainTimeout time.Duration
+}
+
+// SMTPServer receives customer mail.
+type SMTPServer struct {
+	cfg     SMTPConfig
+	deps    Deps
+	srv     *smtp.Server
+	ln      net.Listener
+	metrics *metrics
+
+	mu    sync.Mutex
+	conns map[string]int         // remote IP → open connections
+	sent  map[string][]time.Time // remote IP → acceptance times in the last minute
+}
+
+// NewSMTP checks cfg and binds the listener.
+func NewSMTP(cfg SMTPConfig, deps Deps) (*SMTPServer, error) {
+	if deps.Logger == nil || deps.Store == nil || deps.Registerer == nil {
+		return nil, errors.New("mail: Logger, Store and Registerer are required")
+	}
+	m, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &SMTPServer{cfg: cfg, deps: deps, metrics: m, conns: map[string]int{}, sent: map[string][]time.Time{}}
+	for i := range cfg.Addresses {
+		s.cfg.Addresses[i] = strings.ToLower(cfg.Addresses[i])
+	}
+	for i := range cfg.Domains {
+		s.cfg.Domains[i] = strings.ToLower(cfg.Domains[i])
+	}
+	s.srv = smtp.NewServer(s)
+	s.srv.Domain = cfg.Hostname
+	s.srv.MaxMessageBytes = int64(cfg.MaxMessageBytes)
+	s.srv.MaxRecipients = 50
+	s.srv.ReadTimeout = 5 * time.Minute
+	s.srv.WriteTimeout = time.Minute
+	s.srv.ErrorLog = slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn)
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("mail: STARTTLS certificate: %w", err)
+		}
+		s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("mail: listen %s: %w", cfg.Listen, err)
+	}
+	return s, nil
+}
+
+// Addr is the bound address.
+func (s *SMTPServer) Addr() net.Addr { return s.ln.Addr() }
+
+// Run serves until ctx ends, then lets sessions finish for the drain
+// timeout.
+func (s *SMTPServer) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.deps.DrainTimeout)
+	defer cancel()
+	if err := s.srv.Shutdown(sctx); err != nil {
+		s.srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Close releases the listener when Run was never called.
+func (s *SMTPServer) Close() error { return s.ln.Close() }
+
+// NewSession implements smtp.Backend: per-IP connection limits.
+func (s *SMTPServer) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	ip := remoteIP(c.Conn().RemoteAddr())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns[ip] >= s.cfg.MaxConnectionsPerIP {
+		s.metrics.rejected.WithLabelValues("connections").Inc()
+		return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many connections from your address, try again later"}
+	}
+	s.conns[ip]++
+	s.metrics.connections.Inc()
+	return &session{s: s, ip: ip}, nil
+}
+
+func remoteIP(a net.Addr) string {
+	if host, _, err := net.SplitHostPort(a.String()); err == nil {
+		return host
+	}
+	return a.String()
+}
+
+// limited reports whether ip has had its messages for the last minute.
+func (s *SMTPServer) limited(ip string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	recent := s.sent[ip][:0]
+	for _, t := range s.sent[ip] {
+		if now.Sub(t) < time.Minute {
+			recent = append(recent, t)
+		}
+	}
+	if len(recent) == 0 {
+		delete(s.sent, ip)
+	} else {
+		s.sent[ip] = recent
+	}
+	return len(recent) >= s.cfg.MessagesPerMinutePerIP
+}
+
+// count books an accepted message against ip's budget.
+func (s *SMTPServer) count(ip string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sent[ip] = append(s.sent[ip], now)
+}
+
+// accepts reports whether mail for addr is ours.
+func (s *SMTPServer) accepts(addr string) bool {
+	addr = strings.ToLower(addr)
+	if slices.Contains(s.cfg.Addresses, addr) {
+		return true
+	}
+	_, domain, ok := strings.Cut(addr, "@")
+	return ok && slices.Contains(s.cfg.Domains, domain)
+}
+
+// session is one SMTP connection.
+type session struct {
+	s    *SMTPServer
+	ip   string
+	from string
+	rcpt []string
+}
+
+func (x *session) Reset() { x.from, x.rcpt = "", nil }
+
+func (x *session) Logout() error {
+	x.s.mu.Lock()
+	defer x.s.mu.Unlock()
+	if x.s.conns[x.ip]--; x.s.conns[x.ip] <= 0 {
+		delete(x.s.conns, x.ip)
+	}
+	x.s.metrics.connections.Dec()
+	return nil
+}
+
+func (x *session) Mail(from string, _ *smtp.MailOptions) error {
+	x.from = from
+	return nil
+}
+
+func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if !x.s.accepts(to) {
+		x.s.metrics.rejected.WithLabelValues("recipient").Inc()
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user here"}
+	}
+	x.rcpt = append(x.rcpt, to)
+	return nil
+}
+
+// Data stores the message and answers 250 only once it is fsynced.
+func (x *session) Data(r io.Reader) error {
+	if x.s.limited(x.ip, time.Now()) {
+		x.s.metrics.rejected.WithLabelValues("rate").Inc()
+		return &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "Too many messages from your address, try again later"}
+	}
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, r); err != nil {
+		if errors.Is(err, smtp.ErrDataTooLarge) {
+			x.s.metrics.rejected.WithLabelValues("size").Inc()
+		}
+		return err
+	}
+	m := &store.InboundMail{Received: time.Now().UTC(), Source: "smtp", Remote: x.ip, From: x.from, Recipients: x.rcpt}
+	if err := x.s.deps.Store.StoreMail(context.Background(), m, buf.Bytes()); err != nil {
+		x.s.deps.Logger.Error("storing mail failed", "from", x.from, "err", err)
+		x.s.metrics.rejected.WithLabelValues("store").Inc()
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not store the message, try again later"}
+	}
+	x.s.count(x.ip, time.Now())
+	x.s.metrics.received.WithLabelValues("smtp").Inc()
+	x.s.deps.Logger.Info("mail stored", "mail", m.ID, "from", x.from, "bytes", m.Size)
+	return nil
+}

@@ -1,0 +1,148 @@
+package mail
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"dirigent/internal/testpeer"
+	"dirigent/store"
+)
+
+func startSMTP(t *testing.T, cfg SMTPConfig) (*SMTPServer, *store.Store) {
+	t.Helper()
+	logger := slog.New(slog.DiscardHandler)
+	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "d.db"), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Hostname = "dirigent.test"
+	if cfg.MaxMessageBytes == 0 {
+		cfg.MaxMessageBytes = 64 << 10
+	}
+	if cfg.MaxConnectionsPerIP == 0 {
+		cfg.MaxConnectionsPerIP = 10
+	}
+	if cfg.MessagesPerMinutePerIP == 0 {
+		cfg.MessagesPerMinutePerIP = 100
+	}
+	s, err := NewSMTP(cfg, Deps{Logger: logger, Store: st, Registerer: prometheus.NewRegistry(), DrainTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return s, st
+}
+
+// swaks sends one message with Debian's swaks and returns its transcript.
+func swaks(t *testing.T, addr net.Addr, args ...string) (string, error) {
+	t.Helper()
+	bin := testpeer.Require(t, "swaks", "swaks")
+	host, port, _ := net.SplitHostPort(addr.String())
+	cmd := exec.Command(bin, append([]string{"--server", host, "--port", port, "--from", "joe@example.org", "--helo", "client.test", "--timeout", "20"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestSMTPStoresBeforeAcknowledging(t *testing.T) {
+	s, st := startSMTP(t, SMTPConfig{Addresses: []string{"Support@Example.com"}, Domains: []string{"tickets.example.com"}})
+	out, err := swaks(t, s.Addr(), "--to", "support@example.com", "--header", "Subject: Rechnung falsch", "--body", "Guten Tag, meine Rechnung stimmt nicht.")
+	if err != nil || !strings.Contains(out, "<-  250") {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+	if _, err := swaks(t, s.Addr(), "--to", "anyone@tickets.example.com", "--body", "x"); err != nil {
+		t.Errorf("a whole domain: %v", err)
+	}
+	ids, err := st.PendingMails()
+	if err != nil || len(ids) != 2 {
+		t.Fatalf("pending mails %v, %v", ids, err)
+	}
+	m, raw, err := st.Mail(ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.From != "joe@example.org" || len(m.Recipients) != 1 || m.Source != "smtp" || m.Remote != "127.0.0.1" ||
+		!strings.Contains(string(raw), "Subject: Rechnung falsch") || !strings.Contains(string(raw), "meine Rechnung stimmt nicht") {
+		t.Errorf("stored %+v\n%s", m, raw)
+	}
+}
+
+func TestSMTPRefusals(t *testing.T) {
+	s, st := startSMTP(t, SMTPConfig{Addresses: []string{"support@example.com"}, MessagesPerMinutePerIP: 2})
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown recipient", []string{"--to", "nobody@example.com"}, "<** 550 5.1.1 No such user here"},
+		{"too large", []string{"--to", "support@example.com", "--body", strings.Repeat("0123456789abcdef\n", 5000)}, "<** 552"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := swaks(t, s.Addr(), tt.args...)
+			if err == nil || !strings.Contains(out, tt.want) {
+				t.Errorf("want %q, got %v:\n%s", tt.want, err, out)
+			}
+		})
+	}
+	// Two messages a minute from one address, then 450.
+	for i := range 3 {
+		out, err := swaks(t, s.Addr(), "--to", "support@example.com", "--body", "hi")
+		if i < 2 && err != nil {
+			t.Fatalf("message %d: %v\n%s", i, err, out)
+		}
+		if i == 2 && (err == nil || !strings.Contains(out, "<** 450 4.7.1")) {
+			t.Errorf("third message a minute: %v\n%s", err, out)
+		}
+	}
+	if n, _ := st.MailCount(); n != 2 {
+		t.Errorf("%d mails stored, want the 2 accepted ones", n)
+	}
+}
+
+func TestSMTPConnectionLimit(t *testing.T) {
+	s, _ := startSMTP(t, SMTPConfig{Addresses: []string{"support@example.com"}, MaxConnectionsPerIP: 1})
+	first, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	// The session, and so the count, starts with the greeting's answer.
+	r := bufio.NewReader(first)
+	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "220") {
+		t.Fatalf("greeting %q %v", line, err)
+	}
+	fmt.Fprintf(first, "EHLO client.test\r\n")
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "250 ") {
+			break
+		}
+	}
+	out, err := swaks(t, s.Addr(), "--to", "support@example.com")
+	if err == nil || !strings.Contains(out, "421 4.7.0 Too many connections") {
+		t.Errorf("second connection: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,96 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// InboundMail is a message as it arrived, before dirigent made sense of
+// it: the raw bytes are kept exactly, so parsing can be improved and run
+// again, and nothing the sender wrote is lost.
+type InboundMail struct {
+	ID         uint64    `json:"id"`
+	Received   time.Time `json:"received"`
+	Source     string    `json:"source"` // "smtp" or "imap:<mailbox>"
+	Remote     string    `json:"remote,omitempty"`
+	From       string    `json:"from"` // envelope sender
+	Recipients []string  `json:"recipients"`
+	Size       int       `json:"size"`
+	// SourceID makes fetching idempotent: IMAP UIDVALIDITY/UID, empty for SMTP.
+	SourceID string `json:"source_id,omitempty"`
+}
+
+// StoreMail stores a message durably under a new ID, set in m, and marks
+// it as waiting to be processed. Only after it returns may the mail be
+// acknowledged (SMTP 250, IMAP \Seen).
+func (s *Store) StoreMail(ctx context.Context, m *InboundMail, raw []byte) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMails)
+		id, err := meta.NextSequence()
+		if err != nil {
+			return err
+		}
+		m.ID, m.Size = id, len(raw)
+		if err := putJSON(meta, u64(id), m); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketMailRaw).Put(u64(id), raw); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMailPending).Put(u64(id), nil)
+	})
+}
+
+// Mail returns a stored message and its raw bytes.
+func (s *Store) Mail(id uint64) (*InboundMail, []byte, error) {
+	var m InboundMail
+	var raw []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if err := getJSON(tx.Bucket(bucketMails), u64(id), &m, "mail", id); err != nil {
+			return err
+		}
+		raw = append([]byte(nil), tx.Bucket(bucketMailRaw).Get(u64(id))...)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &m, raw, nil
+}
+
+// PendingMails returns the IDs of stored messages not yet processed, in
+// arrival order: after a restart they are processed first.
+func (s *Store) PendingMails() ([]uint64, error) {
+	var ids []uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMailPending).ForEach(func(k, _ []byte) error {
+			ids = append(ids, binary.BigEndian.Uint64(k))
+			return nil
+		})
+	})
+	return ids, err
+}
+
+// MailProcessed marks a message as processed.
+func (s *Store) MailProcessed(ctx context.Context, id uint64) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMails).Get(u64(id)) == nil {
+			return fmt.Errorf("mail %d: %w", id, ErrNotFound)
+		}
+		return tx.Bucket(bucketMailPending).Delete(u64(id))
+	})
+}
+
+// MailCount is how many messages the store holds.
+func (s *Store) MailCount() (int, error) {
+	n := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketMails).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
