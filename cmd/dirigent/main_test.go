@@ -368,17 +368,29 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	}
 }
 
-// A stop drains open requests; a second signal does not wait for them.
+// A stop drains open sessions; a second signal does not wait for them.
 func TestSecondSignalForcesExit(t *testing.T) {
 	d := startDaemon(t, writeConfig(t, t.TempDir(), "[daemon]\ndrain_timeout = \"60s\"\n"))
-	// A request that has begun but never ends keeps the drain waiting.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(d.desk, "http://"))
+	// An SMTP session that has begun but never ends keeps the drain
+	// waiting; its greeting and EHLO answer prove the server tracks it.
+	conn, err := net.Dial("tcp", d.smtp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\n")); err != nil {
+	r := bufio.NewReader(conn)
+	if _, err := r.ReadString('\n'); err != nil {
 		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "EHLO client.test\r\n")
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "250 ") {
+			break
+		}
 	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	d.waitLog(t, "stopping")
