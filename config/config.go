@@ -108,6 +108,9 @@ type Mail struct {
 	// TLSCert and TLSKey (PEM files) enable STARTTLS.
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
+	// Queue takes mail that no intent rule sends elsewhere. Default: the
+	// first queue that takes email.
+	Queue string `toml:"queue"`
 }
 
 // Routing tunes the universal queue for all queues.
@@ -403,6 +406,9 @@ func (c *Config) applyDefaults() {
 		q := &c.Queues[i]
 		if len(q.Channels) == 0 {
 			q.Channels = append([]string(nil), Channels...)
+		}
+		if c.Mail.Queue == "" && slices.Contains(q.Channels, "email") {
+			c.Mail.Queue = q.Name
 		}
 		if q.Strategy == "" {
 			q.Strategy = "longest-idle"

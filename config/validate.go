@@ -212,6 +212,18 @@ func (c *Config) problems() []error {
 			bad(at+".overflow_queue", "needs max_wait: without a limit nothing ever overflows")
 		}
 	}
+	if c.given("mail.queue") {
+		i := slices.IndexFunc(c.Queues, func(q Queue) bool { return q.Name == c.Mail.Queue })
+		switch {
+		case i < 0:
+			bad("mail.queue", "undefined queue %q", c.Mail.Queue)
+		case !slices.Contains(c.Queues[i].Channels, "email"):
+			bad("mail.queue", "queue %q does not take email (see its channels)", c.Mail.Queue)
+		}
+	} else if c.Mail.Queue == "" && len(c.Mail.Addresses)+len(c.Mail.Domains) > 0 {
+		bad("mail.queue", "mail is accepted but no queue takes email")
+	}
+
 	intents := map[string]bool{}
 	for i, in := range c.Intents {
 		at := fmt.Sprintf("intents[%d]", i)

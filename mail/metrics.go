@@ -3,6 +3,7 @@ package mail
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
+	processed   *prometheus.CounterVec
 	received    *prometheus.CounterVec
 	rejected    *prometheus.CounterVec
 	connections prometheus.Gauge
@@ -10,6 +11,10 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
+		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "dirigent", Subsystem: "mail", Name: "messages_processed_total",
+			Help: "Stored messages processed, by outcome: new (conversation), reply, automatic (no task), already (processed before a restart), unreadable, error.",
+		}, []string{"outcome"}),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "dirigent", Subsystem: "mail", Name: "messages_received_total",
 			Help: "Messages stored durably (and then acknowledged), by source.",
@@ -24,10 +29,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	m.received.WithLabelValues("smtp")
+	for _, o := range []string{"new", "reply", "automatic", "already", "unreadable", "error"} {
+		m.processed.WithLabelValues(o)
+	}
 	for _, r := range []string{"recipient", "size", "rate", "connections", "store"} {
 		m.rejected.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{m.received, m.rejected, m.connections} {
+	for _, c := range []prometheus.Collector{m.processed, m.received, m.rejected, m.connections} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"dirigent/store"
 )
@@ -32,37 +31,25 @@ type SMTPConfig struct {
 	TLSCert, TLSKey        string
 }
 
-// Deps are what the mail channel needs from the daemon.
-type Deps struct {
-	Logger       *slog.Logger
-	Store        *store.Store
-	Registerer   prometheus.Registerer
-	DrainTimeout time.Duration
-}
-
-// SMTPServer receives customer mail.
-type SMTPServer struct {
+// smtpServer receives customer mail.
+type smtpServer struct {
 	cfg     SMTPConfig
 	deps    Deps
 	srv     *smtp.Server
 	ln      net.Listener
 	metrics *metrics
+	// stored is told each message's ID once it is durable.
+	stored func(id uint64)
 
 	mu    sync.Mutex
 	conns map[string]int         // remote IP → open connections
 	sent  map[string][]time.Time // remote IP → acceptance times in the last minute
 }
 
-// NewSMTP checks cfg and binds the listener.
-func NewSMTP(cfg SMTPConfig, deps Deps) (*SMTPServer, error) {
-	if deps.Logger == nil || deps.Store == nil || deps.Registerer == nil {
-		return nil, errors.New("mail: Logger, Store and Registerer are required")
-	}
-	m, err := newMetrics(deps.Registerer)
-	if err != nil {
-		return nil, err
-	}
-	s := &SMTPServer{cfg: cfg, deps: deps, metrics: m, conns: map[string]int{}, sent: map[string][]time.Time{}}
+// newSMTP checks cfg and binds the listener.
+func newSMTP(cfg SMTPConfig, deps Deps, m *metrics, stored func(uint64)) (*smtpServer, error) {
+	s := &smtpServer{cfg: cfg, deps: deps, metrics: m, stored: stored, conns: map[string]int{}, sent: map[string][]time.Time{}}
+	var err error
 	for i := range cfg.Addresses {
 		s.cfg.Addresses[i] = strings.ToLower(cfg.Addresses[i])
 	}
@@ -89,12 +76,9 @@ func NewSMTP(cfg SMTPConfig, deps Deps) (*SMTPServer, error) {
 	return s, nil
 }
 
-// Addr is the bound address.
-func (s *SMTPServer) Addr() net.Addr { return s.ln.Addr() }
-
-// Run serves until ctx ends, then lets sessions finish for the drain
+// run serves until ctx ends, then lets sessions finish for the drain
 // timeout.
-func (s *SMTPServer) Run(ctx context.Context) error {
+func (s *smtpServer) run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()
 	select {
@@ -113,11 +97,8 @@ func (s *SMTPServer) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the listener when Run was never called.
-func (s *SMTPServer) Close() error { return s.ln.Close() }
-
 // NewSession implements smtp.Backend: per-IP connection limits.
-func (s *SMTPServer) NewSession(c *smtp.Conn) (smtp.Session, error) {
+func (s *smtpServer) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	ip := remoteIP(c.Conn().RemoteAddr())
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -138,7 +119,7 @@ func remoteIP(a net.Addr) string {
 }
 
 // limited reports whether ip has had its messages for the last minute.
-func (s *SMTPServer) limited(ip string, now time.Time) bool {
+func (s *smtpServer) limited(ip string, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	recent := s.sent[ip][:0]
@@ -156,14 +137,14 @@ func (s *SMTPServer) limited(ip string, now time.Time) bool {
 }
 
 // count books an accepted message against ip's budget.
-func (s *SMTPServer) count(ip string, now time.Time) {
+func (s *smtpServer) count(ip string, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sent[ip] = append(s.sent[ip], now)
 }
 
 // accepts reports whether mail for addr is ours.
-func (s *SMTPServer) accepts(addr string) bool {
+func (s *smtpServer) accepts(addr string) bool {
 	addr = strings.ToLower(addr)
 	if slices.Contains(s.cfg.Addresses, addr) {
 		return true
@@ -174,7 +155,7 @@ func (s *SMTPServer) accepts(addr string) bool {
 
 // session is one SMTP connection.
 type session struct {
-	s    *SMTPServer
+	s    *smtpServer
 	ip   string
 	from string
 	rcpt []string
@@ -227,6 +208,7 @@ func (x *session) Data(r io.Reader) error {
 	}
 	x.s.count(x.ip, time.Now())
 	x.s.metrics.received.WithLabelValues("smtp").Inc()
-	x.s.deps.Logger.Info("mail stored", "mail", m.ID, "from", x.from, "bytes", m.Size)
+	x.s.deps.Logger.Debug("mail stored", "mail", m.ID, "from", x.from, "bytes", m.Size)
+	x.s.stored(m.ID)
 	return nil
 }

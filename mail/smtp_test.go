@@ -15,10 +15,27 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"dirigent/internal/testpeer"
+	"dirigent/journey"
+	"dirigent/router"
 	"dirigent/store"
 )
 
-func startSMTP(t *testing.T, cfg SMTPConfig) (*SMTPServer, *store.Store) {
+// site is a running mail channel with the parts it works with.
+type site struct {
+	ch      *Channel
+	st      *store.Store
+	journey *journey.Journey
+	router  *router.Router
+	offers  chan router.Offer
+}
+
+func startSMTP(t *testing.T, cfg SMTPConfig) (*Channel, *store.Store) {
+	t.Helper()
+	s := startSite(t, cfg)
+	return s.ch, s.st
+}
+
+func startSite(t *testing.T, cfg SMTPConfig) *site {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "d.db"), Logger: logger})
@@ -26,6 +43,25 @@ func startSMTP(t *testing.T, cfg SMTPConfig) (*SMTPServer, *store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	j, err := journey.New(journey.Config{
+		Region: "DE", RepeatWindow: 72 * time.Hour, ResolvedOutcomes: []string{"resolved"},
+		Intents: []journey.IntentRule{{Name: "billing", Queue: "billing", Subject: []string{"rechnung"}}},
+	}, journey.Deps{Store: st, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	offers := make(chan router.Offer, 100)
+	r, err := router.New(router.Config{
+		Skills: []string{"support"},
+		Agents: []router.AgentSpec{{ID: "anna", Skills: map[string]int{"support": 3}, Capacity: [3]int{1, 3, 2}}},
+		Queues: []router.QueueSpec{
+			{Name: "support", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Email}},
+			{Name: "billing", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Email}},
+		},
+	}, router.Deps{Logger: logger, Journal: discardJournal{}, OnOffer: func(o router.Offer) { offers <- o }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Hostname = "dirigent.test"
 	if cfg.MaxMessageBytes == 0 {
@@ -37,21 +73,27 @@ func startSMTP(t *testing.T, cfg SMTPConfig) (*SMTPServer, *store.Store) {
 	if cfg.MessagesPerMinutePerIP == 0 {
 		cfg.MessagesPerMinutePerIP = 100
 	}
-	s, err := NewSMTP(cfg, Deps{Logger: logger, Store: st, Registerer: prometheus.NewRegistry(), DrainTimeout: time.Second})
+	ch, err := New(Config{SMTP: cfg, DefaultQueue: "support"}, Deps{
+		Logger: logger, Store: st, Journey: j, Router: r, Registerer: prometheus.NewRegistry(), DrainTimeout: time.Second,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- s.Run(ctx) }()
+	go func() { done <- ch.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return s, st
+	return &site{ch: ch, st: st, journey: j, router: r, offers: offers}
 }
+
+type discardJournal struct{}
+
+func (discardJournal) Record(router.Event) {}
 
 // swaks sends one message with Debian's swaks and returns its transcript.
 func swaks(t *testing.T, addr net.Addr, args ...string) (string, error) {
@@ -65,18 +107,17 @@ func swaks(t *testing.T, addr net.Addr, args ...string) (string, error) {
 
 func TestSMTPStoresBeforeAcknowledging(t *testing.T) {
 	s, st := startSMTP(t, SMTPConfig{Addresses: []string{"Support@Example.com"}, Domains: []string{"tickets.example.com"}})
-	out, err := swaks(t, s.Addr(), "--to", "support@example.com", "--header", "Subject: Rechnung falsch", "--body", "Guten Tag, meine Rechnung stimmt nicht.")
+	out, err := swaks(t, s.SMTPAddr(), "--to", "support@example.com", "--header", "Subject: Rechnung falsch", "--body", "Guten Tag, meine Rechnung stimmt nicht.")
 	if err != nil || !strings.Contains(out, "<-  250") {
 		t.Fatalf("swaks: %v\n%s", err, out)
 	}
-	if _, err := swaks(t, s.Addr(), "--to", "anyone@tickets.example.com", "--body", "x"); err != nil {
+	if _, err := swaks(t, s.SMTPAddr(), "--to", "anyone@tickets.example.com", "--body", "x"); err != nil {
 		t.Errorf("a whole domain: %v", err)
 	}
-	ids, err := st.PendingMails()
-	if err != nil || len(ids) != 2 {
-		t.Fatalf("pending mails %v, %v", ids, err)
+	if n, err := st.MailCount(); err != nil || n != 2 {
+		t.Fatalf("%d mails stored, %v", n, err)
 	}
-	m, raw, err := st.Mail(ids[0])
+	m, raw, err := st.Mail(1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +139,7 @@ func TestSMTPRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, err := swaks(t, s.Addr(), tt.args...)
+			out, err := swaks(t, s.SMTPAddr(), tt.args...)
 			if err == nil || !strings.Contains(out, tt.want) {
 				t.Errorf("want %q, got %v:\n%s", tt.want, err, out)
 			}
@@ -106,7 +147,7 @@ func TestSMTPRefusals(t *testing.T) {
 	}
 	// Two messages a minute from one address, then 450.
 	for i := range 3 {
-		out, err := swaks(t, s.Addr(), "--to", "support@example.com", "--body", "hi")
+		out, err := swaks(t, s.SMTPAddr(), "--to", "support@example.com", "--body", "hi")
 		if i < 2 && err != nil {
 			t.Fatalf("message %d: %v\n%s", i, err, out)
 		}
@@ -121,7 +162,7 @@ func TestSMTPRefusals(t *testing.T) {
 
 func TestSMTPConnectionLimit(t *testing.T) {
 	s, _ := startSMTP(t, SMTPConfig{Addresses: []string{"support@example.com"}, MaxConnectionsPerIP: 1})
-	first, err := net.Dial("tcp", s.Addr().String())
+	first, err := net.Dial("tcp", s.SMTPAddr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +182,7 @@ func TestSMTPConnectionLimit(t *testing.T) {
 			break
 		}
 	}
-	out, err := swaks(t, s.Addr(), "--to", "support@example.com")
+	out, err := swaks(t, s.SMTPAddr(), "--to", "support@example.com")
 	if err == nil || !strings.Contains(out, "421 4.7.0 Too many connections") {
 		t.Errorf("second connection: %v\n%s", err, out)
 	}

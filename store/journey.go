@@ -203,8 +203,9 @@ func (s *Store) ScanContacts(fn func(*Contact) error) error {
 }
 
 // DropContactTexts empties the text of every contact that started before
-// before (retention: the facts of a contact stay, what the customer
-// wrote goes), a page of contacts per transaction. It returns how many
+// before, and deletes the raw message an e-mail contact came from
+// (retention: the facts of a contact stay, what the customer wrote goes),
+// a page of contacts per transaction. It returns how many
 // texts it dropped.
 func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, error) {
 	const page = 5_000
@@ -232,7 +233,7 @@ func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, er
 				if err := json.Unmarshal(v, &ct); err != nil {
 					return fmt.Errorf("contact at %x: %w", k, err)
 				}
-				if ct.Text != "" && ct.Start.Before(before) {
+				if ct.Start.Before(before) && (ct.Text != "" || ct.MailID != 0 && tx.Bucket(bucketMailRaw).Get(u64(ct.MailID)) != nil) {
 					ct.Text = ""
 					rewrite = append(rewrite, &ct)
 					keys = append(keys, bytes.Clone(k))
@@ -246,6 +247,12 @@ func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, er
 			for i, ct := range rewrite {
 				if err := putJSON(b, keys[i], ct); err != nil {
 					return err
+				}
+				// The raw message holds the same text; its envelope stays.
+				if ct.MailID != 0 {
+					if err := tx.Bucket(bucketMailRaw).Delete(u64(ct.MailID)); err != nil {
+						return err
+					}
 				}
 			}
 			n = len(rewrite)

@@ -94,3 +94,94 @@ func (s *Store) MailCount() (int, error) {
 	})
 	return n, err
 }
+
+// InboundRecord is what processing made of a stored message.
+type InboundRecord struct {
+	MailID  uint64
+	Contact *Contact
+	// Conversation is continued when its ID is set, else created (its ID
+	// and, when empty, its Tag "DG-<id>" are set).
+	Conversation *Conversation
+	// MessageIDs thread later replies into the conversation.
+	MessageIDs []string
+	// OpenTask is the open-task index entry of the task this contact
+	// becomes, given the contact's ID; nil when it becomes none.
+	OpenTask func(contactID uint64) ([]byte, error)
+}
+
+// RecordInboundMail stores what processing made of a message in one
+// transaction: the contact, the conversation, the thread index, the
+// task's entry in the open-task index, and that the message is processed.
+// Recording the same message again changes nothing and returns the first
+// contact's ID with existed set, so a crash between processing and its
+// acknowledgement never makes two contacts of one mail.
+func (s *Store) RecordInboundMail(ctx context.Context, in InboundRecord) (contactID uint64, existed bool, err error) {
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		mc := tx.Bucket(bucketMailContacts)
+		if v := mc.Get(u64(in.MailID)); v != nil {
+			contactID, existed = binary.BigEndian.Uint64(v), true
+			return tx.Bucket(bucketMailPending).Delete(u64(in.MailID))
+		}
+		existed = false
+		convs := tx.Bucket(bucketConversations)
+		conv := in.Conversation
+		if conv.ID == 0 {
+			id, err := convs.NextSequence()
+			if err != nil {
+				return err
+			}
+			conv.ID = id
+			if conv.Tag == "" {
+				conv.Tag = fmt.Sprintf("DG-%d", id)
+			}
+		} else if convs.Get(u64(conv.ID)) == nil {
+			return fmt.Errorf("conversation %d: %w", conv.ID, ErrNotFound)
+		}
+		if err := putJSON(convs, u64(conv.ID), conv); err != nil {
+			return err
+		}
+		for _, mid := range in.MessageIDs {
+			if mid != "" {
+				if err := tx.Bucket(bucketMessageIDs).Put([]byte(mid), u64(conv.ID)); err != nil {
+					return err
+				}
+			}
+		}
+		in.Contact.ConversationID = conv.ID
+		in.Contact.MailID = in.MailID
+		if err := appendContact(tx, in.Contact); err != nil {
+			return err
+		}
+		contactID = in.Contact.ID
+		if in.OpenTask != nil {
+			p, err := in.OpenTask(contactID)
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketOpenTasks).Put(u64(contactID), p); err != nil {
+				return err
+			}
+		}
+		if err := mc.Put(u64(in.MailID), u64(contactID)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMailPending).Delete(u64(in.MailID))
+	})
+	return contactID, existed, err
+}
+
+// ConversationByMessageID returns the conversation a Message-ID belongs to.
+func (s *Store) ConversationByMessageID(messageID string) (*Conversation, error) {
+	var c Conversation
+	err := s.db.View(func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucketMessageIDs).Get([]byte(messageID))
+		if id == nil {
+			return fmt.Errorf("message %q: %w", messageID, ErrNotFound)
+		}
+		return getJSON(tx.Bucket(bucketConversations), id, &c, "conversation", binary.BigEndian.Uint64(id))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}

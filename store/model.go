@@ -31,6 +31,7 @@ type Contact struct {
 	Note           string    `json:"note,omitempty"`
 	Subject        string    `json:"subject,omitempty"`
 	Text           string    `json:"text,omitempty"`
+	MailID         uint64    `json:"mail_id,omitempty"` // the stored message an e-mail contact came from
 }
 
 // Touchpoint is an event from another system: a web visit, an order, a

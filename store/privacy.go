@@ -58,7 +58,18 @@ type ErasedCustomer struct {
 	Identities    int `json:"identities"`
 	JourneyItems  int `json:"journey_entries"`
 	Conversations int `json:"conversations"`
+	Mails         int `json:"mails"`
 	OpenTasks     int `json:"open_tasks"`
+}
+
+// deleteMail removes a stored message entirely.
+func deleteMail(tx *bolt.Tx, id uint64) error {
+	for _, b := range [][]byte{bucketMails, bucketMailRaw, bucketMailPending, bucketMailContacts} {
+		if err := tx.Bucket(b).Delete(u64(id)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // EraseCustomer removes a customer and everything that names them, in one
@@ -84,17 +95,40 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 		}); err != nil {
 			return err
 		}
-		if err := deletePrefix(tx.Bucket(bucketJourney), prefix, func(k, _ []byte) error {
+		if err := deletePrefix(tx.Bucket(bucketJourney), prefix, func(k, v []byte) error {
 			n.JourneyItems++
+			if k[16] == kindContact {
+				var c Contact
+				if err := json.Unmarshal(v, &c); err != nil {
+					return err
+				}
+				if c.MailID != 0 {
+					n.Mails++
+					if err := deleteMail(tx, c.MailID); err != nil {
+						return err
+					}
+				}
+			}
 			return tx.Bucket(bucketJourneyKeys).Delete(k[16:])
 		}); err != nil {
 			return err
 		}
+		erased := map[uint64]bool{}
 		if err := deleteWhere(tx.Bucket(bucketConversations), func(v []byte) (bool, error) {
 			var conv Conversation
 			err := json.Unmarshal(v, &conv)
-			return err == nil && conv.CustomerID == id, err
+			if err == nil && conv.CustomerID == id {
+				erased[conv.ID] = true
+				return true, nil
+			}
+			return false, err
 		}, &n.Conversations); err != nil {
+			return err
+		}
+		var threads int
+		if err := deleteWhere(tx.Bucket(bucketMessageIDs), func(v []byte) (bool, error) {
+			return erased[binary.BigEndian.Uint64(v)], nil
+		}, &threads); err != nil {
 			return err
 		}
 		// Merge records hold copies of the customers they joined.

@@ -26,6 +26,8 @@ var (
 	bucketMails         = []byte("mails")         // mail id → InboundMail
 	bucketMailRaw       = []byte("mail_raw")      // mail id → the message's bytes
 	bucketMailPending   = []byte("mail_pending")  // mail id → nothing, until processed
+	bucketMailContacts  = []byte("mail_contacts") // mail id → contact id
+	bucketMessageIDs    = []byte("message_ids")   // Message-ID → conversation id
 
 	keySchema = []byte("schema")
 )
@@ -73,7 +75,7 @@ var migrations = []func(*bolt.Tx) error{
 		})
 	},
 	func(tx *bolt.Tx) error { // 3 → 4: inbound mail
-		for _, b := range [][]byte{bucketMails, bucketMailRaw, bucketMailPending} {
+		for _, b := range [][]byte{bucketMails, bucketMailRaw, bucketMailPending, bucketMailContacts, bucketMessageIDs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

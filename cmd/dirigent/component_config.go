@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"slices"
 
 	"dirigent/config"
 	"dirigent/journey"
+	"dirigent/mail"
 	"dirigent/router"
 )
 
@@ -81,4 +83,22 @@ func journeyConfig(c *config.Config) journey.Config {
 		})
 	}
 	return jc
+}
+
+// mailConfig translates the configuration into the mail channel's terms.
+func mailConfig(c *config.Config) mail.Config {
+	return mail.Config{
+		SMTP: mail.SMTPConfig{
+			Listen:                 c.Mail.SMTPListen,
+			Hostname:               c.Mail.Hostname,
+			Addresses:              slices.Clone(c.Mail.Addresses),
+			Domains:                slices.Clone(c.Mail.Domains),
+			MaxMessageBytes:        c.Mail.MaxMessageBytes,
+			MaxConnectionsPerIP:    c.Mail.MaxConnectionsPerIP,
+			MessagesPerMinutePerIP: c.Mail.MessagesPerMinutePerIP,
+			TLSCert:                c.Mail.TLSCert,
+			TLSKey:                 c.Mail.TLSKey,
+		},
+		DefaultQueue: c.Mail.Queue,
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/smtp"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"dirigent/internal/testpeer"
 	"dirigent/store"
 )
 
@@ -72,12 +74,12 @@ func TestKill9DuringIncomingMail(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	ids, err := st.PendingMails()
+	stored, err := st.MailCount()
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]int{}
-	for _, id := range ids {
+	for id := uint64(1); id <= uint64(stored); id++ { // IDs are given in order, none deleted here
 		_, raw, err := st.Mail(id)
 		if err != nil {
 			t.Fatal(err)
@@ -101,12 +103,34 @@ func TestKill9DuringIncomingMail(t *testing.T) {
 			t.Errorf("%s stored %d times", s, n)
 		}
 	}
-	t.Logf("%d acknowledged, %d stored (a message stored but killed before its 250 may be there once)", len(acked), len(ids))
+	t.Logf("%d acknowledged, %d stored (a message stored but killed before its 250 may be there once)", len(acked), stored)
 }
 
 func writeFile(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A mail sent with swaks becomes a waiting task of the support queue.
+func TestMailIntoTheQueue(t *testing.T) {
+	swaks := testpeer.Require(t, "swaks", "swaks")
+	d := startDaemon(t, writeConfig(t, t.TempDir(), ""))
+	host, port, _ := strings.Cut(d.smtp, ":")
+	out, err := exec.Command(swaks, "--server", host, "--port", port, "--from", "joe@example.org", "--to", "support@example.com",
+		"--header", "Subject: Hilfe", "--body", "Mein Router blinkt rot.").CombinedOutput()
+	if err != nil {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, metrics := get(t, d.desk+"/metrics")
+		if strings.Contains(metrics, `dirigent_mail_messages_processed_total{outcome="new"} 1`) &&
+			strings.Contains(metrics, `dirigent_router_tasks_waiting{queue="support"} 1`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the mail did not become a waiting task:\n%s", metrics)
+		}
 	}
 }

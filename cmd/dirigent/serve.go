@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
-	"slices"
 	"syscall"
 	"time"
 
@@ -78,7 +77,7 @@ type daemon struct {
 	journal *storeJournal
 	router  *router.Router
 	journey *journey.Journey
-	smtp    *mail.SMTPServer
+	mail    *mail.Channel
 	desk    *desk.Server
 	control *desk.Control
 }
@@ -141,17 +140,10 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	if err != nil {
 		return nil, err
 	}
-	d.smtp, err = mail.NewSMTP(mail.SMTPConfig{
-		Listen:                 cfg.Mail.SMTPListen,
-		Hostname:               cfg.Mail.Hostname,
-		Addresses:              slices.Clone(cfg.Mail.Addresses),
-		Domains:                slices.Clone(cfg.Mail.Domains),
-		MaxMessageBytes:        cfg.Mail.MaxMessageBytes,
-		MaxConnectionsPerIP:    cfg.Mail.MaxConnectionsPerIP,
-		MessagesPerMinutePerIP: cfg.Mail.MessagesPerMinutePerIP,
-		TLSCert:                cfg.Mail.TLSCert,
-		TLSKey:                 cfg.Mail.TLSKey,
-	}, mail.Deps{Logger: logger.With("component", "mail"), Store: d.store, Registerer: reg, DrainTimeout: drain})
+	d.mail, err = mail.New(mailConfig(cfg), mail.Deps{
+		Logger: logger.With("component", "mail"), Store: d.store, Journey: d.journey, Router: d.router,
+		Registerer: reg, DrainTimeout: drain,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -191,8 +183,8 @@ func (d *daemon) close() {
 	if d.desk != nil {
 		d.desk.Close()
 	}
-	if d.smtp != nil {
-		d.smtp.Close()
+	if d.mail != nil {
+		d.mail.Close()
 	}
 	if d.store != nil {
 		if err := d.store.Close(); err != nil {
@@ -216,7 +208,7 @@ func (d *daemon) run(ctx context.Context) error {
 		{"router", d.router.Run},
 		{"journal", d.journal.Run},
 		{"journey", d.journey.Run},
-		{"mail", d.smtp.Run},
+		{"mail", d.mail.Run},
 		{"desk", d.desk.Run},
 		{"control", d.control.Run},
 	}
@@ -261,7 +253,7 @@ func (d *daemon) run(ctx context.Context) error {
 	d.desk.SetReady()
 	d.notify.send(sd.SdNotifyReady, d.status())
 	d.logger.Info("dirigent ready", "version", versionString(), "config", d.configName(),
-		"store", d.store.Path(), "desk", d.desk.Addr().String(), "smtp", d.smtp.Addr().String(), "control", d.cfg.Control.Socket)
+		"store", d.store.Path(), "desk", d.desk.Addr().String(), "smtp", d.mail.SMTPAddr().String(), "control", d.cfg.Control.Socket)
 
 	var runErr error
 loop:

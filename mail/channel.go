@@ -1,0 +1,91 @@
+package mail
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"dirigent/journey"
+	"dirigent/router"
+	"dirigent/store"
+)
+
+// Config is the mail channel's part of the configuration.
+type Config struct {
+	SMTP SMTPConfig
+	// DefaultQueue takes mail that no intent rule sends elsewhere.
+	DefaultQueue string
+}
+
+// Deps are what the mail channel needs from the daemon.
+type Deps struct {
+	Logger       *slog.Logger
+	Store        *store.Store
+	Journey      *journey.Journey
+	Router       *router.Router
+	Registerer   prometheus.Registerer
+	DrainTimeout time.Duration
+}
+
+// Channel is the e-mail channel: the SMTP server and the processing of
+// stored messages into contacts and tasks.
+type Channel struct {
+	cfg     Config
+	deps    Deps
+	metrics *metrics
+	smtp    *smtpServer
+	wake    chan struct{}
+}
+
+// New checks cfg and binds the SMTP listener.
+func New(cfg Config, deps Deps) (*Channel, error) {
+	if deps.Logger == nil || deps.Store == nil || deps.Journey == nil || deps.Router == nil || deps.Registerer == nil {
+		return nil, errors.New("mail: Logger, Store, Journey, Router and Registerer are required")
+	}
+	m, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	c := &Channel{cfg: cfg, deps: deps, metrics: m, wake: make(chan struct{}, 1)}
+	if c.smtp, err = newSMTP(cfg.SMTP, deps, m, c.stored); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// SMTPAddr is the SMTP server's bound address.
+func (c *Channel) SMTPAddr() net.Addr { return c.smtp.ln.Addr() }
+
+// Close releases the listener when Run was never called.
+func (c *Channel) Close() error { return c.smtp.ln.Close() }
+
+// stored wakes the processor for a newly stored message.
+func (c *Channel) stored(uint64) {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run serves SMTP and processes stored messages until ctx ends. Messages
+// stored before a restart are processed first.
+func (c *Channel) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- c.smtp.run(ctx) }()
+	c.processPending(ctx)
+	tick := time.NewTicker(30 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-errc:
+			return err
+		case <-c.wake:
+		case <-tick.C:
+		}
+		c.processPending(ctx)
+	}
+}

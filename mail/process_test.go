@@ -1,0 +1,142 @@
+package mail
+
+import (
+	"context"
+	"fmt"
+	netmail "net/mail"
+	"net/smtp"
+	"strings"
+	"testing"
+	"time"
+
+	"dirigent/router"
+	"dirigent/store"
+)
+
+// send delivers one message over SMTP and waits until it is processed.
+func (s *site) send(t *testing.T, from, headers, body string) {
+	t.Helper()
+	msg := "From: " + from + "\r\nTo: support@example.com\r\n" + headers + "\r\n\r\n" + body + "\r\n"
+	envelope, err := netmail.ParseAddress(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := smtp.SendMail(s.ch.SMTPAddr().String(), nil, envelope.Address, []string{"support@example.com"}, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		ids, err := s.st.PendingMails()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mail %v not processed within 10 s", ids)
+		}
+	}
+}
+
+// journeyOf returns a customer's contacts by e-mail address, oldest first.
+func (s *site) journeyOf(t *testing.T, addr string) []*store.Contact {
+	t.Helper()
+	id, err := s.st.LookupIdentity("email:" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := s.st.Journey(id, time.Time{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*store.Contact
+	for i := len(es) - 1; i >= 0; i-- {
+		out = append(out, es[i].Contact)
+	}
+	return out
+}
+
+func TestMailBecomesContactConversationAndTask(t *testing.T) {
+	s := startSite(t, SMTPConfig{Addresses: []string{"support@example.com"}})
+	if err := s.router.SetPresence("anna", router.Available, ""); err != nil {
+		t.Fatal(err)
+	}
+	s.send(t, "Joe <joe@example.org>", "Subject: Rechnung falsch\r\nMessage-ID: <m1@example.org>", "Meine Rechnung stimmt nicht.")
+	select {
+	case o := <-s.offers:
+		if o.Agent != "anna" || o.Queue != "billing" || o.Channel != router.Email {
+			t.Errorf("offer %+v, want anna, billing (the intent rule), email", o)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no offer for the mail")
+	}
+	joe := s.journeyOf(t, "joe@example.org")
+	if len(joe) != 1 || joe[0].Subject != "Rechnung falsch" || joe[0].Text != "Meine Rechnung stimmt nicht." || joe[0].Intent != "billing" || joe[0].MailID == 0 {
+		t.Fatalf("Joe's journey %+v", joe)
+	}
+	conv, err := s.st.Conversation(joe[0].ConversationID)
+	if err != nil || conv.Tag != fmt.Sprintf("DG-%d", conv.ID) {
+		t.Fatalf("conversation %+v %v", conv, err)
+	}
+
+	// A reply by Message-ID, and one by ticket tag, continue it.
+	s.send(t, "joe@example.org", "Subject: Re: Rechnung falsch\r\nMessage-ID: <m2@example.org>\r\nIn-Reply-To: <m1@example.org>", "Noch eine Frage.")
+	s.send(t, "Joe <JOE@example.org>", "Subject: Re: [#"+conv.Tag+"] noch offen", "Hallo?")
+	// Eve answers Joe's thread: not Joe's conversation.
+	s.send(t, "eve@example.net", "Subject: Re: Rechnung falsch\r\nIn-Reply-To: <m1@example.org>", "Ich auch!")
+	// Joe's out-of-office reply goes into his journey but makes no task.
+	s.send(t, "joe@example.org", "Subject: Abwesend\r\nAuto-Submitted: auto-replied", "Bin weg.")
+
+	joe = s.journeyOf(t, "joe@example.org")
+	if len(joe) != 4 {
+		t.Fatalf("Joe has %d contacts, want 4", len(joe))
+	}
+	for i, c := range joe[:3] {
+		if c.ConversationID != conv.ID {
+			t.Errorf("Joe's contact %d (%q) is in conversation %d, want %d", i, c.Subject, c.ConversationID, conv.ID)
+		}
+	}
+	if joe[3].Outcome != "automatic" || joe[3].ConversationID == conv.ID {
+		t.Errorf("auto-reply %+v", joe[3])
+	}
+	eve := s.journeyOf(t, "eve@example.net")
+	if len(eve) != 1 || eve[0].ConversationID == conv.ID {
+		t.Errorf("Eve's contact landed in Joe's conversation: %+v", eve)
+	}
+	st := map[string]int{}
+	for _, q := range s.router.Stats() {
+		st[q.Queue] = q.Today.Offered
+	}
+	if st["billing"] != 3 || st["support"] != 1 {
+		t.Errorf("tasks offered to queues %v; want billing 3 (subjects with Rechnung), support 1 (the tagged one; none for the robot)", st)
+	}
+
+	// Processing a message again (a crash before it was marked) makes no
+	// second contact.
+	outcome, err := s.ch.process(context.Background(), joe[0].MailID)
+	if err != nil || outcome != "already" {
+		t.Errorf("second processing: %s %v", outcome, err)
+	}
+	if again := s.journeyOf(t, "joe@example.org"); len(again) != 4 {
+		t.Errorf("Joe has %d contacts after reprocessing", len(again))
+	}
+}
+
+func TestUnreadableMailIsKeptAndSkipped(t *testing.T) {
+	s := startSite(t, SMTPConfig{Addresses: []string{"support@example.com"}})
+	msg := "To: support@example.com\r\nSubject: ohne Absender\r\n\r\nwer?\r\n"
+	if err := smtp.SendMail(s.ch.SMTPAddr().String(), nil, "x@example.org", []string{"support@example.com"}, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if ids, _ := s.st.PendingMails(); len(ids) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not processed")
+		}
+	}
+	if _, raw, err := s.st.Mail(1); err != nil || !strings.Contains(string(raw), "ohne Absender") {
+		t.Errorf("the unreadable mail is not kept: %v", err)
+	}
+}
