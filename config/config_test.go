@@ -157,6 +157,21 @@ repeat = "yes"
 			},
 		},
 		{
+			name: "mail",
+			toml: "[mail]\naddresses = [\"support\"]\ndomains = [\"ex ample.com\"]\nqueue = \"calls\"\ntls_cert = \"c.pem\"\n[[queues]]\nname = \"calls\"\nchannels = [\"voice\"]\n",
+			want: []string{
+				`t.toml:2: mail.addresses[0]: "support" is not an e-mail address`,
+				`t.toml:3: mail.domains[0]: "ex ample.com" is not a domain`,
+				`t.toml:4: mail.queue: queue "calls" does not take email (see its channels)`,
+				`t.toml:5: mail.tls_cert: tls_cert and tls_key go together`,
+			},
+		},
+		{
+			name: "mail without a queue for it",
+			toml: "[mail]\naddresses = [\"support@example.com\"]\n",
+			want: []string{`t.toml:1: mail.queue: mail is accepted but no queue takes email`},
+		},
+		{
 			name: "overflow needs max_wait",
 			toml: "[[queues]]\nname = \"a\"\n[[queues]]\nname = \"b\"\noverflow_queue = \"a\"\n",
 			want: []string{`t.toml:5: queues[1].overflow_queue: needs max_wait: without a limit nothing ever overflows`},
