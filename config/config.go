@@ -111,6 +111,16 @@ type Mail struct {
 	// Queue takes mail that no intent rule sends elsewhere. Default: the
 	// first queue that takes email.
 	Queue string `toml:"queue"`
+	// Replies go out through the site's mail server (host:port), with
+	// SmarthostTLS "starttls" (default, required), "tls" (port 465) or
+	// "none" (only on a trusted network), and a login when User is set.
+	Smarthost         string `toml:"smarthost"`
+	SmarthostTLS      string `toml:"smarthost_tls"`
+	SmarthostUser     string `toml:"smarthost_user"`
+	SmarthostPassword string `toml:"smarthost_password"`
+	// From is the address replies come from. Default: the first of
+	// Addresses.
+	From string `toml:"from"`
 }
 
 // Routing tunes the universal queue for all queues.
@@ -385,6 +395,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Mail.Hostname == "" {
 		c.Mail.Hostname = "dirigent"
+	}
+	if c.Mail.SmarthostTLS == "" {
+		c.Mail.SmarthostTLS = "starttls"
+	}
+	if c.Mail.From == "" && len(c.Mail.Addresses) > 0 {
+		c.Mail.From = c.Mail.Addresses[0]
 	}
 	if c.Mail.MaxMessageBytes == 0 {
 		c.Mail.MaxMessageBytes = 25 << 20

@@ -110,6 +110,17 @@ func (c *Config) problems() []error {
 	if c.Mail.MessagesPerMinutePerIP < 1 {
 		bad("mail.messages_per_minute_per_ip", "at least 1")
 	}
+	if c.Mail.Smarthost != "" {
+		if _, _, err := net.SplitHostPort(c.Mail.Smarthost); err != nil {
+			bad("mail.smarthost", "%q: want host:port, e.g. mail.example.com:587", c.Mail.Smarthost)
+		}
+		if c.Mail.From == "" {
+			bad("mail.from", "missing: the address replies come from")
+		}
+	}
+	if !slices.Contains([]string{"starttls", "tls", "none"}, c.Mail.SmarthostTLS) {
+		bad("mail.smarthost_tls", "%q: want starttls, tls or none", c.Mail.SmarthostTLS)
+	}
 	if (c.Mail.TLSCert == "") != (c.Mail.TLSKey == "") {
 		bad("mail.tls_cert", "tls_cert and tls_key go together")
 	}

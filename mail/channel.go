@@ -16,7 +16,8 @@ import (
 
 // Config is the mail channel's part of the configuration.
 type Config struct {
-	SMTP SMTPConfig
+	SMTP      SMTPConfig
+	Smarthost SmarthostConfig
 	// DefaultQueue takes mail that no intent rule sends elsewhere.
 	DefaultQueue string
 }
@@ -50,7 +51,20 @@ func New(cfg Config, deps Deps) (*Channel, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Smarthost.RetryBase <= 0 {
+		cfg.Smarthost.RetryBase = 30 * time.Second
+	}
 	c := &Channel{cfg: cfg, deps: deps, metrics: m, wake: make(chan struct{}, 1)}
+	// The outbox depth is read from the store at scrape time.
+	if err := deps.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "dirigent", Subsystem: "mail", Name: "outbox_messages",
+		Help: "Replies waiting in the outbox to be sent.",
+	}, func() float64 {
+		n, _ := deps.Store.OutboxDepth()
+		return float64(n)
+	})); err != nil {
+		return nil, err
+	}
 	if c.smtp, err = newSMTP(cfg.SMTP, deps, m, c.stored); err != nil {
 		return nil, err
 	}
@@ -63,7 +77,8 @@ func (c *Channel) SMTPAddr() net.Addr { return c.smtp.ln.Addr() }
 // Close releases the listener when Run was never called.
 func (c *Channel) Close() error { return c.smtp.ln.Close() }
 
-// stored wakes the processor for a newly stored message.
+// stored wakes the processor for a newly stored message, or the sender
+// for a newly queued reply.
 func (c *Channel) stored(uint64) {
 	select {
 	case c.wake <- struct{}{}:
@@ -71,13 +86,15 @@ func (c *Channel) stored(uint64) {
 	}
 }
 
-// Run serves SMTP and processes stored messages until ctx ends. Messages
-// stored before a restart are processed first.
+// Run serves SMTP, processes stored messages and sends the outbox until
+// ctx ends. What a previous process left (stored messages, unsent
+// replies) is handled first.
 func (c *Channel) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- c.smtp.run(ctx) }()
 	c.processPending(ctx)
-	tick := time.NewTicker(30 * time.Second)
+	c.sendDue(ctx)
+	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	for {
 		select {
@@ -87,5 +104,6 @@ func (c *Channel) Run(ctx context.Context) error {
 		case <-tick.C:
 		}
 		c.processPending(ctx)
+		c.sendDue(ctx)
 	}
 }

@@ -3,10 +3,12 @@ package mail
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	processed   *prometheus.CounterVec
-	received    *prometheus.CounterVec
-	rejected    *prometheus.CounterVec
-	connections prometheus.Gauge
+	processed    *prometheus.CounterVec
+	received     *prometheus.CounterVec
+	rejected     *prometheus.CounterVec
+	connections  prometheus.Gauge
+	sent         prometheus.Counter
+	sendFailures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -27,6 +29,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "dirigent", Subsystem: "mail", Name: "smtp_connections",
 			Help: "Open SMTP connections.",
 		}),
+		sent: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "dirigent", Subsystem: "mail", Name: "replies_sent_total",
+			Help: "Replies the smarthost accepted.",
+		}),
+		sendFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "dirigent", Subsystem: "mail", Name: "send_failures_total",
+			Help: "Delivery attempts to the smarthost that failed (retried with backoff).",
+		}),
 	}
 	m.received.WithLabelValues("smtp")
 	for _, o := range []string{"new", "reply", "automatic", "already", "unreadable", "error"} {
@@ -35,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"recipient", "size", "rate", "connections", "store"} {
 		m.rejected.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{m.processed, m.received, m.rejected, m.connections} {
+	for _, c := range []prometheus.Collector{m.processed, m.received, m.rejected, m.connections, m.sent, m.sendFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -31,11 +31,11 @@ type site struct {
 
 func startSMTP(t *testing.T, cfg SMTPConfig) (*Channel, *store.Store) {
 	t.Helper()
-	s := startSite(t, cfg)
+	s := startSite(t, cfg, SmarthostConfig{})
 	return s.ch, s.st
 }
 
-func startSite(t *testing.T, cfg SMTPConfig) *site {
+func startSite(t *testing.T, cfg SMTPConfig, smarthost SmarthostConfig) *site {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "d.db"), Logger: logger})
@@ -73,7 +73,8 @@ func startSite(t *testing.T, cfg SMTPConfig) *site {
 	if cfg.MessagesPerMinutePerIP == 0 {
 		cfg.MessagesPerMinutePerIP = 100
 	}
-	ch, err := New(Config{SMTP: cfg, DefaultQueue: "support"}, Deps{
+	smarthost.From, smarthost.Hostname = "support@example.com", "dirigent.test"
+	ch, err := New(Config{SMTP: cfg, Smarthost: smarthost, DefaultQueue: "support"}, Deps{
 		Logger: logger, Store: st, Journey: j, Router: r, Registerer: prometheus.NewRegistry(), DrainTimeout: time.Second,
 	})
 	if err != nil {

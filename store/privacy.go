@@ -95,9 +95,11 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 		}); err != nil {
 			return err
 		}
+		contacts := map[uint64]bool{}
 		if err := deletePrefix(tx.Bucket(bucketJourney), prefix, func(k, v []byte) error {
 			n.JourneyItems++
 			if k[16] == kindContact {
+				contacts[binary.BigEndian.Uint64(k[17:])] = true
 				var c Contact
 				if err := json.Unmarshal(v, &c); err != nil {
 					return err
@@ -129,6 +131,20 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 		if err := deleteWhere(tx.Bucket(bucketMessageIDs), func(v []byte) (bool, error) {
 			return erased[binary.BigEndian.Uint64(v)], nil
 		}, &threads); err != nil {
+			return err
+		}
+		// Replies to the customer, sent or waiting.
+		due := tx.Bucket(bucketOutboxDue)
+		if err := deleteWhere(tx.Bucket(bucketOutbox), func(v []byte) (bool, error) {
+			var m OutboundMail
+			if err := json.Unmarshal(v, &m); err != nil {
+				return false, err
+			}
+			if !contacts[m.ContactID] {
+				return false, nil
+			}
+			return true, due.Delete(u64(m.ID))
+		}, &n.Mails); err != nil {
 			return err
 		}
 		// Merge records hold copies of the customers they joined.

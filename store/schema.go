@@ -28,6 +28,8 @@ var (
 	bucketMailPending   = []byte("mail_pending")  // mail id → nothing, until processed
 	bucketMailContacts  = []byte("mail_contacts") // mail id → contact id
 	bucketMessageIDs    = []byte("message_ids")   // Message-ID → conversation id
+	bucketOutbox        = []byte("outbox")        // outbound id → OutboundMail
+	bucketOutboxDue     = []byte("outbox_due")    // outbound id → nothing, until sent
 
 	keySchema = []byte("schema")
 )
@@ -75,7 +77,7 @@ var migrations = []func(*bolt.Tx) error{
 		})
 	},
 	func(tx *bolt.Tx) error { // 3 → 4: inbound mail
-		for _, b := range [][]byte{bucketMails, bucketMailRaw, bucketMailPending, bucketMailContacts, bucketMessageIDs} {
+		for _, b := range [][]byte{bucketMails, bucketMailRaw, bucketMailPending, bucketMailContacts, bucketMessageIDs, bucketOutbox, bucketOutboxDue} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

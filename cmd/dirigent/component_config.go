@@ -99,6 +99,14 @@ func mailConfig(c *config.Config) mail.Config {
 			TLSCert:                c.Mail.TLSCert,
 			TLSKey:                 c.Mail.TLSKey,
 		},
+		Smarthost: mail.SmarthostConfig{
+			Addr:     c.Mail.Smarthost,
+			TLS:      c.Mail.SmarthostTLS,
+			User:     c.Mail.SmarthostUser,
+			Password: c.Mail.SmarthostPassword,
+			From:     c.Mail.From,
+			Hostname: c.Mail.Hostname,
+		},
 		DefaultQueue: c.Mail.Queue,
 	}
 }

@@ -1,0 +1,215 @@
+package mail
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"dirigent/store"
+)
+
+// SmarthostConfig is where replies go out: the site's mail server.
+type SmarthostConfig struct {
+	Addr     string // host:port; empty: replies wait in the outbox
+	TLS      string // "starttls" (required), "tls" (implicit, port 465) or "none"
+	User     string
+	Password string
+	From     string // the address replies come from
+	Hostname string // for EHLO and Message-IDs
+	// RetryBase is the first retry delay; each failure doubles it, up to
+	// an hour.
+	RetryBase time.Duration
+}
+
+const maxRetry = time.Hour
+
+// Reply queues an agent's answer in a conversation: addressed to the
+// customer's latest message in it (its Reply-To, else From), with
+// In-Reply-To, References and the ticket tag, so the customer's answer
+// threads back. It is durable in the outbox when Reply returns; sending
+// happens in the background, retried with backoff across restarts.
+func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, text string) (*store.OutboundMail, error) {
+	conv, err := c.deps.Store.Conversation(conversationID)
+	if err != nil {
+		return nil, err
+	}
+	last, err := c.lastInbound(conv)
+	if err != nil {
+		return nil, err
+	}
+	to := last.ReplyTo
+	if to == "" {
+		to = last.From
+	}
+	subject := last.Subject
+	if !strings.HasPrefix(strings.ToLower(subject), "re:") {
+		subject = "Re: " + subject
+	}
+	if tag := "[#" + conv.Tag + "]"; !strings.Contains(subject, tag) {
+		subject += " " + tag
+	}
+	refs := append(last.References, last.MessageID)
+	msgID, err := c.newMessageID()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := c.compose(to, subject, msgID, last.MessageID, refs, text)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	m := &store.OutboundMail{ConversationID: conv.ID, From: c.cfg.Smarthost.From, To: to, MessageID: msgID, Raw: raw, Queued: now, NextAttempt: now}
+	contact := &store.Contact{
+		CustomerID: conv.CustomerID, Channel: "email", Direction: "out", ConversationID: conv.ID,
+		Agent: agent, Start: now, End: now, Subject: subject, Text: text,
+	}
+	if err := c.deps.Store.QueueOutbound(ctx, m, contact); err != nil {
+		return nil, err
+	}
+	c.stored(0) // wake the sender
+	return m, nil
+}
+
+// lastInbound parses the customer's latest stored message of conv.
+func (c *Channel) lastInbound(conv *store.Conversation) (*Parsed, error) {
+	entries, err := c.deps.Store.Journey(conv.CustomerID, time.Time{}, 200)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		ct := e.Contact
+		if ct == nil || ct.ConversationID != conv.ID || ct.Direction != "in" || ct.MailID == 0 {
+			continue
+		}
+		_, raw, err := c.deps.Store.Mail(ct.MailID)
+		if err != nil {
+			return nil, err
+		}
+		return Parse(raw)
+	}
+	return nil, fmt.Errorf("conversation %d has no message from the customer to answer: %w", conv.ID, store.ErrNotFound)
+}
+
+func (c *Channel) newMessageID() (string, error) {
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "dg-" + hex.EncodeToString(b) + "@" + c.cfg.Smarthost.Hostname, nil
+}
+
+// compose writes a plain-text reply as RFC 5322, UTF-8, quoted-printable.
+func (c *Channel) compose(to, subject, msgID, inReplyTo string, refs []string, text string) ([]byte, error) {
+	var h gomail.Header
+	h.SetDate(time.Now())
+	h.SetAddressList("From", []*gomail.Address{{Address: c.cfg.Smarthost.From}})
+	h.SetAddressList("To", []*gomail.Address{{Address: to}})
+	h.SetSubject(subject)
+	h.SetMessageID(msgID)
+	if inReplyTo != "" {
+		h.SetMsgIDList("In-Reply-To", []string{inReplyTo})
+	}
+	var clean []string
+	for _, r := range refs {
+		if r != "" {
+			clean = append(clean, r)
+		}
+	}
+	if len(clean) > 0 {
+		h.SetMsgIDList("References", clean)
+	}
+	h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+	h.Set("Content-Transfer-Encoding", "quoted-printable")
+	var buf bytes.Buffer
+	w, err := gomail.CreateSingleInlineWriter(&buf, h)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write([]byte(strings.ReplaceAll(text, "\n", "\r\n"))); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// sendDue delivers every outbox message that is due, recording each
+// attempt; a failure waits twice as long as the one before.
+func (c *Channel) sendDue(ctx context.Context) {
+	if c.cfg.Smarthost.Addr == "" {
+		return
+	}
+	due, err := c.deps.Store.DueOutbound(time.Now())
+	if err != nil {
+		c.deps.Logger.Error("reading the outbox", "err", err)
+		return
+	}
+	for _, m := range due {
+		if ctx.Err() != nil {
+			return
+		}
+		sendErr := c.deliver(m)
+		now := time.Now().UTC()
+		next := now.Add(min(c.cfg.Smarthost.RetryBase<<min(m.Attempts, 20), maxRetry))
+		if sendErr != nil {
+			c.metrics.sendFailures.Inc()
+			c.deps.Logger.Warn("reply not sent; will retry", "outbound", m.ID, "to", m.To, "attempt", m.Attempts+1, "next", next, "err", sendErr)
+		} else {
+			c.metrics.sent.Inc()
+		}
+		if err := c.deps.Store.OutboundAttempt(context.Background(), m.ID, now, sendErr, next); err != nil {
+			c.deps.Logger.Error("recording a delivery attempt", "outbound", m.ID, "err", err)
+		}
+	}
+}
+
+// deliver sends one message through the smarthost.
+func (c *Channel) deliver(m *store.OutboundMail) error {
+	sh := c.cfg.Smarthost
+	host, _, err := net.SplitHostPort(sh.Addr)
+	if err != nil {
+		return err
+	}
+	tlsConfig := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	var cl *smtp.Client
+	switch sh.TLS {
+	case "tls":
+		cl, err = smtp.DialTLS(sh.Addr, tlsConfig)
+	case "none":
+		cl, err = smtp.Dial(sh.Addr)
+	default:
+		cl, err = smtp.DialStartTLS(sh.Addr, tlsConfig)
+	}
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.Hello(sh.Hostname); err != nil {
+		return err
+	}
+	if sh.User != "" {
+		if err := cl.Auth(sasl.NewPlainClient("", sh.User, sh.Password)); err != nil {
+			return fmt.Errorf("smarthost login: %w", err)
+		}
+	}
+	if err := cl.SendMail(m.From, []string{m.To}, bytes.NewReader(m.Raw)); err != nil {
+		var se *smtp.SMTPError
+		if errors.As(err, &se) {
+			return fmt.Errorf("smarthost answered %d: %s", se.Code, se.Message)
+		}
+		return err
+	}
+	return cl.Quit()
+}

@@ -1,0 +1,175 @@
+package mail
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	gomail "github.com/emersion/go-message/mail"
+
+	"dirigent/internal/testpeer"
+)
+
+// sinkDir makes a directory smtp-sink can write to after dropping root
+// (t.TempDir's parent is private to root).
+func sinkDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "dirigent-sink-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// smtpSink starts postfix's smtp-sink on addr, dumping every message it
+// receives into a file in dir.
+func smtpSink(t *testing.T, addr, dir string) {
+	t.Helper()
+	bin := testpeer.Require(t, "smtp-sink", "postfix")
+	args := []string{"-d", filepath.Join(dir, "%M.")}
+	if os.Getuid() == 0 {
+		args = append(args, "-u", "postfix") // it refuses to run as root
+	}
+	cmd := exec.Command(bin, append(args, addr, "10")...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("smtp-sink does not listen")
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// received waits for the sink's one message and parses it.
+func received(t *testing.T, dir string) *gomail.Reader {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		files, _ := filepath.Glob(filepath.Join(dir, "*"))
+		if len(files) == 1 {
+			raw, err := os.ReadFile(files[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := gomail.CreateReader(bytes.NewReader(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages arrived, want 1", len(files))
+		}
+	}
+}
+
+func TestReplyArrivesThreaded(t *testing.T) {
+	dir := sinkDir(t)
+	addr := freeAddr(t)
+	smtpSink(t, addr, dir)
+	s := startSite(t, SMTPConfig{Addresses: []string{"support@example.com"}}, SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond})
+	s.send(t, "Joe <joe@example.org>", "Subject: Rechnung falsch\r\nMessage-ID: <m1@example.org>", "Meine Rechnung stimmt nicht.")
+	joe := s.journeyOf(t, "joe@example.org")
+	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "Guten Tag Joe,\nwir prüfen das.")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r := received(t, dir)
+	h := r.Header
+	subject, _ := h.Subject()
+	to, _ := h.AddressList("To")
+	inReplyTo, _ := h.MsgIDList("In-Reply-To")
+	if subject != "Re: Rechnung falsch [#DG-1]" || len(to) != 1 || to[0].Address != "joe@example.org" || len(inReplyTo) != 1 || inReplyTo[0] != "m1@example.org" {
+		t.Errorf("arrived: subject %q, to %v, in-reply-to %v", subject, to, inReplyTo)
+	}
+	part, err := r.NextPart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	body.ReadFrom(part.Body)
+	if !strings.Contains(body.String(), "wir prüfen das.") {
+		t.Errorf("body %q", body.String())
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		m, err := s.st.OutboundMessage(out.ID)
+		if err == nil && !m.Sent.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not marked sent: %+v %v", m, err)
+		}
+	}
+	joe = s.journeyOf(t, "joe@example.org")
+	if len(joe) != 2 || joe[1].Direction != "out" || joe[1].Agent != "anna" {
+		t.Errorf("Joe's journey after the reply: %+v", joe)
+	}
+	// Joe answers the reply: it threads back by our Message-ID.
+	s.send(t, "joe@example.org", "Subject: Re: Re: Rechnung\r\nIn-Reply-To: <"+out.MessageID+">", "Danke!")
+	joe = s.journeyOf(t, "joe@example.org")
+	if len(joe) != 3 || joe[2].ConversationID != joe[0].ConversationID {
+		t.Errorf("Joe's answer to the reply is in conversation %d, want %d", joe[len(joe)-1].ConversationID, joe[0].ConversationID)
+	}
+}
+
+func TestOutboxRetriesUntilTheSmarthostAnswers(t *testing.T) {
+	dir := sinkDir(t)
+	addr := freeAddr(t) // nobody listens yet
+	s := startSite(t, SMTPConfig{Addresses: []string{"support@example.com"}}, SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond})
+	s.send(t, "joe@example.org", "Subject: Hilfe", "Bitte melden.")
+	out, err := s.ch.Reply(context.Background(), s.journeyOf(t, "joe@example.org")[0].ConversationID, "anna", "Wir melden uns.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		m, _ := s.st.OutboundMessage(out.ID)
+		if m != nil && m.Attempts >= 1 && m.LastError != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no failed attempt recorded")
+		}
+	}
+	if n, _ := s.st.OutboxDepth(); n != 1 {
+		t.Errorf("outbox depth %d while the smarthost is down", n)
+	}
+	smtpSink(t, addr, dir)
+	received(t, dir)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if n, _ := s.st.OutboxDepth(); n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("outbox never emptied")
+		}
+	}
+}
