@@ -121,6 +121,10 @@ type Mail struct {
 	// From is the address replies come from. Default: the first of
 	// Addresses.
 	From string `toml:"from"`
+	// AutoAck, when set, is sent at once to the sender of every new
+	// conversation, with its ticket tag ({tag} in the text is replaced by
+	// it) — never to automatic mail, and at most once an hour per sender.
+	AutoAck string `toml:"auto_ack"`
 }
 
 // Routing tunes the universal queue for all queues.

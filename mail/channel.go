@@ -20,6 +20,9 @@ type Config struct {
 	Smarthost SmarthostConfig
 	// DefaultQueue takes mail that no intent rule sends elsewhere.
 	DefaultQueue string
+	// AutoAck is the text acknowledging a new conversation ({tag} is its
+	// ticket tag); empty: none.
+	AutoAck string
 }
 
 // Deps are what the mail channel needs from the daemon.
@@ -40,6 +43,7 @@ type Channel struct {
 	metrics *metrics
 	smtp    *smtpServer
 	wake    chan struct{}
+	acked   map[string]time.Time // sender → last acknowledgement; processor only
 }
 
 // New checks cfg and binds the SMTP listener.
@@ -54,7 +58,7 @@ func New(cfg Config, deps Deps) (*Channel, error) {
 	if cfg.Smarthost.RetryBase <= 0 {
 		cfg.Smarthost.RetryBase = 30 * time.Second
 	}
-	c := &Channel{cfg: cfg, deps: deps, metrics: m, wake: make(chan struct{}, 1)}
+	c := &Channel{cfg: cfg, deps: deps, metrics: m, wake: make(chan struct{}, 1), acked: map[string]time.Time{}}
 	// The outbox depth is read from the store at scrape time.
 	if err := deps.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "dirigent", Subsystem: "mail", Name: "outbox_messages",

@@ -9,6 +9,7 @@ type metrics struct {
 	connections  prometheus.Gauge
 	sent         prometheus.Counter
 	sendFailures prometheus.Counter
+	autoAcks     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -37,7 +38,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "dirigent", Subsystem: "mail", Name: "send_failures_total",
 			Help: "Delivery attempts to the smarthost that failed (retried with backoff).",
 		}),
+		autoAcks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "dirigent", Subsystem: "mail", Name: "auto_acks_total",
+			Help: "Automatic acknowledgements of new conversations: sent, or suppressed (the sender had one within the hour).",
+		}, []string{"result"}),
 	}
+	m.autoAcks.WithLabelValues("sent")
+	m.autoAcks.WithLabelValues("suppressed")
 	m.received.WithLabelValues("smtp")
 	for _, o := range []string{"new", "reply", "automatic", "already", "unreadable", "error"} {
 		m.processed.WithLabelValues(o)
@@ -45,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"recipient", "size", "rate", "connections", "store"} {
 		m.rejected.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{m.processed, m.received, m.rejected, m.connections, m.sent, m.sendFailures} {
+	for _, c := range []prometheus.Collector{m.processed, m.received, m.rejected, m.connections, m.sent, m.sendFailures, m.autoAcks} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

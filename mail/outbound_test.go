@@ -95,7 +95,7 @@ func TestReplyArrivesThreaded(t *testing.T) {
 	dir := sinkDir(t)
 	addr := freeAddr(t)
 	smtpSink(t, addr, dir)
-	s := startSite(t, SMTPConfig{Addresses: []string{"support@example.com"}}, SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond})
+	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond}})
 	s.send(t, "Joe <joe@example.org>", "Subject: Rechnung falsch\r\nMessage-ID: <m1@example.org>", "Meine Rechnung stimmt nicht.")
 	joe := s.journeyOf(t, "joe@example.org")
 	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "Guten Tag Joe,\nwir prüfen das.")
@@ -144,7 +144,7 @@ func TestReplyArrivesThreaded(t *testing.T) {
 func TestOutboxRetriesUntilTheSmarthostAnswers(t *testing.T) {
 	dir := sinkDir(t)
 	addr := freeAddr(t) // nobody listens yet
-	s := startSite(t, SMTPConfig{Addresses: []string{"support@example.com"}}, SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond})
+	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond}})
 	s.send(t, "joe@example.org", "Subject: Hilfe", "Bitte melden.")
 	out, err := s.ch.Reply(context.Background(), s.journeyOf(t, "joe@example.org")[0].ConversationID, "anna", "Wir melden uns.")
 	if err != nil {
@@ -171,5 +171,45 @@ func TestOutboxRetriesUntilTheSmarthostAnswers(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("outbox never emptied")
 		}
+	}
+}
+
+func TestAutoAckOncePerSenderAndNeverToRobots(t *testing.T) {
+	dir := sinkDir(t)
+	addr := freeAddr(t)
+	smtpSink(t, addr, dir)
+	s := startSite(t, Config{
+		SMTP:      SMTPConfig{Addresses: []string{"support@example.com"}},
+		Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond},
+		AutoAck:   "Danke! Ihre Nummer: {tag}",
+	})
+	s.send(t, "joe@example.org", "Subject: Hilfe", "Bitte melden.")
+	s.send(t, "joe@example.org", "Subject: Noch was", "Und noch etwas.")                          // within the hour: no second ack
+	s.send(t, "robot@example.net", "Subject: Out of office\r\nAuto-Submitted: auto-replied", "x") // never acked
+	r := received(t, dir)
+	subject, _ := r.Header.Subject()
+	to, _ := r.Header.AddressList("To")
+	part, err := r.NextPart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	body.ReadFrom(part.Body)
+	if subject != "Re: Hilfe [#DG-1]" || to[0].Address != "joe@example.org" || !strings.Contains(body.String(), "Ihre Nummer: [#DG-1]") {
+		t.Errorf("acknowledgement: %q to %v: %q", subject, to, body.String())
+	}
+	// Acknowledgements are queued while the mail is processed, which
+	// send waited for: count them in the journeys.
+	outgoing := func(addr string) int {
+		n := 0
+		for _, c := range s.journeyOf(t, addr) {
+			if c.Direction == "out" {
+				n++
+			}
+		}
+		return n
+	}
+	if joe, robot := outgoing("joe@example.org"), outgoing("robot@example.net"); joe != 1 || robot != 0 {
+		t.Errorf("acknowledgements: joe %d, robot %d; want 1 and 0", joe, robot)
 	}
 }

@@ -108,6 +108,9 @@ func (c *Channel) process(ctx context.Context, id uint64) (outcome string, err e
 	if p.Automatic {
 		return "automatic", nil
 	}
+	if !reply && !existed {
+		c.autoAck(ctx, rec.Conversation, p, m.Received)
+	}
 	task.ID = contactID
 	if err := c.deps.Router.Enqueue(task); err != nil && !errors.Is(err, router.ErrDuplicate) {
 		// The open-task index has it: the next start queues it.

@@ -57,7 +57,7 @@ func (s *site) journeyOf(t *testing.T, addr string) []*store.Contact {
 }
 
 func TestMailBecomesContactConversationAndTask(t *testing.T) {
-	s := startSite(t, SMTPConfig{Addresses: []string{"support@example.com"}}, SmarthostConfig{})
+	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}})
 	if err := s.router.SetPresence("anna", router.Available, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestMailBecomesContactConversationAndTask(t *testing.T) {
 }
 
 func TestUnreadableMailIsKeptAndSkipped(t *testing.T) {
-	s := startSite(t, SMTPConfig{Addresses: []string{"support@example.com"}}, SmarthostConfig{})
+	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}})
 	msg := "To: support@example.com\r\nSubject: ohne Absender\r\n\r\nwer?\r\n"
 	if err := smtp.SendMail(s.ch.SMTPAddr().String(), nil, "x@example.org", []string{"support@example.com"}, []byte(msg)); err != nil {
 		t.Fatal(err)

@@ -31,11 +31,11 @@ type site struct {
 
 func startSMTP(t *testing.T, cfg SMTPConfig) (*Channel, *store.Store) {
 	t.Helper()
-	s := startSite(t, cfg, SmarthostConfig{})
+	s := startSite(t, Config{SMTP: cfg})
 	return s.ch, s.st
 }
 
-func startSite(t *testing.T, cfg SMTPConfig, smarthost SmarthostConfig) *site {
+func startSite(t *testing.T, chcfg Config) *site {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "d.db"), Logger: logger})
@@ -62,6 +62,7 @@ func startSite(t *testing.T, cfg SMTPConfig, smarthost SmarthostConfig) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg := &chcfg.SMTP
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Hostname = "dirigent.test"
 	if cfg.MaxMessageBytes == 0 {
@@ -73,8 +74,8 @@ func startSite(t *testing.T, cfg SMTPConfig, smarthost SmarthostConfig) *site {
 	if cfg.MessagesPerMinutePerIP == 0 {
 		cfg.MessagesPerMinutePerIP = 100
 	}
-	smarthost.From, smarthost.Hostname = "support@example.com", "dirigent.test"
-	ch, err := New(Config{SMTP: cfg, Smarthost: smarthost, DefaultQueue: "support"}, Deps{
+	chcfg.Smarthost.From, chcfg.Smarthost.Hostname, chcfg.DefaultQueue = "support@example.com", "dirigent.test", "support"
+	ch, err := New(chcfg, Deps{
 		Logger: logger, Store: st, Journey: j, Router: r, Registerer: prometheus.NewRegistry(), DrainTimeout: time.Second,
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"dirigent/config"
 	"dirigent/journey"
@@ -108,5 +109,6 @@ func mailConfig(c *config.Config) mail.Config {
 			Hostname: c.Mail.Hostname,
 		},
 		DefaultQueue: c.Mail.Queue,
+		AutoAck:      strings.TrimSpace(c.Mail.AutoAck),
 	}
 }

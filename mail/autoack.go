@@ -1,0 +1,39 @@
+package mail
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"dirigent/store"
+)
+
+// ackInterval: a sender gets at most one acknowledgement in this time, so
+// that two automatic responders can never keep each other busy.
+const ackInterval = time.Hour
+
+// autoAck acknowledges a new conversation to its sender with the ticket
+// tag. Mail that a program sent was already kept out (it makes no task);
+// the per-sender interval is the second guard against mail loops.
+func (c *Channel) autoAck(ctx context.Context, conv *store.Conversation, p *Parsed, at time.Time) {
+	if c.cfg.AutoAck == "" || p.Automatic {
+		return
+	}
+	sender := strings.ToLower(p.From)
+	if last, ok := c.acked[sender]; ok && at.Sub(last) < ackInterval {
+		c.metrics.autoAcks.WithLabelValues("suppressed").Inc()
+		return
+	}
+	c.acked[sender] = at
+	for s, t := range c.acked { // forget old senders
+		if at.Sub(t) >= ackInterval {
+			delete(c.acked, s)
+		}
+	}
+	text := strings.ReplaceAll(c.cfg.AutoAck, "{tag}", "[#"+conv.Tag+"]")
+	if _, err := c.Reply(ctx, conv.ID, "", text); err != nil {
+		c.deps.Logger.Error("auto-acknowledgement not queued", "conversation", conv.ID, "err", err)
+		return
+	}
+	c.metrics.autoAcks.WithLabelValues("sent").Inc()
+}
