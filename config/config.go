@@ -121,10 +121,25 @@ type Mail struct {
 	// From is the address replies come from. Default: the first of
 	// Addresses.
 	From string `toml:"from"`
+	// IMAP mailboxes to fetch customer mail from.
+	IMAP []IMAPMailbox `toml:"imap"`
 	// AutoAck, when set, is sent at once to the sender of every new
 	// conversation, with its ticket tag ({tag} in the text is replaced by
 	// it) — never to automatic mail, and at most once an hour per sender.
 	AutoAck string `toml:"auto_ack"`
+}
+
+// IMAPMailbox is a mailbox dirigent fetches from (IDLE where the server
+// has it, else polling every Poll).
+type IMAPMailbox struct {
+	Name     string   `toml:"name"`
+	Server   string   `toml:"server"` // host:port
+	TLS      string   `toml:"tls"`    // tls (default, port 993), starttls or none
+	User     string   `toml:"user"`
+	Password string   `toml:"password"`
+	Folder   string   `toml:"folder"`  // default INBOX
+	MoveTo   string   `toml:"move_to"` // move fetched mail here; empty: mark it \Seen
+	Poll     Duration `toml:"poll"`    // default 60s
 }
 
 // Routing tunes the universal queue for all queues.
@@ -402,6 +417,18 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Mail.SmarthostTLS == "" {
 		c.Mail.SmarthostTLS = "starttls"
+	}
+	for i := range c.Mail.IMAP {
+		mb := &c.Mail.IMAP[i]
+		if mb.TLS == "" {
+			mb.TLS = "tls"
+		}
+		if mb.Folder == "" {
+			mb.Folder = "INBOX"
+		}
+		if mb.Poll.Duration == 0 {
+			mb.Poll.Duration = time.Minute
+		}
 	}
 	if c.Mail.From == "" && len(c.Mail.Addresses) > 0 {
 		c.Mail.From = c.Mail.Addresses[0]

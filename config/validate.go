@@ -121,6 +121,23 @@ func (c *Config) problems() []error {
 	if !slices.Contains([]string{"starttls", "tls", "none"}, c.Mail.SmarthostTLS) {
 		bad("mail.smarthost_tls", "%q: want starttls, tls or none", c.Mail.SmarthostTLS)
 	}
+	mailboxes := map[string]bool{}
+	for i, mb := range c.Mail.IMAP {
+		at := fmt.Sprintf("mail.imap[%d]", i)
+		checkName(at+".name", "mailbox", mb.Name, mailboxes)
+		if _, _, err := net.SplitHostPort(mb.Server); err != nil {
+			bad(at+".server", "%q: want host:port, e.g. imap.example.com:993", mb.Server)
+		}
+		if !slices.Contains([]string{"tls", "starttls", "none"}, mb.TLS) {
+			bad(at+".tls", "%q: want tls, starttls or none", mb.TLS)
+		}
+		if mb.User == "" {
+			bad(at+".user", "missing")
+		}
+		if mb.Poll.Duration < 5*time.Second {
+			bad(at+".poll", "at least 5s")
+		}
+	}
 	if (c.Mail.TLSCert == "") != (c.Mail.TLSKey == "") {
 		bad("mail.tls_cert", "tls_cert and tls_key go together")
 	}

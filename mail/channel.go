@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,7 @@ import (
 type Config struct {
 	SMTP      SMTPConfig
 	Smarthost SmarthostConfig
+	Mailboxes []MailboxConfig
 	// DefaultQueue takes mail that no intent rule sends elsewhere.
 	DefaultQueue string
 	// AutoAck is the text acknowledging a new conversation ({tag} is its
@@ -38,12 +40,13 @@ type Deps struct {
 // Channel is the e-mail channel: the SMTP server and the processing of
 // stored messages into contacts and tasks.
 type Channel struct {
-	cfg     Config
-	deps    Deps
-	metrics *metrics
-	smtp    *smtpServer
-	wake    chan struct{}
-	acked   map[string]time.Time // sender → last acknowledgement; processor only
+	cfg      Config
+	deps     Deps
+	metrics  *metrics
+	smtp     *smtpServer
+	wake     chan struct{}
+	acked    map[string]time.Time // sender → last acknowledgement; processor only
+	fetchers sync.WaitGroup
 }
 
 // New checks cfg and binds the SMTP listener.
@@ -90,12 +93,27 @@ func (c *Channel) stored(uint64) {
 	}
 }
 
-// Run serves SMTP, processes stored messages and sends the outbox until
-// ctx ends. What a previous process left (stored messages, unsent
+// Run serves SMTP, fetches the configured mailboxes, processes stored
+// messages and sends the outbox until ctx ends. What a previous process left (stored messages, unsent
 // replies) is handled first.
 func (c *Channel) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- c.smtp.run(ctx) }()
+	for _, mb := range c.cfg.Mailboxes {
+		f := &fetcher{c: c, cfg: mb}
+		if f.cfg.Folder == "" {
+			f.cfg.Folder = "INBOX"
+		}
+		if f.cfg.Poll <= 0 {
+			f.cfg.Poll = time.Minute
+		}
+		c.fetchers.Add(1)
+		go func() {
+			defer c.fetchers.Done()
+			f.run(ctx)
+		}()
+	}
+	defer c.fetchers.Wait()
 	c.processPending(ctx)
 	c.sendDue(ctx)
 	tick := time.NewTicker(5 * time.Second)

@@ -10,6 +10,7 @@ type metrics struct {
 	sent         prometheus.Counter
 	sendFailures prometheus.Counter
 	autoAcks     *prometheus.CounterVec
+	fetchErrors  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -43,6 +44,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Automatic acknowledgements of new conversations: sent, or suppressed (the sender had one within the hour).",
 		}, []string{"result"}),
 	}
+	m.fetchErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "dirigent", Subsystem: "mail", Name: "fetch_errors_total",
+		Help: "Mailbox (IMAP) sessions that failed; each is retried after the poll interval.",
+	})
+	m.received.WithLabelValues("imap")
 	m.autoAcks.WithLabelValues("sent")
 	m.autoAcks.WithLabelValues("suppressed")
 	m.received.WithLabelValues("smtp")
@@ -52,7 +58,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"recipient", "size", "rate", "connections", "store"} {
 		m.rejected.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{m.processed, m.received, m.rejected, m.connections, m.sent, m.sendFailures, m.autoAcks} {
+	for _, c := range []prometheus.Collector{m.processed, m.received, m.rejected, m.connections, m.sent, m.sendFailures, m.autoAcks, m.fetchErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

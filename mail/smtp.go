@@ -201,7 +201,7 @@ func (x *session) Data(r io.Reader) error {
 		return err
 	}
 	m := &store.InboundMail{Received: time.Now().UTC(), Source: "smtp", Remote: x.ip, From: x.from, Recipients: x.rcpt}
-	if err := x.s.deps.Store.StoreMail(context.Background(), m, buf.Bytes()); err != nil {
+	if _, err := x.s.deps.Store.StoreMail(context.Background(), m, buf.Bytes()); err != nil {
 		x.s.deps.Logger.Error("storing mail failed", "from", x.from, "err", err)
 		x.s.metrics.rejected.WithLabelValues("store").Inc()
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not store the message, try again later"}

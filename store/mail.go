@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -20,15 +21,36 @@ type InboundMail struct {
 	From       string    `json:"from"` // envelope sender
 	Recipients []string  `json:"recipients"`
 	Size       int       `json:"size"`
-	// SourceID makes fetching idempotent: IMAP UIDVALIDITY/UID, empty for SMTP.
+	// SourceID makes fetching idempotent: mailbox, UIDVALIDITY and UID of
+	// an IMAP message; empty for SMTP.
 	SourceID string `json:"source_id,omitempty"`
+	// MessageID, for fetched mail, catches a message fetched again under a
+	// new UIDVALIDITY.
+	MessageID string `json:"message_id,omitempty"`
 }
 
 // StoreMail stores a message durably under a new ID, set in m, and marks
 // it as waiting to be processed. Only after it returns may the mail be
-// acknowledged (SMTP 250, IMAP \Seen).
-func (s *Store) StoreMail(ctx context.Context, m *InboundMail, raw []byte) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
+// acknowledged (SMTP 250, IMAP \Seen). A fetched message already stored
+// (the same SourceID, or the same Source and MessageID) is not stored
+// again: stored is false and m.ID is the first copy's.
+func (s *Store) StoreMail(ctx context.Context, m *InboundMail, raw []byte) (stored bool, err error) {
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		stored = false
+		sources := tx.Bucket(bucketMailSources)
+		var keys [][]byte
+		if m.SourceID != "" {
+			keys = append(keys, []byte("id:"+m.SourceID))
+		}
+		if m.SourceID != "" && m.MessageID != "" {
+			keys = append(keys, []byte("msg:"+m.Source+"|"+m.MessageID))
+		}
+		for _, k := range keys {
+			if v := sources.Get(k); v != nil {
+				m.ID = binary.BigEndian.Uint64(v)
+				return nil
+			}
+		}
 		meta := tx.Bucket(bucketMails)
 		id, err := meta.NextSequence()
 		if err != nil {
@@ -41,7 +63,39 @@ func (s *Store) StoreMail(ctx context.Context, m *InboundMail, raw []byte) error
 		if err := tx.Bucket(bucketMailRaw).Put(u64(id), raw); err != nil {
 			return err
 		}
+		for _, k := range keys {
+			if err := sources.Put(k, u64(id)); err != nil {
+				return err
+			}
+		}
+		stored = true
 		return tx.Bucket(bucketMailPending).Put(u64(id), nil)
+	})
+	return stored, err
+}
+
+// FetchState is how far a fetched mailbox has been read.
+type FetchState struct {
+	UIDValidity uint32 `json:"uid_validity"`
+	LastUID     uint32 `json:"last_uid"`
+}
+
+// FetchState returns a mailbox's state; the zero state when new.
+func (s *Store) FetchState(mailbox string) (FetchState, error) {
+	var st FetchState
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketFetchState).Get([]byte(mailbox)); v != nil {
+			return json.Unmarshal(v, &st)
+		}
+		return nil
+	})
+	return st, err
+}
+
+// SetFetchState records how far a mailbox has been read.
+func (s *Store) SetFetchState(ctx context.Context, mailbox string, st FetchState) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketFetchState), []byte(mailbox), st)
 	})
 }
 

@@ -62,7 +62,8 @@ type ErasedCustomer struct {
 	OpenTasks     int `json:"open_tasks"`
 }
 
-// deleteMail removes a stored message entirely.
+// deleteMail removes a stored message entirely. Its source keys stay: they
+// hold no personal data and keep a fetched copy from coming back.
 func deleteMail(tx *bolt.Tx, id uint64) error {
 	for _, b := range [][]byte{bucketMails, bucketMailRaw, bucketMailPending, bucketMailContacts} {
 		if err := tx.Bucket(b).Delete(u64(id)); err != nil {

@@ -30,6 +30,8 @@ var (
 	bucketMessageIDs    = []byte("message_ids")   // Message-ID → conversation id
 	bucketOutbox        = []byte("outbox")        // outbound id → OutboundMail
 	bucketOutboxDue     = []byte("outbox_due")    // outbound id → nothing, until sent
+	bucketMailSources   = []byte("mail_sources")  // "id:"+source id, "msg:"+source+"|"+Message-ID → mail id
+	bucketFetchState    = []byte("fetch_state")   // mailbox name → FetchState
 
 	keySchema = []byte("schema")
 )
@@ -77,7 +79,7 @@ var migrations = []func(*bolt.Tx) error{
 		})
 	},
 	func(tx *bolt.Tx) error { // 3 → 4: inbound mail
-		for _, b := range [][]byte{bucketMails, bucketMailRaw, bucketMailPending, bucketMailContacts, bucketMessageIDs, bucketOutbox, bucketOutboxDue} {
+		for _, b := range [][]byte{bucketMails, bucketMailRaw, bucketMailPending, bucketMailContacts, bucketMessageIDs, bucketOutbox, bucketOutboxDue, bucketMailSources, bucketFetchState} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

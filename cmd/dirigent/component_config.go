@@ -88,7 +88,7 @@ func journeyConfig(c *config.Config) journey.Config {
 
 // mailConfig translates the configuration into the mail channel's terms.
 func mailConfig(c *config.Config) mail.Config {
-	return mail.Config{
+	mc := mail.Config{
 		SMTP: mail.SMTPConfig{
 			Listen:                 c.Mail.SMTPListen,
 			Hostname:               c.Mail.Hostname,
@@ -111,4 +111,11 @@ func mailConfig(c *config.Config) mail.Config {
 		DefaultQueue: c.Mail.Queue,
 		AutoAck:      strings.TrimSpace(c.Mail.AutoAck),
 	}
+	for _, mb := range c.Mail.IMAP {
+		mc.Mailboxes = append(mc.Mailboxes, mail.MailboxConfig{
+			Name: mb.Name, Addr: mb.Server, TLS: mb.TLS, User: mb.User, Password: mb.Password,
+			Folder: mb.Folder, MoveTo: mb.MoveTo, Poll: mb.Poll.Duration,
+		})
+	}
+	return mc
 }
