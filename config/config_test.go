@@ -167,6 +167,17 @@ repeat = "yes"
 			},
 		},
 		{
+			name: "imap mailboxes",
+			toml: "[[mail.imap]]\nname = \"service\"\nserver = \"imap.example.com\"\ntls = \"ssl\"\npoll = \"1s\"\n[[mail.imap]]\nname = \"service\"\nserver = \"imap.example.com:993\"\nuser = \"u\"\n",
+			want: []string{
+				`t.toml:1: mail.imap[0].user: missing`,
+				`t.toml:3: mail.imap[0].server: "imap.example.com": want host:port, e.g. imap.example.com:993`,
+				`t.toml:4: mail.imap[0].tls: "ssl": want tls, starttls or none`,
+				`t.toml:5: mail.imap[0].poll: at least 5s`,
+				`t.toml:7: mail.imap[1].name: mailbox "service" is defined twice`,
+			},
+		},
+		{
 			name: "mail without a queue for it",
 			toml: "[mail]\naddresses = [\"support@example.com\"]\n",
 			want: []string{`t.toml:1: mail.queue: mail is accepted but no queue takes email`},

@@ -15,13 +15,26 @@ import (
 func Require(t testing.TB, command, debianPackage string) string {
 	t.Helper()
 	path, err := exec.LookPath(command)
-	if err == nil {
-		return path
+	if err != nil {
+		missing(t, command, debianPackage)
 	}
-	msg := command + " not found: install the Debian package " + debianPackage + " (make test does this as root)"
+	return path
+}
+
+// RequirePerl checks for a Perl module a peer needs (swaks needs
+// Net::SSLeay for STARTTLS), like Require.
+func RequirePerl(t testing.TB, module, debianPackage string) {
+	t.Helper()
+	if exec.Command("perl", "-M"+module, "-e", "1").Run() != nil {
+		missing(t, "perl module "+module, debianPackage)
+	}
+}
+
+func missing(t testing.TB, what, debianPackage string) {
+	t.Helper()
+	msg := what + " not found: install the Debian package " + debianPackage + " (make test does this as root)"
 	if os.Getenv("DIRIGENT_REQUIRE_PEERS") == "1" {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
-	return ""
 }
