@@ -109,17 +109,24 @@ service anvil {
 	}
 }
 
-// deliver appends messages to joe's mailbox, as an MTA would.
-func deliver(t *testing.T, addr string, subjects ...string) {
+// joe logs in to joe's mailbox; the client closes when the test ends.
+func joe(t *testing.T, addr string) *imapclient.Client {
 	t.Helper()
 	cl, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
+	t.Cleanup(func() { cl.Close() })
 	if err := cl.Login("joe", "secret").Wait(); err != nil {
 		t.Fatal(err)
 	}
+	return cl
+}
+
+// deliver appends messages to joe's mailbox, as an MTA would.
+func deliver(t *testing.T, addr string, subjects ...string) {
+	t.Helper()
+	cl := joe(t, addr)
 	for _, s := range subjects {
 		msg := "From: kunde@example.org\r\nTo: support@example.com\r\nSubject: " + s + "\r\nMessage-ID: <" + strings.ReplaceAll(s, " ", "-") + "@example.org>\r\n\r\nText zu " + s + "\r\n"
 		cmd := cl.Append("INBOX", int64(len(msg)), nil)
@@ -134,14 +141,8 @@ func deliver(t *testing.T, addr string, subjects ...string) {
 // seen returns the number of messages in folder and how many are \Seen.
 func seen(t *testing.T, addr, folder string) (all, seenN int) {
 	t.Helper()
-	cl, err := imapclient.DialInsecure(addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := joe(t, addr)
 	defer cl.Close()
-	if err := cl.Login("joe", "secret").Wait(); err != nil {
-		t.Fatal(err)
-	}
 	sel, err := cl.Select(folder, nil).Wait()
 	if err != nil {
 		t.Fatal(err)

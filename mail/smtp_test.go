@@ -2,7 +2,6 @@ package mail
 
 import (
 	"bufio"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -23,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"dirigent/internal/testpeer"
+	"dirigent/internal/testrun"
 	"dirigent/journey"
 	"dirigent/router"
 	"dirigent/store"
@@ -89,15 +89,7 @@ func startSite(t *testing.T, chcfg Config) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- ch.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	testrun.Start(t, ch.Run)
 	return &site{ch: ch, st: st, journey: j, router: r, offers: offers}
 }
 
