@@ -32,9 +32,13 @@ peers:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./...
 
-# A short run of every native fuzz test.
+# A short run of every native fuzz test (parsers of outside input).
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./config/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./config/
+	$(GO) test -run '^$$' -fuzz FuzzNormalize -fuzztime 30s ./journey/
+	$(GO) test -run '^$$' -fuzz FuzzReadCSV -fuzztime 30s ./journey/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeTouchpoint -fuzztime 30s ./desk/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./mail/
 
 clean:
 	rm -rf bin dist
