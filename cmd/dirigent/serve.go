@@ -76,6 +76,7 @@ type daemon struct {
 	store   *store.Store
 	journal *storeJournal
 	router  *router.Router
+	offers  offerSinks
 	journey *journey.Journey
 	mail    *mail.Channel
 	desk    *desk.Server
@@ -121,9 +122,10 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	d.router, err = router.New(rc, router.Deps{
 		Logger:  rlog,
 		Journal: d.journal,
-		// The channels that ring phones and show offers subscribe here.
-		OnOffer:  func(o router.Offer) { rlog.Debug("offer", "task", o.TaskID, "agent", o.Agent, "queue", o.Queue) },
-		OnRevoke: func(o router.Offer) { rlog.Debug("offer revoked", "task", o.TaskID, "agent", o.Agent) },
+		// The channels that ring phones and show offers add themselves
+		// to d.offers below.
+		OnOffer:  d.offers.onOffer,
+		OnRevoke: d.offers.onRevoke,
 	})
 	if err != nil {
 		return nil, err
@@ -131,6 +133,10 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	if err := d.router.Register(reg); err != nil {
 		return nil, err
 	}
+	d.offers.add(
+		func(o router.Offer) { rlog.Debug("offer", "task", o.TaskID, "agent", o.Agent, "queue", o.Queue) },
+		func(o router.Offer) { rlog.Debug("offer revoked", "task", o.TaskID, "agent", o.Agent) },
+	)
 	drain := cfg.Daemon.DrainTimeout.Duration
 	d.journey, err = journey.New(journeyConfig(cfg), journey.Deps{
 		Store:      d.store,
