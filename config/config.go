@@ -76,6 +76,19 @@ type Desk struct {
 	Listen string `toml:"listen"`
 	// APITokens let other systems (a web shop, a survey tool) use the API.
 	APITokens []APIToken `toml:"api_tokens"`
+	// Desk logins: every agent id logs in as an agent; these names also
+	// (or only) log in as supervisors (wallboard) and admins (skills and
+	// presence of others). Passwords are set with `dirigent passwd NAME`.
+	Supervisors []string `toml:"supervisors"`
+	Admins      []string `toml:"admins"`
+	// AwayReasons an agent picks from when going away.
+	AwayReasons []string `toml:"away_reasons"`
+	// WrapCodes an agent ends a task with; the code becomes the contact's
+	// outcome (journey.resolved_outcomes says which ones resolve).
+	WrapCodes []string `toml:"wrap_codes"`
+	// SessionTimeout logs a desk session out after this long without a
+	// request.
+	SessionTimeout Duration `toml:"session_timeout"`
 }
 
 // APIToken is one system's bearer token, stored as its SHA-256 so that the
@@ -479,6 +492,15 @@ func (c *Config) setUnlessGiven(p *int, key string, v int) {
 		*p = v
 	}
 }
+	if !c.given("desk.away_reasons") {
+		c.Desk.AwayReasons = []string{"break", "lunch", "meeting", "training"}
+	}
+	if !c.given("desk.wrap_codes") {
+		c.Desk.WrapCodes = []string{"resolved", "unresolved", "callback", "escalated"}
+	}
+	if c.Desk.SessionTimeout.Duration == 0 {
+		c.Desk.SessionTimeout.Duration = 12 * time.Hour
+	}
 
 // given reports whether the file sets key, so that an explicit zero or
 // false is kept rather than replaced by the default.

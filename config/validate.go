@@ -150,6 +150,26 @@ func (c *Config) problems() []error {
 			bad(at+".sha256", "want the 64 hex digits `dirigent token new` prints")
 		}
 	}
+	for _, list := range []struct {
+		key, what string
+		names     []string
+	}{
+		{"desk.supervisors", "login", c.Desk.Supervisors},
+		{"desk.admins", "login", c.Desk.Admins},
+		{"desk.away_reasons", "away reason", c.Desk.AwayReasons},
+		{"desk.wrap_codes", "wrap-up code", c.Desk.WrapCodes},
+	} {
+		seen := map[string]bool{}
+		for i, n := range list.names {
+			checkName(fmt.Sprintf("%s[%d]", list.key, i), list.what, n, seen)
+		}
+	}
+	if len(c.Desk.WrapCodes) == 0 {
+		bad("desk.wrap_codes", "at least one code: agents end every task with one")
+	}
+	if c.Desk.SessionTimeout.Duration < time.Minute {
+		bad("desk.session_timeout", "at least 1m")
+	}
 
 	skills := map[string]bool{}
 	for i, s := range c.Skills {
