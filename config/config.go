@@ -98,9 +98,82 @@ type APIToken struct {
 	SHA256 string `toml:"sha256"`
 }
 
-// SIP is the voice channel's listener (UDP and TCP on the same address).
+// SIP is the voice channel: its listeners, the agents' phones, the trunks
+// calls come in on, and what callers hear.
 type SIP struct {
+	// Listen is served over UDP and TCP on the same address.
 	Listen string `toml:"listen"`
+	// TLSListen, with TLSCert and TLSKey (PEM files), adds SIP over TLS.
+	TLSListen string `toml:"tls_listen"`
+	TLSCert   string `toml:"tls_cert"`
+	TLSKey    string `toml:"tls_key"`
+	// Realm is the digest authentication realm phones are challenged in.
+	Realm string `toml:"realm"`
+	// MediaIP is the address put into SDP for RTP (the address phones
+	// and trunks reach dirigent at). Default: the listen address, or
+	// 127.0.0.1 when that is unspecified.
+	MediaIP string `toml:"media_ip"`
+	// RTPPortMin and RTPPortMax bound the UDP ports used for RTP.
+	RTPPortMin int `toml:"rtp_port_min"`
+	RTPPortMax int `toml:"rtp_port_max"`
+	// MaxExpires caps a registration's lifetime; MinExpires is the
+	// shortest accepted (shorter gets 423 Interval Too Brief).
+	MaxExpires Duration `toml:"max_expires"`
+	MinExpires Duration `toml:"min_expires"`
+	// HoldAudio is a WAV file (8 kHz, 16-bit, mono) callers hear while
+	// they wait; empty: the shipped default. QueueHoldAudio overrides it
+	// per queue.
+	HoldAudio      string            `toml:"hold_audio"`
+	QueueHoldAudio map[string]string `toml:"queue_hold_audio"`
+	// DeskURL is the agent desktop's address; the agent's phone gets
+	// DeskURL/contacts/<id> in a Call-Info header.
+	DeskURL string `toml:"desk_url"`
+	// Users are the agents' phones (SIP accounts) that register here.
+	Users []SIPUser `toml:"users"`
+	// Trunks are the PBXs and providers calls come in from.
+	Trunks []SIPTrunk `toml:"trunks"`
+	// Numbers are the dialled numbers calls are taken for, beyond the
+	// dialled numbers of [[intents]].
+	Numbers []SIPNumber `toml:"numbers"`
+	// IVR menus callers choose from with their keypad.
+	IVR []SIPMenu `toml:"ivr"`
+}
+
+// SIPUser is one agent's SIP account. An agent may have several phones
+// (contacts) registered under one user.
+type SIPUser struct {
+	User     string `toml:"user"`
+	Password string `toml:"password"`
+	Agent    string `toml:"agent"`
+}
+
+// SIPTrunk is a peer allowed to send calls: by source address (CIDRs)
+// and/or by digest credentials. With both, both must hold.
+type SIPTrunk struct {
+	Name     string   `toml:"name"`
+	CIDRs    []string `toml:"cidrs"`
+	User     string   `toml:"user"`
+	Password string   `toml:"password"`
+}
+
+// SIPNumber is a dialled number and where its calls go: an IVR menu,
+// or a queue (and intent).
+type SIPNumber struct {
+	Number string `toml:"number"`
+	Queue  string `toml:"queue"`
+	Intent string `toml:"intent"`
+	IVR    string `toml:"ivr"`
+}
+
+// SIPMenu is an IVR menu: a prompt, then a digit chooses the queue.
+type SIPMenu struct {
+	Name string `toml:"name"`
+	// Prompt is a WAV file; empty: the shipped default prompt.
+	Prompt string `toml:"prompt"`
+	// Timeout after the prompt without a digit sends the call to Default.
+	Timeout Duration          `toml:"timeout"`
+	Default string            `toml:"default"`
+	Digits  map[string]string `toml:"digits"` // digit → queue
 }
 
 // Mail is the e-mail channel.
@@ -419,8 +492,34 @@ func (c *Config) applyDefaults() {
 	if c.Desk.Listen == "" {
 		c.Desk.Listen = "127.0.0.1:8080"
 	}
+	if !c.given("desk.away_reasons") {
+		c.Desk.AwayReasons = []string{"break", "lunch", "meeting", "training"}
+	}
+	if !c.given("desk.wrap_codes") {
+		c.Desk.WrapCodes = []string{"resolved", "unresolved", "callback", "escalated"}
+	}
+	if c.Desk.SessionTimeout.Duration == 0 {
+		c.Desk.SessionTimeout.Duration = 12 * time.Hour
+	}
 	if c.SIP.Listen == "" {
 		c.SIP.Listen = "127.0.0.1:5060"
+	}
+	if c.SIP.Realm == "" {
+		c.SIP.Realm = "dirigent"
+	}
+	if c.SIP.RTPPortMin == 0 && c.SIP.RTPPortMax == 0 {
+		c.SIP.RTPPortMin, c.SIP.RTPPortMax = 16384, 32767
+	}
+	if c.SIP.MaxExpires.Duration == 0 {
+		c.SIP.MaxExpires.Duration = time.Hour
+	}
+	if c.SIP.MinExpires.Duration == 0 {
+		c.SIP.MinExpires.Duration = time.Minute
+	}
+	for i := range c.SIP.IVR {
+		if c.SIP.IVR[i].Timeout.Duration == 0 {
+			c.SIP.IVR[i].Timeout.Duration = 8 * time.Second
+		}
 	}
 	if c.Mail.SMTPListen == "" {
 		c.Mail.SMTPListen = "127.0.0.1:2525"
@@ -492,15 +591,6 @@ func (c *Config) setUnlessGiven(p *int, key string, v int) {
 		*p = v
 	}
 }
-	if !c.given("desk.away_reasons") {
-		c.Desk.AwayReasons = []string{"break", "lunch", "meeting", "training"}
-	}
-	if !c.given("desk.wrap_codes") {
-		c.Desk.WrapCodes = []string{"resolved", "unresolved", "callback", "escalated"}
-	}
-	if c.Desk.SessionTimeout.Duration == 0 {
-		c.Desk.SessionTimeout.Duration = 12 * time.Hour
-	}
 
 // given reports whether the file sets key, so that an explicit zero or
 // false is kept rather than replaced by the default.

@@ -189,6 +189,46 @@ repeat = "yes"
 			},
 		},
 		{
+			name: "sip",
+			toml: `[sip]
+media_ip = "pbx"
+rtp_port_min = 100
+[[sip.users]]
+user = "an na"
+password = "x"
+agent = "ghost"
+[[sip.trunks]]
+name = "pbx"
+cidrs = ["10.0.0.0/33"]
+[[sip.numbers]]
+number = "+49301234500"
+queue = "mails"
+[[sip.numbers]]
+number = "+49301234501"
+ivr = "nope"
+[[sip.ivr]]
+name = "main"
+default = "calls"
+digits = { "12" = "calls" }
+[[queues]]
+name = "calls"
+channels = ["voice"]
+[[queues]]
+name = "mails"
+channels = ["email"]
+`,
+			want: []string{
+				`t.toml:2: sip.media_ip: "pbx" is not an IP address`,
+				`t.toml:3: sip.rtp_port_min: RTP ports 100–0: want a range within 1024–65535 of at least two ports`,
+				`t.toml:5: sip.users[0].user: "an na": want a SIP user name (letters, digits, - _ . !)`,
+				`t.toml:7: sip.users[0].agent: undefined agent "ghost"`,
+				`t.toml:10: sip.trunks[0].cidrs[0]: "10.0.0.0/33" is not an address or CIDR such as 192.0.2.0/24`,
+				`t.toml:13: sip.numbers[0].queue: undefined queue "mails", or it does not take voice`,
+				`t.toml:16: sip.numbers[1].ivr: undefined menu "nope"`,
+				`t.toml:20: sip.ivr[0].digits.12: "12" is not a keypad key (0–9, * or #)`,
+			},
+		},
+		{
 			name: "mail without a queue for it",
 			toml: "[mail]\naddresses = [\"support@example.com\"]\n",
 			want: []string{`t.toml:1: mail.queue: mail is accepted but no queue takes email`},

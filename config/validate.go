@@ -288,6 +288,7 @@ func (c *Config) problems() []error {
 			}
 		}
 	}
+	c.sipProblems(bad)
 	for i, a := range c.Actions {
 		at := fmt.Sprintf("next_best_actions[%d]", i)
 		if strings.TrimSpace(a.Text) == "" {
