@@ -39,6 +39,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReadCSV -fuzztime 30s ./journey/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeTouchpoint -fuzztime 30s ./desk/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./mail/
+	$(GO) test -run '^$$' -fuzz FuzzReadIntake -fuzztime 30s ./store/
 
 clean:
 	rm -rf bin dist

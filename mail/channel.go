@@ -72,9 +72,10 @@ func New(cfg Config, deps Deps) (*Channel, error) {
 	})); err != nil {
 		return nil, err
 	}
-	if c.smtp, err = newSMTP(cfg.SMTP, deps, m, c.stored); err != nil {
+	if c.smtp, err = newSMTP(cfg.SMTP, deps, m); err != nil {
 		return nil, err
 	}
+	deps.Store.OnMailStored(func([]uint64) { c.stored(0) })
 	return c, nil
 }
 
@@ -84,7 +85,7 @@ func (c *Channel) SMTPAddr() net.Addr { return c.smtp.ln.Addr() }
 // Close releases the listener when Run was never called.
 func (c *Channel) Close() error { return c.smtp.ln.Close() }
 
-// stored wakes the processor for a newly stored message, or the sender
+// stored wakes the processor for newly stored messages, or the sender
 // for a newly queued reply.
 func (c *Channel) stored(uint64) {
 	select {

@@ -38,8 +38,6 @@ type smtpServer struct {
 	srv     *smtp.Server
 	ln      net.Listener
 	metrics *metrics
-	// stored is told each message's ID once it is durable.
-	stored func(id uint64)
 
 	mu    sync.Mutex
 	conns map[string]int         // remote IP → open connections
@@ -47,8 +45,8 @@ type smtpServer struct {
 }
 
 // newSMTP checks cfg and binds the listener.
-func newSMTP(cfg SMTPConfig, deps Deps, m *metrics, stored func(uint64)) (*smtpServer, error) {
-	s := &smtpServer{cfg: cfg, deps: deps, metrics: m, stored: stored, conns: map[string]int{}, sent: map[string][]time.Time{}}
+func newSMTP(cfg SMTPConfig, deps Deps, m *metrics) (*smtpServer, error) {
+	s := &smtpServer{cfg: cfg, deps: deps, metrics: m, conns: map[string]int{}, sent: map[string][]time.Time{}}
 	var err error
 	for i := range cfg.Addresses {
 		s.cfg.Addresses[i] = strings.ToLower(cfg.Addresses[i])
@@ -187,7 +185,8 @@ func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
-// Data stores the message and answers 250 only once it is fsynced.
+// Data logs the message and answers 250 only once it is fsynced; it
+// reaches the store, and processing, moments later.
 func (x *session) Data(r io.Reader) error {
 	if x.s.limited(x.ip, time.Now()) {
 		x.s.metrics.rejected.WithLabelValues("rate").Inc()
@@ -201,14 +200,13 @@ func (x *session) Data(r io.Reader) error {
 		return err
 	}
 	m := &store.InboundMail{Received: time.Now().UTC(), Source: "smtp", Remote: x.ip, From: x.from, Recipients: x.rcpt}
-	if _, err := x.s.deps.Store.StoreMail(context.Background(), m, buf.Bytes()); err != nil {
+	if err := x.s.deps.Store.Accept(context.Background(), m, buf.Bytes()); err != nil {
 		x.s.deps.Logger.Error("storing mail failed", "from", x.from, "err", err)
 		x.s.metrics.rejected.WithLabelValues("store").Inc()
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not store the message, try again later"}
 	}
 	x.s.count(x.ip, time.Now())
 	x.s.metrics.received.WithLabelValues("smtp").Inc()
-	x.s.deps.Logger.Debug("mail stored", "mail", m.ID, "from", x.from, "bytes", m.Size)
-	x.s.stored(m.ID)
+	x.s.deps.Logger.Debug("mail accepted", "from", x.from, "bytes", buf.Len())
 	return nil
 }

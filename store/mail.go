@@ -51,27 +51,36 @@ func (s *Store) StoreMail(ctx context.Context, m *InboundMail, raw []byte) (stor
 				return nil
 			}
 		}
-		meta := tx.Bucket(bucketMails)
-		id, err := meta.NextSequence()
-		if err != nil {
-			return err
-		}
-		m.ID, m.Size = id, len(raw)
-		if err := putJSON(meta, u64(id), m); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketMailRaw).Put(u64(id), raw); err != nil {
+		if err := putMail(tx, m, raw); err != nil {
 			return err
 		}
 		for _, k := range keys {
-			if err := sources.Put(k, u64(id)); err != nil {
+			if err := sources.Put(k, u64(m.ID)); err != nil {
 				return err
 			}
 		}
 		stored = true
-		return tx.Bucket(bucketMailPending).Put(u64(id), nil)
+		return nil
 	})
 	return stored, err
+}
+
+// putMail stores a new message under a new ID, set in m, waiting to be
+// processed.
+func putMail(tx *bolt.Tx, m *InboundMail, raw []byte) error {
+	meta := tx.Bucket(bucketMails)
+	id, err := meta.NextSequence()
+	if err != nil {
+		return err
+	}
+	m.ID, m.Size = id, len(raw)
+	if err := putJSON(meta, u64(id), m); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketMailRaw).Put(u64(id), raw); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketMailPending).Put(u64(id), nil)
 }
 
 // FetchState is how far a fetched mailbox has been read.

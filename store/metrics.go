@@ -10,6 +10,8 @@ type metrics struct {
 	writeErrors   prometheus.Counter
 	commitSeconds prometheus.Histogram
 	commitWrites  prometheus.Histogram
+	// intakeSyncSeconds is one append and fdatasync of the intake log.
+	intakeSyncSeconds prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
@@ -33,8 +35,22 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 			Help:    "Writes carried by one transaction (group commit).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 13),
 		}),
+		intakeSyncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "dirigent", Subsystem: "store", Name: "intake_sync_seconds",
+			Help:    "Duration of one append and fdatasync of the mail intake log (one group of senders).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.writeSeconds, m.writeErrors, m.commitSeconds, m.commitWrites, &boltCollector{s}} {
+	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "dirigent", Subsystem: "store", Name: "intake_backlog_messages",
+		Help: "Accepted messages in the intake log not yet applied to the store.",
+	}, func() float64 {
+		if s.intake == nil {
+			return 0
+		}
+		return float64(s.intake.backlog.Load())
+	})
+	for _, c := range []prometheus.Collector{m.writeSeconds, m.writeErrors, m.commitSeconds, m.commitWrites, m.intakeSyncSeconds, backlog, &boltCollector{s}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -41,6 +41,7 @@ type Store struct {
 	metrics *metrics
 
 	writes    chan *write
+	intake    *intake
 	closing   chan struct{}
 	committed chan struct{} // closed when the committer has exited
 	closeOnce sync.Once
@@ -91,6 +92,12 @@ func Open(opts Options) (*Store, error) {
 		}
 	}
 	go s.commitLoop()
+	if s.intake, err = openIntake(s); err != nil {
+		close(s.closing)
+		<-s.committed
+		db.Close()
+		return nil, fmt.Errorf("store %s: %w", opts.Path, err)
+	}
 	return s, nil
 }
 
@@ -102,6 +109,9 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
+		// What is logged but not yet applied is applied at the next Open.
+		<-s.intake.done
+		<-s.intake.applied
 		<-s.committed
 		s.closeErr = s.db.Close()
 	})
@@ -126,8 +136,12 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Snapshot writes a consistent copy of the whole store to w from one read
-// transaction, while writes go on.
+// transaction, while writes go on. Mail acknowledged before the call is
+// in it: the intake log is applied first.
 func (s *Store) Snapshot(w io.Writer) (int64, error) {
+	if err := s.intake.flush(); err != nil {
+		return 0, fmt.Errorf("applying the intake log before the snapshot: %w", err)
+	}
 	var n int64
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
