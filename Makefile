@@ -38,6 +38,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzNormalize -fuzztime 30s ./journey/
 	$(GO) test -run '^$$' -fuzz FuzzReadCSV -fuzztime 30s ./journey/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeTouchpoint -fuzztime 30s ./desk/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeBody -fuzztime 30s ./desk/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./mail/
 	$(GO) test -run '^$$' -fuzz FuzzReadIntake -fuzztime 30s ./store/
 

@@ -33,8 +33,19 @@ type ControlDeps struct {
 		MergeCustomers(ctx context.Context, keep, other uint64, at time.Time) (*store.Merge, error)
 		UnmergeCustomers(ctx context.Context, mergeID uint64, at time.Time) (*store.Merge, error)
 	}
+	// Passwords keeps desk logins' password hashes for `dirigent passwd`;
+	// Logins says which names are logins.
+	Passwords PasswordStore
+	Logins    Logins
 	// DrainTimeout bounds how long Run waits for open requests.
 	DrainTimeout time.Duration
+}
+
+// passwordRequest is the body of PUT /desk-users/{name}/password: the
+// bcrypt hash, made by the command, so the password itself never leaves
+// the terminal it was typed into.
+type passwordRequest struct {
+	PasswordHash string `json:"password_hash"`
 }
 
 // Control is the admin API on a local unix socket. Access is granted by
@@ -164,6 +175,20 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 		}
 		logger.Info("merge undone", "merge", id, "restored", rec.Merged.ID)
 		writeJSON(w, http.StatusOK, rec)
+	})
+	handle(mux, http.MethodPut, "/desk-users/{name}/password", func(w http.ResponseWriter, r *http.Request) {
+		var req passwordRequest
+		if err := decodeBody(r.Body, &req); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		name := r.PathValue("name")
+		if err := SetPassword(r.Context(), deps.Passwords, deps.Logins, name, []byte(req.PasswordHash)); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		logger.Info("desk password set", "user", name)
+		writeJSON(w, http.StatusOK, map[string]string{"user": name, "status": "password set"})
 	})
 	mux.HandleFunc("/", notFound)
 	return &Control{

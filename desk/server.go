@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"dirigent/journey"
+	"dirigent/router"
 	"dirigent/store"
 )
 
@@ -28,6 +30,24 @@ type Deps struct {
 	Journey      *journey.Journey
 	// APITokens admit other systems to /api/touchpoints and journeys.
 	APITokens []APIToken
+
+	// The agent desktop and wallboard.
+	Router Router
+	// Mailer sends replies; nil answers replies with 503.
+	Mailer Mailer
+	Logins Logins
+	// AwayReasons and WrapCodes are what agents choose from.
+	AwayReasons []string
+	WrapCodes   []string
+	// SessionTimeout ends a desk session idle this long; 12 h when zero.
+	SessionTimeout time.Duration
+	// Skills, Agents and Queues as configured, for the admin view; the
+	// agents' skills change live from there.
+	Skills []string
+	Agents []router.AgentSpec
+	Queues []router.QueueSpec
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
 }
 
 // Server is the public HTTP server.
@@ -37,23 +57,41 @@ type Server struct {
 	srv     *http.Server
 	ready   atomic.Pointer[string] // nil when ready, else why not
 	metrics *metrics
+
+	sessions *sessions
+	limiter  *loginLimiter
+	events   *eventHub
+	desk     *desktop
+	// stopping is closed when the server shuts down, ending event streams
+	// that would otherwise hold the drain for its whole timeout.
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // New validates deps and binds the listener, so that the daemon can tell
 // systemd it is ready only once every port is really taken.
 func New(listen string, deps Deps) (*Server, error) {
-	if deps.Logger == nil || deps.Registry == nil || deps.Store == nil || deps.Journey == nil {
-		return nil, errors.New("desk: Logger, Registry, Store and Journey are required")
+	if deps.Logger == nil || deps.Registry == nil || deps.Store == nil || deps.Journey == nil || deps.Router == nil {
+		return nil, errors.New("desk: Logger, Registry, Store, Journey and Router are required")
 	}
-	m, err := newMetrics(deps.Registry)
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.SessionTimeout <= 0 {
+		deps.SessionTimeout = 12 * time.Hour
+	}
+	s := &Server{deps: deps, sessions: newSessions(deps.SessionTimeout), limiter: newLoginLimiter(), desk: newDesktop(deps.Agents), stopping: make(chan struct{})}
+	m, err := newMetrics(deps.Registry, s)
 	if err != nil {
 		return nil, err
 	}
+	s.metrics = m
+	s.events = newEventHub(m.eventsDropped.Inc)
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("desk: listen %s: %w", listen, err)
 	}
-	s := &Server{deps: deps, ln: ln, metrics: m}
+	s.ln = ln
 	s.SetNotReady("starting")
 	mux := http.NewServeMux()
 	handle(mux, http.MethodGet, "/metrics", promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{
@@ -66,14 +104,19 @@ func New(listen string, deps Deps) (*Server, error) {
 	handle(mux, http.MethodPost, "/api/touchpoints", requireToken(deps.APITokens, s.postTouchpoint))
 	handle(mux, http.MethodGet, "/api/customers/{id}/journey", requireToken(deps.APITokens, s.getJourney))
 	handle(mux, http.MethodPost, "/api/customers/import", requireToken(deps.APITokens, s.importCustomers))
-	mux.HandleFunc("/", notFound)
+	s.routeDesk(mux)
 	s.srv = &http.Server{
 		Handler:           m.instrument(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn),
 	}
+	s.srv.RegisterOnShutdown(s.stop)
 	return s, nil
 }
+
+func (s *Server) stop() { s.stopOnce.Do(func() { close(s.stopping) }) }
+
+func (s *Server) now() time.Time { return s.deps.Now() }
 
 // Addr is the bound address (useful with port 0).
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
@@ -87,7 +130,33 @@ func (s *Server) SetNotReady(reason string) { s.ready.Store(&reason) }
 // Run serves until ctx ends, then drains open requests for at most the
 // drain timeout.
 func (s *Server) Run(ctx context.Context) error {
+	go s.housekeep(ctx)
 	return serveUntil(ctx, s.srv, s.ln, s.deps.DrainTimeout)
+}
+
+// wallboardTick is how often open wallboards get fresh figures (waiting
+// times grow without any event).
+const wallboardTick = 2 * time.Second
+
+// housekeep pushes the wallboard to supervisors and forgets expired
+// sessions and old login failures, until ctx ends.
+func (s *Server) housekeep(ctx context.Context) {
+	tick := time.NewTicker(wallboardTick)
+	defer tick.Stop()
+	n := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		s.publishWallboard()
+		if n++; n%30 == 0 {
+			now := s.now()
+			s.sessions.expire(now)
+			s.limiter.pruneNow(now)
+		}
+	}
 }
 
 func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, drain time.Duration) error {
@@ -111,7 +180,10 @@ func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, drain ti
 }
 
 // Close releases the listener when Run was never called.
-func (s *Server) Close() error { return s.srv.Close() }
+func (s *Server) Close() error {
+	s.stop()
+	return s.srv.Close()
+}
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

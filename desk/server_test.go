@@ -16,6 +16,7 @@ import (
 
 	"dirigent/internal/testrun"
 	"dirigent/journey"
+	"dirigent/router"
 	"dirigent/store"
 )
 
@@ -34,10 +35,15 @@ func startServer(t *testing.T) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r, err := router.New(router.Config{}, router.Deps{Logger: logger, Journal: discardJournal{}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	sum := sha256.Sum256([]byte(testToken))
 	s, err := New("127.0.0.1:0", Deps{
 		Logger: logger, Registry: prometheus.NewRegistry(), DrainTimeout: time.Second,
 		Store: st, Journey: j, APITokens: []APIToken{{Name: "shop", SHA256: hex.EncodeToString(sum[:])}},
+		Router: r,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -45,6 +51,12 @@ func startServer(t *testing.T) (*Server, string) {
 	testrun.Start(t, s.Run)
 	return s, "http://" + s.Addr().String()
 }
+
+// discardJournal keeps no router journal: these tests look at the live
+// router, not at what a restart would recover.
+type discardJournal struct{}
+
+func (discardJournal) Record(router.Event) {}
 
 func getJSON(t *testing.T, url string) (int, map[string]string) {
 	t.Helper()

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"dirigent/config"
+	"dirigent/desk"
 	"dirigent/journey"
 	"dirigent/mail"
 	"dirigent/router"
@@ -59,6 +60,16 @@ func routerConfig(c *config.Config) (router.Config, error) {
 		rc.Queues = append(rc.Queues, qs)
 	}
 	return rc, nil
+}
+
+// deskLogins says who may log in to the desk: every agent, and the
+// configured supervisors and admins.
+func deskLogins(c *config.Config) desk.Logins {
+	l := desk.Logins{Supervisors: slices.Clone(c.Desk.Supervisors), Admins: slices.Clone(c.Desk.Admins)}
+	for _, a := range c.Agents {
+		l.Agents = append(l.Agents, a.ID)
+	}
+	return l
 }
 
 // journeyConfig translates the configuration into the journey's terms.

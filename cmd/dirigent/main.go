@@ -25,6 +25,8 @@ commands:
   customer export|erase|suggest|merge|unmerge [--config FILE | --socket PATH] ID...
                                  GDPR export and erasure, merge suggestions, merge and undo
   token new NAME                 make an API token for another system (web shop, survey tool)
+  passwd [--config FILE | --socket PATH] USER
+                                 set a desk login's password (read from the terminal or stdin)
   version                        print the version
 `
 
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return customer(ctx, rest, stdout, stderr)
 	case "token":
 		return token(rest, stdout)
+	case "passwd":
+		return passwd(ctx, rest, os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

@@ -158,21 +158,35 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		tokens = append(tokens, desk.APIToken{Name: t.Name, SHA256: t.SHA256})
 	}
 	d.desk, err = desk.New(cfg.Desk.Listen, desk.Deps{
-		Logger:       logger.With("component", "desk"),
-		Registry:     reg,
-		DrainTimeout: drain,
-		Store:        d.store,
-		Journey:      d.journey,
-		APITokens:    tokens,
+		Logger:         logger.With("component", "desk"),
+		Registry:       reg,
+		DrainTimeout:   drain,
+		Store:          d.store,
+		Journey:        d.journey,
+		APITokens:      tokens,
+		Router:         d.router,
+		Mailer:         d.mail,
+		Logins:         deskLogins(cfg),
+		AwayReasons:    cfg.Desk.AwayReasons,
+		WrapCodes:      cfg.Desk.WrapCodes,
+		SessionTimeout: cfg.Desk.SessionTimeout.Duration,
+		Skills:         rc.Skills,
+		Agents:         rc.Agents,
+		Queues:         rc.Queues,
 	})
 	if err != nil {
 		return nil, err
 	}
+	// Every offer reaches the desk, whatever its channel: for a call the
+	// customer card is on screen while the phone rings.
+	d.offers.add(d.desk.OnOffer, d.desk.OnRevoke)
 	d.control, err = desk.NewControl(cfg.Control.Socket, desk.ControlDeps{
 		Logger:       logger.With("component", "control"),
 		Store:        d.store,
 		Journey:      d.journey,
 		Customers:    customerAdmin{d.store, d.journal},
+		Passwords:    d.store,
+		Logins:       deskLogins(cfg),
 		DrainTimeout: drain,
 	})
 	if err != nil {
@@ -360,6 +374,11 @@ func restartOnlyChanges(old, next *config.Config) []string {
 		{"control.socket", old.Control.Socket, next.Control.Socket},
 		{"desk.listen", old.Desk.Listen, next.Desk.Listen},
 		{"desk.api_tokens", old.Desk.APITokens, next.Desk.APITokens},
+		{"desk.supervisors", old.Desk.Supervisors, next.Desk.Supervisors},
+		{"desk.admins", old.Desk.Admins, next.Desk.Admins},
+		{"desk.away_reasons", old.Desk.AwayReasons, next.Desk.AwayReasons},
+		{"desk.wrap_codes", old.Desk.WrapCodes, next.Desk.WrapCodes},
+		{"desk.session_timeout", old.Desk.SessionTimeout, next.Desk.SessionTimeout},
 		{"sip.listen", old.SIP.Listen, next.SIP.Listen},
 		{"mail", old.Mail, next.Mail},
 		{"daemon.drain_timeout", old.Daemon.DrainTimeout, next.Daemon.DrainTimeout},

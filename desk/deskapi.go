@@ -1,0 +1,568 @@
+package desk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"dirigent/journey"
+	"dirigent/router"
+	"dirigent/store"
+)
+
+// Limits of what the desk's pages post.
+const (
+	maxDeskBody  = 256 << 10
+	maxReplyText = 100 << 10
+	maxNoteRunes = 4000
+)
+
+// decodeBody reads a JSON request body into v, strictly: unknown fields,
+// trailing data and oversized bodies are errors that name the problem.
+func decodeBody(body io.Reader, v any) error {
+	data, err := io.ReadAll(io.LimitReader(body, maxDeskBody+1))
+	if err != nil {
+		return err
+	}
+	if len(data) > maxDeskBody {
+		return fmt.Errorf("body larger than %d bytes", maxDeskBody)
+	}
+	if !utf8.Valid(data) {
+		return errors.New("body is not UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("body is not valid JSON for this request: %v", err)
+	}
+	if dec.More() {
+		return errors.New("body has data after the JSON object")
+	}
+	return nil
+}
+
+// authed lets a request through only with a live desk session having one
+// of roles (any role when none are named); a change (not GET) also needs
+// the session's CSRF token and no foreign Origin.
+func (s *Server) authed(roles []string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(sessionCookie)
+		if err != nil || c.Value == "" {
+			writeError(w, http.StatusUnauthorized, "not logged in")
+			return
+		}
+		sess := s.sessions.lookup(c.Value, s.now())
+		if sess == nil {
+			writeError(w, http.StatusUnauthorized, "session expired or unknown: log in again")
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && !checkCSRF(r, sess) {
+			writeError(w, http.StatusForbidden, "missing or wrong X-CSRF-Token, or a request from another site: reload the page")
+			return
+		}
+		if len(roles) > 0 && !sess.has(roles...) {
+			writeError(w, http.StatusForbidden, "this needs the role "+strings.Join(roles, " or "))
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, sess)))
+	}
+}
+
+// meAnswer is who is logged in, and what the pages offer them.
+type meAnswer struct {
+	User        string   `json:"user"`
+	Roles       []string `json:"roles"`
+	CSRFToken   string   `json:"csrf_token"`
+	Presence    string   `json:"presence,omitempty"` // agents only
+	Reason      string   `json:"reason,omitempty"`
+	AwayReasons []string `json:"away_reasons"`
+	WrapCodes   []string `json:"wrap_codes"`
+}
+
+func (s *Server) me(sess *session) meAnswer {
+	m := meAnswer{User: sess.user, Roles: sess.roles, CSRFToken: sess.csrf, AwayReasons: s.deps.AwayReasons, WrapCodes: s.deps.WrapCodes}
+	if sess.has(RoleAgent) {
+		for _, a := range s.deps.Router.Agents() {
+			if a.Agent == sess.user {
+				m.Presence, m.Reason = a.Presence.String(), a.Reason
+			}
+		}
+	}
+	return m
+}
+
+type loginRequest struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+// login is POST /api/desk/login.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		writeError(w, http.StatusForbidden, "login from another site refused")
+		return
+	}
+	var req loginRequest
+	if err := decodeBody(r.Body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if req.User == "" || req.Password == "" {
+		writeError(w, http.StatusBadRequest, "user and password are required")
+		return
+	}
+	ip, now := clientIP(r), s.now()
+	if wait, blocked := s.limiter.blocked(ip, req.User, now); blocked {
+		s.metrics.logins.WithLabelValues("rate_limited").Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many failed logins: try again in %d minutes", int(wait.Minutes())+1))
+		return
+	}
+	roles, err := checkLogin(s.deps.Store, s.deps.Logins, req.User, req.Password)
+	if errors.Is(err, errBadLogin) {
+		s.limiter.failed(ip, req.User, now)
+		s.metrics.logins.WithLabelValues("refused").Inc()
+		s.deps.Logger.Warn("desk login refused", "user", req.User, "remote", ip)
+		writeError(w, http.StatusUnauthorized, err.Error())
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	s.limiter.succeeded(req.User)
+	secret, sess := s.sessions.create(req.User, roles, now)
+	setSessionCookie(w, r, secret, 0)
+	s.metrics.logins.WithLabelValues("ok").Inc()
+	s.deps.Logger.Info("desk login", "user", req.User, "roles", roles, "remote", ip)
+	writeJSON(w, http.StatusOK, s.me(sess))
+}
+
+// logout is POST /api/desk/logout.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		s.sessions.remove(c.Value)
+	}
+	setSessionCookie(w, r, "", -1)
+	writeJSON(w, http.StatusOK, map[string]string{"status": "logged out"})
+}
+
+func (s *Server) getMe(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.me(sessionOf(r)))
+}
+
+type presenceRequest struct {
+	Presence string `json:"presence"` // available, away, offline
+	Reason   string `json:"reason"`   // one of desk.away_reasons, when away
+}
+
+// parsePresence checks a presence change against the configured reasons.
+func (s *Server) parsePresence(req presenceRequest) (router.Presence, error) {
+	var p router.Presence
+	if err := p.UnmarshalText([]byte(req.Presence)); err != nil {
+		return p, fmt.Errorf("presence %q: want available, away or offline", req.Presence)
+	}
+	if p == router.Away && !slices.Contains(s.deps.AwayReasons, req.Reason) {
+		return p, fmt.Errorf("away needs a reason, one of: %s", strings.Join(s.deps.AwayReasons, ", "))
+	}
+	if p != router.Away && req.Reason != "" {
+		return p, fmt.Errorf("a reason goes only with away")
+	}
+	return p, nil
+}
+
+// setMyPresence is PUT /api/desk/me/presence.
+func (s *Server) setMyPresence(w http.ResponseWriter, r *http.Request) {
+	sess := sessionOf(r)
+	var req presenceRequest
+	if err := decodeBody(r.Body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	p, err := s.parsePresence(req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.deps.Router.SetPresence(sess.user, p, req.Reason); err != nil {
+		writeRouterError(w, err)
+		return
+	}
+	s.publishWallboard()
+	writeJSON(w, http.StatusOK, s.me(sess))
+}
+
+// writeRouterError: an unknown task or agent is 404, a task in the wrong
+// state (an offer that just timed out) 409.
+func writeRouterError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, router.ErrUnknownTask), errors.Is(err, router.ErrUnknownAgent):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, router.ErrWrongState):
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+func taskID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil || id == 0 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("task id %q: want a positive number", r.PathValue("id")))
+		return 0, false
+	}
+	return id, true
+}
+
+func (s *Server) getOffers(w http.ResponseWriter, r *http.Request) {
+	out := []deskTask{}
+	for _, t := range s.desk.agentTasks(sessionOf(r).user) {
+		if t.State == "offered" {
+			out = append(out, t)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"offers": out})
+}
+
+func (s *Server) getTasks(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"tasks": s.desk.agentTasks(sessionOf(r).user)})
+}
+
+// myTask finds task id of the session's agent in state ("" for any),
+// answering 404 or 409 when it is not there.
+func (s *Server) myTask(w http.ResponseWriter, r *http.Request, state string) (deskTask, bool) {
+	id, ok := taskID(w, r)
+	if !ok {
+		return deskTask{}, false
+	}
+	t, ok := s.desk.task(sessionOf(r).user, id)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("task %d: %v", id, errNotYours))
+		return t, false
+	}
+	if state != "" && t.State != state {
+		writeError(w, http.StatusConflict, fmt.Sprintf("task %d is %s, not %s", id, t.State, state))
+		return t, false
+	}
+	return t, true
+}
+
+// acceptOffer is POST /api/desk/offers/{id}/accept.
+func (s *Server) acceptOffer(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.myTask(w, r, "offered")
+	if !ok {
+		return
+	}
+	if err := s.deps.Router.Accept(t.ID, t.Agent); err != nil {
+		s.desk.mu.Lock()
+		s.desk.dropOffer(t.Agent, t.ID)
+		s.desk.mu.Unlock()
+		writeRouterError(w, err)
+		return
+	}
+	t.State, t.Accepted, t.Deadline = "assigned", s.now(), time.Time{}
+	s.desk.mu.Lock()
+	s.desk.dropOffer(t.Agent, t.ID)
+	s.desk.tasks[t.ID] = &t
+	s.desk.mu.Unlock()
+	s.metrics.offers.WithLabelValues("accepted").Inc()
+	s.events.publish(toUser(t.Agent), "tasks", map[string]uint64{"id": t.ID})
+	s.publishWallboard()
+	writeJSON(w, http.StatusOK, t)
+}
+
+// declineOffer is POST /api/desk/offers/{id}/decline.
+func (s *Server) declineOffer(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.myTask(w, r, "offered")
+	if !ok {
+		return
+	}
+	err := s.deps.Router.Decline(t.ID, t.Agent)
+	s.desk.mu.Lock()
+	s.desk.dropOffer(t.Agent, t.ID)
+	s.desk.mu.Unlock()
+	if err != nil {
+		writeRouterError(w, err)
+		return
+	}
+	s.metrics.offers.WithLabelValues("declined").Inc()
+	s.events.publish(toUser(t.Agent), "tasks", map[string]uint64{"id": t.ID})
+	writeJSON(w, http.StatusOK, map[string]any{"id": t.ID, "state": "declined"})
+}
+
+// customerCard is a customer with their identities.
+type customerCard struct {
+	*store.Customer
+	Identities []string `json:"identities"`
+}
+
+func (s *Server) card(id uint64) (*customerCard, error) {
+	c, err := s.deps.Store.Customer(id)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := s.deps.Store.Identities(id)
+	if err != nil {
+		return nil, err
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return &customerCard{Customer: c, Identities: ids}, nil
+}
+
+// taskDetail is everything the agent's screen shows for a task.
+type taskDetail struct {
+	Task     deskTask       `json:"task"`
+	Contact  *store.Contact `json:"contact,omitempty"`
+	Customer *customerCard  `json:"customer,omitempty"`
+	// RepeatOf is the unresolved earlier contact this one repeats: the
+	// banner that says what happened before.
+	RepeatOf        *store.Contact       `json:"repeat_of,omitempty"`
+	LastAgent       string               `json:"last_agent,omitempty"`
+	Journey         []store.JourneyEntry `json:"journey"` // newest first, all channels
+	NextBestActions []journey.Action     `json:"next_best_actions"`
+	Conversation    *store.Conversation  `json:"conversation,omitempty"`
+	Thread          []*store.Contact     `json:"thread,omitempty"` // the conversation's mails, oldest first
+}
+
+// maxThread bounds how much of a customer's journey is read for one
+// conversation's thread.
+const maxThread = 200
+
+// getTask is GET /api/desk/tasks/{id}: shown as soon as a task is
+// offered, so the customer card is on screen while the phone rings.
+func (s *Server) getTask(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.myTask(w, r, "")
+	if !ok {
+		return
+	}
+	d := taskDetail{Task: t, Journey: []store.JourneyEntry{}, NextBestActions: []journey.Action{}}
+	contact, err := s.deps.Store.Contact(t.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		writeJSON(w, http.StatusOK, d) // a channel that keeps no contact for the task
+		return
+	}
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	d.Contact = contact
+	if d.Customer, err = s.card(contact.CustomerID); err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	jc, err := s.deps.Journey.ContextFor(contact.CustomerID, contact.Start)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	d.RepeatOf, d.LastAgent, d.Journey = jc.RepeatOf, jc.LastAgent, jc.Recent
+	if acts := s.deps.Journey.NextBestActions(jc, contact.Channel, contact.Intent); acts != nil {
+		d.NextBestActions = acts
+	}
+	if contact.ConversationID != 0 {
+		if d.Conversation, err = s.deps.Store.Conversation(contact.ConversationID); err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		entries, err := s.deps.Store.Journey(contact.CustomerID, time.Time{}, maxThread)
+		if err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		for _, e := range slices.Backward(entries) {
+			if e.Contact != nil && e.Contact.ConversationID == contact.ConversationID {
+				d.Thread = append(d.Thread, e.Contact)
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+type replyRequest struct {
+	Text string `json:"text"`
+}
+
+// reply is POST /api/desk/tasks/{id}/reply: the answer goes out through
+// the mail channel's outbox, threaded into the task's conversation.
+func (s *Server) reply(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.myTask(w, r, "assigned")
+	if !ok {
+		return
+	}
+	var req replyRequest
+	if err := decodeBody(r.Body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	text := strings.TrimSpace(req.Text)
+	switch {
+	case text == "":
+		writeError(w, http.StatusBadRequest, "text is empty")
+		return
+	case len(text) > maxReplyText:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("text longer than %d bytes", maxReplyText))
+		return
+	}
+	contact, err := s.deps.Store.Contact(t.ID)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	if contact.Channel != "email" || contact.ConversationID == 0 {
+		writeError(w, http.StatusConflict, fmt.Sprintf("task %d is a %s contact, not a mail conversation", t.ID, contact.Channel))
+		return
+	}
+	if s.deps.Mailer == nil {
+		writeError(w, http.StatusServiceUnavailable, "the mail channel is not running")
+		return
+	}
+	out, err := s.deps.Mailer.Reply(r.Context(), contact.ConversationID, t.Agent, text)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	s.metrics.replies.Inc()
+	s.deps.Logger.Info("reply queued", "task", t.ID, "agent", t.Agent, "outbound", out.ID)
+	writeJSON(w, http.StatusAccepted, map[string]any{"id": out.ID, "to": out.To, "message_id": out.MessageID, "contact_id": out.ContactID})
+}
+
+type wrapUpRequest struct {
+	Code string `json:"code"`
+	Note string `json:"note"`
+}
+
+// wrapUp is POST /api/desk/tasks/{id}/wrapup: the code becomes the
+// contact's outcome, and the task is complete.
+func (s *Server) wrapUp(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.myTask(w, r, "assigned")
+	if !ok {
+		return
+	}
+	var req wrapUpRequest
+	if err := decodeBody(r.Body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !slices.Contains(s.deps.WrapCodes, req.Code) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("code %q: want one of %s", req.Code, strings.Join(s.deps.WrapCodes, ", ")))
+		return
+	}
+	note := strings.TrimSpace(req.Note)
+	if utf8.RuneCountInString(note) > maxNoteRunes {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("note longer than %d characters", maxNoteRunes))
+		return
+	}
+	contact, err := s.deps.Store.Contact(t.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		writeStoreError(w, err)
+		return
+	}
+	if contact != nil {
+		contact.Outcome, contact.WrapCode, contact.Note, contact.Agent = req.Code, req.Code, note, t.Agent
+		contact.Answered, contact.End = t.Accepted, s.now()
+		if err := s.deps.Store.UpdateContact(r.Context(), contact); err != nil {
+			writeStoreError(w, err)
+			return
+		}
+	}
+	err = s.deps.Router.Complete(t.ID)
+	s.desk.mu.Lock()
+	delete(s.desk.tasks, t.ID)
+	s.desk.mu.Unlock()
+	if err != nil && !errors.Is(err, router.ErrUnknownTask) {
+		// Unknown: the router already finished it (a restart); the
+		// outcome is recorded, and that is what wrap-up is for.
+		writeRouterError(w, err)
+		return
+	}
+	s.metrics.wrapUps.WithLabelValues(req.Code).Inc()
+	s.events.publish(toUser(t.Agent), "tasks", map[string]uint64{"id": t.ID})
+	s.publishWallboard()
+	writeJSON(w, http.StatusOK, map[string]any{"id": t.ID, "outcome": req.Code})
+}
+
+// maxSearchResults bounds a customer search's answer.
+const maxSearchResults = 20
+
+// searchCustomers is GET /api/desk/customers?q=: "#12" is a customer id,
+// an e-mail address or phone number finds by identity, a CRM id finds
+// its customer, anything else searches names by word beginnings.
+func (s *Server) searchCustomers(w http.ResponseWriter, r *http.Request) {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	if n := utf8.RuneCountInString(q); n < 2 || n > 100 {
+		writeError(w, http.StatusBadRequest, "q: 2 to 100 characters")
+		return
+	}
+	found := []*customerCard{}
+	seen := map[uint64]bool{}
+	add := func(id uint64) {
+		if seen[id] {
+			return
+		}
+		if c, err := s.card(id); err == nil {
+			seen[id] = true
+			found = append(found, c)
+		}
+	}
+	if n, ok := strings.CutPrefix(q, "#"); ok {
+		if id, err := strconv.ParseUint(n, 10, 64); err == nil {
+			add(id)
+		}
+	}
+	norm := s.deps.Journey.Normalizer()
+	for _, kind := range []string{journey.KindEmail, journey.KindPhone} {
+		if id, err := norm.Normalize(kind, q); err == nil {
+			if cid, err := s.deps.Store.LookupIdentity(id.String()); err == nil {
+				add(cid)
+			}
+		}
+	}
+	if c, err := s.deps.Store.CustomerByCRMID(q); err == nil {
+		add(c.ID)
+	}
+	byName, err := s.deps.Store.SearchCustomersByName(q, maxSearchResults)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	for _, c := range byName {
+		if len(found) >= maxSearchResults {
+			break
+		}
+		add(c.ID)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"customers": found})
+}
+
+// getCustomer is GET /api/desk/customers/{id}: card and journey.
+func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request) {
+	id, ok := customerID(w, r)
+	if !ok {
+		return
+	}
+	c, err := s.card(id)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	entries, err := s.deps.Store.Journey(id, time.Time{}, 50)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	if entries == nil {
+		entries = []store.JourneyEntry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"customer": c, "journey": entries})
+}

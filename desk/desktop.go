@@ -1,0 +1,125 @@
+package desk
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"dirigent/router"
+	"dirigent/store"
+)
+
+// Router is what the desk asks of the universal queue.
+type Router interface {
+	SetPresence(agentID string, p router.Presence, reason string) error
+	Accept(taskID uint64, agentID string) error
+	Decline(taskID uint64, agentID string) error
+	Complete(taskID uint64) error
+	Stats() []router.QueueStats
+	Agents() []router.AgentStats
+	SetAgent(spec router.AgentSpec) error
+}
+
+// Mailer sends an agent's reply in a mail conversation (the mail
+// channel; the desk must not import it).
+type Mailer interface {
+	Reply(ctx context.Context, conversationID uint64, agent, text string) (*store.OutboundMail, error)
+}
+
+// deskTask is a task the desk shows an agent: offered, or accepted on
+// the desk and not yet wrapped up. A task's id is its contact's id (the
+// channels create the contact first and queue it under that id).
+type deskTask struct {
+	ID       uint64         `json:"id"`
+	Agent    string         `json:"agent"`
+	Channel  router.Channel `json:"channel"`
+	Queue    string         `json:"queue"`
+	State    string         `json:"state"` // "offered" or "assigned"
+	Deadline time.Time      `json:"deadline,omitzero"`
+	Accepted time.Time      `json:"accepted,omitzero"`
+}
+
+// desktop is the agents' live state as the desk sees it, fed by the
+// router's offers and revocations and by what agents do on the desk.
+type desktop struct {
+	mu     sync.Mutex
+	offers map[string]router.Offer // by agent; the router offers one task at a time
+	tasks  map[uint64]*deskTask    // accepted on the desk, until wrap-up
+	agents map[string]router.AgentSpec
+	order  []string // agents in configuration order
+}
+
+func newDesktop(agents []router.AgentSpec) *desktop {
+	d := &desktop{offers: map[string]router.Offer{}, tasks: map[uint64]*deskTask{}, agents: map[string]router.AgentSpec{}}
+	for _, a := range agents {
+		d.agents[a.ID] = a
+		d.order = append(d.order, a.ID)
+	}
+	return d
+}
+
+func (d *desktop) offerTask(o router.Offer) deskTask {
+	return deskTask{ID: o.TaskID, Agent: o.Agent, Channel: o.Channel, Queue: o.Queue, State: "offered", Deadline: o.Deadline}
+}
+
+// OnOffer shows a new offer on the agent's desk. It is called by the
+// router (through the daemon's fan-out) and must not block.
+func (s *Server) OnOffer(o router.Offer) {
+	s.desk.mu.Lock()
+	s.desk.offers[o.Agent] = o
+	s.desk.mu.Unlock()
+	s.metrics.offers.WithLabelValues("shown").Inc()
+	s.events.publish(toUser(o.Agent), "offer", s.desk.offerTask(o))
+}
+
+// OnRevoke takes an offer off the desk: it timed out, the caller hung
+// up, or the agent went away.
+func (s *Server) OnRevoke(o router.Offer) {
+	s.desk.mu.Lock()
+	if cur, ok := s.desk.offers[o.Agent]; ok && cur.TaskID == o.TaskID {
+		delete(s.desk.offers, o.Agent)
+	}
+	s.desk.mu.Unlock()
+	s.metrics.offers.WithLabelValues("revoked").Inc()
+	s.events.publish(toUser(o.Agent), "revoke", map[string]uint64{"id": o.TaskID})
+}
+
+// dropOffer forgets agent's offer of task id (accepted or declined) but
+// not a newer offer the router made meanwhile.
+func (d *desktop) dropOffer(agent string, id uint64) {
+	if cur, ok := d.offers[agent]; ok && cur.TaskID == id {
+		delete(d.offers, agent)
+	}
+}
+
+// agentTasks lists agent's offer (first) and accepted tasks.
+func (d *desktop) agentTasks(agent string) []deskTask {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := []deskTask{}
+	if o, ok := d.offers[agent]; ok {
+		out = append(out, d.offerTask(o))
+	}
+	for _, t := range d.tasks {
+		if t.Agent == agent {
+			out = append(out, *t)
+		}
+	}
+	return out
+}
+
+// task returns task id as agent sees it: the agent's offer or accepted task.
+func (d *desktop) task(agent string, id uint64) (deskTask, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o, ok := d.offers[agent]; ok && o.TaskID == id {
+		return d.offerTask(o), true
+	}
+	if t, ok := d.tasks[id]; ok && t.Agent == agent {
+		return *t, true
+	}
+	return deskTask{}, false
+}
+
+var errNotYours = errors.New("not offered to you or accepted by you")

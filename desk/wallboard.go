@@ -1,0 +1,196 @@
+package desk
+
+import (
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+
+	"dirigent/router"
+)
+
+// windowBoard is a queue's figures over one window.
+type windowBoard struct {
+	Offered      int      `json:"offered"`
+	Answered     int      `json:"answered"`
+	Abandoned    int      `json:"abandoned"`
+	ServiceLevel *float64 `json:"service_level"` // null with nothing answered
+	ASASeconds   float64  `json:"asa_seconds"`
+	AbandonRate  float64  `json:"abandon_rate"`
+}
+
+func boardOf(w router.WindowStats) windowBoard {
+	b := windowBoard{Offered: w.Offered, Answered: w.Answered, Abandoned: w.Abandoned, ASASeconds: w.ASA().Seconds(), AbandonRate: w.AbandonRate()}
+	if sl, ok := w.ServiceLevel(); ok {
+		b.ServiceLevel = &sl
+	}
+	return b
+}
+
+type queueBoard struct {
+	Queue              string      `json:"queue"`
+	Waiting            int         `json:"waiting"`
+	LongestWaitSeconds float64     `json:"longest_wait_seconds"`
+	Last15m            windowBoard `json:"last_15m"`
+	Today              windowBoard `json:"today"`
+}
+
+type agentBoard struct {
+	Agent     string         `json:"agent"`
+	Presence  string         `json:"presence"`
+	Reason    string         `json:"reason,omitempty"`
+	Busy      bool           `json:"busy"` // tasks in progress or in wrap-up
+	Tasks     map[string]int `json:"tasks"`
+	Occupancy float64        `json:"occupancy"` // today
+}
+
+// wallboard is what supervisors see, live.
+type wallboard struct {
+	Queues []queueBoard `json:"queues"`
+	Agents []agentBoard `json:"agents"`
+	// ByPresence counts agents: available (idle), busy, away, offline.
+	ByPresence map[string]int `json:"by_presence"`
+}
+
+func (s *Server) wallboard() wallboard {
+	b := wallboard{Queues: []queueBoard{}, Agents: []agentBoard{}, ByPresence: map[string]int{"available": 0, "busy": 0, "away": 0, "offline": 0}}
+	for _, q := range s.deps.Router.Stats() {
+		b.Queues = append(b.Queues, queueBoard{
+			Queue: q.Queue, Waiting: q.Waiting, LongestWaitSeconds: q.LongestWait.Seconds(),
+			Last15m: boardOf(q.Last15m), Today: boardOf(q.Today),
+		})
+	}
+	for _, a := range s.deps.Router.Agents() {
+		ab := agentBoard{Agent: a.Agent, Presence: a.Presence.String(), Reason: a.Reason, Occupancy: a.Occupancy, Tasks: map[string]int{}}
+		for ch, n := range a.Load {
+			if n > 0 {
+				ab.Tasks[router.Channel(ch).String()] = n
+			}
+		}
+		ab.Busy = len(ab.Tasks) > 0 || a.Wrapping > 0
+		key := ab.Presence
+		if ab.Busy && a.Presence != router.Offline {
+			key = "busy"
+		}
+		b.ByPresence[key]++
+		b.Agents = append(b.Agents, ab)
+	}
+	return b
+}
+
+func (s *Server) getWallboard(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.wallboard())
+}
+
+// publishWallboard pushes the wallboard to open supervisor streams at
+// once, so that a change shows without waiting for the next tick.
+func (s *Server) publishWallboard() {
+	to := toRoles(RoleSupervisor, RoleAdmin)
+	if s.events.wants(to) {
+		s.events.publish(to, "wallboard", s.wallboard())
+	}
+}
+
+// agentAdmin is an agent as an admin sees and changes it.
+type agentAdmin struct {
+	ID       string         `json:"id"`
+	Skills   map[string]int `json:"skills"`
+	Capacity map[string]int `json:"capacity"`
+	Presence string         `json:"presence"`
+	Reason   string         `json:"reason,omitempty"`
+}
+
+type queueAdmin struct {
+	Name     string           `json:"name"`
+	Skills   map[string]int   `json:"skills"`
+	Channels []router.Channel `json:"channels"`
+	Strategy string           `json:"strategy"`
+}
+
+// getAdmin is GET /api/desk/admin: skills, queues and agents.
+func (s *Server) getAdmin(w http.ResponseWriter, _ *http.Request) {
+	live := map[string]router.AgentStats{}
+	for _, a := range s.deps.Router.Agents() {
+		live[a.Agent] = a
+	}
+	agents := []agentAdmin{}
+	s.desk.mu.Lock()
+	for _, id := range s.desk.order {
+		spec := s.desk.agents[id]
+		capacity := map[string]int{}
+		for ch, n := range spec.Capacity {
+			capacity[router.Channel(ch).String()] = n
+		}
+		agents = append(agents, agentAdmin{ID: id, Skills: maps.Clone(spec.Skills), Capacity: capacity, Presence: live[id].Presence.String(), Reason: live[id].Reason})
+	}
+	s.desk.mu.Unlock()
+	queues := []queueAdmin{}
+	for _, q := range s.deps.Queues {
+		queues = append(queues, queueAdmin{Name: q.Name, Skills: q.Skills, Channels: q.Channels, Strategy: q.Strategy.String()})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"skills": s.deps.Skills, "queues": queues, "agents": agents})
+}
+
+type skillsRequest struct {
+	Skills map[string]int `json:"skills"`
+}
+
+// setAgentSkills is PUT /api/desk/admin/agents/{id}/skills: the router
+// applies it at once; a restart goes back to the configuration.
+func (s *Server) setAgentSkills(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var req skillsRequest
+	if err := decodeBody(r.Body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	for _, name := range slices.Sorted(maps.Keys(req.Skills)) {
+		if !slices.Contains(s.deps.Skills, name) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown skill %q (known: %v)", name, s.deps.Skills))
+			return
+		}
+		if p := req.Skills[name]; p < 1 || p > 5 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("skill %s: proficiency %d out of range 1–5", name, p))
+			return
+		}
+	}
+	s.desk.mu.Lock()
+	spec, ok := s.desk.agents[id]
+	s.desk.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("agent %q: not found", id))
+		return
+	}
+	spec.Skills = maps.Clone(req.Skills)
+	if err := s.deps.Router.SetAgent(spec); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.desk.mu.Lock()
+	s.desk.agents[id] = spec
+	s.desk.mu.Unlock()
+	s.deps.Logger.Info("agent skills changed on the desk", "agent", id, "skills", req.Skills, "by", sessionOf(r).user)
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "skills": spec.Skills})
+}
+
+// setAgentPresence is PUT /api/desk/admin/agents/{id}/presence.
+func (s *Server) setAgentPresence(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var req presenceRequest
+	if err := decodeBody(r.Body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	p, err := s.parsePresence(req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.deps.Router.SetPresence(id, p, req.Reason); err != nil {
+		writeRouterError(w, err)
+		return
+	}
+	s.deps.Logger.Info("agent presence changed on the desk", "agent", id, "presence", p, "reason", req.Reason, "by", sessionOf(r).user)
+	s.publishWallboard()
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "presence": p.String(), "reason": req.Reason})
+}
