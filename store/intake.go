@@ -35,7 +35,11 @@ import (
 
 const (
 	intakeRotateBytes = 64 << 20
-	intakeHeader      = 8 // payload length, CRC-32C of the payload
+	// A generation that has not grown for this long is closed, so that
+	// its file, once applied, is deleted: raw mail of an erased customer
+	// must not linger in a quiet site's log.
+	intakeIdleRotate = time.Minute
+	intakeHeader     = 8 // payload length, CRC-32C of the payload
 )
 
 var (
@@ -46,7 +50,8 @@ var (
 type intake struct {
 	base   string // the store file
 	s      *Store
-	rotate int64 // a generation is closed once it holds this many bytes
+	rotate int64         // a generation is closed once it holds this many bytes
+	idle   time.Duration // or once it has not grown for this long
 	writes chan *intakeWrite
 	apply  chan struct{}
 	done   chan struct{}
@@ -96,8 +101,11 @@ func intakeFiles(base string) ([]uint64, error) {
 
 // openIntake replays what an earlier process logged but did not apply,
 // then starts a new generation for this one.
-func openIntake(s *Store) (*intake, error) {
-	in := &intake{base: s.path, s: s, rotate: intakeRotateBytes, writes: make(chan *intakeWrite), apply: make(chan struct{}, 1), done: make(chan struct{}), applied: make(chan struct{})}
+func openIntake(s *Store, idle time.Duration) (*intake, error) {
+	if idle <= 0 {
+		idle = intakeIdleRotate
+	}
+	in := &intake{base: s.path, s: s, rotate: intakeRotateBytes, idle: idle, writes: make(chan *intakeWrite), apply: make(chan struct{}, 1), done: make(chan struct{}), applied: make(chan struct{})}
 	if err := in.replay(); err != nil {
 		return nil, err
 	}
@@ -117,6 +125,10 @@ func openIntake(s *Store) (*intake, error) {
 	}
 	in.backlog.Store(0)
 	if err := in.openGen(); err != nil {
+		return nil, err
+	}
+	// Done with the earlier generations: their files go.
+	if err := in.applyUpTo(in.gen, 0); err != nil {
 		return nil, err
 	}
 	go in.writeLoop()
@@ -213,11 +225,21 @@ func (s *Store) Accept(ctx context.Context, m *InboundMail, raw []byte) error {
 // then answers every writer: one sync per group of senders.
 func (in *intake) writeLoop() {
 	defer close(in.done)
+	idle := time.NewTicker(in.idle)
+	defer idle.Stop()
 	var group []*intakeWrite
+	last := time.Now()
 	for {
 		select {
 		case w := <-in.writes:
 			group = append(group[:0], w)
+			last = time.Now()
+		case now := <-idle.C:
+			if in.size > 0 && now.Sub(last) >= in.idle {
+				in.next()
+				in.kick()
+			}
+			continue
 		case <-in.s.closing:
 			in.f.Close()
 			return
@@ -267,10 +289,15 @@ func (in *intake) writeLoop() {
 		if in.size >= in.rotate {
 			in.next()
 		}
-		select {
-		case in.apply <- struct{}{}:
-		default:
-		}
+		in.kick()
+	}
+}
+
+// kick tells the applier there is something to apply.
+func (in *intake) kick() {
+	select {
+	case in.apply <- struct{}{}:
+	default:
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -83,6 +84,11 @@ func TestIntakeReachesTheStoreOnceAcrossRestarts(t *testing.T) {
 	s.Close()
 	s = openTest(t, path)
 	wantBodies(t, s, 110)
+	// What earlier processes logged is applied and its files are gone:
+	// only this process's (empty) generation is left.
+	if gens, err := intakeFiles(path); err != nil || len(gens) != 1 {
+		t.Errorf("intake files %v, %v; want only the current one", gens, err)
+	}
 	if pending, _ := s.PendingMails(); len(pending) != 110 {
 		t.Errorf("%d mails waiting for processing, want 110", len(pending))
 	}
@@ -162,6 +168,35 @@ func TestSnapshotHoldsEveryAcceptedMail(t *testing.T) {
 	// The backup opened on its own, without the intake log beside it.
 	b := openTest(t, filepath.Join(dir, "backup.db"))
 	wantBodies(t, b, 50)
+}
+
+func TestQuietIntakeLogIsDeleted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.db")
+	s, err := Open(Options{Path: path, Logger: slog.New(slog.DiscardHandler), intakeIdle: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	acceptN(t, s, 0, 3)
+	first, err := intakeFiles(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Once nothing arrives for a while, the generation holding the three
+	// raw messages is closed, applied and deleted.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		gens, err := intakeFiles(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(gens) == 1 && gens[0] > first[len(first)-1] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("intake files %v still there after 10 s of quiet (were %v)", gens, first)
+		}
+	}
+	wantBodies(t, s, 3)
 }
 
 func FuzzReadIntake(f *testing.F) {

@@ -31,6 +31,9 @@ type Options struct {
 	Logger      *slog.Logger
 	// Registerer receives the store's metrics; nil registers none.
 	Registerer prometheus.Registerer
+
+	// intakeIdle replaces intakeIdleRotate in tests.
+	intakeIdle time.Duration
 }
 
 // Store is the open database.
@@ -92,7 +95,7 @@ func Open(opts Options) (*Store, error) {
 		}
 	}
 	go s.commitLoop()
-	if s.intake, err = openIntake(s); err != nil {
+	if s.intake, err = openIntake(s, opts.intakeIdle); err != nil {
 		close(s.closing)
 		<-s.committed
 		db.Close()
