@@ -1,0 +1,481 @@
+package sip
+
+import (
+	"context"
+	"crypto/tls"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"dirigent/journey"
+	"dirigent/router"
+	"dirigent/store"
+)
+
+//go:embed sounds/hold.wav
+var defaultHold []byte
+
+//go:embed sounds/prompt.wav
+var defaultPrompt []byte
+
+// Config is the voice channel's part of the configuration.
+type Config struct {
+	// Listen is served over UDP and TCP; TLSListen (optional) over TLS
+	// with TLSCert and TLSKey.
+	Listen                      string
+	TLSListen, TLSCert, TLSKey string
+	Realm                       string
+	// MediaIP is announced in SDP; default: the listen address's IP, or
+	// 127.0.0.1 when that is unspecified.
+	MediaIP                string
+	RTPPortMin, RTPPortMax int
+	MinExpires, MaxExpires time.Duration
+	// HoldAudio is a WAV file (8 kHz mono 16-bit); empty: the shipped one.
+	HoldAudio      string
+	QueueHoldAudio map[string]string
+	// DeskURL, when set, goes to the agent's phone as Call-Info.
+	DeskURL string
+	Users   []User
+	Trunks  []Trunk
+	Numbers []Number
+	Menus   []Menu
+}
+
+// User is an agent's SIP account.
+type User struct{ User, Password, Agent string }
+
+// Trunk is a peer calls are taken from: by source address, digest
+// credentials, or both.
+type Trunk struct {
+	Name           string
+	CIDRs          []string
+	User, Password string
+}
+
+// Number is a dialled number: its calls go to an IVR menu or a queue.
+type Number struct{ Number, Queue, Intent, IVR string }
+
+// Menu is an IVR menu.
+type Menu struct {
+	Name    string
+	Prompt  string
+	Timeout time.Duration
+	Default string
+	Digits  map[string]string // key → queue
+}
+
+// Deps are what the voice channel needs from the daemon.
+type Deps struct {
+	Logger       *slog.Logger
+	Store        *store.Store
+	Journey      *journey.Journey
+	Router       *router.Router
+	Registerer   prometheus.Registerer
+	DrainTimeout time.Duration
+	Now          func() time.Time
+}
+
+// Channel is the voice channel.
+type Channel struct {
+	cfg     Config
+	deps    Deps
+	metrics *metrics
+
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client // UDP, from the listening socket
+	tcpCl  *sipgo.Client
+	udp    *net.UDPConn
+	tcp    *net.TCPListener
+	tls    net.Listener
+
+	nonces    *nonces
+	registrar *registrar
+	ports     *ports
+	pacer     *pacer
+	mediaIP   net.IP
+	host      string
+	port      int
+
+	hold      *sound
+	queueHold map[string]*sound
+	prompts   map[string]*sound // menu → prompt
+	numbers   map[string]Number // normalised number → route
+	menus     map[string]*Menu
+	trunks    []trunk
+
+	mu       sync.Mutex
+	byCallID map[string]*call // caller's and agents' Call-IDs → call
+	byTask   map[uint64]*call
+
+	draining atomic.Bool
+	calls    sync.WaitGroup
+	stop     chan struct{}
+	closed   sync.Once
+}
+
+type trunk struct {
+	Trunk
+	nets []*net.IPNet
+}
+
+// New checks cfg, loads the audio and binds the listeners.
+func New(cfg Config, deps Deps) (_ *Channel, err error) {
+	if deps.Logger == nil || deps.Store == nil || deps.Journey == nil || deps.Router == nil || deps.Registerer == nil {
+		return nil, errors.New("sip: Logger, Store, Journey, Router and Registerer are required")
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if cfg.Realm == "" {
+		cfg.Realm = "dirigent"
+	}
+	if cfg.MaxExpires <= 0 {
+		cfg.MaxExpires = time.Hour
+	}
+	if cfg.MinExpires <= 0 {
+		cfg.MinExpires = time.Minute
+	}
+	if cfg.RTPPortMin == 0 && cfg.RTPPortMax == 0 {
+		cfg.RTPPortMin, cfg.RTPPortMax = 16384, 32767
+	}
+	c := &Channel{
+		cfg: cfg, deps: deps, nonces: newNonces(deps.Now), pacer: newPacer(),
+		queueHold: map[string]*sound{}, prompts: map[string]*sound{}, numbers: map[string]Number{}, menus: map[string]*Menu{},
+		byCallID: map[string]*call{}, byTask: map[uint64]*call{}, stop: make(chan struct{}),
+	}
+	if c.metrics, err = newMetrics(deps.Registerer); err != nil {
+		return nil, err
+	}
+	if err := c.loadSounds(); err != nil {
+		return nil, err
+	}
+	norm := deps.Journey.Normalizer()
+	for _, n := range cfg.Numbers {
+		v, err := norm.Phone(n.Number)
+		if err != nil {
+			return nil, fmt.Errorf("sip: number %q: %w", n.Number, err)
+		}
+		c.numbers[v] = n
+	}
+	for i := range cfg.Menus {
+		c.menus[cfg.Menus[i].Name] = &cfg.Menus[i]
+	}
+	for _, t := range cfg.Trunks {
+		tr := trunk{Trunk: t}
+		for _, s := range t.CIDRs {
+			_, n, err := net.ParseCIDR(s)
+			if err != nil {
+				ip := net.ParseIP(s)
+				if ip == nil {
+					return nil, fmt.Errorf("sip: trunk %s: %q is not an address or CIDR", t.Name, s)
+				}
+				n = &net.IPNet{IP: ip, Mask: net.CIDRMask(len(ip)*8, len(ip)*8)}
+			}
+			tr.nets = append(tr.nets, n)
+		}
+		c.trunks = append(c.trunks, tr)
+	}
+	if c.registrar, err = newRegistrar(c); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	if err := c.bind(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Channel) now() time.Time { return c.deps.Now() }
+
+func (c *Channel) loadSounds() error {
+	load := func(path string, def []byte) (*sound, error) {
+		data := def
+		if path != "" {
+			var err error
+			if data, err = os.ReadFile(path); err != nil {
+				return nil, fmt.Errorf("sip: %w", err)
+			}
+		}
+		s, err := parseWAV(data)
+		if err != nil {
+			return nil, fmt.Errorf("sip: audio %s: %w", path, err)
+		}
+		return s, nil
+	}
+	var err error
+	if c.hold, err = load(c.cfg.HoldAudio, defaultHold); err != nil {
+		return err
+	}
+	for q, path := range c.cfg.QueueHoldAudio {
+		if c.queueHold[q], err = load(path, nil); err != nil {
+			return err
+		}
+	}
+	for _, m := range c.cfg.Menus {
+		if c.prompts[m.Name], err = load(m.Prompt, defaultPrompt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bind opens the UDP, TCP (same port) and optional TLS listeners and the
+// sipgo user agent on them.
+func (c *Channel) bind() error {
+	host, portStr, err := net.SplitHostPort(c.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("sip: listen %q: %w", c.cfg.Listen, err)
+	}
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent("dirigent"),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(c.screen)),
+	)
+	if err != nil {
+		return err
+	}
+	c.ua = ua
+	// Port 0 (tests) lets the kernel choose the UDP port; TCP then takes
+	// the same number, retried when that one happens to be taken.
+	for attempt := 0; ; attempt++ {
+		c.udp, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(host), Port: atoi(portStr)})
+		if err != nil {
+			return fmt.Errorf("sip: %w", err)
+		}
+		port := c.udp.LocalAddr().(*net.UDPAddr).Port
+		c.tcp, err = net.ListenTCP("tcp", &net.TCPAddr{IP: net.ParseIP(host), Port: port})
+		if err == nil {
+			c.port = port
+			break
+		}
+		c.udp.Close()
+		if atoi(portStr) != 0 || attempt > 10 {
+			return fmt.Errorf("sip: %w", err)
+		}
+	}
+	if c.cfg.TLSListen != "" {
+		cert, err := tls.LoadX509KeyPair(c.cfg.TLSCert, c.cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("sip: TLS: %w", err)
+		}
+		if c.tls, err = tls.Listen("tcp", c.cfg.TLSListen, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}); err != nil {
+			return fmt.Errorf("sip: %w", err)
+		}
+	}
+	ip := net.ParseIP(host)
+	c.mediaIP = net.ParseIP(c.cfg.MediaIP)
+	if c.mediaIP == nil {
+		c.mediaIP = ip
+		if ip == nil || ip.IsUnspecified() {
+			c.mediaIP = net.IPv4(127, 0, 0, 1)
+		}
+	}
+	c.host = c.mediaIP.String()
+	c.ports = &ports{ip: ip, min: c.cfg.RTPPortMin, max: c.cfg.RTPPortMax}
+	if c.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(c.deps.Logger)); err != nil {
+		return err
+	}
+	hostPort := net.JoinHostPort(c.host, strconv.Itoa(c.port))
+	if c.client, err = sipgo.NewClient(ua, sipgo.WithClientLogger(c.deps.Logger), sipgo.WithClientAddr(hostPort),
+		sipgo.WithClientConnectionAddr(c.udp.LocalAddr().String())); err != nil {
+		return err
+	}
+	if c.tcpCl, err = sipgo.NewClient(ua, sipgo.WithClientLogger(c.deps.Logger), sipgo.WithClientAddr(hostPort)); err != nil {
+		return err
+	}
+	c.srv.OnRegister(c.onRegister)
+	c.srv.OnOptions(c.onOptions)
+	c.srv.OnInvite(c.onInvite)
+	c.srv.OnAck(c.onAck)
+	c.srv.OnBye(c.onBye)
+	c.srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
+		// A CANCEL that matched no INVITE transaction (sipgo handles the
+		// ones that do).
+		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+	})
+	c.srv.OnInfo(c.onInfo)
+	return nil
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+var parserPool = sync.Pool{New: func() any { return sip.NewParser() }}
+
+// screen is sipgo's read filter: see screenDatagram.
+func (c *Channel) screen(info sip.TransportReadProps, data []byte) ([]byte, error) {
+	if info.Transport != "UDP" && info.Transport != "udp" {
+		return data, nil
+	}
+	p := parserPool.Get().(*sip.Parser)
+	reply, pass := screenDatagram(data, p)
+	parserPool.Put(p)
+	if pass {
+		return data, nil
+	}
+	c.metrics.rejected.WithLabelValues("malformed").Inc()
+	if reply != nil && c.udp != nil {
+		c.udp.WriteTo(reply, info.RemoteAddr)
+	}
+	return nil, nil
+}
+
+// Addr is the bound UDP (and TCP) address.
+func (c *Channel) Addr() *net.UDPAddr { return c.udp.LocalAddr().(*net.UDPAddr) }
+
+// TLSAddr is the bound TLS address; nil without TLS.
+func (c *Channel) TLSAddr() net.Addr {
+	if c.tls == nil {
+		return nil
+	}
+	return c.tls.Addr()
+}
+
+// Close releases the listeners; safe after a partial New and after Run.
+func (c *Channel) Close() error {
+	c.closed.Do(func() {
+		close(c.stop)
+		for _, l := range []interface{ Close() error }{c.udp, c.tcp, c.tls} {
+			if l != nil && !isNil(l) {
+				l.Close()
+			}
+		}
+		if c.ua != nil {
+			c.ua.Close()
+		}
+	})
+	return nil
+}
+
+func isNil(l interface{ Close() error }) bool {
+	switch v := l.(type) {
+	case *net.UDPConn:
+		return v == nil
+	case *net.TCPListener:
+		return v == nil
+	}
+	return l == nil
+}
+
+// Run serves SIP until ctx ends, then drains: new INVITEs get 503 while
+// calls in progress may finish until the drain deadline; calls still up
+// then are hung up.
+func (c *Channel) Run(ctx context.Context) error {
+	errc := make(chan error, 3)
+	go func() { errc <- c.srv.ServeUDP(c.udp) }()
+	go func() { errc <- c.srv.ServeTCP(c.tcp) }()
+	if c.tls != nil {
+		go func() { errc <- c.srv.ServeTLS(c.tls) }()
+	}
+	go c.pacer.run(c.stop)
+	tick := time.NewTicker(30 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			c.drain()
+			c.Close()
+			return nil
+		case err := <-errc:
+			select {
+			case <-c.stop:
+				return nil
+			default:
+			}
+			c.Close()
+			return fmt.Errorf("sip: listener: %w", err)
+		case <-tick.C:
+			c.registrar.expire(ctx)
+			c.nonces.prune()
+		}
+	}
+}
+
+// drain refuses new calls and waits for those in progress, until the
+// drain timeout; then it hangs up the rest.
+func (c *Channel) drain() {
+	c.draining.Store(true)
+	done := make(chan struct{})
+	go func() {
+		c.calls.Wait()
+		close(done)
+	}()
+	timeout := c.deps.DrainTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	select {
+	case <-done:
+		return
+	case <-time.After(timeout):
+	}
+	c.mu.Lock()
+	var open []*call
+	for _, cl := range c.byTask {
+		open = append(open, cl)
+	}
+	c.mu.Unlock()
+	for _, cl := range open {
+		cl.hangup("drain")
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		c.deps.Logger.Warn("calls still open after hanging up", "calls", len(open))
+	}
+}
+
+// OnOffer rings the offered agent's phones for a voice offer; the
+// router calls it (through the daemon) without its lock held, so the
+// ringing runs on its own goroutine.
+func (c *Channel) OnOffer(o router.Offer) {
+	if o.Channel != router.Voice {
+		return
+	}
+	c.mu.Lock()
+	cl := c.byTask[o.TaskID]
+	c.mu.Unlock()
+	if cl == nil {
+		// Not a call of this process (a restart canceled it already).
+		go c.deps.Router.Decline(o.TaskID, o.Agent)
+		return
+	}
+	go cl.ring(o)
+}
+
+// OnRevoke stops ringing for an offer that ended without an answer.
+func (c *Channel) OnRevoke(o router.Offer) {
+	if o.Channel != router.Voice {
+		return
+	}
+	c.mu.Lock()
+	cl := c.byTask[o.TaskID]
+	c.mu.Unlock()
+	if cl != nil {
+		cl.revoke(o)
+	}
+}
+
+func (c *Channel) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO"))
+	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	tx.Respond(res)
+}

@@ -1,0 +1,299 @@
+package sip
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// maxRTPPacket bounds what is read from an RTP socket; G.711 at 20 ms is
+// 172 bytes.
+const maxRTPPacket = 1500
+
+// ports hands out RTP ports from the configured range, even ones as RTP
+// wants (RTCP would take the odd one above; dirigent sends none).
+type ports struct {
+	ip       net.IP
+	min, max int
+	next     atomic.Int64
+}
+
+func (p *ports) listen() (*net.UDPConn, error) {
+	span := (p.max - p.min) / 2
+	if span <= 0 {
+		return nil, errors.New("empty RTP port range")
+	}
+	for range min(span, 64) {
+		port := p.min + 2*int(p.next.Add(1)%int64(span))
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: p.ip, Port: port})
+		if err == nil {
+			return conn, nil
+		}
+	}
+	return nil, fmt.Errorf("no free RTP port in %d–%d", p.min, p.max)
+}
+
+// mediaLeg is one call leg's RTP: dirigent's socket and the peer's
+// address. The peer's address comes from its SDP and is then latched to
+// where its RTP actually comes from (symmetric RTP), so phones behind NAT
+// that announce private addresses are still reached.
+type mediaLeg struct {
+	conn *net.UDPConn
+	c    *Channel
+
+	mu      sync.Mutex
+	remote  *net.UDPAddr
+	latched bool
+	pt      uint8 // the codec agreed with this peer
+	dtmf    uint8 // the peer's telephone-event payload type, 0: none
+	peer    *mediaLeg
+	onDigit func(byte)
+
+	// Outgoing stream state for what dirigent itself plays.
+	ssrc uint32
+	seq  uint16
+	ts   uint32
+
+	// Incoming sequence tracking for loss counting.
+	lastSeq  uint16
+	haveSeq  bool
+	received atomic.Int64 // RTP packets received from the peer
+	relayed  atomic.Int64 // packets of this peer relayed to the other leg
+	played   atomic.Int64 // packets dirigent played to this peer
+
+	lastEvent uint32 // timestamp of the last telephone-event reported
+	closed    chan struct{}
+	once      sync.Once
+}
+
+func (c *Channel) newMediaLeg() (*mediaLeg, error) {
+	conn, err := c.ports.listen()
+	if err != nil {
+		return nil, err
+	}
+	l := &mediaLeg{conn: conn, c: c, ssrc: rand.Uint32(), seq: uint16(rand.Uint32()), ts: rand.Uint32(), closed: make(chan struct{})}
+	go l.read()
+	return l, nil
+}
+
+func (l *mediaLeg) port() int { return l.conn.LocalAddr().(*net.UDPAddr).Port }
+
+func (l *mediaLeg) close() {
+	l.once.Do(func() {
+		close(l.closed)
+		l.conn.Close()
+	})
+}
+
+// setRemote takes the peer's address from its SDP, unless RTP from the
+// peer has already shown where it really is.
+func (l *mediaLeg) setRemote(addr *net.UDPAddr, pt, dtmf uint8) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.latched && addr != nil {
+		l.remote = addr
+	}
+	l.pt, l.dtmf = pt, dtmf
+}
+
+// bridge relays RTP between a and b both ways.
+func bridge(a, b *mediaLeg) {
+	a.mu.Lock()
+	a.peer = b
+	a.mu.Unlock()
+	b.mu.Lock()
+	b.peer = a
+	b.mu.Unlock()
+}
+
+// read receives the peer's RTP: it latches the peer's address, counts
+// losses, reports telephone-events and relays to the bridged leg.
+func (l *mediaLeg) read() {
+	buf := make([]byte, maxRTPPacket)
+	var h rtp.Header
+	for {
+		n, src, err := l.conn.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		hn, err := h.Unmarshal(buf[:n])
+		if err != nil || h.Version != 2 {
+			continue // not RTP (an RTCP packet or noise)
+		}
+		l.received.Add(1)
+		l.mu.Lock()
+		if !l.latched || !l.remote.IP.Equal(src.IP) || l.remote.Port != src.Port {
+			l.remote, l.latched = src, true
+		}
+		if l.haveSeq {
+			if gap := h.SequenceNumber - l.lastSeq; gap > 1 && gap < 1000 {
+				l.c.metrics.rtpLost.Add(float64(gap - 1))
+			}
+		}
+		l.lastSeq, l.haveSeq = h.SequenceNumber, true
+		peer, pt, dtmf, onDigit := l.peer, l.pt, l.dtmf, l.onDigit
+		var digit byte
+		if dtmf != 0 && h.PayloadType == dtmf && onDigit != nil {
+			if d, ok := parseTelephoneEvent(buf[hn:n]); ok && h.Timestamp != l.lastEvent {
+				l.lastEvent, digit = h.Timestamp, d
+			}
+		}
+		l.mu.Unlock()
+		if digit != 0 {
+			onDigit(digit)
+		}
+		if peer == nil {
+			continue
+		}
+		peer.forward(buf[:n], hn, h.PayloadType, pt, dtmf)
+		l.relayed.Add(1)
+		l.c.metrics.rtpRelayed.Inc()
+	}
+}
+
+// forward sends a packet the other leg's peer sent, with the payload type
+// (and, between PCMU and PCMA, the payload) translated to this leg's.
+func (l *mediaLeg) forward(pkt []byte, hn int, inPT, fromPT, fromDTMF uint8) {
+	l.mu.Lock()
+	remote, pt, dtmf := l.remote, l.pt, l.dtmf
+	l.mu.Unlock()
+	if remote == nil {
+		return
+	}
+	switch {
+	case inPT == fromDTMF && fromDTMF != 0:
+		if dtmf == 0 {
+			return // this peer does not take telephone-events
+		}
+		pkt[1] = pkt[1]&0x80 | dtmf
+	case inPT == ptPCMU || inPT == ptPCMA:
+		transcode(pkt[hn:], inPT, pt)
+		pkt[1] = pkt[1]&0x80 | pt
+	default:
+		return // comfort noise or codecs not agreed: not relayed
+	}
+	l.conn.WriteToUDP(pkt, remote)
+}
+
+// playFrame sends the next 20 ms of s (from sample offset pos) as one RTP
+// packet; skipped frames (a late tick) advance the timestamp so the
+// receiver's clock stays right.
+func (l *mediaLeg) playFrame(payload []byte, frames uint32, buf []byte) {
+	l.mu.Lock()
+	remote, pt := l.remote, l.pt
+	l.seq++
+	l.ts += frames * samplesPerPacket
+	h := rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: l.seq, Timestamp: l.ts, SSRC: l.ssrc}
+	l.mu.Unlock()
+	if remote == nil {
+		return
+	}
+	n, err := h.MarshalTo(buf)
+	if err != nil {
+		return
+	}
+	n += copy(buf[n:], payload)
+	if _, err := l.conn.WriteToUDP(buf[:n], remote); err == nil {
+		l.played.Add(1)
+		l.c.metrics.rtpSent.Inc()
+	}
+}
+
+// player plays a sound to a leg in a loop (hold audio) or once (a
+// prompt, then done is closed).
+type player struct {
+	leg   *mediaLeg
+	snd   *sound
+	pos   int
+	loop  bool
+	done  chan struct{}
+	frame uint64 // the pacer's frame count when this player last sent
+}
+
+// pacer sends every playing stream's next packet on one 20 ms ticker.
+// time.Ticker keeps to its period on average (a late tick does not delay
+// the next); a tick that comes more than a period late advances each
+// stream's timestamp by the frames missed, so the audio's clock never
+// drifts from the wall clock.
+type pacer struct {
+	mu      sync.Mutex
+	players map[*player]struct{}
+	start   time.Time
+}
+
+func newPacer() *pacer { return &pacer{players: map[*player]struct{}{}} }
+
+func (p *pacer) add(pl *player) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pl.frame = p.frameAt(time.Now())
+	p.players[pl] = struct{}{}
+}
+
+func (p *pacer) remove(pl *player) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.players, pl)
+}
+
+func (p *pacer) frameAt(t time.Time) uint64 {
+	if p.start.IsZero() {
+		return 0
+	}
+	return uint64(t.Sub(p.start) / ptime)
+}
+
+func (p *pacer) run(stop <-chan struct{}) {
+	t := time.NewTicker(ptime)
+	defer t.Stop()
+	p.mu.Lock()
+	p.start = time.Now()
+	p.mu.Unlock()
+	buf := make([]byte, maxRTPPacket)
+	var list []*player
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			p.mu.Lock()
+			frame := p.frameAt(now)
+			list = list[:0]
+			for pl := range p.players {
+				list = append(list, pl)
+			}
+			p.mu.Unlock()
+			for _, pl := range list {
+				p.step(pl, frame, buf)
+			}
+		}
+	}
+}
+
+func (p *pacer) step(pl *player, frame uint64, buf []byte) {
+	frames := uint32(1)
+	if frame > pl.frame {
+		frames = uint32(min(frame-pl.frame, 50))
+	}
+	pl.frame = frame
+	pl.leg.mu.Lock()
+	pt := pl.leg.pt
+	pl.leg.mu.Unlock()
+	data := pl.snd.payload(pt)
+	if pl.pos+samplesPerPacket > len(data) {
+		if !pl.loop {
+			p.remove(pl)
+			close(pl.done)
+			return
+		}
+		pl.pos = 0
+	}
+	pl.leg.playFrame(data[pl.pos:pl.pos+samplesPerPacket], frames, buf)
+	pl.pos += samplesPerPacket
+}

@@ -1,0 +1,239 @@
+package sip
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"dirigent/internal/testpeer"
+	"dirigent/internal/testrun"
+	"dirigent/journey"
+	"dirigent/router"
+	"dirigent/store"
+)
+
+// site is a running voice channel with the parts it works with.
+type site struct {
+	ch     *Channel
+	st     *store.Store
+	j      *journey.Journey
+	router *router.Router
+	reg    *prometheus.Registry
+	dir    string
+}
+
+const (
+	testNumber = "+49301234500"
+	testUser   = "anna"
+	testPass   = "geheim"
+)
+
+// testConfig is a site with one agent (anna, SIP user anna), one voice
+// queue, the loopback as trunk and one dialled number.
+func testConfig() Config {
+	return Config{
+		Listen: "127.0.0.1:0", Realm: "dirigent.test",
+		RTPPortMin: 20000 + 2*(os.Getpid()%2000), RTPPortMax: 30000 + 2*(os.Getpid()%2000),
+		MinExpires: time.Second, MaxExpires: time.Hour,
+		DeskURL: "http://127.0.0.1:8080",
+		Users:   []User{{User: testUser, Password: testPass, Agent: "anna"}},
+		Trunks:  []Trunk{{Name: "pbx", CIDRs: []string{"127.0.0.0/8"}}},
+		Numbers: []Number{{Number: testNumber, Queue: "support"}},
+	}
+}
+
+func startSite(t *testing.T, cfg Config, storePath string) *site {
+	t.Helper()
+	logger := slog.New(slog.DiscardHandler)
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if storePath == "" {
+		storePath = filepath.Join(t.TempDir(), "d.db")
+	}
+	st, err := store.Open(store.Options{Path: storePath, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	j, err := journey.New(journey.Config{
+		Region: "DE", RepeatWindow: 72 * time.Hour, ResolvedOutcomes: []string{"resolved"},
+		Intents: []journey.IntentRule{{Name: "billing", Queue: "billing", Dialled: []string{"+49301234599"}}},
+	}, journey.Deps{Store: st, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ch *Channel
+	var ready sync.WaitGroup
+	ready.Add(1)
+	r, err := router.New(router.Config{
+		Skills:       []string{"support"},
+		OfferTimeout: 5 * time.Second,
+		Agents:       []router.AgentSpec{{ID: "anna", Skills: map[string]int{"support": 3}, Capacity: [3]int{1, 3, 2}}},
+		Queues: []router.QueueSpec{
+			{Name: "support", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Voice}, WrapUp: time.Minute},
+			{Name: "billing", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Voice}},
+		},
+	}, router.Deps{
+		Logger: logger, Journal: discardJournal{},
+		OnOffer:  func(o router.Offer) { ready.Wait(); ch.OnOffer(o) },
+		OnRevoke: func(o router.Offer) { ready.Wait(); ch.OnRevoke(o) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	ch, err = New(cfg, Deps{Logger: logger, Store: st, Journey: j, Router: r, Registerer: reg, DrainTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready.Done()
+	testrun.Start(t, r.Run)
+	testrun.Start(t, ch.Run)
+	return &site{ch: ch, st: st, j: j, router: r, reg: reg, dir: t.TempDir()}
+}
+
+type discardJournal struct{}
+
+func (discardJournal) Record(router.Event) {}
+
+// freePort returns a UDP port free at the moment on 127.0.0.1.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := c.LocalAddr().(*net.UDPAddr).Port
+		c.Close()
+		// sipp's media also takes port+2 (RTCP echo): keep clear of ours.
+		if p < 65000 {
+			return p
+		}
+	}
+}
+
+// sipp runs the real sipp against the site with a scenario from
+// testdata; it is killed when the test ends.
+type sippRun struct {
+	cmd  *exec.Cmd
+	out  bytes.Buffer
+	done chan error
+}
+
+func (s *site) sipp(t *testing.T, scenario string, args ...string) *sippRun {
+	t.Helper()
+	bin := testpeer.Require(t, "sipp", "sip-tester")
+	full := append([]string{"127.0.0.1:" + strconv.Itoa(s.ch.Addr().Port), "-sf", filepath.Join("testdata", scenario),
+		"-i", "127.0.0.1", "-nostdin", "-trace_err", "-error_file", filepath.Join("/tmp/sipwork", scenario+".errors.log")}, args...)
+	r := &sippRun{cmd: exec.Command(bin, full...), done: make(chan error, 1)}
+	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.done <- r.cmd.Wait() }()
+	t.Cleanup(func() {
+		r.cmd.Process.Kill()
+		<-r.done
+		if t.Failed() {
+			t.Logf("sipp %s:\n%s", scenario, r.tail())
+		}
+	})
+	return r
+}
+
+// wait waits for sipp to end and fails the test unless it passed.
+func (r *sippRun) wait(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		r.done <- err
+		if err != nil {
+			t.Fatalf("sipp: %v\n%s", err, r.tail())
+		}
+	case <-time.After(d):
+		t.Fatalf("sipp still running after %s\n%s", d, r.tail())
+	}
+}
+
+func (r *sippRun) tail() string {
+	b := r.out.Bytes()
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
+
+// eventually polls cond every 20 ms until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// counter reads a metric's value from the site's registry.
+func (s *site) counter(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// callerContact returns the voice contact of the caller with number.
+func (s *site) callerContact(t *testing.T, number string) *store.Contact {
+	t.Helper()
+	cust, _, err := s.j.Identify(context.Background(), journey.KindPhone, number, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := s.st.Journey(cust.ID, time.Time{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Contact != nil && e.Contact.Channel == "voice" {
+			return e.Contact
+		}
+	}
+	return nil
+}
+
+func (s *site) String() string { return fmt.Sprintf("site on %s", s.ch.Addr()) }
