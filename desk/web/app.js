@@ -1,1 +1,497 @@
+// The agent desktop and the supervisor wallboard. Plain JavaScript, no
+// build step: everything it shows comes from /api/desk, live updates
+// from the event stream /api/desk/events.
+"use strict";
 
+const texts = {
+  en: {
+    skip: "Skip to content", view_agent: "Desk", view_board: "Wallboard", language: "Language", logout: "Log out",
+    login_title: "Log in", user: "User", password: "Password", login: "Log in",
+    presence: "Presence", presence_now: "Now:", available: "Available", offline: "Offline", away: "Away", away_reason: "Away reason",
+    offers: "Offers", offer_keys: "Alt+A accepts, Alt+D declines.", tasks: "My tasks", no_tasks: "No tasks.", no_offers: "No offers.",
+    search: "Customer search", search_label: "Name, e-mail, phone or #id", search_go: "Search", no_results: "No customer found.",
+    detail: "Contact", detail_empty: "No task selected.", customer: "Customer", tier: "Value tier", nba: "Next best actions",
+    thread: "Mail thread", reply: "Reply", send: "Send reply", journey: "Journey", wrapup: "Wrap-up", wrap_code: "Code",
+    note: "Note", wrap_send: "Finish task", queues: "Queues", queue: "Queue", waiting: "Waiting", longest: "Longest wait",
+    sl15: "SL 15 min", sltoday: "SL today", asa: "ASA", abandon: "Abandoned", answered: "Answered today", agents: "Agents",
+    agent: "Agent", tasks_now: "Tasks", occupancy: "Occupancy", admin: "Agents' skills and presence", skills: "Skills (0 = none, 1–5)",
+    save_skills: "Save skills", set_presence: "Set presence", accept: "Accept", decline: "Decline", open: "Open",
+    offered: "offered", assigned: "in progress", new_offer: "New {channel} task from queue {queue}: accept with Alt+A",
+    seconds: "{n} s", repeat: "Repeat contact: earlier {channel} contact on {date}, {outcome}.", still_open: "still open",
+    outcome: "outcome {o}", last_agent: "Last agent: {a}.", reply_sent: "Reply queued for {to}.", wrapped: "Task finished.",
+    touchpoint: "Touchpoint", logged_out: "Logged out.", in: "from customer", out: "to customer", none: "none",
+    voice: "call", email: "mail", message: "message", busy: "busy", saved: "Saved.",
+  },
+  de: {
+    skip: "Zum Inhalt springen", view_agent: "Arbeitsplatz", view_board: "Wallboard", language: "Sprache", logout: "Abmelden",
+    login_title: "Anmelden", user: "Benutzer", password: "Passwort", login: "Anmelden",
+    presence: "Status", presence_now: "Jetzt:", available: "Verfügbar", offline: "Abgemeldet", away: "Abwesend", away_reason: "Grund",
+    offers: "Angebote", offer_keys: "Alt+A nimmt an, Alt+D lehnt ab.", tasks: "Meine Aufgaben", no_tasks: "Keine Aufgaben.", no_offers: "Keine Angebote.",
+    search: "Kundensuche", search_label: "Name, E-Mail, Telefon oder #Nummer", search_go: "Suchen", no_results: "Kein Kunde gefunden.",
+    detail: "Kontakt", detail_empty: "Keine Aufgabe ausgewählt.", customer: "Kunde", tier: "Wertstufe", nba: "Nächste beste Aktionen",
+    thread: "E-Mail-Verlauf", reply: "Antwort", send: "Antwort senden", journey: "Kundenreise", wrapup: "Abschluss", wrap_code: "Code",
+    note: "Notiz", wrap_send: "Aufgabe abschließen", queues: "Warteschlangen", queue: "Warteschlange", waiting: "Wartend", longest: "Längste Wartezeit",
+    sl15: "SL 15 Min.", sltoday: "SL heute", asa: "ASA", abandon: "Abgebrochen", answered: "Heute angenommen", agents: "Agenten",
+    agent: "Agent", tasks_now: "Aufgaben", occupancy: "Auslastung", admin: "Fähigkeiten und Status der Agenten", skills: "Fähigkeiten (0 = keine, 1–5)",
+    save_skills: "Fähigkeiten speichern", set_presence: "Status setzen", accept: "Annehmen", decline: "Ablehnen", open: "Öffnen",
+    offered: "angeboten", assigned: "in Bearbeitung", new_offer: "Neue Aufgabe ({channel}) aus {queue}: mit Alt+A annehmen",
+    seconds: "{n} s", repeat: "Wiederholter Kontakt: früherer Kontakt ({channel}) am {date}, {outcome}.", still_open: "noch offen",
+    outcome: "Ergebnis {o}", last_agent: "Zuletzt betreut von {a}.", reply_sent: "Antwort an {to} ist unterwegs.", wrapped: "Aufgabe abgeschlossen.",
+    touchpoint: "Ereignis", logged_out: "Abgemeldet.", in: "vom Kunden", out: "an den Kunden", none: "keine",
+    voice: "Anruf", email: "E-Mail", message: "Nachricht", busy: "beschäftigt", saved: "Gespeichert.",
+  },
+};
+
+const $ = (id) => document.getElementById(id);
+let lang = localStorage.getItem("dirigent-lang") || (document.documentElement.lang === "de" ? "de" : "en");
+let me = null;
+let csrf = "";
+let stream = null;
+let offers = [];          // tasks on offer to me
+let current = null;       // the task on screen
+let adminData = null;
+
+function t(key, vars) {
+  let s = (texts[lang] && texts[lang][key]) || texts.en[key] || key;
+  for (const [k, v] of Object.entries(vars || {})) s = s.replaceAll("{" + k + "}", v);
+  return s;
+}
+
+function applyLanguage() {
+  document.documentElement.lang = lang;
+  $("lang").value = lang;
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  if (me) render();
+}
+
+// render redraws what carries words, after a language switch.
+function render() {
+  renderPresence();
+  if (has("agent")) renderOffers();
+  renderDetail();
+  if (adminData) renderAdminAgent();
+}
+
+function say(msg, isError) {
+  const s = $("status");
+  s.textContent = msg;
+  s.classList.toggle("error", !!isError);
+}
+
+function announce(msg) {
+  // Re-set so that screen readers announce a repeated message too.
+  const a = $("announce");
+  a.textContent = "";
+  setTimeout(() => { a.textContent = msg; }, 50);
+}
+
+// api calls the desk API; changes carry the CSRF token. Errors are
+// thrown with the server's message.
+async function api(method, path, body) {
+  const opts = { method, headers: {}, credentials: "same-origin" };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  if (method !== "GET") opts.headers["X-CSRF-Token"] = csrf;
+  const resp = await fetch("/api/desk" + path, opts);
+  const data = await resp.json().catch(() => ({ error: resp.statusText }));
+  if (!resp.ok) {
+    const err = new Error(data.error || resp.statusText);
+    err.status = resp.status;
+    throw err;
+  }
+  return data;
+}
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+function fmtTime(iso) {
+  if (!iso) return "";
+  return new Date(iso).toLocaleString(lang === "de" ? "de-DE" : "en-GB", { dateStyle: "short", timeStyle: "short" });
+}
+
+function pct(v) {
+  return v === null || v === undefined ? "–" : Math.round(v * 100) + " %";
+}
+
+function has(role) {
+  return me && me.roles.includes(role);
+}
+
+// --- login and session ---
+
+async function start() {
+  applyLanguage();
+  try {
+    me = await api("GET", "/me");
+  } catch (e) {
+    showLogin();
+    return;
+  }
+  loggedIn();
+}
+
+function showLogin() {
+  me = null;
+  for (const id of ["agent", "board", "views", "logout"]) $(id).hidden = true;
+  $("whoami").textContent = "";
+  $("login").hidden = false;
+  $("login-user").focus();
+}
+
+function loggedIn() {
+  csrf = me.csrf_token;
+  $("login").hidden = true;
+  $("logout").hidden = false;
+  $("whoami").textContent = me.user;
+  const both = has("agent") && (has("supervisor") || has("admin"));
+  $("views").hidden = !both;
+  fillSelect($("away-reason"), me.away_reasons);
+  fillSelect($("admin-reason"), me.away_reasons);
+  fillSelect($("wrap-code"), me.wrap_codes);
+  show(has("agent") ? "agent" : "board");
+  openStream();
+  if (has("agent")) {
+    loadTasks();
+  }
+  if (has("supervisor") || has("admin")) loadBoard();
+  if (has("admin")) loadAdmin();
+}
+
+function fillSelect(sel, values) {
+  sel.replaceChildren(...values.map((v) => el("option", { value: v }, v)));
+}
+
+function show(view) {
+  $("agent").hidden = view !== "agent";
+  $("board").hidden = view !== "board";
+  $("view-agent").setAttribute("aria-pressed", view === "agent");
+  $("view-board").setAttribute("aria-pressed", view === "board");
+}
+
+function openStream() {
+  if (stream) stream.close();
+  stream = new EventSource("/api/desk/events");
+  stream.addEventListener("offer", (e) => onOffer(JSON.parse(e.data)));
+  stream.addEventListener("revoke", (e) => onRevoke(JSON.parse(e.data)));
+  stream.addEventListener("tasks", () => loadTasks());
+  stream.addEventListener("wallboard", (e) => renderBoard(JSON.parse(e.data)));
+  stream.addEventListener("open", () => { if (has("agent")) loadTasks(); });
+  stream.addEventListener("error", async () => {
+    // A lost session ends the stream for good; anything else reconnects.
+    try { await api("GET", "/me"); } catch (err) { if (err.status === 401) { stream.close(); showLogin(); } }
+  });
+}
+
+$("login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("login-error").textContent = "";
+  try {
+    me = await api("POST", "/login", { user: $("login-user").value, password: $("login-password").value });
+    $("login-password").value = "";
+    loggedIn();
+  } catch (e) {
+    $("login-error").textContent = e.message;
+    $("login-password").select();
+  }
+});
+
+$("logout").addEventListener("click", async () => {
+  try { await api("POST", "/logout"); } catch (e) { /* gone anyway */ }
+  if (stream) stream.close();
+  say(t("logged_out"));
+  showLogin();
+});
+
+$("lang").addEventListener("change", () => {
+  lang = $("lang").value;
+  localStorage.setItem("dirigent-lang", lang);
+  applyLanguage();
+});
+
+for (const b of document.querySelectorAll("#views button")) {
+  b.addEventListener("click", () => show(b.dataset.view));
+}
+
+// --- presence ---
+
+async function setPresence(presence, reason) {
+  try {
+    me = await api("PUT", "/me/presence", reason ? { presence, reason } : { presence });
+    csrf = me.csrf_token;
+    renderPresence();
+    say("");
+  } catch (e) { say(e.message, true); }
+}
+$("presence-available").addEventListener("click", () => setPresence("available"));
+$("presence-offline").addEventListener("click", () => setPresence("offline"));
+$("presence-away").addEventListener("click", () => setPresence("away", $("away-reason").value));
+
+function renderPresence() {
+  if (!me.presence) return;
+  let s = t(me.presence);
+  if (me.reason) s += " (" + me.reason + ")";
+  $("presence-now").textContent = s;
+}
+
+// --- offers and tasks ---
+
+function onOffer(o) {
+  offers = offers.filter((x) => x.id !== o.id).concat([o]);
+  renderOffers();
+  announce(t("new_offer", { channel: t(o.channel), queue: o.queue }));
+  // The customer card goes on screen at once: for a call, while it rings.
+  openTask(o.id, false);
+}
+
+function onRevoke(r) {
+  offers = offers.filter((x) => x.id !== r.id);
+  renderOffers();
+  if (current && current.task.id === r.id && current.task.state === "offered") clearDetail();
+}
+
+function renderOffers() {
+  const ul = $("offers");
+  if (offers.length === 0) {
+    ul.replaceChildren(el("li", {}, t("no_offers")));
+    return;
+  }
+  ul.replaceChildren(...offers.map((o) => el("li", { class: "offer", "data-task": o.id },
+    el("span", {}, t(o.channel) + " · " + o.queue + " · #" + o.id),
+    el("span", { class: "countdown", "data-deadline": o.deadline }, ""),
+    el("button", { type: "button", id: "offer-accept", "aria-keyshortcuts": "Alt+A", onclick: () => accept(o.id) }, t("accept")),
+    el("button", { type: "button", id: "offer-decline", class: "secondary", "aria-keyshortcuts": "Alt+D", onclick: () => decline(o.id) }, t("decline")),
+  )));
+  tick();
+}
+
+function tick() {
+  for (const c of document.querySelectorAll(".countdown")) {
+    const left = Math.max(0, Math.round((new Date(c.dataset.deadline) - Date.now()) / 1000));
+    c.textContent = t("seconds", { n: left });
+  }
+}
+setInterval(tick, 1000);
+
+// Alt+A and Alt+D take the oldest offer from anywhere on the page, so
+// that an agent typing elsewhere answers without hunting for the button.
+document.addEventListener("keydown", (ev) => {
+  if (!ev.altKey || ev.ctrlKey || ev.metaKey || offers.length === 0 || $("agent").hidden) return;
+  if (ev.code === "KeyA") { ev.preventDefault(); accept(offers[0].id); }
+  if (ev.code === "KeyD") { ev.preventDefault(); decline(offers[0].id); }
+});
+
+async function accept(id) {
+  try {
+    await api("POST", "/offers/" + id + "/accept");
+    offers = offers.filter((x) => x.id !== id);
+    renderOffers();
+    await loadTasks();
+    await openTask(id, true);
+  } catch (e) { say(e.message, true); loadTasks(); }
+}
+
+async function decline(id) {
+  try {
+    await api("POST", "/offers/" + id + "/decline");
+  } catch (e) { say(e.message, true); }
+  offers = offers.filter((x) => x.id !== id);
+  renderOffers();
+  if (current && current.task.id === id) clearDetail();
+}
+
+async function loadTasks() {
+  try {
+    const [{ tasks }, m] = await Promise.all([api("GET", "/tasks"), api("GET", "/me")]);
+    me = m;
+    renderPresence();
+    offers = tasks.filter((x) => x.state === "offered");
+    renderOffers();
+    const mine = tasks.filter((x) => x.state === "assigned");
+    const ul = $("tasks");
+    if (mine.length === 0) ul.replaceChildren(el("li", {}, t("no_tasks")));
+    else ul.replaceChildren(...mine.map((x) => el("li", {},
+      el("span", {}, t(x.channel) + " · " + x.queue + " · #" + x.id + " · " + t(x.state)),
+      el("button", { type: "button", class: "secondary", onclick: () => openTask(x.id, true) }, t("open")))));
+  } catch (e) { say(e.message, true); }
+}
+
+function clearDetail() {
+  current = null;
+  $("detail-body").hidden = true;
+  $("detail-empty").hidden = false;
+}
+
+async function openTask(id, focus) {
+  try {
+    current = await api("GET", "/tasks/" + id);
+    renderDetail();
+    if (focus) $("detail").focus();
+  } catch (e) { say(e.message, true); }
+}
+
+function renderDetail() {
+  const d = current;
+  if (!d) return;
+  $("detail-empty").hidden = true;
+  $("detail-body").hidden = false;
+  const c = d.customer || { name: "?", identities: [] };
+  $("customer-name").textContent = c.name || "#" + (c.id || "?");
+  $("customer-tier").textContent = c.value_tier || 0;
+  $("customer-identities").replaceChildren(...(c.identities || []).map((i) => el("li", {}, i)));
+  $("customer-attributes").replaceChildren(...Object.entries(c.attributes || {}).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+
+  const banner = $("repeat-banner");
+  if (d.repeat_of) {
+    const r = d.repeat_of;
+    let s = t("repeat", { channel: t(r.channel), date: fmtTime(r.start), outcome: r.outcome ? t("outcome", { o: r.outcome }) : t("still_open") });
+    if (d.last_agent) s += " " + t("last_agent", { a: d.last_agent });
+    banner.textContent = s;
+    banner.hidden = false;
+  } else banner.hidden = true;
+
+  $("nba").replaceChildren(...d.next_best_actions.map((a) => el("li", {}, el("strong", {}, a.action), el("span", { class: "reason" }, a.reason))));
+
+  $("journey").replaceChildren(...d.journey.map((e) => {
+    if (e.contact) {
+      const x = e.contact;
+      return el("li", {}, el("span", { class: "meta" }, fmtTime(x.start) + " · " + t(x.channel) + " · " + (x.direction === "out" ? t("out") : t("in"))),
+        " ", x.subject || x.intent || "", x.outcome ? " — " + x.outcome : "", x.agent ? " (" + x.agent + ")" : "");
+    }
+    const p = e.touchpoint;
+    return el("li", {}, el("span", { class: "meta" }, fmtTime(p.at) + " · " + t("touchpoint")), " ", p.type,
+      " ", Object.entries(p.data || {}).map(([k, v]) => k + "=" + v).join(", "));
+  }));
+
+  const isMail = d.contact && d.contact.channel === "email" && d.conversation;
+  $("thread-card").hidden = !isMail;
+  if (isMail) {
+    $("thread-tag").textContent = "[#" + d.conversation.tag + "] " + (d.conversation.subject || "");
+    $("thread").replaceChildren(...(d.thread || []).map((m) => el("li", { class: m.direction },
+      el("span", { class: "meta" }, fmtTime(m.start) + " · " + (m.direction === "out" ? t("out") + (m.agent ? " (" + m.agent + ")" : "") : t("in"))),
+      el("pre", {}, m.text || m.subject || ""))));
+  }
+  const assigned = d.task.state === "assigned";
+  $("reply-send").disabled = !assigned;
+  $("reply-text").disabled = !assigned;
+  $("wrap-form").hidden = !assigned;
+}
+
+$("reply-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  if (!current) return;
+  try {
+    const r = await api("POST", "/tasks/" + current.task.id + "/reply", { text: $("reply-text").value });
+    $("reply-text").value = "";
+    say(t("reply_sent", { to: r.to }));
+    await openTask(current.task.id, false);
+  } catch (e) { say(e.message, true); }
+});
+
+$("wrap-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  if (!current) return;
+  try {
+    await api("POST", "/tasks/" + current.task.id + "/wrapup", { code: $("wrap-code").value, note: $("wrap-note").value });
+    $("wrap-note").value = "";
+    say(t("wrapped"));
+    clearDetail();
+    await loadTasks();
+    $("tasks-title").focus();
+  } catch (e) { say(e.message, true); }
+});
+
+// --- customer search ---
+
+$("search-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    const { customers } = await api("GET", "/customers?q=" + encodeURIComponent($("search-q").value));
+    const ul = $("search-results");
+    if (customers.length === 0) ul.replaceChildren(el("li", {}, t("no_results")));
+    else ul.replaceChildren(...customers.map((c) => el("li", {}, el("strong", {}, c.name || "#" + c.id), " ", (c.identities || []).join(", "))));
+  } catch (e) { say(e.message, true); }
+});
+
+// --- wallboard and admin ---
+
+async function loadBoard() {
+  try { renderBoard(await api("GET", "/wallboard")); } catch (e) { say(e.message, true); }
+}
+
+function renderBoard(b) {
+  $("board-queues").tBodies[0].replaceChildren(...b.queues.map((q) => el("tr", { "data-queue": q.queue },
+    el("th", { scope: "row" }, q.queue),
+    el("td", { class: "num waiting" }, q.waiting),
+    el("td", { class: "num" }, Math.round(q.longest_wait_seconds) + " s"),
+    el("td", { class: "num" }, pct(q.last_15m.service_level)),
+    el("td", { class: "num" }, pct(q.today.service_level)),
+    el("td", { class: "num" }, Math.round(q.today.asa_seconds) + " s"),
+    el("td", { class: "num" }, pct(q.today.abandon_rate)),
+    el("td", { class: "num answered" }, q.today.answered))));
+  $("board-presence").replaceChildren(...["available", "busy", "away", "offline"].map((p) =>
+    el("span", { "data-presence": p }, t(p) + ": " + b.by_presence[p])));
+  $("board-agents").tBodies[0].replaceChildren(...b.agents.map((a) => el("tr", { "data-agent": a.agent },
+    el("th", { scope: "row" }, a.agent),
+    el("td", {}, t(a.busy ? "busy" : a.presence) + (a.reason ? " (" + a.reason + ")" : "")),
+    el("td", {}, Object.entries(a.tasks).map(([ch, n]) => t(ch) + " " + n).join(", ") || "–"),
+    el("td", { class: "num" }, pct(a.occupancy)))));
+}
+
+async function loadAdmin() {
+  try {
+    adminData = await api("GET", "/admin");
+  } catch (e) { say(e.message, true); return; }
+  $("admin").hidden = false;
+  const sel = $("admin-agent");
+  const keep = sel.value;
+  sel.replaceChildren(...adminData.agents.map((a) => el("option", { value: a.id }, a.id)));
+  if (keep) sel.value = keep;
+  renderAdminAgent();
+}
+
+function renderAdminAgent() {
+  const a = adminData.agents.find((x) => x.id === $("admin-agent").value);
+  if (!a) return;
+  const fs = $("admin-skills");
+  fs.replaceChildren(el("legend", {}, t("skills")), ...adminData.skills.map((s) => el("label", {}, s + " ",
+    el("input", { type: "number", min: "0", max: "5", name: s, value: a.skills[s] || 0 }))));
+  $("admin-presence").value = a.presence;
+}
+$("admin-agent").addEventListener("change", renderAdminAgent);
+
+$("admin-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const skills = {};
+  for (const i of $("admin-skills").querySelectorAll("input")) {
+    const n = parseInt(i.value, 10);
+    if (n > 0) skills[i.name] = n;
+  }
+  try {
+    await api("PUT", "/admin/agents/" + encodeURIComponent($("admin-agent").value) + "/skills", { skills });
+    say(t("saved"));
+    loadAdmin();
+  } catch (e) { say(e.message, true); }
+});
+
+$("admin-presence-save").addEventListener("click", async () => {
+  const presence = $("admin-presence").value;
+  const body = presence === "away" ? { presence, reason: $("admin-reason").value } : { presence };
+  try {
+    await api("PUT", "/admin/agents/" + encodeURIComponent($("admin-agent").value) + "/presence", body);
+    say(t("saved"));
+    loadAdmin();
+  } catch (e) { say(e.message, true); }
+});
+
+document.addEventListener("DOMContentLoaded", start);

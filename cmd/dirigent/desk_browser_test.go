@@ -1,0 +1,351 @@
+package main
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"dirigent/internal/testpeer"
+)
+
+// deskPassword is every test login's password.
+const deskPassword = "lange-geheime-phrase"
+
+// deskDaemon starts dirigent with the agent anna, the supervisor sven, a
+// next-best-action rule for mail, and replies going to smarthost (none
+// when empty), and sets both logins' passwords with `dirigent passwd`.
+func deskDaemon(t *testing.T, smarthost string) (*runningDaemon, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfgPath := writeConfig(t, dir, `[[agents]]
+id = "anna"
+name = "Anna"
+skills = { support = 3 }
+[[next_best_actions]]
+action = "Check the last invoice"
+reason = "Mail about an invoice"
+priority = 50
+channels = ["email"]
+`)
+	cfg := mustRead(t, cfgPath)
+	cfg = strings.Replace(cfg, "[desk]\nlisten = \"127.0.0.1:0\"\n", "[desk]\nlisten = \"127.0.0.1:0\"\nsupervisors = [\"sven\"]\n", 1)
+	if smarthost != "" {
+		cfg = strings.Replace(cfg, "addresses = [\"support@example.com\"]\n", "addresses = [\"support@example.com\"]\nsmarthost = \""+smarthost+"\"\nsmarthost_tls = \"none\"\n", 1)
+	}
+	writeFile(t, cfgPath, cfg)
+	d := startDaemon(t, cfgPath)
+	for _, user := range []string{"anna", "sven"} {
+		cmd := dirigentCmd(t, nil, "passwd", "--config", cfgPath, user)
+		cmd.Stdin = strings.NewReader(deskPassword + "\n")
+		out, err := cmd.CombinedOutput()
+		if err != nil || string(out) != "password of "+user+" set\n" {
+			t.Fatalf("dirigent passwd %s: %v\n%s", user, err, out)
+		}
+	}
+	return d, cfgPath
+}
+
+// deskSinkDir makes a directory smtp-sink can write to after dropping
+// root (t.TempDir's parent is private to root).
+func deskSinkDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "dirigent-desk-sink-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// deskSink starts postfix's smtp-sink on a free loopback port, dumping
+// every message into dir, and returns its address.
+func deskSink(t *testing.T, dir string) string {
+	t.Helper()
+	bin := testpeer.Require(t, "smtp-sink", "postfix")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	args := []string{"-d", filepath.Join(dir, "%M.")}
+	if os.Getuid() == 0 {
+		args = append(args, "-u", "postfix") // it refuses to run as root
+	}
+	cmd := exec.Command(bin, append(args, addr, "10")...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("smtp-sink does not listen")
+		}
+	}
+}
+
+// sunk waits for the one message in the sink's dir.
+func sunk(t *testing.T, dir string) string {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		files, _ := filepath.Glob(filepath.Join(dir, "*"))
+		if len(files) == 1 {
+			raw, err := os.ReadFile(files[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(raw)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages arrived at the sink, want 1", len(files))
+		}
+	}
+}
+
+// sendMail sends a customer's mail into dirigent with swaks.
+func sendMail(t *testing.T, smtpAddr, from, subject, body string) {
+	t.Helper()
+	swaks := testpeer.Require(t, "swaks", "swaks")
+	host, port, _ := strings.Cut(smtpAddr, ":")
+	out, err := exec.Command(swaks, "--server", host, "--port", port, "--from", from, "--to", "support@example.com",
+		"--header", "From: Joe Kunde <"+from+">", "--header", "Subject: "+subject, "--body", body).CombinedOutput()
+	if err != nil {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+}
+
+// browserSession is one headless Chromium with one tab.
+type browserSession struct {
+	t   *testing.T
+	ctx context.Context
+	dir string // screenshots
+}
+
+// newBrowser starts Debian's Chromium at 1366×768 with a fresh profile.
+func newBrowser(t *testing.T, shots string) *browserSession {
+	t.Helper()
+	chromium := testpeer.Require(t, "chromium", "chromium")
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1366, 768),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		t.Fatalf("chromium: %v", err)
+	}
+	return &browserSession{t: t, ctx: ctx, dir: shots}
+}
+
+// do runs actions, each bounded so a broken page fails the test rather
+// than hanging it.
+func (b *browserSession) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.shot("failed-" + what)
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// eval returns the value of a JavaScript expression.
+func eval[T any](b *browserSession, expr string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		b.t.Fatalf("%s: %v", expr, err)
+	}
+	return v
+}
+
+// waitFor polls a JavaScript condition until it holds.
+func (b *browserSession) waitFor(what, cond string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](cond)); err != nil {
+		b.shot("failed-" + what)
+		b.t.Fatalf("waiting for %s (%s): %v", what, cond, err)
+	}
+}
+
+// shot saves a screenshot of the viewport.
+func (b *browserSession) shot(name string) {
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	path := filepath.Join(b.dir, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+	}
+}
+
+// login logs user in through the form, with the keyboard: the password
+// field is submitted with Enter.
+func (b *browserSession) login(base, user string) {
+	b.t.Helper()
+	b.do("open "+base, chromedp.Navigate(base+"/"), chromedp.WaitVisible("#login-user"))
+	b.do("log in "+user,
+		chromedp.SendKeys("#login-user", user),
+		chromedp.SendKeys("#login-password", deskPassword+"\r"),
+		chromedp.WaitVisible("#logout"),
+	)
+}
+
+// press sends key presses to the focused element.
+func (b *browserSession) press(what, keys string, opts ...chromedp.KeyOption) {
+	b.t.Helper()
+	b.do(what, chromedp.KeyEvent(keys, opts...))
+}
+
+// TestDeskInTheBrowser: an agent logs in, goes available, a mail arrives
+// over SMTP, the offer appears and is accepted, the journey and the next
+// best action show, the reply arrives at the receiving server, wrap-up
+// ends it; a supervisor sees the counts change. All in Debian's Chromium,
+// by keyboard. Screenshots go to the test's artifact directory (kept with
+// go test -artifacts).
+func TestDeskInTheBrowser(t *testing.T) {
+	testpeer.Require(t, "chromium", "chromium")
+	sinkDir := deskSinkDir(t)
+	d, _ := deskDaemon(t, deskSink(t, sinkDir))
+	shots := t.ArtifactDir()
+	t.Logf("screenshots in %s", shots)
+
+	agent := newBrowser(t, shots)
+	super := newBrowser(t, shots)
+
+	// Keyboard: Tab walks the login form in order, and focus is visible.
+	agent.do("open the desk", chromedp.Navigate(d.desk+"/"), chromedp.WaitVisible("#login-user"))
+	agent.waitFor("the login field focused", `document.activeElement && document.activeElement.id === "login-user"`)
+	agent.press("tab", "\t")
+	if id := eval[string](agent, `document.activeElement.id`); id != "login-password" {
+		t.Errorf("Tab from the user field went to %q, want login-password", id)
+	}
+	agent.press("tab", "\t")
+	if id := eval[string](agent, `document.activeElement.id`); id != "login-submit" {
+		t.Errorf("Tab from the password field went to %q, want login-submit", id)
+	}
+	if outline := eval[string](agent, `getComputedStyle(document.activeElement).outlineStyle`); outline == "none" {
+		t.Error("the focused button has no visible outline")
+	}
+	// A wrong password is refused on the page.
+	agent.do("wrong password", chromedp.SendKeys("#login-user", "anna"), chromedp.SendKeys("#login-password", "falsch-falsch\r"))
+	agent.waitFor("the login error", `document.getElementById("login-error").textContent === "wrong user name or password"`)
+	agent.shot("01-login-refused")
+	agent.do("clear the form", chromedp.Evaluate[chromedp.Void](`document.getElementById("login-form").reset()`))
+	agent.login(d.desk, "anna")
+	agent.shot("02-agent-logged-in")
+
+	super.login(d.desk, "sven")
+	super.waitFor("the wallboard", `document.querySelector('#board-queues tr[data-queue="support"]') !== null`)
+	super.waitFor("anna offline", `document.querySelector('#board-presence [data-presence="offline"]').textContent.endsWith(": 1")`)
+	// The language switch: the wallboard in German.
+	super.do("German", chromedp.SetValue("#lang", "de"), chromedp.Evaluate[chromedp.Void](`document.getElementById("lang").dispatchEvent(new Event("change"))`))
+	super.waitFor("German captions", `document.querySelector("#board-queues caption").textContent === "Warteschlangen"`)
+	super.shot("03-wallboard-before")
+
+	// Available, by keyboard: focus the button, press Enter.
+	agent.do("available", chromedp.Focus("#presence-available"))
+	agent.press("enter", "\r")
+	agent.waitFor("presence available", `document.getElementById("presence-now").textContent === "Available"`)
+	super.waitFor("anna available on the wallboard", `document.querySelector('#board-presence [data-presence="available"]').textContent.endsWith(": 1")`)
+
+	sendMail(t, d.smtp, "joe@example.org", "Rechnung falsch", "Meine Rechnung vom November ist zu hoch.")
+	agent.waitFor("the offer", `document.getElementById("offer-accept") !== null`)
+	// The customer card is on screen while the offer waits.
+	agent.waitFor("the customer card", `document.getElementById("customer-name").textContent === "Joe Kunde"`)
+	if live := eval[string](agent, `document.getElementById("announce").getAttribute("aria-live")`); live != "assertive" {
+		t.Errorf("offer announcement region aria-live=%q", live)
+	}
+	agent.waitFor("the offer announced", `document.getElementById("announce").textContent.includes("support")`)
+	agent.waitFor("a countdown", `/^\d+ s$/.test(document.querySelector(".countdown").textContent)`)
+	agent.shot("04-offer")
+	super.waitFor("one waiting", `document.querySelector('#board-queues tr[data-queue="support"] .waiting').textContent === "1"`)
+	super.shot("05-wallboard-offered")
+
+	// Accept with the shortcut Alt+A.
+	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
+	agent.waitFor("the task in progress", `!document.getElementById("reply-send").disabled && document.getElementById("offer-accept") === null`)
+	agent.waitFor("the next best action", `document.getElementById("nba").textContent.includes("Check the last invoice") && document.getElementById("nba").textContent.includes("Mail about an invoice")`)
+	agent.waitFor("the journey", `document.getElementById("journey").textContent.includes("Rechnung falsch")`)
+	agent.waitFor("the mail thread", `document.getElementById("thread").textContent.includes("Meine Rechnung vom November ist zu hoch.")`)
+	super.waitFor("answered 1, waiting 0", `document.querySelector('#board-queues tr[data-queue="support"] .answered').textContent === "1" && document.querySelector('#board-queues tr[data-queue="support"] .waiting').textContent === "0"`)
+	super.waitFor("anna busy", `document.querySelector('#board-presence [data-presence="busy"]').textContent.endsWith(": 1")`)
+	super.shot("06-wallboard-answered")
+
+	// The page fits 1366×768 without sideways scrolling.
+	if w := eval[float64](agent, `document.documentElement.scrollWidth`); w > 1366 {
+		t.Errorf("the agent page is %v px wide at 1366×768", w)
+	}
+	agent.shot("07-task")
+
+	// Reply, typed and sent from the keyboard.
+	agent.do("type the reply", chromedp.SendKeys("#reply-text", "Guten Tag, wir haben die Rechnung korrigiert."), chromedp.Focus("#reply-send"))
+	agent.press("send", "\r")
+	agent.waitFor("the reply in the thread", `document.getElementById("thread").textContent.includes("wir haben die Rechnung korrigiert")`)
+	agent.shot("08-replied")
+	msg := sunk(t, sinkDir)
+	for _, want := range []string{"To: <joe@example.org>", "Subject: Re: Rechnung falsch [#DG-1]", "In-Reply-To: <", "wir haben die Rechnung korrigiert"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the reply at the sink lacks %q:\n%s", want, msg)
+		}
+	}
+
+	// Wrap-up ends it.
+	agent.do("wrap-up", chromedp.SetValue("#wrap-code", "resolved"), chromedp.SendKeys("#wrap-note", "Rechnung korrigiert"), chromedp.Focus("#wrap-send"))
+	agent.press("finish", "\r")
+	agent.waitFor("the task gone", `!document.getElementById("detail-empty").hidden && document.getElementById("tasks").textContent === "No tasks."`)
+	agent.shot("09-wrapped-up")
+	super.waitFor("anna available again", `document.querySelector('#board-presence [data-presence="available"]').textContent.endsWith(": 1")`)
+	super.shot("10-wallboard-after")
+
+	_, metrics := get(t, d.desk+"/metrics")
+	for _, want := range []string{
+		`dirigent_desk_wrap_ups_total{code="resolved"} 1`,
+		`dirigent_desk_replies_total 1`,
+		`dirigent_desk_offers_total{event="accepted"} 1`,
+		`dirigent_desk_logins_total{result="ok"} 2`,
+		`dirigent_desk_logins_total{result="refused"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
