@@ -33,9 +33,9 @@ var defaultPrompt []byte
 type Config struct {
 	// Listen is served over UDP and TCP; TLSListen (optional) over TLS
 	// with TLSCert and TLSKey.
-	Listen                      string
+	Listen                     string
 	TLSListen, TLSCert, TLSKey string
-	Realm                       string
+	Realm                      string
 	// MediaIP is announced in SDP; default: the listen address's IP, or
 	// 127.0.0.1 when that is unspecified.
 	MediaIP                string

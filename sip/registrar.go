@@ -23,7 +23,7 @@ const maxContactsPerUser = 10
 type registrar struct {
 	c     *Channel
 	mu    sync.Mutex
-	users map[string]*User                    // SIP user → account
+	users map[string]*User                   // SIP user → account
 	regs  map[string][]store.SIPRegistration // SIP user → contacts
 }
 

@@ -10,6 +10,7 @@ import (
 	"dirigent/journey"
 	"dirigent/mail"
 	"dirigent/router"
+	"dirigent/sip"
 )
 
 // routerConfig translates the configuration into the router's terms.
@@ -129,4 +130,28 @@ func mailConfig(c *config.Config) mail.Config {
 		})
 	}
 	return mc
+}
+
+// sipConfig translates the configuration into the voice channel's terms.
+func sipConfig(c *config.Config) sip.Config {
+	s := c.SIP
+	sc := sip.Config{
+		Listen: s.Listen, TLSListen: s.TLSListen, TLSCert: s.TLSCert, TLSKey: s.TLSKey,
+		Realm: s.Realm, MediaIP: s.MediaIP, RTPPortMin: s.RTPPortMin, RTPPortMax: s.RTPPortMax,
+		MinExpires: s.MinExpires.Duration, MaxExpires: s.MaxExpires.Duration,
+		HoldAudio: s.HoldAudio, QueueHoldAudio: s.QueueHoldAudio, DeskURL: s.DeskURL,
+	}
+	for _, u := range s.Users {
+		sc.Users = append(sc.Users, sip.User{User: u.User, Password: u.Password, Agent: u.Agent})
+	}
+	for _, t := range s.Trunks {
+		sc.Trunks = append(sc.Trunks, sip.Trunk{Name: t.Name, CIDRs: t.CIDRs, User: t.User, Password: t.Password})
+	}
+	for _, n := range s.Numbers {
+		sc.Numbers = append(sc.Numbers, sip.Number{Number: n.Number, Queue: n.Queue, Intent: n.Intent, IVR: n.IVR})
+	}
+	for _, m := range s.IVR {
+		sc.Menus = append(sc.Menus, sip.Menu{Name: m.Name, Prompt: m.Prompt, Timeout: m.Timeout.Duration, Default: m.Default, Digits: m.Digits})
+	}
+	return sc
 }

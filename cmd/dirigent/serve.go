@@ -22,6 +22,7 @@ import (
 	"dirigent/journey"
 	"dirigent/mail"
 	"dirigent/router"
+	"dirigent/sip"
 	"dirigent/store"
 )
 
@@ -79,6 +80,7 @@ type daemon struct {
 	offers  offerSinks
 	journey *journey.Journey
 	mail    *mail.Channel
+	sip     *sip.Channel
 	desk    *desk.Server
 	control *desk.Control
 }
@@ -153,6 +155,15 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	if err != nil {
 		return nil, err
 	}
+	d.sip, err = sip.New(sipConfig(cfg), sip.Deps{
+		Logger: logger.With("component", "sip"), Store: d.store, Journey: d.journey, Router: d.router,
+		Registerer: reg, DrainTimeout: drain,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Voice offers ring the agent's phones; the channel ignores others.
+	d.offers.add(d.sip.OnOffer, d.sip.OnRevoke)
 	var tokens []desk.APIToken
 	for _, t := range cfg.Desk.APITokens {
 		tokens = append(tokens, desk.APIToken{Name: t.Name, SHA256: t.SHA256})
@@ -206,6 +217,9 @@ func (d *daemon) close() {
 	if d.mail != nil {
 		d.mail.Close()
 	}
+	if d.sip != nil {
+		d.sip.Close()
+	}
 	if d.store != nil {
 		if err := d.store.Close(); err != nil {
 			d.logger.Error("closing store", "err", err)
@@ -229,6 +243,7 @@ func (d *daemon) run(ctx context.Context) error {
 		{"journal", d.journal.Run},
 		{"journey", d.journey.Run},
 		{"mail", d.mail.Run},
+		{"sip", d.sip.Run},
 		{"desk", d.desk.Run},
 		{"control", d.control.Run},
 	}
@@ -273,7 +288,7 @@ func (d *daemon) run(ctx context.Context) error {
 	d.desk.SetReady()
 	d.notify.send(sd.SdNotifyReady, d.status())
 	d.logger.Info("dirigent ready", "version", versionString(), "config", d.configName(),
-		"store", d.store.Path(), "desk", d.desk.Addr().String(), "smtp", d.mail.SMTPAddr().String(), "control", d.cfg.Control.Socket)
+		"store", d.store.Path(), "desk", d.desk.Addr().String(), "smtp", d.mail.SMTPAddr().String(), "sip", d.sip.Addr().String(), "control", d.cfg.Control.Socket)
 
 	var runErr error
 loop:
@@ -379,7 +394,7 @@ func restartOnlyChanges(old, next *config.Config) []string {
 		{"desk.away_reasons", old.Desk.AwayReasons, next.Desk.AwayReasons},
 		{"desk.wrap_codes", old.Desk.WrapCodes, next.Desk.WrapCodes},
 		{"desk.session_timeout", old.Desk.SessionTimeout, next.Desk.SessionTimeout},
-		{"sip.listen", old.SIP.Listen, next.SIP.Listen},
+		{"sip", old.SIP, next.SIP},
 		{"mail", old.Mail, next.Mail},
 		{"daemon.drain_timeout", old.Daemon.DrainTimeout, next.Daemon.DrainTimeout},
 	} {
