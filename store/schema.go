@@ -32,6 +32,12 @@ var (
 	bucketOutboxDue     = []byte("outbox_due")    // outbound id → nothing, until sent
 	bucketMailSources   = []byte("mail_sources")  // "id:"+source id, "msg:"+source+"|"+Message-ID → mail id
 	bucketFetchState    = []byte("fetch_state")   // mailbox name → FetchState
+	bucketChatSessions  = []byte("chat_sessions") // session id → ChatSession
+	bucketChatMessages  = []byte("chat_messages") // session id | seq → ChatMessage
+	bucketChatRefs      = []byte("chat_refs")     // session id | sender's ref → seq
+	bucketChatTokens    = []byte("chat_tokens")   // SHA-256 of a browser's token → session id
+	bucketChatPeers     = []byte("chat_peers")    // SIP peer identity → open session id
+	bucketChatOpen      = []byte("chat_open")     // session id → nothing, until it ends
 
 	keySchema = []byte("schema")
 )
@@ -80,6 +86,14 @@ var migrations = []func(*bolt.Tx) error{
 	},
 	func(tx *bolt.Tx) error { // 3 → 4: inbound mail
 		for _, b := range [][]byte{bucketMails, bucketMailRaw, bucketMailPending, bucketMailContacts, bucketMessageIDs, bucketOutbox, bucketOutboxDue, bucketMailSources, bucketFetchState} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+	func(tx *bolt.Tx) error { // 4 → 5: chat sessions of the message channel
+		for _, b := range [][]byte{bucketChatSessions, bucketChatMessages, bucketChatRefs, bucketChatTokens, bucketChatPeers, bucketChatOpen} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
