@@ -29,6 +29,7 @@ type Config struct {
 	Desk    Desk     `toml:"desk"`
 	SIP     SIP      `toml:"sip"`
 	Mail    Mail     `toml:"mail"`
+	Chat    Chat     `toml:"chat"`
 	Routing Routing  `toml:"routing"`
 	Journey Journey  `toml:"journey"`
 	Skills  []string `toml:"skills"`
@@ -582,6 +583,7 @@ func (c *Config) applyDefaults() {
 			q.LastAgentWait.Duration = 30 * time.Second
 		}
 	}
+	c.chatDefaults() // after the queues' channels: it picks a queue taking messages
 }
 
 // setUnlessGiven sets *p to v unless the file has the key: an explicit 0

@@ -24,7 +24,7 @@ func TestParseErrors(t *testing.T) {
 			name: "unknown keys everywhere",
 			toml: "colour = 1\n[log]\nlevl = \"info\"\n[[agents]]\nid = \"a\"\nfavourite = \"tea\"\n",
 			want: []string{
-				`t.toml:1: colour: unknown key (known here: agents, control, daemon, desk, intents, journey, log, mail, next_best_actions, queues, routing, sip, skills, storage)`,
+				`t.toml:1: colour: unknown key (known here: agents, chat, control, daemon, desk, intents, journey, log, mail, next_best_actions, queues, routing, sip, skills, storage)`,
 				`t.toml:3: log.levl: unknown key (known here: format, level)`,
 				`t.toml:6: agents[0].favourite: unknown key (known here: capacity, id, name, skills)`,
 			},

@@ -47,6 +47,11 @@ func (c *Config) problems() []error {
 		"mail.smtp_listen": c.Mail.SMTPListen,
 	}
 	for _, key := range sortedKeys(listeners) {
+		if other := listeners[key]; other == c.Chat.Listen && !strings.HasSuffix(other, ":0") {
+			bad("chat.listen", "%s is already %s", other, key)
+		}
+	}
+	for _, key := range sortedKeys(listeners) {
 		if err := checkListen(listeners[key]); err != nil {
 			bad(key, "%v", err)
 		}
@@ -289,6 +294,7 @@ func (c *Config) problems() []error {
 		}
 	}
 	c.sipProblems(bad)
+	c.chatProblems(bad)
 	for i, a := range c.Actions {
 		at := fmt.Sprintf("next_best_actions[%d]", i)
 		if strings.TrimSpace(a.Text) == "" {
