@@ -529,6 +529,9 @@ func TestDeskWallboardAndAdmin(t *testing.T) {
 		}
 	}
 
+	anna := newBrowser(t, env.base)
+	anna.login("anna")
+	annaEvents := openEvents(t, anna)
 	ada := newBrowser(t, env.base)
 	ada.login("ada")
 	code, adm := ada.do("GET", "/api/desk/admin", "")
@@ -556,6 +559,9 @@ func TestDeskWallboardAndAdmin(t *testing.T) {
 	}
 	if code, body := ada.do("PUT", "/api/desk/admin/agents/anna/presence", `{"presence":"available"}`); code != 200 || body["presence"] != "available" {
 		t.Fatalf("presence: %d %v", code, body)
+	}
+	if p := annaEvents.next(t, "presence"); p["presence"] != "available" {
+		t.Errorf("anna told %v", p)
 	}
 	_, adm = ada.do("GET", "/api/desk/admin", "")
 	agents := adm["agents"].([]any)

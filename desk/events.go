@@ -102,6 +102,7 @@ func (h *eventHub) count() int {
 //	event: offer     data: a task on offer, with its deadline
 //	event: revoke    data: {"id": task}
 //	event: tasks     data: the agent's tasks changed (reload /api/desk/tasks)
+//	event: presence  data: an admin changed the agent's presence
 //	event: wallboard data: the wallboard (supervisors and admins, every 2 s)
 func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	flusher, ok := w.(http.Flusher)

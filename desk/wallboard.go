@@ -191,6 +191,7 @@ func (s *Server) setAgentPresence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.deps.Logger.Info("agent presence changed on the desk", "agent", id, "presence", p, "reason", req.Reason, "by", sessionOf(r).user)
+	s.events.publish(toUser(id), "presence", map[string]string{"presence": p.String(), "reason": req.Reason})
 	s.publishWallboard()
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "presence": p.String(), "reason": req.Reason})
 }

@@ -35,7 +35,7 @@ priority = 50
 channels = ["email"]
 `)
 	cfg := mustRead(t, cfgPath)
-	cfg = strings.Replace(cfg, "[desk]\nlisten = \"127.0.0.1:0\"\n", "[desk]\nlisten = \"127.0.0.1:0\"\nsupervisors = [\"sven\"]\n", 1)
+	cfg = strings.Replace(cfg, "[desk]\nlisten = \"127.0.0.1:0\"\n", "[desk]\nlisten = \"127.0.0.1:0\"\nsupervisors = [\"sven\"]\nadmins = [\"sven\"]\n", 1)
 	if smarthost != "" {
 		cfg = strings.Replace(cfg, "addresses = [\"support@example.com\"]\n", "addresses = [\"support@example.com\"]\nsmarthost = \""+smarthost+"\"\nsmarthost_tls = \"none\"\n", 1)
 	}
@@ -335,6 +335,20 @@ func TestDeskInTheBrowser(t *testing.T) {
 	agent.shot("09-wrapped-up")
 	super.waitFor("anna available again", `document.querySelector('#board-presence [data-presence="available"]').textContent.endsWith(": 1")`)
 	super.shot("10-wallboard-after")
+
+	// The supervisor, also an admin, changes anna's skills and sends her
+	// to lunch from the wallboard.
+	super.waitFor("the admin form", `!document.getElementById("admin").hidden && document.querySelector('#admin-skills input[name="support"]') !== null`)
+	super.do("support 5", chromedp.Evaluate[chromedp.Void](`document.querySelector('#admin-skills input[name="support"]').value = "5"`), chromedp.Focus("#admin-skills-save"))
+	super.press("save skills", "\r")
+	if line := d.waitLog(t, "agent skills changed on the desk"); line["agent"] != "anna" || line["by"] != "sven" {
+		t.Errorf("skills change logged as %v", line)
+	}
+	super.do("away for lunch", chromedp.SetValue("#admin-presence", "away"), chromedp.SetValue("#admin-reason", "lunch"), chromedp.Focus("#admin-presence-save"))
+	super.press("set presence", "\r")
+	agent.waitFor("anna told she is away", `document.getElementById("presence-now").textContent === "Away (lunch)"`)
+	super.waitFor("anna away on the wallboard", `document.querySelector('#board-presence [data-presence="away"]').textContent.endsWith(": 1")`)
+	super.shot("11-admin-changed")
 
 	_, metrics := get(t, d.desk+"/metrics")
 	for _, want := range []string{

@@ -38,7 +38,7 @@ const texts = {
     seconds: "{n} s", repeat: "Wiederholter Kontakt: früherer Kontakt ({channel}) am {date}, {outcome}.", still_open: "noch offen",
     outcome: "Ergebnis {o}", last_agent: "Zuletzt betreut von {a}.", reply_sent: "Antwort an {to} ist unterwegs.", wrapped: "Aufgabe abgeschlossen.",
     touchpoint: "Ereignis", logged_out: "Abgemeldet.", in: "vom Kunden", out: "an den Kunden", none: "keine",
-    voice: "Anruf", email: "E-Mail", message: "Nachricht", busy: "beschäftigt", saved: "Gespeichert.",
+    voice: "Anruf", email: "E-Mail", message: "Nachricht", busy: "Beschäftigt", saved: "Gespeichert.",
   },
 };
 
@@ -185,6 +185,13 @@ function openStream() {
   stream.addEventListener("offer", (e) => onOffer(JSON.parse(e.data)));
   stream.addEventListener("revoke", (e) => onRevoke(JSON.parse(e.data)));
   stream.addEventListener("tasks", () => loadTasks());
+  stream.addEventListener("presence", (e) => {
+    const p = JSON.parse(e.data);
+    me.presence = p.presence;
+    me.reason = p.reason;
+    renderPresence();
+    announce(t("presence") + ": " + t(p.presence));
+  });
   stream.addEventListener("wallboard", (e) => renderBoard(JSON.parse(e.data)));
   stream.addEventListener("open", () => { if (has("agent")) loadTasks(); });
   stream.addEventListener("error", async () => {
