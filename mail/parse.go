@@ -26,6 +26,7 @@ type Parsed struct {
 	From        string // address
 	FromName    string
 	ReplyTo     string
+	ReplyToName string
 	Subject     string
 	Text        string // the readable text: text/plain, else text/html made readable
 	Attachments []Attachment
@@ -63,7 +64,7 @@ func Parse(raw []byte) (*Parsed, error) {
 	}
 	p.From, p.FromName = from[0].Address, from[0].Name
 	if rt, err := h.AddressList("Reply-To"); err == nil && len(rt) > 0 {
-		p.ReplyTo = rt[0].Address
+		p.ReplyTo, p.ReplyToName = rt[0].Address, rt[0].Name
 	}
 	p.Automatic = automatic(h, p.From)
 

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	"dirigent/journey"
 	"dirigent/router"
@@ -54,7 +55,8 @@ func (c *Channel) process(ctx context.Context, id uint64) (outcome string, err e
 		}
 		return "unreadable", err
 	}
-	customer, _, err := c.deps.Journey.Identify(ctx, journey.KindEmail, p.From, p.FromName)
+	addr, name := c.customerAddress(p)
+	customer, _, err := c.deps.Journey.Identify(ctx, journey.KindEmail, addr, name)
 	if err != nil {
 		if errors.Is(err, journey.ErrBadIdentity) {
 			if perr := c.deps.Store.MailProcessed(ctx, id); perr != nil {
@@ -124,6 +126,17 @@ func (c *Channel) process(ctx context.Context, id uint64) (outcome string, err e
 	default:
 		return "new", nil
 	}
+}
+
+// customerAddress is who wrote a message: its Reply-To when that names
+// someone else than From — a web shop's contact form sends as itself on
+// behalf of the customer, and answers go to Reply-To — else From. A
+// Reply-To of one of the site's own addresses is ignored.
+func (c *Channel) customerAddress(p *Parsed) (addr, name string) {
+	if p.ReplyTo != "" && !strings.EqualFold(p.ReplyTo, p.From) && !c.smtp.accepts(p.ReplyTo) {
+		return p.ReplyTo, p.ReplyToName
+	}
+	return p.From, p.FromName
 }
 
 // thread finds the conversation a message continues: by the Message-IDs
