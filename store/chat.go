@@ -105,6 +105,9 @@ func (s *Store) CreateChatSession(ctx context.Context, cs *ChatSession, conv *Co
 		if err := tx.Bucket(bucketChatOpen).Put(u64(id), nil); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bucketChatConvs).Put(u64(cid), u64(id)); err != nil {
+			return err
+		}
 		if len(tokenHash) > 0 {
 			if err := tx.Bucket(bucketChatTokens).Put(tokenHash, u64(id)); err != nil {
 				return err
@@ -133,6 +136,11 @@ func (s *Store) ChatSession(id uint64) (*ChatSession, error) {
 // belongs to.
 func (s *Store) ChatSessionByToken(tokenHash []byte) (*ChatSession, error) {
 	return s.chatSessionBy(bucketChatTokens, tokenHash, "token")
+}
+
+// ChatSessionByConversation returns the session of a conversation.
+func (s *Store) ChatSessionByConversation(conversationID uint64) (*ChatSession, error) {
+	return s.chatSessionBy(bucketChatConvs, u64(conversationID), fmt.Sprintf("conversation %d", conversationID))
 }
 
 // ChatSessionByPeer returns the open SIP MESSAGE session of a peer.
@@ -380,7 +388,7 @@ func eraseCustomerChats(tx *bolt.Tx, customerID uint64) (int, error) {
 		if err := deletePrefix(tx.Bucket(bucketChatRefs), key, noop); err != nil {
 			return 0, err
 		}
-		for _, b := range [][]byte{bucketChatTokens, bucketChatPeers} {
+		for _, b := range [][]byte{bucketChatTokens, bucketChatPeers, bucketChatConvs} {
 			var n int
 			if err := deleteWhere(tx.Bucket(b), func(v []byte) (bool, error) { return bytes.Equal(v, key), nil }, &n); err != nil {
 				return 0, err

@@ -31,6 +31,9 @@ func TestChatSessionLifecycle(t *testing.T) {
 	if err != nil || got.ID != cs.ID {
 		t.Fatalf("by token: %+v, %v", got, err)
 	}
+	if got, err := s.ChatSessionByConversation(conv.ID); err != nil || got.ID != cs.ID {
+		t.Fatalf("by conversation: %+v, %v", got, err)
+	}
 	other := sha256.Sum256([]byte("other"))
 	if _, err := s.ChatSessionByToken(other[:]); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown token: %v", err)

@@ -38,6 +38,7 @@ var (
 	bucketChatTokens    = []byte("chat_tokens")   // SHA-256 of a browser's token → session id
 	bucketChatPeers     = []byte("chat_peers")    // SIP peer identity → open session id
 	bucketChatOpen      = []byte("chat_open")     // session id → nothing, until it ends
+	bucketChatConvs     = []byte("chat_convs")    // conversation id → session id
 
 	keySchema = []byte("schema")
 )
@@ -93,7 +94,7 @@ var migrations = []func(*bolt.Tx) error{
 		return nil
 	},
 	func(tx *bolt.Tx) error { // 4 → 5: chat sessions of the message channel
-		for _, b := range [][]byte{bucketChatSessions, bucketChatMessages, bucketChatRefs, bucketChatTokens, bucketChatPeers, bucketChatOpen} {
+		for _, b := range [][]byte{bucketChatSessions, bucketChatMessages, bucketChatRefs, bucketChatTokens, bucketChatPeers, bucketChatOpen, bucketChatConvs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
