@@ -40,6 +40,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeTouchpoint -fuzztime 30s ./desk/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBody -fuzztime 30s ./desk/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./mail/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSDP$$' -fuzztime 30s ./sip/
+	$(GO) test -run '^$$' -fuzz '^FuzzDigest$$' -fuzztime 30s ./sip/
+	$(GO) test -run '^$$' -fuzz '^FuzzDTMF$$' -fuzztime 30s ./sip/
+	$(GO) test -run '^$$' -fuzz '^FuzzScreenDatagram$$' -fuzztime 30s ./sip/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseWAV$$' -fuzztime 30s ./sip/
 	$(GO) test -run '^$$' -fuzz FuzzReadIntake -fuzztime 30s ./store/
 
 clean:

@@ -30,13 +30,14 @@ func screenDatagram(data []byte, parser *sip.Parser) (reply []byte, pass bool) {
 	if reason == "" {
 		return nil, true
 	}
-	return badRequest(data, reason), false
+	return badRequest(data, reason, parser), false
 }
 
 // badRequest answers a request that could not be parsed with what RFC
 // 3261 8.2 needs to match it: its Via, From, To, Call-ID and CSeq lines.
-// Responses, and what does not look like a request at all, get nothing.
-func badRequest(data []byte, reason string) []byte {
+// Header lines that are malformed themselves are left out. Responses,
+// and what does not look like a request at all, get nothing.
+func badRequest(data []byte, reason string, parser *sip.Parser) []byte {
 	head, _, _ := bytes.Cut(data, []byte("\r\n\r\n"))
 	lines := strings.Split(string(head), "\r\n")
 	if len(lines) < 2 {
@@ -56,7 +57,7 @@ func badRequest(data []byte, reason string) []byte {
 		}
 		switch strings.ToLower(strings.TrimSpace(name)) {
 		case "via", "v", "from", "f", "to", "t", "call-id", "i", "cseq":
-			if strings.ContainsAny(l, "\r\n") {
+			if _, err := parser.ParseSIP([]byte("SIP/2.0 400 X\r\n" + l + "\r\nContent-Length: 0\r\n\r\n")); err != nil {
 				continue
 			}
 			b.WriteString(l + "\r\n")

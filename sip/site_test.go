@@ -136,8 +136,12 @@ type sippRun struct {
 func (s *site) sipp(t *testing.T, scenario string, args ...string) *sippRun {
 	t.Helper()
 	bin := testpeer.Require(t, "sipp", "sip-tester")
-	full := append([]string{"127.0.0.1:" + strconv.Itoa(s.ch.Addr().Port), "-sf", filepath.Join("testdata", scenario),
-		"-i", "127.0.0.1", "-nostdin", "-trace_err", "-error_file", filepath.Join("/tmp/sipwork", scenario+".errors.log")}, args...)
+	path := scenario
+	if !filepath.IsAbs(path) {
+		path = filepath.Join("testdata", scenario)
+	}
+	full := append([]string{"127.0.0.1:" + strconv.Itoa(s.ch.Addr().Port), "-sf", path,
+		"-i", "127.0.0.1", "-nostdin", "-trace_err", "-error_file", filepath.Join(s.dir, filepath.Base(scenario)+".errors.log")}, args...)
 	r := &sippRun{cmd: exec.Command(bin, full...), done: make(chan error, 1)}
 	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
 	if err := r.cmd.Start(); err != nil {
