@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BIN     := bin/dirigent
 
-.PHONY: all build run test peers bench fuzz clean
+.PHONY: all build run test peers bench fuzz clean package
 
 all: build
 
@@ -27,6 +27,12 @@ test: peers
 
 peers:
 	bash scripts/install-test-peers
+
+# dist/dirigent_<version>_amd64.deb and dist/dirigent-<version>.x86_64.rpm,
+# built by nfpm (a Go tool in go.mod). The version comes from git describe;
+# override it with `make package PKG_VERSION=1.2.0`.
+package:
+	GO=$(GO) DIRIGENT_PKG_VERSION=$(PKG_VERSION) bash scripts/build-package
 
 # Benchmarks whose figures go into BENCHMARKS.md.
 bench:
