@@ -1,0 +1,140 @@
+package sip
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"dirigent/router"
+)
+
+// registerAgent starts anna's phone: sipp registering with digest auth
+// and answering calls with the out-of-call scenario answer; its SIP
+// messages are traced to the returned file.
+func (s *site) registerAgent(t *testing.T, answer string, extra ...string) (trace string) {
+	t.Helper()
+	trace = filepath.Join(s.dir, "agent-"+strings.TrimSuffix(answer, ".xml")+".msg")
+	args := append([]string{"-oocsf", filepath.Join("testdata", answer), "-rtp_echo",
+		"-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
+		"-s", testUser, "-au", testUser, "-ap", testPass, "-m", "1", "-trace_msg", "-message_file", trace}, extra...)
+	s.sipp(t, "agent-register.xml", args...)
+	eventually(t, 5*time.Second, "anna's phone registered", func() bool { return len(s.ch.registrar.contacts("anna")) == 1 })
+	return trace
+}
+
+func (s *site) available(t *testing.T, agent string) {
+	t.Helper()
+	if err := s.router.SetPresence(agent, router.Available, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// call places a call from number with the caller scenario, its audio on
+// a callerMedia, and waits for sipp to finish.
+func (s *site) call(t *testing.T, scenario, number string, extra ...string) *callerMedia {
+	t.Helper()
+	media := newCallerMedia(t)
+	args := append([]string{"-p", strconv.Itoa(freePort(t)), "-m", "1",
+		"-key", "dialled", testNumber, "-key", "caller", number, "-key", "mip", "127.0.0.1", "-key", "mport", media.port()}, extra...)
+	s.sipp(t, scenario, args...).wait(t, 20*time.Second)
+	return media
+}
+
+func traced(t *testing.T, trace, what string) bool {
+	t.Helper()
+	b, _ := os.ReadFile(trace)
+	return strings.Contains(string(b), what)
+}
+
+// TestCallerAbandons: nobody is available; the caller hears hold audio
+// and hangs up; the task is canceled as abandoned and the contact says
+// so.
+func TestCallerAbandons(t *testing.T) {
+	s := startSite(t, testConfig(), "")
+	media := s.call(t, "caller-hangup.xml", "03055510001", "-d", "1000")
+	if hold, _, _ := media.counts(); hold < 20 {
+		t.Errorf("the caller heard %d packets of hold audio in a second", hold)
+	}
+	var outcome string
+	eventually(t, 5*time.Second, "the contact completed", func() bool {
+		ct := s.callerContact(t, "03055510001")
+		if ct == nil || ct.End.IsZero() {
+			return false
+		}
+		outcome = ct.Outcome
+		return ct.Answered.IsZero() && ct.End.Sub(ct.Start) >= time.Second
+	})
+	if outcome != outcomeAbandoned {
+		t.Errorf("outcome %q", outcome)
+	}
+	if n := s.counter(t, "dirigent_sip_calls_total", map[string]string{"outcome": "abandoned"}); n != 1 {
+		t.Errorf("abandoned calls = %v", n)
+	}
+	for _, q := range s.router.Stats() {
+		if q.Queue == "support" && q.Waiting != 0 {
+			t.Errorf("task still waiting: %+v", q)
+		}
+	}
+}
+
+// TestBusyAgentDeclines: anna's phone answers 486; the offer is
+// declined to the router (and counted), and the caller keeps waiting
+// until it hangs up.
+func TestBusyAgentDeclines(t *testing.T) {
+	s := startSite(t, testConfig(), "")
+	trace := s.registerAgent(t, "agent-busy.xml")
+	s.available(t, "anna")
+	s.call(t, "caller-hangup.xml", "03055510002", "-d", "1500")
+	if !traced(t, trace, "SIP/2.0 486 Busy Here") {
+		t.Fatal("the agent's phone never answered busy")
+	}
+	if n := s.counter(t, "dirigent_sip_agent_rings_total", map[string]string{"result": "declined"}); n != 1 {
+		t.Errorf("declined rings = %v", n)
+	}
+	eventually(t, 5*time.Second, "the contact completed", func() bool {
+		ct := s.callerContact(t, "03055510002")
+		return ct != nil && ct.Outcome == outcomeAbandoned && ct.Agent == ""
+	})
+}
+
+// TestCallerHangsUpWhileAgentRings: the caller's BYE while anna's phone
+// rings cancels the agent's leg (CANCEL, 487).
+func TestCallerHangsUpWhileAgentRings(t *testing.T) {
+	s := startSite(t, testConfig(), "")
+	trace := s.registerAgent(t, "agent-ring-cancel.xml")
+	s.available(t, "anna")
+	s.call(t, "caller-hangup.xml", "03055510003", "-d", "1000")
+	eventually(t, 5*time.Second, "CANCEL reached the agent's phone and was completed", func() bool {
+		return traced(t, trace, "CANCEL sip:") && traced(t, trace, "487 Request Terminated") && strings.Count(readFile(trace), "ACK sip:") >= 1
+	})
+	eventually(t, 5*time.Second, "the contact completed", func() bool {
+		ct := s.callerContact(t, "03055510003")
+		return ct != nil && ct.Outcome == outcomeAbandoned
+	})
+}
+
+// TestAgentHoldsThenCallerHangsUp: anna answers, puts the caller on hold
+// and back with a re-INVITE, which dirigent answers; the caller's BYE
+// ends anna's leg too, and the call counts as answered.
+func TestAgentHoldsThenCallerHangsUp(t *testing.T) {
+	s := startSite(t, testConfig(), "")
+	trace := s.registerAgent(t, "agent-hold.xml")
+	s.available(t, "anna")
+	s.call(t, "caller-hangup.xml", "03055510004", "-d", "3000")
+	eventually(t, 5*time.Second, "the agent got the BYE", func() bool { return traced(t, trace, "BYE sip:") })
+	if !traced(t, trace, "a=sendonly") || strings.Count(readFile(trace), "SIP/2.0 200 OK") < 2 {
+		t.Errorf("the re-INVITE was not answered 200 with SDP")
+	}
+	eventually(t, 5*time.Second, "the contact completed", func() bool {
+		ct := s.callerContact(t, "03055510004")
+		return ct != nil && ct.Outcome == outcomeAnswered && ct.Agent == "anna" && ct.Note == "hung up by caller"
+	})
+}
+
+func readFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}

@@ -1,0 +1,114 @@
+package sip
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/icholy/digest"
+)
+
+// TestRegistrationSurvivesRestart: a phone registered with sipp is in
+// the store, and a registrar built from the store (as after a restart)
+// rings it; once expired it is gone.
+func TestRegistrationSurvivesRestart(t *testing.T) {
+	s := startSite(t, testConfig(), "")
+	s.registerAgent(t, "agent-answer.xml")
+	saved, err := s.st.SIPRegistrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(saved[testUser]) != 1 || !strings.HasPrefix(saved[testUser][0].Contact, "sip:anna@127.0.0.1:") {
+		t.Fatalf("stored registrations: %+v", saved)
+	}
+	restarted := &Channel{cfg: s.ch.cfg, deps: s.ch.deps, metrics: s.ch.metrics}
+	r, err := newRegistrar(restarted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.contacts("anna"); len(got) != 1 || got[0].Contact != saved[testUser][0].Contact {
+		t.Fatalf("after a restart anna's phones are %+v", got)
+	}
+	// sipp asked for 300 s: 10 minutes later the phone is gone.
+	restarted.deps.Now = func() time.Time { return time.Now().Add(10 * time.Minute) }
+	if got := r.contacts("anna"); len(got) != 0 {
+		t.Errorf("expired contacts still rung: %+v", got)
+	}
+}
+
+// fakeClock is a settable time source.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// answer computes what a phone sends for a challenge.
+func answer(t *testing.T, challenge, user, password string, nc int) string {
+	t.Helper()
+	ch, err := digest.ParseChallenge(challenge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err := digest.Digest(ch, digest.Options{Method: "REGISTER", URI: "sip:dirigent.test", Username: user, Password: password, Count: nc, Cnonce: "c0ffee"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cr.String()
+}
+
+// TestDigestNonces: the right password passes once per nonce count; a
+// replay, a wrong password, a nonce not ours and a stale nonce do not,
+// and the stale one is told apart so the phone can retry silently.
+func TestDigestNonces(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+	n := newNonces(clock.now)
+	pw := func(u string) (string, bool) { return "geheim", u == "anna" }
+	verify := func(header string) error {
+		cr, err := parseCredentials(header)
+		if err != nil {
+			return err
+		}
+		return n.verify(cr, "dirigent.test", "REGISTER", pw)
+	}
+	chal := n.challenge("dirigent.test", false)
+	if err := verify(answer(t, chal, "anna", "geheim", 1)); err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	if err := verify(answer(t, chal, "anna", "geheim", 1)); !errors.Is(err, errBadDigest) {
+		t.Errorf("replayed nonce count: %v", err)
+	}
+	if err := verify(answer(t, chal, "anna", "geheim", 2)); err != nil {
+		t.Errorf("next nonce count: %v", err)
+	}
+	if err := verify(answer(t, chal, "anna", "falsch", 3)); !errors.Is(err, errBadDigest) {
+		t.Errorf("wrong password: %v", err)
+	}
+	if err := verify(answer(t, chal, "mallory", "geheim", 1)); !errors.Is(err, errUnknownUser) {
+		t.Errorf("unknown user: %v", err)
+	}
+	other := newNonces(clock.now).challenge("dirigent.test", false)
+	if err := verify(answer(t, other, "anna", "geheim", 1)); !errors.Is(err, errBadDigest) {
+		t.Errorf("a nonce another process issued: %v", err)
+	}
+	clock.add(nonceLifetime + time.Second)
+	if err := verify(answer(t, chal, "anna", "geheim", 4)); !errors.Is(err, errStaleNonce) {
+		t.Errorf("stale nonce: %v", err)
+	}
+	if c, _ := digest.ParseChallenge(n.challenge("dirigent.test", true)); !c.Stale {
+		t.Errorf("challenge after a stale nonce lacks stale=true")
+	}
+}
