@@ -1,0 +1,374 @@
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"dirigent/journey"
+	"dirigent/router"
+	"dirigent/store"
+)
+
+// session is an open chat. Its lock orders everything that happens in
+// it: messages are numbered, stored and pushed to the browser in one
+// order, and a resuming browser gets exactly what it missed.
+type session struct {
+	mu         sync.Mutex
+	rec        store.ChatSession // as last stored
+	conn       *client           // the customer's browser, nil while away
+	lastActive time.Time
+	// Rate limit: a token bucket of MessagesPerMinute, refilled evenly.
+	tokens   float64
+	tokensAt time.Time
+	noticed  string // the availability notice already given ("closed", "nobody")
+	typing   bool   // the customer's typing state last told to the agent
+}
+
+// allow takes a token for one customer message.
+func (s *session) allow(now time.Time, perMinute int) bool {
+	if s.tokensAt.IsZero() {
+		s.tokens, s.tokensAt = float64(perMinute), now
+	}
+	s.tokens = min(float64(perMinute), s.tokens+now.Sub(s.tokensAt).Minutes()*float64(perMinute))
+	s.tokensAt = now
+	if s.tokens < 1 {
+		return false
+	}
+	s.tokens--
+	return true
+}
+
+func newToken() (token string, hash []byte, err error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", nil, err
+	}
+	token = base64.RawURLEncoding.EncodeToString(b)
+	return token, tokenHash(token), nil
+}
+
+func tokenHash(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// identity is what a customer said about themselves.
+type identity struct{ name, email, phone string }
+
+// identify finds the customer: by e-mail, else phone, else a new
+// anonymous customer named as given.
+func (c *Channel) identify(ctx context.Context, id identity) (*store.Customer, error) {
+	switch {
+	case id.email != "":
+		cu, _, err := c.deps.Journey.Identify(ctx, journey.KindEmail, id.email, id.name)
+		return cu, err
+	case id.phone != "":
+		cu, _, err := c.deps.Journey.Identify(ctx, journey.KindPhone, id.phone, id.name)
+		return cu, err
+	}
+	cu := &store.Customer{Name: id.name, Created: c.deps.Now().UTC()}
+	return cu, c.deps.Store.CreateCustomer(ctx, cu)
+}
+
+// newSession creates and registers a session of customer cu.
+func (c *Channel) newSession(ctx context.Context, cu *store.Customer, entrance, peer, queue, lang string, id identity, tokenHash []byte) (*session, error) {
+	now := c.deps.Now().UTC()
+	rec := &store.ChatSession{
+		CustomerID: cu.ID, Entrance: entrance, Peer: peer, Queue: queue, Lang: lang,
+		Name: id.name, Email: id.email, Phone: id.phone, Created: now, Updated: now,
+	}
+	conv := &store.Conversation{CustomerID: cu.ID, Channel: "message", Subject: "Chat", Status: "open", Created: now, Updated: now}
+	if err := c.deps.Store.CreateChatSession(ctx, rec, conv, tokenHash); err != nil {
+		return nil, err
+	}
+	s := &session{rec: *rec, lastActive: now}
+	c.register(s)
+	return s, nil
+}
+
+// routingQueue is the queue for notices before the first message.
+func (c *Channel) routingQueue(s *session) string {
+	if s.rec.Queue != "" {
+		return s.rec.Queue
+	}
+	return c.cfg.DefaultQueue
+}
+
+// availability says whether a queue can answer now: "" yes, "closed"
+// outside its opening hours, "nobody" when no agent who could take its
+// messages is available.
+func (c *Channel) availability(queue string, now time.Time) string {
+	if qs, ok := c.cfg.Queues[queue]; ok && qs.Open != nil && !qs.Open(now) {
+		return "closed"
+	}
+	agents := c.qualified[queue]
+	for _, st := range c.deps.Router.Agents() {
+		if st.Presence == router.Available && containsString(agents, st.Agent) {
+			return ""
+		}
+	}
+	return "nobody"
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// notice is the text of a notice code in a session's language.
+func (c *Channel) notice(code, queue, lang string, args ...any) string {
+	qs := c.cfg.Queues[queue]
+	var custom Texts
+	switch code {
+	case "closed":
+		custom = qs.Closed
+	case "nobody":
+		custom = qs.Nobody
+	}
+	if t := custom.in(lang); t != "" {
+		return t
+	}
+	return fmt.Sprintf(builtinTexts[code].in(lang), args...)
+}
+
+var builtinTexts = map[string]Texts{
+	"closed": {
+		DE: "Unser Chat ist gerade geschlossen. Schreiben Sie uns trotzdem: Ihre Nachricht bleibt bei uns und wird beantwortet, sobald wir wieder da sind. Geben Sie Ihre E-Mail-Adresse an, dann schicken wir Ihnen das Protokoll.",
+		EN: "Our chat is closed right now. You can still write to us: your message stays with us and is answered as soon as we are back. Leave your e-mail address and we will send you the transcript.",
+	},
+	"nobody": {
+		DE: "Im Moment ist niemand für den Chat frei. Hinterlassen Sie Ihre Nachricht – sie bleibt bei uns und wird beantwortet. Geben Sie Ihre E-Mail-Adresse an, dann schicken wir Ihnen das Protokoll.",
+		EN: "Nobody is free for the chat at the moment. Leave your message – it stays with us and will be answered. Leave your e-mail address and we will send you the transcript.",
+	},
+	"queued": {
+		DE: "Danke, Ihre Nachricht ist angekommen. Gleich ist jemand für Sie da.",
+		EN: "Thank you, your message has arrived. Someone will be with you shortly.",
+	},
+	"ended": {
+		DE: "Der Chat ist beendet. Danke für Ihre Nachricht!",
+		EN: "The chat has ended. Thank you for your message!",
+	},
+	"transcript": {
+		DE: "Das Protokoll dieses Chats geht am Ende an %s.",
+		EN: "The transcript of this chat will be sent to %s at the end.",
+	},
+}
+
+// tellAvailability gives the customer the closed or nobody notice once
+// per cause. s.mu is held.
+func (c *Channel) tellAvailability(ctx context.Context, s *session, queue string) {
+	code := c.availability(queue, c.deps.Now())
+	if code == "" || code == s.noticed {
+		return
+	}
+	s.noticed = code
+	c.toCustomer(ctx, s, ServerFrame{Type: FrameNotice, Code: code, Text: c.notice(code, queue, s.rec.Lang)})
+}
+
+// toCustomer sends a frame that is not part of the transcript: to the
+// browser when connected, to the SIP peer as a text for notices.
+// s.mu is held.
+func (c *Channel) toCustomer(ctx context.Context, s *session, f ServerFrame) {
+	if s.rec.Entrance == "sip" {
+		if f.Type == FrameNotice && c.deps.SIPReply != nil {
+			peer, text := s.rec.Peer, f.Text
+			go func() {
+				if err := c.deps.SIPReply(context.WithoutCancel(ctx), peer, text); err != nil {
+					c.deps.Logger.Warn("SIP MESSAGE notice not sent", "peer", peer, "err", err)
+				}
+			}()
+		}
+		return
+	}
+	if s.conn != nil {
+		s.conn.send(f, time.Time{})
+	}
+}
+
+// customerMessage stores what the customer wrote, acknowledges it, and on
+// the first message makes the contact and the task. It returns the event
+// for the agent side, to be delivered once s.mu is released; arrived is
+// when the message reached dirigent.
+func (c *Channel) customerMessage(ctx context.Context, s *session, ref, text string, arrived time.Time) (*Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rec.Status != "open" {
+		return nil, ErrEnded
+	}
+	now := c.deps.Now().UTC()
+	msg := &store.ChatMessage{At: now, From: "customer", Text: text, Ref: ref}
+	in := store.ChatAppend{SessionID: s.rec.ID, Message: msg}
+	var task router.Task
+	first := s.rec.ContactID == 0
+	if first {
+		queue := s.rec.Queue
+		intent, recognised := c.deps.Journey.Recognize(journey.Incoming{Channel: "message", Body: text})
+		if queue == "" && recognised && c.takesMessages(intent.Queue) {
+			queue = intent.Queue
+		}
+		if queue == "" {
+			queue = c.cfg.DefaultQueue
+		}
+		jc, err := c.deps.Journey.ContextFor(s.rec.CustomerID, now)
+		if err != nil {
+			return nil, err
+		}
+		in.Contact = &store.Contact{
+			CustomerID: s.rec.CustomerID, Channel: "message", Direction: "in", Queue: queue, Intent: intent.Name,
+			Start: now, Subject: "Chat", Text: text,
+		}
+		task = router.Task{
+			Channel: router.Message, Queue: queue, CustomerID: s.rec.CustomerID, ValueTier: jc.Customer.ValueTier,
+			Repeat: jc.RepeatOf != nil, PreferredAgent: jc.LastAgent, Arrived: now,
+		}
+		in.OpenTask = func(contactID uint64) ([]byte, error) {
+			t := task
+			t.ID = contactID
+			return json.Marshal(router.Unfinished{Task: t})
+		}
+		in.Update = func(cs *store.ChatSession) { cs.Queue, cs.Intent = queue, intent.Name }
+	}
+	rec, dup, err := c.deps.Store.AppendChatMessage(ctx, in)
+	if err != nil {
+		if errors.Is(err, store.ErrChatEnded) {
+			return nil, ErrEnded
+		}
+		return nil, err
+	}
+	s.rec = *rec
+	s.lastActive = now
+	if s.conn != nil {
+		s.conn.send(ServerFrame{Type: FrameMessage, Seq: msg.Seq, From: "customer", Text: msg.Text, ID: msg.Ref, At: msg.At}, time.Time{})
+	}
+	if dup {
+		return nil, nil
+	}
+	c.metrics.messages.WithLabelValues("in").Inc()
+	if first {
+		task.ID = rec.ContactID
+		c.mu.Lock()
+		c.byTask[task.ID] = s
+		c.mu.Unlock()
+		if err := c.deps.Router.Enqueue(task); err != nil && !errors.Is(err, router.ErrDuplicate) {
+			// The open-task index has it: the next start queues it.
+			c.deps.Logger.Error("queueing a chat task", "task", task.ID, "err", err)
+		}
+		if code := c.availability(task.Queue, now); code != "" {
+			if code != s.noticed {
+				s.noticed = code
+				c.toCustomer(ctx, s, ServerFrame{Type: FrameNotice, Code: code, Text: c.notice(code, task.Queue, s.rec.Lang)})
+			}
+		} else {
+			c.toCustomer(ctx, s, ServerFrame{Type: FrameNotice, Code: "queued", Text: c.notice("queued", task.Queue, s.rec.Lang)})
+		}
+	}
+	return &Event{Kind: "message", ConversationID: rec.ConversationID, TaskID: rec.ContactID, Agent: rec.Agent,
+		Seq: msg.Seq, Text: text, At: arrived}, nil
+}
+
+// end ends a session: the transcript becomes its contact's text, the
+// browser is told and let go, the agent side hears of it, and the
+// transcript is mailed when the customer asked for it. by is "customer",
+// "agent" or "idle", for the log.
+func (c *Channel) end(ctx context.Context, s *session, by string) error {
+	s.mu.Lock()
+	rec, err := c.deps.Store.EndChatSession(ctx, s.rec.ID, c.deps.Now().UTC(), c.renderTranscript)
+	if err != nil {
+		s.mu.Unlock()
+		if errors.Is(err, store.ErrChatEnded) {
+			c.forget(s)
+			return ErrEnded
+		}
+		return err
+	}
+	s.rec = *rec
+	c.toCustomer(ctx, s, ServerFrame{Type: FrameNotice, Code: "ended", Text: c.notice("ended", rec.Queue, rec.Lang)})
+	if s.conn != nil {
+		s.conn.closeAfterSend()
+		s.conn = nil
+	}
+	s.mu.Unlock()
+	c.forget(s)
+	c.deps.Logger.Info("chat ended", "conversation", rec.ConversationID, "task", rec.ContactID, "by", by)
+	c.emit(Event{Kind: "ended", ConversationID: rec.ConversationID, TaskID: rec.ContactID, Agent: rec.Agent, At: rec.Ended})
+	if rec.TranscriptTo != "" && c.deps.SendTranscript != nil {
+		msgs, err := c.deps.Store.ChatMessages(rec.ID, 0)
+		if err == nil {
+			err = c.deps.SendTranscript(context.WithoutCancel(ctx), rec.TranscriptTo, c.transcriptSubject(rec), c.renderTranscript(rec, msgs))
+		}
+		if err != nil {
+			c.metrics.transcript.WithLabelValues("failed").Inc()
+			c.deps.Logger.Error("chat transcript not mailed", "conversation", rec.ConversationID, "err", err)
+		} else {
+			c.metrics.transcript.WithLabelValues("sent").Inc()
+		}
+	}
+	return nil
+}
+
+// endIdle ends the sessions whose customer is away and in which nobody
+// wrote for the idle timeout.
+func (c *Channel) endIdle(ctx context.Context) {
+	now := c.deps.Now()
+	c.mu.Lock()
+	var idle []*session
+	for _, s := range c.sessions {
+		idle = append(idle, s)
+	}
+	c.mu.Unlock()
+	for _, s := range idle {
+		s.mu.Lock()
+		gone := s.conn == nil && now.Sub(s.lastActive) >= c.cfg.IdleTimeout
+		s.mu.Unlock()
+		if gone {
+			if err := c.end(ctx, s, "idle"); err != nil && !errors.Is(err, ErrEnded) {
+				c.deps.Logger.Error("ending an idle chat", "conversation", s.rec.ConversationID, "err", err)
+			}
+		}
+	}
+}
+
+func (c *Channel) transcriptSubject(rec *store.ChatSession) string {
+	day := rec.Created.In(c.cfg.Location)
+	if rec.Lang == "de" {
+		return "Ihr Chat mit uns vom " + day.Format("02.01.2006")
+	}
+	return "Your chat with us on " + day.Format("2006-01-02")
+}
+
+// renderTranscript is the transcript as plain text: a line per message
+// with its time, who wrote it, and the text (continued lines indented).
+func (c *Channel) renderTranscript(rec *store.ChatSession, msgs []store.ChatMessage) string {
+	var b strings.Builder
+	customer := rec.Name
+	if customer == "" {
+		customer = map[bool]string{true: "Sie", false: "You"}[rec.Lang == "de"]
+	}
+	for _, m := range msgs {
+		who := customer
+		if m.From == "agent" {
+			who = c.agentName(m.Agent)
+		}
+		fmt.Fprintf(&b, "[%s] %s: %s\n", m.At.In(c.cfg.Location).Format("2006-01-02 15:04:05"), who, strings.ReplaceAll(m.Text, "\n", "\n    "))
+	}
+	return b.String()
+}
+
+func (c *Channel) agentName(id string) string {
+	if n := c.cfg.AgentNames[id]; n != "" {
+		return n
+	}
+	return id
+}

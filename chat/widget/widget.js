@@ -1,0 +1,308 @@
+// dirigent web chat widget. A site adds one tag:
+//   <script src="https://chat.example.com/widget.js" data-queue="support" async></script>
+// Frame protocol: see the chat package's documentation.
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script || window.__dirigentChat) return;
+  window.__dirigentChat = true;
+
+  var base = new URL(script.src, location.href);
+  var wsURL = (base.protocol === "https:" ? "wss:" : "ws:") + "//" + base.host + "/ws";
+  var queue = script.getAttribute("data-queue") || "";
+  var langSource = (script.getAttribute("data-lang") || document.documentElement.lang || navigator.language || "en").toLowerCase();
+  var lang = langSource.indexOf("de") === 0 ? "de" : "en";
+  var TEXT = {
+    de: {
+      open: "Chat", title: "Chat mit uns", close: "Schließen", end: "Chat beenden",
+      intro: "Wie dürfen wir Sie ansprechen? Alle Angaben sind freiwillig.",
+      name: "Name", email: "E-Mail", phone: "Telefon", start: "Chat starten",
+      placeholder: "Ihre Nachricht …", send: "Senden", typing: " schreibt …",
+      joined: " ist jetzt für Sie da.", you: "Sie", reconnecting: "Verbindung wird wiederhergestellt …",
+      transcript: "Protokoll per E-Mail an:", transcriptSend: "Anfordern", again: "Neuer Chat"
+    },
+    en: {
+      open: "Chat", title: "Chat with us", close: "Close", end: "End chat",
+      intro: "How may we address you? Everything is optional.",
+      name: "Name", email: "E-mail", phone: "Phone", start: "Start chat",
+      placeholder: "Your message …", send: "Send", typing: " is typing …",
+      joined: " is with you now.", you: "You", reconnecting: "Reconnecting …",
+      transcript: "Transcript by e-mail to:", transcriptSend: "Request", again: "New chat"
+    }
+  }[lang];
+
+  var storeKey = "dirigent-chat:" + base.host + ":" + queue;
+  var state = load(); // {token, seq}
+  var ws = null, retry = 0, retryTimer = null, ended = false;
+  var pending = {};   // id → {text, el}: sent, not yet acknowledged
+  var seen = {};      // seq → true
+  var typingTimer = null, typingSent = false, idCounter = 0;
+
+  function load() {
+    try { return JSON.parse(localStorage.getItem(storeKey)) || {}; } catch (e) { return {}; }
+  }
+  function save() {
+    try { localStorage.setItem(storeKey, JSON.stringify(state)); } catch (e) { /* private mode: no resume across reloads */ }
+  }
+
+  var style = document.createElement("style");
+  style.textContent = /*CSS*/"";
+  document.head.appendChild(style);
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text) e.textContent = text;
+    return e;
+  }
+
+  var root = el("div", "dg-chat");
+  root.id = "dg-chat";
+  root.setAttribute("lang", lang);
+  var button = el("button", "dg-chat-button", TEXT.open);
+  button.id = "dg-chat-button";
+  button.type = "button";
+  var box = el("section", "dg-chat-box");
+  box.id = "dg-chat-box";
+  box.hidden = true;
+  box.setAttribute("aria-label", TEXT.title);
+  var head = el("header", "dg-chat-head");
+  head.appendChild(el("span", "dg-chat-title", TEXT.title));
+  var closeBtn = el("button", "dg-chat-close", "×");
+  closeBtn.type = "button";
+  closeBtn.title = TEXT.close;
+  head.appendChild(closeBtn);
+  box.appendChild(head);
+
+  var intro = el("form", "dg-chat-intro");
+  intro.id = "dg-chat-intro";
+  intro.appendChild(el("p", "", TEXT.intro));
+  function field(name, label, type) {
+    var l = el("label", "", label);
+    var i = el("input");
+    i.name = name; i.type = type; i.id = "dg-chat-" + name;
+    i.autocomplete = name === "phone" ? "tel" : name;
+    l.appendChild(i);
+    intro.appendChild(l);
+    return i;
+  }
+  var nameIn = field("name", TEXT.name, "text");
+  var emailIn = field("email", TEXT.email, "email");
+  var phoneIn = field("phone", TEXT.phone, "tel");
+  var startBtn = el("button", "dg-chat-start", TEXT.start);
+  startBtn.id = "dg-chat-start";
+  startBtn.type = "submit";
+  intro.appendChild(startBtn);
+  box.appendChild(intro);
+
+  var log = el("div", "dg-chat-log");
+  log.id = "dg-chat-log";
+  log.setAttribute("role", "log");
+  log.setAttribute("aria-live", "polite");
+  box.appendChild(log);
+  var status = el("div", "dg-chat-status");
+  status.id = "dg-chat-status";
+  box.appendChild(status);
+
+  var transcriptForm = el("form", "dg-chat-transcript");
+  transcriptForm.id = "dg-chat-transcript";
+  transcriptForm.hidden = true;
+  var tLabel = el("label", "", TEXT.transcript);
+  var tInput = el("input");
+  tInput.type = "email"; tInput.required = true; tInput.id = "dg-chat-transcript-email";
+  tLabel.appendChild(tInput);
+  transcriptForm.appendChild(tLabel);
+  var tBtn = el("button", "", TEXT.transcriptSend);
+  tBtn.type = "submit";
+  transcriptForm.appendChild(tBtn);
+  box.appendChild(transcriptForm);
+
+  var form = el("form", "dg-chat-form");
+  form.id = "dg-chat-form";
+  var input = el("textarea");
+  input.id = "dg-chat-input";
+  input.rows = 2;
+  input.placeholder = TEXT.placeholder;
+  input.setAttribute("aria-label", TEXT.placeholder);
+  form.appendChild(input);
+  var sendBtn = el("button", "dg-chat-send", TEXT.send);
+  sendBtn.id = "dg-chat-send";
+  sendBtn.type = "submit";
+  form.appendChild(sendBtn);
+  box.appendChild(form);
+  var endBtn = el("button", "dg-chat-end", TEXT.end);
+  endBtn.id = "dg-chat-end";
+  endBtn.type = "button";
+  box.appendChild(endBtn);
+
+  root.appendChild(box);
+  root.appendChild(button);
+  (document.body || document.documentElement).appendChild(root);
+
+  function showChat(started) {
+    intro.hidden = started;
+    form.hidden = !started;
+    endBtn.hidden = !started;
+    if (started) input.focus();
+  }
+  showChat(!!state.token);
+
+  button.addEventListener("click", function () {
+    box.hidden = !box.hidden;
+    if (!box.hidden && state.token && !ws) connect({});
+  });
+  closeBtn.addEventListener("click", function () { box.hidden = true; });
+  intro.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    ended = false;
+    log.textContent = "";
+    seen = {};
+    showChat(true);
+    connect({ name: nameIn.value.trim(), email: emailIn.value.trim(), phone: phoneIn.value.trim() });
+  });
+
+  function line(cls, who, text) {
+    var row = el("div", "dg-msg " + cls);
+    if (who) row.appendChild(el("span", "dg-who", who));
+    row.appendChild(el("span", "dg-text", text));
+    log.appendChild(row);
+    log.scrollTop = log.scrollHeight;
+    return row;
+  }
+
+  function send(frame) {
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      ws.send(JSON.stringify(frame));
+      return true;
+    }
+    return false;
+  }
+
+  function connect(who) {
+    if (ws) return;
+    clearTimeout(retryTimer);
+    var hello = { type: "hello", lang: lang };
+    if (queue) hello.queue = queue;
+    if (state.token) {
+      hello.session = state.token;
+      hello.last_seq = state.seq || 0;
+    } else {
+      if (who.name) hello.name = who.name;
+      if (who.email) hello.email = who.email;
+      if (who.phone) hello.phone = who.phone;
+    }
+    ws = new WebSocket(wsURL);
+    ws.onopen = function () {
+      ws.send(JSON.stringify(hello));
+    };
+    ws.onmessage = function (ev) {
+      var f;
+      try { f = JSON.parse(ev.data); } catch (e) { return; }
+      receive(f);
+    };
+    ws.onclose = function () {
+      ws = null;
+      if (ended) return;
+      status.textContent = TEXT.reconnecting;
+      retry = Math.min(retry + 1, 5);
+      retryTimer = setTimeout(function () { connect({}); }, 500 * Math.pow(2, retry - 1));
+    };
+  }
+
+  function receive(f) {
+    switch (f.type) {
+      case "welcome":
+        retry = 0;
+        status.textContent = "";
+        if (!f.resumed) {
+          if (state.token) { log.textContent = ""; seen = {}; }
+          state = { token: f.session, seq: 0 };
+          save();
+        }
+        // Messages the server has not acknowledged are sent again; their
+        // ids make sure each is stored once.
+        Object.keys(pending).forEach(function (id) {
+          send({ type: "message", id: id, text: pending[id].text });
+        });
+        break;
+      case "message":
+        if (f.id && pending[f.id]) {
+          pending[f.id].el.classList.remove("dg-pending");
+          delete pending[f.id];
+        } else if (!seen[f.seq]) {
+          var who = f.from === "customer" ? TEXT.you : (f.name || "");
+          line("dg-" + f.from, who, f.text);
+        }
+        seen[f.seq] = true;
+        if (f.seq > (state.seq || 0)) { state.seq = f.seq; save(); }
+        if (f.from === "agent") status.textContent = "";
+        break;
+      case "typing":
+        status.textContent = f.active ? (f.name || "") + TEXT.typing : "";
+        break;
+      case "agent_joined":
+        line("dg-system", "", (f.name || "") + TEXT.joined);
+        break;
+      case "notice":
+        line("dg-system dg-notice-" + f.code, "", f.text);
+        if (f.code === "closed" || f.code === "nobody") transcriptForm.hidden = false;
+        if (f.code === "transcript") transcriptForm.hidden = true;
+        if (f.code === "ended") finish();
+        break;
+      case "error":
+        line("dg-system dg-error", "", f.text);
+        if (f.code === "ended") finish();
+        break;
+    }
+  }
+
+  function finish() {
+    ended = true;
+    state = {};
+    save();
+    pending = {};
+    form.hidden = true;
+    endBtn.hidden = true;
+    transcriptForm.hidden = true;
+    intro.hidden = false;
+    startBtn.textContent = TEXT.again;
+  }
+
+  form.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var text = input.value.trim();
+    if (!text) return;
+    idCounter++;
+    var id = Date.now().toString(36) + "-" + idCounter;
+    var row = line("dg-customer dg-pending", TEXT.you, text);
+    pending[id] = { text: text, el: row };
+    input.value = "";
+    stopTyping();
+    send({ type: "message", id: id, text: text });
+  });
+  input.addEventListener("keydown", function (ev) {
+    if (ev.key === "Enter" && !ev.shiftKey) {
+      ev.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  input.addEventListener("input", function () {
+    if (!typingSent && input.value) typingSent = send({ type: "typing", active: true });
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(stopTyping, 3000);
+  });
+  function stopTyping() {
+    clearTimeout(typingTimer);
+    if (typingSent) send({ type: "typing", active: false });
+    typingSent = false;
+  }
+  transcriptForm.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    send({ type: "transcript", email: tInput.value.trim() });
+  });
+  endBtn.addEventListener("click", function () {
+    if (!send({ type: "end" })) finish();
+  });
+
+  if (state.token) connect({});
+})();
