@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -273,8 +274,39 @@ func TestDeskRolesAndCSRF(t *testing.T) {
 		code, body := tt.who.do(tt.method, tt.path, tt.body)
 		expect(t, tt.method+" "+tt.path, code, body, tt.code, tt.msg)
 	}
+	// Every desk endpoint but login and logout wants a session.
+	for _, ep := range []string{
+		"GET /api/desk/me", "PUT /api/desk/me/presence", "GET /api/desk/events", "GET /api/desk/offers",
+		"POST /api/desk/offers/1/accept", "POST /api/desk/offers/1/decline", "GET /api/desk/tasks", "GET /api/desk/tasks/1",
+		"POST /api/desk/tasks/1/reply", "POST /api/desk/tasks/1/wrapup", "GET /api/desk/customers?q=joe", "GET /api/desk/customers/1",
+		"GET /api/desk/wallboard", "GET /api/desk/admin", "PUT /api/desk/admin/agents/anna/skills", "PUT /api/desk/admin/agents/anna/presence",
+	} {
+		method, path, _ := strings.Cut(ep, " ")
+		code, body := anon.do(method, path, `{}`)
+		expect(t, ep+" without a session", code, body, 401, "not logged in")
+	}
+	expired := newBrowser(t, env.base)
+	expired.client.Jar.SetCookies(agentURL(t, env.base), []*http.Cookie{{Name: sessionCookie, Value: "made-up"}})
+	code, body := expired.do("GET", "/api/desk/me", "")
+	expect(t, "unknown session", code, body, 401, "session expired or unknown: log in again")
+	for _, tt := range []struct {
+		method, path, body string
+		code               int
+		msg                string
+	}{
+		{"POST", "/api/desk/offers/0/accept", "", 400, `task id "0": want a positive number`},
+		{"POST", "/api/desk/offers/7/decline", "", 404, "task 7: not offered to you or accepted by you"},
+		{"GET", "/api/desk/customers/abc", "", 400, `customer id "abc": want a positive number`},
+		{"PUT", "/api/desk/me/presence", strings.Repeat(" ", maxDeskBody+1), 400, "body larger than 262144 bytes"},
+		{"PUT", "/api/desk/me/presence", "{\"presence\":\"\xff\"}", 400, "body is not UTF-8"},
+		{"PUT", "/api/desk/me/presence", `{"presence":"available"} {}`, 400, "body has data after the JSON object"},
+	} {
+		code, body := agent.do(tt.method, tt.path, tt.body)
+		expect(t, tt.method+" "+tt.path, code, body, tt.code, tt.msg)
+	}
+
 	// The right token from another site's page is refused too.
-	code, body := agent.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`, "Origin", "http://evil.example")
+	code, body = agent.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`, "Origin", "http://evil.example")
 	expect(t, "foreign origin", code, body, 403, csrfMsg)
 	code, body = agent.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`, "Origin", env.base)
 	expect(t, "own origin", code, body, 200, "")
@@ -506,6 +538,58 @@ func TestDeskOfferRevokedWhenAgentGoesAway(t *testing.T) {
 	}
 	code, body := anna.do("POST", "/api/desk/offers/"+jsonNumber(taskID)+"/accept", "")
 	expect(t, "accept a revoked offer", code, body, 404, "task "+jsonNumber(taskID)+": not offered to you or accepted by you")
+}
+
+func agentURL(t *testing.T, base string) *url.URL {
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// For a call the customer card must be on screen while the phone rings:
+// the task detail is there from the offer on.
+func TestDeskVoiceOfferShowsTheCaller(t *testing.T) {
+	env := startDesk(t)
+	anna := newBrowser(t, env.base)
+	anna.login("anna")
+	events := openEvents(t, anna)
+	anna.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`)
+	ctx := context.Background()
+	c, _, err := env.journey.Identify(ctx, journey.KindPhone, "+49 30 1234567", "Erika Mustermann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ValueTier, c.Attributes = 3, map[string]string{"contract": "premium"}
+	if err := env.store.PutCustomer(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	contact := &store.Contact{CustomerID: c.ID, Channel: "voice", Direction: "in", Queue: "support", Start: time.Now().UTC()}
+	if err := env.store.AppendContact(ctx, contact); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.router.Enqueue(router.Task{ID: contact.ID, Channel: router.Voice, Queue: "support", CustomerID: c.ID, ValueTier: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if offer := events.next(t, "offer"); offer["channel"] != "voice" {
+		t.Fatalf("offer %v", offer)
+	}
+	code, detail := anna.do("GET", "/api/desk/tasks/"+jsonNumber(contact.ID), "")
+	if code != 200 || detail["task"].(map[string]any)["state"] != "offered" {
+		t.Fatalf("detail while ringing: %d %v", code, detail)
+	}
+	cust := detail["customer"].(map[string]any)
+	if cust["name"] != "Erika Mustermann" || cust["value_tier"] != 3.0 || cust["attributes"].(map[string]any)["contract"] != "premium" || cust["identities"].([]any)[0] != "phone:+49301234567" {
+		t.Errorf("caller's card %v", cust)
+	}
+	if detail["thread"] != nil || detail["conversation"] != nil {
+		t.Errorf("a call has no mail thread: %v", detail)
+	}
+	// A call is no mail: the reply composer refuses it.
+	anna.do("POST", "/api/desk/offers/"+jsonNumber(contact.ID)+"/accept", "")
+	code, body := anna.do("POST", "/api/desk/tasks/"+jsonNumber(contact.ID)+"/reply", `{"text":"Hallo"}`)
+	expect(t, "reply to a call", code, body, 409, "task "+jsonNumber(contact.ID)+" is a voice contact, not a mail conversation")
 }
 
 func TestDeskWallboardAndAdmin(t *testing.T) {
