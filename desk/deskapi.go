@@ -149,6 +149,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 
 // logout is POST /api/desk/logout.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		writeError(w, http.StatusForbidden, "logout from another site refused")
+		return
+	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		s.sessions.remove(c.Value)
 	}

@@ -201,6 +201,11 @@ func TestDeskLogin(t *testing.T) {
 	if code, me := b.do("GET", "/api/desk/me", ""); code != 200 || me["csrf_token"] != b.csrf {
 		t.Errorf("me: %d %v", code, me)
 	}
+	code, body = b.do("POST", "/api/desk/logout", "", "Origin", "http://evil.example")
+	expect(t, "logout from another site", code, body, 403, "logout from another site refused")
+	if code, _ := b.do("GET", "/api/desk/me", ""); code != 200 {
+		t.Errorf("still logged in after the refused logout: %d", code)
+	}
 	if code, _ := b.do("POST", "/api/desk/logout", ""); code != 200 {
 		t.Errorf("logout: %d", code)
 	}
