@@ -111,17 +111,21 @@ func DecodeFrame(data []byte, maxText int) (ClientFrame, error) {
 	if err := decodeStrict(data, &fields); err != nil || fields == nil {
 		return f, frameErr("syntax", "frame is not a JSON object")
 	}
-	if err := decodeStrict(data, &f); err != nil {
-		return ClientFrame{}, frameErr("syntax", "frame has a field of the wrong type or an unknown field: %v", trimJSONError(err))
+	var typ string
+	if raw, ok := fields["type"]; ok && json.Unmarshal(raw, &typ) != nil {
+		return f, frameErr("syntax", "type is not a string")
 	}
-	known, ok := allowed[f.Type]
+	known, ok := allowed[typ]
 	if !ok {
-		return ClientFrame{}, frameErr("type", "unknown frame type %q (want hello, message, typing, transcript or end)", clip(f.Type))
+		return f, frameErr("type", "unknown frame type %q (want hello, message, typing, transcript or end)", clip(typ))
 	}
 	for k := range fields {
 		if !known[k] {
-			return ClientFrame{}, frameErr("field", "a %s frame has no field %q", f.Type, clip(k))
+			return f, frameErr("field", "a %s frame has no field %q", typ, clip(k))
 		}
+	}
+	if err := decodeStrict(data, &f); err != nil {
+		return ClientFrame{}, frameErr("syntax", "frame has a field of the wrong type: %v", trimJSONError(err))
 	}
 	switch f.Type {
 	case FrameHello:

@@ -1,0 +1,495 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"dirigent/router"
+	"dirigent/store"
+)
+
+var bg = context.Background()
+
+// A chat from hello to the end: the first message is stored, acknowledged
+// and becomes a task that the router offers; the agent accepts through
+// the router, and the two write, type and end; the transcript becomes the
+// contact's text.
+func TestChatWithAnAgent(t *testing.T) {
+	s := startSite(t, nil)
+	s.available(t, "anna")
+	b := s.dial(t, nil)
+	b.send(hello(map[string]any{"name": "Joe Kunde", "email": "joe@example.com", "queue": "support"}))
+	w := b.until(FrameWelcome)
+	if w.Session == "" || w.Resumed || w.Lang != "de" || w.Queue != "support" {
+		t.Fatalf("welcome %+v", w)
+	}
+	b.send(message("m1", "Hallo, mein Router blinkt rot."))
+	ack := b.until(FrameMessage)
+	if ack.ID != "m1" || ack.Seq != 1 || ack.From != "customer" || ack.Text != "Hallo, mein Router blinkt rot." {
+		t.Fatalf("acknowledgement %+v", ack)
+	}
+	if n := b.until(FrameNotice); n.Code != "queued" || !strings.Contains(n.Text, "Gleich ist jemand") {
+		t.Fatalf("notice %+v", n)
+	}
+	e := s.event(t, "message")
+	if e.Text != "Hallo, mein Router blinkt rot." || e.TaskID == 0 || e.ConversationID == 0 || e.Agent != "" {
+		t.Fatalf("event %+v", e)
+	}
+	o := s.offer(t)
+	if o.TaskID != e.TaskID || o.Agent != "anna" || o.Channel != router.Message || o.Queue != "support" {
+		t.Fatalf("offer %+v, event %+v", o, e)
+	}
+	contact, err := s.st.Contact(e.TaskID)
+	if err != nil || contact.Channel != "message" || contact.ConversationID != e.ConversationID || contact.Queue != "support" {
+		t.Fatalf("contact %+v, %v", contact, err)
+	}
+	sub, cancel := s.ch.Subscribe("anna", 10)
+	defer cancel()
+	if err := s.router.Accept(o.TaskID, "anna"); err != nil {
+		t.Fatal(err)
+	}
+	if j := b.until(FrameAgentJoined); j.Name != "Anna Adler" {
+		t.Fatalf("joined %+v", j)
+	}
+	if err := s.ch.Typing(bg, e.ConversationID, "anna", true); err != nil {
+		t.Fatal(err)
+	}
+	if ty := b.until(FrameTyping); !ty.Active || ty.Name != "Anna Adler" {
+		t.Fatalf("typing %+v", ty)
+	}
+	if err := s.ch.Send(bg, e.ConversationID, "anna", "Bitte einmal aus- und einschalten."); err != nil {
+		t.Fatal(err)
+	}
+	if m := b.until(FrameMessage); m.From != "agent" || m.Seq != 2 || m.Name != "Anna Adler" || m.Text != "Bitte einmal aus- und einschalten." {
+		t.Fatalf("agent message %+v", m)
+	}
+	b.send(map[string]any{"type": "typing", "active": true})
+	b.send(message("m2", "Geht wieder, danke!"))
+	for _, want := range []string{"typing", "message"} {
+		select {
+		case ev := <-sub:
+			if ev.Kind != want || ev.Agent != "anna" {
+				t.Fatalf("subscribed event %+v, want %s", ev, want)
+			}
+			if want == "message" && ev.Text != "Geht wieder, danke!" {
+				t.Fatalf("subscribed message %+v", ev)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s event for anna", want)
+		}
+	}
+	if err := s.ch.End(bg, e.ConversationID, "anna"); err != nil {
+		t.Fatal(err)
+	}
+	frames, _ := b.closedWith()
+	if len(frames) == 0 || frames[len(frames)-1].Code != "ended" {
+		t.Fatalf("frames before close: %+v", frames)
+	}
+	if err := s.ch.Send(bg, e.ConversationID, "anna", "noch etwas"); !errors.Is(err, ErrEnded) {
+		t.Fatalf("send after end: %v", err)
+	}
+	contact, err = s.st.Contact(e.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Joe Kunde: Hallo, mein Router blinkt rot.", "Anna Adler: Bitte einmal aus- und einschalten.", "Joe Kunde: Geht wieder, danke!"} {
+		if !strings.Contains(contact.Text, want) {
+			t.Errorf("transcript lacks %q:\n%s", want, contact.Text)
+		}
+	}
+	if contact.End.IsZero() || contact.Agent != "anna" {
+		t.Errorf("contact after the end: %+v", contact)
+	}
+	msgs, err := s.ch.Transcript(e.ConversationID)
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("transcript %+v, %v", msgs, err)
+	}
+	if got := counterValue(s.ch.metrics.messages.WithLabelValues("in")); got != 2 {
+		t.Errorf("messages in = %v", got)
+	}
+	if got := counterValue(s.ch.metrics.messages.WithLabelValues("out")); got != 1 {
+		t.Errorf("messages out = %v", got)
+	}
+}
+
+// A browser that lost its connection resumes with its token and gets
+// what it missed; a message sent again after a lost acknowledgement is
+// stored once.
+func TestResumeAfterReconnect(t *testing.T) {
+	s := startSite(t, nil)
+	s.available(t, "anna")
+	b := s.dial(t, nil)
+	b.send(hello(nil))
+	token := b.until(FrameWelcome).Session
+	b.send(message("m1", "Ist jemand da?"))
+	b.until(FrameMessage)
+	e := s.event(t, "message")
+	b.close()
+
+	for _, text := range []string{"Ja, ich bin da.", "Worum geht es?"} {
+		if err := s.ch.Send(bg, e.ConversationID, "anna", text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b2 := s.dial(t, nil)
+	b2.send(hello(map[string]any{"session": token, "last_seq": 1}))
+	w := b2.until(FrameWelcome)
+	if !w.Resumed || w.Session != token || w.Seq != 3 {
+		t.Fatalf("welcome %+v", w)
+	}
+	for _, want := range []string{"Ja, ich bin da.", "Worum geht es?"} {
+		if m := b2.until(FrameMessage); m.Text != want || m.From != "agent" {
+			t.Fatalf("missed message %+v, want %q", m, want)
+		}
+	}
+	// The page never saw the acknowledgement of m1 and sends it again.
+	b2.send(message("m1", "Ist jemand da?"))
+	if ack := b2.until(FrameMessage); ack.ID != "m1" || ack.Seq != 1 {
+		t.Fatalf("repeated message acknowledged as %+v", ack)
+	}
+	msgs, err := s.ch.Transcript(e.ConversationID)
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("transcript %+v, %v", msgs, err)
+	}
+	// A second tab resuming the same session takes it over.
+	b3 := s.dial(t, nil)
+	b3.send(hello(map[string]any{"session": token, "last_seq": 3}))
+	b3.until(FrameWelcome)
+	b2.closedWith()
+	if err := s.ch.Send(bg, e.ConversationID, "anna", "Hallo?"); err != nil {
+		t.Fatal(err)
+	}
+	if m := b3.until(FrameMessage); m.Text != "Hallo?" {
+		t.Fatalf("after takeover %+v", m)
+	}
+	// A token of an ended chat starts a new one.
+	if err := s.ch.End(bg, e.ConversationID, "anna"); err != nil {
+		t.Fatal(err)
+	}
+	b4 := s.dial(t, nil)
+	b4.send(hello(map[string]any{"session": token, "last_seq": 3}))
+	if w := b4.until(FrameWelcome); w.Resumed || w.Session == token {
+		t.Fatalf("welcome after end %+v", w)
+	}
+}
+
+// Bad frames get an error frame and close their own connection only;
+// other chats go on.
+func TestBadFramesCloseOnlyThatSession(t *testing.T) {
+	s := startSite(t, nil)
+	s.available(t, "anna")
+	good := s.dial(t, nil)
+	good.send(hello(nil))
+	good.until(FrameWelcome)
+
+	for _, tc := range []struct {
+		name   string
+		frames [][]byte
+		code   string
+	}{
+		{"not JSON", [][]byte{[]byte(`{"type":"hello"}`), []byte(`hello?`)}, "syntax"},
+		{"unknown type", [][]byte{[]byte(`{"type":"hello"}`), []byte(`{"type":"admin"}`)}, "type"},
+		{"unknown field", [][]byte{[]byte(`{"type":"hello"}`), []byte(`{"type":"end","force":true}`)}, "field"},
+		{"too large", [][]byte{[]byte(`{"type":"hello"}`), []byte(`{"type":"message","id":"x","text":"` + strings.Repeat("ä", 51) + `"}`)}, "too_large"},
+		{"no hello", [][]byte{[]byte(`{"type":"message","id":"x","text":"hi"}`)}, "hello"},
+		{"second hello", [][]byte{[]byte(`{"type":"hello"}`), []byte(`{"type":"hello"}`)}, "hello"},
+		{"bad e-mail", [][]byte{[]byte(`{"type":"hello","email":"not an address"}`)}, "identity"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := s.dial(t, nil)
+			for _, f := range tc.frames {
+				b.send(f)
+			}
+			frames, status := b.closedWith()
+			last := frames[len(frames)-1]
+			if last.Type != FrameError || last.Code != tc.code || last.Text == "" {
+				t.Fatalf("frames %+v, want an error %s last", frames, tc.code)
+			}
+			if status != websocket.StatusNormalClosure {
+				t.Errorf("close status %v", status)
+			}
+		})
+	}
+	// Beyond even the frame size limit, the library closes with 1009.
+	huge := s.dial(t, nil)
+	huge.send(hello(nil))
+	huge.until(FrameWelcome)
+	huge.send([]byte(`{"type":"message","id":"x","text":"` + strings.Repeat("x", 10000) + `"}`))
+	if _, status := huge.closedWith(); status != websocket.StatusMessageTooBig {
+		t.Errorf("huge frame closed with %v", status)
+	}
+
+	good.send(message("g1", "Ich bin noch da."))
+	if ack := good.until(FrameMessage); ack.ID != "g1" {
+		t.Fatalf("the good session after the bad ones: %+v", ack)
+	}
+	if got := counterValue(s.ch.metrics.rejected.WithLabelValues("syntax")); got != 1 {
+		t.Errorf("rejected syntax = %v", got)
+	}
+}
+
+// Messages beyond the rate are refused without closing the chat, and
+// connections beyond the per-address limit are turned away.
+func TestLimits(t *testing.T) {
+	s := startSite(t, func(c *Config, _ *Deps) { c.MessagesPerMinute = 3; c.MaxSessionsPerIP = 2 })
+	b := s.dial(t, nil)
+	b.send(hello(nil))
+	b.until(FrameWelcome)
+	for i := range 3 {
+		b.send(message(string(rune('a'+i)), "Nachricht"))
+		if ack := b.until(FrameMessage); ack.ID != string(rune('a'+i)) {
+			t.Fatalf("ack %+v", ack)
+		}
+	}
+	b.send(message("d", "eine zu viel"))
+	if e := b.until(FrameError); e.Code != "rate" || e.ID != "d" {
+		t.Fatalf("error %+v", e)
+	}
+	msgs, _ := s.ch.Transcript(s.event(t, "message").ConversationID)
+	if len(msgs) != 3 {
+		t.Fatalf("stored %d messages, want 3", len(msgs))
+	}
+
+	second := s.dial(t, nil)
+	second.send(hello(nil))
+	second.until(FrameWelcome)
+	third := s.dial(t, nil)
+	frames, _ := third.closedWith()
+	if len(frames) != 1 || frames[0].Code != "sessions" {
+		t.Fatalf("third connection from one address got %+v", frames)
+	}
+	second.close()
+	second.closedWith()
+	// A closed connection frees its place (the server notices the close
+	// asynchronously, so try for a while).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		again := s.dial(t, nil)
+		again.send(hello(nil))
+		f := <-again.frames
+		if f.Type == FrameWelcome {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("place not freed: %+v", f)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Only pages of the allowed origins (or of the chat's own address) may
+// open chats.
+func TestOriginAllowList(t *testing.T) {
+	s := startSite(t, func(c *Config, _ *Deps) { c.AllowedOrigins = []string{"https://www.example.com"} })
+	_, resp, err := s.tryDial(http.Header{"Origin": {"https://evil.example"}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("foreign origin: %v, %v", err, resp)
+	}
+	for _, origin := range []string{"https://www.example.com", "http://" + s.ch.Addr().String()} {
+		b, _, err := s.tryDial(http.Header{"Origin": {origin}})
+		if err != nil {
+			t.Fatalf("origin %s: %v", origin, err)
+		}
+		b.ws.CloseNow()
+	}
+	resp, err = http.Get("http://" + s.ch.Addr().String() + "/widget.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") ||
+		!strings.Contains(string(js), ".dg-chat-button") || strings.Contains(string(js), "/*CSS*/") {
+		t.Fatalf("widget.js: %d %s, %d bytes", resp.StatusCode, resp.Header.Get("Content-Type"), len(js))
+	}
+}
+
+// Outside the opening hours the customer is told at once, in the queue's
+// own words; when nobody is available, the built-in text says so; the
+// message stays a task either way.
+func TestClosedAndNobodyAvailable(t *testing.T) {
+	var mu sync.Mutex
+	open := false
+	s := startSite(t, func(c *Config, _ *Deps) {
+		c.Queues = map[string]QueueSettings{"support": {
+			Open:   func(time.Time) bool { mu.Lock(); defer mu.Unlock(); return open },
+			Closed: Texts{DE: "Wir sind Mo–Fr 8–18 Uhr für Sie da."},
+		}}
+	})
+	s.available(t, "anna")
+	b := s.dial(t, nil)
+	b.send(hello(nil))
+	b.until(FrameWelcome)
+	if n := b.until(FrameNotice); n.Code != "closed" || n.Text != "Wir sind Mo–Fr 8–18 Uhr für Sie da." {
+		t.Fatalf("closed notice %+v", n)
+	}
+	b.send(message("m1", "Bitte um Rückruf"))
+	b.until(FrameMessage)
+	e := s.event(t, "message")
+	if _, err := s.st.Contact(e.TaskID); err != nil {
+		t.Fatalf("the message is no contact: %v", err)
+	}
+	// Open, but the only agent for chats is away; bert takes no chats.
+	mu.Lock()
+	open = true
+	mu.Unlock()
+	if err := s.router.SetPresence("anna", router.Away, "lunch"); err != nil {
+		t.Fatal(err)
+	}
+	s.available(t, "bert")
+	en := s.dial(t, nil)
+	en.send(map[string]any{"type": "hello", "lang": "en"})
+	en.until(FrameWelcome)
+	if n := en.until(FrameNotice); n.Code != "nobody" || !strings.Contains(n.Text, "Nobody is free") {
+		t.Fatalf("nobody notice %+v", n)
+	}
+	en.send(message("x", "Hello?"))
+	en.until(FrameMessage)
+	s.event(t, "message")
+	waiting := 0
+	for _, q := range s.router.Stats() {
+		waiting += q.Waiting
+	}
+	if waiting != 2 { // anna's offer of the first went back when she went away
+		t.Fatalf("%d tasks waiting, want both chats", waiting)
+	}
+	// The customer asks for the transcript by mail.
+	en.send(map[string]any{"type": "transcript", "email": "Ann@Example.com"})
+	if n := en.until(FrameNotice); n.Code != "transcript" || !strings.Contains(n.Text, "ann@example.com") {
+		t.Fatalf("transcript notice %+v", n)
+	}
+}
+
+// A customer who gives the e-mail address of earlier mail is that
+// customer: the chat joins their journey beside the mail, and the
+// transcript is its contact's text and goes out by mail when asked.
+func TestIdentifiedChatJoinsTheJourney(t *testing.T) {
+	type mailed struct{ to, subject, text string }
+	sent := make(chan mailed, 1)
+	s := startSite(t, func(_ *Config, d *Deps) {
+		d.SendTranscript = func(_ context.Context, to, subject, text string) error {
+			sent <- mailed{to, subject, text}
+			return nil
+		}
+	})
+	joe, _, err := s.journey.Identify(bg, "email", "Joe Kunde <joe@example.com>", "Joe Kunde")
+	if err != nil {
+		t.Fatal(err)
+	}
+	earlier := &store.Contact{CustomerID: joe.ID, Channel: "email", Direction: "in", Start: time.Now().Add(-time.Hour).UTC(), Subject: "Rechnung", Text: "Meine Rechnung stimmt nicht."}
+	if err := s.st.AppendContact(bg, earlier); err != nil {
+		t.Fatal(err)
+	}
+	b := s.dial(t, nil)
+	b.send(hello(map[string]any{"email": "JOE@example.com", "name": "Joe"}))
+	b.until(FrameWelcome)
+	b.send(message("m1", "Es geht noch mal um die Rechnung."))
+	b.until(FrameMessage)
+	e := s.event(t, "message")
+	b.send(map[string]any{"type": "transcript", "email": "joe@example.com"})
+	b.until(FrameNotice)
+	b.send(map[string]any{"type": "end"})
+	frames, _ := b.closedWith()
+	if frames[len(frames)-1].Code != "ended" {
+		t.Fatalf("end: %+v", frames)
+	}
+	contact, err := s.st.Contact(e.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contact.CustomerID != joe.ID || contact.Intent != "billing" || contact.Queue != "billing" {
+		t.Fatalf("chat contact %+v, customer %d", contact, joe.ID)
+	}
+	entries, err := s.st.Journey(joe.ID, time.Time{}, 10)
+	if err != nil || len(entries) != 2 || entries[0].Contact.ID != contact.ID || entries[1].Contact.ID != earlier.ID {
+		t.Fatalf("journey %+v, %v", entries, err)
+	}
+	if !strings.Contains(contact.Text, "Joe: Es geht noch mal um die Rechnung.") || contact.End.IsZero() {
+		t.Fatalf("transcript contact %+v", contact)
+	}
+	jc, err := s.journey.ContextFor(joe.ID, time.Now())
+	if err != nil || len(jc.Recent) != 2 {
+		t.Fatalf("context %+v, %v", jc, err)
+	}
+	select {
+	case m := <-sent:
+		if m.to != "joe@example.com" || !strings.HasPrefix(m.subject, "Ihr Chat mit uns vom ") || m.text != contact.Text {
+			t.Fatalf("mailed %+v", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("transcript not mailed")
+	}
+}
+
+// SIP MESSAGE from a peer is the same conversation model: a task, the
+// agent's answers go back to the peer, later messages continue it.
+func TestInboundFromSIP(t *testing.T) {
+	type reply struct{ to, text string }
+	replies := make(chan reply, 10)
+	s := startSite(t, func(_ *Config, d *Deps) {
+		d.SIPReply = func(_ context.Context, to, text string) error { replies <- reply{to, text}; return nil }
+	})
+	s.available(t, "anna")
+	if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "Hallo per SIP"); err != nil {
+		t.Fatal(err)
+	}
+	e := s.event(t, "message")
+	o := s.offer(t)
+	if o.TaskID != e.TaskID || o.Channel != router.Message {
+		t.Fatalf("offer %+v event %+v", o, e)
+	}
+	if err := s.router.Accept(o.TaskID, "anna"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ch.Send(bg, e.ConversationID, "anna", "Guten Tag!"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		r := <-replies
+		if r.text == "Guten Tag!" {
+			if r.to != "sip:joe@pbx.example.com" {
+				t.Fatalf("reply to %q", r.to)
+			}
+			break
+		}
+	}
+	if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "Noch eine Frage"); err != nil {
+		t.Fatal(err)
+	}
+	if e2 := s.event(t, "message"); e2.ConversationID != e.ConversationID || e2.Agent != "anna" {
+		t.Fatalf("second message %+v, first %+v", e2, e)
+	}
+	if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "\x00"); err == nil {
+		t.Fatal("control characters accepted")
+	}
+	// Without a SIP reply path the answer is kept and the caller told.
+	s2 := startSite(t, nil)
+	if err := s2.ch.Inbound(bg, "sip", "+49 30 123456", "Hallo"); err != nil {
+		t.Fatal(err)
+	}
+	e3 := s2.event(t, "message")
+	if err := s2.ch.Send(bg, e3.ConversationID, "anna", "Antwort"); !errors.Is(err, ErrNoSIPReply) {
+		t.Fatalf("send without SIP: %v", err)
+	}
+	if msgs, _ := s2.ch.Transcript(e3.ConversationID); len(msgs) != 2 {
+		t.Fatalf("transcript %+v", msgs)
+	}
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}
