@@ -187,11 +187,14 @@ func (cl *call) answer(o router.Offer, dlg *sipgo.DialogClientSession, leg *medi
 	c := cl.c
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
-	if err := dlg.Ack(ctx); err != nil {
-		c.deps.Logger.Warn("ACK to the agent's phone", "agent", o.Agent, "err", err)
+	ack := func() {
+		if err := dlg.Ack(ctx); err != nil {
+			c.deps.Logger.Warn("ACK to the agent's phone", "agent", o.Agent, "err", err)
+		}
 	}
 	agentCall := dlg.InviteRequest.CallID().Value()
 	hangUpAgent := func() {
+		ack()
 		leg.close()
 		dlg.Bye(ctx)
 		c.mu.Lock()
@@ -233,6 +236,9 @@ func (cl *call) answer(o router.Offer, dlg *sipgo.DialogClientSession, leg *medi
 	cl.caller.onDigit = nil
 	cl.caller.mu.Unlock()
 	bridge(cl.caller, leg)
+	// Only now: the phone may send a re-INVITE or BYE as soon as it has
+	// the ACK, and the call must know its agent leg by then.
+	ack()
 	c.metrics.agentLegs.WithLabelValues("answered").Inc()
 }
 
