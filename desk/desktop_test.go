@@ -529,6 +529,33 @@ func TestDeskAgentHandlesAMail(t *testing.T) {
 	_ = customerID
 }
 
+// A contact after an unresolved one carries the repeat banner's data and
+// the repeat rule's next best action, with what happened before.
+func TestDeskRepeatContact(t *testing.T) {
+	env := startDesk(t)
+	anna := newBrowser(t, env.base)
+	anna.login("anna")
+	events := openEvents(t, anna)
+	anna.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`)
+	first, _ := newMailTask(t, env, "joe@example.org", "Router kaputt")
+	events.next(t, "offer")
+	anna.do("POST", "/api/desk/offers/"+jsonNumber(first)+"/accept", "")
+	if code, body := anna.do("POST", "/api/desk/tasks/"+jsonNumber(first)+"/wrapup", `{"code":"callback","note":"ruft zurück"}`); code != 200 {
+		t.Fatalf("wrap-up: %d %v", code, body)
+	}
+	second, _ := newMailTask(t, env, "joe@example.org", "Immer noch kaputt")
+	events.next(t, "offer")
+	_, detail := anna.do("GET", "/api/desk/tasks/"+jsonNumber(second), "")
+	rep, _ := detail["repeat_of"].(map[string]any)
+	if rep == nil || rep["id"] != float64(first) || rep["outcome"] != "callback" || detail["last_agent"] != "anna" {
+		t.Fatalf("repeat banner data: %v, last agent %v", detail["repeat_of"], detail["last_agent"])
+	}
+	nba := detail["next_best_actions"].([]any)[0].(map[string]any)
+	if nba["action"] != "Apologise and solve it now" || !strings.HasPrefix(nba["reason"].(string), "Still not solved (earlier: email, outcome callback, ") {
+		t.Errorf("first next best action %v", nba)
+	}
+}
+
 func TestDeskOfferRevokedWhenAgentGoesAway(t *testing.T) {
 	env := startDesk(t)
 	anna := newBrowser(t, env.base)
