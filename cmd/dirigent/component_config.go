@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"dirigent/chat"
 	"dirigent/config"
 	"dirigent/desk"
 	"dirigent/journey"
@@ -154,4 +155,38 @@ func sipConfig(c *config.Config) sip.Config {
 		sc.Menus = append(sc.Menus, sip.Menu{Name: m.Name, Prompt: m.Prompt, Timeout: m.Timeout.Duration, Default: m.Default, Digits: m.Digits})
 	}
 	return sc
+}
+
+// chatConfig translates the configuration into the message channel's
+// terms; rc is the router's, for telling who can answer a queue's chats.
+func chatConfig(c *config.Config, rc router.Config) chat.Config {
+	loc := c.Chat.Location()
+	cc := chat.Config{
+		Listen:            c.Chat.Listen,
+		AllowedOrigins:    slices.Clone(c.Chat.AllowedOrigins),
+		DefaultQueue:      c.Chat.Queue,
+		MaxMessageBytes:   c.Chat.MaxMessageBytes,
+		MessagesPerMinute: c.Chat.MessagesPerMinute,
+		MaxSessionsPerIP:  c.Chat.MaxSessionsPerIP,
+		IdleTimeout:       c.Chat.IdleTimeout.Duration,
+		Location:          loc,
+		Queues:            map[string]chat.QueueSettings{},
+		RouterQueues:      rc.Queues,
+		Agents:            rc.Agents,
+		AgentNames:        map[string]string{},
+	}
+	for _, a := range c.Agents {
+		cc.AgentNames[a.ID] = a.Name
+	}
+	for _, q := range c.Chat.Queues {
+		qs := chat.QueueSettings{
+			Closed: chat.Texts{DE: q.ClosedDE, EN: q.ClosedEN},
+			Nobody: chat.Texts{DE: q.NobodyDE, EN: q.NobodyEN},
+		}
+		if h, err := config.ParseHours(q.Hours, loc); err == nil && h != nil { // Validate reported errors
+			qs.Open = h.Open
+		}
+		cc.Queues[q.Name] = qs
+	}
+	return cc
 }

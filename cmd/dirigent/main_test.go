@@ -62,6 +62,8 @@ listen = "127.0.0.1:0"
 [mail]
 smtp_listen = "127.0.0.1:0"
 addresses = ["support@example.com"]
+[chat]
+listen = "127.0.0.1:0"
 [[queues]]
 name = "support"
 skills = { support = 1 }
@@ -338,7 +340,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 // What `make run` does: serve on the embedded default, in a fresh
 // directory, on 127.0.0.1:8080.
 func TestServeEmbeddedDefault(t *testing.T) {
-	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:2525"} {
+	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:2525", "127.0.0.1:8081"} {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			t.Skipf("%s is taken, the embedded default cannot start here: %v", addr, err)

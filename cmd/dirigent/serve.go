@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"dirigent/chat"
 	"dirigent/config"
 	"dirigent/desk"
 	"dirigent/journey"
@@ -81,6 +82,7 @@ type daemon struct {
 	journey *journey.Journey
 	mail    *mail.Channel
 	sip     *sip.Channel
+	chat    *chat.Channel // nil when no queue takes messages
 	desk    *desk.Server
 	control *desk.Control
 }
@@ -123,7 +125,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	rlog := logger.With("component", "router")
 	d.router, err = router.New(rc, router.Deps{
 		Logger:  rlog,
-		Journal: d.journal,
+		Journal: journalTee{d.journal, d},
 		// The channels that ring phones and show offers add themselves
 		// to d.offers below.
 		OnOffer:  d.offers.onOffer,
@@ -164,6 +166,15 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	}
 	// Voice offers ring the agent's phones; the channel ignores others.
 	d.offers.add(d.sip.OnOffer, d.sip.OnRevoke)
+	if cfg.Chat.Queue != "" {
+		d.chat, err = chat.New(chatConfig(cfg, rc), chat.Deps{
+			Logger: logger.With("component", "chat"), Store: d.store, Journey: d.journey, Router: d.router,
+			Registerer: reg, DrainTimeout: drain, SendTranscript: d.mail.SendTranscript,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	var tokens []desk.APIToken
 	for _, t := range cfg.Desk.APITokens {
 		tokens = append(tokens, desk.APIToken{Name: t.Name, SHA256: t.SHA256})
@@ -217,6 +228,9 @@ func (d *daemon) close() {
 	if d.mail != nil {
 		d.mail.Close()
 	}
+	if d.chat != nil {
+		d.chat.Close()
+	}
 	if d.sip != nil {
 		d.sip.Close()
 	}
@@ -244,6 +258,7 @@ func (d *daemon) run(ctx context.Context) error {
 		{"journey", d.journey.Run},
 		{"mail", d.mail.Run},
 		{"sip", d.sip.Run},
+		{"chat", d.chatRun},
 		{"desk", d.desk.Run},
 		{"control", d.control.Run},
 	}
@@ -288,7 +303,7 @@ func (d *daemon) run(ctx context.Context) error {
 	d.desk.SetReady()
 	d.notify.send(sd.SdNotifyReady, d.status())
 	d.logger.Info("dirigent ready", "version", versionString(), "config", d.configName(),
-		"store", d.store.Path(), "desk", d.desk.Addr().String(), "smtp", d.mail.SMTPAddr().String(), "sip", d.sip.Addr().String(), "control", d.cfg.Control.Socket)
+		"store", d.store.Path(), "desk", d.desk.Addr().String(), "smtp", d.mail.SMTPAddr().String(), "sip", d.sip.Addr().String(), "chat", d.chatAddr(), "control", d.cfg.Control.Socket)
 
 	var runErr error
 loop:
@@ -396,6 +411,7 @@ func restartOnlyChanges(old, next *config.Config) []string {
 		{"desk.session_timeout", old.Desk.SessionTimeout, next.Desk.SessionTimeout},
 		{"sip", old.SIP, next.SIP},
 		{"mail", old.Mail, next.Mail},
+		{"chat", old.Chat, next.Chat},
 		{"daemon.drain_timeout", old.Daemon.DrainTimeout, next.Daemon.DrainTimeout},
 	} {
 		if !reflect.DeepEqual(s.old, s.next) {

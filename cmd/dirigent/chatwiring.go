@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+
+	"dirigent/router"
+)
+
+// journalTee hands each router event to the store's journal and to the
+// message channel, which follows its chat tasks (an agent took the chat,
+// it was given up). Both only queue, as Record runs under the router's
+// lock.
+type journalTee struct {
+	journal *storeJournal
+	d       *daemon
+}
+
+func (t journalTee) Record(e router.Event) {
+	t.journal.Record(e)
+	if t.d.chat != nil { // set while the daemon is built, before the router runs
+		t.d.chat.TaskEvent(e)
+	}
+}
+
+// chatRun runs the message channel, or waits when it is off (no queue
+// takes messages).
+func (d *daemon) chatRun(ctx context.Context) error {
+	if d.chat == nil {
+		<-ctx.Done()
+		return nil
+	}
+	return d.chat.Run(ctx)
+}
+
+// chatAddr is the chat widget's address for the log, "off" when none.
+func (d *daemon) chatAddr() string {
+	if d.chat == nil {
+		return "off"
+	}
+	return d.chat.Addr().String()
+}
