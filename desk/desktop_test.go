@@ -770,3 +770,16 @@ func FuzzDecodeBody(f *testing.F) {
 		_ = decodeBody(strings.NewReader(body), &wrap)
 	})
 }
+
+func FuzzPageLanguage(f *testing.F) {
+	f.Add("de-DE,de;q=0.9,en;q=0.8")
+	f.Add("*;q=0.1, fr")
+	f.Add("de;q=NaN")
+	f.Fuzz(func(t *testing.T, header string) {
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.Header.Set("Accept-Language", header)
+		if l := pageLanguage(r); l != "de" && l != "en" {
+			t.Fatalf("%q → %q", header, l)
+		}
+	})
+}
