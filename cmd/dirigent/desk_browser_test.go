@@ -334,21 +334,31 @@ func TestDeskInTheBrowser(t *testing.T) {
 	agent.waitFor("the task gone", `!document.getElementById("detail-empty").hidden && document.getElementById("tasks").textContent === "No tasks."`)
 	agent.shot("09-wrapped-up")
 	super.waitFor("anna available again", `document.querySelector('#board-presence [data-presence="available"]').textContent.endsWith(": 1")`)
-	super.shot("10-wallboard-after")
+	super.shot("09-wallboard-after")
 
-	// The supervisor, also an admin, changes anna's skills and sends her
-	// to lunch from the wallboard.
+	// Customer search, and the customer's card and journey outside a task.
+	agent.do("search", chromedp.SendKeys("#search-q", "kunde\r"))
+	agent.waitFor("a search result", `document.getElementById("search-results").textContent.includes("email:joe@example.org")`)
+	agent.do("show the customer", chromedp.Focus("#search-results button"))
+	agent.press("show", "\r")
+	agent.waitFor("the customer's journey", `document.getElementById("customer-name").textContent === "Joe Kunde" && document.getElementById("journey").textContent.includes("Rechnung falsch") && document.getElementById("wrap-form").hidden`)
+	agent.shot("10-customer")
+
+	// The supervisor, also an admin, sees queues and skills, changes
+	// anna's skills and sends her to lunch from the wallboard.
+	super.waitFor("the admin tables", `document.querySelector('#admin-queues tbody').textContent.includes("support 1") && document.querySelector('#admin-agents tr[data-agent="anna"] .skills').textContent === "support 3"`)
 	super.waitFor("the admin form", `!document.getElementById("admin").hidden && document.querySelector('#admin-skills input[name="support"]') !== null`)
 	super.do("support 5", chromedp.Evaluate[chromedp.Void](`document.querySelector('#admin-skills input[name="support"]').value = "5"`), chromedp.Focus("#admin-skills-save"))
 	super.press("save skills", "\r")
 	if line := d.waitLog(t, "agent skills changed on the desk"); line["agent"] != "anna" || line["by"] != "sven" {
 		t.Errorf("skills change logged as %v", line)
 	}
+	super.waitFor("the new skills shown", `document.querySelector('#admin-agents tr[data-agent="anna"] .skills').textContent === "support 5"`)
 	super.do("away for lunch", chromedp.SetValue("#admin-presence", "away"), chromedp.SetValue("#admin-reason", "lunch"), chromedp.Focus("#admin-presence-save"))
 	super.press("set presence", "\r")
 	agent.waitFor("anna told she is away", `document.getElementById("presence-now").textContent === "Away (lunch)"`)
 	super.waitFor("anna away on the wallboard", `document.querySelector('#board-presence [data-presence="away"]').textContent.endsWith(": 1")`)
-	super.shot("11-admin-changed")
+	super.shot("11-admin")
 
 	_, metrics := get(t, d.desk+"/metrics")
 	for _, want := range []string{

@@ -21,6 +21,8 @@ const texts = {
     outcome: "outcome {o}", last_agent: "Last agent: {a}.", reply_sent: "Reply queued for {to}.", wrapped: "Task finished.",
     touchpoint: "Touchpoint", logged_out: "Logged out.", in: "from customer", out: "to customer", none: "none",
     voice: "call", email: "mail", message: "message", busy: "busy", saved: "Saved.",
+    queue_setup: "Queues: required skills", skills_needed: "Skills (minimum)", channels: "Channels", strategy: "Strategy",
+    agent_setup: "Agents: skills and capacity", skills_have: "Skills", capacity: "Capacity", show: "Show",
   },
   de: {
     skip: "Zum Inhalt springen", view_agent: "Arbeitsplatz", view_board: "Wallboard", language: "Sprache", logout: "Abmelden",
@@ -39,6 +41,8 @@ const texts = {
     outcome: "Ergebnis {o}", last_agent: "Zuletzt betreut von {a}.", reply_sent: "Antwort an {to} ist unterwegs.", wrapped: "Aufgabe abgeschlossen.",
     touchpoint: "Ereignis", logged_out: "Abgemeldet.", in: "vom Kunden", out: "an den Kunden", none: "keine",
     voice: "Anruf", email: "E-Mail", message: "Nachricht", busy: "Beschäftigt", saved: "Gespeichert.",
+    queue_setup: "Warteschlangen: nötige Fähigkeiten", skills_needed: "Fähigkeiten (mindestens)", channels: "Kanäle", strategy: "Strategie",
+    agent_setup: "Agenten: Fähigkeiten und Kapazität", skills_have: "Fähigkeiten", capacity: "Kapazität", show: "Anzeigen",
   },
 };
 
@@ -426,9 +430,23 @@ $("search-form").addEventListener("submit", async (ev) => {
     const { customers } = await api("GET", "/customers?q=" + encodeURIComponent($("search-q").value));
     const ul = $("search-results");
     if (customers.length === 0) ul.replaceChildren(el("li", {}, t("no_results")));
-    else ul.replaceChildren(...customers.map((c) => el("li", {}, el("strong", {}, c.name || "#" + c.id), " ", (c.identities || []).join(", "))));
+    else ul.replaceChildren(...customers.map((c) => el("li", {}, el("strong", {}, c.name || "#" + c.id), " ", (c.identities || []).join(", "),
+      el("button", { type: "button", class: "secondary", onclick: () => showCustomer(c.id) }, t("show")))));
   } catch (e) { say(e.message, true); }
 });
+
+// showCustomer puts a customer's card and journey on screen, outside of
+// any task: no thread, no next best actions, no wrap-up.
+async function showCustomer(id) {
+  try {
+    const c = await api("GET", "/customers/" + id);
+    current = {
+      task: { id: 0, state: "none" }, customer: c.customer, journey: c.journey, next_best_actions: [],
+    };
+    renderDetail();
+    $("detail").focus();
+  } catch (e) { say(e.message, true); }
+}
 
 // --- wallboard and admin ---
 
@@ -460,6 +478,14 @@ async function loadAdmin() {
     adminData = await api("GET", "/admin");
   } catch (e) { say(e.message, true); return; }
   $("admin").hidden = false;
+  const skillList = (m) => Object.entries(m || {}).map(([k, v]) => k + " " + v).join(", ") || "–";
+  $("admin-queues").tBodies[0].replaceChildren(...adminData.queues.map((q) => el("tr", {},
+    el("th", { scope: "row" }, q.name), el("td", {}, skillList(q.skills)),
+    el("td", {}, q.channels.map((c) => t(c)).join(", ")), el("td", {}, q.strategy))));
+  $("admin-agents").tBodies[0].replaceChildren(...adminData.agents.map((a) => el("tr", { "data-agent": a.id },
+    el("th", { scope: "row" }, a.id), el("td", { class: "skills" }, skillList(a.skills)),
+    el("td", {}, Object.entries(a.capacity).map(([c, n]) => t(c) + " " + n).join(", ")),
+    el("td", {}, t(a.presence) + (a.reason ? " (" + a.reason + ")" : "")))));
   const sel = $("admin-agent");
   const keep = sel.value;
   sel.replaceChildren(...adminData.agents.map((a) => el("option", { value: a.id }, a.id)));
