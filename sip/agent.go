@@ -211,6 +211,7 @@ func (cl *call) answer(o router.Offer, dlg *sipgo.DialogClientSession, leg *medi
 	}
 	dtmf := ans.dtmf
 	leg.setRemote(ans.addr, ans.codecs[0], dtmf)
+	c.deps.Logger.Debug("agent answered", "agent", o.Agent, "rtp", ans.addr, "codec", ans.codecs[0])
 
 	cl.mu.Lock()
 	if cl.state != stateWaiting {

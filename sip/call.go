@@ -446,6 +446,9 @@ func (cl *call) finish(outcome, side string) {
 	cl.caller.close()
 	if agentLeg != nil {
 		agentLeg.close()
+		c.deps.Logger.Debug("call media", "call", cl.task.ID,
+			"from_caller", cl.caller.received.Load(), "to_agent", cl.caller.relayed.Load(),
+			"from_agent", agentLeg.received.Load(), "to_caller", agentLeg.relayed.Load(), "hold_played", cl.caller.played.Load())
 	}
 	end := c.now()
 	switch {
