@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"dirigent/journey"
@@ -184,7 +185,11 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 		}
 		name := r.PathValue("name")
 		if err := SetPassword(r.Context(), deps.Passwords, deps.Logins, name, []byte(req.PasswordHash)); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			code := http.StatusInternalServerError
+			if errors.Is(err, ErrRefused) {
+				code = http.StatusBadRequest
+			}
+			writeError(w, code, strings.TrimPrefix(err.Error(), ErrRefused.Error()+": "))
 			return
 		}
 		logger.Info("desk password set", "user", name)

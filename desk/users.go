@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -72,18 +73,26 @@ type PasswordStore interface {
 // of logins: a password for a name that cannot log in would be a trap.
 func SetPassword(ctx context.Context, ps PasswordStore, logins Logins, name string, hash []byte) error {
 	if len(logins.Roles(name)) == 0 {
-		return fmt.Errorf("%q is no desk login: add it to [[agents]], desk.supervisors or desk.admins first", name)
+		return fmt.Errorf("%w: %q is no desk login: add it to [[agents]], desk.supervisors or desk.admins first", ErrRefused, name)
 	}
 	if _, err := bcrypt.Cost(hash); err != nil {
-		return fmt.Errorf("not a bcrypt password hash: %w", err)
+		return fmt.Errorf("%w: not a bcrypt password hash: %v", ErrRefused, err)
 	}
 	return ps.SetDeskPassword(ctx, name, hash, time.Now())
 }
 
 // dummyHash is compared against when a login is unknown or has no
 // password, so that the answer takes as long as for a wrong password and
-// does not tell which names exist.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("dirigent-no-such-user"), bcrypt.DefaultCost)
+// does not tell which names exist. It is made at the first login, not at
+// start: every admin command would pay for it otherwise.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("dirigent-no-such-user"), bcrypt.DefaultCost)
+	return h
+})
+
+// ErrRefused marks a password change refused for what was asked (not a
+// login, not a bcrypt hash), as opposed to a failing store.
+var ErrRefused = errors.New("refused")
 
 // errBadLogin is the one answer to every failed login.
 var errBadLogin = errors.New("wrong user name or password")
@@ -91,7 +100,7 @@ var errBadLogin = errors.New("wrong user name or password")
 // checkLogin returns name's roles when password is right.
 func checkLogin(ps PasswordStore, logins Logins, name, password string) ([]string, error) {
 	roles := logins.Roles(name)
-	hash := dummyHash
+	hash := dummyHash()
 	if len(roles) > 0 {
 		u, err := ps.DeskUser(name)
 		switch {

@@ -152,6 +152,9 @@ func newBrowser(t *testing.T, shots string) *browserSession {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
+		// Containers (CI) often have a tiny /dev/shm, where Chromium
+		// would crash its renderer.
+		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1366, 768),
 	}
