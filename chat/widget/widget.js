@@ -32,11 +32,14 @@
   }[lang];
 
   var storeKey = "dirigent-chat:" + base.host + ":" + queue;
-  var state = load(); // {token, seq}
+  var state = load(); // {token}
+  // The highest message number this page shows: a reconnect asks for
+  // what came after it, a reloaded page (0) for the whole chat.
+  var pageSeq = 0;
   var ws = null, retry = 0, retryTimer = null, ended = false;
   var pending = {};   // id → {text, el}: sent, not yet acknowledged
   var seen = {};      // seq → true
-  var typingTimer = null, typingSent = false, idCounter = 0;
+  var typingTimer = null, typingSent = false, idCounter = 0, joinedName = null;
 
   function load() {
     try { return JSON.parse(localStorage.getItem(storeKey)) || {}; } catch (e) { return {}; }
@@ -155,8 +158,10 @@
   intro.addEventListener("submit", function (ev) {
     ev.preventDefault();
     ended = false;
+    intro.classList.remove("dg-again");
     log.textContent = "";
     seen = {};
+    pageSeq = 0;
     showChat(true);
     connect({ name: nameIn.value.trim(), email: emailIn.value.trim(), phone: phoneIn.value.trim() });
   });
@@ -185,7 +190,7 @@
     if (queue) hello.queue = queue;
     if (state.token) {
       hello.session = state.token;
-      hello.last_seq = state.seq || 0;
+      hello.last_seq = pageSeq;
     } else {
       if (who.name) hello.name = who.name;
       if (who.email) hello.email = who.email;
@@ -215,8 +220,8 @@
         retry = 0;
         status.textContent = "";
         if (!f.resumed) {
-          if (state.token) { log.textContent = ""; seen = {}; }
-          state = { token: f.session, seq: 0 };
+          if (state.token) { log.textContent = ""; seen = {}; pageSeq = 0; }
+          state = { token: f.session };
           save();
         }
         // Messages the server has not acknowledged are sent again; their
@@ -234,14 +239,16 @@
           line("dg-" + f.from, who, f.text);
         }
         seen[f.seq] = true;
-        if (f.seq > (state.seq || 0)) { state.seq = f.seq; save(); }
+        if (f.seq > pageSeq) pageSeq = f.seq;
         if (f.from === "agent") status.textContent = "";
         break;
       case "typing":
         status.textContent = f.active ? (f.name || "") + TEXT.typing : "";
         break;
       case "agent_joined":
-        line("dg-system", "", (f.name || "") + TEXT.joined);
+        // A resumed chat hears who is there again; say it once.
+        if (f.name !== joinedName) line("dg-system dg-joined", "", (f.name || "") + TEXT.joined);
+        joinedName = f.name;
         break;
       case "notice":
         line("dg-system dg-notice-" + f.code, "", f.text);
@@ -265,6 +272,7 @@
     endBtn.hidden = true;
     transcriptForm.hidden = true;
     intro.hidden = false;
+    intro.classList.add("dg-again"); // only the button: the name is known
     startBtn.textContent = TEXT.again;
   }
 
@@ -287,7 +295,11 @@
     }
   });
   input.addEventListener("input", function () {
-    if (!typingSent && input.value) typingSent = send({ type: "typing", active: true });
+    if (!input.value.trim()) {
+      stopTyping();
+      return;
+    }
+    if (!typingSent) typingSent = send({ type: "typing", active: true });
     clearTimeout(typingTimer);
     typingTimer = setTimeout(stopTyping, 3000);
   });
