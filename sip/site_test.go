@@ -31,6 +31,10 @@ type site struct {
 	router *router.Router
 	reg    *prometheus.Registry
 	dir    string
+	// stop ends the channel's Run (a daemon's stop); stopped then gets
+	// what Run returned, once.
+	stop    context.CancelFunc
+	stopped chan error
 }
 
 const (
@@ -100,8 +104,17 @@ func startSite(t *testing.T, cfg Config, storePath string) *site {
 	}
 	ready.Done()
 	testrun.Start(t, r.Run)
-	testrun.Start(t, ch.Run)
-	return &site{ch: ch, st: st, j: j, router: r, reg: reg, dir: t.TempDir()}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &site{ch: ch, st: st, j: j, router: r, reg: reg, dir: t.TempDir(), stopped: make(chan error, 1)}
+	go func() { s.stopped <- ch.Run(ctx) }()
+	s.stop = cancel
+	t.Cleanup(func() {
+		cancel()
+		if err := <-s.stopped; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return s
 }
 
 type discardJournal struct{}
