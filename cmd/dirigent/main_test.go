@@ -80,6 +80,7 @@ type runningDaemon struct {
 	logs   chan map[string]any // every JSON log line
 	desk   string              // http://host:port
 	smtp   string              // host:port
+	chat   string              // host:port of the chat widget, "off" when none
 	exited chan error
 }
 
@@ -114,6 +115,7 @@ func startDaemon(t *testing.T, cfgPath string, env ...string) *runningDaemon {
 	line := d.waitLog(t, "dirigent ready")
 	d.desk = "http://" + line["desk"].(string)
 	d.smtp = line["smtp"].(string)
+	d.chat, _ = line["chat"].(string)
 	return d
 }
 

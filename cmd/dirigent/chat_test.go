@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// chatClient is a customer's browser connection to the daemon's chat.
+type chatClient struct {
+	t  *testing.T
+	ws *websocket.Conn
+}
+
+func dialChat(t *testing.T, addr string) *chatClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatalf("chat: %v", err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	return &chatClient{t: t, ws: ws}
+}
+
+func (c *chatClient) send(frame map[string]any) {
+	c.t.Helper()
+	data, _ := json.Marshal(frame)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, data); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// until reads frames up to the first of type typ (10 s against a hang).
+func (c *chatClient) until(typ string) map[string]any {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		_, data, err := c.ws.Read(ctx)
+		if err != nil {
+			c.t.Fatalf("waiting for %s: %v", typ, err)
+		}
+		var f map[string]any
+		if err := json.Unmarshal(data, &f); err != nil {
+			c.t.Fatal(err)
+		}
+		if f["type"] == typ {
+			return f
+		}
+	}
+}
+
+// TestChatThroughTheDaemon: the daemon serves the widget on chat.listen;
+// a customer's chat becomes a waiting task, is told nobody is there,
+// survives a restart of the daemon (the browser resumes with its token
+// and the task is queued again), and its transcript arrives by mail at
+// the site's mail server (postfix's smtp-sink) when the customer ends it.
+func TestChatThroughTheDaemon(t *testing.T) {
+	sinkDir := deskSinkDir(t)
+	sink := deskSink(t, sinkDir)
+	dir := t.TempDir()
+	cfgPath := writeConfig(t, dir, "[[agents]]\nid = \"anna\"\nname = \"Anna\"\nskills = { support = 3 }\n")
+	cfg := strings.Replace(mustRead(t, cfgPath), "addresses = [\"support@example.com\"]\n",
+		"addresses = [\"support@example.com\"]\nsmarthost = \""+sink+"\"\nsmarthost_tls = \"none\"\n", 1)
+	writeFile(t, cfgPath, cfg)
+	d := startDaemon(t, cfgPath)
+	if d.chat == "" || d.chat == "off" {
+		t.Fatalf("chat address %q", d.chat)
+	}
+	if code, js := get(t, "http://"+d.chat+"/widget.js"); code != 200 || !strings.Contains(js, "dg-chat") {
+		t.Fatalf("widget.js: %d", code)
+	}
+	if code, _ := get(t, "http://"+d.chat+"/metrics"); code != 404 {
+		t.Errorf("the customer-facing listener serves /metrics: %d", code)
+	}
+
+	c := dialChat(t, d.chat)
+	c.send(map[string]any{"type": "hello", "lang": "de", "name": "Joe", "email": "joe@example.org"})
+	token := c.until("welcome")["session"].(string)
+	if n := c.until("notice"); n["code"] != "nobody" {
+		t.Fatalf("notice %v", n)
+	}
+	c.send(map[string]any{"type": "message", "id": "m1", "text": "Hallo aus dem Test"})
+	if ack := c.until("message"); ack["id"] != "m1" {
+		t.Fatalf("ack %v", ack)
+	}
+	_, metrics := get(t, d.desk+"/metrics")
+	for _, want := range []string{
+		`dirigent_chat_messages_total{direction="in"} 1`,
+		`dirigent_chat_sessions_open 1`,
+		`dirigent_router_tasks_waiting{queue="support"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	if err := d.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	d = startDaemon(t, cfgPath)
+	c = dialChat(t, d.chat)
+	c.send(map[string]any{"type": "hello", "lang": "de", "session": token, "last_seq": 0})
+	if w := c.until("welcome"); w["resumed"] != true || w["session"] != token {
+		t.Fatalf("after the restart: %v", w)
+	}
+	if m := c.until("message"); m["text"] != "Hallo aus dem Test" || m["id"] != "m1" {
+		t.Fatalf("history after the restart: %v", m)
+	}
+	_, metrics = get(t, d.desk+"/metrics")
+	if !strings.Contains(metrics, `dirigent_router_tasks_waiting{queue="support"} 1`) {
+		t.Error("the chat's task is not queued again after the restart")
+	}
+	c.send(map[string]any{"type": "transcript", "email": "joe@example.org"})
+	c.until("notice")
+	c.send(map[string]any{"type": "end"})
+	if n := c.until("notice"); n["code"] != "ended" {
+		t.Fatalf("end: %v", n)
+	}
+	msg := sunk(t, sinkDir)
+	for _, want := range []string{"To: <joe@example.org>", "Subject: Ihr Chat mit uns vom ", "Joe: Hallo aus dem Test"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the transcript at the sink lacks %q:\n%s", want, msg)
+		}
+	}
+}
