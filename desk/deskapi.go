@@ -276,7 +276,11 @@ func (s *Server) acceptOffer(w http.ResponseWriter, r *http.Request) {
 	t.State, t.Accepted, t.Deadline = "assigned", s.now(), time.Time{}
 	s.desk.mu.Lock()
 	s.desk.dropOffer(t.Agent, t.ID)
-	s.desk.tasks[t.ID] = &t
+	if cur, ok := s.desk.tasks[t.ID]; ok {
+		t = *cur // RouterEvent was first, with the router's time
+	} else {
+		s.desk.tasks[t.ID] = &t
+	}
 	s.desk.mu.Unlock()
 	s.metrics.offers.WithLabelValues("accepted").Inc()
 	s.events.publish(toUser(t.Agent), "tasks", map[string]uint64{"id": t.ID})

@@ -85,6 +85,35 @@ func (s *Server) OnRevoke(o router.Offer) {
 	s.events.publish(toUser(o.Agent), "revoke", map[string]uint64{"id": o.TaskID})
 }
 
+// RouterEvent keeps the desk in step with what the router does outside
+// the desk: a task answered elsewhere (a call picked up on the phone) is
+// on the agent's desk for its reply and wrap-up; a task the router
+// finished (wrap-up time over, canceled) leaves it. It is called for
+// every router event, under the router's lock: it must not call the
+// router or block, and the desk never calls the router holding its own
+// lock.
+func (s *Server) RouterEvent(e router.Event) {
+	var changed bool
+	s.desk.mu.Lock()
+	switch e.Kind {
+	case router.TaskAssigned:
+		s.desk.dropOffer(e.Agent, e.TaskID)
+		if _, ok := s.desk.tasks[e.TaskID]; !ok {
+			s.desk.tasks[e.TaskID] = &deskTask{ID: e.TaskID, Agent: e.Agent, Channel: e.Channel, Queue: e.Queue, State: "assigned", Accepted: e.At}
+			changed = true
+		}
+	case router.TaskCompleted, router.TaskCanceled:
+		if t, ok := s.desk.tasks[e.TaskID]; ok {
+			delete(s.desk.tasks, e.TaskID)
+			e.Agent, changed = t.Agent, true
+		}
+	}
+	s.desk.mu.Unlock()
+	if changed {
+		s.events.publish(toUser(e.Agent), "tasks", map[string]uint64{"id": e.TaskID})
+	}
+}
+
 // dropOffer forgets agent's offer of task id (accepted or declined) but
 // not a newer offer the router made meanwhile.
 func (d *desktop) dropOffer(agent string, id uint64) {

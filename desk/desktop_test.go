@@ -61,7 +61,7 @@ func startDesk(t *testing.T) *deskEnv {
 	queues := []router.QueueSpec{{Name: "support", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Email, router.Voice}, ServiceLevelThreshold: 20 * time.Second}}
 	var srv *Server
 	r, err := router.New(router.Config{Skills: []string{"support", "billing"}, Agents: agents, Queues: queues, OfferTimeout: time.Minute}, router.Deps{
-		Logger: logger, Journal: discardJournal{},
+		Logger: logger, Journal: journalFunc(func(e router.Event) { srv.RouterEvent(e) }),
 		OnOffer:  func(o router.Offer) { srv.OnOffer(o) },
 		OnRevoke: func(o router.Offer) { srv.OnRevoke(o) },
 	})
@@ -91,6 +91,12 @@ func startDesk(t *testing.T) *deskEnv {
 	testrun.Start(t, srv.Run)
 	return &deskEnv{srv: srv, base: "http://" + srv.Addr().String(), store: st, journey: j, router: r}
 }
+
+// journalFunc hands the router's events to the desk, as the daemon's
+// journal does.
+type journalFunc func(router.Event)
+
+func (f journalFunc) Record(e router.Event) { f(e) }
 
 // browser is a desk user's HTTP client: cookies and the CSRF token, as
 // the page keeps them.
@@ -553,6 +559,48 @@ func TestDeskRepeatContact(t *testing.T) {
 	nba := detail["next_best_actions"].([]any)[0].(map[string]any)
 	if nba["action"] != "Apologise and solve it now" || !strings.HasPrefix(nba["reason"].(string), "Still not solved (earlier: email, outcome callback, ") {
 		t.Errorf("first next best action %v", nba)
+	}
+}
+
+// A call answered on the phone (the sip channel accepts it in the router)
+// is on the agent's desk for wrap-up; one the router finishes by itself
+// leaves it.
+func TestDeskTaskAcceptedElsewhere(t *testing.T) {
+	env := startDesk(t)
+	anna := newBrowser(t, env.base)
+	anna.login("anna")
+	events := openEvents(t, anna)
+	anna.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`)
+	first, _ := newMailTask(t, env, "joe@example.org", "Eins")
+	events.next(t, "offer")
+	if err := env.router.Accept(first, "anna"); err != nil {
+		t.Fatal(err)
+	}
+	events.next(t, "tasks")
+	_, body := anna.do("GET", "/api/desk/tasks", "")
+	tasks := body["tasks"].([]any)
+	if len(tasks) != 1 || tasks[0].(map[string]any)["state"] != "assigned" || tasks[0].(map[string]any)["id"] != float64(first) {
+		t.Fatalf("tasks %v", tasks)
+	}
+	code, body := anna.do("POST", "/api/desk/offers/"+jsonNumber(first)+"/accept", "")
+	expect(t, "accept what the phone took", code, body, 409, "task "+jsonNumber(first)+" is assigned, not offered")
+	if code, body := anna.do("POST", "/api/desk/tasks/"+jsonNumber(first)+"/wrapup", `{"code":"resolved"}`); code != 200 {
+		t.Fatalf("wrap-up: %d %v", code, body)
+	}
+
+	second, _ := newMailTask(t, env, "joe@example.org", "Zwei")
+	events.next(t, "offer")
+	anna.do("POST", "/api/desk/offers/"+jsonNumber(second)+"/accept", "")
+	if err := env.router.Complete(second); err != nil { // the router finishes it by itself
+		t.Fatal(err)
+	}
+	for {
+		if e := events.next(t, "tasks"); e["id"] == float64(second) {
+			_, body := anna.do("GET", "/api/desk/tasks", "")
+			if len(body["tasks"].([]any)) == 0 {
+				break
+			}
+		}
 	}
 }
 
