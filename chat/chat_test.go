@@ -493,3 +493,26 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// A chat whose customer left and in which nobody wrote for the idle
+// timeout ends by itself, with its transcript in the contact.
+func TestIdleChatEnds(t *testing.T) {
+	s := startSite(t, func(c *Config, _ *Deps) { c.IdleTimeout = 200 * time.Millisecond })
+	b := s.dial(t, nil)
+	b.send(hello(map[string]any{"name": "Ida"}))
+	b.until(FrameWelcome)
+	b.send(message("m1", "Hallo?"))
+	b.until(FrameMessage)
+	e := s.event(t, "message")
+	b.close()
+	if ended := s.event(t, "ended"); ended.ConversationID != e.ConversationID {
+		t.Fatalf("ended %+v, want conversation %d", ended, e.ConversationID)
+	}
+	c, err := s.st.Contact(e.TaskID)
+	if err != nil || !strings.Contains(c.Text, "Ida: Hallo?") || c.End.IsZero() {
+		t.Fatalf("contact %+v, %v", c, err)
+	}
+	if err := s.ch.Send(bg, e.ConversationID, "anna", "Zu spät"); !errors.Is(err, ErrEnded) {
+		t.Fatalf("send to the ended chat: %v", err)
+	}
+}
