@@ -135,7 +135,7 @@ func (c *Channel) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		cl.task.Repeat = jc.RepeatOf != nil
 		cl.task.PreferredAgent = jc.LastAgent
 	}
-	c.calls.Add(1)
+	c.active.Add(1)
 	c.metrics.activeCalls.Inc()
 	c.mu.Lock()
 	c.byCallID[cl.callID] = cl
@@ -487,7 +487,7 @@ func (cl *call) finish(outcome, side string) {
 	c.mu.Unlock()
 	c.metrics.calls.WithLabelValues(outcome).Inc()
 	c.metrics.activeCalls.Dec()
-	c.calls.Done()
+	c.active.Add(-1)
 }
 
 func (c *Channel) lookup(req *sip.Request) *call {

@@ -120,7 +120,7 @@ type Channel struct {
 	byTask   map[uint64]*call
 
 	draining atomic.Bool
-	calls    sync.WaitGroup
+	active   atomic.Int64 // calls in progress
 	stop     chan struct{}
 	closed   sync.Once
 }
@@ -412,19 +412,12 @@ func (c *Channel) Run(ctx context.Context) error {
 // drain timeout; then it hangs up the rest.
 func (c *Channel) drain() {
 	c.draining.Store(true)
-	done := make(chan struct{})
-	go func() {
-		c.calls.Wait()
-		close(done)
-	}()
 	timeout := c.deps.DrainTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	select {
-	case <-done:
+	if c.waitIdle(timeout) {
 		return
-	case <-time.After(timeout):
 	}
 	c.mu.Lock()
 	var open []*call
@@ -435,11 +428,21 @@ func (c *Channel) drain() {
 	for _, cl := range open {
 		cl.hangup("drain")
 	}
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		c.deps.Logger.Warn("calls still open after hanging up", "calls", len(open))
+	if !c.waitIdle(5 * time.Second) {
+		c.deps.Logger.Warn("calls still open after hanging up", "calls", c.active.Load())
 	}
+}
+
+// waitIdle waits up to d for the calls in progress to end.
+func (c *Channel) waitIdle(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for c.active.Load() > 0 {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
 }
 
 // OnOffer rings the offered agent's phones for a voice offer; the
