@@ -10,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,14 @@ type deskEnv struct {
 const testPassword = "correct horse battery"
 
 func startDesk(t *testing.T) *deskEnv {
+	t.Helper()
+	env := newDesk(t, time.Second)
+	testrun.Start(t, env.srv.Run)
+	return env
+}
+
+// newDesk builds the desk without running it.
+func newDesk(t *testing.T, drain time.Duration) *deskEnv {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "d.db"), Logger: logger})
@@ -70,7 +79,7 @@ func startDesk(t *testing.T) *deskEnv {
 	}
 	testrun.Start(t, r.Run)
 	srv, err = New("127.0.0.1:0", Deps{
-		Logger: logger, Registry: prometheus.NewRegistry(), DrainTimeout: time.Second,
+		Logger: logger, Registry: prometheus.NewRegistry(), DrainTimeout: drain,
 		Store: st, Journey: j, Router: r,
 		Logins:      Logins{Agents: []string{"anna", "bert"}, Supervisors: []string{"sven"}, Admins: []string{"ada"}},
 		AwayReasons: []string{"break", "lunch"}, WrapCodes: []string{"resolved", "callback"},
@@ -88,7 +97,6 @@ func startDesk(t *testing.T) *deskEnv {
 			t.Fatal(err)
 		}
 	}
-	testrun.Start(t, srv.Run)
 	return &deskEnv{srv: srv, base: "http://" + srv.Addr().String(), store: st, journey: j, router: r}
 }
 
@@ -830,4 +838,34 @@ func FuzzPageLanguage(f *testing.F) {
 			t.Fatalf("%q → %q", header, l)
 		}
 	})
+}
+
+// Stopping ends open event streams at once instead of letting them hold
+// the drain for its whole timeout, and leaves no goroutine behind.
+func TestDeskStopEndsEventStreams(t *testing.T) {
+	env := newDesk(t, time.Hour)
+	before := runtime.NumGoroutine() // the router and the store run on
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- env.srv.Run(ctx) }()
+	sven := newBrowser(t, env.base)
+	sven.login("sven")
+	stream := openEvents(t, sven)
+	stream.next(t, "wallboard")
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run still waits for the event stream (drain timeout 1 h)")
+	}
+	sven.client.CloseIdleConnections()
+	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > before && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after stopping, %d before", n, before)
+	}
 }
