@@ -36,7 +36,7 @@ type deskEnv struct {
 
 const testPassword = "correct horse battery"
 
-func startDesk(t *testing.T) *deskEnv {
+func startDesk(t testing.TB) *deskEnv {
 	t.Helper()
 	env := newDesk(t, time.Second)
 	testrun.Start(t, env.srv.Run)
@@ -44,7 +44,7 @@ func startDesk(t *testing.T) *deskEnv {
 }
 
 // newDesk builds the desk without running it.
-func newDesk(t *testing.T, drain time.Duration) *deskEnv {
+func newDesk(t testing.TB, drain time.Duration) *deskEnv {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "d.db"), Logger: logger})
@@ -109,13 +109,13 @@ func (f journalFunc) Record(e router.Event) { f(e) }
 // browser is a desk user's HTTP client: cookies and the CSRF token, as
 // the page keeps them.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	base   string
 	client *http.Client
 	csrf   string
 }
 
-func newBrowser(t *testing.T, base string) *browser {
+func newBrowser(t testing.TB, base string) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, base: base, client: &http.Client{Jar: jar}}
 }
@@ -336,7 +336,7 @@ type sseReader struct {
 	events chan [2]string
 }
 
-func openEvents(t *testing.T, b *browser) *sseReader {
+func openEvents(t testing.TB, b *browser) *sseReader {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -367,7 +367,7 @@ func openEvents(t *testing.T, b *browser) *sseReader {
 }
 
 // next returns the next event called name, skipping others.
-func (r *sseReader) next(t *testing.T, name string) map[string]any {
+func (r *sseReader) next(t testing.TB, name string) map[string]any {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
@@ -390,7 +390,7 @@ func (r *sseReader) next(t *testing.T, name string) map[string]any {
 
 // newMailTask stores a mail contact of a customer, in a conversation,
 // and queues its task, as the mail channel does.
-func newMailTask(t *testing.T, env *deskEnv, from, subject string) (uint64, uint64) {
+func newMailTask(t testing.TB, env *deskEnv, from, subject string) (uint64, uint64) {
 	t.Helper()
 	ctx := context.Background()
 	c, _, err := env.journey.Identify(ctx, journey.KindEmail, from, "Jörg Müller")
@@ -628,7 +628,7 @@ func TestDeskOfferRevokedWhenAgentGoesAway(t *testing.T) {
 	expect(t, "accept a revoked offer", code, body, 404, "task "+jsonNumber(taskID)+": not offered to you or accepted by you")
 }
 
-func agentURL(t *testing.T, base string) *url.URL {
+func agentURL(t testing.TB, base string) *url.URL {
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
