@@ -44,7 +44,9 @@ func passwd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return usageError{err}
 	}
 	logins := deskLogins(cfg)
-	if len(logins.Roles(user)) == 0 {
+	// With --socket the daemon's configuration may not be the one read
+	// here: the daemon checks the name then.
+	if *target.socket == "" && len(logins.Roles(user)) == 0 {
 		return usageError{fmt.Errorf("%q is no desk login: add it to [[agents]], desk.supervisors or desk.admins first", user)}
 	}
 	password, err := readPassword(stdin, stderr)
