@@ -147,6 +147,10 @@ async function start() {
 
 function showLogin() {
   me = null;
+  offers = [];
+  adminData = null;
+  clearDetail();
+  $("search-results").replaceChildren();
   for (const id of ["agent", "board", "views", "logout"]) $(id).hidden = true;
   $("whoami").textContent = "";
   $("login").hidden = false;
