@@ -129,6 +129,10 @@ type SIP struct {
 	// DeskURL is the agent desktop's address; the agent's phone gets
 	// DeskURL/contacts/<id> in a Call-Info header.
 	DeskURL string `toml:"desk_url"`
+	// AvailableOnRegister makes an offline agent available when one of
+	// its phones registers, and offline when the last one goes: for sites
+	// whose agents work from their phones alone.
+	AvailableOnRegister bool `toml:"available_on_register"`
 	// Users are the agents' phones (SIP accounts) that register here.
 	Users []SIPUser `toml:"users"`
 	// Trunks are the PBXs and providers calls come in from.

@@ -46,10 +46,13 @@ type Config struct {
 	QueueHoldAudio map[string]string
 	// DeskURL, when set, goes to the agent's phone as Call-Info.
 	DeskURL string
-	Users   []User
-	Trunks  []Trunk
-	Numbers []Number
-	Menus   []Menu
+	// AvailableOnRegister: an agent's first registered phone makes an
+	// offline agent available, its last phone going makes it offline.
+	AvailableOnRegister bool
+	Users               []User
+	Trunks              []Trunk
+	Numbers             []Number
+	Menus               []Menu
 }
 
 // User is an agent's SIP account.
@@ -385,6 +388,11 @@ func (c *Channel) Run(ctx context.Context) error {
 		go func() { errc <- c.srv.ServeTLS(c.tls) }()
 	}
 	go c.pacer.run(c.stop)
+	if c.cfg.AvailableOnRegister {
+		for _, u := range c.cfg.Users {
+			c.registrar.presence(u.Agent)
+		}
+	}
 	tick := time.NewTicker(30 * time.Second)
 	defer tick.Stop()
 	for {

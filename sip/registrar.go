@@ -12,6 +12,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"dirigent/router"
 	"dirigent/store"
 )
 
@@ -114,6 +115,28 @@ func (r *registrar) expire(ctx context.Context) {
 		if err := r.c.deps.Store.SetSIPRegistrations(ctx, user, regs); err != nil {
 			r.c.deps.Logger.Error("storing expired registrations", "user", user, "err", err)
 		}
+		r.presence(r.users[user].Agent)
+	}
+}
+
+// presence follows an agent's phones when available_on_register is set:
+// available (from offline) with a phone registered, offline without one.
+// An agent who went away stays away.
+func (r *registrar) presence(agent string) {
+	if !r.c.cfg.AvailableOnRegister {
+		return
+	}
+	has := len(r.contacts(agent)) > 0
+	for _, a := range r.c.deps.Router.Agents() {
+		if a.Agent != agent {
+			continue
+		}
+		switch {
+		case has && a.Presence == router.Offline:
+			r.c.deps.Router.SetPresence(agent, router.Available, "")
+		case !has && a.Presence == router.Available:
+			r.c.deps.Router.SetPresence(agent, router.Offline, "")
+		}
 	}
 }
 
@@ -190,6 +213,9 @@ func (c *Channel) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	res, err := r.bind(context.Background(), user, req)
+	if err == nil {
+		r.presence(r.users[user].Agent)
+	}
 	if err != nil {
 		c.deps.Logger.Error("registration", "user", user, "err", err)
 		c.metrics.registers.WithLabelValues("error").Inc()

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/icholy/digest"
+
+	"dirigent/router"
 )
 
 // TestRegistrationSurvivesRestart: a phone registered with sipp is in
@@ -110,5 +113,24 @@ func TestDigestNonces(t *testing.T) {
 	}
 	if c, _ := digest.ParseChallenge(n.challenge("dirigent.test", true)); !c.Stale {
 		t.Errorf("challenge after a stale nonce lacks stale=true")
+	}
+}
+
+// TestAvailableOnRegister: with available_on_register, anna's phone
+// registering makes her available, and the phone unregistering (expiry
+// here) offline again.
+func TestAvailableOnRegister(t *testing.T) {
+	cfg := testConfig()
+	cfg.AvailableOnRegister = true
+	s := startSite(t, cfg, "")
+	if p := s.router.Agents()[0].Presence; p != router.Offline {
+		t.Fatalf("anna starts %s", p)
+	}
+	s.registerAgent(t, "agent-answer.xml")
+	eventually(t, 5*time.Second, "anna available", func() bool { return s.router.Agents()[0].Presence == router.Available })
+	s.ch.deps.Now = func() time.Time { return time.Now().Add(10 * time.Minute) }
+	s.ch.registrar.expire(context.Background())
+	if p := s.router.Agents()[0].Presence; p != router.Offline {
+		t.Errorf("anna with no phone is %s", p)
 	}
 }

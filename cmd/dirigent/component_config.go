@@ -141,6 +141,7 @@ func sipConfig(c *config.Config) sip.Config {
 		Realm: s.Realm, MediaIP: s.MediaIP, RTPPortMin: s.RTPPortMin, RTPPortMax: s.RTPPortMax,
 		MinExpires: s.MinExpires.Duration, MaxExpires: s.MaxExpires.Duration,
 		HoldAudio: s.HoldAudio, QueueHoldAudio: s.QueueHoldAudio, DeskURL: s.DeskURL,
+		AvailableOnRegister: s.AvailableOnRegister,
 	}
 	for _, u := range s.Users {
 		sc.Users = append(sc.Users, sip.User{User: u.User, Password: u.Password, Agent: u.Agent})
