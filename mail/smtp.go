@@ -84,12 +84,16 @@ func (s *smtpServer) run(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 	}
+	// Closed here, not only by Shutdown: Serve may not have registered the
+	// listener yet (a stop right after the start), and then Shutdown would
+	// leave it accepting for ever.
+	s.ln.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), s.deps.DrainTimeout)
 	defer cancel()
 	if err := s.srv.Shutdown(sctx); err != nil {
 		s.srv.Close()
 	}
-	if err := <-errc; err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+	if err := <-errc; err != nil && !errors.Is(err, smtp.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 		return err
 	}
 	return nil

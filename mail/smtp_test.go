@@ -43,7 +43,7 @@ func startSMTP(t *testing.T, cfg SMTPConfig) (*Channel, *store.Store) {
 	return s.ch, s.st
 }
 
-func startSite(t *testing.T, chcfg Config) *site {
+func startSite(t testing.TB, chcfg Config) *site {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "d.db"), Logger: logger})
@@ -224,4 +224,26 @@ func TestSMTPStartTLS(t *testing.T) {
 		t.Fatalf("swaks --tls: %v\n%s", err, out)
 	}
 	waitProcessed(t, st, 1)
+}
+
+// A stop right after the start (a failed start elsewhere in the daemon,
+// a quick Ctrl-C) must neither hang, waiting on a listener the SMTP
+// server had not registered yet, nor leave files or sockets open.
+func TestStopRightAfterStart(t *testing.T) {
+	fds := func() int {
+		d, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd")
+		}
+		return len(d)
+	}
+	before := fds()
+	for range 100 {
+		t.Run("start-stop", func(t *testing.T) {
+			startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}})
+		})
+	}
+	if after := fds(); after > before+2 {
+		t.Errorf("%d open files after 100 starts and stops, %d before", after, before)
+	}
 }

@@ -1,0 +1,65 @@
+package mail
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"dirigent/store"
+)
+
+// FuzzProcess stores and processes any message beside a conversation of
+// Joe's and checks what threading promises: nothing panics, and a
+// message joins a conversation only of the customer it was identified as
+// (never someone else's ticket, whatever its In-Reply-To, References or
+// tag say).
+func FuzzProcess(f *testing.F) {
+	for _, seed := range []string{
+		"From: eve@example.net\r\nSubject: Re: Rechnung\r\nIn-Reply-To: <m1@example.org>\r\n\r\nIch auch",
+		"From: eve@example.net\r\nSubject: Re: [#DG-1] Rechnung\r\n\r\nIch auch",
+		"From: joe@example.org\r\nSubject: Re: [#DG-1]\r\nReferences: <x@y> <m1@example.org>\r\n\r\nNoch da?",
+		"From: form@shop.example\r\nReply-To: joe@example.org\r\nSubject: [#DG-1]\r\n\r\nForm",
+		"From: =?utf-8?q?J=C3=B6e?= <joe@example.org>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--",
+		"Subject: kein Absender\r\n\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}})
+		ctx := context.Background()
+		process := func(raw []byte) *store.Contact {
+			m := &store.InboundMail{Received: time.Now().UTC(), Source: "smtp", From: "x@example.org", Recipients: []string{"support@example.com"}}
+			if _, err := s.st.StoreMail(ctx, m, raw); err != nil {
+				t.Fatal(err)
+			}
+			// The channel's own loop may get there first; either way the
+			// message is processed once.
+			if outcome, err := s.ch.process(ctx, m.ID); err != nil && outcome != "unreadable" {
+				t.Fatalf("processing: %s: %v", outcome, err)
+			}
+			var found *store.Contact
+			s.st.ScanContacts(func(c *store.Contact) error {
+				if c.MailID == m.ID {
+					found = c
+				}
+				return nil
+			})
+			return found
+		}
+		joe := process([]byte("From: Joe <joe@example.org>\r\nSubject: Rechnung\r\nMessage-ID: <m1@example.org>\r\n\r\nFalsch"))
+		if joe == nil {
+			t.Fatal("Joe's first mail made no contact")
+		}
+		c := process(raw)
+		if c == nil {
+			return // unreadable: kept, no contact
+		}
+		conv, err := s.st.Conversation(c.ConversationID)
+		if err != nil {
+			t.Fatalf("contact %+v has no conversation: %v", c, err)
+		}
+		if conv.CustomerID != c.CustomerID {
+			t.Fatalf("the message of customer %d joined conversation %d of customer %d", c.CustomerID, conv.ID, conv.CustomerID)
+		}
+	})
+}
