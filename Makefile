@@ -47,6 +47,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBody -fuzztime 30s ./desk/
 	$(GO) test -run '^$$' -fuzz FuzzPageLanguage -fuzztime 30s ./desk/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./mail/
+	$(GO) test -run '^$$' -fuzz FuzzProcess -fuzztime 30s ./mail/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSDP$$' -fuzztime 30s ./sip/
 	$(GO) test -run '^$$' -fuzz '^FuzzDigest$$' -fuzztime 30s ./sip/
 	$(GO) test -run '^$$' -fuzz '^FuzzDTMF$$' -fuzztime 30s ./sip/
