@@ -453,8 +453,12 @@ type wrapUpRequest struct {
 // wrapUp is POST /api/desk/tasks/{id}/wrapup: the code becomes the
 // contact's outcome, and the task is complete.
 func (s *Server) wrapUp(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.myTask(w, r, "assigned")
+	t, ok := s.myTask(w, r, "")
 	if !ok {
+		return
+	}
+	if t.State == "offered" {
+		writeError(w, http.StatusConflict, fmt.Sprintf("task %d is offered, not assigned", t.ID))
 		return
 	}
 	var req wrapUpRequest

@@ -35,7 +35,7 @@ type deskTask struct {
 	Agent    string         `json:"agent"`
 	Channel  router.Channel `json:"channel"`
 	Queue    string         `json:"queue"`
-	State    string         `json:"state"` // "offered" or "assigned"
+	State    string         `json:"state"` // "offered", "assigned", or "wrapping" after the call ended
 	Deadline time.Time      `json:"deadline,omitzero"`
 	Accepted time.Time      `json:"accepted,omitzero"`
 }
@@ -87,8 +87,9 @@ func (s *Server) OnRevoke(o router.Offer) {
 
 // RouterEvent keeps the desk in step with what the router does outside
 // the desk: a task answered elsewhere (a call picked up on the phone) is
-// on the agent's desk for its reply and wrap-up; a task the router
-// finished (wrap-up time over, canceled) leaves it. It is called for
+// on the agent's desk for its reply and wrap-up; when handling ends
+// elsewhere (the caller hung up, the wrap-up time passed) it stays there
+// as "wrapping" until the agent records its outcome. It is called for
 // every router event, under the router's lock: it must not call the
 // router or block, and the desk never calls the router holding its own
 // lock.
@@ -102,10 +103,9 @@ func (s *Server) RouterEvent(e router.Event) {
 			s.desk.tasks[e.TaskID] = &deskTask{ID: e.TaskID, Agent: e.Agent, Channel: e.Channel, Queue: e.Queue, State: "assigned", Accepted: e.At}
 			changed = true
 		}
-	case router.TaskCompleted, router.TaskCanceled:
-		if t, ok := s.desk.tasks[e.TaskID]; ok {
-			delete(s.desk.tasks, e.TaskID)
-			e.Agent, changed = t.Agent, true
+	case router.TaskWrapping, router.TaskCompleted:
+		if t, ok := s.desk.tasks[e.TaskID]; ok && t.State != "wrapping" {
+			t.State, changed = "wrapping", true
 		}
 	}
 	s.desk.mu.Unlock()

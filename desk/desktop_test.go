@@ -571,8 +571,8 @@ func TestDeskRepeatContact(t *testing.T) {
 }
 
 // A call answered on the phone (the sip channel accepts it in the router)
-// is on the agent's desk for wrap-up; one the router finishes by itself
-// leaves it.
+// is on the agent's desk, and stays there after it ended until the agent
+// records its outcome.
 func TestDeskTaskAcceptedElsewhere(t *testing.T) {
 	env := startDesk(t)
 	anna := newBrowser(t, env.base)
@@ -592,23 +592,41 @@ func TestDeskTaskAcceptedElsewhere(t *testing.T) {
 	}
 	code, body := anna.do("POST", "/api/desk/offers/"+jsonNumber(first)+"/accept", "")
 	expect(t, "accept what the phone took", code, body, 409, "task "+jsonNumber(first)+" is assigned, not offered")
+	// The caller hangs up: the task wraps up, on the desk too.
+	if err := env.router.End(first); err != nil {
+		t.Fatal(err)
+	}
+	events.next(t, "tasks")
+	if _, body := anna.do("GET", "/api/desk/tasks", ""); body["tasks"].([]any)[0].(map[string]any)["state"] != "wrapping" {
+		t.Errorf("after the call ended: %v", body)
+	}
 	if code, body := anna.do("POST", "/api/desk/tasks/"+jsonNumber(first)+"/wrapup", `{"code":"resolved"}`); code != 200 {
 		t.Fatalf("wrap-up: %d %v", code, body)
 	}
 
+	if _, body := anna.do("GET", "/api/desk/tasks", ""); len(body["tasks"].([]any)) != 0 {
+		t.Errorf("tasks after wrap-up: %v", body)
+	}
+	// Even one the router finished by itself waits for its outcome.
 	second, _ := newMailTask(t, env, "joe@example.org", "Zwei")
 	events.next(t, "offer")
 	anna.do("POST", "/api/desk/offers/"+jsonNumber(second)+"/accept", "")
-	if err := env.router.Complete(second); err != nil { // the router finishes it by itself
+	if err := env.router.Complete(second); err != nil {
 		t.Fatal(err)
 	}
 	for {
 		if e := events.next(t, "tasks"); e["id"] == float64(second) {
 			_, body := anna.do("GET", "/api/desk/tasks", "")
-			if len(body["tasks"].([]any)) == 0 {
+			if ts := body["tasks"].([]any); len(ts) == 1 && ts[0].(map[string]any)["state"] == "wrapping" {
 				break
 			}
 		}
+	}
+	if code, body := anna.do("POST", "/api/desk/tasks/"+jsonNumber(second)+"/wrapup", `{"code":"callback"}`); code != 200 {
+		t.Fatalf("wrap-up of a finished task: %d %v", code, body)
+	}
+	if c, err := env.store.Contact(second); err != nil || c.Outcome != "callback" {
+		t.Errorf("contact %+v %v", c, err)
 	}
 }
 

@@ -16,7 +16,7 @@ const texts = {
     sl15: "SL 15 min", sltoday: "SL today", asa: "ASA", abandon: "Abandoned", answered: "Answered today", agents: "Agents",
     agent: "Agent", tasks_now: "Tasks", occupancy: "Occupancy", admin: "Agents' skills and presence", skills: "Skills (0 = none, 1–5)",
     save_skills: "Save skills", set_presence: "Set presence", accept: "Accept", decline: "Decline", open: "Open",
-    offered: "offered", assigned: "in progress", new_offer: "New {channel} task from queue {queue}: accept with Alt+A",
+    offered: "offered", assigned: "in progress", wrapping: "to wrap up", new_offer: "New {channel} task from queue {queue}: accept with Alt+A",
     seconds: "{n} s", repeat: "Repeat contact: earlier {channel} contact on {date}, {outcome}.", still_open: "still open",
     outcome: "outcome {o}", last_agent: "Last agent: {a}.", reply_sent: "Reply queued for {to}.", wrapped: "Task finished.",
     touchpoint: "Touchpoint", logged_out: "Logged out.", in: "from customer", out: "to customer", none: "none",
@@ -36,7 +36,7 @@ const texts = {
     sl15: "SL 15 Min.", sltoday: "SL heute", asa: "ASA", abandon: "Abgebrochen", answered: "Heute angenommen", agents: "Agenten",
     agent: "Agent", tasks_now: "Aufgaben", occupancy: "Auslastung", admin: "Fähigkeiten und Status der Agenten", skills: "Fähigkeiten (0 = keine, 1–5)",
     save_skills: "Fähigkeiten speichern", set_presence: "Status setzen", accept: "Annehmen", decline: "Ablehnen", open: "Öffnen",
-    offered: "angeboten", assigned: "in Bearbeitung", new_offer: "Neue Aufgabe ({channel}) aus {queue}: mit Alt+A annehmen",
+    offered: "angeboten", assigned: "in Bearbeitung", wrapping: "abzuschließen", new_offer: "Neue Aufgabe ({channel}) aus {queue}: mit Alt+A annehmen",
     seconds: "{n} s", repeat: "Wiederholter Kontakt: früherer Kontakt ({channel}) am {date}, {outcome}.", still_open: "noch offen",
     outcome: "Ergebnis {o}", last_agent: "Zuletzt betreut von {a}.", reply_sent: "Antwort an {to} ist unterwegs.", wrapped: "Aufgabe abgeschlossen.",
     touchpoint: "Ereignis", logged_out: "Abgemeldet.", in: "vom Kunden", out: "an den Kunden", none: "keine",
@@ -192,7 +192,15 @@ function openStream() {
   stream = new EventSource("/api/desk/events");
   stream.addEventListener("offer", (e) => onOffer(JSON.parse(e.data)));
   stream.addEventListener("revoke", (e) => onRevoke(JSON.parse(e.data)));
-  stream.addEventListener("tasks", () => loadTasks());
+  stream.addEventListener("tasks", async () => {
+    await loadTasks();
+    // A call that ended elsewhere now wants its wrap-up.
+    if (current && current.task.id) {
+      const mine = await api("GET", "/tasks").catch(() => ({ tasks: [] }));
+      const t = mine.tasks.find((x) => x.id === current.task.id);
+      if (t && t.state !== current.task.state) openTask(t.id, false);
+    }
+  });
   stream.addEventListener("presence", (e) => {
     const p = JSON.parse(e.data);
     me.presence = p.presence;
@@ -332,7 +340,7 @@ async function loadTasks() {
     renderPresence();
     offers = tasks.filter((x) => x.state === "offered");
     renderOffers();
-    const mine = tasks.filter((x) => x.state === "assigned");
+    const mine = tasks.filter((x) => x.state !== "offered");
     const ul = $("tasks");
     if (mine.length === 0) ul.replaceChildren(el("li", {}, t("no_tasks")));
     else ul.replaceChildren(...mine.map((x) => el("li", {},
@@ -399,7 +407,7 @@ function renderDetail() {
   const assigned = d.task.state === "assigned";
   $("reply-send").disabled = !assigned;
   $("reply-text").disabled = !assigned;
-  $("wrap-form").hidden = !assigned;
+  $("wrap-form").hidden = !assigned && d.task.state !== "wrapping";
 }
 
 $("reply-form").addEventListener("submit", async (ev) => {
