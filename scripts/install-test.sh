@@ -86,7 +86,8 @@ new_root() {
 root=$work/deb-root
 new_root "$root"
 in_root() { chroot "$root" "$@"; }
-as_dirigent() { chroot "$root" setpriv --reuid=dirigent --regid=dirigent --init-groups "$@"; }
+# What the README tells admins: runuser -u dirigent -- COMMAND.
+as_dirigent() { chroot "$root" runuser -u dirigent -- "$@"; }
 
 # ---------------------------------------------------------------- .deb
 step "README, Install: apt install ./dirigent_<version>_amd64.deb"
