@@ -6,10 +6,11 @@ import (
 	"dirigent/router"
 )
 
-// journalTee hands each router event to the store's journal and to the
+// journalTee hands each router event to the store's journal, to the
 // message channel, which follows its chat tasks (an agent took the chat,
-// it was given up). Both only queue, as Record runs under the router's
-// lock.
+// it was given up), and to the desk, which follows tasks answered
+// elsewhere (a call picked up on the phone). None blocks, as Record runs
+// under the router's lock.
 type journalTee struct {
 	journal *storeJournal
 	d       *daemon
@@ -19,6 +20,9 @@ func (t journalTee) Record(e router.Event) {
 	t.journal.Record(e)
 	if t.d.chat != nil { // set while the daemon is built, before the router runs
 		t.d.chat.TaskEvent(e)
+	}
+	if t.d.desk != nil { // likewise
+		t.d.desk.RouterEvent(e)
 	}
 }
 

@@ -28,11 +28,6 @@ type storeJournal struct {
 
 	mu   sync.Mutex
 	open map[uint64]router.Unfinished
-
-	// observe, when set before the router runs, sees every event as it
-	// is recorded (the desk follows tasks answered elsewhere). It runs
-	// under the router's lock and must not block.
-	observe func(router.Event)
 }
 
 // newStoreJournal loads the open tasks the previous process left.
@@ -74,12 +69,7 @@ func (j *storeJournal) history(since time.Time) ([]router.Event, error) {
 	return events, err
 }
 
-func (j *storeJournal) Record(e router.Event) {
-	if j.observe != nil {
-		j.observe(e)
-	}
-	j.events <- e
-}
+func (j *storeJournal) Record(e router.Event) { j.events <- e }
 
 func (j *storeJournal) Run(ctx context.Context) error {
 	for {

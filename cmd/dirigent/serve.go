@@ -202,9 +202,6 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	// Every offer reaches the desk, whatever its channel: for a call the
 	// customer card is on screen while the phone rings.
 	d.offers.add(d.desk.OnOffer, d.desk.OnRevoke)
-	// ... and every task answered elsewhere (a call picked up on the
-	// phone) is on the agent's desk for wrap-up.
-	d.journal.observe = d.desk.RouterEvent
 	d.control, err = desk.NewControl(cfg.Control.Socket, desk.ControlDeps{
 		Logger:       logger.With("component", "control"),
 		Store:        d.store,
