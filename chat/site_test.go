@@ -24,13 +24,14 @@ import (
 // site is a running message channel with its store, journey and router,
 // as the daemon wires them, on a loopback port.
 type site struct {
-	ch      *Channel
-	st      *store.Store
-	journey *journey.Journey
-	router  *router.Router
-	reg     *prometheus.Registry
-	offers  chan router.Offer
-	events  chan Event // every Deps.OnCustomer call
+	ch       *Channel
+	st       *store.Store
+	journey  *journey.Journey
+	router   *router.Router
+	reg      *prometheus.Registry
+	storeReg *prometheus.Registry // the store's metrics
+	offers   chan router.Offer
+	events   chan Event // every Deps.OnCustomer call
 }
 
 // taskTee passes the router's events to the channel, as the daemon's
@@ -55,7 +56,8 @@ func startSite(t testing.TB, tune func(*Config, *Deps)) *site {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "d.db"), Logger: logger})
+	storeReg := prometheus.NewRegistry()
+	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "d.db"), Logger: logger, Registerer: storeReg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +119,7 @@ func startSite(t testing.TB, tune func(*Config, *Deps)) *site {
 	tee.ch = ch
 	tee.mu.Unlock()
 	testrun.Start(t, ch.Run)
-	return &site{ch: ch, st: st, journey: j, router: r, reg: deps.Registerer.(*prometheus.Registry), offers: offers, events: events}
+	return &site{ch: ch, st: st, journey: j, router: r, reg: deps.Registerer.(*prometheus.Registry), storeReg: storeReg, offers: offers, events: events}
 }
 
 type testWriter struct{ t testing.TB }
