@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pion/rtp"
@@ -220,26 +223,32 @@ type player struct {
 // time.Ticker keeps to its period on average (a late tick does not delay
 // the next); a tick that comes more than a period late advances each
 // stream's timestamp by the frames missed, so the audio's clock never
-// drifts from the wall clock.
+// drifts from the wall clock. Streams are served in a fixed order, so
+// each keeps its place within the tick and its spacing stays 20 ms; the
+// goroutine runs on its own OS thread at a raised priority where the
+// process may raise it (root, or CAP_SYS_NICE), so other work on a busy
+// machine does not delay it.
 type pacer struct {
 	mu      sync.Mutex
-	players map[*player]struct{}
+	players []*player
 	start   time.Time
 }
 
-func newPacer() *pacer { return &pacer{players: map[*player]struct{}{}} }
+func newPacer() *pacer { return &pacer{} }
 
 func (p *pacer) add(pl *player) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pl.frame = p.frameAt(time.Now())
-	p.players[pl] = struct{}{}
+	p.players = append(p.players, pl)
 }
 
 func (p *pacer) remove(pl *player) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.players, pl)
+	if i := slices.Index(p.players, pl); i >= 0 {
+		p.players = slices.Delete(p.players, i, i+1)
+	}
 }
 
 func (p *pacer) frameAt(t time.Time) uint64 {
@@ -250,6 +259,9 @@ func (p *pacer) frameAt(t time.Time) uint64 {
 }
 
 func (p *pacer) run(stop <-chan struct{}) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	raisePriority()
 	t := time.NewTicker(ptime)
 	defer t.Stop()
 	p.mu.Lock()
@@ -264,16 +276,18 @@ func (p *pacer) run(stop <-chan struct{}) {
 		case now := <-t.C:
 			p.mu.Lock()
 			frame := p.frameAt(now)
-			list = list[:0]
-			for pl := range p.players {
-				list = append(list, pl)
-			}
+			list = append(list[:0], p.players...)
 			p.mu.Unlock()
 			for _, pl := range list {
 				p.step(pl, frame, buf)
 			}
 		}
 	}
+}
+
+// raisePriority gives the calling OS thread nice -10, when allowed.
+func raisePriority() {
+	_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), -10)
 }
 
 func (p *pacer) step(pl *player, frame uint64, buf []byte) {

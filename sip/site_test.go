@@ -57,7 +57,7 @@ func testConfig() Config {
 	}
 }
 
-func startSite(t *testing.T, cfg Config, storePath string) *site {
+func startSite(t testing.TB, cfg Config, storePath string) *site {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
@@ -122,7 +122,7 @@ type discardJournal struct{}
 func (discardJournal) Record(router.Event) {}
 
 // freePort returns a UDP port free at the moment on 127.0.0.1.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	for {
 		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -146,7 +146,7 @@ type sippRun struct {
 	done chan error
 }
 
-func (s *site) sipp(t *testing.T, scenario string, args ...string) *sippRun {
+func (s *site) sipp(t testing.TB, scenario string, args ...string) *sippRun {
 	t.Helper()
 	bin := testpeer.Require(t, "sipp", "sip-tester")
 	path := scenario
@@ -172,7 +172,7 @@ func (s *site) sipp(t *testing.T, scenario string, args ...string) *sippRun {
 }
 
 // wait waits for sipp to end and fails the test unless it passed.
-func (r *sippRun) wait(t *testing.T, d time.Duration) {
+func (r *sippRun) wait(t testing.TB, d time.Duration) {
 	t.Helper()
 	select {
 	case err := <-r.done:
@@ -194,7 +194,7 @@ func (r *sippRun) tail() string {
 }
 
 // eventually polls cond every 20 ms until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -206,7 +206,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 // counter reads a metric's value from the site's registry.
-func (s *site) counter(t *testing.T, name string, labels map[string]string) float64 {
+func (s *site) counter(t testing.TB, name string, labels map[string]string) float64 {
 	t.Helper()
 	mfs, err := s.reg.Gather()
 	if err != nil {
