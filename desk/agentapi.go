@@ -366,8 +366,21 @@ func (s *Server) wrapUp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if contact != nil {
-		contact.Outcome, contact.WrapCode, contact.Note, contact.Agent = req.Code, req.Code, note, t.Agent
-		contact.Answered, contact.End = t.Accepted, s.now()
+		contact.Outcome, contact.WrapCode, contact.Agent = req.Code, req.Code, t.Agent
+		// What the channel recorded (a call's answer and end, who hung
+		// up) stays; the agent's note comes after it.
+		switch {
+		case contact.Note == "":
+			contact.Note = note
+		case note != "":
+			contact.Note += "; " + note
+		}
+		if contact.Answered.IsZero() {
+			contact.Answered = t.Accepted
+		}
+		if contact.End.IsZero() {
+			contact.End = s.now()
+		}
 		if err := s.deps.Store.UpdateContact(r.Context(), contact); err != nil {
 			writeStoreError(w, err)
 			return

@@ -600,10 +600,22 @@ func TestDeskTaskAcceptedElsewhere(t *testing.T) {
 	if _, body := anna.do("GET", "/api/desk/tasks", ""); body["tasks"].([]any)[0].(map[string]any)["state"] != "wrapping" {
 		t.Errorf("after the call ended: %v", body)
 	}
-	if code, body := anna.do("POST", "/api/desk/tasks/"+jsonNumber(first)+"/wrapup", `{"code":"resolved"}`); code != 200 {
+	// What the channel wrote at the end of the call stays.
+	c, err := env.store.Contact(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hungUp := time.Now().Add(-time.Minute).UTC().Round(0)
+	c.End, c.Note = hungUp, "hung up by caller"
+	if err := env.store.UpdateContact(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := anna.do("POST", "/api/desk/tasks/"+jsonNumber(first)+"/wrapup", `{"code":"resolved","note":"Tarif erklärt"}`); code != 200 {
 		t.Fatalf("wrap-up: %d %v", code, body)
 	}
-
+	if c, err := env.store.Contact(first); err != nil || !c.End.Equal(hungUp) || c.Note != "hung up by caller; Tarif erklärt" || c.Outcome != "resolved" || c.Answered.IsZero() {
+		t.Errorf("contact after wrap-up: %+v %v", c, err)
+	}
 	if _, body := anna.do("GET", "/api/desk/tasks", ""); len(body["tasks"].([]any)) != 0 {
 		t.Errorf("tasks after wrap-up: %v", body)
 	}
@@ -799,8 +811,11 @@ func TestDeskCustomerSearch(t *testing.T) {
 
 func TestDeskPages(t *testing.T) {
 	env := startDesk(t)
-	for _, tt := range []struct{ accept, lang string }{{"de-DE,de;q=0.9,en;q=0.8", "de"}, {"en-GB", "en"}, {"fr", "en"}, {"", "en"}} {
-		req, _ := http.NewRequest("GET", env.base+"/", nil)
+	for _, tt := range []struct{ path, accept, lang string }{
+		{"/", "de-DE,de;q=0.9,en;q=0.8", "de"}, {"/", "en-GB", "en"}, {"/", "fr", "en"}, {"/", "", "en"},
+		{"/contacts/12", "de", "de"}, // a phone's link to a ringing call
+	} {
+		req, _ := http.NewRequest("GET", env.base+tt.path, nil)
 		req.Header.Set("Accept-Language", tt.accept)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -69,14 +69,18 @@ func (s *Server) routeDesk(mux *http.ServeMux) {
 		http.StripPrefix("/desk", files).ServeHTTP(w, r)
 	})
 	index, _ := fs.ReadFile(static, "index.html")
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+	page := func(w http.ResponseWriter, r *http.Request) {
 		pageHeaders(w)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Language", pageLanguage(r))
 		// The page starts in the browser's language; the switch on the
 		// page overrides it.
 		w.Write(bytes.Replace(index, []byte(`<html lang="en">`), []byte(`<html lang="`+pageLanguage(r)+`">`), 1))
-	})
+	}
+	mux.HandleFunc("GET /{$}", page)
+	// The link a ringing phone shows (sip.desk_url): the desk, opened on
+	// that contact's task.
+	mux.HandleFunc("GET /contacts/{id}", page)
 	mux.HandleFunc("/", notFound)
 }
 

@@ -331,6 +331,11 @@ func TestDeskInTheBrowser(t *testing.T) {
 		}
 	}
 
+	// The link a phone shows for the contact opens the desk on its task,
+	// still logged in after the page is loaded anew.
+	agent.do("open the contact's link", chromedp.Navigate(d.desk+"/contacts/1"))
+	agent.waitFor("the task from the link", `document.getElementById("customer-name").textContent === "Joe Kunde" && !document.getElementById("wrap-form").hidden`)
+
 	// Wrap-up ends it.
 	agent.do("wrap-up", chromedp.SetValue("#wrap-code", "resolved"), chromedp.SendKeys("#wrap-note", "Rechnung korrigiert"), chromedp.Focus("#wrap-send"))
 	agent.press("finish", "\r")

@@ -174,6 +174,9 @@ function loggedIn() {
   }
   if (has("supervisor") || has("admin")) loadBoard();
   if (has("admin")) loadAdmin();
+  // Opened from a phone's link to a contact: show its task.
+  const m = location.pathname.match(/^\/contacts\/(\d+)$/);
+  if (m && has("agent")) openTask(Number(m[1]), true);
 }
 
 function fillSelect(sel, values) {
