@@ -146,7 +146,6 @@ func (cl *call) invite(ctx context.Context, g store.SIPRegistration, offer []byt
 	if c.cfg.DeskURL != "" {
 		req.AppendHeader(sip.NewHeader("Call-Info", fmt.Sprintf("<%s/contacts/%d>;purpose=info", strings.TrimRight(c.cfg.DeskURL, "/"), cl.task.ID)))
 	}
-	req.AppendHeader(sip.NewHeader("X-Dirigent-Queue", cl.task.Queue))
 	transport := strings.ToLower(g.Transport)
 	if transport == "" {
 		transport = "udp"

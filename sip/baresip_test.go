@@ -3,6 +3,7 @@ package sip
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +22,7 @@ func (s *site) startBaresip(t *testing.T) *bytes.Buffer {
 	t.Helper()
 	bin := testpeer.Require(t, "baresip", "baresip")
 	dir := t.TempDir()
-	port := freePort(t)
+	port := freeTCPAndUDPPort(t)
 	rtp := freePort(t) &^ 1
 	config := fmt.Sprintf(`poll_method		epoll
 sip_listen		127.0.0.1:%d
@@ -90,5 +91,24 @@ func TestCallToBaresipAgent(t *testing.T) {
 	})
 	if n := s.counter(t, "dirigent_sip_rtp_packets_relayed_total", nil); n < 50 {
 		t.Errorf("relayed only %v packets in a 4 s call", n)
+	}
+}
+
+// freeTCPAndUDPPort returns a port free on 127.0.0.1 for both TCP and
+// UDP at the moment (baresip listens on both).
+func freeTCPAndUDPPort(t testing.TB) int {
+	t.Helper()
+	for {
+		l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
 	}
 }

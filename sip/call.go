@@ -439,7 +439,7 @@ func (cl *call) finish(outcome, side string) {
 		c.pacer.remove(cl.player)
 	}
 	agentLeg, agentCall := cl.agentLeg, cl.agentCall
-	answered := cl.answered
+	answered, queue := cl.answered, cl.task.Queue
 	close(cl.done)
 	cl.mu.Unlock()
 
@@ -471,7 +471,7 @@ func (cl *call) finish(outcome, side string) {
 	ct.Outcome = outcome
 	ct.Agent = cl.agent
 	ct.TaskID = cl.task.ID
-	ct.Queue = cl.task.Queue
+	ct.Queue = queue
 	if side != "" {
 		ct.Note = "hung up by " + side
 	}

@@ -490,3 +490,29 @@ func (c *Channel) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 	tx.Respond(res)
 }
+
+// TaskEvent follows the router's journal for the calls' tasks: a call
+// the router gives up on (max wait without an overflow queue) is hung
+// up, and a call moved to an overflow queue is recorded there. The
+// router calls it with its lock held, so nothing here calls back.
+func (c *Channel) TaskEvent(e router.Event) {
+	if e.Channel != router.Voice || (e.Kind != router.TaskCanceled && e.Kind != router.TaskMoved) {
+		return
+	}
+	c.mu.Lock()
+	cl := c.byTask[e.TaskID]
+	c.mu.Unlock()
+	if cl == nil {
+		return
+	}
+	switch e.Kind {
+	case router.TaskMoved:
+		cl.mu.Lock()
+		cl.task.Queue = e.Reason
+		cl.mu.Unlock()
+	case router.TaskCanceled:
+		if e.Reason != router.ReasonAbandoned {
+			go cl.end(outcomeCanceled, "dirigent")
+		}
+	}
+}

@@ -138,3 +138,17 @@ func readFile(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
 }
+
+// TestMaxWaitHangsUp: a call that waits longer than its queue's
+// max_wait (no overflow queue) is canceled by the router and hung up by
+// dirigent: the caller gets a BYE.
+func TestMaxWaitHangsUp(t *testing.T) {
+	s := startSite(t, testConfig(), "")
+	media := newCallerMedia(t)
+	s.sipp(t, "caller.xml", "-p", strconv.Itoa(freePort(t)), "-m", "1",
+		"-key", "dialled", "+49301234502", "-key", "caller", "03055510006", "-key", "mip", "127.0.0.1", "-key", "mport", media.port()).wait(t, 10*time.Second)
+	eventually(t, 5*time.Second, "the contact completed", func() bool {
+		ct := s.callerContact(t, "03055510006")
+		return ct != nil && ct.Outcome == outcomeCanceled && ct.Queue == "short" && ct.Note == "hung up by dirigent"
+	})
+}

@@ -53,7 +53,7 @@ func testConfig() Config {
 		DeskURL: "http://127.0.0.1:8080",
 		Users:   []User{{User: testUser, Password: testPass, Agent: "anna"}},
 		Trunks:  []Trunk{{Name: "pbx", CIDRs: []string{"127.0.0.0/8"}}},
-		Numbers: []Number{{Number: testNumber, Queue: "support"}},
+		Numbers: []Number{{Number: testNumber, Queue: "support"}, {Number: "+49301234502", Queue: "short"}},
 	}
 }
 
@@ -88,9 +88,10 @@ func startSite(t testing.TB, cfg Config, storePath string) *site {
 		Queues: []router.QueueSpec{
 			{Name: "support", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Voice}, WrapUp: time.Minute},
 			{Name: "billing", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Voice}},
+			{Name: "short", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Voice}, MaxWait: time.Second},
 		},
 	}, router.Deps{
-		Logger: logger, Journal: discardJournal{},
+		Logger: logger, Journal: journalFunc(func(e router.Event) { ready.Wait(); ch.TaskEvent(e) }),
 		OnOffer:  func(o router.Offer) { ready.Wait(); ch.OnOffer(o) },
 		OnRevoke: func(o router.Offer) { ready.Wait(); ch.OnRevoke(o) },
 	})
@@ -117,9 +118,11 @@ func startSite(t testing.TB, cfg Config, storePath string) *site {
 	return s
 }
 
-type discardJournal struct{}
+// journalFunc hands the router's events to the channel, as the daemon's
+// journal tee does.
+type journalFunc func(router.Event)
 
-func (discardJournal) Record(router.Event) {}
+func (f journalFunc) Record(e router.Event) { f(e) }
 
 // freePort returns a UDP port free at the moment on 127.0.0.1.
 func freePort(t testing.TB) int {

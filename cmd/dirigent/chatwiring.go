@@ -24,6 +24,9 @@ func (t journalTee) Record(e router.Event) {
 	if t.d.desk != nil { // likewise
 		t.d.desk.RouterEvent(e)
 	}
+	if t.d.sip != nil { // likewise: hangs up calls the router gave up on
+		t.d.sip.TaskEvent(e)
+	}
 }
 
 // chatRun runs the message channel, or waits when it is off (no queue
