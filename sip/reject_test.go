@@ -102,3 +102,23 @@ func TestRegisterBadPassword(t *testing.T) {
 		return s.counter(t, "dirigent_sip_register_requests_total", map[string]string{"result": "forbidden"}) == 2
 	})
 }
+
+// TestTrunkDigest: a trunk with credentials challenges the INVITE (407)
+// and takes it with the right ones; a wrong password is refused (403)
+// and counted.
+func TestTrunkDigest(t *testing.T) {
+	cfg := testConfig()
+	cfg.Trunks = []Trunk{{Name: "carrier", CIDRs: []string{"127.0.0.0/8"}, User: "carrier", Password: "trunkpw"}}
+	s := startSite(t, cfg, "")
+	media := newCallerMedia(t)
+	s.sipp(t, "caller-auth.xml", "-p", strconv.Itoa(freePort(t)), "-m", "1", "-d", "500", "-au", "carrier", "-ap", "trunkpw",
+		"-key", "dialled", testNumber, "-key", "caller", "03055550001", "-key", "mip", "127.0.0.1", "-key", "mport", media.port()).wait(t, 15*time.Second)
+	if h, _, _ := media.counts(); h == 0 {
+		t.Errorf("the authenticated caller heard no hold audio")
+	}
+	s.sipp(t, "caller-auth-refused.xml", "-p", strconv.Itoa(freePort(t)), "-m", "1", "-au", "carrier", "-ap", "wrong",
+		"-key", "dialled", testNumber, "-key", "caller", "03055550002", "-key", "mip", "127.0.0.1", "-key", "mport", media.port()).wait(t, 15*time.Second)
+	eventually(t, 5*time.Second, "the refusal counted", func() bool {
+		return s.counter(t, "dirigent_sip_rejected_total", map[string]string{"reason": "auth"}) == 1
+	})
+}
