@@ -145,10 +145,21 @@ func (s *Server) myTask(w http.ResponseWriter, r *http.Request, state string) (d
 	return t, true
 }
 
+// notByDesk refuses to accept or decline a call on the desk: the phone
+// rings until it is answered or refused there, and the voice channel
+// tells the router; a desk answer would leave it ringing.
+func notByDesk(w http.ResponseWriter, t deskTask) bool {
+	if t.Channel != router.Voice {
+		return false
+	}
+	writeError(w, http.StatusConflict, fmt.Sprintf("task %d is a call: answer or refuse it on your phone", t.ID))
+	return true
+}
+
 // acceptOffer is POST /api/desk/offers/{id}/accept.
 func (s *Server) acceptOffer(w http.ResponseWriter, r *http.Request) {
 	t, ok := s.myTask(w, r, "offered")
-	if !ok {
+	if !ok || notByDesk(w, t) {
 		return
 	}
 	if err := s.deps.Router.Accept(t.ID, t.Agent); err != nil {
@@ -176,7 +187,7 @@ func (s *Server) acceptOffer(w http.ResponseWriter, r *http.Request) {
 // declineOffer is POST /api/desk/offers/{id}/decline.
 func (s *Server) declineOffer(w http.ResponseWriter, r *http.Request) {
 	t, ok := s.myTask(w, r, "offered")
-	if !ok {
+	if !ok || notByDesk(w, t) {
 		return
 	}
 	err := s.deps.Router.Decline(t.ID, t.Agent)

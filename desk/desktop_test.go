@@ -704,8 +704,16 @@ func TestDeskVoiceOfferShowsTheCaller(t *testing.T) {
 	if detail["thread"] != nil || detail["conversation"] != nil {
 		t.Errorf("a call has no mail thread: %v", detail)
 	}
+	// The phone answers a call, not the desk.
+	for _, action := range []string{"accept", "decline"} {
+		code, body := anna.do("POST", "/api/desk/offers/"+jsonNumber(contact.ID)+"/"+action, "")
+		expect(t, action+" a call on the desk", code, body, 409, "task "+jsonNumber(contact.ID)+" is a call: answer or refuse it on your phone")
+	}
+	if err := env.router.Accept(contact.ID, "anna"); err != nil { // as the voice channel does when anna answers
+		t.Fatal(err)
+	}
+	events.next(t, "tasks")
 	// A call is no mail: the reply composer refuses it.
-	anna.do("POST", "/api/desk/offers/"+jsonNumber(contact.ID)+"/accept", "")
 	code, body := anna.do("POST", "/api/desk/tasks/"+jsonNumber(contact.ID)+"/reply", `{"text":"Hallo"}`)
 	expect(t, "reply to a call", code, body, 409, "task "+jsonNumber(contact.ID)+" is a voice contact, not a mail conversation")
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,12 +20,13 @@ import (
 const deskPassword = "lange-geheime-phrase"
 
 // deskDaemon starts dirigent with the agent anna, the supervisor sven, a
-// next-best-action rule for mail, and replies going to smarthost (none
-// when empty), and sets both logins' passwords with `dirigent passwd`.
-func deskDaemon(t *testing.T, smarthost string) (*runningDaemon, string) {
+// next-best-action rule for mail, replies going to smarthost (none when
+// empty), SIP on sipListen (any port when empty) and extra configuration,
+// and sets both logins' passwords with `dirigent passwd`.
+func deskDaemon(t *testing.T, smarthost, sipListen, extra string) (*runningDaemon, string) {
 	t.Helper()
 	dir := t.TempDir()
-	cfgPath := writeConfig(t, dir, `[[agents]]
+	cfgPath := writeConfig(t, dir, extra+`[[agents]]
 id = "anna"
 name = "Anna"
 skills = { support = 3 }
@@ -36,6 +38,9 @@ channels = ["email"]
 `)
 	cfg := mustRead(t, cfgPath)
 	cfg = strings.Replace(cfg, "[desk]\nlisten = \"127.0.0.1:0\"\n", "[desk]\nlisten = \"127.0.0.1:0\"\nsupervisors = [\"sven\"]\nadmins = [\"sven\"]\n", 1)
+	if sipListen != "" {
+		cfg = strings.Replace(cfg, "[sip]\nlisten = \"127.0.0.1:0\"\n", "[sip]\nlisten = \""+sipListen+"\"\n", 1)
+	}
 	if smarthost != "" {
 		cfg = strings.Replace(cfg, "addresses = [\"support@example.com\"]\n", "addresses = [\"support@example.com\"]\nsmarthost = \""+smarthost+"\"\nsmarthost_tls = \"none\"\n", 1)
 	}
@@ -247,7 +252,7 @@ func (b *browserSession) press(what, keys string, opts ...chromedp.KeyOption) {
 func TestDeskInTheBrowser(t *testing.T) {
 	testpeer.Require(t, "chromium", "chromium")
 	sinkDir := deskSinkDir(t)
-	d, _ := deskDaemon(t, deskSink(t, sinkDir))
+	d, _ := deskDaemon(t, deskSink(t, sinkDir), "", "")
 	shots := t.ArtifactDir()
 	t.Logf("screenshots in %s", shots)
 
@@ -379,5 +384,113 @@ func TestDeskInTheBrowser(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// sipPort returns a port free on 127.0.0.1 for both UDP and TCP, as the
+// SIP listener takes both.
+func sipPort(t *testing.T) int {
+	t.Helper()
+	for range 100 {
+		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		tcp, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		u.Close()
+		if err == nil {
+			tcp.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free for both UDP and TCP")
+	return 0
+}
+
+// TestDeskCallInTheBrowser: while anna's phone (sipp) rings with a call,
+// her desk already shows the caller's customer card; when the caller
+// hangs up, the offer leaves the desk.
+func TestDeskCallInTheBrowser(t *testing.T) {
+	sipp := testpeer.Require(t, "sipp", "sip-tester")
+	testpeer.Require(t, "chromium", "chromium")
+	sipListen := "127.0.0.1:" + strconv.Itoa(sipPort(t))
+	d, _ := deskDaemon(t, "", sipListen, `[[sip.users]]
+user = "anna"
+password = "geheim-sip"
+agent = "anna"
+[[sip.trunks]]
+name = "pbx"
+cidrs = ["127.0.0.0/8"]
+[[sip.numbers]]
+number = "+49301234500"
+queue = "support"
+`)
+	shots := t.ArtifactDir()
+	t.Logf("screenshots in %s", shots)
+	agent := newBrowser(t, shots)
+	agent.login(d.desk, "anna")
+	agent.do("available", chromedp.Focus("#presence-available"))
+	agent.press("enter", "\r")
+	agent.waitFor("presence available", `document.getElementById("presence-now").textContent === "Available"`)
+
+	testdata := filepath.Join("..", "..", "sip", "testdata")
+	run := func(name string, args ...string) chan error {
+		cmd := exec.Command(sipp, append([]string{sipListen, "-i", "127.0.0.1", "-nostdin", "-p", strconv.Itoa(sipPort(t))}, args...)...)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			err := <-done
+			if t.Failed() {
+				t.Logf("sipp %s: %v\n%s", name, err, out.String())
+			}
+			done <- err
+		})
+		return done
+	}
+	// anna's phone: registers, then rings with every call until it is
+	// canceled.
+	run("phone", "-sf", filepath.Join(testdata, "agent-register.xml"), "-oocsf", filepath.Join(testdata, "agent-ring-cancel.xml"),
+		"-mp", strconv.Itoa(sipPort(t)), "-s", "anna", "-au", "anna", "-ap", "geheim-sip", "-m", "1")
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, m := get(t, d.desk+"/metrics"); strings.Contains(m, "dirigent_sip_registrations 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("anna's phone did not register")
+		}
+	}
+	// Erika calls, hears hold audio, and hangs up after 8 s.
+	caller := run("caller", "-sf", filepath.Join(testdata, "caller-hangup.xml"), "-m", "1", "-d", "8000",
+		"-key", "dialled", "+49301234500", "-key", "caller", "03055510001", "-key", "mip", "127.0.0.1", "-key", "mport", strconv.Itoa(sipPort(t)))
+
+	agent.waitFor("the call on offer with the caller's card", `document.querySelector("#offers .ringing") !== null &&
+		document.querySelector("#offers li").textContent.startsWith("call") &&
+		document.getElementById("offer-accept") === null &&
+		document.getElementById("customer-name").textContent === "Erika Mustermann" &&
+		document.getElementById("customer-identities").textContent === "phone:+493055510001"`)
+	agent.shot("call-1-ringing")
+	select {
+	case err := <-caller:
+		caller <- err
+		t.Fatalf("the caller hung up before the desk was checked: %v", err)
+	default:
+	}
+	agent.waitFor("the offer gone after the caller hung up", `document.querySelector("#offers .ringing") === null && !document.getElementById("detail-empty").hidden`)
+	agent.shot("call-2-caller-hung-up")
+	select {
+	case err := <-caller:
+		caller <- err
+		if err != nil {
+			t.Errorf("caller: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("the caller's sipp did not finish")
 	}
 }

@@ -16,7 +16,7 @@ const texts = {
     sl15: "SL 15 min", sltoday: "SL today", asa: "ASA", abandon: "Abandoned", answered: "Answered today", agents: "Agents",
     agent: "Agent", tasks_now: "Tasks", occupancy: "Occupancy", admin: "Agents' skills and presence", skills: "Skills (0 = none, 1–5)",
     save_skills: "Save skills", set_presence: "Set presence", accept: "Accept", decline: "Decline", open: "Open",
-    offered: "offered", assigned: "in progress", wrapping: "to wrap up", new_offer: "New {channel} task from queue {queue}: accept with Alt+A",
+    offered: "offered", assigned: "in progress", wrapping: "to wrap up", ringing: "Your phone rings: answer there.", new_offer: "New {channel} task from queue {queue}: accept with Alt+A",
     seconds: "{n} s", repeat: "Repeat contact: earlier {channel} contact on {date}, {outcome}.", still_open: "still open",
     outcome: "outcome {o}", last_agent: "Last agent: {a}.", reply_sent: "Reply queued for {to}.", wrapped: "Task finished.",
     touchpoint: "Touchpoint", logged_out: "Logged out.", in: "from customer", out: "to customer", none: "none",
@@ -36,7 +36,7 @@ const texts = {
     sl15: "SL 15 Min.", sltoday: "SL heute", asa: "ASA", abandon: "Abgebrochen", answered: "Heute angenommen", agents: "Agenten",
     agent: "Agent", tasks_now: "Aufgaben", occupancy: "Auslastung", admin: "Fähigkeiten und Status der Agenten", skills: "Fähigkeiten (0 = keine, 1–5)",
     save_skills: "Fähigkeiten speichern", set_presence: "Status setzen", accept: "Annehmen", decline: "Ablehnen", open: "Öffnen",
-    offered: "angeboten", assigned: "in Bearbeitung", wrapping: "abzuschließen", new_offer: "Neue Aufgabe ({channel}) aus {queue}: mit Alt+A annehmen",
+    offered: "angeboten", assigned: "in Bearbeitung", wrapping: "abzuschließen", ringing: "Ihr Telefon klingelt: dort annehmen.", new_offer: "Neue Aufgabe ({channel}) aus {queue}: mit Alt+A annehmen",
     seconds: "{n} s", repeat: "Wiederholter Kontakt: früherer Kontakt ({channel}) am {date}, {outcome}.", still_open: "noch offen",
     outcome: "Ergebnis {o}", last_agent: "Zuletzt betreut von {a}.", reply_sent: "Antwort an {to} ist unterwegs.", wrapped: "Aufgabe abgeschlossen.",
     touchpoint: "Ereignis", logged_out: "Abgemeldet.", in: "vom Kunden", out: "an den Kunden", none: "keine",
@@ -275,7 +275,7 @@ function renderPresence() {
 function onOffer(o) {
   offers = offers.filter((x) => x.id !== o.id).concat([o]);
   renderOffers();
-  announce(t("new_offer", { channel: t(o.channel), queue: o.queue }));
+  announce(o.channel === "voice" ? t("ringing") : t("new_offer", { channel: t(o.channel), queue: o.queue }));
   // The customer card goes on screen at once: for a call, while it rings.
   openTask(o.id, false);
 }
@@ -295,8 +295,11 @@ function renderOffers() {
   ul.replaceChildren(...offers.map((o) => el("li", { class: "offer", "data-task": o.id },
     el("span", {}, t(o.channel) + " · " + o.queue + " · #" + o.id),
     el("span", { class: "countdown", "data-deadline": o.deadline }, ""),
-    el("button", { type: "button", id: "offer-accept", "aria-keyshortcuts": "Alt+A", onclick: () => accept(o.id) }, t("accept")),
-    el("button", { type: "button", id: "offer-decline", class: "secondary", "aria-keyshortcuts": "Alt+D", onclick: () => decline(o.id) }, t("decline")),
+    // A call is answered or refused on the phone that rings.
+    ...(o.channel === "voice" ? [el("strong", { class: "ringing" }, t("ringing"))] : [
+      el("button", { type: "button", id: "offer-accept", "aria-keyshortcuts": "Alt+A", onclick: () => accept(o.id) }, t("accept")),
+      el("button", { type: "button", id: "offer-decline", class: "secondary", "aria-keyshortcuts": "Alt+D", onclick: () => decline(o.id) }, t("decline")),
+    ]),
   )));
   tick();
 }
@@ -312,9 +315,10 @@ setInterval(tick, 1000);
 // Alt+A and Alt+D take the oldest offer from anywhere on the page, so
 // that an agent typing elsewhere answers without hunting for the button.
 document.addEventListener("keydown", (ev) => {
-  if (!ev.altKey || ev.ctrlKey || ev.metaKey || offers.length === 0 || $("agent").hidden) return;
-  if (ev.code === "KeyA") { ev.preventDefault(); accept(offers[0].id); }
-  if (ev.code === "KeyD") { ev.preventDefault(); decline(offers[0].id); }
+  const o = offers.find((x) => x.channel !== "voice");
+  if (!ev.altKey || ev.ctrlKey || ev.metaKey || !o || $("agent").hidden) return;
+  if (ev.code === "KeyA") { ev.preventDefault(); accept(o.id); }
+  if (ev.code === "KeyD") { ev.preventDefault(); decline(o.id); }
 });
 
 async function accept(id) {
