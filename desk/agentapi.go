@@ -237,6 +237,7 @@ type taskDetail struct {
 	NextBestActions []journey.Action     `json:"next_best_actions"`
 	Conversation    *store.Conversation  `json:"conversation,omitempty"`
 	Thread          []*store.Contact     `json:"thread,omitempty"` // the conversation's mails, oldest first
+	Chat            []store.ChatMessage  `json:"chat,omitempty"`   // a chat's messages so far
 }
 
 // maxThread bounds how much of a customer's journey is read for one
@@ -273,6 +274,12 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) {
 	d.RepeatOf, d.LastAgent, d.Journey = jc.RepeatOf, jc.LastAgent, jc.Recent
 	if acts := s.deps.Journey.NextBestActions(jc, contact.Channel, contact.Intent); acts != nil {
 		d.NextBestActions = acts
+	}
+	if contact.Channel == "message" && contact.ConversationID != 0 && s.deps.Chats != nil {
+		if d.Chat, err = s.deps.Chats.Transcript(contact.ConversationID); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
 	}
 	if contact.ConversationID != 0 {
 		if d.Conversation, err = s.deps.Store.Conversation(contact.ConversationID); err != nil {

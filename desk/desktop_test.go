@@ -67,7 +67,7 @@ func newDesk(t testing.TB, drain time.Duration) *deskEnv {
 		{ID: "anna", Skills: map[string]int{"support": 3}, Capacity: [3]int{1, 3, 2}},
 		{ID: "bert", Skills: map[string]int{"support": 1}, Capacity: [3]int{1, 3, 2}},
 	}
-	queues := []router.QueueSpec{{Name: "support", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Email, router.Voice}, ServiceLevelThreshold: 20 * time.Second}}
+	queues := []router.QueueSpec{{Name: "support", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Email, router.Voice, router.Message}, ServiceLevelThreshold: 20 * time.Second}}
 	var srv *Server
 	r, err := router.New(router.Config{Skills: []string{"support", "billing"}, Agents: agents, Queues: queues, OfferTimeout: time.Minute}, router.Deps{
 		Logger: logger, Journal: journalFunc(func(e router.Event) { srv.RouterEvent(e) }),
@@ -505,6 +505,9 @@ func TestDeskAgentHandlesAMail(t *testing.T) {
 		// The desk has no mail channel in this test: the reply is refused
 		// clearly (the daemon's test sends one for real).
 		{"/reply", `{"text":"Hallo"}`, 503, "the mail channel is not running"},
+		{"/chat", `{"text":"Hallo"}`, 409, "task " + id + " is not a chat (email)"},
+		{"/chat", `{"text":""}`, 400, "text is empty"},
+		{"/chat/end", ``, 409, "task " + id + " is not a chat (email)"},
 		{"/wrapup", `{"code":"fixed"}`, 400, `code "fixed": want one of resolved, callback`},
 		{"/wrapup", `{"code":"resolved","note":"` + strings.Repeat("x", maxNoteRunes+1) + `"}`, 400, "note longer than 4000 characters"},
 	} {
@@ -640,6 +643,45 @@ func TestDeskTaskAcceptedElsewhere(t *testing.T) {
 	if c, err := env.store.Contact(second); err != nil || c.Outcome != "callback" {
 		t.Errorf("contact %+v %v", c, err)
 	}
+}
+
+// Without a message channel the chat pane refuses clearly.
+func TestDeskChatWithoutTheMessageChannel(t *testing.T) {
+	env := startDesk(t)
+	anna := newBrowser(t, env.base)
+	anna.login("anna")
+	events := openEvents(t, anna)
+	anna.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`)
+	ctx := context.Background()
+	c, _, err := env.journey.Identify(ctx, journey.KindEmail, "klara@example.org", "Klara")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := &store.Conversation{CustomerID: c.ID, Channel: "message", Status: "open", Created: time.Now()}
+	if err := env.store.PutConversation(ctx, conv); err != nil {
+		t.Fatal(err)
+	}
+	contact := &store.Contact{CustomerID: c.ID, Channel: "message", Direction: "in", ConversationID: conv.ID, Queue: "support", Start: time.Now().UTC()}
+	if err := env.store.AppendContact(ctx, contact); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.router.Enqueue(router.Task{ID: contact.ID, Channel: router.Message, Queue: "support", CustomerID: c.ID}); err != nil {
+		t.Fatal(err)
+	}
+	events.next(t, "offer")
+	id := jsonNumber(contact.ID)
+	if code, body := anna.do("POST", "/api/desk/offers/"+id+"/accept", ""); code != 200 {
+		t.Fatalf("accept: %d %v", code, body)
+	}
+	for _, path := range []string{"/chat", "/chat/end"} {
+		code, body := anna.do("POST", "/api/desk/tasks/"+id+path, `{"text":"Hallo"}`)
+		if path == "/chat/end" {
+			code, body = anna.do("POST", "/api/desk/tasks/"+id+path, "")
+		}
+		expect(t, path, code, body, 503, "the message channel is not running")
+	}
+	code, body := anna.do("PUT", "/api/desk/tasks/"+id+"/chat/typing", `{"active":"yes"}`)
+	expect(t, "typing", code, body, 400, "body is not valid JSON for this request: json: cannot unmarshal string into Go struct field typingRequest.active of type bool")
 }
 
 func TestDeskOfferRevokedWhenAgentGoesAway(t *testing.T) {

@@ -35,6 +35,8 @@ type Deps struct {
 	Router Router
 	// Mailer sends replies; nil answers replies with 503.
 	Mailer Mailer
+	// Chats is the message channel's agent side; nil when it is off.
+	Chats  Chats
 	Logins Logins
 	// AwayReasons and WrapCodes are what agents choose from.
 	AwayReasons []string

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 
+	"dirigent/chat"
+	"dirigent/desk"
 	"dirigent/router"
 )
 
@@ -27,6 +29,27 @@ func (t journalTee) Record(e router.Event) {
 	if t.d.sip != nil { // likewise: hangs up calls the router gave up on
 		t.d.sip.TaskEvent(e)
 	}
+}
+
+// deskChats is the message channel as the desk sees it; nil (not a nil
+// *chat.Channel) when it is off.
+func (d *daemon) deskChats() desk.Chats {
+	if d.chat == nil {
+		return nil
+	}
+	return d.chat
+}
+
+// deskChatEvent passes a customer's chat message, typing or leaving to
+// the desk, in the desk's terms.
+func (d *daemon) deskChatEvent(e chat.Event) {
+	if d.desk == nil { // set while the daemon is built, before chats run
+		return
+	}
+	d.desk.OnChat(desk.ChatEvent{
+		Kind: e.Kind, ConversationID: e.ConversationID, TaskID: e.TaskID, Agent: e.Agent,
+		Seq: e.Seq, Text: e.Text, Active: e.Active, At: e.At,
+	})
 }
 
 // chatRun runs the message channel, or waits when it is off (no queue

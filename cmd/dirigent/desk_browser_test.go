@@ -494,3 +494,62 @@ queue = "support"
 		t.Error("the caller's sipp did not finish")
 	}
 }
+
+// TestDeskChatInTheBrowser: a customer chats through the widget's
+// WebSocket; the chat is offered on anna's desk, accepted with Alt+A, and
+// answered from the desk's chat pane; the customer's next message shows
+// live; anna ends the chat and wraps up.
+func TestDeskChatInTheBrowser(t *testing.T) {
+	testpeer.Require(t, "chromium", "chromium")
+	d, _ := deskDaemon(t, "", "", "")
+	if d.chat == "" || d.chat == "off" {
+		t.Fatalf("chat address %q", d.chat)
+	}
+	shots := t.ArtifactDir()
+	t.Logf("screenshots in %s", shots)
+	agent := newBrowser(t, shots)
+	agent.login(d.desk, "anna")
+	agent.do("available", chromedp.Focus("#presence-available"))
+	agent.press("enter", "\r")
+	agent.waitFor("presence available", `document.getElementById("presence-now").textContent === "Available"`)
+
+	customer := dialChat(t, d.chat)
+	customer.send(map[string]any{"type": "hello", "lang": "de", "queue": "support", "name": "Klara Kunde", "email": "klara@example.org"})
+	customer.until("welcome")
+	customer.send(map[string]any{"type": "message", "id": "m1", "text": "Hallo, mein Paket fehlt."})
+
+	agent.waitFor("the chat on offer", `document.getElementById("offer-accept") !== null && document.querySelector("#offers li").textContent.startsWith("message")`)
+	agent.waitFor("the customer card", `document.getElementById("customer-name").textContent === "Klara Kunde"`)
+	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
+	agent.waitFor("the chat pane", `!document.getElementById("chat-card").hidden && document.getElementById("chat").textContent.includes("mein Paket fehlt")`)
+	if joined := customer.until("agent_joined"); joined["name"] == "" {
+		t.Errorf("agent_joined %v", joined)
+	}
+
+	agent.do("type an answer", chromedp.SendKeys("#chat-text", "Ich sehe sofort nach."), chromedp.Focus("#chat-send"))
+	agent.press("send", "\r")
+	for {
+		m := customer.until("message")
+		if m["from"] == "agent" {
+			if m["text"] != "Ich sehe sofort nach." {
+				t.Errorf("the customer got %v", m)
+			}
+			break
+		}
+	}
+	customer.send(map[string]any{"type": "message", "id": "m2", "text": "Danke, Sendung 4711."})
+	agent.waitFor("the customer's answer, live", `document.getElementById("chat").textContent.includes("Sendung 4711")`)
+	agent.shot("chat-1-talking")
+
+	agent.do("end the chat", chromedp.Focus("#chat-end"))
+	agent.press("end", "\r")
+	for {
+		if n := customer.until("notice"); n["code"] == "ended" {
+			break
+		}
+	}
+	agent.do("wrap-up", chromedp.SetValue("#wrap-code", "resolved"), chromedp.Focus("#wrap-send"))
+	agent.press("finish", "\r")
+	agent.waitFor("the task gone", `!document.getElementById("detail-empty").hidden && document.getElementById("tasks").textContent === "No tasks."`)
+	agent.shot("chat-2-wrapped-up")
+}

@@ -170,6 +170,8 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		d.chat, err = chat.New(chatConfig(cfg, rc), chat.Deps{
 			Logger: logger.With("component", "chat"), Store: d.store, Journey: d.journey, Router: d.router,
 			Registerer: reg, DrainTimeout: drain, SendTranscript: d.mail.SendTranscript,
+			// Customers' messages reach the chat's agent on the desk.
+			OnCustomer: d.deskChatEvent,
 		})
 		if err != nil {
 			return nil, err
@@ -188,6 +190,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		APITokens:      tokens,
 		Router:         d.router,
 		Mailer:         d.mail,
+		Chats:          d.deskChats(),
 		Logins:         deskLogins(cfg),
 		AwayReasons:    cfg.Desk.AwayReasons,
 		WrapCodes:      cfg.Desk.WrapCodes,

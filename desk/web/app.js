@@ -23,6 +23,8 @@ const texts = {
     voice: "call", email: "mail", message: "message", busy: "busy", saved: "Saved.",
     queue_setup: "Queues: required skills", skills_needed: "Skills (minimum)", channels: "Channels", strategy: "Strategy",
     agent_setup: "Agents: skills and capacity", skills_have: "Skills", capacity: "Capacity", show: "Show",
+    chat: "Chat", customer_typing: "The customer is typing…", chat_ended: "The chat has ended.", chat_message: "Message",
+    chat_send: "Send", chat_end: "End chat", from_customer: "Customer", from_agent: "Agent", from_system: "dirigent",
   },
   de: {
     skip: "Zum Inhalt springen", view_agent: "Arbeitsplatz", view_board: "Wallboard", language: "Sprache", logout: "Abmelden",
@@ -43,6 +45,8 @@ const texts = {
     voice: "Anruf", email: "E-Mail", message: "Nachricht", busy: "Beschäftigt", saved: "Gespeichert.",
     queue_setup: "Warteschlangen: nötige Fähigkeiten", skills_needed: "Fähigkeiten (mindestens)", channels: "Kanäle", strategy: "Strategie",
     agent_setup: "Agenten: Fähigkeiten und Kapazität", skills_have: "Fähigkeiten", capacity: "Kapazität", show: "Anzeigen",
+    chat: "Chat", customer_typing: "Der Kunde schreibt …", chat_ended: "Der Chat ist beendet.", chat_message: "Nachricht",
+    chat_send: "Senden", chat_end: "Chat beenden", from_customer: "Kunde", from_agent: "Agent", from_system: "dirigent",
   },
 };
 
@@ -204,6 +208,7 @@ function openStream() {
       if (t && t.state !== current.task.state) openTask(t.id, false);
     }
   });
+  stream.addEventListener("chat", (e) => onChat(JSON.parse(e.data)));
   stream.addEventListener("presence", (e) => {
     const p = JSON.parse(e.data);
     me.presence = p.presence;
@@ -411,6 +416,9 @@ function renderDetail() {
       el("span", { class: "meta" }, fmtTime(m.start) + " · " + (m.direction === "out" ? t("out") + (m.agent ? " (" + m.agent + ")" : "") : t("in"))),
       el("pre", {}, m.text || m.subject || ""))));
   }
+  const isChat = d.contact && d.contact.channel === "message";
+  $("chat-card").hidden = !isChat;
+  if (isChat) renderChat();
   const assigned = d.task.state === "assigned";
   $("reply-send").disabled = !assigned;
   $("reply-text").disabled = !assigned;
@@ -438,6 +446,64 @@ $("wrap-form").addEventListener("submit", async (ev) => {
     clearDetail();
     await loadTasks();
     $("tasks-title").focus();
+  } catch (e) { say(e.message, true); }
+});
+
+// --- chats ---
+
+function renderChat() {
+  const msgs = current.chat || [];
+  $("chat").replaceChildren(...msgs.map((m) => el("li", { class: m.from === "customer" ? "in" : "out", "data-seq": m.seq },
+    el("span", { class: "meta" }, fmtTime(m.at) + " · " + t("from_" + m.from) + (m.agent ? " (" + m.agent + ")" : "")),
+    el("pre", {}, m.text))));
+  $("chat-ended").hidden = !current.chatEnded;
+  $("chat-send").disabled = !!current.chatEnded;
+  $("chat-end").disabled = !!current.chatEnded;
+}
+
+function onChat(e) {
+  if (!current || current.task.id !== e.task_id) {
+    if (e.kind === "message") announce(t("chat") + ": " + e.text);
+    return;
+  }
+  if (e.kind === "message") {
+    current.chat = (current.chat || []).filter((m) => m.seq !== e.seq).concat([{ seq: e.seq, at: e.at, from: "customer", text: e.text }]);
+    $("chat-typing").hidden = true;
+    announce(t("from_customer") + ": " + e.text);
+  } else if (e.kind === "typing") {
+    $("chat-typing").hidden = !e.active;
+    return;
+  } else if (e.kind === "ended") {
+    current.chatEnded = true;
+  }
+  renderChat();
+}
+
+let typingSent = 0;
+$("chat-text").addEventListener("input", () => {
+  if (!current || Date.now() - typingSent < 3000) return;
+  typingSent = Date.now();
+  api("PUT", "/tasks/" + current.task.id + "/chat/typing", { active: true }).catch(() => {});
+});
+
+$("chat-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  if (!current) return;
+  try {
+    await api("POST", "/tasks/" + current.task.id + "/chat", { text: $("chat-text").value });
+    $("chat-text").value = "";
+    typingSent = 0;
+    await openTask(current.task.id, false);
+    $("chat-text").focus();
+  } catch (e) { say(e.message, true); }
+});
+
+$("chat-end").addEventListener("click", async () => {
+  if (!current) return;
+  try {
+    await api("POST", "/tasks/" + current.task.id + "/chat/end");
+    current.chatEnded = true;
+    renderChat();
   } catch (e) { say(e.message, true); }
 });
 
