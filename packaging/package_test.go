@@ -392,7 +392,7 @@ func TestUnitSandbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"Type=notify", "WatchdogSec=", "ExecStartPre=/usr/bin/dirigent check-config /etc/dirigent/dirigent.toml",
+		"Type=notify", "WatchdogSec=", "ExecStartPre=-/usr/bin/dirigent check-config /etc/dirigent/dirigent.toml",
 		"ExecReload=/bin/kill -HUP $MAINPID", "User=dirigent", "Group=dirigent", "StateDirectory=dirigent",
 		"ConfigurationDirectory=dirigent", "RuntimeDirectory=dirigent", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n",
 		"AmbientCapabilities=CAP_NET_BIND_SERVICE\n", "ProtectSystem=strict", "NoNewPrivileges=yes",
@@ -404,17 +404,47 @@ func TestUnitSandbox(t *testing.T) {
 	}
 }
 
-// TestInstallInDebianRoot runs scripts/install-test.sh: the packages
-// installed, configured, run, reloaded, backed up and restored, upgraded,
-// removed and purged in a debootstrapped Debian 12 root.
-func TestInstallInDebianRoot(t *testing.T) {
+// requireRoot skips a test that needs root, or fails it where every peer
+// is required (CI runs as root).
+func requireRoot(t *testing.T, why string) {
+	t.Helper()
 	if os.Getuid() != 0 {
-		msg := "the install test needs root (chroot, dpkg into a root, namespaces); run make test as root"
+		msg := why + " needs root; run make test as root"
 		if os.Getenv("DIRIGENT_REQUIRE_PEERS") == "1" {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
 	}
+}
+
+// TestUnitUnderSystemd runs scripts/systemd-test.sh: the .deb installed,
+// started, reloaded, upgraded and purged under systemd 252 booted in a
+// minimal Debian 12 with systemd-nspawn, the sandbox and the watchdog
+// checked on the running daemon.
+func TestUnitUnderSystemd(t *testing.T) {
+	requireRoot(t, "booting systemd in a container (systemd-nspawn)")
+	testpeer.Require(t, "debootstrap", "debootstrap")
+	testpeer.Require(t, "systemd-nspawn", "systemd-container")
+	p := packages(t)
+	cmd := exec.Command("bash", "scripts/systemd-test.sh", p.oldDeb, p.newDeb)
+	cmd.Dir = repoRoot
+	out, err := cmd.CombinedOutput()
+	steps := regexp.MustCompile(`(?m)^=== (.*)$`).FindAllStringSubmatch(string(out), -1)
+	var names []string
+	for _, s := range steps {
+		names = append(names, s[1])
+	}
+	if err != nil || len(names) == 0 || names[len(names)-1] != "systemd test passed" {
+		t.Fatalf("scripts/systemd-test.sh: %v\n%s", err, out)
+	}
+	t.Logf("systemd test steps:\n%s", strings.Join(names, "\n"))
+}
+
+// TestInstallInDebianRoot runs scripts/install-test.sh: the packages
+// installed, configured, run, reloaded, backed up and restored, upgraded,
+// removed and purged in a debootstrapped Debian 12 root.
+func TestInstallInDebianRoot(t *testing.T) {
+	requireRoot(t, "the install test (chroot, dpkg into a root, namespaces)")
 	for _, peer := range [][2]string{
 		{"debootstrap", "debootstrap"}, {"curl", "curl"}, {"swaks", "swaks"}, {"promtool", "prometheus"},
 		{"rpm", "rpm"}, {"unshare", "util-linux"}, {"chroot", "coreutils"}, {"ip", "iproute2"},

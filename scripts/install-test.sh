@@ -56,7 +56,9 @@ if [ -z "$mirror" ]; then
 	mirror=$(sed -n 's/^URIs: *\(http[^ ]*\/debian\)\/* *$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)
 	mirror=${mirror:-http://deb.debian.org/debian}
 fi
-rootfs=$cache/debian-bookworm-minbase.tar.gz
+# The packages' dependencies are in the root: apt installs them offline.
+include=init-system-helpers,procps
+rootfs=$cache/debian-bookworm-minbase+$include.tar.gz
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/dirigent-install-test.XXXXXX")
 cleanup() {
@@ -69,7 +71,7 @@ trap cleanup EXIT
 if [ ! -s "$rootfs" ]; then
 	step "debootstrap a minimal Debian 12 (bookworm) root from $mirror (cached in $rootfs)"
 	mkdir -p "$cache" "$work/boot"
-	debootstrap --variant=minbase --include=init-system-helpers bookworm "$work/boot" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+	debootstrap --variant=minbase --include=$include bookworm "$work/boot" "$mirror" >"$work/debootstrap.log" 2>&1 ||
 		{ tail -20 "$work/debootstrap.log" >&2; fail "debootstrap"; }
 	tar -C "$work/boot" -czf "$rootfs.tmp" .
 	mv "$rootfs.tmp" "$rootfs"
