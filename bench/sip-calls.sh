@@ -30,7 +30,7 @@ rate() {
 		sipp "127.0.0.1:$port" -sf bench/sip-caller.xml -i 127.0.0.1 -p 15100 -mp 15300 -nostdin \
 			-r "$r" -m "$n" -l $((r * 4)) -timeout 120s -recv_timeout 10000 \
 			-key dialled +4930123456 -key caller 0301234567 \
-			-trace_stat -stf "$work/stat.csv" -fd 600 >/dev/null 2>&1 || true
+			-trace_stat -stf "$work/stat.csv" -fd 600 ${SIPP_EXTRA:-} >/dev/null 2>&1 || true
 		end=$(date +%s.%N)
 		read -r ok failed < <(awk -F';' 'NR==1{for(i=1;i<=NF;i++){if($i=="SuccessfulCall(C)")s=i;if($i=="FailedCall(C)")f=i}} END{print $s, $f}' "$work/stat.csv")
 		printf '%-9s offered %5d calls/s: %6d complete, %5d failed in %5.1f s = %6.0f complete calls/s%s\n' \
@@ -39,6 +39,7 @@ rate() {
 	done
 }
 
+if [ "${ONLY:-}" != dirigent ]; then
 sed -e "s/KAMAILIO_PORT/$kamailio_port/" -e "s/AGENT_ADDR/127.0.0.1:$agent_port/" bench/kamailio.cfg >"$work/kamailio.cfg"
 kamailio -f "$work/kamailio.cfg" -DD -E -m 256 -M 32 -w "$work" -P "$work/kamailio.pid" >"$work/kamailio.log" 2>&1 &
 kam=$!
@@ -46,18 +47,19 @@ sleep 1
 rate kamailio "$kamailio_port"
 kill "$kam"
 wait "$kam" 2>/dev/null || true
+fi
 
 {
 	cat <<TOML
 skills = ["support"]
 [log]
-level = "warn"
+level = "${LOG_LEVEL:-warn}"
 [storage]
 dir = "$work/data"
 [control]
 socket = "$work/control.sock"
 [desk]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:15099"
 [mail]
 smtp_listen = "127.0.0.1:0"
 [chat]
@@ -93,3 +95,5 @@ for i in $(seq "$agents"); do
 done
 rate dirigent "$dirigent_port"
 grep -i "level=error" "$work/dirigent.log" | head -5 || true
+# What dirigent counted: calls by outcome, rings by result, refusals.
+curl -s http://127.0.0.1:15099/metrics | grep -E '^dirigent_sip_(calls_total|agent_rings_total|rejected_total)' | grep -v ' 0$' || true
