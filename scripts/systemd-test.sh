@@ -138,6 +138,17 @@ sleep 5
 [ "$(prop NRestarts)" = 0 ] && [ "$(prop MainPID)" = "$pid" ] || fail "restarted (watchdog not fed?): NRestarts=$(prop NRestarts)"
 [ "$(systemctl is-active dirigent)" = active ] || fail "not active after 5 s"
 
+step "a crash is restarted: SIGABRT, as a Go panic ends under GOTRACEBACK=crash"
+kill -ABRT "$pid"
+for _ in $(seq 100); do
+	[ "$(prop NRestarts)" = 1 ] && [ "$(systemctl is-active dirigent)" = active ] && break
+	sleep 0.1
+done
+[ "$(prop NRestarts)" = 1 ] || fail "not restarted after a crash: NRestarts=$(prop NRestarts), $(systemctl is-active dirigent)"
+[ "$(systemctl is-active dirigent)" = active ] || fail "$(systemctl is-active dirigent) after the crash"
+pid=$(prop MainPID)
+[ "$(http_get 8080 /readyz)" = "HTTP/1.0 200 OK" ] || fail "/readyz after the restart"
+
 step "dirigent backup over /run/dirigent/control.sock"
 dirigent backup --socket /run/dirigent/control.sock --out /var/backups/dirigent.db || fail "backup"
 
@@ -154,6 +165,7 @@ sed -i 's/^level = .*/level = "loud"/' /etc/dirigent/dirigent.toml
 systemctl restart dirigent && fail "restart with a broken configuration succeeded"
 sleep 5 # more than RestartSec
 [ "$(systemctl is-active dirigent)" = failed ] || fail "$(systemctl is-active dirigent) with a broken configuration, want failed"
+# (a manual restart resets the counter)
 [ "$(prop NRestarts)" = 0 ] || fail "restarted $(prop NRestarts) times with a broken configuration"
 [ "$(prop ExecMainStatus)" = 2 ] || fail "exit status $(prop ExecMainStatus), want 2"
 journalctl -u dirigent --no-pager | grep -q 'log.level' || fail "the journal does not name the bad key"
