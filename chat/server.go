@@ -24,7 +24,7 @@ const (
 	pingInterval = 30 * time.Second
 	// outBuffer frames may wait for a slow browser; beyond them it is
 	// dropped and catches up when it resumes.
-	outBuffer = 256
+	outBuffer = 32
 )
 
 func (c *Channel) routes() http.Handler {

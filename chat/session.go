@@ -261,7 +261,12 @@ func (c *Channel) customerMessage(ctx context.Context, s *session, ref, text str
 		c.mu.Lock()
 		c.byTask[task.ID] = s
 		c.mu.Unlock()
-		if err := c.deps.Router.Enqueue(task); err != nil && !errors.Is(err, router.ErrDuplicate) {
+		// Not under the session's lock: the router calls the offer's
+		// receivers, which may act on this chat at once.
+		s.mu.Unlock()
+		err := c.deps.Router.Enqueue(task)
+		s.mu.Lock()
+		if err != nil && !errors.Is(err, router.ErrDuplicate) {
 			// The open-task index has it: the next start queues it.
 			c.deps.Logger.Error("queueing a chat task", "task", task.ID, "err", err)
 		}

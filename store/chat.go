@@ -37,13 +37,17 @@ type ChatSession struct {
 	Email string `json:"email,omitempty"`
 	Phone string `json:"phone,omitempty"`
 	// TranscriptTo is where the transcript is mailed when the chat ends.
-	TranscriptTo string    `json:"transcript_to,omitempty"`
-	Agent        string    `json:"agent,omitempty"`
-	Status       string    `json:"status"` // "open" or "ended"
-	Seq          uint64    `json:"seq"`    // the latest message's number
-	Created      time.Time `json:"created"`
-	Updated      time.Time `json:"updated"`
-	Ended        time.Time `json:"ended,omitzero"`
+	TranscriptTo string `json:"transcript_to,omitempty"`
+	Agent        string `json:"agent,omitempty"`
+	Status       string `json:"status"` // "open" or "ended"
+	// Seq is the latest message's number, read from the messages: a
+	// message is stored without rewriting its session.
+	Seq     uint64    `json:"seq"`
+	Created time.Time `json:"created"`
+	// Updated is the time of the latest change of the session's state
+	// (not of every message).
+	Updated time.Time `json:"updated"`
+	Ended   time.Time `json:"ended,omitzero"`
 }
 
 // ChatMessage is one line of a chat's transcript.
@@ -124,7 +128,7 @@ func (s *Store) CreateChatSession(ctx context.Context, cs *ChatSession, conv *Co
 func (s *Store) ChatSession(id uint64) (*ChatSession, error) {
 	var cs ChatSession
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return getJSON(tx.Bucket(bucketChatSessions), u64(id), &cs, "chat session", id)
+		return getChatSession(tx, id, &cs)
 	})
 	if err != nil {
 		return nil, err
@@ -155,7 +159,7 @@ func (s *Store) chatSessionBy(bucket, key []byte, what string) (*ChatSession, er
 		if id == nil {
 			return fmt.Errorf("chat session of %s: %w", what, ErrNotFound)
 		}
-		return getJSON(tx.Bucket(bucketChatSessions), id, &cs, "chat session", binary.BigEndian.Uint64(id))
+		return getChatSession(tx, binary.BigEndian.Uint64(id), &cs)
 	})
 	if err != nil {
 		return nil, err
@@ -163,15 +167,38 @@ func (s *Store) chatSessionBy(bucket, key []byte, what string) (*ChatSession, er
 	return &cs, nil
 }
 
+// getChatSession reads a session with its latest message number.
+func getChatSession(tx *bolt.Tx, id uint64, cs *ChatSession) error {
+	if err := getJSON(tx.Bucket(bucketChatSessions), u64(id), cs, "chat session", id); err != nil {
+		return err
+	}
+	cs.Seq = lastChatSeq(tx.Bucket(bucketChatMessages).Cursor(), id)
+	return nil
+}
+
+// lastChatSeq is the number of a session's latest message, 0 for none;
+// it leaves c there.
+func lastChatSeq(c *bolt.Cursor, session uint64) uint64 {
+	k, _ := c.Seek(chatMessageKey(session+1, 0))
+	if k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	if len(k) != 16 || binary.BigEndian.Uint64(k) != session {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k[8:])
+}
+
 // OpenChatSessions returns every session that has not ended: after a
 // restart their customers may reconnect.
 func (s *Store) OpenChatSessions() ([]*ChatSession, error) {
 	var out []*ChatSession
 	err := s.db.View(func(tx *bolt.Tx) error {
-		sessions := tx.Bucket(bucketChatSessions)
 		return tx.Bucket(bucketChatOpen).ForEach(func(k, _ []byte) error {
 			var cs ChatSession
-			if err := getJSON(sessions, k, &cs, "chat session", binary.BigEndian.Uint64(k)); err != nil {
+			if err := getChatSession(tx, binary.BigEndian.Uint64(k), &cs); err != nil {
 				return err
 			}
 			out = append(out, &cs)
@@ -189,21 +216,17 @@ func (s *Store) OpenChatSessions() ([]*ChatSession, error) {
 func (s *Store) AppendChatMessage(ctx context.Context, in ChatAppend) (cs *ChatSession, dup bool, err error) {
 	err = s.update(ctx, func(tx *bolt.Tx) error {
 		cs, dup = &ChatSession{}, false
-		sessions := tx.Bucket(bucketChatSessions)
-		if err := getJSON(sessions, u64(in.SessionID), cs, "chat session", in.SessionID); err != nil {
+		if err := getChatSession(tx, in.SessionID, cs); err != nil {
 			return err
 		}
 		if cs.Status != "open" {
 			return fmt.Errorf("chat session %d: %w", in.SessionID, ErrChatEnded)
 		}
 		msgs := tx.Bucket(bucketChatMessages)
-		refs := tx.Bucket(bucketChatRefs)
-		var refKey []byte
 		if in.Message.Ref != "" {
-			refKey = append(u64(in.SessionID), in.Message.Ref...)
-			if seq := refs.Get(refKey); seq != nil {
-				dup = true
-				return getJSON(msgs, chatMessageKey(in.SessionID, binary.BigEndian.Uint64(seq)), in.Message, "chat message", binary.BigEndian.Uint64(seq))
+			if m, ok := recentRef(msgs.Cursor(), in.SessionID, in.Message.Ref); ok {
+				*in.Message, dup = m, true
+				return nil
 			}
 		}
 		cs.Seq++
@@ -211,11 +234,9 @@ func (s *Store) AppendChatMessage(ctx context.Context, in ChatAppend) (cs *ChatS
 		if err := putJSON(msgs, chatMessageKey(cs.ID, cs.Seq), in.Message); err != nil {
 			return err
 		}
-		if refKey != nil {
-			if err := refs.Put(refKey, u64(cs.Seq)); err != nil {
-				return err
-			}
-		}
+		// Only a change of state rewrites the session: most messages
+		// touch the messages alone, which keeps each commit small.
+		changed := false
 		if in.Contact != nil && cs.ContactID == 0 {
 			in.Contact.ConversationID = cs.ConversationID
 			if err := appendContact(tx, in.Contact); err != nil {
@@ -231,17 +252,60 @@ func (s *Store) AppendChatMessage(ctx context.Context, in ChatAppend) (cs *ChatS
 					return err
 				}
 			}
+			changed = true
 		}
 		if in.Update != nil {
+			before, err := json.Marshal(cs)
+			if err != nil {
+				return err
+			}
 			in.Update(cs)
+			after, err := json.Marshal(cs)
+			if err != nil {
+				return err
+			}
+			changed = changed || !bytes.Equal(before, after)
+		}
+		if !changed {
+			return nil
 		}
 		cs.Updated = in.Message.At
-		return putJSON(sessions, u64(cs.ID), cs)
+		return putJSON(tx.Bucket(bucketChatSessions), u64(cs.ID), cs)
 	})
 	if err != nil {
 		return nil, false, err
 	}
 	return cs, dup, nil
+}
+
+// refWindow is how many of a session's latest messages are searched for a
+// message sent again: a browser sends again only what it sent since its
+// last acknowledgement, a handful at most within the rate limit.
+const refWindow = 64
+
+// recentRef finds a message with ref among a session's latest messages.
+func recentRef(c *bolt.Cursor, session uint64, ref string) (ChatMessage, bool) {
+	quoted, err := json.Marshal(ref)
+	if err != nil {
+		return ChatMessage{}, false
+	}
+	needle := append([]byte(`"ref":`), quoted...)
+	k, v := c.Seek(chatMessageKey(session+1, 0))
+	if k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	for i := 0; i < refWindow && len(k) == 16 && binary.BigEndian.Uint64(k) == session; i++ {
+		if bytes.Contains(v, needle) {
+			var m ChatMessage
+			if json.Unmarshal(v, &m) == nil && m.Ref == ref {
+				return m, true
+			}
+		}
+		k, v = c.Prev()
+	}
+	return ChatMessage{}, false
 }
 
 // UpdateChatSession changes an open session in one transaction and
@@ -251,7 +315,7 @@ func (s *Store) UpdateChatSession(ctx context.Context, id uint64, change func(*C
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		cs = &ChatSession{}
 		sessions := tx.Bucket(bucketChatSessions)
-		if err := getJSON(sessions, u64(id), cs, "chat session", id); err != nil {
+		if err := getChatSession(tx, id, cs); err != nil {
 			return err
 		}
 		if cs.Status != "open" {
@@ -305,7 +369,7 @@ func (s *Store) EndChatSession(ctx context.Context, id uint64, at time.Time, tra
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		cs = &ChatSession{}
 		sessions := tx.Bucket(bucketChatSessions)
-		if err := getJSON(sessions, u64(id), cs, "chat session", id); err != nil {
+		if err := getChatSession(tx, id, cs); err != nil {
 			return err
 		}
 		if cs.Status != "open" {
@@ -383,9 +447,6 @@ func eraseCustomerChats(tx *bolt.Tx, customerID uint64) (int, error) {
 		key := u64(id)
 		noop := func(k, v []byte) error { return nil }
 		if err := deletePrefix(tx.Bucket(bucketChatMessages), key, noop); err != nil {
-			return 0, err
-		}
-		if err := deletePrefix(tx.Bucket(bucketChatRefs), key, noop); err != nil {
 			return 0, err
 		}
 		for _, b := range [][]byte{bucketChatTokens, bucketChatPeers, bucketChatConvs} {

@@ -67,6 +67,20 @@ func TestChatSessionLifecycle(t *testing.T) {
 	if err != nil || len(missed) != 1 || missed[0].Text != reply.Text {
 		t.Fatalf("after 1: %+v, %v", missed, err)
 	}
+	// Many messages later, a browser sends c1 once more: still found.
+	for i := range 10 {
+		m := &ChatMessage{At: t0.Add(4 * time.Second), From: "customer", Text: "mehr", Ref: fmt.Sprintf("x%d", i)}
+		if _, dup, err := s.AppendChatMessage(ctx, ChatAppend{SessionID: cs.ID, Message: m}); err != nil || dup {
+			t.Fatalf("message %d: dup %v, %v", i, dup, err)
+		}
+	}
+	late := &ChatMessage{At: t0.Add(5 * time.Second), From: "customer", Text: "Hallo, meine Rechnung", Ref: "c1"}
+	if _, dup, err := s.AppendChatMessage(ctx, ChatAppend{SessionID: cs.ID, Message: late}); err != nil || !dup || late.Seq != 1 {
+		t.Fatalf("resent late: dup %v seq %d, %v", dup, late.Seq, err)
+	}
+	if got, _ := s.ChatSession(cs.ID); got.Seq != 12 {
+		t.Fatalf("seq %d, want 12", got.Seq)
+	}
 	if _, err := s.UpdateChatSession(ctx, cs.ID, func(cs *ChatSession) error { cs.Agent = "anna"; return nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +104,7 @@ func TestChatSessionLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "customer: Hallo, meine Rechnung\nagent: Gern, welche Nummer?\n"; c.Text != want || !c.End.Equal(end) || c.Agent != "anna" {
+	if want := "customer: Hallo, meine Rechnung\nagent: Gern, welche Nummer?\n" + strings.Repeat("customer: mehr\n", 10); c.Text != want || !c.End.Equal(end) || c.Agent != "anna" {
 		t.Fatalf("contact after end: text %q end %v agent %q", c.Text, c.End, c.Agent)
 	}
 	if gc, err := s.Conversation(conv.ID); err != nil || gc.Status != "closed" {
@@ -110,7 +124,7 @@ func TestChatSessionLifecycle(t *testing.T) {
 	s.Close()
 	s = openTest(t, path)
 	all, err := s.ChatMessages(cs.ID, 0)
-	if err != nil || len(all) != 2 {
+	if err != nil || len(all) != 12 {
 		t.Fatalf("after reopen: %+v, %v", all, err)
 	}
 	n, err := s.EraseCustomerChats(ctx, cust.ID)

@@ -34,7 +34,6 @@ var (
 	bucketFetchState    = []byte("fetch_state")   // mailbox name → FetchState
 	bucketChatSessions  = []byte("chat_sessions") // session id → ChatSession
 	bucketChatMessages  = []byte("chat_messages") // session id | seq → ChatMessage
-	bucketChatRefs      = []byte("chat_refs")     // session id | sender's ref → seq
 	bucketChatTokens    = []byte("chat_tokens")   // SHA-256 of a browser's token → session id
 	bucketChatPeers     = []byte("chat_peers")    // SIP peer identity → open session id
 	bucketChatOpen      = []byte("chat_open")     // session id → nothing, until it ends
@@ -94,7 +93,7 @@ var migrations = []func(*bolt.Tx) error{
 		return nil
 	},
 	func(tx *bolt.Tx) error { // 4 → 5: chat sessions of the message channel
-		for _, b := range [][]byte{bucketChatSessions, bucketChatMessages, bucketChatRefs, bucketChatTokens, bucketChatPeers, bucketChatOpen, bucketChatConvs} {
+		for _, b := range [][]byte{bucketChatSessions, bucketChatMessages, bucketChatTokens, bucketChatPeers, bucketChatOpen, bucketChatConvs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
