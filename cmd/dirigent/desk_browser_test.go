@@ -310,7 +310,9 @@ func TestDeskInTheBrowser(t *testing.T) {
 
 	// Accept with the shortcut Alt+A.
 	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
-	agent.waitFor("the task in progress", `!document.getElementById("reply-send").disabled && document.getElementById("offer-accept") === null`)
+	// Accepting moves the focus to the task (for keyboard users); type
+	// only after that.
+	agent.waitFor("the task in progress", `!document.getElementById("reply-send").disabled && document.getElementById("offer-accept") === null && document.activeElement.id === "detail"`)
 	agent.waitFor("the next best action", `document.getElementById("nba").textContent.includes("Check the last invoice") && document.getElementById("nba").textContent.includes("Mail about an invoice")`)
 	agent.waitFor("the journey", `document.getElementById("journey").textContent.includes("Rechnung falsch")`)
 	agent.waitFor("the mail thread", `document.getElementById("thread").textContent.includes("Meine Rechnung vom November ist zu hoch.")`)
@@ -521,7 +523,7 @@ func TestDeskChatInTheBrowser(t *testing.T) {
 	agent.waitFor("the chat on offer", `document.getElementById("offer-accept") !== null && document.querySelector("#offers li").textContent.startsWith("message")`)
 	agent.waitFor("the customer card", `document.getElementById("customer-name").textContent === "Klara Kunde"`)
 	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
-	agent.waitFor("the chat pane", `!document.getElementById("chat-card").hidden && document.getElementById("chat").textContent.includes("mein Paket fehlt")`)
+	agent.waitFor("the chat pane", `!document.getElementById("chat-card").hidden && document.getElementById("chat").textContent.includes("mein Paket fehlt") && document.activeElement.id === "detail"`)
 	if joined := customer.until("agent_joined"); joined["name"] == "" {
 		t.Errorf("agent_joined %v", joined)
 	}
