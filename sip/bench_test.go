@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"encoding/binary"
 	"net"
 	"slices"
 	"strconv"
@@ -8,7 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/pion/rtp"
 )
@@ -47,18 +47,19 @@ func BenchmarkHoldAudio500Callers(b *testing.B) {
 		oob := make([]byte, 128)
 		var h rtp.Header
 		for {
-			n, oobn, _, _, err := conn.ReadMsgUDP(buf, oob)
+			n, oobn, _, _, err := conn.ReadMsgUDPAddrPort(buf, oob)
 			if err != nil {
 				return
 			}
 			now := time.Now()
-			if msgs, err := syscall.ParseSocketControlMessage(oob[:oobn]); err == nil {
-				for _, m := range msgs {
-					if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SO_TIMESTAMPNS && len(m.Data) >= 16 {
-						ts := (*syscall.Timespec)(unsafe.Pointer(&m.Data[0]))
-						now = time.Unix(ts.Unix())
-					}
-				}
+			// One control message: SO_TIMESTAMPNS, a struct timespec after
+			// the cmsghdr (16 bytes on 64-bit Linux). Parsed by hand: the
+			// receiver must not allocate, or its garbage would count
+			// against dirigent's pacing.
+			if oobn >= 32 {
+				sec := int64(binary.LittleEndian.Uint64(oob[16:24]))
+				nsec := int64(binary.LittleEndian.Uint64(oob[24:32]))
+				now = time.Unix(sec, nsec)
 			}
 			if _, err := h.Unmarshal(buf[:n]); err != nil {
 				continue

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"runtime"
 	"slices"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"golang.org/x/sys/unix"
 )
 
 // maxRTPPacket bounds what is read from an RTP socket; G.711 at 20 ms is
@@ -51,7 +53,7 @@ type mediaLeg struct {
 	c    *Channel
 
 	mu      sync.Mutex
-	remote  *net.UDPAddr
+	remote  netip.AddrPort // invalid until known
 	latched bool
 	pt      uint8 // the codec agreed with this peer
 	dtmf    uint8 // the peer's telephone-event payload type, 0: none
@@ -100,7 +102,7 @@ func (l *mediaLeg) setRemote(addr *net.UDPAddr, pt, dtmf uint8) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.latched && addr != nil {
-		l.remote = addr
+		l.remote = addr.AddrPort()
 	}
 	l.pt, l.dtmf = pt, dtmf
 }
@@ -121,7 +123,7 @@ func (l *mediaLeg) read() {
 	buf := make([]byte, maxRTPPacket)
 	var h rtp.Header
 	for {
-		n, src, err := l.conn.ReadFromUDP(buf)
+		n, src, err := l.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return
 		}
@@ -131,7 +133,7 @@ func (l *mediaLeg) read() {
 		}
 		l.received.Add(1)
 		l.mu.Lock()
-		if !l.latched || !l.remote.IP.Equal(src.IP) || l.remote.Port != src.Port {
+		if !l.latched || l.remote != src {
 			l.remote, l.latched = src, true
 		}
 		if l.haveSeq {
@@ -166,7 +168,7 @@ func (l *mediaLeg) forward(pkt []byte, hn int, inPT, fromPT, fromDTMF uint8) {
 	l.mu.Lock()
 	remote, pt, dtmf := l.remote, l.pt, l.dtmf
 	l.mu.Unlock()
-	if remote == nil {
+	if !remote.IsValid() {
 		return
 	}
 	switch {
@@ -181,7 +183,7 @@ func (l *mediaLeg) forward(pkt []byte, hn int, inPT, fromPT, fromDTMF uint8) {
 	default:
 		return // comfort noise or codecs not agreed: not relayed
 	}
-	l.conn.WriteToUDP(pkt, remote)
+	l.conn.WriteToUDPAddrPort(pkt, remote)
 }
 
 // playFrame sends the next 20 ms of s (from sample offset pos) as one RTP
@@ -194,7 +196,7 @@ func (l *mediaLeg) playFrame(payload []byte, frames uint32, buf []byte) {
 	l.ts += frames * samplesPerPacket
 	h := rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: l.seq, Timestamp: l.ts, SSRC: l.ssrc}
 	l.mu.Unlock()
-	if remote == nil {
+	if !remote.IsValid() {
 		return
 	}
 	n, err := h.MarshalTo(buf)
@@ -202,7 +204,7 @@ func (l *mediaLeg) playFrame(payload []byte, frames uint32, buf []byte) {
 		return
 	}
 	n += copy(buf[n:], payload)
-	if _, err := l.conn.WriteToUDP(buf[:n], remote); err == nil {
+	if _, err := l.conn.WriteToUDPAddrPort(buf[:n], remote); err == nil {
 		l.played.Add(1)
 		l.c.metrics.rtpSent.Inc()
 	}
@@ -219,15 +221,17 @@ type player struct {
 	frame uint64 // the pacer's frame count when this player last sent
 }
 
-// pacer sends every playing stream's next packet on one 20 ms ticker.
-// time.Ticker keeps to its period on average (a late tick does not delay
-// the next); a tick that comes more than a period late advances each
-// stream's timestamp by the frames missed, so the audio's clock never
-// drifts from the wall clock. Streams are served in a fixed order, so
-// each keeps its place within the tick and its spacing stays 20 ms; the
-// goroutine runs on its own OS thread at a raised priority where the
-// process may raise it (root, or CAP_SYS_NICE), so other work on a busy
-// machine does not delay it.
+// pacer sends every playing stream's next packet every 20 ms, all
+// streams from one loop. The loop sleeps until absolute deadlines (start
+// + n × 20 ms on the monotonic clock), so lateness never accumulates;
+// when it wakes more than a period late, each stream's timestamp
+// advances by the frames missed, so the audio's clock never drifts from
+// the wall clock. Streams are served in a fixed order, so each keeps its
+// place within the tick and its spacing stays 20 ms. The loop has its
+// own OS thread at real-time priority where the process may raise it
+// (root, or CAP_SYS_NICE), and sleeps in the kernel rather than on a Go
+// timer: the kernel wakes that thread itself, so a busy machine or Go
+// scheduler does not delay the audio.
 type pacer struct {
 	mu      sync.Mutex
 	players []*player
@@ -262,6 +266,47 @@ func (p *pacer) run(stop <-chan struct{}) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	raisePriority()
+	var base unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &base); err != nil {
+		p.runTicker(stop)
+		return
+	}
+	start := time.Duration(base.Nano())
+	p.mu.Lock()
+	p.start = time.Now()
+	p.mu.Unlock()
+	buf := make([]byte, maxRTPPacket)
+	var list []*player
+	for n := int64(1); ; n++ {
+		deadline := unix.NsecToTimespec(int64(start + time.Duration(n)*ptime))
+		for {
+			err := unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &deadline, nil)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		var now unix.Timespec
+		unix.ClockGettime(unix.CLOCK_MONOTONIC, &now)
+		if late := time.Duration(now.Nano()) - start - time.Duration(n)*ptime; late > ptime {
+			n += int64(late / ptime) // skip the ticks missed; frameAt counts them
+		}
+		p.mu.Lock()
+		frame := p.frameAt(time.Now())
+		list = append(list[:0], p.players...)
+		p.mu.Unlock()
+		for _, pl := range list {
+			p.step(pl, frame, buf)
+		}
+	}
+}
+
+// runTicker is run's fallback on a Go ticker.
+func (p *pacer) runTicker(stop <-chan struct{}) {
 	t := time.NewTicker(ptime)
 	defer t.Stop()
 	p.mu.Lock()
@@ -285,8 +330,16 @@ func (p *pacer) run(stop <-chan struct{}) {
 	}
 }
 
-// raisePriority gives the calling OS thread nice -10, when allowed.
+// raisePriority makes the calling OS thread a real-time thread
+// (SCHED_FIFO, low priority 10), so it preempts ordinary work the moment
+// its sleep ends, as telephony servers run their timing threads; failing
+// that (no CAP_SYS_NICE), nice -10; failing that, nothing. The thread
+// sleeps most of every period, so it cannot starve the machine.
 func raisePriority() {
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 10}
+	if unix.SchedSetAttr(0, &attr, 0) == nil {
+		return
+	}
 	_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), -10)
 }
 
