@@ -17,7 +17,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; [ -n "${KEEP:-}" ] 
 go build -o "$work/dirigent" ./cmd/dirigent
 
 agent_port=15090 kamailio_port=15080 dirigent_port=15070
-sipp -sf bench/sip-agent.xml -i 127.0.0.1 -p "$agent_port" -mp 15200 -nostdin >/dev/null 2>&1 &
+sipp -sf bench/sip-agent.xml -i 127.0.0.1 -p "$agent_port" -mp 15200 -nostdin ${AGENT_EXTRA:-} >/dev/null 2>&1 &
 sleep 0.5
 
 # rate NAME PORT: drives the caller at every rate, prints one line each.
