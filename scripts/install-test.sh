@@ -32,18 +32,6 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 2
 fi
 
-# Everything below runs in private mount, network and process namespaces:
-# the mounts vanish, the daemon dies and its loopback ports never meet the
-# host's when the script ends, however it ends.
-if [ -z "${DIRIGENT_INSTALL_TEST_NS:-}" ]; then
-	export DIRIGENT_INSTALL_TEST_NS=1
-	exec unshare --mount --net --pid --fork --mount-proc -- "$0" "$@"
-fi
-mount --make-rprivate /
-ip link set lo up
-
-old_deb=$(realpath "$1") new_deb=$(realpath "$2") old_rpm=$(realpath "$3") new_rpm=$(realpath "$4")
-
 step() { printf '\n=== %s\n' "$*"; }
 fail() {
 	echo "FAIL: $*" >&2
@@ -60,6 +48,33 @@ fi
 include=init-system-helpers,procps
 rootfs=$cache/debian-bookworm-minbase+$include.tar.gz
 
+# debootstrap needs the network: it runs before the namespaces, once.
+if [ -z "${DIRIGENT_INSTALL_TEST_NS:-}" ] && [ ! -s "$rootfs" ]; then
+	step "debootstrap a minimal Debian 12 (bookworm) root from $mirror (cached in $rootfs)"
+	boot=$(mktemp -d "${TMPDIR:-/tmp}/dirigent-debootstrap.XXXXXX")
+	trap 'rm -rf --one-file-system "$boot"' EXIT
+	mkdir -p "$cache"
+	debootstrap --variant=minbase --include=$include bookworm "$boot/root" "$mirror" >"$boot/debootstrap.log" 2>&1 ||
+		{ tail -20 "$boot/debootstrap.log" >&2; fail "debootstrap"; }
+	tar -C "$boot/root" -czf "$rootfs.tmp" .
+	mv "$rootfs.tmp" "$rootfs"
+	rm -rf --one-file-system "$boot"
+	trap - EXIT
+fi
+
+
+# Everything below runs in private mount, network and process namespaces:
+# the mounts vanish, the daemon dies and its loopback ports never meet the
+# host's when the script ends, however it ends.
+if [ -z "${DIRIGENT_INSTALL_TEST_NS:-}" ]; then
+	export DIRIGENT_INSTALL_TEST_NS=1
+	exec unshare --mount --net --pid --fork --mount-proc -- "$0" "$@"
+fi
+mount --make-rprivate /
+ip link set lo up
+
+old_deb=$(realpath "$1") new_deb=$(realpath "$2") old_rpm=$(realpath "$3") new_rpm=$(realpath "$4")
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/dirigent-install-test.XXXXXX")
 cleanup() {
 	# Unmount /proc of the roots first: rm must never walk into a mount.
@@ -67,16 +82,6 @@ cleanup() {
 	rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
-
-if [ ! -s "$rootfs" ]; then
-	step "debootstrap a minimal Debian 12 (bookworm) root from $mirror (cached in $rootfs)"
-	mkdir -p "$cache" "$work/boot"
-	debootstrap --variant=minbase --include=$include bookworm "$work/boot" "$mirror" >"$work/debootstrap.log" 2>&1 ||
-		{ tail -20 "$work/debootstrap.log" >&2; fail "debootstrap"; }
-	tar -C "$work/boot" -czf "$rootfs.tmp" .
-	mv "$rootfs.tmp" "$rootfs"
-	rm -rf "$work/boot"
-fi
 
 # new_root DIR: a fresh copy of the cached root with /proc mounted.
 new_root() {
