@@ -81,6 +81,7 @@ type runningDaemon struct {
 	desk   string              // http://host:port
 	smtp   string              // host:port
 	chat   string              // host:port of the chat widget, "off" when none
+	sip    string              // host:port of SIP (UDP and TCP)
 	exited chan error
 }
 
@@ -116,6 +117,7 @@ func startDaemon(t *testing.T, cfgPath string, env ...string) *runningDaemon {
 	d.desk = "http://" + line["desk"].(string)
 	d.smtp = line["smtp"].(string)
 	d.chat, _ = line["chat"].(string)
+	d.sip, _ = line["sip"].(string)
 	return d
 }
 
