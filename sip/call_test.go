@@ -163,3 +163,22 @@ func TestCallToSippAgent(t *testing.T) {
 	})
 	_ = agent
 }
+
+// TestCallOverTCP: the caller's trunk speaks SIP over TCP; the call is
+// answered, bridged to anna's (UDP) phone, and the agent's BYE reaches
+// the caller over its TCP connection.
+func TestCallOverTCP(t *testing.T) {
+	s := startSite(t, testConfig(), "")
+	s.registerAgent(t, "agent-answer.xml", "-d", "500")
+	s.available(t, "anna")
+	media := newCallerMedia(t)
+	s.sipp(t, "caller.xml", "-t", "t1", "-p", strconv.Itoa(freeTCPAndUDPPort(t)), "-m", "1",
+		"-key", "dialled", testNumber, "-key", "caller", "03055570001", "-key", "mip", "127.0.0.1", "-key", "mport", media.port()).wait(t, 20*time.Second)
+	if hold, echo, _ := media.counts(); hold == 0 || echo == 0 {
+		t.Errorf("hold audio %d packets, echoed %d", hold, echo)
+	}
+	eventually(t, 5*time.Second, "the contact completed", func() bool {
+		ct := s.callerContact(t, "03055570001")
+		return ct != nil && ct.Outcome == outcomeAnswered && ct.Note == "hung up by agent"
+	})
+}
