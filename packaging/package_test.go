@@ -423,6 +423,9 @@ func requireRoot(t *testing.T, why string) {
 // checked on the running daemon.
 func TestUnitUnderSystemd(t *testing.T) {
 	requireRoot(t, "booting systemd in a container (systemd-nspawn)")
+	// The two root tests share nothing but the packages and mostly wait
+	// for debootstrap's downloads and dpkg: they run side by side.
+	t.Parallel()
 	testpeer.Require(t, "debootstrap", "debootstrap")
 	testpeer.Require(t, "systemd-nspawn", "systemd-container")
 	p := packages(t)
@@ -445,6 +448,7 @@ func TestUnitUnderSystemd(t *testing.T) {
 // removed and purged in a debootstrapped Debian 12 root.
 func TestInstallInDebianRoot(t *testing.T) {
 	requireRoot(t, "the install test (chroot, dpkg into a root, namespaces)")
+	t.Parallel()
 	for _, peer := range [][2]string{
 		{"debootstrap", "debootstrap"}, {"curl", "curl"}, {"swaks", "swaks"}, {"promtool", "prometheus"},
 		{"rpm", "rpm"}, {"unshare", "util-linux"}, {"chroot", "coreutils"}, {"ip", "iproute2"},
