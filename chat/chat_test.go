@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -514,5 +515,33 @@ func TestIdleChatEnds(t *testing.T) {
 	}
 	if err := s.ch.Send(bg, e.ConversationID, "anna", "Zu spät"); !errors.Is(err, ErrEnded) {
 		t.Fatalf("send to the ended chat: %v", err)
+	}
+}
+
+// Once a channel's Run has ended, none of its goroutines (browser
+// handlers, writers, pings) are left behind.
+func TestNoGoroutinesLeftAfterRun(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Run("site", func(t *testing.T) {
+		s := startSite(t, nil)
+		s.available(t, "anna")
+		for i := range 3 {
+			b := s.dial(t, nil)
+			b.send(hello(nil))
+			b.until(FrameWelcome)
+			b.send(message("m", "Hallo"))
+			b.until(FrameMessage)
+			if i == 0 {
+				b.close()
+			}
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
