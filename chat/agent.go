@@ -228,10 +228,15 @@ func (c *Channel) Inbound(ctx context.Context, entrance, identity, text string) 
 	if entrance == "" || entrance == "web" {
 		return fmt.Errorf("chat: entrance %q is not another entrance", entrance)
 	}
+	// One peer's messages arriving at once must not start two chats.
+	c.peerMu.Lock()
 	c.mu.Lock()
 	s := c.byPeer[identity]
 	c.mu.Unlock()
-	if s == nil {
+	if s != nil {
+		c.peerMu.Unlock()
+	} else {
+		defer c.peerMu.Unlock()
 		kind, raw := journey.KindSIP, identity
 		if !strings.HasPrefix(strings.ToLower(identity), "sip:") && !strings.HasPrefix(strings.ToLower(identity), "sips:") {
 			kind = journey.KindPhone

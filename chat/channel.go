@@ -128,6 +128,7 @@ type Channel struct {
 	perIP    map[string]int
 	subs     map[string]map[*subscriber]struct{}
 
+	peerMu     sync.Mutex // held while a SIP peer's chat is found or started
 	connected  atomic.Int64
 	taskEvents chan router.Event
 	handlers   sync.WaitGroup

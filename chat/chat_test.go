@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"runtime"
@@ -543,5 +544,28 @@ func TestNoGoroutinesLeftAfterRun(t *testing.T) {
 			t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Messages of one new SIP peer arriving at once make one chat.
+func TestInboundAtOnceMakesOneChat(t *testing.T) {
+	s := startSite(t, nil)
+	var wg sync.WaitGroup
+	for i := range 5 {
+		wg.Go(func() {
+			if err := s.ch.Inbound(bg, "sip", "sip:eve@pbx.example.com", fmt.Sprintf("Nachricht %d", i)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	conv := s.event(t, "message").ConversationID
+	for range 4 {
+		if e := s.event(t, "message"); e.ConversationID != conv {
+			t.Fatalf("messages in conversations %d and %d", conv, e.ConversationID)
+		}
+	}
+	if msgs, err := s.ch.Transcript(conv); err != nil || len(msgs) != 5 {
+		t.Fatalf("transcript %+v, %v", msgs, err)
 	}
 }
