@@ -292,8 +292,20 @@ func TestPackageContents(t *testing.T) {
 		t.Errorf("/etc/dirigent/dirigent.toml is not a conffile")
 	}
 
-	// The packaged binary says the version the package manager shows.
 	root := unpackDeb(t, p.oldDeb)
+	// The installed configuration names the unit's directories, so admin
+	// commands given --config /etc/dirigent/dirigent.toml find the daemon.
+	conf, err := os.ReadFile(filepath.Join(root, "etc", "dirigent", "dirigent.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\ndir = \"/var/lib/dirigent\"\n", "\nsocket = \"/run/dirigent/control.sock\"\n"} {
+		if !strings.Contains(string(conf), want) {
+			t.Errorf("the installed configuration lacks %q", strings.TrimSpace(want))
+		}
+	}
+
+	// The packaged binary says the version the package manager shows.
 	out, err = exec.Command(filepath.Join(root, "usr", "bin", "dirigent"), "version").Output()
 	if err != nil {
 		t.Fatal(err)

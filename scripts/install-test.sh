@@ -207,10 +207,10 @@ swaks --silent 1 --server 127.0.0.1:12525 --from joe@customer.example --to suppo
 	--header 'Subject: first' --body 'my order is late' || fail "swaks: first mail"
 wait_metric 'dirigent_router_tasks_waiting{queue="support"}' 1
 
-step "README, Back up: dirigent backup --socket /run/dirigent/control.sock --out /var/backups/dirigent-DATE.db"
+step "README, Back up: dirigent backup --config /etc/dirigent/dirigent.toml --out /var/backups/dirigent-DATE.db"
 backup=/var/backups/dirigent-$(date +%F).db
-in_root dirigent backup --socket /run/dirigent/control.sock --out "$backup" || fail "backup as root"
-as_dirigent dirigent backup --socket /run/dirigent/control.sock --out /var/lib/dirigent/by-dirigent.db ||
+in_root dirigent backup --config /etc/dirigent/dirigent.toml --out "$backup" || fail "backup as root"
+as_dirigent dirigent backup --config /etc/dirigent/dirigent.toml --out /var/lib/dirigent/by-dirigent.db ||
 	fail "backup as the dirigent user"
 
 swaks --silent 1 --server 127.0.0.1:12525 --from ann@other.example --to support@example.com \

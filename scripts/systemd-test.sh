@@ -149,8 +149,8 @@ done
 pid=$(prop MainPID)
 [ "$(http_get 8080 /readyz)" = "HTTP/1.0 200 OK" ] || fail "/readyz after the restart"
 
-step "dirigent backup over /run/dirigent/control.sock"
-dirigent backup --socket /run/dirigent/control.sock --out /var/backups/dirigent.db || fail "backup"
+step "dirigent backup --config /etc/dirigent/dirigent.toml (the control socket in /run/dirigent)"
+dirigent backup --config /etc/dirigent/dirigent.toml --out /var/backups/dirigent.db || fail "backup"
 
 step "systemctl reload: SIGHUP through ExecReload, applied"
 sed -i 's/^level = "info"/level = "debug"/' /etc/dirigent/dirigent.toml
