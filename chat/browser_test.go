@@ -140,6 +140,18 @@ func TestWidgetInTheBrowser(t *testing.T) {
 	p.waitFor("the answer", `[...document.querySelectorAll(".dg-agent")].some(m => m.textContent.includes("Bitte ziehen Sie einmal den Stecker."))`)
 	p.shot("04-agent-answered")
 
+	// A network blip: the server drops the connection, the agent answers
+	// meanwhile, and the widget reconnects by itself and gets exactly
+	// what it missed.
+	s.ch.dropConnections()
+	if err := s.ch.Send(bg, e.ConversationID, "anna", "Sind Sie noch da?"); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor("the missed answer", `[...document.querySelectorAll(".dg-agent")].some(m => m.textContent.includes("Sind Sie noch da?"))`)
+	if n := p.count(".dg-agent"); n != 2 {
+		t.Errorf("%d agent messages in the page after the blip, want 2", n)
+	}
+
 	// The customer types; the agent side hears it.
 	p.do("type", chromedp.SendKeys("#dg-chat-input", "Mo"))
 	for ev := s.event(t, "typing"); !ev.Active || ev.Agent != "anna"; ev = s.event(t, "typing") {
@@ -148,11 +160,11 @@ func TestWidgetInTheBrowser(t *testing.T) {
 
 	// A reload resumes the chat with everything said so far.
 	p.do("reload", chromedp.Reload(), chromedp.WaitVisible("#dg-chat-button"), chromedp.Click("#dg-chat-button"))
-	p.waitFor("the history", `document.querySelectorAll(".dg-customer, .dg-agent").length === 2`)
+	p.waitFor("the history", `document.querySelectorAll(".dg-customer, .dg-agent").length === 3`)
 	if err := s.ch.Send(bg, e.ConversationID, "anna", "Hat es geholfen?"); err != nil {
 		t.Fatal(err)
 	}
-	p.waitFor("the answer after the reload", `document.querySelectorAll(".dg-agent").length === 2`)
+	p.waitFor("the answer after the reload", `document.querySelectorAll(".dg-agent").length === 3`)
 	p.shot("05-resumed")
 
 	p.do("end", chromedp.Click("#dg-chat-end"))
@@ -178,4 +190,15 @@ func (p *page) text(sel string) string {
 		p.t.Fatalf("text of %s: %v", sel, err)
 	}
 	return v
+}
+
+func (p *page) count(sel string) int {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+"`"+sel+"`"+`).length`))
+	if err != nil {
+		p.t.Fatalf("count %s: %v", sel, err)
+	}
+	return n
 }
