@@ -50,7 +50,13 @@
 // Channel.Send, Typing, End and Transcript, addressed by the conversation
 // ID of the task's contact, and hears customers through Deps.OnCustomer or
 // Channel.Subscribe. Accepting a chat task is router.Accept, as for any
-// task; the channel learns of it from the router's events (TaskEvent).
+// task; the channel learns of it from the router's events (TaskEvent) and
+// tells the customer who joined. A desk would: Subscribe(agent) for each
+// logged-in agent's live stream; on accept, show Transcript(conversation)
+// (what the customer wrote while waiting); send with Send and Typing; and
+// at the end call End (the customer is told, the transcript stored and
+// mailed if asked) before the task's wrap-up through the router. A chat
+// the customer ended stays a task; Send then answers ErrEnded.
 //
 // chat imports router, journey and store; it never imports another
 // channel (sip, mail, desk): mail and SIP replies are injected functions.
