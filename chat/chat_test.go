@@ -569,3 +569,32 @@ func TestInboundAtOnceMakesOneChat(t *testing.T) {
 		t.Fatalf("transcript %+v, %v", msgs, err)
 	}
 }
+
+// A page flipping its typing state as fast as it can reaches the agent's
+// desk only within the typing rate.
+func TestTypingFloodIsBounded(t *testing.T) {
+	s := startSite(t, nil)
+	b := s.dial(t, nil)
+	b.send(hello(nil))
+	b.until(FrameWelcome)
+	for i := range 500 {
+		b.send(map[string]any{"type": "typing", "active": i%2 == 0})
+	}
+	b.send(message("m", "fertig"))
+	b.until(FrameMessage)
+	typing := 0
+	for done := false; !done; {
+		select {
+		case e := <-s.events: // in order: every typing change, then the message
+			if e.Kind == "typing" {
+				typing++
+			}
+			done = e.Kind == "message"
+		case <-time.After(10 * time.Second):
+			t.Fatal("no message event")
+		}
+	}
+	if typing == 0 || typing > typingPerMinute {
+		t.Fatalf("%d typing changes told, want 1–%d", typing, typingPerMinute)
+	}
+}

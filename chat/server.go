@@ -273,7 +273,7 @@ func (c *Channel) readLoop(ctx context.Context, s *session, cl *client) {
 		switch f.Type {
 		case FrameMessage:
 			s.mu.Lock()
-			ok := s.allow(c.deps.Now(), c.cfg.MessagesPerMinute)
+			ok := s.messages.take(c.deps.Now(), c.cfg.MessagesPerMinute)
 			s.mu.Unlock()
 			if !ok {
 				c.reject("rate")
@@ -294,8 +294,11 @@ func (c *Channel) readLoop(ctx context.Context, s *session, cl *client) {
 			}
 		case FrameTyping:
 			s.mu.Lock()
-			changed := s.typing != *f.Active
-			s.typing = *f.Active
+			// Beyond the rate a change is not told; the next one sets it right.
+			changed := s.typing != *f.Active && s.typingRate.take(c.deps.Now(), typingPerMinute)
+			if changed {
+				s.typing = *f.Active
+			}
 			ev := Event{Kind: "typing", ConversationID: s.rec.ConversationID, TaskID: s.rec.ContactID, Agent: s.rec.Agent, Active: *f.Active, At: arrived}
 			s.mu.Unlock()
 			if changed {

@@ -25,24 +25,33 @@ type session struct {
 	rec        store.ChatSession // as last stored
 	conn       *client           // the customer's browser, nil while away
 	lastActive time.Time
-	// Rate limit: a token bucket of MessagesPerMinute, refilled evenly.
-	tokens   float64
-	tokensAt time.Time
-	noticed  string // the availability notice already given ("closed", "nobody")
-	typing   bool   // the customer's typing state last told to the agent
+	messages   bucket // customer messages, MessagesPerMinute
+	typingRate bucket // typing changes told to the agent
+	noticed    string // the availability notice already given ("closed", "nobody")
+	typing     bool   // the customer's typing state last told to the agent
 }
 
-// allow takes a token for one customer message.
-func (s *session) allow(now time.Time, perMinute int) bool {
-	if s.tokensAt.IsZero() {
-		s.tokens, s.tokensAt = float64(perMinute), now
+// typingPerMinute bounds the typing changes a customer's page can make
+// the agent's desk show: a person starts and stops a few times a minute.
+const typingPerMinute = 60
+
+// bucket is a token bucket of perMinute tokens, refilled evenly.
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// take takes a token, reporting false when none is left.
+func (b *bucket) take(now time.Time, perMinute int) bool {
+	if b.at.IsZero() {
+		b.tokens, b.at = float64(perMinute), now
 	}
-	s.tokens = min(float64(perMinute), s.tokens+now.Sub(s.tokensAt).Minutes()*float64(perMinute))
-	s.tokensAt = now
-	if s.tokens < 1 {
+	b.tokens = min(float64(perMinute), b.tokens+now.Sub(b.at).Minutes()*float64(perMinute))
+	b.at = now
+	if b.tokens < 1 {
 		return false
 	}
-	s.tokens--
+	b.tokens--
 	return true
 }
 
