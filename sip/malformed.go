@@ -21,6 +21,12 @@ func screenDatagram(data []byte, parser *sip.Parser) (reply []byte, pass bool) {
 	if len(bytes.Trim(data, "\r\n\x00")) == 0 {
 		return nil, true // keep-alive
 	}
+	if len(data) <= maxDatagram && bytes.HasPrefix(data, []byte("SIP/2.0 ")) {
+		// A response: nothing could be answered to a broken one, so it
+		// is left to sipgo, which drops what it cannot parse, and half
+		// the traffic is parsed once instead of twice.
+		return nil, true
+	}
 	reason := ""
 	if len(data) > maxDatagram {
 		reason = "Message Too Large"
