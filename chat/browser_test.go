@@ -114,7 +114,16 @@ func TestWidgetInTheBrowser(t *testing.T) {
 		t.Errorf("the page is German, the widget says %q", label)
 	}
 	p.do("open the chat", chromedp.Click("#dg-chat-button"), chromedp.WaitVisible("#dg-chat-intro"))
-	p.do("introduce", chromedp.SendKeys("#dg-chat-name", "Joe Kunde"), chromedp.SendKeys("#dg-chat-email", "joe@example.com"), chromedp.Click("#dg-chat-start"))
+	// An address the browser lets through but dirigent cannot use (no dot
+	// in the domain) is refused, and the form comes back.
+	p.do("a bad address", chromedp.SendKeys("#dg-chat-email", "joe@example"), chromedp.Click("#dg-chat-start"))
+	p.waitFor("the refusal", `document.querySelector(".dg-error-identity") !== null && !document.getElementById("dg-chat-intro").hidden`)
+	if text := p.text(".dg-error-identity"); !strings.HasPrefix(text, "Diese E-Mail-Adresse") {
+		t.Errorf("the refusal on a German page reads %q", text)
+	}
+	p.shot("01b-bad-address")
+	p.do("introduce", chromedp.Evaluate[chromedp.Void](`document.getElementById("dg-chat-email").value = ""`),
+		chromedp.SendKeys("#dg-chat-name", "Joe Kunde"), chromedp.SendKeys("#dg-chat-email", "joe@example.com"), chromedp.Click("#dg-chat-start"))
 	p.waitFor("the session", `(localStorage.getItem(Object.keys(localStorage).find(k => k.startsWith("dirigent-chat:"))) || "").includes("token")`)
 	p.do("write", chromedp.WaitVisible("#dg-chat-input"), chromedp.SendKeys("#dg-chat-input", "Mein Router blinkt rot.\r"))
 	p.waitFor("the acknowledgement", `document.querySelector(".dg-customer:not(.dg-pending)") !== null`)

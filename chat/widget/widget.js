@@ -19,7 +19,12 @@
       name: "Name", email: "E-Mail", phone: "Telefon", start: "Chat starten",
       placeholder: "Ihre Nachricht …", send: "Senden", typing: " schreibt …",
       joined: " ist jetzt für Sie da.", you: "Sie", reconnecting: "Verbindung wird wiederhergestellt …",
-      transcript: "Protokoll per E-Mail an:", transcriptSend: "Anfordern", again: "Neuer Chat"
+      transcript: "Protokoll per E-Mail an:", transcriptSend: "Anfordern", again: "Neuer Chat",
+      errors: {
+        identity: "Diese E-Mail-Adresse oder Telefonnummer können wir nicht verwenden. Bitte prüfen Sie sie.",
+        rate: "Bitte einen Moment – das waren zu viele Nachrichten auf einmal.",
+        sessions: "Von Ihrem Anschluss sind schon zu viele Chats offen."
+      }
     },
     en: {
       open: "Chat", title: "Chat with us", close: "Close", end: "End chat",
@@ -27,7 +32,12 @@
       name: "Name", email: "E-mail", phone: "Phone", start: "Start chat",
       placeholder: "Your message …", send: "Send", typing: " is typing …",
       joined: " is with you now.", you: "You", reconnecting: "Reconnecting …",
-      transcript: "Transcript by e-mail to:", transcriptSend: "Request", again: "New chat"
+      transcript: "Transcript by e-mail to:", transcriptSend: "Request", again: "New chat",
+      errors: {
+        identity: "We cannot use this e-mail address or phone number. Please check it.",
+        rate: "One moment, please – that was too many messages at once.",
+        sessions: "Too many chats are open from your connection."
+      }
     }
   }[lang];
 
@@ -36,7 +46,7 @@
   // The highest message number this page shows: a reconnect asks for
   // what came after it, a reloaded page (0) for the whole chat.
   var pageSeq = 0;
-  var ws = null, retry = 0, retryTimer = null, ended = false;
+  var ws = null, retry = 0, retryTimer = null, ended = false, stopped = false;
   var pending = {};   // id → {text, el}: sent, not yet acknowledged
   var seen = {};      // seq → true
   var typingTimer = null, typingSent = false, idCounter = 0, joinedName = null;
@@ -185,6 +195,7 @@
 
   function connect(who) {
     if (ws) return;
+    stopped = false;
     clearTimeout(retryTimer);
     var hello = { type: "hello", lang: lang };
     if (queue) hello.queue = queue;
@@ -207,7 +218,7 @@
     };
     ws.onclose = function () {
       ws = null;
-      if (ended) return;
+      if (ended || stopped) return;
       status.textContent = TEXT.reconnecting;
       retry = Math.min(retry + 1, 5);
       retryTimer = setTimeout(function () { connect({}); }, 500 * Math.pow(2, retry - 1));
@@ -257,8 +268,18 @@
         if (f.code === "ended") finish();
         break;
       case "error":
-        line("dg-system dg-error", "", f.text);
+        line("dg-system dg-error dg-error-" + f.code, "", TEXT.errors[f.code] || f.text);
         if (f.code === "ended") finish();
+        // What the page itself got wrong would go wrong again: no retry.
+        // A refused address sends the customer back to the form.
+        if (f.code === "identity") {
+          stopped = true;
+          state = {};
+          save();
+          showChat(false);
+        } else if (f.code !== "rate" && f.code !== "sessions" && f.code !== "internal") {
+          stopped = true;
+        }
         break;
     }
   }
