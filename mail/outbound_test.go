@@ -5,7 +5,6 @@ import (
 	"context"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,34 +28,6 @@ func sinkDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
-}
-
-// smtpSink starts postfix's smtp-sink on addr, dumping every message it
-// receives into a file in dir.
-func smtpSink(t *testing.T, addr, dir string) {
-	t.Helper()
-	bin := testpeer.Require(t, "smtp-sink", "postfix")
-	args := []string{"-d", filepath.Join(dir, "%M.")}
-	if os.Getuid() == 0 {
-		args = append(args, "-u", "postfix") // it refuses to run as root
-	}
-	cmd := exec.Command(bin, append(args, addr, "10")...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("smtp-sink does not listen")
-		}
-	}
 }
 
 func freeAddr(t *testing.T) string {
@@ -94,7 +65,7 @@ func received(t *testing.T, dir string) *gomail.Reader {
 func TestReplyArrivesThreaded(t *testing.T) {
 	dir := sinkDir(t)
 	addr := freeAddr(t)
-	smtpSink(t, addr, dir)
+	testpeer.SMTPSink(t, addr, dir)
 	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond}})
 	s.send(t, "Joe <joe@example.org>", "Subject: Rechnung falsch\r\nMessage-ID: <m1@example.org>", "Meine Rechnung stimmt nicht.")
 	joe := s.journeyOf(t, "joe@example.org")
@@ -162,7 +133,7 @@ func TestOutboxRetriesUntilTheSmarthostAnswers(t *testing.T) {
 	if n, _ := s.st.OutboxDepth(); n != 1 {
 		t.Errorf("outbox depth %d while the smarthost is down", n)
 	}
-	smtpSink(t, addr, dir)
+	testpeer.SMTPSink(t, addr, dir)
 	received(t, dir)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if n, _ := s.st.OutboxDepth(); n == 0 {
@@ -177,7 +148,7 @@ func TestOutboxRetriesUntilTheSmarthostAnswers(t *testing.T) {
 func TestAutoAckOncePerSenderAndNeverToRobots(t *testing.T) {
 	dir := sinkDir(t)
 	addr := freeAddr(t)
-	smtpSink(t, addr, dir)
+	testpeer.SMTPSink(t, addr, dir)
 	s := startSite(t, Config{
 		SMTP:      SMTPConfig{Addresses: []string{"support@example.com"}},
 		Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond},

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"dirigent/internal/testpeer"
 )
 
 // A chat transcript goes out through the smarthost (smtp-sink) and is an
@@ -13,7 +15,7 @@ import (
 func TestTranscriptArrives(t *testing.T) {
 	dir := sinkDir(t)
 	addr := freeAddr(t)
-	smtpSink(t, addr, dir)
+	testpeer.SMTPSink(t, addr, dir)
 	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond}})
 	text := "[2026-11-23 09:00:01] Joe: Hallo\n[2026-11-23 09:00:09] Anna: Guten Tag!\n"
 	if err := s.ch.SendTranscript(context.Background(), "Joe@Example.org", "Ihr Chat mit uns vom 23.11.2026", text); err != nil {

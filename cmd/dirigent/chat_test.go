@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"dirigent/internal/testpeer"
 )
 
 // chatClient is a customer's browser connection to the daemon's chat.
@@ -66,7 +68,7 @@ func (c *chatClient) until(typ string) map[string]any {
 // the site's mail server (postfix's smtp-sink) when the customer ends it.
 func TestChatThroughTheDaemon(t *testing.T) {
 	sinkDir := deskSinkDir(t)
-	sink := deskSink(t, sinkDir)
+	sink := testpeer.SMTPSink(t, "", sinkDir)
 	dir := t.TempDir()
 	cfgPath := writeConfig(t, dir, "[[agents]]\nid = \"anna\"\nname = \"Anna\"\nskills = { support = 3 }\n")
 	cfg := strings.Replace(mustRead(t, cfgPath), "addresses = [\"support@example.com\"]\n",

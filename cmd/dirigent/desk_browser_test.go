@@ -72,40 +72,6 @@ func deskSinkDir(t *testing.T) string {
 	return dir
 }
 
-// deskSink starts postfix's smtp-sink on a free loopback port, dumping
-// every message into dir, and returns its address.
-func deskSink(t *testing.T, dir string) string {
-	t.Helper()
-	bin := testpeer.Require(t, "smtp-sink", "postfix")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	args := []string{"-d", filepath.Join(dir, "%M.")}
-	if os.Getuid() == 0 {
-		args = append(args, "-u", "postfix") // it refuses to run as root
-	}
-	cmd := exec.Command(bin, append(args, addr, "10")...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("smtp-sink does not listen")
-		}
-	}
-}
-
 // sunk waits for the one message in the sink's dir.
 func sunk(t *testing.T, dir string) string {
 	t.Helper()
@@ -146,32 +112,7 @@ type browserSession struct {
 // newBrowser starts Debian's Chromium at 1366×768 with a fresh profile.
 func newBrowser(t *testing.T, shots string) *browserSession {
 	t.Helper()
-	chromium := testpeer.Require(t, "chromium", "chromium")
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		// Containers (CI) often have a tiny /dev/shm, where Chromium
-		// would crash its renderer.
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1366, 768),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
-	if err := chromedp.Do(ctx); err != nil { // starts the browser
-		t.Fatalf("chromium: %v", err)
-	}
+	ctx := testpeer.Chromium(t, 1366, 768)
 	return &browserSession{t: t, ctx: ctx, dir: shots}
 }
 
@@ -252,7 +193,7 @@ func (b *browserSession) press(what, keys string, opts ...chromedp.KeyOption) {
 func TestDeskInTheBrowser(t *testing.T) {
 	testpeer.Require(t, "chromium", "chromium")
 	sinkDir := deskSinkDir(t)
-	d, _ := deskDaemon(t, deskSink(t, sinkDir), "", "")
+	d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", sinkDir), "", "")
 	shots := t.ArtifactDir()
 	t.Logf("screenshots in %s", shots)
 
