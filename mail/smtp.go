@@ -124,11 +124,12 @@ func remoteIP(a net.Addr) string {
 func (s *smtpServer) limited(ip string, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	recent := s.sent[ip][:0]
-	for _, t := range s.sent[ip] {
-		if now.Sub(t) < time.Minute {
-			recent = append(recent, t)
-		}
+	// The times are in order (count takes them under the lock), so the
+	// expired ones are a prefix: cutting it keeps a check cheap where the
+	// allowed rate, and so the list, is large.
+	recent := s.sent[ip]
+	for len(recent) > 0 && now.Sub(recent[0]) >= time.Minute {
+		recent = recent[1:]
 	}
 	if len(recent) == 0 {
 		delete(s.sent, ip)
@@ -138,11 +139,11 @@ func (s *smtpServer) limited(ip string, now time.Time) bool {
 	return len(recent) >= s.cfg.MessagesPerMinutePerIP
 }
 
-// count books an accepted message against ip's budget.
-func (s *smtpServer) count(ip string, now time.Time) {
+// count books a message accepted now against ip's budget.
+func (s *smtpServer) count(ip string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sent[ip] = append(s.sent[ip], now)
+	s.sent[ip] = append(s.sent[ip], time.Now())
 }
 
 // accepts reports whether mail for addr is ours.
@@ -209,7 +210,7 @@ func (x *session) Data(r io.Reader) error {
 		x.s.metrics.rejected.WithLabelValues("store").Inc()
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not store the message, try again later"}
 	}
-	x.s.count(x.ip, time.Now())
+	x.s.count(x.ip)
 	x.s.metrics.received.WithLabelValues("smtp").Inc()
 	x.s.deps.Logger.Debug("mail accepted", "from", x.from, "bytes", buf.Len())
 	return nil
