@@ -122,7 +122,7 @@ func TestCallToSippAgent(t *testing.T) {
 	agent := s.sipp(t, "agent-register.xml", "-oocsf", "testdata/agent-answer.xml", "-rtp_echo",
 		"-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
 		"-s", testUser, "-au", testUser, "-ap", testPass,
-		"-d", "1500", "-m", "1", "-trace_msg", "-message_file", "/tmp/sipwork/agent.msg")
+		"-d", "1500", "-m", "1")
 	eventually(t, 5*time.Second, "anna's phone registered", func() bool { return len(s.ch.registrar.contacts("anna")) == 1 })
 	if err := s.router.SetPresence("anna", 1, ""); err != nil { // available
 		t.Fatal(err)
