@@ -116,7 +116,7 @@ func (c *Channel) Send(ctx context.Context, conversationID uint64, agent, text s
 		}
 		s.conn.send(ServerFrame{Type: FrameMessage, Seq: msg.Seq, From: "agent", Name: name, Text: text, At: msg.At}, start)
 	}
-	sip, peer := s.rec.Entrance == "sip", s.rec.Peer
+	sip, peer := s.rec.Entrance == "sip", s.replyTo()
 	s.mu.Unlock()
 	if sip {
 		if c.deps.SIPReply == nil {
@@ -218,12 +218,17 @@ func (c *Channel) handleTaskEvent(ctx context.Context, e router.Event) {
 // widget: SIP MESSAGE (entrance "sip") from identity, a SIP URI
 // ("sip:joe@pbx.example.com") or phone number. It continues the peer's
 // open chat or starts one, exactly as a widget message; agents' answers
-// go back through Deps.SIPReply to identity.
-func (c *Channel) Inbound(ctx context.Context, entrance, identity, text string) error {
+// go back through Deps.SIPReply to replyTo (empty: identity). Refusals
+// wrap ErrMessageSize, ErrMessageText, ErrRate, ErrEnded or
+// journey.ErrBadIdentity.
+func (c *Channel) Inbound(ctx context.Context, entrance, identity, replyTo, text string) error {
 	arrived := time.Now()
 	text = strings.TrimSpace(text)
-	if text == "" || len(text) > c.cfg.MaxMessageBytes || !printable(text, true) {
-		return fmt.Errorf("chat: a message of 1–%d bytes without control characters", c.cfg.MaxMessageBytes)
+	if text == "" || len(text) > c.cfg.MaxMessageBytes {
+		return fmt.Errorf("chat: %w (1–%d bytes)", ErrMessageSize, c.cfg.MaxMessageBytes)
+	}
+	if !printable(text, true) {
+		return fmt.Errorf("chat: %w", ErrMessageText)
 	}
 	if entrance == "" || entrance == "web" {
 		return fmt.Errorf("chat: entrance %q is not another entrance", entrance)
@@ -235,6 +240,13 @@ func (c *Channel) Inbound(ctx context.Context, entrance, identity, text string) 
 	c.mu.Unlock()
 	if s != nil {
 		c.peerMu.Unlock()
+		s.mu.Lock()
+		ok := s.messages.take(c.deps.Now(), c.cfg.MessagesPerMinute)
+		s.mu.Unlock()
+		if !ok {
+			c.reject("rate")
+			return fmt.Errorf("chat: %w", ErrRate)
+		}
 	} else {
 		defer c.peerMu.Unlock()
 		kind, raw := journey.KindSIP, identity
@@ -250,10 +262,11 @@ func (c *Channel) Inbound(ctx context.Context, entrance, identity, text string) 
 			return err
 		}
 		s.mu.Lock()
+		s.messages.take(c.deps.Now(), c.cfg.MessagesPerMinute)
 		c.tellAvailability(ctx, s, c.routingQueue(s))
 		s.mu.Unlock()
 	}
-	e, err := c.customerMessage(ctx, s, "", text, arrived)
+	e, err := c.customerMessage(ctx, s, "", text, replyTo, arrived)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,14 @@ var (
 	ErrNoSIPReply          = errors.New("SIP MESSAGE replies are not wired")
 )
 
+// Errors of Inbound, so that another entrance can answer each in its own
+// terms (SIP: 413, 400, 486).
+var (
+	ErrMessageSize = errors.New("the message is empty or longer than the limit")
+	ErrMessageText = errors.New("the message has control characters or is not UTF-8")
+	ErrRate        = errors.New("too many messages in this chat; please wait a moment")
+)
+
 // Config is the message channel's part of the configuration.
 type Config struct {
 	// Listen is the customer-facing address of the widget and /ws.
@@ -105,8 +113,9 @@ type Deps struct {
 	// SendTranscript mails a transcript (the mail channel's outbox); nil:
 	// transcripts are not mailed.
 	SendTranscript func(ctx context.Context, to, subject, text string) error
-	// SIPReply sends an agent's answer to a SIP MESSAGE session's peer;
-	// nil: such answers are stored but not sent (Send says so).
+	// SIPReply sends an agent's answer to a SIP MESSAGE session's peer,
+	// to the address Inbound was given; nil: such answers are stored but
+	// not sent (Send says so).
 	SIPReply func(ctx context.Context, to, text string) error
 }
 

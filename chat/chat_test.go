@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"dirigent/journey"
 	"dirigent/router"
 	"dirigent/store"
 )
@@ -442,7 +443,7 @@ func TestInboundFromSIP(t *testing.T) {
 		d.SIPReply = func(_ context.Context, to, text string) error { replies <- reply{to, text}; return nil }
 	})
 	s.available(t, "anna")
-	if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "Hallo per SIP"); err != nil {
+	if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "sip:joe@192.0.2.7:5062", "Hallo per SIP"); err != nil {
 		t.Fatal(err)
 	}
 	e := s.event(t, "message")
@@ -459,24 +460,48 @@ func TestInboundFromSIP(t *testing.T) {
 	for {
 		r := <-replies
 		if r.text == "Guten Tag!" {
-			if r.to != "sip:joe@pbx.example.com" {
+			if r.to != "sip:joe@192.0.2.7:5062" {
 				t.Fatalf("reply to %q", r.to)
 			}
 			break
 		}
 	}
-	if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "Noch eine Frage"); err != nil {
+	// The phone moved: answers follow its latest message.
+	if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "sip:joe@192.0.2.8:5060", "Noch eine Frage"); err != nil {
 		t.Fatal(err)
 	}
 	if e2 := s.event(t, "message"); e2.ConversationID != e.ConversationID || e2.Agent != "anna" {
 		t.Fatalf("second message %+v, first %+v", e2, e)
 	}
-	if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "\x00"); err == nil {
-		t.Fatal("control characters accepted")
+	if err := s.ch.Send(bg, e.ConversationID, "anna", "Gern."); err != nil {
+		t.Fatal(err)
+	}
+	for r := range replies {
+		if r.text == "Gern." {
+			if r.to != "sip:joe@192.0.2.8:5060" {
+				t.Fatalf("reply after the move to %q", r.to)
+			}
+			break
+		}
+	}
+	for _, tc := range []struct {
+		text string
+		want error
+	}{
+		{"\x00", ErrMessageText},
+		{" ", ErrMessageSize},
+		{strings.Repeat("x", 5000), ErrMessageSize},
+	} {
+		if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "", tc.text); !errors.Is(err, tc.want) {
+			t.Errorf("Inbound(%.10q) = %v, want %v", tc.text, err, tc.want)
+		}
+	}
+	if err := s.ch.Inbound(bg, "sip", "sip:@", "", "Hallo"); !errors.Is(err, journey.ErrBadIdentity) {
+		t.Errorf("unusable identity: %v", err)
 	}
 	// Without a SIP reply path the answer is kept and the caller told.
 	s2 := startSite(t, nil)
-	if err := s2.ch.Inbound(bg, "sip", "+49 30 123456", "Hallo"); err != nil {
+	if err := s2.ch.Inbound(bg, "sip", "+49 30 123456", "", "Hallo"); err != nil {
 		t.Fatal(err)
 	}
 	e3 := s2.event(t, "message")
@@ -553,7 +578,7 @@ func TestInboundAtOnceMakesOneChat(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 5 {
 		wg.Go(func() {
-			if err := s.ch.Inbound(bg, "sip", "sip:eve@pbx.example.com", fmt.Sprintf("Nachricht %d", i)); err != nil {
+			if err := s.ch.Inbound(bg, "sip", "sip:eve@pbx.example.com", "", fmt.Sprintf("Nachricht %d", i)); err != nil {
 				t.Error(err)
 			}
 		})
@@ -567,6 +592,19 @@ func TestInboundAtOnceMakesOneChat(t *testing.T) {
 	}
 	if msgs, err := s.ch.Transcript(conv); err != nil || len(msgs) != 5 {
 		t.Fatalf("transcript %+v, %v", msgs, err)
+	}
+}
+
+// A SIP peer is held to the same message rate as a widget.
+func TestInboundRate(t *testing.T) {
+	s := startSite(t, func(c *Config, _ *Deps) { c.MessagesPerMinute = 3 })
+	for i := range 3 {
+		if err := s.ch.Inbound(bg, "sip", "+49 30 123456", "", fmt.Sprintf("Nachricht %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.ch.Inbound(bg, "sip", "+49 30 123456", "", "zu viel"); !errors.Is(err, ErrRate) {
+		t.Fatalf("fourth message: %v", err)
 	}
 }
 

@@ -280,7 +280,7 @@ func (c *Channel) readLoop(ctx context.Context, s *session, cl *client) {
 				cl.send(ServerFrame{Type: FrameError, Code: "rate", Text: "too many messages; please wait a moment", ID: f.ID}, time.Time{})
 				continue
 			}
-			e, err := c.customerMessage(ctx, s, f.ID, strings.TrimSpace(f.Text), arrived)
+			e, err := c.customerMessage(ctx, s, f.ID, strings.TrimSpace(f.Text), "", arrived)
 			if errors.Is(err, ErrEnded) {
 				c.fail(cl, "ended", "this chat has ended")
 				return

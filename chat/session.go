@@ -31,6 +31,14 @@ type session struct {
 	typing     bool   // the customer's typing state last told to the agent
 }
 
+// replyTo is where a SIP MESSAGE session's answers go. s.mu is held.
+func (s *session) replyTo() string {
+	if s.rec.ReplyTo != "" {
+		return s.rec.ReplyTo
+	}
+	return s.rec.Peer
+}
+
 // typingPerMinute bounds the typing changes a customer's page can make
 // the agent's desk show: a person starts and stops a few times a minute.
 const typingPerMinute = 60
@@ -192,7 +200,7 @@ func (c *Channel) tellAvailability(ctx context.Context, s *session, queue string
 func (c *Channel) toCustomer(ctx context.Context, s *session, f ServerFrame) {
 	if s.rec.Entrance == "sip" {
 		if f.Type == FrameNotice && c.deps.SIPReply != nil {
-			peer, text := s.rec.Peer, f.Text
+			peer, text := s.replyTo(), f.Text
 			go func() {
 				if err := c.deps.SIPReply(context.WithoutCancel(ctx), peer, text); err != nil {
 					c.deps.Logger.Warn("SIP MESSAGE notice not sent", "peer", peer, "err", err)
@@ -209,8 +217,9 @@ func (c *Channel) toCustomer(ctx context.Context, s *session, f ServerFrame) {
 // customerMessage stores what the customer wrote, acknowledges it, and on
 // the first message makes the contact and the task. It returns the event
 // for the agent side, to be delivered once s.mu is released; arrived is
-// when the message reached dirigent.
-func (c *Channel) customerMessage(ctx context.Context, s *session, ref, text string, arrived time.Time) (*Event, error) {
+// when the message reached dirigent. replyTo, for another entrance than
+// the widget, is where answers now go.
+func (c *Channel) customerMessage(ctx context.Context, s *session, ref, text, replyTo string, arrived time.Time) (*Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.rec.Status != "open" {
@@ -248,6 +257,15 @@ func (c *Channel) customerMessage(ctx context.Context, s *session, ref, text str
 			return json.Marshal(router.Unfinished{Task: t})
 		}
 		in.Update = func(cs *store.ChatSession) { cs.Queue, cs.Intent = queue, intent.Name }
+	}
+	if replyTo != "" && replyTo != s.rec.ReplyTo {
+		first := in.Update
+		in.Update = func(cs *store.ChatSession) {
+			if first != nil {
+				first(cs)
+			}
+			cs.ReplyTo = replyTo
+		}
 	}
 	rec, dup, err := c.deps.Store.AppendChatMessage(ctx, in)
 	if err != nil {

@@ -87,6 +87,9 @@ type Deps struct {
 	Registerer   prometheus.Registerer
 	DrainTimeout time.Duration
 	Now          func() time.Time
+	// OnMessage takes a SIP MESSAGE into the message channel, durably
+	// before it returns; nil: MESSAGE is answered 405.
+	OnMessage func(context.Context, Message) error
 }
 
 // Channel is the voice channel.
@@ -312,6 +315,9 @@ func (c *Channel) bind() error {
 		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 	})
 	c.srv.OnInfo(c.onInfo)
+	if c.deps.OnMessage != nil {
+		c.srv.OnMessage(c.onMessage)
+	}
 	return nil
 }
 

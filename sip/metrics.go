@@ -13,6 +13,7 @@ type metrics struct {
 	setupSeconds  prometheus.Histogram
 	agentLegs     *prometheus.CounterVec
 	activeCalls   prometheus.Gauge
+	messages      *prometheus.CounterVec
 }
 
 // Outcomes of a call, the label of calls_total.
@@ -31,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"outcome"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "dirigent", Subsystem: "sip", Name: "rejected_total",
-			Help: "Requests refused, by reason: trunk (not from a trunk, 403), auth (bad digest), number (404), sdp (400), codec (488), malformed (400), draining (503).",
+			Help: "Requests refused, by reason: trunk (not from a trunk, 403), auth (bad digest), number (404), sdp (400), codec (488), malformed (400), draining (503), message (MESSAGE 400, 403, 413, 415), message_rate (MESSAGE 503).",
 		}, []string{"reason"}),
 		registrations: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "dirigent", Subsystem: "sip", Name: "registrations",
@@ -66,11 +67,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "dirigent", Subsystem: "sip", Name: "active_calls",
 			Help: "Calls in progress (waiting or talking).",
 		}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "dirigent", Subsystem: "sip", Name: "messages_total",
+			Help: "SIP MESSAGE requests, by direction and result: in accepted, refused, error; out sent, failed.",
+		}, []string{"direction", "result"}),
 	}
 	for _, o := range []string{outcomeAnswered, outcomeAbandoned, outcomeCanceled, outcomeFailed} {
 		m.calls.WithLabelValues(o)
 	}
-	for _, r := range []string{"trunk", "auth", "number", "sdp", "codec", "malformed", "draining"} {
+	for _, r := range []string{"trunk", "auth", "number", "sdp", "codec", "malformed", "draining", "message", "message_rate"} {
 		m.rejected.WithLabelValues(r)
 	}
 	for _, r := range []string{"ok", "challenged", "stale", "forbidden", "error"} {
@@ -79,7 +84,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"answered", "declined", "timeout", "revoked", "unreachable"} {
 		m.agentLegs.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.rejected, m.registrations, m.registers, m.rtpRelayed, m.rtpLost, m.rtpSent, m.setupSeconds, m.agentLegs, m.activeCalls} {
+	for _, r := range []string{"accepted", "refused", "error"} {
+		m.messages.WithLabelValues("in", r)
+	}
+	for _, r := range []string{"sent", "failed"} {
+		m.messages.WithLabelValues("out", r)
+	}
+	for _, c := range []prometheus.Collector{m.calls, m.rejected, m.registrations, m.registers, m.rtpRelayed, m.rtpLost, m.rtpSent, m.setupSeconds, m.agentLegs, m.activeCalls, m.messages} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -27,11 +27,14 @@ type ChatSession struct {
 	// made; 0 before it.
 	ContactID uint64 `json:"contact_id,omitempty"`
 	Entrance  string `json:"entrance"` // "web" or "sip"
-	// Peer is, for a SIP MESSAGE session, the identity answers go back to.
-	Peer   string `json:"peer,omitempty"`
-	Queue  string `json:"queue"`
-	Intent string `json:"intent,omitempty"`
-	Lang   string `json:"lang"`
+	// Peer is, for a SIP MESSAGE session, the customer's identity (a SIP
+	// URI or phone number), ReplyTo where answers go (the SIP URI of the
+	// peer's latest message; empty: Peer).
+	Peer    string `json:"peer,omitempty"`
+	ReplyTo string `json:"reply_to,omitempty"`
+	Queue   string `json:"queue"`
+	Intent  string `json:"intent,omitempty"`
+	Lang    string `json:"lang"`
 	// What the customer told about themselves in the widget.
 	Name  string `json:"name,omitempty"`
 	Email string `json:"email,omitempty"`

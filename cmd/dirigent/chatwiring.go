@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"dirigent/chat"
+	"dirigent/config"
 	"dirigent/desk"
+	"dirigent/journey"
 	"dirigent/router"
+	"dirigent/sip"
 )
 
 // journalTee hands each router event to the store's journal, to the
@@ -68,4 +73,30 @@ func (d *daemon) chatAddr() string {
 		return "off"
 	}
 	return d.chat.Addr().String()
+}
+
+// sipMessages takes SIP MESSAGE into the message channel; nil when it is
+// off, so that MESSAGE is answered 405.
+func (d *daemon) sipMessages(cfg *config.Config) func(context.Context, sip.Message) error {
+	if cfg.Chat.Queue == "" {
+		return nil
+	}
+	return d.sipMessage
+}
+
+// sipMessage hands a SIP MESSAGE to the message channel, its refusals in
+// the voice channel's terms.
+func (d *daemon) sipMessage(ctx context.Context, m sip.Message) error {
+	err := d.chat.Inbound(ctx, "sip", m.From, m.ReplyTo, m.Text)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, chat.ErrMessageSize):
+		return fmt.Errorf("%w: %w", sip.ErrMessageTooLarge, err)
+	case errors.Is(err, chat.ErrMessageText), errors.Is(err, journey.ErrBadIdentity):
+		return fmt.Errorf("%w: %w", sip.ErrMessageInvalid, err)
+	case errors.Is(err, chat.ErrRate):
+		return fmt.Errorf("%w: %w", sip.ErrMessageRate, err)
+	}
+	return err
 }

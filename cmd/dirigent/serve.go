@@ -159,7 +159,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	}
 	d.sip, err = sip.New(sipConfig(cfg), sip.Deps{
 		Logger: logger.With("component", "sip"), Store: d.store, Journey: d.journey, Router: d.router,
-		Registerer: reg, DrainTimeout: drain,
+		Registerer: reg, DrainTimeout: drain, OnMessage: d.sipMessages(cfg),
 	})
 	if err != nil {
 		return nil, err
@@ -169,7 +169,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	if cfg.Chat.Queue != "" {
 		d.chat, err = chat.New(chatConfig(cfg, rc), chat.Deps{
 			Logger: logger.With("component", "chat"), Store: d.store, Journey: d.journey, Router: d.router,
-			Registerer: reg, DrainTimeout: drain, SendTranscript: d.mail.SendTranscript,
+			Registerer: reg, DrainTimeout: drain, SendTranscript: d.mail.SendTranscript, SIPReply: d.sip.SendMessage,
 			// Customers' messages reach the chat's agent on the desk.
 			OnCustomer: d.deskChatEvent,
 		})

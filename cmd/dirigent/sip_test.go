@@ -1,9 +1,7 @@
 package main
 
 import (
-	"net"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,16 +35,8 @@ queue = "support"
 	writeFile(t, cfgPath, cfg)
 	d := startDaemon(t, cfgPath)
 	target := d.sip
-	port := func() string {
-		l, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return strconv.Itoa(l.LocalAddr().(*net.UDPAddr).Port)
-	}
 	agent := exec.Command(sipp, target, "-sf", "../../sip/testdata/agent-register.xml", "-oocsf", "../../sip/testdata/agent-answer.xml",
-		"-i", "127.0.0.1", "-p", port(), "-mp", port(), "-rtp_echo", "-nostdin", "-m", "1", "-d", "500",
+		"-i", "127.0.0.1", "-p", freeUDPPort(t), "-mp", freeUDPPort(t), "-rtp_echo", "-nostdin", "-m", "1", "-d", "500",
 		"-s", "anna", "-au", "anna", "-ap", "geheim")
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
@@ -66,9 +56,9 @@ queue = "support"
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	caller := exec.Command(sipp, target, "-sf", "../../sip/testdata/caller.xml", "-i", "127.0.0.1", "-p", port(), "-nostdin", "-m", "1",
+	caller := exec.Command(sipp, target, "-sf", "../../sip/testdata/caller.xml", "-i", "127.0.0.1", "-p", freeUDPPort(t), "-nostdin", "-m", "1",
 		"-timeout", "20s", "-timeout_error",
-		"-key", "dialled", "+4930123456", "-key", "caller", "03055560001", "-key", "mip", "127.0.0.1", "-key", "mport", port())
+		"-key", "dialled", "+4930123456", "-key", "caller", "03055560001", "-key", "mip", "127.0.0.1", "-key", "mport", freeUDPPort(t))
 	if out, err := caller.CombinedOutput(); err != nil {
 		t.Fatalf("sipp caller: %v\n%s", err, out)
 	}
