@@ -421,7 +421,7 @@ func (s *Store) EndChatSession(ctx context.Context, id uint64, at time.Time, tra
 		if c.Agent == "" {
 			c.Agent = cs.Agent
 		}
-		return putJSON(journey, bytes.Clone(jk), &c)
+		return putContact(tx, bytes.Clone(jk), &c)
 	})
 	if err != nil {
 		return nil, err

@@ -40,12 +40,40 @@ func (s *Store) AppendContact(ctx context.Context, c *Contact) error {
 }
 
 func appendContact(tx *bolt.Tx, c *Contact) error {
-	id, err := tx.Bucket(bucketJourneyKeys).NextSequence()
+	keys := tx.Bucket(bucketJourneyKeys)
+	id, err := keys.NextSequence()
 	if err != nil {
 		return err
 	}
 	c.ID = id
-	return putEntry(tx, journeyKey(c.CustomerID, c.Start, kindContact, id), journeyKeysKey(kindContact, id), c)
+	jk := journeyKey(c.CustomerID, c.Start, kindContact, id)
+	if err := keys.Put(journeyKeysKey(kindContact, id), jk); err != nil {
+		return err
+	}
+	return putContact(tx, jk, c)
+}
+
+// putContact writes c at the journey key jk, its text apart: what a
+// customer wrote (a long mail, a chat's transcript) is read only where it
+// is shown, and reading a journey's facts, as routing does for every new
+// contact, costs the same for mails as for calls.
+func putContact(tx *bolt.Tx, jk []byte, c *Contact) error {
+	texts := tx.Bucket(bucketContactTexts)
+	if c.Text == "" {
+		if err := texts.Delete(u64(c.ID)); err != nil {
+			return err
+		}
+	} else if err := texts.Put(u64(c.ID), []byte(c.Text)); err != nil {
+		return err
+	}
+	facts := *c
+	facts.Text = ""
+	return putJSON(tx.Bucket(bucketJourney), jk, &facts)
+}
+
+// readText fills in the text of c, read from the journey without it.
+func readText(tx *bolt.Tx, c *Contact) {
+	c.Text = string(tx.Bucket(bucketContactTexts).Get(u64(c.ID)))
 }
 
 // UpdateContact replaces a stored contact; its customer and start time,
@@ -61,7 +89,7 @@ func (s *Store) UpdateContact(ctx context.Context, c *Contact) error {
 			return err
 		}
 		c.CustomerID, c.Start = old.CustomerID, old.Start
-		return putJSON(tx.Bucket(bucketJourney), bytes.Clone(jk), c)
+		return putContact(tx, bytes.Clone(jk), c)
 	})
 }
 
@@ -73,7 +101,11 @@ func (s *Store) Contact(id uint64) (*Contact, error) {
 		if jk == nil {
 			return fmt.Errorf("contact %d: %w", id, ErrNotFound)
 		}
-		return getJSON(tx.Bucket(bucketJourney), jk, &c, "contact", id)
+		if err := getJSON(tx.Bucket(bucketJourney), jk, &c, "contact", id); err != nil {
+			return err
+		}
+		readText(tx, &c)
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -90,21 +122,29 @@ func (s *Store) AddTouchpoint(ctx context.Context, t *Touchpoint) error {
 			return err
 		}
 		t.ID = id
-		return putEntry(tx, journeyKey(t.CustomerID, t.At, kindTouchpoint, id), journeyKeysKey(kindTouchpoint, id), t)
+		jk := journeyKey(t.CustomerID, t.At, kindTouchpoint, id)
+		if err := keys.Put(journeyKeysKey(kindTouchpoint, id), jk); err != nil {
+			return err
+		}
+		return putJSON(tx.Bucket(bucketJourney), jk, t)
 	})
-}
-
-func putEntry(tx *bolt.Tx, jk, kk []byte, v any) error {
-	if err := tx.Bucket(bucketJourneyKeys).Put(kk, jk); err != nil {
-		return err
-	}
-	return putJSON(tx.Bucket(bucketJourney), jk, v)
 }
 
 // Journey returns up to limit entries of a customer's journey that
 // happened before before (all, for the zero time), newest first. The
 // next page starts before the oldest entry returned.
 func (s *Store) Journey(customerID uint64, before time.Time, limit int) ([]JourneyEntry, error) {
+	return s.journey(customerID, before, limit, true)
+}
+
+// JourneyWithoutTexts is Journey with every contact's Text left empty,
+// for deciding about a new contact rather than showing the old ones. Its
+// contacts are not for UpdateContact, which would store the empty text.
+func (s *Store) JourneyWithoutTexts(customerID uint64, before time.Time, limit int) ([]JourneyEntry, error) {
+	return s.journey(customerID, before, limit, false)
+}
+
+func (s *Store) journey(customerID uint64, before time.Time, limit int, texts bool) ([]JourneyEntry, error) {
 	var out []JourneyEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var from []byte
@@ -112,15 +152,16 @@ func (s *Store) Journey(customerID uint64, before time.Time, limit int) ([]Journ
 			from = journeyKey(customerID, before, 0, 0)
 		}
 		var err error
-		out, err = journeyIn(tx, customerID, from, limit)
+		out, err = journeyIn(tx, customerID, from, limit, texts)
 		return err
 	})
 	return out, err
 }
 
 // journeyIn reads up to limit (all when negative) journey entries of a
-// customer, newest first, starting below the key from (nil: the newest).
-func journeyIn(tx *bolt.Tx, customerID uint64, from []byte, limit int) ([]JourneyEntry, error) {
+// customer, newest first, starting below the key from (nil: the newest),
+// with the contacts' texts when texts is set.
+func journeyIn(tx *bolt.Tx, customerID uint64, from []byte, limit int, texts bool) ([]JourneyEntry, error) {
 	var out []JourneyEntry
 	prefix := u64(customerID)
 	c := tx.Bucket(bucketJourney).Cursor()
@@ -148,6 +189,9 @@ func journeyIn(tx *bolt.Tx, customerID uint64, from []byte, limit int) ([]Journe
 		}
 		if err := json.Unmarshal(v, target); err != nil {
 			return nil, fmt.Errorf("journey of customer %d: %w", customerID, err)
+		}
+		if texts && e.Contact != nil {
+			readText(tx, e.Contact)
 		}
 		out = append(out, e)
 	}
@@ -179,6 +223,7 @@ func (s *Store) ScanContacts(fn func(*Contact) error) error {
 				if err := json.Unmarshal(v, ct); err != nil {
 					return fmt.Errorf("contact at %x: %w", k, err)
 				}
+				readText(tx, ct)
 				batch = append(batch, ct)
 			}
 			if k == nil {
@@ -215,15 +260,13 @@ func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, er
 		done := false
 		n := 0
 		err := s.update(ctx, func(tx *bolt.Tx) error {
-			n = 0
-			b := tx.Bucket(bucketJourney)
-			c := b.Cursor()
+			texts, raw := tx.Bucket(bucketContactTexts), tx.Bucket(bucketMailRaw)
+			c := tx.Bucket(bucketJourney).Cursor()
 			k, v := c.First()
 			if from != nil {
 				k, v = c.Seek(from)
 			}
-			var rewrite []*Contact
-			var keys [][]byte
+			var drop []*Contact
 			for seen := 0; k != nil && seen < page; k, v = c.Next() {
 				seen++
 				if k[16] != kindContact {
@@ -233,10 +276,8 @@ func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, er
 				if err := json.Unmarshal(v, &ct); err != nil {
 					return fmt.Errorf("contact at %x: %w", k, err)
 				}
-				if ct.Start.Before(before) && (ct.Text != "" || ct.MailID != 0 && tx.Bucket(bucketMailRaw).Get(u64(ct.MailID)) != nil) {
-					ct.Text = ""
-					rewrite = append(rewrite, &ct)
-					keys = append(keys, bytes.Clone(k))
+				if ct.Start.Before(before) && (texts.Get(u64(ct.ID)) != nil || ct.MailID != 0 && raw.Get(u64(ct.MailID)) != nil) {
+					drop = append(drop, &ct)
 				}
 			}
 			if k == nil {
@@ -244,18 +285,18 @@ func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, er
 			} else {
 				from = bytes.Clone(k)
 			}
-			for i, ct := range rewrite {
-				if err := putJSON(b, keys[i], ct); err != nil {
+			for _, ct := range drop {
+				if err := texts.Delete(u64(ct.ID)); err != nil {
 					return err
 				}
 				// The raw message holds the same text; its envelope stays.
 				if ct.MailID != 0 {
-					if err := tx.Bucket(bucketMailRaw).Delete(u64(ct.MailID)); err != nil {
+					if err := raw.Delete(u64(ct.MailID)); err != nil {
 						return err
 					}
 				}
 			}
-			n = len(rewrite)
+			n = len(drop)
 			return nil
 		})
 		if err != nil {

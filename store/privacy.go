@@ -33,7 +33,7 @@ func (s *Store) ExportCustomer(id uint64) (*CustomerExport, error) {
 			out.Identities = append(out.Identities, string(k[8:]))
 		}
 		var err error
-		if out.Journey, err = journeyIn(tx, id, nil, -1); err != nil {
+		if out.Journey, err = journeyIn(tx, id, nil, -1, true); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketConversations).ForEach(func(k, v []byte) error {
@@ -101,6 +101,9 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 			n.JourneyItems++
 			if k[16] == kindContact {
 				contacts[binary.BigEndian.Uint64(k[17:])] = true
+				if err := tx.Bucket(bucketContactTexts).Delete(k[17:]); err != nil {
+					return err
+				}
 				var c Contact
 				if err := json.Unmarshal(v, &c); err != nil {
 					return err

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -361,6 +362,63 @@ func TestMigrationIndexesCRMIDs(t *testing.T) {
 	if err != nil || c.Name != "Joe" {
 		t.Fatalf("after migration: %+v, %v", c, err)
 	}
+}
+
+// A store a schema-5 dirigent wrote (testdata/schema5.db, made by that
+// version's store: a call, a touchpoint, a mail through the intake, a
+// long mail, an ended chat; the exports it gave beside it) has its
+// contacts' texts moved out of the journey on open, and reads as before.
+func TestMigrationMovesContactTexts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v5.db")
+	data, err := os.ReadFile("testdata/schema5.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := openTest(t, path)
+	for _, id := range []uint64{1, 2} {
+		e, err := s.ExportCustomer(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := json.MarshalIndent(e, "", "\t")
+		want, err := os.ReadFile(fmt.Sprintf("testdata/schema5-export-%d.json", id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got)+"\n" != string(want) {
+			t.Errorf("customer %d after the migration:\n%s\nwant (schema 5):\n%s", id, got, want)
+		}
+	}
+	s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketJourney).ForEach(func(k, v []byte) error {
+			if bytes.Contains(v, []byte(`"text"`)) {
+				t.Errorf("journey entry %x still holds its text: %s", k, v)
+			}
+			return nil
+		})
+	})
+	es, err := s.JourneyWithoutTexts(1, time.Time{}, -1)
+	if err != nil || len(es) != 3 {
+		t.Fatalf("journey without texts: %d entries, %v", len(es), err)
+	}
+	for _, e := range es {
+		if e.Contact.Text != "" || e.Contact.Subject == "" {
+			t.Errorf("without texts: %+v", e.Contact)
+		}
+	}
+	// Erasing the customer takes the texts too.
+	if _, err := s.EraseCustomer(ctx, 1, func([]byte) uint64 { return 0 }); err != nil {
+		t.Fatal(err)
+	}
+	s.db.View(func(tx *bolt.Tx) error {
+		if n := tx.Bucket(bucketContactTexts).Stats().KeyN; n != 0 {
+			t.Errorf("%d texts left after erasing their customer", n)
+		}
+		return nil
+	})
 }
 
 func TestCRMIDsAreUnique(t *testing.T) {
