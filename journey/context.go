@@ -23,13 +23,25 @@ type Context struct {
 }
 
 // ContextFor gathers the context of a contact of customerID arriving at
-// at.
+// at, for the agent's screen: the recent contacts with their texts.
 func (j *Journey) ContextFor(customerID uint64, at time.Time) (Context, error) {
+	return j.contextFor(customerID, at, j.deps.Store.Journey)
+}
+
+// RoutingContextFor is ContextFor with the recent contacts' texts left
+// empty, for queueing a new contact: the customer, RepeatOf and LastAgent
+// need no texts, and reading them is most of the cost for a customer who
+// writes long mails.
+func (j *Journey) RoutingContextFor(customerID uint64, at time.Time) (Context, error) {
+	return j.contextFor(customerID, at, j.deps.Store.JourneyWithoutTexts)
+}
+
+func (j *Journey) contextFor(customerID uint64, at time.Time, read func(customerID uint64, before time.Time, limit int) ([]store.JourneyEntry, error)) (Context, error) {
 	c, err := j.deps.Store.Customer(customerID)
 	if err != nil {
 		return Context{}, err
 	}
-	recent, err := j.deps.Store.Journey(customerID, time.Time{}, recentEntries)
+	recent, err := read(customerID, time.Time{}, recentEntries)
 	if err != nil {
 		return Context{}, err
 	}

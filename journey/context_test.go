@@ -63,10 +63,23 @@ func TestRepeatContactsInAGeneratedHistory(t *testing.T) {
 		if gotRepeat != wantRepeat || got.LastAgent != wantAgent {
 			t.Fatalf("customer %d at %s: repeat of %d, last agent %q; want %d, %q", cust, now, gotRepeat, got.LastAgent, wantRepeat, wantAgent)
 		}
+		// Routing's context says the same, without the texts.
+		rc, err := j.RoutingContextFor(cust, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (rc.RepeatOf == nil) != (got.RepeatOf == nil) || rc.RepeatOf != nil && rc.RepeatOf.ID != gotRepeat || rc.LastAgent != wantAgent || len(rc.Recent) != len(got.Recent) {
+			t.Fatalf("customer %d at %s: routing's context %+v differs from %+v", cust, now, rc, got)
+		}
+		for i, e := range got.Recent {
+			if e.Contact != nil && (e.Contact.Text == "" || rc.Recent[i].Contact.Text != "") {
+				t.Fatalf("customer %d: texts %q for the screen, %q for routing", cust, e.Contact.Text, rc.Recent[i].Contact.Text)
+			}
+		}
 
 		c := &store.Contact{
 			CustomerID: cust, Channel: []string{"voice", "email", "message"}[rng.IntN(3)], Start: now,
-			Outcome: []string{"resolved", "resolved", "callback", ""}[rng.IntN(4)],
+			Outcome: []string{"resolved", "resolved", "callback", ""}[rng.IntN(4)], Text: "Guten Tag",
 		}
 		if rng.IntN(5) > 0 {
 			c.Agent = fmt.Sprintf("agent%d", rng.IntN(6))

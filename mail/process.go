@@ -81,7 +81,7 @@ func (c *Channel) process(ctx context.Context, id uint64) (outcome string, err e
 	if recognised {
 		queue = intent.Queue
 	}
-	jc, err := c.deps.Journey.ContextFor(customer.ID, m.Received)
+	jc, err := c.deps.Journey.RoutingContextFor(customer.ID, m.Received)
 	if err != nil {
 		return "error", err
 	}
