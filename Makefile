@@ -53,6 +53,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDTMF$$' -fuzztime 30s ./sip/
 	$(GO) test -run '^$$' -fuzz '^FuzzScreenDatagram$$' -fuzztime 30s ./sip/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseWAV$$' -fuzztime 30s ./sip/
+	$(GO) test -run '^$$' -fuzz '^FuzzMessage$$' -fuzztime 30s ./sip/
 	$(GO) test -run '^$$' -fuzz FuzzReadIntake -fuzztime 30s ./store/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFrame$$' -fuzztime 30s ./chat/
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -200,17 +201,20 @@ func messageText(req *sip.Request) (string, error) {
 // replyURI is where answers to a request's sender go: its From user at
 // the address the request came from, over the same transport.
 func replyURI(req *sip.Request) string {
-	user := ""
-	if f := req.From(); f != nil {
-		user = f.Address.User
-	}
-	u := sip.Uri{Scheme: "sip", User: user}
-	host, port, err := net.SplitHostPort(req.Source())
+	src, err := netip.ParseAddrPort(req.Source())
 	if err != nil {
 		return ""
 	}
-	u.Host, u.Port = host, atoi(port)
-	if t := strings.ToLower(req.Transport()); t != "" && t != "udp" {
+	user := ""
+	if f := req.From(); f != nil && isUserPart(f.Address.User) {
+		user = f.Address.User
+	}
+	u := sip.Uri{Scheme: "sip", User: user, Host: src.Addr().Unmap().String(), Port: int(src.Port())}
+	if src.Addr().Is6() && !src.Addr().Is4In6() {
+		u.Host = "[" + u.Host + "]"
+	}
+	switch t := strings.ToLower(req.Transport()); t {
+	case "tcp", "tls", "ws", "wss":
 		u.UriParams = sip.NewParams()
 		u.UriParams.Add("transport", t)
 	}
