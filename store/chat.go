@@ -429,25 +429,32 @@ func (s *Store) EndChatSession(ctx context.Context, id uint64, at time.Time, tra
 	return cs, nil
 }
 
-// eraseCustomerChats removes every chat session of a customer with its
-// messages, token and peer entries; EraseCustomer's transaction calls it.
-func eraseCustomerChats(tx *bolt.Tx, customerID uint64) (int, error) {
-	sessions := tx.Bucket(bucketChatSessions)
-	var ids []uint64
-	if err := sessions.ForEach(func(k, v []byte) error {
+// customerChatSessions are the chat sessions of a customer.
+func customerChatSessions(tx *bolt.Tx, customerID uint64) ([]ChatSession, error) {
+	var out []ChatSession
+	err := tx.Bucket(bucketChatSessions).ForEach(func(k, v []byte) error {
 		var cs ChatSession
 		if err := json.Unmarshal(v, &cs); err != nil {
 			return fmt.Errorf("chat session %x: %w", k, err)
 		}
 		if cs.CustomerID == customerID {
-			ids = append(ids, cs.ID)
+			out = append(out, cs)
 		}
 		return nil
-	}); err != nil {
+	})
+	return out, err
+}
+
+// eraseCustomerChats removes a customer's chat sessions, their messages
+// and every index entry naming them; part of EraseCustomer.
+func eraseCustomerChats(tx *bolt.Tx, customerID uint64) (int, error) {
+	list, err := customerChatSessions(tx, customerID)
+	if err != nil {
 		return 0, err
 	}
-	for _, id := range ids {
-		key := u64(id)
+	sessions := tx.Bucket(bucketChatSessions)
+	for _, cs := range list {
+		key := u64(cs.ID)
 		noop := func(k, v []byte) error { return nil }
 		if err := deletePrefix(tx.Bucket(bucketChatMessages), key, noop); err != nil {
 			return 0, err
@@ -465,18 +472,59 @@ func eraseCustomerChats(tx *bolt.Tx, customerID uint64) (int, error) {
 			return 0, err
 		}
 	}
-	return len(ids), nil
+	return len(list), nil
 }
 
-// EraseCustomerChats removes a customer's chat sessions and transcripts
-// in one transaction (GDPR erasure of the message channel's own data;
-// contacts and conversations go with EraseCustomer).
-func (s *Store) EraseCustomerChats(ctx context.Context, customerID uint64) (int, error) {
-	var n int
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		var err error
-		n, err = eraseCustomerChats(tx, customerID)
-		return err
-	})
-	return n, err
+// dropChatTexts empties the text of every chat message written before
+// before, a page per transaction; part of DropContactTexts.
+func (s *Store) dropChatTexts(ctx context.Context, before time.Time) (int, error) {
+	const page = 5_000
+	dropped := 0
+	var from []byte
+	for {
+		done, n := false, 0
+		err := s.update(ctx, func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketChatMessages)
+			c := b.Cursor()
+			k, v := c.First()
+			if from != nil {
+				k, v = c.Seek(from)
+			}
+			type change struct {
+				key []byte
+				m   ChatMessage
+			}
+			var drop []change
+			for seen := 0; k != nil && seen < page; k, v = c.Next() {
+				seen++
+				var m ChatMessage
+				if err := json.Unmarshal(v, &m); err != nil {
+					return fmt.Errorf("chat message %x: %w", k, err)
+				}
+				if m.At.Before(before) && m.Text != "" {
+					m.Text = ""
+					drop = append(drop, change{bytes.Clone(k), m})
+				}
+			}
+			if k == nil {
+				done = true
+			} else {
+				from = bytes.Clone(k)
+			}
+			for _, d := range drop {
+				if err := putJSON(b, d.key, &d.m); err != nil {
+					return err
+				}
+			}
+			n = len(drop)
+			return nil
+		})
+		if err != nil {
+			return dropped, err
+		}
+		dropped += n
+		if done {
+			return dropped, err
+		}
+	}
 }

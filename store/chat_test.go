@@ -127,9 +127,24 @@ func TestChatSessionLifecycle(t *testing.T) {
 	if err != nil || len(all) != 12 {
 		t.Fatalf("after reopen: %+v, %v", all, err)
 	}
-	n, err := s.EraseCustomerChats(ctx, cust.ID)
-	if err != nil || n != 1 {
-		t.Fatalf("erase: %d, %v", n, err)
+	// A customer's export holds their chats, word for word.
+	exp, err := s.ExportCustomer(cust.ID)
+	if err != nil || len(exp.Chats) != 1 || exp.Chats[0].Session.ID != cs.ID || len(exp.Chats[0].Messages) != 12 {
+		t.Fatalf("export: %+v, %v", exp, err)
+	}
+	// Text retention empties the messages written before its cut-off.
+	if n, err := s.DropContactTexts(ctx, all[5].At.Add(time.Nanosecond)); err != nil || n < 6 {
+		t.Fatalf("retention dropped %d, %v", n, err)
+	}
+	kept, _ := s.ChatMessages(cs.ID, 0)
+	for i, m := range kept {
+		if (m.Text == "") != !m.At.After(all[5].At) {
+			t.Errorf("message %d at %v after retention: %q", i, m.At, m.Text)
+		}
+	}
+	erased, err := s.EraseCustomer(ctx, cust.ID, func([]byte) uint64 { return 0 })
+	if err != nil || erased.ChatSessions != 1 {
+		t.Fatalf("erase: %+v, %v", erased, err)
 	}
 	if _, err := s.ChatSession(cs.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("erased session still there: %v", err)

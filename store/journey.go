@@ -248,10 +248,10 @@ func (s *Store) ScanContacts(fn func(*Contact) error) error {
 }
 
 // DropContactTexts empties the text of every contact that started before
-// before, and deletes the raw message an e-mail contact came from
-// (retention: the facts of a contact stay, what the customer wrote goes),
-// a page of contacts per transaction. It returns how many
-// texts it dropped.
+// before, deletes the raw message an e-mail contact came from and
+// empties the chat messages written before it (retention: the facts of a
+// contact stay, what was written goes), a page per transaction. It
+// returns how many texts it dropped.
 func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, error) {
 	const page = 5_000
 	dropped := 0
@@ -304,7 +304,8 @@ func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, er
 		}
 		dropped += n
 		if done {
-			return dropped, nil
+			n, err := s.dropChatTexts(ctx, before)
+			return dropped + n, err
 		}
 	}
 }

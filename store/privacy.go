@@ -17,6 +17,13 @@ type CustomerExport struct {
 	Identities    []string       `json:"identities"`
 	Journey       []JourneyEntry `json:"journey"` // newest first
 	Conversations []Conversation `json:"conversations"`
+	Chats         []ChatExport   `json:"chats,omitempty"`
+}
+
+// ChatExport is one chat session with its messages.
+type ChatExport struct {
+	Session  ChatSession   `json:"session"`
+	Messages []ChatMessage `json:"messages"`
 }
 
 // ExportCustomer gathers everything about a customer from one consistent
@@ -36,7 +43,7 @@ func (s *Store) ExportCustomer(id uint64) (*CustomerExport, error) {
 		if out.Journey, err = journeyIn(tx, id, nil, -1, true); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketConversations).ForEach(func(k, v []byte) error {
+		if err := tx.Bucket(bucketConversations).ForEach(func(k, v []byte) error {
 			var conv Conversation
 			if err := json.Unmarshal(v, &conv); err != nil {
 				return fmt.Errorf("conversation %d: %w", binary.BigEndian.Uint64(k), err)
@@ -45,7 +52,21 @@ func (s *Store) ExportCustomer(id uint64) (*CustomerExport, error) {
 				out.Conversations = append(out.Conversations, conv)
 			}
 			return nil
-		})
+		}); err != nil {
+			return err
+		}
+		sessions, err := customerChatSessions(tx, id)
+		if err != nil {
+			return err
+		}
+		for _, cs := range sessions {
+			msgs, err := chatMessagesIn(tx, cs.ID, 0)
+			if err != nil {
+				return err
+			}
+			out.Chats = append(out.Chats, ChatExport{Session: cs, Messages: msgs})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -60,6 +81,7 @@ type ErasedCustomer struct {
 	Conversations int `json:"conversations"`
 	Mails         int `json:"mails"`
 	OpenTasks     int `json:"open_tasks"`
+	ChatSessions  int `json:"chat_sessions"`
 }
 
 // deleteMail removes a stored message entirely. Its source keys stay: they
@@ -75,8 +97,8 @@ func deleteMail(tx *bolt.Tx, id uint64) error {
 
 // EraseCustomer removes a customer and everything that names them, in one
 // transaction (GDPR Art. 17): the record, its CRM id, identities, contacts,
-// touchpoints, conversations, merge records naming them, and the open
-// tasks taskCustomer says are theirs. The router journal keeps task numbers and times only, no
+// touchpoints, conversations, chat sessions with their messages, merge
+// records naming them, and the open tasks taskCustomer says are theirs. The router journal keeps task numbers and times only, no
 // customer, so nothing there identifies them once the contacts are gone.
 func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(payload []byte) uint64) (ErasedCustomer, error) {
 	var n ErasedCustomer
@@ -149,6 +171,10 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 			}
 			return true, due.Delete(u64(m.ID))
 		}, &n.Mails); err != nil {
+			return err
+		}
+		var err error
+		if n.ChatSessions, err = eraseCustomerChats(tx, id); err != nil {
 			return err
 		}
 		// Merge records hold copies of the customers they joined.

@@ -383,6 +383,10 @@ func TestMigrationMovesContactTexts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if id == 1 && len(e.Chats) != 1 {
+			t.Errorf("customer 1's chat is not in the export: %+v", e.Chats)
+		}
+		e.Chats = nil // chats joined the export after schema 5
 		got, _ := json.MarshalIndent(e, "", "\t")
 		want, err := os.ReadFile(fmt.Sprintf("testdata/schema5-export-%d.json", id))
 		if err != nil {
