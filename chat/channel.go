@@ -22,7 +22,7 @@ import (
 // Errors of the agent-side API.
 var (
 	ErrUnknownConversation = errors.New("no chat session has this conversation")
-	ErrEnded               = errors.New("the chat has ended")
+	ErrEnded               = store.ErrChatEnded // the store's, which the desk knows too
 	ErrNoSIPReply          = errors.New("SIP MESSAGE replies are not wired")
 )
 

@@ -2,6 +2,7 @@ package desk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -70,10 +71,9 @@ func (s *Server) chatTask(w http.ResponseWriter, r *http.Request) (deskTask, uin
 }
 
 // chatError: a chat that has ended is 409, anything else 500. The
-// message channel's ErrEnded is recognised by its text, as the desk may
-// not import the channel that defines it.
+// message channel's ErrEnded is the store's ErrChatEnded.
 func chatError(w http.ResponseWriter, err error) {
-	if strings.Contains(err.Error(), "ended") {
+	if errors.Is(err, store.ErrChatEnded) {
 		writeError(w, http.StatusConflict, err.Error())
 		return
 	}

@@ -75,6 +75,11 @@ agent = "anna"
 		!strings.Contains(log, "SIP/2.0 200 OK") {
 		t.Fatalf("the phone's trace lacks the answer:\n%s", log)
 	}
+	// Once the chat has ended, an answer is refused with 409.
+	anna.do(t, http.MethodPost, "/api/desk/tasks/"+id+"/chat/end", nil, nil)
+	if code, answer := anna.try(t, http.MethodPost, "/api/desk/tasks/"+id+"/chat", map[string]any{"text": "Noch etwas?"}); code != http.StatusConflict {
+		t.Errorf("an answer to an ended chat: %d %s", code, answer)
+	}
 	_, metrics := get(t, d.desk+"/metrics")
 	for _, want := range []string{
 		`dirigent_sip_messages_total{direction="in",result="accepted"} 1`,
@@ -175,6 +180,20 @@ func loginDesk(t *testing.T, base, user string) *deskClient {
 // anything but 2xx fails the test.
 func (c *deskClient) do(t *testing.T, method, path string, body, out any) {
 	t.Helper()
+	code, answer := c.try(t, method, path, body)
+	if code/100 != 2 {
+		t.Fatalf("%s %s: %d %s", method, path, code, answer)
+	}
+	if out != nil {
+		if err := json.Unmarshal(answer, out); err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+	}
+}
+
+// try sends body as JSON and returns the answer's status and body.
+func (c *deskClient) try(t *testing.T, method, path string, body any) (int, []byte) {
+	t.Helper()
 	var rd bytes.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -196,12 +215,5 @@ func (c *deskClient) do(t *testing.T, method, path string, body, out any) {
 	defer res.Body.Close()
 	var answer bytes.Buffer
 	answer.ReadFrom(res.Body)
-	if res.StatusCode/100 != 2 {
-		t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, answer.String())
-	}
-	if out != nil {
-		if err := json.Unmarshal(answer.Bytes(), out); err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-	}
+	return res.StatusCode, answer.Bytes()
 }
