@@ -253,59 +253,101 @@ func (s *Store) ScanContacts(fn func(*Contact) error) error {
 // contact stay, what was written goes), a page per transaction. It
 // returns how many texts it dropped.
 func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, error) {
-	const page = 5_000
-	dropped := 0
-	var from []byte
+	dropped, err := s.updatePages(ctx, bucketJourney, func(tx *bolt.Tx, entries []entry) (int, error) {
+		texts, raw := tx.Bucket(bucketContactTexts), tx.Bucket(bucketMailRaw)
+		var drop []*Contact
+		for _, e := range entries {
+			if e.k[16] != kindContact {
+				continue
+			}
+			var ct Contact
+			if err := json.Unmarshal(e.v, &ct); err != nil {
+				return 0, fmt.Errorf("contact at %x: %w", e.k, err)
+			}
+			if ct.Start.Before(before) && (texts.Get(u64(ct.ID)) != nil || ct.MailID != 0 && raw.Get(u64(ct.MailID)) != nil) {
+				drop = append(drop, &ct)
+			}
+		}
+		for _, ct := range drop {
+			if err := texts.Delete(u64(ct.ID)); err != nil {
+				return 0, err
+			}
+			// The raw message holds the same text; its envelope stays.
+			if ct.MailID != 0 {
+				if err := raw.Delete(u64(ct.MailID)); err != nil {
+					return 0, err
+				}
+			}
+		}
+		return len(drop), nil
+	})
+	if err != nil {
+		return dropped, err
+	}
+	n, err := s.updatePages(ctx, bucketChatMessages, func(tx *bolt.Tx, entries []entry) (int, error) {
+		type change struct {
+			key []byte
+			m   ChatMessage
+		}
+		var drop []change
+		for _, e := range entries {
+			var m ChatMessage
+			if err := json.Unmarshal(e.v, &m); err != nil {
+				return 0, fmt.Errorf("chat message %x: %w", e.k, err)
+			}
+			if m.At.Before(before) && m.Text != "" {
+				m.Text = ""
+				drop = append(drop, change{bytes.Clone(e.k), m})
+			}
+		}
+		b := tx.Bucket(bucketChatMessages)
+		for _, d := range drop {
+			if err := putJSON(b, d.key, &d.m); err != nil {
+				return 0, err
+			}
+		}
+		return len(drop), nil
+	})
+	return dropped + n, err
+}
+
+// entry is a key and value of a bucket, valid in its transaction.
+type entry struct{ k, v []byte }
+
+// updatePages hands a bucket's entries, in key order, to page a few
+// thousand at a time, each in a write transaction of its own, so that a
+// walk over a large bucket holds no transaction (and the pages it pins)
+// for its whole length. page reads all entries before it writes. It
+// returns the sum of what page returned.
+func (s *Store) updatePages(ctx context.Context, bucket []byte, page func(*bolt.Tx, []entry) (int, error)) (int, error) {
+	const size = 5_000
+	total := 0
+	var from []byte // the first key of the next page; nil: the first
 	for {
-		done := false
+		var next []byte
 		n := 0
 		err := s.update(ctx, func(tx *bolt.Tx) error {
-			texts, raw := tx.Bucket(bucketContactTexts), tx.Bucket(bucketMailRaw)
-			c := tx.Bucket(bucketJourney).Cursor()
+			c := tx.Bucket(bucket).Cursor()
 			k, v := c.First()
 			if from != nil {
 				k, v = c.Seek(from)
 			}
-			var drop []*Contact
-			for seen := 0; k != nil && seen < page; k, v = c.Next() {
-				seen++
-				if k[16] != kindContact {
-					continue
-				}
-				var ct Contact
-				if err := json.Unmarshal(v, &ct); err != nil {
-					return fmt.Errorf("contact at %x: %w", k, err)
-				}
-				if ct.Start.Before(before) && (texts.Get(u64(ct.ID)) != nil || ct.MailID != 0 && raw.Get(u64(ct.MailID)) != nil) {
-					drop = append(drop, &ct)
-				}
+			var entries []entry
+			for ; k != nil && len(entries) < size; k, v = c.Next() {
+				entries = append(entries, entry{k, v})
 			}
-			if k == nil {
-				done = true
-			} else {
-				from = bytes.Clone(k)
-			}
-			for _, ct := range drop {
-				if err := texts.Delete(u64(ct.ID)); err != nil {
-					return err
-				}
-				// The raw message holds the same text; its envelope stays.
-				if ct.MailID != 0 {
-					if err := raw.Delete(u64(ct.MailID)); err != nil {
-						return err
-					}
-				}
-			}
-			n = len(drop)
-			return nil
+			next = bytes.Clone(k)
+			var err error
+			n, err = page(tx, entries)
+			return err
 		})
 		if err != nil {
-			return dropped, err
+			return total, err
 		}
-		dropped += n
-		if done {
-			n, err := s.dropChatTexts(ctx, before)
-			return dropped + n, err
+		total += n
+		if next == nil {
+			return total, nil
 		}
+		from = next
 	}
 }
