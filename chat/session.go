@@ -350,6 +350,33 @@ func (c *Channel) end(ctx context.Context, s *session, by string) error {
 	return nil
 }
 
+// ForgetCustomer drops the open chats of a customer the store has just
+// erased (with their sessions): the customer's browser is told the chat
+// ended and let go, the desk hears it ended, and nothing of them stays in
+// memory.
+func (c *Channel) ForgetCustomer(customerID uint64) {
+	c.mu.Lock()
+	var gone []*session
+	for _, s := range c.sessions {
+		if s.rec.CustomerID == customerID {
+			gone = append(gone, s)
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range gone {
+		s.mu.Lock()
+		if s.conn != nil {
+			s.conn.send(ServerFrame{Type: FrameNotice, Code: "ended", Text: c.notice("ended", s.rec.Queue, s.rec.Lang)}, time.Time{})
+			s.conn.closeAfterSend()
+			s.conn = nil
+		}
+		rec := s.rec
+		s.mu.Unlock()
+		c.forget(s)
+		c.emit(Event{Kind: "ended", ConversationID: rec.ConversationID, TaskID: rec.ContactID, Agent: rec.Agent, At: c.deps.Now().UTC()})
+	}
+}
+
 // endIdle ends the sessions whose customer is away and in which nobody
 // wrote for the idle timeout.
 func (c *Channel) endIdle(ctx context.Context) {

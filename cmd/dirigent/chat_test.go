@@ -135,3 +135,40 @@ func TestChatThroughTheDaemon(t *testing.T) {
 		}
 	}
 }
+
+// TestEraseCustomerWithOpenChat: erasing a customer whose chat is open
+// and waiting ends it in the customer's browser, cancels its task and
+// leaves nothing of them in the export.
+func TestEraseCustomerWithOpenChat(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeConfig(t, dir, "[[agents]]\nid = \"anna\"\nskills = { support = 3 }\n")
+	d := startDaemon(t, cfgPath)
+	c := dialChat(t, d.chat)
+	c.send(map[string]any{"type": "hello", "lang": "de", "name": "Joe", "email": "joe@example.org"})
+	c.until("welcome")
+	c.send(map[string]any{"type": "message", "id": "m1", "text": "Bitte löschen Sie meine Daten."})
+	c.until("message")
+	exp, err := dirigentCmd(t, nil, "customer", "export", "--config", cfgPath, "1").Output()
+	if err != nil || !strings.Contains(string(exp), "joe@example.org") || !strings.Contains(string(exp), "Bitte löschen Sie meine Daten.") {
+		t.Fatalf("export before the erasure: %v\n%s", err, exp)
+	}
+	out, err := dirigentCmd(t, nil, "customer", "erase", "--config", cfgPath, "1").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"chat_sessions":1`) {
+		t.Fatalf("erase: %v\n%s", err, out)
+	}
+	if n := c.until("notice"); n["code"] != "ended" {
+		t.Fatalf("the browser was told %v", n)
+	}
+	_, metrics := get(t, d.desk+"/metrics")
+	for _, want := range []string{
+		`dirigent_chat_sessions_open 0`,
+		`dirigent_router_tasks_waiting{queue="support"} 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, grepLines(metrics, "dirigent_chat_sessions_open", "dirigent_router_tasks_waiting"))
+		}
+	}
+	if out, err := dirigentCmd(t, nil, "customer", "export", "--config", cfgPath, "1").CombinedOutput(); err == nil {
+		t.Fatalf("export after the erasure:\n%s", out)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"dirigent/chat"
+	"dirigent/router"
 	"dirigent/store"
 )
 
@@ -17,11 +19,28 @@ import (
 type customerAdmin struct {
 	*store.Store
 	*storeJournal
+	router *router.Router
+	chat   *chat.Channel // nil when off
 }
 
-// EraseCustomer resolves the ambiguity of the two embedded types.
+// EraseCustomer erases through the journal, then lets go of what the
+// running daemon still holds of the customer: their open chats, and
+// their tasks still waiting for an agent (canceled as "erased"). A task an
+// agent has already taken stays with that agent until they finish it.
 func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.ErasedCustomer, error) {
-	return a.storeJournal.EraseCustomer(ctx, id)
+	n, tasks, err := a.storeJournal.EraseCustomer(ctx, id)
+	if err != nil {
+		return n, err
+	}
+	if a.chat != nil {
+		a.chat.ForgetCustomer(id)
+	}
+	for _, t := range tasks {
+		if err := a.router.Cancel(t, router.ReasonErased); err != nil && !errors.Is(err, router.ErrWrongState) && !errors.Is(err, router.ErrUnknownTask) {
+			return n, fmt.Errorf("canceling task %d of the erased customer: %w", t, err)
+		}
+	}
+	return n, nil
 }
 
 const customerUsage = `usage: dirigent customer VERB [--config FILE | --socket PATH] ARGS

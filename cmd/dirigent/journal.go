@@ -154,18 +154,20 @@ func taskCustomer(payload []byte) uint64 {
 
 // EraseCustomer erases a customer from the store and forgets their open
 // tasks, under the lock that write holds, so no batch in flight writes
-// the customer back into the index.
-func (j *storeJournal) EraseCustomer(ctx context.Context, id uint64) (store.ErasedCustomer, error) {
+// the customer back into the index. It returns the tasks it forgot.
+func (j *storeJournal) EraseCustomer(ctx context.Context, id uint64) (store.ErasedCustomer, []uint64, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	n, err := j.store.EraseCustomer(ctx, id, taskCustomer)
 	if err != nil {
-		return n, err
+		return n, nil, err
 	}
+	var tasks []uint64
 	for tid, u := range j.open {
 		if u.CustomerID == id {
 			delete(j.open, tid)
+			tasks = append(tasks, tid)
 		}
 	}
-	return n, nil
+	return n, tasks, nil
 }

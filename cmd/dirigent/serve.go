@@ -209,7 +209,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		Logger:       logger.With("component", "control"),
 		Store:        d.store,
 		Journey:      d.journey,
-		Customers:    customerAdmin{d.store, d.journal},
+		Customers:    customerAdmin{d.store, d.journal, d.router, d.chat},
 		Passwords:    d.store,
 		Logins:       deskLogins(cfg),
 		DrainTimeout: drain,
