@@ -94,7 +94,9 @@ func BenchmarkHoldAudio500Callers(b *testing.B) {
 	mu.Lock()
 	measuring = true
 	mu.Unlock()
+	ticks0, late0 := lateTicks(b, s)
 	time.Sleep(4 * time.Second)
+	ticks1, late1 := lateTicks(b, s)
 	mu.Lock()
 	measuring = false
 	var all []time.Duration
@@ -121,4 +123,32 @@ func BenchmarkHoldAudio500Callers(b *testing.B) {
 	b.ReportMetric(float64(all[len(all)-1].Microseconds())/1000, "max-jitter-ms")
 	b.ReportMetric(float64(lost)/float64(packets+lost)*100, "loss-%")
 	b.ReportMetric(float64(n), "streams")
+	// The pacer's own view (dirigent_sip_hold_audio_tick_lateness_seconds):
+	// ticks whose last packet left more than 5 ms after the deadline, and
+	// whether its thread got real-time priority.
+	b.ReportMetric((late1-late0)/max(ticks1-ticks0, 1)*100, "ticks-late-5ms-%")
+	b.ReportMetric(s.counter(b, "dirigent_sip_hold_audio_scheduling", map[string]string{"policy": schedRealtime}), "realtime")
+}
+
+// lateTicks reads the pacer's tick lateness histogram: ticks so far, and
+// those that ended more than 5 ms after their deadline.
+func lateTicks(b *testing.B, s *site) (ticks, late float64) {
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "dirigent_sip_hold_audio_tick_lateness_seconds" {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		ticks = float64(h.GetSampleCount())
+		late = ticks
+		for _, bk := range h.GetBucket() {
+			if bk.GetUpperBound() == .005 {
+				late = ticks - float64(bk.GetCumulativeCount())
+			}
+		}
+	}
+	return ticks, late
 }

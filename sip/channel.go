@@ -393,7 +393,7 @@ func (c *Channel) Run(ctx context.Context) error {
 	if c.tls != nil {
 		go func() { errc <- c.srv.ServeTLS(c.tls) }()
 	}
-	go c.pacer.run(c.stop)
+	go c.pacer.run(c.stop, c.deps.Logger, c.metrics)
 	if c.cfg.AvailableOnRegister {
 		for _, u := range c.cfg.Users {
 			c.registrar.presence(u.Agent)

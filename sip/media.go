@@ -3,6 +3,7 @@ package sip
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -10,7 +11,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/pion/rtp"
@@ -186,9 +186,9 @@ func (l *mediaLeg) forward(pkt []byte, hn int, inPT, fromPT, fromDTMF uint8) {
 	l.conn.WriteToUDPAddrPort(pkt, remote)
 }
 
-// playFrame sends the next 20 ms of s (from sample offset pos) as one RTP
-// packet; skipped frames (a late tick) advance the timestamp so the
-// receiver's clock stays right.
+// playFrame sends the next 20 ms of a sound as one RTP packet; skipped
+// frames (a late tick) advance the timestamp so the receiver's clock
+// stays right.
 func (l *mediaLeg) playFrame(payload []byte, frames uint32, buf []byte) {
 	l.mu.Lock()
 	remote, pt := l.remote, l.pt
@@ -221,17 +221,41 @@ type player struct {
 	frame uint64 // the pacer's frame count when this player last sent
 }
 
+// The scheduling the pacer's thread got, as logged and in the metric
+// dirigent_sip_hold_audio_scheduling.
+const (
+	schedRealtime = "realtime" // SCHED_FIFO at pacerPriority
+	schedNice     = "nice"     // SCHED_OTHER at nice pacerNice
+	schedNormal   = "normal"   // neither was allowed
+)
+
+const (
+	pacerPriority = 10  // SCHED_FIFO; the unit's LimitRTPRIO= allows it
+	pacerNice     = -10 // the fallback; the unit's LimitNICE= allows it
+)
+
 // pacer sends every playing stream's next packet every 20 ms, all
 // streams from one loop. The loop sleeps until absolute deadlines (start
 // + n × 20 ms on the monotonic clock), so lateness never accumulates;
-// when it wakes more than a period late, each stream's timestamp
-// advances by the frames missed, so the audio's clock never drifts from
-// the wall clock. Streams are served in a fixed order, so each keeps its
-// place within the tick and its spacing stays 20 ms. The loop has its
-// own OS thread at real-time priority where the process may raise it
-// (root, or CAP_SYS_NICE), and sleeps in the kernel rather than on a Go
-// timer: the kernel wakes that thread itself, so a busy machine or Go
-// scheduler does not delay the audio.
+// when a tick ends after the next deadline, the deadlines passed are
+// skipped and each stream's timestamp advances by the frames missed, so
+// the audio's clock never drifts from the wall clock and the thread
+// sleeps between any two ticks. Streams are served in a fixed order, so
+// each keeps its place within the tick and its spacing stays 20 ms.
+//
+// The loop has its own OS thread at real-time priority where the
+// process may raise it (RLIMIT_RTPRIO, which the unit's LimitRTPRIO=
+// sets, or CAP_SYS_NICE), and sleeps in the kernel (clock_nanosleep)
+// rather than on a Go timer: the kernel wakes that thread itself, before
+// any ordinary work, however busy the machine. What it cannot bypass is
+// the Go scheduler: the goroutine needs a P (a scheduler slot) after
+// every sleep, and the runtime takes the P away again from a goroutine
+// it sees running on one for 10 ms without passing through the scheduler,
+// which the pacer, getting Ps back on the system-call fast path, always
+// seems to be. Either way it then waits until an ordinary thread of the
+// process hands it a P, and on a machine with more runnable threads than
+// cores that thread waits for a core: that is the tail of the pacing
+// (BENCHMARKS.md).
 type pacer struct {
 	mu      sync.Mutex
 	players []*player
@@ -262,38 +286,43 @@ func (p *pacer) frameAt(t time.Time) uint64 {
 	return uint64(t.Sub(p.start) / ptime)
 }
 
-func (p *pacer) run(stop <-chan struct{}) {
+// run paces until stop is closed, logging once which scheduling its
+// thread got and keeping m's pacer metrics.
+func (p *pacer) run(stop <-chan struct{}, log *slog.Logger, m *metrics) {
+	// Never unlocked: when run returns, the goroutine ends on its locked
+	// thread and the runtime ends the thread too, rather than hand a
+	// real-time thread to other goroutines.
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	raisePriority()
-	var base unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &base); err != nil {
-		p.runTicker(stop)
+	policy, err := raisePriority()
+	m.holdScheduling.WithLabelValues(policy).Set(1)
+	switch policy {
+	case schedRealtime:
+		log.Info("hold audio paced by a real-time thread", "scheduling", "SCHED_FIFO", "priority", pacerPriority)
+	case schedNice:
+		log.Warn("hold audio paced without real-time priority: callers may hear gaps while the machine is busy (LimitRTPRIO=10 or CAP_SYS_NICE allows it)",
+			"scheduling", "nice", "nice", pacerNice, "reason", err)
+	default:
+		log.Warn("hold audio paced at normal priority: callers may hear gaps while the machine is busy (LimitRTPRIO=10 or CAP_SYS_NICE allows real-time priority)",
+			"scheduling", "normal", "reason", err)
+	}
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		p.runTicker(stop, m)
 		return
 	}
-	start := time.Duration(base.Nano())
 	p.mu.Lock()
 	p.start = time.Now()
 	p.mu.Unlock()
 	buf := make([]byte, maxRTPPacket)
 	var list []*player
-	for n := int64(1); ; n++ {
-		deadline := unix.NsecToTimespec(int64(start + time.Duration(n)*ptime))
-		for {
-			err := unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &deadline, nil)
-			if err != unix.EINTR {
-				break
-			}
+	for next := ts.Nano() + int64(ptime); ; {
+		deadline := unix.NsecToTimespec(next)
+		for unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &deadline, nil) == unix.EINTR {
 		}
 		select {
 		case <-stop:
 			return
 		default:
-		}
-		var now unix.Timespec
-		unix.ClockGettime(unix.CLOCK_MONOTONIC, &now)
-		if late := time.Duration(now.Nano()) - start - time.Duration(n)*ptime; late > ptime {
-			n += int64(late / ptime) // skip the ticks missed; frameAt counts them
 		}
 		p.mu.Lock()
 		frame := p.frameAt(time.Now())
@@ -302,11 +331,21 @@ func (p *pacer) run(stop <-chan struct{}) {
 		for _, pl := range list {
 			p.step(pl, frame, buf)
 		}
+		unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+		done := ts.Nano()
+		m.holdLateness.Observe(float64(done-next) / 1e9)
+		// Deadlines already passed are skipped (frameAt counts their
+		// frames), so the thread sleeps before every tick: a real-time
+		// thread that never blocked would be killed at LimitRTTIME.
+		next += int64(ptime)
+		if done >= next {
+			next += (done - next + int64(ptime)) / int64(ptime) * int64(ptime)
+		}
 	}
 }
 
 // runTicker is run's fallback on a Go ticker.
-func (p *pacer) runTicker(stop <-chan struct{}) {
+func (p *pacer) runTicker(stop <-chan struct{}, m *metrics) {
 	t := time.NewTicker(ptime)
 	defer t.Stop()
 	p.mu.Lock()
@@ -326,21 +365,30 @@ func (p *pacer) runTicker(stop <-chan struct{}) {
 			for _, pl := range list {
 				p.step(pl, frame, buf)
 			}
+			m.holdLateness.Observe(time.Since(now).Seconds())
 		}
 	}
 }
 
 // raisePriority makes the calling OS thread a real-time thread
 // (SCHED_FIFO, low priority 10), so it preempts ordinary work the moment
-// its sleep ends, as telephony servers run their timing threads; failing
-// that (no CAP_SYS_NICE), nice -10; failing that, nothing. The thread
-// sleeps most of every period, so it cannot starve the machine.
-func raisePriority() {
-	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 10}
-	if unix.SchedSetAttr(0, &attr, 0) == nil {
-		return
+// its sleep ends, as telephony and audio servers run their timing
+// threads; failing that, nice -10; failing that, nothing. The thread
+// sleeps most of every period, so it cannot starve the machine, and
+// threads it might start fall back to normal scheduling
+// (SCHED_FLAG_RESET_ON_FORK; the runtime starts them from another thread
+// anyway while this one is locked). err says why real time was refused.
+func raisePriority() (policy string, err error) {
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: pacerPriority, Flags: unix.SCHED_FLAG_RESET_ON_FORK}
+	if err = unix.SchedSetAttr(0, &attr, 0); err == nil {
+		return schedRealtime, nil
 	}
-	_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), -10)
+	err = fmt.Errorf("SCHED_FIFO %d: %w", pacerPriority, err)
+	attr = unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL, Nice: pacerNice, Flags: unix.SCHED_FLAG_RESET_ON_FORK}
+	if errNice := unix.SchedSetAttr(0, &attr, 0); errNice != nil {
+		return schedNormal, errors.Join(err, fmt.Errorf("nice %d: %w", pacerNice, errNice))
+	}
+	return schedNice, err
 }
 
 func (p *pacer) step(pl *player, frame uint64, buf []byte) {

@@ -14,6 +14,11 @@ type metrics struct {
 	agentLegs     *prometheus.CounterVec
 	activeCalls   prometheus.Gauge
 	messages      *prometheus.CounterVec
+
+	// The hold-audio pacer's: which scheduling its thread got, and how
+	// late its ticks were.
+	holdScheduling *prometheus.GaugeVec
+	holdLateness   prometheus.Histogram
 }
 
 // Outcomes of a call, the label of calls_total.
@@ -67,10 +72,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "dirigent", Subsystem: "sip", Name: "active_calls",
 			Help: "Calls in progress (waiting or talking).",
 		}),
+		holdScheduling: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "dirigent", Subsystem: "sip", Name: "hold_audio_scheduling",
+			Help: "1 for the scheduling the hold-audio pacer's thread got, 0 for the others: realtime (SCHED_FIFO 10), nice (nice -10), normal.",
+		}, []string{"policy"}),
+		holdLateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "dirigent", Subsystem: "sip", Name: "hold_audio_tick_lateness_seconds",
+			Help:    "How long after its 20 ms deadline each tick of the hold-audio pacer had sent its last packet: waking up plus sending every waiting caller's packet.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1},
+		}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "dirigent", Subsystem: "sip", Name: "messages_total",
 			Help: "SIP MESSAGE requests, by direction and result: in accepted, refused, error; out sent, failed.",
 		}, []string{"direction", "result"}),
+	}
+	for _, p := range []string{schedRealtime, schedNice, schedNormal} {
+		m.holdScheduling.WithLabelValues(p)
 	}
 	for _, o := range []string{outcomeAnswered, outcomeAbandoned, outcomeCanceled, outcomeFailed} {
 		m.calls.WithLabelValues(o)
@@ -90,7 +107,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"sent", "failed"} {
 		m.messages.WithLabelValues("out", r)
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.rejected, m.registrations, m.registers, m.rtpRelayed, m.rtpLost, m.rtpSent, m.setupSeconds, m.agentLegs, m.activeCalls, m.messages} {
+	for _, c := range []prometheus.Collector{m.calls, m.rejected, m.registrations, m.registers, m.rtpRelayed, m.rtpLost, m.rtpSent, m.setupSeconds, m.agentLegs, m.activeCalls, m.holdScheduling, m.holdLateness, m.messages} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
