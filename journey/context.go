@@ -25,28 +25,35 @@ type Context struct {
 // ContextFor gathers the context of a contact of customerID arriving at
 // at, for the agent's screen: the recent contacts with their texts.
 func (j *Journey) ContextFor(customerID uint64, at time.Time) (Context, error) {
-	return j.contextFor(customerID, at, j.deps.Store.Journey)
+	return j.contextFor(customerID, at, j.deps.Store.Journey, nil)
 }
 
 // RoutingContextFor is ContextFor with the recent contacts' texts left
 // empty, for queueing a new contact: the customer, RepeatOf and LastAgent
 // need no texts, and reading them is most of the cost for a customer who
-// writes long mails.
-func (j *Journey) RoutingContextFor(customerID uint64, at time.Time) (Context, error) {
-	return j.contextFor(customerID, at, j.deps.Store.JourneyWithoutTexts)
+// writes long mails. unstored are the customer's contacts not yet in the
+// store, oldest first (those of a batch being recorded): they come after
+// the stored ones.
+func (j *Journey) RoutingContextFor(customerID uint64, at time.Time, unstored []*store.Contact) (Context, error) {
+	return j.contextFor(customerID, at, j.deps.Store.JourneyWithoutTexts, unstored)
 }
 
-func (j *Journey) contextFor(customerID uint64, at time.Time, read func(customerID uint64, before time.Time, limit int) ([]store.JourneyEntry, error)) (Context, error) {
+func (j *Journey) contextFor(customerID uint64, at time.Time, read func(customerID uint64, before time.Time, limit int) ([]store.JourneyEntry, error), unstored []*store.Contact) (Context, error) {
 	c, err := j.deps.Store.Customer(customerID)
 	if err != nil {
 		return Context{}, err
 	}
-	recent, err := read(customerID, time.Time{}, recentEntries)
+	stored, err := read(customerID, time.Time{}, recentEntries)
 	if err != nil {
 		return Context{}, err
 	}
-	ctx := Context{Customer: c, Recent: recent}
-	for _, e := range recent {
+	var recent []store.JourneyEntry
+	for _, ct := range slices.Backward(unstored) {
+		recent = append(recent, store.JourneyEntry{Contact: ct})
+	}
+	recent = append(recent, stored...)
+	ctx := Context{Customer: c, Recent: recent[:min(len(recent), recentEntries)]}
+	for _, e := range ctx.Recent {
 		ct := e.Contact
 		if ct == nil || !ct.Start.Before(at) {
 			continue

@@ -64,7 +64,7 @@ func TestRepeatContactsInAGeneratedHistory(t *testing.T) {
 			t.Fatalf("customer %d at %s: repeat of %d, last agent %q; want %d, %q", cust, now, gotRepeat, got.LastAgent, wantRepeat, wantAgent)
 		}
 		// Routing's context says the same, without the texts.
-		rc, err := j.RoutingContextFor(cust, now)
+		rc, err := j.RoutingContextFor(cust, now, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,5 +91,31 @@ func TestRepeatContactsInAGeneratedHistory(t *testing.T) {
 	}
 	if repeats < 50 {
 		t.Errorf("only %d repeat contacts in the history: the test does not exercise them", repeats)
+	}
+}
+
+// Contacts not yet stored (a batch being recorded) count as the newest.
+func TestRoutingContextCountsUnstoredContacts(t *testing.T) {
+	j, st := newJourney(t)
+	j.cfg.RepeatWindow = 72 * time.Hour
+	j.cfg.ResolvedOutcomes = []string{"resolved"}
+	c, _, err := j.Identify(ctx, KindPhone, "030 1234567", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	if err := st.AppendContact(ctx, &store.Contact{CustomerID: c.ID, Start: at.Add(-2 * time.Hour), Outcome: "resolved", Agent: "anna"}); err != nil {
+		t.Fatal(err)
+	}
+	unstored := []*store.Contact{
+		{CustomerID: c.ID, Start: at.Add(-time.Hour)},
+		{CustomerID: c.ID, Start: at.Add(-time.Minute), Outcome: "resolved"},
+	}
+	rc, err := j.RoutingContextFor(c.ID, at, unstored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.RepeatOf != unstored[0] || rc.LastAgent != "anna" || len(rc.Recent) != 3 || rc.Recent[0].Contact != unstored[1] {
+		t.Errorf("context %+v: want a repeat of the unstored unresolved contact, anna from the stored one, 3 entries newest first", rc)
 	}
 }

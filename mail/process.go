@@ -18,56 +18,129 @@ import (
 // ticketTag finds a conversation's tag, [#DG-123], in a subject.
 var ticketTag = regexp.MustCompile(`\[#DG-(\d+)\]`)
 
+// batchSize bounds the messages recorded in one transaction: one commit
+// (two fsyncs) carries many messages, so processing keeps up with intake
+// on little CPU, and the first of a batch waits for no more than the
+// processing of the others.
+const batchSize = 100
+
 // processPending processes every stored message not yet processed, in
-// arrival order.
+// arrival order, a batch per transaction.
 func (c *Channel) processPending(ctx context.Context) {
 	ids, err := c.deps.Store.PendingMails()
 	if err != nil {
 		c.deps.Logger.Error("listing stored mail", "err", err)
 		return
 	}
+	var b batch
 	for _, id := range ids {
 		if ctx.Err() != nil {
-			return
+			return // what the batch holds is still pending: the next start does it
 		}
-		outcome, err := c.process(ctx, id)
-		c.metrics.processed.WithLabelValues(outcome).Inc()
-		if err != nil {
-			c.deps.Logger.Error("processing mail", "mail", id, "outcome", outcome, "err", err)
+		if o, done := c.prepare(ctx, id, &b); done {
+			c.count(o)
 		}
+		if len(b.mails) == batchSize {
+			c.countAll(c.record(ctx, &b))
+		}
+	}
+	c.countAll(c.record(ctx, &b))
+}
+
+// outcome is what became of one message: for the metrics, and the error
+// to log.
+type outcome struct {
+	mail uint64
+	name string
+	err  error
+}
+
+func (c *Channel) count(o outcome) {
+	c.metrics.processed.WithLabelValues(o.name).Inc()
+	if o.err != nil {
+		c.deps.Logger.Error("processing mail", "mail", o.mail, "outcome", o.name, "err", o.err)
 	}
 }
 
-// process turns one stored message into a contact of its customer, in
-// its conversation, and (unless a program sent it) a task for the
-// universal queue. It returns the outcome for the metrics.
-func (c *Channel) process(ctx context.Context, id uint64) (outcome string, err error) {
+func (c *Channel) countAll(outcomes []outcome) {
+	for _, o := range outcomes {
+		c.count(o)
+	}
+}
+
+// batch is messages made sense of, waiting to be recorded together.
+type batch struct {
+	mails []prepared
+}
+
+type prepared struct {
+	rec    store.InboundRecord
+	task   router.Task
+	parsed *Parsed
+	reply  bool // continues a conversation
+}
+
+// conversationOf is the conversation of a message of the batch with
+// Message-ID mid; nil when none has it.
+func (b *batch) conversationOf(mid string) *store.Conversation {
+	if mid == "" {
+		return nil // as the store's thread index ignores it
+	}
+	for _, m := range b.mails {
+		if slices.Contains(m.rec.MessageIDs, mid) {
+			return m.rec.Conversation
+		}
+	}
+	return nil
+}
+
+// contactsOf are the batch's contacts of a customer, oldest first.
+func (b *batch) contactsOf(customerID uint64) []*store.Contact {
+	var out []*store.Contact
+	for _, m := range b.mails {
+		if m.rec.Contact.CustomerID == customerID {
+			out = append(out, m.rec.Contact)
+		}
+	}
+	return out
+}
+
+// prepare makes sense of one stored message: its customer, conversation,
+// intent and task, seeing the messages before it in b as if they were
+// recorded, and adds it to b. A message that can make no contact is done
+// with here (done is set).
+func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, done bool) {
+	o.mail = id
+	fail := func(name string, err error) (outcome, bool) {
+		o.name, o.err = name, err
+		return o, true
+	}
 	m, raw, err := c.deps.Store.Mail(id)
 	if err != nil {
-		return "error", err
+		return fail("error", err)
 	}
 	p, err := Parse(raw)
 	if err != nil {
 		// Kept in the store for a better parser; processed so it does not
 		// come back on every pass.
 		if perr := c.deps.Store.MailProcessed(ctx, id); perr != nil {
-			return "error", perr
+			return fail("error", perr)
 		}
-		return "unreadable", err
+		return fail("unreadable", err)
 	}
 	addr, name := c.customerAddress(p)
 	customer, _, err := c.deps.Journey.Identify(ctx, journey.KindEmail, addr, name)
 	if err != nil {
 		if errors.Is(err, journey.ErrBadIdentity) {
 			if perr := c.deps.Store.MailProcessed(ctx, id); perr != nil {
-				return "error", perr
+				return fail("error", perr)
 			}
-			return "unreadable", err
+			return fail("unreadable", err)
 		}
-		return "error", err
+		return fail("error", err)
 	}
-	conv := c.thread(p, customer.ID)
-	reply := conv.ID != 0
+	conv := c.thread(p, customer.ID, b)
+	reply := conv != nil
 	if !reply {
 		conv = &store.Conversation{CustomerID: customer.ID, Channel: "email", Subject: p.Subject, Status: "open", Created: m.Received}
 	}
@@ -81,9 +154,9 @@ func (c *Channel) process(ctx context.Context, id uint64) (outcome string, err e
 	if recognised {
 		queue = intent.Queue
 	}
-	jc, err := c.deps.Journey.RoutingContextFor(customer.ID, m.Received)
+	jc, err := c.deps.Journey.RoutingContextFor(customer.ID, m.Received, b.contactsOf(customer.ID))
 	if err != nil {
-		return "error", err
+		return fail("error", err)
 	}
 	contact := &store.Contact{
 		CustomerID: customer.ID, Channel: "email", Direction: "in", Queue: queue, Intent: intent.Name,
@@ -103,29 +176,63 @@ func (c *Channel) process(ctx context.Context, id uint64) (outcome string, err e
 			return json.Marshal(router.Unfinished{Task: t})
 		}
 	}
-	contactID, existed, err := c.deps.Store.RecordInboundMail(ctx, rec)
-	if err != nil {
-		return "error", err
+	b.mails = append(b.mails, prepared{rec: rec, task: task, parsed: p, reply: reply})
+	return o, false
+}
+
+// record stores the batch in one transaction, then acknowledges new
+// conversations and queues the tasks, and empties the batch.
+func (c *Channel) record(ctx context.Context, b *batch) []outcome {
+	if len(b.mails) == 0 {
+		return nil
 	}
-	if p.Automatic {
-		return "automatic", nil
+	recs := make([]store.InboundRecord, len(b.mails))
+	for i, m := range b.mails {
+		recs[i] = m.rec
 	}
-	if !reply && !existed {
-		c.autoAck(ctx, rec.Conversation, p, m.Received)
+	results, err := c.deps.Store.RecordInboundMails(ctx, recs)
+	out := make([]outcome, len(b.mails))
+	for i, m := range b.mails {
+		if err != nil {
+			out[i] = outcome{m.rec.MailID, "error", err}
+		} else {
+			out[i] = c.recorded(ctx, m, results[i])
+		}
 	}
-	task.ID = contactID
+	b.mails = b.mails[:0]
+	return out
+}
+
+// recorded finishes a message once its record is stored.
+func (c *Channel) recorded(ctx context.Context, m prepared, r store.RecordedMail) outcome {
+	o := outcome{mail: m.rec.MailID}
+	switch {
+	case r.Err != nil:
+		o.name, o.err = "error", r.Err
+		return o
+	case m.parsed.Automatic:
+		o.name = "automatic"
+		return o
+	}
+	if !m.reply && !r.Existed {
+		c.autoAck(ctx, m.rec.Conversation, m.parsed, m.rec.Contact.Start)
+	}
+	task := m.task
+	task.ID = r.ContactID
 	if err := c.deps.Router.Enqueue(task); err != nil && !errors.Is(err, router.ErrDuplicate) {
 		// The open-task index has it: the next start queues it.
-		return "error", fmt.Errorf("queueing the task of contact %d: %w", contactID, err)
+		o.name, o.err = "error", fmt.Errorf("queueing the task of contact %d: %w", r.ContactID, err)
+		return o
 	}
 	switch {
-	case existed:
-		return "already", nil
-	case reply:
-		return "reply", nil
+	case r.Existed:
+		o.name = "already"
+	case m.reply:
+		o.name = "reply"
 	default:
-		return "new", nil
+		o.name = "new"
 	}
+	return o
 }
 
 // customerAddress is who wrote a message: its Reply-To when that names
@@ -140,14 +247,17 @@ func (c *Channel) customerAddress(p *Parsed) (addr, name string) {
 }
 
 // thread finds the conversation a message continues: by the Message-IDs
-// it answers, newest first, or by the ticket tag in its subject. Only a
-// conversation of the same customer counts: a reply from someone else
-// starts a new one, so unrelated mail never lands in an old ticket.
-func (c *Channel) thread(p *Parsed, customerID uint64) *store.Conversation {
+// it answers, newest first (among the messages of b too), or by the
+// ticket tag in its subject; nil when none. Only a conversation of the
+// same customer counts: a reply from someone else starts a new one, so
+// unrelated mail never lands in an old ticket.
+func (c *Channel) thread(p *Parsed, customerID uint64, b *batch) *store.Conversation {
 	var candidates []*store.Conversation
 	refs := append(slices.Clone(p.InReplyTo), reversed(p.References)...)
 	for _, mid := range refs {
-		if conv, err := c.deps.Store.ConversationByMessageID(mid); err == nil {
+		if conv := b.conversationOf(mid); conv != nil {
+			candidates = append(candidates, conv)
+		} else if conv, err := c.deps.Store.ConversationByMessageID(mid); err == nil {
 			candidates = append(candidates, conv)
 		}
 	}
@@ -163,7 +273,7 @@ func (c *Channel) thread(p *Parsed, customerID uint64) *store.Conversation {
 			return conv
 		}
 	}
-	return &store.Conversation{}
+	return nil
 }
 
 func reversed(s []string) []string {

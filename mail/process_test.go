@@ -2,6 +2,7 @@ package mail
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	netmail "net/mail"
 	"net/smtp"
@@ -135,6 +136,60 @@ func TestMailBecomesContactConversationAndTask(t *testing.T) {
 	}
 }
 
+// Messages recorded in one transaction see the ones before them: a reply
+// to a message of the same batch joins its new conversation (created
+// once) and is a repeat contact; someone else's reply to it does not.
+func TestBatchSeesItsEarlierMessages(t *testing.T) {
+	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}})
+	at := time.Now().UTC()
+	var ids []uint64
+	for i, raw := range []string{
+		"From: joe@example.org\r\nSubject: Rechnung\r\nMessage-ID: <a1@example.org>\r\n\r\nFalsch",
+		"From: joe@example.org\r\nSubject: Re: Rechnung\r\nMessage-ID: <a2@example.org>\r\nIn-Reply-To: <a1@example.org>\r\n\r\nNoch da?",
+		"From: eve@example.net\r\nSubject: Re: Rechnung\r\nIn-Reply-To: <a1@example.org>\r\n\r\nIch auch",
+	} {
+		m := &store.InboundMail{Received: at.Add(time.Duration(i) * time.Minute), Source: "smtp", From: "x@example.org", Recipients: []string{"support@example.com"}}
+		if _, err := s.st.StoreMail(context.Background(), m, []byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	// Stored directly, they wake no processing: the channel's own loop
+	// gets them only on its next tick, and would batch them alike.
+	var b batch
+	for _, id := range ids {
+		if o, done := s.ch.prepare(context.Background(), id, &b); done {
+			t.Fatalf("mail %d: %s %v", id, o.name, o.err)
+		}
+	}
+	var got []string
+	for _, o := range s.ch.record(context.Background(), &b) {
+		got = append(got, o.name)
+	}
+	if want := []string{"new", "reply", "new"}; fmt.Sprint(got) != fmt.Sprint(want) && fmt.Sprint(got) != "[already already already]" {
+		t.Errorf("outcomes %v, want %v", got, want)
+	}
+	joe, eve := s.journeyOf(t, "joe@example.org"), s.journeyOf(t, "eve@example.net")
+	if len(joe) != 2 || joe[0].ConversationID != joe[1].ConversationID || len(eve) != 1 || eve[0].ConversationID == joe[0].ConversationID {
+		t.Fatalf("Joe's contacts %+v, Eve's %+v: want Joe's two in one conversation, Eve's in another", joe, eve)
+	}
+	if conv, err := s.st.Conversation(joe[0].ConversationID + 1); err != nil || conv.CustomerID != eve[0].CustomerID {
+		t.Errorf("the conversation after Joe's is %+v, %v: want Eve's (Joe's made once)", conv, err)
+	}
+	repeat := map[uint64]bool{}
+	s.st.OpenTasks(func(id uint64, p []byte) error {
+		var u router.Unfinished
+		if err := json.Unmarshal(p, &u); err != nil {
+			t.Fatal(err)
+		}
+		repeat[id] = u.Repeat
+		return nil
+	})
+	if len(repeat) != 3 || repeat[joe[0].ID] || !repeat[joe[1].ID] || repeat[eve[0].ID] {
+		t.Errorf("repeat flags of the open tasks %v: want only Joe's second (%d)", repeat, joe[1].ID)
+	}
+}
+
 func TestUnreadableMailIsKeptAndSkipped(t *testing.T) {
 	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}})
 	msg := "To: support@example.com\r\nSubject: ohne Absender\r\n\r\nwer?\r\n"
@@ -170,4 +225,14 @@ func TestContactFormMailBelongsToReplyTo(t *testing.T) {
 	if tom := s.journeyOf(t, "tom@example.net"); len(tom) != 1 {
 		t.Errorf("Tom has %d contacts, want 1", len(tom))
 	}
+}
+
+// process processes one stored message as a batch of its own.
+func (c *Channel) process(ctx context.Context, id uint64) (outcome string, err error) {
+	var b batch
+	if o, done := c.prepare(ctx, id, &b); done {
+		return o.name, o.err
+	}
+	o := c.record(ctx, &b)[0]
+	return o.name, o.err
 }

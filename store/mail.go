@@ -172,65 +172,99 @@ type InboundRecord struct {
 	OpenTask func(contactID uint64) ([]byte, error)
 }
 
-// RecordInboundMail stores what processing made of a message in one
-// transaction: the contact, the conversation, the thread index, the
-// task's entry in the open-task index, and that the message is processed.
-// Recording the same message again changes nothing and returns the first
-// contact's ID with existed set, so a crash between processing and its
-// acknowledgement never makes two contacts of one mail.
-func (s *Store) RecordInboundMail(ctx context.Context, in InboundRecord) (contactID uint64, existed bool, err error) {
-	err = s.update(ctx, func(tx *bolt.Tx) error {
-		mc := tx.Bucket(bucketMailContacts)
-		if v := mc.Get(u64(in.MailID)); v != nil {
-			contactID, existed = binary.BigEndian.Uint64(v), true
-			return tx.Bucket(bucketMailPending).Delete(u64(in.MailID))
+// RecordedMail is what recording one message gave.
+type RecordedMail struct {
+	ContactID uint64
+	// Existed: the message had been recorded before; ContactID is the
+	// first contact's.
+	Existed bool
+	// Err is why this message alone was not recorded (its conversation is
+	// gone); it stays waiting to be processed.
+	Err error
+}
+
+// RecordInboundMails stores what processing made of messages, in one
+// transaction: for each, the contact, the conversation, the thread index,
+// the task's entry in the open-task index, and that the message is
+// processed. One commit for many messages is what lets processing keep up
+// with intake. Records may share a new Conversation (a reply to a message
+// earlier in the same call): the first creates it. Recording a message
+// again changes nothing and gives the first contact's ID with Existed
+// set, so a crash between processing and its acknowledgement never makes
+// two contacts of one mail.
+func (s *Store) RecordInboundMails(ctx context.Context, recs []InboundRecord) ([]RecordedMail, error) {
+	// The transaction function may run more than once: the conversations
+	// it creates start from their state before the first run every time.
+	created := map[*Conversation]string{} // → its tag as given
+	for _, r := range recs {
+		if r.Conversation.ID == 0 {
+			created[r.Conversation] = r.Conversation.Tag
 		}
-		existed = false
-		convs := tx.Bucket(bucketConversations)
-		conv := in.Conversation
-		if conv.ID == 0 {
-			id, err := convs.NextSequence()
-			if err != nil {
-				return err
-			}
-			conv.ID = id
-			if conv.Tag == "" {
-				conv.Tag = fmt.Sprintf("DG-%d", id)
-			}
-		} else if convs.Get(u64(conv.ID)) == nil {
-			return fmt.Errorf("conversation %d: %w", conv.ID, ErrNotFound)
+	}
+	out := make([]RecordedMail, len(recs))
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		for conv, tag := range created {
+			conv.ID, conv.Tag = 0, tag
 		}
-		if err := putJSON(convs, u64(conv.ID), conv); err != nil {
-			return err
-		}
-		for _, mid := range in.MessageIDs {
-			if mid != "" {
-				if err := tx.Bucket(bucketMessageIDs).Put([]byte(mid), u64(conv.ID)); err != nil {
-					return err
-				}
-			}
-		}
-		in.Contact.ConversationID = conv.ID
-		in.Contact.MailID = in.MailID
-		if err := appendContact(tx, in.Contact); err != nil {
-			return err
-		}
-		contactID = in.Contact.ID
-		if in.OpenTask != nil {
-			p, err := in.OpenTask(contactID)
-			if err != nil {
-				return err
-			}
-			if err := tx.Bucket(bucketOpenTasks).Put(u64(contactID), p); err != nil {
-				return err
+		for i := range recs {
+			var err error
+			if out[i], err = recordInboundMail(tx, &recs[i]); err != nil {
+				return fmt.Errorf("mail %d: %w", recs[i].MailID, err)
 			}
 		}
-		if err := mc.Put(u64(in.MailID), u64(contactID)); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketMailPending).Delete(u64(in.MailID))
+		return nil
 	})
-	return contactID, existed, err
+	return out, err
+}
+
+func recordInboundMail(tx *bolt.Tx, in *InboundRecord) (RecordedMail, error) {
+	mc := tx.Bucket(bucketMailContacts)
+	if v := mc.Get(u64(in.MailID)); v != nil {
+		return RecordedMail{ContactID: binary.BigEndian.Uint64(v), Existed: true}, tx.Bucket(bucketMailPending).Delete(u64(in.MailID))
+	}
+	convs := tx.Bucket(bucketConversations)
+	conv := in.Conversation
+	if conv.ID == 0 {
+		id, err := convs.NextSequence()
+		if err != nil {
+			return RecordedMail{}, err
+		}
+		conv.ID = id
+		if conv.Tag == "" {
+			conv.Tag = fmt.Sprintf("DG-%d", id)
+		}
+	} else if convs.Get(u64(conv.ID)) == nil {
+		// Erased since it was looked up; nothing written for this one.
+		return RecordedMail{Err: fmt.Errorf("conversation %d: %w", conv.ID, ErrNotFound)}, nil
+	}
+	if err := putJSON(convs, u64(conv.ID), conv); err != nil {
+		return RecordedMail{}, err
+	}
+	for _, mid := range in.MessageIDs {
+		if mid != "" {
+			if err := tx.Bucket(bucketMessageIDs).Put([]byte(mid), u64(conv.ID)); err != nil {
+				return RecordedMail{}, err
+			}
+		}
+	}
+	in.Contact.ConversationID = conv.ID
+	in.Contact.MailID = in.MailID
+	if err := appendContact(tx, in.Contact); err != nil {
+		return RecordedMail{}, err
+	}
+	if in.OpenTask != nil {
+		p, err := in.OpenTask(in.Contact.ID)
+		if err != nil {
+			return RecordedMail{}, err
+		}
+		if err := tx.Bucket(bucketOpenTasks).Put(u64(in.Contact.ID), p); err != nil {
+			return RecordedMail{}, err
+		}
+	}
+	if err := mc.Put(u64(in.MailID), u64(in.Contact.ID)); err != nil {
+		return RecordedMail{}, err
+	}
+	return RecordedMail{ContactID: in.Contact.ID}, tx.Bucket(bucketMailPending).Delete(u64(in.MailID))
 }
 
 // ConversationByMessageID returns the conversation a Message-ID belongs to.

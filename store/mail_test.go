@@ -1,0 +1,85 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// RecordInboundMails records a batch in one transaction: two messages
+// sharing a new conversation create it once, a message whose
+// conversation is gone fails alone, and the transaction function may run
+// again (another write of its group failed) with the same result.
+func TestRecordInboundMails(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	var mails []uint64
+	for i := range 3 {
+		m := &InboundMail{Received: time.Now().UTC(), Source: "smtp", From: "joe@example.org"}
+		if _, err := s.StoreMail(ctx, m, []byte(fmt.Sprintf("Subject: %d\r\n\r\nx", i))); err != nil {
+			t.Fatal(err)
+		}
+		mails = append(mails, m.ID)
+	}
+	conv := &Conversation{CustomerID: 7, Channel: "email", Status: "open"}
+	recs := []InboundRecord{
+		{MailID: mails[0], Contact: &Contact{CustomerID: 7, Channel: "email"}, Conversation: conv, MessageIDs: []string{"<a1@x>"}},
+		{MailID: mails[1], Contact: &Contact{CustomerID: 7, Channel: "email"}, Conversation: conv, MessageIDs: []string{"<a2@x>"}},
+		{MailID: mails[2], Contact: &Contact{CustomerID: 7, Channel: "email"}, Conversation: &Conversation{ID: 99, CustomerID: 7}},
+	}
+
+	// Hold the committer, queue the batch and then a failing write behind
+	// it: they share a transaction, which fails and runs the batch again.
+	release := make(chan struct{})
+	held := make(chan struct{})
+	go s.update(ctx, func(*bolt.Tx) error { close(held); <-release; return nil })
+	<-held
+	type result struct {
+		out []RecordedMail
+		err error
+	}
+	done := make(chan result)
+	go func() {
+		out, err := s.RecordInboundMails(ctx, recs)
+		done <- result{out, err}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	failed := make(chan error)
+	go func() { failed <- s.update(ctx, func(*bolt.Tx) error { return errors.New("boom") }) }()
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	if err := <-failed; err == nil {
+		t.Fatal("the failing write succeeded")
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.out[0].Err != nil || r.out[1].Err != nil || !errors.Is(r.out[2].Err, ErrNotFound) || r.out[0].ContactID == r.out[1].ContactID {
+		t.Fatalf("results %+v", r.out)
+	}
+	for i, rec := range recs[:2] {
+		c, err := s.Contact(r.out[i].ContactID)
+		if err != nil || c.ConversationID != conv.ID || c.MailID != rec.MailID {
+			t.Errorf("contact %d: %+v, %v; want conversation %d", i, c, err, conv.ID)
+		}
+	}
+	if got, err := s.Conversation(conv.ID); err != nil || got.Tag != fmt.Sprintf("DG-%d", conv.ID) {
+		t.Errorf("conversation %+v, %v", got, err)
+	}
+	if got, err := s.ConversationByMessageID("<a2@x>"); err != nil || got.ID != conv.ID {
+		t.Errorf("thread index: %+v, %v", got, err)
+	}
+	if pending, _ := s.PendingMails(); len(pending) != 1 || pending[0] != mails[2] {
+		t.Errorf("pending %v, want only the message whose conversation is gone", pending)
+	}
+	// Recorded again (a crash before processing was acknowledged): the same
+	// contact, nothing new.
+	again, err := s.RecordInboundMails(ctx, recs[:1])
+	if err != nil || !again[0].Existed || again[0].ContactID != r.out[0].ContactID {
+		t.Errorf("again: %+v, %v", again, err)
+	}
+}
