@@ -151,7 +151,7 @@ func (cl *call) invite(ctx context.Context, g store.SIPRegistration, offer []byt
 		transport = "udp"
 	}
 	req.SetTransport(strings.ToUpper(transport))
-	if dest := destination(uri, g.Source); dest != "" {
+	if dest := destination(uri, g.Source, transport); dest != "" {
 		req.SetDestination(dest)
 	}
 	client := c.client
@@ -263,11 +263,16 @@ func (cl *call) revoke(o router.Offer) {
 	}
 }
 
-// destination is where to send requests for a registered contact: the
-// address the REGISTER came from when the Contact names another IP (the
-// phone is behind NAT and announced its private address), else the
-// Contact's own address.
-func destination(contact sip.Uri, source string) string {
+// destination is where to send requests for a registered contact. Over
+// TCP or TLS it is the connection the REGISTER came on (its source): a
+// phone need not accept connections, and one over TLS has no certificate
+// to accept them with. Over UDP it is the address the REGISTER came from
+// when the Contact names another IP (the phone is behind NAT and
+// announced its private address), else the Contact's own address.
+func destination(contact sip.Uri, source, transport string) string {
+	if transport != "udp" {
+		return source
+	}
 	host, _, err := net.SplitHostPort(source)
 	if err != nil {
 		return ""

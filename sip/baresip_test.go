@@ -17,8 +17,9 @@ import (
 // startBaresip runs baresip, a real softphone, as anna's phone: it
 // registers with digest auth, answers every call at once and plays what
 // it hears back (the aubridge module joins its speaker to its
-// microphone), re-encoded under its own SSRC.
-func (s *site) startBaresip(t *testing.T) *bytes.Buffer {
+// microphone), re-encoded under its own SSRC. It registers over UDP, or
+// over TLS with tlsCA (a PEM file it trusts for dirigent's certificate).
+func (s *site) startBaresip(t *testing.T, tlsCA string) *bytes.Buffer {
 	t.Helper()
 	bin := testpeer.Require(t, "baresip", "baresip")
 	dir := t.TempDir()
@@ -37,8 +38,13 @@ module			aubridge.so
 module_app		account.so
 module_app		menu.so
 `, port, rtp, rtp+10)
-	account := fmt.Sprintf("<sip:%s@127.0.0.1:%d;transport=udp>;auth_pass=%s;answermode=auto;regint=300;audio_codecs=PCMU,PCMA\n",
-		testUser, s.ch.Addr().Port, testPass)
+	registrar := fmt.Sprintf("127.0.0.1:%d;transport=udp", s.ch.Addr().Port)
+	if tlsCA != "" {
+		config += "sip_cafile\t\t" + tlsCA + "\n"
+		registrar = s.ch.TLSAddr().String() + ";transport=tls"
+	}
+	account := fmt.Sprintf("<sip:%s@%s>;auth_pass=%s;answermode=auto;regint=300;audio_codecs=PCMU,PCMA\n",
+		testUser, registrar, testPass)
 	for name, text := range map[string]string{"config": config, "accounts": account, "contacts": ""} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
@@ -70,7 +76,7 @@ module_app		menu.so
 // end, the contact is complete.
 func TestCallToBaresipAgent(t *testing.T) {
 	s := startSite(t, testConfig(), "")
-	s.startBaresip(t)
+	s.startBaresip(t, "")
 	// anna becomes available a second into the call, so the caller hears
 	// hold audio first (baresip answers within milliseconds).
 	go func() {
