@@ -17,6 +17,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"dirigent/journey"
 	"dirigent/router"
@@ -274,6 +275,7 @@ func (c *Channel) bind() error {
 			return fmt.Errorf("sip: %w", err)
 		}
 	}
+	c.enlargeReadBuffer()
 	if c.cfg.TLSListen != "" {
 		cert, err := tls.LoadX509KeyPair(c.cfg.TLSCert, c.cfg.TLSKey)
 		if err != nil {
@@ -324,6 +326,37 @@ func (c *Channel) bind() error {
 func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
+}
+
+// udpReadBuffer is the SIP socket's receive buffer. One goroutine
+// (sipgo's) reads every datagram; in bursts of calls the kernel's default
+// buffer (208 KB, some 150 datagrams) filled before it caught up, and
+// what was dropped there was heard of again only through retransmissions
+// half a second or more later: an agent phone's 180 and 200 lost made
+// dirigent send its INVITE again after the phone had answered, which
+// bench/sip-calls.sh's sipp agent takes for an error, dropping the call.
+// At 1,200 calls a second the queue reached 0.5 MB there.
+const udpReadBuffer = 4 << 20
+
+// enlargeReadBuffer asks for udpReadBuffer. The kernel grants at most
+// net.core.rmem_max and tells only when asked afterwards, so a smaller
+// buffer is logged for the operator to raise that limit.
+func (c *Channel) enlargeReadBuffer() {
+	if err := c.udp.SetReadBuffer(udpReadBuffer); err != nil {
+		c.deps.Logger.Warn("SIP receive buffer not enlarged", "err", err)
+		return
+	}
+	raw, err := c.udp.SyscallConn()
+	if err != nil {
+		return
+	}
+	var got int
+	raw.Control(func(fd uintptr) { got, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) })
+	// Linux reports twice what it granted, half being its bookkeeping.
+	if got/2 < udpReadBuffer {
+		c.deps.Logger.Warn("SIP receive buffer smaller than wanted: bursts of calls may lose requests; raise the sysctl net.core.rmem_max",
+			"bytes", got/2, "wanted", udpReadBuffer)
+	}
 }
 
 var parserPool = sync.Pool{New: func() any { return sip.NewParser() }}
