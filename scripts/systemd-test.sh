@@ -4,7 +4,8 @@
 # installs the package, starts, reloads, upgrades and purges it with
 # systemctl and apt, and checks what the unit promises: Type=notify
 # readiness, the watchdog being fed, the sandbox really applied (user,
-# capabilities, seccomp, no new privileges) and SMTP on port 25 without
+# capabilities, seccomp, no new privileges), the hold-audio pacer at
+# real-time priority without CAP_SYS_NICE, and SMTP on port 25 without
 # root.
 #
 #   scripts/systemd-test.sh OLD.deb NEW.deb
@@ -76,6 +77,12 @@ http_get() { # PORT PATH: prints the status line
 	head -1 <&3 | tr -d '\r'
 	exec 3<&-
 }
+http_body() { # PORT PATH: prints the body
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+	printf 'GET %s HTTP/1.0\r\n\r\n' "$2" >&3
+	sed '1,/^\r$/d' <&3
+	exec 3<&-
+}
 smtp_send() { # PORT: one message to support@example.com; prints the reply to DATA's end
 	exec 4<>"/dev/tcp/127.0.0.1/$1" || return 1
 	local l
@@ -128,6 +135,26 @@ grep -E '^(Uid|Gid|CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs|Seccomp):' "/proc/$pid
 [ "$(awk '/^NoNewPrivs:/ {print $2}' "/proc/$pid/status")" = 1 ] || fail "NoNewPrivs not set"
 [ "$(awk '/^Seccomp:/ {print $2}' "/proc/$pid/status")" = 2 ] || fail "no seccomp filter"
 [ "$(stat -c '%U %a' /var/lib/dirigent)" = "dirigent 750" ] || fail "state directory: $(stat -c '%U %a' /var/lib/dirigent)"
+
+step "the hold-audio pacer's thread, and only it, gets real time (LimitRTPRIO=, no CAP_SYS_NICE), and says so"
+[ "$(prop LimitRTPRIO)" = 10 ] && [ "$(prop LimitNICE)" = 30 ] && [ "$(prop RestrictRealtime)" = no ] ||
+	fail "unit: LimitRTPRIO=$(prop LimitRTPRIO) LimitNICE=$(prop LimitNICE) RestrictRealtime=$(prop RestrictRealtime)"
+grep -E '^Max (nice|realtime) priority' "/proc/$pid/limits"
+ps -L -o tid=,cls=,rtprio=,ni= -p "$pid"
+journalctl -u dirigent --no-pager | grep 'hold audio paced' || fail "no log line saying how hold audio is paced"
+policy=$(http_body 8080 /metrics | sed -n 's/^dirigent_sip_hold_audio_scheduling{policy="\(.*\)"} 1$/\1/p')
+echo "dirigent_sip_hold_audio_scheduling: $policy"
+if [ "$(awk '/^Max realtime priority/ {print $4}' "/proc/$pid/limits")" = 10 ]; then
+	[ "$policy" = realtime ] || fail "RLIMIT_RTPRIO is 10, yet the pacer got $policy"
+	[ "$(ps -L -o cls=,rtprio= -p "$pid" | awk '$1 == "FF" && $2 == 10' | wc -l)" = 1 ] || fail "not one thread at SCHED_FIFO 10"
+	[ "$(ps -L -o cls= -p "$pid" | grep -vc TS)" = 1 ] || fail "other threads than the pacer's left normal scheduling"
+else
+	# systemd sets limits as close as it may: a container whose hard limits
+	# are 0 and which lacks CAP_SYS_RESOURCE cannot raise them.
+	echo "NOTE: RLIMIT_RTPRIO could not be raised here (hard limit 0 outside the container): real time not checked"
+	[ "$policy" = normal ] || [ "$policy" = nice ] || fail "metric says $policy"
+	journalctl -u dirigent --no-pager | grep -q "hold audio paced .*$policy" || fail "log and metric disagree"
+fi
 
 step "a mail over SMTP on port 25 is stored (fdatasync under the system-call filter)"
 reply=$(smtp_send 25) || fail "SMTP: $reply"
