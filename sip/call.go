@@ -224,7 +224,14 @@ func (c *Channel) routeFor(dialled string) (Number, bool) {
 	if dialled == "" {
 		return Number{}, false
 	}
-	if v, err := c.deps.Journey.Normalizer().Phone(dialled); err == nil {
+	v, err := dialled, error(nil)
+	if _, configured := c.numbers[dialled]; !configured {
+		// Trunks mostly dial a number as configured (in E.164), and
+		// parsing a phone number costs more than all the other checks
+		// of an INVITE.
+		v, err = c.deps.Journey.Normalizer().Phone(dialled)
+	}
+	if err == nil {
 		if n, ok := c.numbers[v]; ok {
 			if n.Intent == "" && n.IVR == "" {
 				if in, ok := c.deps.Journey.Recognize(journey.Incoming{Channel: "voice", Dialled: dialled}); ok && in.Source == "rule" {
