@@ -69,13 +69,24 @@ func compileIntents(rules []IntentRule, n Normalizer) []IntentRule {
 func (j *Journey) Recognize(in Incoming) (intent Intent, ok bool) {
 	subject, body := strings.ToLower(in.Subject), strings.ToLower(in.Body)
 	recipient, _ := Email(in.Recipient)
-	dialled, err := j.normalizer.Phone(in.Dialled)
-	if err != nil {
-		dialled = in.Dialled
+	// The dialled number is parsed only for a rule that has numbers:
+	// parsing a phone number costs more than all the rest here.
+	dialled, parsed := in.Dialled, false
+	isDialled := func(numbers []string) bool {
+		if in.Dialled == "" || len(numbers) == 0 {
+			return false
+		}
+		if !parsed {
+			if p, err := j.normalizer.Phone(in.Dialled); err == nil {
+				dialled = p
+			}
+			parsed = true
+		}
+		return slices.Contains(numbers, dialled)
 	}
 	for _, r := range j.intents {
 		if containsAny(subject, r.Subject) || containsAny(body, r.Body) ||
-			recipient != "" && slices.Contains(r.Recipients, recipient) || in.Dialled != "" && slices.Contains(r.Dialled, dialled) {
+			recipient != "" && slices.Contains(r.Recipients, recipient) || isDialled(r.Dialled) {
 			return Intent{Name: r.Name, Queue: r.Queue, Source: "rule", Confidence: 1}, true
 		}
 	}
