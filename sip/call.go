@@ -131,7 +131,7 @@ func (c *Channel) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	cl.task = router.Task{ID: cl.contact.ID, Channel: router.Voice, Queue: route.Queue, CustomerID: customer.ID, ValueTier: customer.ValueTier, Arrived: now}
-	if jc, err := c.deps.Journey.ContextFor(customer.ID, now); err == nil {
+	if jc, err := c.deps.Journey.RoutingContextFor(customer.ID, now, nil); err == nil {
 		cl.task.Repeat = jc.RepeatOf != nil
 		cl.task.PreferredAgent = jc.LastAgent
 	}
