@@ -56,7 +56,10 @@ func appendContact(tx *bolt.Tx, c *Contact) error {
 // putContact writes c at the journey key jk, its text apart: what a
 // customer wrote (a long mail, a chat's transcript) is read only where it
 // is shown, and reading a journey's facts, as routing does for every new
-// contact, costs the same for mails as for calls.
+// contact, costs the same for mails as for calls. Contacts written before
+// schema 6 still hold their text in the journey: moving every text in
+// the migration took 20 minutes for a million contacts (longer than
+// systemd waits for a start), so each moves when it is next written.
 func putContact(tx *bolt.Tx, jk []byte, c *Contact) error {
 	texts := tx.Bucket(bucketContactTexts)
 	if c.Text == "" {
@@ -71,9 +74,12 @@ func putContact(tx *bolt.Tx, jk []byte, c *Contact) error {
 	return putJSON(tx.Bucket(bucketJourney), jk, &facts)
 }
 
-// readText fills in the text of c, read from the journey without it.
+// readText fills in the text of c, read from the journey without it
+// (unless c was written before schema 6 and holds it).
 func readText(tx *bolt.Tx, c *Contact) {
-	c.Text = string(tx.Bucket(bucketContactTexts).Get(u64(c.ID)))
+	if c.Text == "" {
+		c.Text = string(tx.Bucket(bucketContactTexts).Get(u64(c.ID)))
+	}
 }
 
 // UpdateContact replaces a stored contact; its customer and start time,
@@ -190,8 +196,12 @@ func journeyIn(tx *bolt.Tx, customerID uint64, from []byte, limit int, texts boo
 		if err := json.Unmarshal(v, target); err != nil {
 			return nil, fmt.Errorf("journey of customer %d: %w", customerID, err)
 		}
-		if texts && e.Contact != nil {
-			readText(tx, e.Contact)
+		if e.Contact != nil {
+			if texts {
+				readText(tx, e.Contact)
+			} else {
+				e.Contact.Text = "" // one written before schema 6 holds it
+			}
 		}
 		out = append(out, e)
 	}
@@ -256,6 +266,7 @@ func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, er
 	dropped, err := s.updatePages(ctx, bucketJourney, func(tx *bolt.Tx, entries []entry) (int, error) {
 		texts, raw := tx.Bucket(bucketContactTexts), tx.Bucket(bucketMailRaw)
 		var drop []*Contact
+		var keys [][]byte
 		for _, e := range entries {
 			if e.k[16] != kindContact {
 				continue
@@ -264,12 +275,14 @@ func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, er
 			if err := json.Unmarshal(e.v, &ct); err != nil {
 				return 0, fmt.Errorf("contact at %x: %w", e.k, err)
 			}
-			if ct.Start.Before(before) && (texts.Get(u64(ct.ID)) != nil || ct.MailID != 0 && raw.Get(u64(ct.MailID)) != nil) {
+			if ct.Start.Before(before) && (ct.Text != "" || texts.Get(u64(ct.ID)) != nil || ct.MailID != 0 && raw.Get(u64(ct.MailID)) != nil) {
 				drop = append(drop, &ct)
+				keys = append(keys, bytes.Clone(e.k))
 			}
 		}
-		for _, ct := range drop {
-			if err := texts.Delete(u64(ct.ID)); err != nil {
+		for i, ct := range drop {
+			ct.Text = ""
+			if err := putContact(tx, keys[i], ct); err != nil {
 				return 0, err
 			}
 			// The raw message holds the same text; its envelope stays.

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -102,52 +101,10 @@ var migrations = []func(*bolt.Tx) error{
 		}
 		return nil
 	},
-	moveContactTexts, // 5 → 6
-}
-
-// moveContactTexts takes the contacts' texts out of the journey into
-// bucketContactTexts (see putContact). The journey is walked a page at a
-// time and the page rewritten after it, since a bucket must not change
-// under its cursor, and so that only a page of contacts is held at once.
-func moveContactTexts(tx *bolt.Tx) error {
-	if _, err := tx.CreateBucketIfNotExists(bucketContactTexts); err != nil {
+	func(tx *bolt.Tx) error { // 5 → 6: contacts' texts apart from the journey (see putContact)
+		_, err := tx.CreateBucketIfNotExists(bucketContactTexts)
 		return err
-	}
-	const page = 10_000
-	c := tx.Bucket(bucketJourney).Cursor()
-	k, v := c.First()
-	for k != nil {
-		var keys [][]byte
-		var contacts []*Contact
-		for ; k != nil && len(keys) < page; k, v = c.Next() {
-			if k[16] != kindContact {
-				continue
-			}
-			ct := new(Contact)
-			if err := json.Unmarshal(v, ct); err != nil {
-				return fmt.Errorf("contact at %x: %w", k, err)
-			}
-			if ct.Text == "" {
-				continue
-			}
-			keys = append(keys, bytes.Clone(k))
-			contacts = append(contacts, ct)
-		}
-		var next []byte
-		if k != nil {
-			next = bytes.Clone(k)
-		}
-		for i, ct := range contacts {
-			if err := putContact(tx, keys[i], ct); err != nil {
-				return err
-			}
-		}
-		if next == nil {
-			return nil
-		}
-		k, v = c.Seek(next)
-	}
-	return nil
+	},
 }
 
 func schemaVersion(tx *bolt.Tx) (int, error) {
