@@ -239,7 +239,7 @@ func (c *Channel) customerMessage(ctx context.Context, s *session, ref, text, re
 		if queue == "" {
 			queue = c.cfg.DefaultQueue
 		}
-		jc, err := c.deps.Journey.ContextFor(s.rec.CustomerID, now)
+		jc, err := c.deps.Journey.RoutingContextFor(s.rec.CustomerID, now, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -252,25 +252,16 @@ func (c *Channel) routeFor(dialled string) (Number, bool) {
 // source address, and by digest credentials when the trunk has them.
 // It returns false with a nil error when it has answered (a challenge).
 func (c *Channel) trunkAllows(req *sip.Request, tx sip.ServerTransaction) (bool, error) {
-	host, _, err := net.SplitHostPort(req.Source())
-	if err != nil {
+	if _, _, err := net.SplitHostPort(req.Source()); err != nil {
 		return false, err
 	}
-	ip := net.ParseIP(host)
-	var byAddr, byAuth []trunk
+	var byAuth []trunk
 	for _, t := range c.trunks {
 		if len(t.nets) == 0 {
 			byAuth = append(byAuth, t)
-			continue
-		}
-		for _, n := range t.nets {
-			if n.Contains(ip) {
-				byAddr = append(byAddr, t)
-				break
-			}
 		}
 	}
-	candidates := byAddr
+	candidates := c.trunksAt(req)
 	if len(candidates) == 0 {
 		candidates = byAuth
 	}
@@ -296,6 +287,25 @@ func (c *Channel) trunkAllows(req *sip.Request, tx sip.ServerTransaction) (bool,
 		return false, err
 	}
 	return true, nil
+}
+
+// trunksAt are the trunks whose address lists hold a request's source.
+func (c *Channel) trunksAt(req *sip.Request) []trunk {
+	host, _, err := net.SplitHostPort(req.Source())
+	if err != nil {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	var out []trunk
+	for _, t := range c.trunks {
+		for _, n := range t.nets {
+			if n.Contains(ip) {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func (c *Channel) dialogUAFor(req *sip.Request) *sipgo.DialogUA {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"mime"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -110,7 +109,7 @@ func (c *Channel) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 // as one of the SIP accounts and sends as that account. answered: the
 // request got its answer (a challenge or a refusal).
 func (c *Channel) messageSender(req *sip.Request, tx sip.ServerTransaction) (from string, answered bool) {
-	if c.fromTrunkAddress(req) || req.GetHeader("Proxy-Authorization") != nil || len(c.cfg.Users) == 0 {
+	if len(c.trunksAt(req)) > 0 || req.GetHeader("Proxy-Authorization") != nil || len(c.cfg.Users) == 0 {
 		ok, err := c.trunkAllows(req, tx)
 		if !ok {
 			if err != nil { // not answered yet
@@ -150,24 +149,6 @@ func (c *Channel) messageSender(req *sip.Request, tx sip.ServerTransaction) (fro
 		return "", true
 	}
 	return "sip:" + user + "@" + c.cfg.Realm, false
-}
-
-// fromTrunkAddress says whether a request comes from an address of a
-// trunk's allowlist.
-func (c *Channel) fromTrunkAddress(req *sip.Request) bool {
-	host, _, err := net.SplitHostPort(req.Source())
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	for _, t := range c.trunks {
-		for _, n := range t.nets {
-			if n.Contains(ip) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 var errMediaType = errors.New("text/plain only")
