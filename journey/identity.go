@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"unicode"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -130,8 +131,16 @@ func SIP(raw string) (string, error) {
 		}
 	}
 	host = strings.ToLower(host)
-	if user == "" || host == "" || strings.ContainsAny(user+host, " \t\r\n<>\"") {
+	if user == "" || host == "" || strings.IndexFunc(user+host, notInSIPURI) >= 0 {
 		return "", fmt.Errorf("%w: SIP URI %q", ErrBadIdentity, raw)
 	}
 	return user + "@" + host, nil
+}
+
+// notInSIPURI reports the runes a SIP URI's user and host never hold
+// (RFC 3261 escapes them). Control characters and every kind of space
+// are refused rather than kept, since TrimSpace would strip one at the
+// end of a normal form and make it normalise to something else.
+func notInSIPURI(r rune) bool {
+	return unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(`<>"`, r)
 }

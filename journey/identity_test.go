@@ -56,6 +56,10 @@ func TestNormalizeRefusals(t *testing.T) {
 		{KindEmail, "a@b@c.de"},
 		{KindSIP, "sip:"},
 		{KindSIP, "sip:@host"},
+		{KindSIP, "sip:joe@\f:"}, // TrimSpace would take the \f away on the next pass
+		{KindSIP, "sip:joe@pbx\u00a0:5060"},
+		{KindSIP, "sip:jo\x00e@pbx"},
+		{KindSIP, "sip:joe@pb\x7fx"},
 		{"fax", "+4930123456"},
 	} {
 		if got, err := de.Normalize(tt.kind, tt.raw); !errors.Is(err, ErrBadIdentity) {
