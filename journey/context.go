@@ -25,47 +25,74 @@ type Context struct {
 // ContextFor gathers the context of a contact of customerID arriving at
 // at, for the agent's screen: the recent contacts with their texts.
 func (j *Journey) ContextFor(customerID uint64, at time.Time) (Context, error) {
-	return j.contextFor(customerID, at, j.deps.Store.Journey, nil)
-}
-
-// RoutingContextFor is ContextFor with the recent contacts' texts left
-// empty, for queueing a new contact: the customer, RepeatOf and LastAgent
-// need no texts, and reading them is most of the cost for a customer who
-// writes long mails. unstored are the customer's contacts not yet in the
-// store, oldest first (those of a batch being recorded): they come after
-// the stored ones.
-func (j *Journey) RoutingContextFor(customerID uint64, at time.Time, unstored []*store.Contact) (Context, error) {
-	return j.contextFor(customerID, at, j.deps.Store.JourneyWithoutTexts, unstored)
-}
-
-func (j *Journey) contextFor(customerID uint64, at time.Time, read func(customerID uint64, before time.Time, limit int) ([]store.JourneyEntry, error), unstored []*store.Contact) (Context, error) {
 	c, err := j.deps.Store.Customer(customerID)
 	if err != nil {
 		return Context{}, err
 	}
-	stored, err := read(customerID, time.Time{}, recentEntries)
+	recent, err := j.deps.Store.Journey(customerID, time.Time{}, recentEntries)
 	if err != nil {
 		return Context{}, err
 	}
-	var recent []store.JourneyEntry
-	for _, ct := range slices.Backward(unstored) {
-		recent = append(recent, store.JourneyEntry{Contact: ct})
-	}
-	recent = append(recent, stored...)
-	ctx := Context{Customer: c, Recent: recent[:min(len(recent), recentEntries)]}
-	for _, e := range ctx.Recent {
-		ct := e.Contact
-		if ct == nil || !ct.Start.Before(at) {
-			continue
+	ctx := Context{Customer: c, Recent: recent}
+	for _, e := range recent {
+		if j.repeats(e.Contact, at) {
+			ctx.RepeatOf = e.Contact
+			break
 		}
-		if ctx.LastAgent == "" && ct.Agent != "" {
+	}
+	ctx.LastAgent, err = j.deps.Store.LastAgent(customerID, at)
+	return ctx, err
+}
+
+// RoutingContextFor is what queueing a new contact needs of its context:
+// the customer, RepeatOf and LastAgent, and not Recent. It reads the
+// journey only as far back as a repeat could be, and no texts, since
+// reading is most of the cost of a new contact. unstored are the
+// customer's contacts not yet in the store, oldest first (those of a
+// batch being recorded): they come after the stored ones.
+func (j *Journey) RoutingContextFor(customerID uint64, at time.Time, unstored []*store.Contact) (Context, error) {
+	c, err := j.deps.Store.Customer(customerID)
+	if err != nil {
+		return Context{}, err
+	}
+	ctx := Context{Customer: c}
+	for _, ct := range slices.Backward(unstored) {
+		if ctx.LastAgent == "" && ct.Agent != "" && ct.Start.Before(at) {
 			ctx.LastAgent = ct.Agent
 		}
-		if ctx.RepeatOf == nil && j.cfg.RepeatWindow > 0 && at.Sub(ct.Start) <= j.cfg.RepeatWindow && !j.resolved(ct) {
+		if ctx.RepeatOf == nil && j.repeats(ct, at) {
 			ctx.RepeatOf = ct
 		}
 	}
-	return ctx, nil
+	if ctx.LastAgent == "" {
+		if ctx.LastAgent, err = j.deps.Store.LastAgent(customerID, at); err != nil {
+			return Context{}, err
+		}
+	}
+	if ctx.RepeatOf != nil || j.cfg.RepeatWindow <= 0 {
+		return ctx, nil
+	}
+	seen := len(unstored)
+	err = j.deps.Store.JourneyFacts(customerID, at, func(e store.JourneyEntry) bool {
+		seen++
+		if ct := e.Contact; ct != nil {
+			if at.Sub(ct.Start) > j.cfg.RepeatWindow {
+				return false // older entries are older still
+			}
+			if j.repeats(ct, at) {
+				ctx.RepeatOf = ct
+				return false
+			}
+		}
+		return seen < recentEntries
+	})
+	return ctx, err
+}
+
+// repeats tells whether a new contact arriving at at repeats ct: ct
+// started before it, within the repeat window, and was not resolved.
+func (j *Journey) repeats(ct *store.Contact, at time.Time) bool {
+	return ct != nil && ct.Start.Before(at) && j.cfg.RepeatWindow > 0 && at.Sub(ct.Start) <= j.cfg.RepeatWindow && !j.resolved(ct)
 }
 
 func (j *Journey) resolved(c *store.Contact) bool {

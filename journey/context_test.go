@@ -63,18 +63,18 @@ func TestRepeatContactsInAGeneratedHistory(t *testing.T) {
 		if gotRepeat != wantRepeat || got.LastAgent != wantAgent {
 			t.Fatalf("customer %d at %s: repeat of %d, last agent %q; want %d, %q", cust, now, gotRepeat, got.LastAgent, wantRepeat, wantAgent)
 		}
-		// Routing's context says the same, without the texts.
+		for _, e := range got.Recent {
+			if e.Contact != nil && e.Contact.Text == "" {
+				t.Fatalf("customer %d: contact %d without its text on the screen", cust, e.Contact.ID)
+			}
+		}
+		// Routing's context says the same.
 		rc, err := j.RoutingContextFor(cust, now, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if (rc.RepeatOf == nil) != (got.RepeatOf == nil) || rc.RepeatOf != nil && rc.RepeatOf.ID != gotRepeat || rc.LastAgent != wantAgent || len(rc.Recent) != len(got.Recent) {
+		if (rc.RepeatOf == nil) != (got.RepeatOf == nil) || rc.RepeatOf != nil && (rc.RepeatOf.ID != gotRepeat || rc.RepeatOf.Text != "") || rc.LastAgent != wantAgent {
 			t.Fatalf("customer %d at %s: routing's context %+v differs from %+v", cust, now, rc, got)
-		}
-		for i, e := range got.Recent {
-			if e.Contact != nil && (e.Contact.Text == "" || rc.Recent[i].Contact.Text != "") {
-				t.Fatalf("customer %d: texts %q for the screen, %q for routing", cust, e.Contact.Text, rc.Recent[i].Contact.Text)
-			}
 		}
 
 		c := &store.Contact{
@@ -115,7 +115,7 @@ func TestRoutingContextCountsUnstoredContacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rc.RepeatOf != unstored[0] || rc.LastAgent != "anna" || len(rc.Recent) != 3 || rc.Recent[0].Contact != unstored[1] {
-		t.Errorf("context %+v: want a repeat of the unstored unresolved contact, anna from the stored one, 3 entries newest first", rc)
+	if rc.RepeatOf != unstored[0] || rc.LastAgent != "anna" {
+		t.Errorf("context %+v: want a repeat of the unstored unresolved contact, anna from the stored one", rc)
 	}
 }

@@ -455,8 +455,7 @@ func eraseCustomerChats(tx *bolt.Tx, customerID uint64) (int, error) {
 	sessions := tx.Bucket(bucketChatSessions)
 	for _, cs := range list {
 		key := u64(cs.ID)
-		noop := func(k, v []byte) error { return nil }
-		if err := deletePrefix(tx.Bucket(bucketChatMessages), key, noop); err != nil {
+		if err := deletePrefix(tx.Bucket(bucketChatMessages), key, nil); err != nil {
 			return 0, err
 		}
 		for _, b := range [][]byte{bucketChatTokens, bucketChatPeers, bucketChatConvs} {

@@ -69,9 +69,40 @@ func putContact(tx *bolt.Tx, jk []byte, c *Contact) error {
 	} else if err := texts.Put(u64(c.ID), []byte(c.Text)); err != nil {
 		return err
 	}
+	agents := tx.Bucket(bucketAgentJourney)
+	if c.Agent != "" {
+		if err := agents.Put(jk, []byte(c.Agent)); err != nil {
+			return err
+		}
+	} else if agents.Get(jk) != nil {
+		if err := agents.Delete(jk); err != nil {
+			return err
+		}
+	}
 	facts := *c
 	facts.Text = ""
 	return putJSON(tx.Bucket(bucketJourney), jk, &facts)
+}
+
+// LastAgent returns the agent who handled the customer's latest contact
+// that started before before and had one; "" when none did. It reads one
+// key of an index, however long the journey.
+func (s *Store) LastAgent(customerID uint64, before time.Time) (string, error) {
+	var agent string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAgentJourney).Cursor()
+		k, v := c.Seek(journeyKey(customerID, before, 0, 0))
+		if k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		if k != nil && bytes.HasPrefix(k, u64(customerID)) {
+			agent = string(v)
+		}
+		return nil
+	})
+	return agent, err
 }
 
 // readText fills in the text of c, read from the journey without it
@@ -140,17 +171,6 @@ func (s *Store) AddTouchpoint(ctx context.Context, t *Touchpoint) error {
 // happened before before (all, for the zero time), newest first. The
 // next page starts before the oldest entry returned.
 func (s *Store) Journey(customerID uint64, before time.Time, limit int) ([]JourneyEntry, error) {
-	return s.journey(customerID, before, limit, true)
-}
-
-// JourneyWithoutTexts is Journey with every contact's Text left empty,
-// for deciding about a new contact rather than showing the old ones. Its
-// contacts are not for UpdateContact, which would store the empty text.
-func (s *Store) JourneyWithoutTexts(customerID uint64, before time.Time, limit int) ([]JourneyEntry, error) {
-	return s.journey(customerID, before, limit, false)
-}
-
-func (s *Store) journey(customerID uint64, before time.Time, limit int, texts bool) ([]JourneyEntry, error) {
 	var out []JourneyEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var from []byte
@@ -158,17 +178,42 @@ func (s *Store) journey(customerID uint64, before time.Time, limit int, texts bo
 			from = journeyKey(customerID, before, 0, 0)
 		}
 		var err error
-		out, err = journeyIn(tx, customerID, from, limit, texts)
+		out, err = journeyIn(tx, customerID, from, limit)
 		return err
 	})
 	return out, err
 }
 
+// JourneyFacts calls fn with a customer's journey entries that happened
+// before before, newest first, until fn returns false or the journey
+// ends: for deciding about a new contact, which often needs only the
+// newest few. Contacts come without their texts; they are not for
+// UpdateContact, which would store the empty text.
+func (s *Store) JourneyFacts(customerID uint64, before time.Time, fn func(JourneyEntry) bool) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return walkJourney(tx, customerID, journeyKey(customerID, before, 0, 0), false, fn)
+	})
+}
+
 // journeyIn reads up to limit (all when negative) journey entries of a
-// customer, newest first, starting below the key from (nil: the newest),
-// with the contacts' texts when texts is set.
-func journeyIn(tx *bolt.Tx, customerID uint64, from []byte, limit int, texts bool) ([]JourneyEntry, error) {
+// customer with their texts, newest first, starting below the key from
+// (nil: the newest).
+func journeyIn(tx *bolt.Tx, customerID uint64, from []byte, limit int) ([]JourneyEntry, error) {
 	var out []JourneyEntry
+	if limit == 0 {
+		return nil, nil
+	}
+	err := walkJourney(tx, customerID, from, true, func(e JourneyEntry) bool {
+		out = append(out, e)
+		return len(out) != limit
+	})
+	return out, err
+}
+
+// walkJourney calls fn with a customer's journey entries, newest first,
+// starting below the key from (nil: the newest), with the contacts' texts
+// when texts is set, until fn returns false.
+func walkJourney(tx *bolt.Tx, customerID uint64, from []byte, texts bool, fn func(JourneyEntry) bool) error {
 	prefix := u64(customerID)
 	c := tx.Bucket(bucketJourney).Cursor()
 	if from == nil {
@@ -180,7 +225,7 @@ func journeyIn(tx *bolt.Tx, customerID uint64, from []byte, limit int, texts boo
 	} else {
 		k, v = c.Prev()
 	}
-	for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) != limit; k, v = c.Prev() {
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
 		var e JourneyEntry
 		var target any
 		switch k[16] {
@@ -191,10 +236,10 @@ func journeyIn(tx *bolt.Tx, customerID uint64, from []byte, limit int, texts boo
 			e.Touchpoint = new(Touchpoint)
 			target = e.Touchpoint
 		default:
-			return nil, fmt.Errorf("journey of customer %d: unknown entry kind %q", customerID, k[16])
+			return fmt.Errorf("journey of customer %d: unknown entry kind %q", customerID, k[16])
 		}
 		if err := json.Unmarshal(v, target); err != nil {
-			return nil, fmt.Errorf("journey of customer %d: %w", customerID, err)
+			return fmt.Errorf("journey of customer %d: %w", customerID, err)
 		}
 		if e.Contact != nil {
 			if texts {
@@ -203,9 +248,11 @@ func journeyIn(tx *bolt.Tx, customerID uint64, from []byte, limit int, texts boo
 				e.Contact.Text = "" // one written before schema 6 holds it
 			}
 		}
-		out = append(out, e)
+		if !fn(e) {
+			return nil
+		}
 	}
-	return out, nil
+	return nil
 }
 
 // ScanContacts calls fn for every contact in journey order: by customer,

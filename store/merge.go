@@ -318,6 +318,15 @@ func moveEntry(tx *bolt.Tx, oldKey, newKey []byte, customer uint64) error {
 	if err := putJSON(j, newKey, fields); err != nil {
 		return err
 	}
+	agents := tx.Bucket(bucketAgentJourney)
+	if agent := agents.Get(oldKey); agent != nil {
+		if err := agents.Put(newKey, bytes.Clone(agent)); err != nil {
+			return err
+		}
+		if err := agents.Delete(oldKey); err != nil {
+			return err
+		}
+	}
 	return tx.Bucket(bucketJourneyKeys).Put(bytes.Clone(newKey[16:]), newKey)
 }
 

@@ -40,7 +40,7 @@ func (s *Store) ExportCustomer(id uint64) (*CustomerExport, error) {
 			out.Identities = append(out.Identities, string(k[8:]))
 		}
 		var err error
-		if out.Journey, err = journeyIn(tx, id, nil, -1, true); err != nil {
+		if out.Journey, err = journeyIn(tx, id, nil, -1); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketConversations).ForEach(func(k, v []byte) error {
@@ -141,6 +141,9 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 		}); err != nil {
 			return err
 		}
+		if err := deletePrefix(tx.Bucket(bucketAgentJourney), prefix, nil); err != nil {
+			return err
+		}
 		erased := map[uint64]bool{}
 		if err := deleteWhere(tx.Bucket(bucketConversations), func(v []byte) (bool, error) {
 			var conv Conversation
@@ -194,13 +197,15 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 }
 
 // deletePrefix deletes every key of b starting with prefix, calling each
-// first.
+// (unless nil) first.
 func deletePrefix(b *bolt.Bucket, prefix []byte, each func(k, v []byte) error) error {
 	var keys [][]byte
 	c := b.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		if err := each(k, v); err != nil {
-			return err
+		if each != nil {
+			if err := each(k, v); err != nil {
+				return err
+			}
 		}
 		keys = append(keys, bytes.Clone(k))
 	}

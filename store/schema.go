@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ var (
 	bucketJourney       = []byte("journey")       // customer id | time | kind | id → Contact or Touchpoint
 	bucketJourneyKeys   = []byte("journey_keys")  // kind | id → journey key
 	bucketContactTexts  = []byte("contact_texts") // contact id → its Text, which the journey's Contact lacks
+	bucketAgentJourney  = []byte("agent_journey") // journey key of a contact with an agent → the agent
 	bucketConversations = []byte("conversations") // id → Conversation
 	bucketEvents        = []byte("events")        // seq → time | event payload
 	bucketOpenTasks     = []byte("open_tasks")    // task id → task payload
@@ -104,6 +106,31 @@ var migrations = []func(*bolt.Tx) error{
 	func(tx *bolt.Tx) error { // 5 → 6: contacts' texts apart from the journey (see putContact)
 		_, err := tx.CreateBucketIfNotExists(bucketContactTexts)
 		return err
+	},
+	func(tx *bolt.Tx) error { // 6 → 7: who handled each contact, for LastAgent
+		agents, err := tx.CreateBucketIfNotExists(bucketAgentJourney)
+		if err != nil {
+			return err
+		}
+		agents.FillPercent = 1 // journey order is key order: appends only
+		c := tx.Bucket(bucketJourney).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if k[16] != kindContact {
+				continue
+			}
+			var ct struct {
+				Agent string `json:"agent"`
+			}
+			if err := json.Unmarshal(v, &ct); err != nil {
+				return fmt.Errorf("contact at %x: %w", k, err)
+			}
+			if ct.Agent != "" {
+				if err := agents.Put(bytes.Clone(k), []byte(ct.Agent)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	},
 }
 

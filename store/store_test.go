@@ -369,7 +369,7 @@ func TestMigrationIndexesCRMIDs(t *testing.T) {
 // version's store: a call, a touchpoint, a mail through the intake, a
 // long mail, an ended chat; the exports it gave beside it) reads as
 // before after the migration, though its contacts keep their texts in the
-// journey until they are next written.
+// journey until they are next written, and knows who handled them.
 func TestSchema5ContactTexts(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v5.db")
 	data, err := os.ReadFile("testdata/schema5.db")
@@ -399,14 +399,18 @@ func TestSchema5ContactTexts(t *testing.T) {
 			t.Errorf("customer %d after the migration:\n%s\nwant (schema 5):\n%s", id, got, want)
 		}
 	}
-	es, err := s.JourneyWithoutTexts(1, time.Time{}, -1)
-	if err != nil || len(es) != 3 {
-		t.Fatalf("journey without texts: %d entries, %v", len(es), err)
+	var es []JourneyEntry
+	if err := s.JourneyFacts(1, time.Now(), func(e JourneyEntry) bool { es = append(es, e); return true }); err != nil || len(es) != 3 {
+		t.Fatalf("journey's facts: %d entries, %v", len(es), err)
 	}
 	for _, e := range es {
 		if e.Contact.Text != "" || e.Contact.Subject == "" {
 			t.Errorf("without texts: %+v", e.Contact)
 		}
+	}
+	// Schema 7 indexed who handled the contacts.
+	if a, err := s.LastAgent(2, time.Now()); a != "anna" || err != nil {
+		t.Errorf("last agent of customer 2 after the migration: %q, %v", a, err)
 	}
 	inJourney := func(id uint64) (text bool) {
 		s.db.View(func(tx *bolt.Tx) error {
@@ -447,8 +451,67 @@ func TestSchema5ContactTexts(t *testing.T) {
 		if n := tx.Bucket(bucketContactTexts).Stats().KeyN; n != 0 {
 			t.Errorf("%d texts left after retention and erasure", n)
 		}
+		if n := tx.Bucket(bucketAgentJourney).Stats().KeyN; n != 0 {
+			t.Errorf("%d agents left after erasure", n)
+		}
 		return nil
 	})
+}
+
+// LastAgent follows contacts as they are written, updated, merged into
+// another customer and back.
+func TestLastAgent(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	at := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	joe, ann := &Customer{Name: "Joe"}, &Customer{Name: "Ann"}
+	for _, c := range []*Customer{joe, ann} {
+		if err := s.CreateCustomer(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add := func(customer uint64, start time.Time, agent string) *Contact {
+		c := &Contact{CustomerID: customer, Start: start, Agent: agent}
+		if err := s.AppendContact(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	want := func(customer uint64, before time.Time, agent string) {
+		t.Helper()
+		if got, err := s.LastAgent(customer, before); got != agent || err != nil {
+			t.Errorf("last agent of %d before %s: %q, %v; want %q", customer, before.Format(time.Kitchen), got, err, agent)
+		}
+	}
+	want(joe.ID, at, "")
+	add(joe.ID, at, "anna")
+	second := add(joe.ID, at.Add(time.Hour), "")
+	add(ann.ID, at.Add(2*time.Hour), "bernd") // the next customer's keys follow Joe's
+	want(joe.ID, at, "")                       // strictly before
+	want(joe.ID, at.Add(time.Minute), "anna")
+	want(joe.ID, at.Add(3*time.Hour), "anna") // the newer contact had no agent
+	second.Agent = "carla"
+	if err := s.UpdateContact(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	want(joe.ID, at.Add(3*time.Hour), "carla")
+	second.Agent = ""
+	if err := s.UpdateContact(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	want(joe.ID, at.Add(3*time.Hour), "anna")
+
+	rec, err := s.MergeCustomers(ctx, ann.ID, joe.ID, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(joe.ID, at.Add(3*time.Hour), "")
+	want(ann.ID, at.Add(90*time.Minute), "anna")
+	want(ann.ID, at.Add(3*time.Hour), "bernd")
+	if _, err := s.UnmergeCustomers(ctx, rec.ID, at); err != nil {
+		t.Fatal(err)
+	}
+	want(joe.ID, at.Add(3*time.Hour), "anna")
+	want(ann.ID, at.Add(90*time.Minute), "")
 }
 
 func TestCRMIDsAreUnique(t *testing.T) {
