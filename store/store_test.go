@@ -486,7 +486,7 @@ func TestLastAgent(t *testing.T) {
 	add(joe.ID, at, "anna")
 	second := add(joe.ID, at.Add(time.Hour), "")
 	add(ann.ID, at.Add(2*time.Hour), "bernd") // the next customer's keys follow Joe's
-	want(joe.ID, at, "")                       // strictly before
+	want(joe.ID, at, "")                      // strictly before
 	want(joe.ID, at.Add(time.Minute), "anna")
 	want(joe.ID, at.Add(3*time.Hour), "anna") // the newer contact had no agent
 	second.Agent = "carla"
