@@ -56,6 +56,12 @@ type outcome struct {
 }
 
 func (c *Channel) count(o outcome) {
+	if errors.Is(o.err, context.Canceled) {
+		// The daemon is stopping: the message is still pending, and the
+		// next start processes it.
+		c.deps.Logger.Debug("processing mail interrupted by stop", "mail", o.mail, "err", o.err)
+		return
+	}
 	c.metrics.processed.WithLabelValues(o.name).Inc()
 	if o.err != nil {
 		c.deps.Logger.Error("processing mail", "mail", o.mail, "outcome", o.name, "err", o.err)

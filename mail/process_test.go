@@ -1,14 +1,20 @@
 package mail
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	netmail "net/mail"
 	"net/smtp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"dirigent/router"
 	"dirigent/store"
@@ -235,4 +241,39 @@ func (c *Channel) process(ctx context.Context, id uint64) (outcome string, err e
 	}
 	o := c.record(ctx, &b)[0]
 	return o.name, o.err
+}
+
+// A daemon stop cancels the processor's context in the middle of a
+// message: the message stays pending for the next start, so that is
+// neither an ERROR in the log nor an "error" outcome.
+func TestStopIsNoProcessingError(t *testing.T) {
+	var log bytes.Buffer
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Channel{deps: Deps{Logger: slog.New(slog.NewTextHandler(&log, nil))}, metrics: m}
+	c.count(outcome{mail: 7, name: "error", err: fmt.Errorf("mail 7: %w", context.Canceled)})
+	if log.Len() != 0 {
+		t.Errorf("a canceled context is logged:\n%s", &log)
+	}
+	if n := errorsCounted(t, m); n != 0 {
+		t.Errorf("a canceled context counts as %v errors", n)
+	}
+	c.count(outcome{mail: 8, name: "error", err: errors.New("disk full")})
+	if !strings.Contains(log.String(), "level=ERROR") {
+		t.Errorf("a real error is not logged as one:\n%s", &log)
+	}
+	if n := errorsCounted(t, m); n != 1 {
+		t.Errorf("a real error counts as %v errors", n)
+	}
+}
+
+func errorsCounted(t *testing.T, m *metrics) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := m.processed.WithLabelValues("error").Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d.GetCounter().GetValue()
 }
