@@ -29,16 +29,28 @@ type ports struct {
 	next     atomic.Int64
 }
 
+// listen binds the first free port from where the last call left off,
+// trying the whole range once before giving up: a busy site may have a
+// long run of ports in use with free ones after it. The next call starts
+// after the port found, so it does not walk that run again.
 func (p *ports) listen() (*net.UDPConn, error) {
-	span := (p.max - p.min) / 2
+	span := int64(p.max-p.min) / 2
 	if span <= 0 {
 		return nil, errors.New("empty RTP port range")
 	}
-	for range min(span, 64) {
-		port := p.min + 2*int(p.next.Add(1)%int64(span))
+	start := p.next.Add(1)
+	for i := range span {
+		port := p.min + 2*int((start+i)%span)
 		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: p.ip, Port: port})
 		if err == nil {
+			if i > 0 {
+				// Unless a concurrent call moved on already.
+				p.next.CompareAndSwap(start, start+i)
+			}
 			return conn, nil
+		}
+		if !errors.Is(err, unix.EADDRINUSE) {
+			return nil, fmt.Errorf("RTP port %d: %w", port, err) // the same for every port
 		}
 	}
 	return nil, fmt.Errorf("no free RTP port in %d–%d", p.min, p.max)
