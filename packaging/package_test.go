@@ -259,6 +259,7 @@ func TestPackageContents(t *testing.T) {
 		"-rwxr-xr-x root/root .* ./usr/bin/dirigent\n",
 		"-rw-r--r-- root/root .* ./lib/systemd/system/dirigent.service\n",
 		"-rw-r--r-- root/root .* ./usr/lib/sysusers.d/dirigent.conf\n",
+		"-rw-r--r-- root/root .* ./usr/lib/sysctl.d/30-dirigent.conf\n",
 		"-rw-r----- root/dirigent .* ./etc/dirigent/dirigent.toml\n",
 		" ./usr/share/man/man8/dirigent.8.gz\n",
 		" ./usr/share/doc/dirigent/copyright\n",
@@ -324,6 +325,7 @@ func TestPackageContents(t *testing.T) {
 			"-rw-r----- root:dirigent cn /etc/dirigent/dirigent.toml",
 			"-rwxr-xr-x root:root  /usr/bin/dirigent",
 			"-rw-r--r-- root:root  /usr/lib/systemd/system/dirigent.service",
+			"-rw-r--r-- root:root  /usr/lib/sysctl.d/30-dirigent.conf",
 			"-rw-r--r-- root:root d /usr/share/man/man8/dirigent.8.gz",
 			"-rw-r--r-- root:root l /usr/share/licenses/dirigent/copyright",
 		} {
