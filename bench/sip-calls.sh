@@ -17,6 +17,13 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; [ -n "${KEEP:-}" ] 
 go build -o "$work/dirigent" ./cmd/dirigent
 
 agent_port=15090 kamailio_port=15080 dirigent_port=15070
+# Callers: many customers, as on a real line. (All calls from one number
+# would make every call a repeat of the previous one, which waits for the
+# customer's previous agent: 1,000 calls a second queueing for one agent.)
+{
+	echo SEQUENTIAL
+	seq -f '030%07.0f;' 1000000 1049999
+} >"$work/callers.csv"
 sipp -sf bench/sip-agent.xml -i 127.0.0.1 -p "$agent_port" -mp 15200 -nostdin ${AGENT_EXTRA:-} >/dev/null 2>&1 &
 sleep 0.5
 
@@ -29,7 +36,7 @@ rate() {
 		start=$(date +%s.%N)
 		sipp "127.0.0.1:$port" -sf bench/sip-caller.xml -i 127.0.0.1 -p 15100 -mp 15300 -nostdin \
 			-r "$r" -m "$n" -l $((r * 4)) -timeout 120s -recv_timeout 10000 \
-			-key dialled +4930123456 -key caller 0301234567 \
+			-key dialled +4930123456 -inf "$work/callers.csv" \
 			-trace_stat -stf "$work/stat.csv" -fd 600 ${SIPP_EXTRA:-} >/dev/null 2>&1 || true
 		end=$(date +%s.%N)
 		read -r ok failed < <(awk -F';' 'NR==1{for(i=1;i<=NF;i++){if($i=="SuccessfulCall(C)")s=i;if($i=="FailedCall(C)")f=i}} END{print $s, $f}' "$work/stat.csv")
