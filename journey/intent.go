@@ -67,7 +67,17 @@ func compileIntents(rules []IntentRule, n Normalizer) []IntentRule {
 // Recognize returns the first rule, in configuration order, that matches
 // in; ok is false when none does (the channel's default queue applies).
 func (j *Journey) Recognize(in Incoming) (intent Intent, ok bool) {
-	subject, body := strings.ToLower(in.Subject), strings.ToLower(in.Body)
+	// Lower-cased only for a rule that has words: a mail's body is
+	// kilobytes.
+	var subject, body string
+	for _, r := range j.intents {
+		if len(r.Subject) > 0 && subject == "" {
+			subject = strings.ToLower(in.Subject)
+		}
+		if len(r.Body) > 0 && body == "" {
+			body = strings.ToLower(in.Body)
+		}
+	}
 	recipient, _ := Email(in.Recipient)
 	// The dialled number is parsed only for a rule that has numbers:
 	// parsing a phone number costs more than all the rest here.
@@ -90,7 +100,11 @@ func (j *Journey) Recognize(in Incoming) (intent Intent, ok bool) {
 			return Intent{Name: r.Name, Queue: r.Queue, Source: "rule", Confidence: 1}, true
 		}
 	}
-	name, p, known := j.model.Load().classify(in.Subject + " " + in.Body)
+	m := j.model.Load()
+	if !m.knows() {
+		return Intent{}, false
+	}
+	name, p, known := m.classify(in.Subject + " " + in.Body)
 	if !known || p < j.cfg.MinConfidence {
 		return Intent{}, false
 	}

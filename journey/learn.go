@@ -104,10 +104,13 @@ func (j *Journey) train(ctx context.Context) (*model, error) {
 	return m, nil
 }
 
+// knows tells whether m has learned anything to classify with.
+func (m *model) knows() bool { return m != nil && m.total > 0 }
+
 // classify returns the most probable intent for text and its posterior
 // probability, or ok false when the model knows nothing.
 func (m *model) classify(text string) (intent string, confidence float64, ok bool) {
-	if m == nil || m.total == 0 {
+	if !m.knows() {
 		return "", 0, false
 	}
 	ws := tokens(text)
