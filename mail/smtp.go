@@ -39,6 +39,10 @@ type smtpServer struct {
 	ln      net.Listener
 	metrics *metrics
 
+	// buffers hold messages being received: Store.Accept copies what it
+	// logs, so a buffer serves the next message, as large as it grew.
+	buffers sync.Pool
+
 	mu    sync.Mutex
 	conns map[string]int         // remote IP → open connections
 	sent  map[string][]time.Time // remote IP → acceptance times in the last minute
@@ -47,6 +51,7 @@ type smtpServer struct {
 // newSMTP checks cfg and binds the listener.
 func newSMTP(cfg SMTPConfig, deps Deps, m *metrics) (*smtpServer, error) {
 	s := &smtpServer{cfg: cfg, deps: deps, metrics: m, conns: map[string]int{}, sent: map[string][]time.Time{}}
+	s.buffers.New = func() any { return new(bytes.Buffer) }
 	var err error
 	for i := range cfg.Addresses {
 		s.cfg.Addresses[i] = strings.ToLower(cfg.Addresses[i])
@@ -146,6 +151,14 @@ func (s *smtpServer) count(ip string) {
 	s.sent[ip] = append(s.sent[ip], time.Now())
 }
 
+// putBuffer keeps buf for the next message unless it holds a large one.
+func (s *smtpServer) putBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= 1<<20 {
+		buf.Reset()
+		s.buffers.Put(buf)
+	}
+}
+
 // accepts reports whether mail for addr is ours.
 func (s *smtpServer) accepts(addr string) bool {
 	addr = strings.ToLower(addr)
@@ -197,8 +210,9 @@ func (x *session) Data(r io.Reader) error {
 		x.s.metrics.rejected.WithLabelValues("rate").Inc()
 		return &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "Too many messages from your address, try again later"}
 	}
-	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, r); err != nil {
+	buf := x.s.buffers.Get().(*bytes.Buffer)
+	defer x.s.putBuffer(buf)
+	if _, err := io.Copy(buf, r); err != nil {
 		if errors.Is(err, smtp.ErrDataTooLarge) {
 			x.s.metrics.rejected.WithLabelValues("size").Inc()
 		}

@@ -40,6 +40,7 @@ const (
 	// must not linger in a quiet site's log.
 	intakeIdleRotate = time.Minute
 	intakeHeader     = 8 // payload length, CRC-32C of the payload
+	intakeKeepBuffer = 1 << 20
 	// The applier waits this long, or for this many records, before it
 	// applies what was synced.
 	intakeGather        = 20 * time.Millisecond
@@ -158,14 +159,13 @@ func encodeIntake(m *InboundMail, raw []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	payload := make([]byte, 4+len(meta)+len(raw))
+	rec := make([]byte, intakeHeader+4+len(meta)+len(raw))
+	payload := rec[intakeHeader:]
 	binary.BigEndian.PutUint32(payload, uint32(len(meta)))
 	copy(payload[4:], meta)
 	copy(payload[4+len(meta):], raw)
-	rec := make([]byte, intakeHeader+len(payload))
 	binary.BigEndian.PutUint32(rec, uint32(len(payload)))
 	binary.BigEndian.PutUint32(rec[4:], crc32.Checksum(payload, castagnoli))
-	copy(rec[intakeHeader:], payload)
 	return rec, nil
 }
 
@@ -232,6 +232,7 @@ func (in *intake) writeLoop() {
 	idle := time.NewTicker(in.idle)
 	defer idle.Stop()
 	var group []*intakeWrite
+	var buf []byte // the group's records, kept for the next group
 	last := time.Now()
 	for {
 		select {
@@ -257,7 +258,7 @@ func (in *intake) writeLoop() {
 				break drain
 			}
 		}
-		var buf []byte
+		buf = buf[:0]
 		for _, w := range group {
 			buf = append(buf, w.rec...)
 		}
@@ -278,6 +279,9 @@ func (in *intake) writeLoop() {
 		}
 		for _, w := range group {
 			w.done <- err
+		}
+		if cap(buf) > intakeKeepBuffer {
+			buf = nil // a group of large messages: not kept
 		}
 		if err != nil {
 			// Whatever part of the group reached the file was not
