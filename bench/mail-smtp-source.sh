@@ -1,12 +1,13 @@
 #!/bin/bash
 # Measures SMTP intake: postfix's smtp-source sends 20,000 messages of 4 KB
 # over 10 parallel sessions, a new connection per message (as MTAs
-# deliver), into postfix's smtp-sink (which stores nothing: the reference)
-# and into dirigent (which fsyncs every message before 250 and processes
-# it into a contact and a task meanwhile). The two take turns for ROUNDS
-# rounds, so that other load on the machine falls on both alike; each
-# round prints both rates and dirigent's share of the sink's. Loopback
-# only.
+# deliver), into postfix's smtp-sink (which stores nothing: the reference),
+# into bench/smtp-discard (go-smtp, the library dirigent uses, storing
+# nothing: what the library allows here) and into dirigent (which fsyncs
+# every message before 250 and processes it into a contact and a task
+# meanwhile). The three take turns for ROUNDS rounds, so that other load
+# on the machine falls on all alike; each round prints the rates and
+# dirigent's share of the sink's. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${MESSAGES:-20000} sessions=${SESSIONS:-10} size=${SIZE:-4096} rounds=${ROUNDS:-3}
@@ -14,6 +15,7 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
 
 go build -o "$work/dirigent" ./cmd/dirigent
+go build -o "$work/smtp-discard" ./bench/smtp-discard
 
 rate() { # rate PORT: prints messages per second
 	local start end
@@ -26,6 +28,7 @@ rate() { # rate PORT: prints messages per second
 sinkuser=()
 [ "$(id -u)" -eq 0 ] && sinkuser=(-u postfix)
 smtp-sink "${sinkuser[@]}" 127.0.0.1:12526 100 &
+"$work/smtp-discard" 127.0.0.1:12528 &
 sleep 0.5
 
 cat >"$work/bench.toml" <<TOML
@@ -54,6 +57,7 @@ TOML
 
 for round in $(seq "$rounds"); do
 	sink=$(rate 12526)
+	discard=$(rate 12528)
 	rm -rf "$work/data"
 	"$work/dirigent" serve --config "$work/bench.toml" &
 	daemon=$!
@@ -64,5 +68,5 @@ for round in $(seq "$rounds"); do
 	ours=$(rate 12527)
 	kill "$daemon"
 	wait "$daemon" || true
-	echo "round $round: smtp-sink $sink messages/s, dirigent (fsynced before 250) $ours messages/s = $((100 * ours / sink)) %"
+	echo "round $round: smtp-sink $sink messages/s, go-smtp discarding $discard ($((100 * discard / sink)) %), dirigent (fsynced before 250) $ours = $((100 * ours / sink)) %"
 done
