@@ -172,7 +172,7 @@ func callerID(req *sip.Request) (number, name string) {
 	if number == "" || len(number) > 64 || !isUserPart(number) {
 		number = "anonymous"
 	}
-	return number, cleanDisplayName(name)
+	return number, headerText(name, maxDisplayName)
 }
 
 func isUserPart(s string) bool {
@@ -187,20 +187,9 @@ func isUserPart(s string) bool {
 	return true
 }
 
-// cleanDisplayName keeps a display name safe inside quotes: no quotes,
-// backslashes or control characters, at most 64 characters.
-func cleanDisplayName(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == '"' || r == '\\' {
-			return -1
-		}
-		return r
-	}, s)
-	if r := []rune(s); len(r) > 64 {
-		s = string(r[:64])
-	}
-	return strings.TrimSpace(s)
-}
+// maxDisplayName bounds a caller's display name, as it stands in the
+// agent's From and P-Asserted-Identity and as the customer's name.
+const maxDisplayName = 64
 
 // identify finds the caller's customer: by phone number, else (a SIP
 // user name) by SIP URI.

@@ -90,7 +90,7 @@ func (c *Channel) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		refuse(sip.StatusRequestEntityTooLarge, "Request Entity Too Large")
 	case errors.Is(err, ErrMessageInvalid):
 		c.metrics.rejected.WithLabelValues("message").Inc()
-		refuse(sip.StatusBadRequest, "Bad Request ("+reasonText(err)+")")
+		refuse(sip.StatusBadRequest, "Bad Request ("+headerText(err.Error(), maxReasonText)+")")
 	case errors.Is(err, ErrMessageRate):
 		c.metrics.rejected.WithLabelValues("message_rate").Inc()
 		refuse(sip.StatusServiceUnavailable, "Service Unavailable (too many messages)",
@@ -202,20 +202,10 @@ func replyURI(req *sip.Request) string {
 	return u.String()
 }
 
-// reasonText is an error's message fit for a reason phrase: one line,
-// printable, short.
-func reasonText(err error) string {
-	s := strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, err.Error())
-	if len(s) > 100 {
-		s = s[:100]
-	}
-	return s
-}
+// maxReasonText bounds the text of an error in a reason phrase: long
+// enough for a wrapped error's message, short enough for a phone's
+// display.
+const maxReasonText = 100
 
 // messageTimeout bounds the wait for a phone's answer to a MESSAGE: an
 // agent waits for it on the desk, so less than RFC 3261's 32 s Timer F,
