@@ -544,6 +544,70 @@ func TestIdleChatEnds(t *testing.T) {
 	}
 }
 
+// Erasing a customer lets go of their open chats as ending them does,
+// without the store: the browser is told the chat ended and closed, the
+// agent side hears both chats ended, nothing of them stays in memory,
+// and the SIP peer is not written to.
+func TestForgetCustomer(t *testing.T) {
+	replies := make(chan string, 10)
+	s := startSite(t, func(_ *Config, d *Deps) {
+		d.SIPReply = func(_ context.Context, _, text string) error { replies <- text; return nil }
+	})
+	b := s.dial(t, nil)
+	b.send(hello(map[string]any{"phone": "+49 30 123456"}))
+	b.until(FrameWelcome)
+	b.send(message("m1", "Bitte löschen Sie meine Daten."))
+	web := s.event(t, "message")
+	if err := s.ch.Inbound(bg, "sip", "+49 30 123456", "sip:joe@192.0.2.7:5062", "Auch per SIP"); err != nil {
+		t.Fatal(err)
+	}
+	viaSIP := s.event(t, "message")
+	contact, err := s.st.Contact(web.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2, err := s.st.Contact(viaSIP.TaskID); err != nil || c2.CustomerID != contact.CustomerID || viaSIP.ConversationID == web.ConversationID {
+		t.Fatalf("the SIP chat %+v is not a second chat of customer %d: %v", c2, contact.CustomerID, err)
+	}
+	if _, err := s.st.EraseCustomer(bg, contact.CustomerID, func([]byte) uint64 { return 0 }); err != nil {
+		t.Fatal(err)
+	}
+	s.ch.ForgetCustomer(contact.CustomerID)
+	frames, status := b.closedWith()
+	if len(frames) == 0 || frames[len(frames)-1].Code != "ended" || status != websocket.StatusNormalClosure {
+		t.Fatalf("frames before close %+v, status %v", frames, status)
+	}
+	ended := map[uint64]bool{}
+	for range 2 {
+		e := s.event(t, "ended")
+		if e.At.IsZero() {
+			t.Errorf("ended event without a time: %+v", e)
+		}
+		ended[e.ConversationID] = true
+	}
+	if !ended[web.ConversationID] || !ended[viaSIP.ConversationID] {
+		t.Fatalf("ended %v, want conversations %d and %d", ended, web.ConversationID, viaSIP.ConversationID)
+	}
+	for _, conv := range []uint64{web.ConversationID, viaSIP.ConversationID} {
+		if err := s.ch.Send(bg, conv, "anna", "Hallo?"); !errors.Is(err, ErrUnknownConversation) {
+			t.Errorf("send to forgotten conversation %d: %v", conv, err)
+		}
+	}
+	// The peer's next message starts a chat afresh.
+	if err := s.ch.Inbound(bg, "sip", "+49 30 123456", "sip:joe@192.0.2.7:5062", "Noch da?"); err != nil {
+		t.Fatal(err)
+	}
+	if e := s.event(t, "message"); e.ConversationID == viaSIP.ConversationID {
+		t.Fatalf("the forgotten chat went on: %+v", e)
+	}
+	time.Sleep(100 * time.Millisecond) // notices go out on goroutines of their own
+	for len(replies) > 0 {
+		if text := <-replies; text == builtinTexts["ended"].DE {
+			t.Fatalf("the SIP peer of the erased customer was told %q", text)
+		}
+	}
+}
+
 // Once a channel's Run has ended, none of its goroutines (browser
 // handlers, writers, pings) are left behind.
 func TestNoGoroutinesLeftAfterRun(t *testing.T) {

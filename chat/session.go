@@ -326,15 +326,8 @@ func (c *Channel) end(ctx context.Context, s *session, by string) error {
 		return err
 	}
 	s.rec = *rec
-	c.toCustomer(ctx, s, ServerFrame{Type: FrameNotice, Code: "ended", Text: c.notice("ended", rec.Queue, rec.Lang)})
-	if s.conn != nil {
-		s.conn.closeAfterSend()
-		s.conn = nil
-	}
-	s.mu.Unlock()
-	c.forget(s)
+	c.letGo(ctx, s, true, rec.Ended)
 	c.deps.Logger.Info("chat ended", "conversation", rec.ConversationID, "task", rec.ContactID, "by", by)
-	c.emit(Event{Kind: "ended", ConversationID: rec.ConversationID, TaskID: rec.ContactID, Agent: rec.Agent, At: rec.Ended})
 	if rec.TranscriptTo != "" && c.deps.SendTranscript != nil {
 		msgs, err := c.deps.Store.ChatMessages(rec.ID, 0)
 		if err == nil {
@@ -350,10 +343,29 @@ func (c *Channel) end(ctx context.Context, s *session, by string) error {
 	return nil
 }
 
+// letGo lets go of a session the store no longer holds open: the
+// customer is told it ended (a SIP peer only when tellSIPPeer) and the
+// browser closed after that, the session is forgotten, and the agent
+// side hears it ended at the given time. It is called with s.mu held and
+// releases it before the channel's lock is taken.
+func (c *Channel) letGo(ctx context.Context, s *session, tellSIPPeer bool, at time.Time) {
+	if tellSIPPeer || s.rec.Entrance != "sip" {
+		c.toCustomer(ctx, s, ServerFrame{Type: FrameNotice, Code: "ended", Text: c.notice("ended", s.rec.Queue, s.rec.Lang)})
+	}
+	if s.conn != nil {
+		s.conn.closeAfterSend()
+		s.conn = nil
+	}
+	rec := s.rec
+	s.mu.Unlock()
+	c.forget(s)
+	c.emit(Event{Kind: "ended", ConversationID: rec.ConversationID, TaskID: rec.ContactID, Agent: rec.Agent, At: at})
+}
+
 // ForgetCustomer drops the open chats of a customer the store has just
 // erased (with their sessions): the customer's browser is told the chat
 // ended and let go, the desk hears it ended, and nothing of them stays in
-// memory.
+// memory. The erased customer's SIP address is not written to.
 func (c *Channel) ForgetCustomer(customerID uint64) {
 	c.mu.Lock()
 	var gone []*session
@@ -365,15 +377,7 @@ func (c *Channel) ForgetCustomer(customerID uint64) {
 	c.mu.Unlock()
 	for _, s := range gone {
 		s.mu.Lock()
-		if s.conn != nil {
-			s.conn.send(ServerFrame{Type: FrameNotice, Code: "ended", Text: c.notice("ended", s.rec.Queue, s.rec.Lang)}, time.Time{})
-			s.conn.closeAfterSend()
-			s.conn = nil
-		}
-		rec := s.rec
-		s.mu.Unlock()
-		c.forget(s)
-		c.emit(Event{Kind: "ended", ConversationID: rec.ConversationID, TaskID: rec.ContactID, Agent: rec.Agent, At: c.deps.Now().UTC()})
+		c.letGo(context.Background(), s, false, c.deps.Now().UTC())
 	}
 }
 
