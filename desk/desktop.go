@@ -89,12 +89,14 @@ func (s *Server) OnRevoke(o router.Offer) {
 // the desk: a task answered elsewhere (a call picked up on the phone) is
 // on the agent's desk for its reply and wrap-up; when handling ends
 // elsewhere (the caller hung up, the wrap-up time passed) it stays there
-// as "wrapping" until the agent records its outcome. It is called for
-// every router event, under the router's lock: it must not call the
-// router or block, and the desk never calls the router holding its own
-// lock.
+// as "wrapping" until the agent records its outcome. A task canceled
+// after it was taken (its customer was erased) leaves the desk at once:
+// there is nothing left to show or record. It is called for every router
+// event, under the router's lock: it must not call the router or block,
+// and the desk never calls the router holding its own lock.
 func (s *Server) RouterEvent(e router.Event) {
 	var changed bool
+	agent := e.Agent
 	s.desk.mu.Lock()
 	switch e.Kind {
 	case router.TaskAssigned:
@@ -107,10 +109,15 @@ func (s *Server) RouterEvent(e router.Event) {
 		if t, ok := s.desk.tasks[e.TaskID]; ok && t.State != "wrapping" {
 			t.State, changed = "wrapping", true
 		}
+	case router.TaskCanceled:
+		if t, ok := s.desk.tasks[e.TaskID]; ok {
+			delete(s.desk.tasks, e.TaskID)
+			agent, changed = t.Agent, true
+		}
 	}
 	s.desk.mu.Unlock()
 	if changed {
-		s.events.publish(toUser(e.Agent), "tasks", map[string]uint64{"id": e.TaskID})
+		s.events.publish(toUser(agent), "tasks", map[string]uint64{"id": e.TaskID})
 	}
 }
 

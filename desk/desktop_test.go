@@ -645,6 +645,48 @@ func TestDeskTaskAcceptedElsewhere(t *testing.T) {
 	}
 }
 
+// TestDeskErasedTaskLeaves: when a customer is erased, their task leaves
+// the desk of the agent who took it (the page is told to reload its
+// tasks), and their offer leaves the desk of the agent it was offered to.
+func TestDeskErasedTaskLeaves(t *testing.T) {
+	env := startDesk(t)
+	anna := newBrowser(t, env.base)
+	anna.login("anna")
+	events := openEvents(t, anna)
+	anna.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`)
+	taken, customer := newMailTask(t, env, "joe@example.org", "Bitte löschen")
+	events.next(t, "offer")
+	if code, body := anna.do("POST", "/api/desk/offers/"+jsonNumber(taken)+"/accept", ""); code != 200 {
+		t.Fatalf("accept: %d %v", code, body)
+	}
+	events.next(t, "tasks")
+	offered, _ := newMailTask(t, env, "joe@example.org", "Noch eine")
+	events.next(t, "offer")
+	if _, err := env.store.EraseCustomer(context.Background(), customer, func([]byte) uint64 { return 0 }); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint64{taken, offered} {
+		if err := env.router.Erase(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e := events.next(t, "tasks"); e["id"] != float64(taken) {
+		t.Errorf("tasks event %v", e)
+	}
+	if e := events.next(t, "revoke"); e["id"] != float64(offered) {
+		t.Errorf("revoke event %v", e)
+	}
+	if _, body := anna.do("GET", "/api/desk/tasks", ""); len(body["tasks"].([]any)) != 0 {
+		t.Errorf("tasks after the erasure: %v", body)
+	}
+	for _, id := range []uint64{taken, offered} {
+		code, body := anna.do("GET", "/api/desk/tasks/"+jsonNumber(id), "")
+		expect(t, "detail of an erased task", code, body, 404, "task "+jsonNumber(id)+": not offered to you or accepted by you")
+	}
+	code, body := anna.do("POST", "/api/desk/tasks/"+jsonNumber(taken)+"/wrapup", `{"code":"resolved"}`)
+	expect(t, "wrap-up of an erased task", code, body, 404, "task "+jsonNumber(taken)+": not offered to you or accepted by you")
+}
+
 // Without a message channel the chat pane refuses clearly.
 func TestDeskChatWithoutTheMessageChannel(t *testing.T) {
 	env := startDesk(t)

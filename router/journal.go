@@ -17,7 +17,7 @@ const (
 	TaskAssigned                         // Agent accepted; wait = At − Arrived
 	TaskWrapping                         // handling ended, Agent in wrap-up
 	TaskCompleted                        // done; handle time = At − Since
-	TaskCanceled                         // Reason: abandoned, max-wait, system
+	TaskCanceled                         // Reason: abandoned, max-wait, system, erased; Agent: who had taken it, if anyone
 	TaskMoved                            // left Queue for Reason (the overflow queue)
 	PresenceChanged                      // Agent's Presence, Reason for away
 )

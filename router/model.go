@@ -49,7 +49,8 @@ func ParseChannel(s string) (Channel, error) {
 type State uint8
 
 // Task states: pending → reserved → assigned → wrapping → completed, or
-// canceled from pending or reserved.
+// canceled from pending or reserved, and from any state when its customer
+// is erased.
 const (
 	Pending State = iota
 	Reserved
@@ -107,7 +108,7 @@ const (
 	ReasonAbandoned = "abandoned" // the customer gave up (hung up) while waiting
 	ReasonMaxWait   = "max-wait"  // waited longer than the queue's max_wait with no overflow queue
 	ReasonSystem    = "system"    // dirigent stopped while the call waited
-	ReasonErased    = "erased"    // the customer was erased (GDPR) while the task waited
+	ReasonErased    = "erased"    // the customer was erased (GDPR) while the task was open (see Erase)
 )
 
 // Strategy chooses among free, qualified agents.

@@ -23,6 +23,24 @@ func (r *Router) checkInvariants(now time.Time) error {
 		if a.offer != nil && (a.offer.state != Reserved || a.offer.agent != a) {
 			return fmt.Errorf("agent %s holds an offer of %s", a.spec.ID, a.offer)
 		}
+		// Capacity in use is exactly the agent's tasks in progress.
+		var load [numChannels]int
+		wrapping := 0
+		for _, t := range a.tasks {
+			switch {
+			case r.tasks[t.ID] != t || t.agent != a:
+				return fmt.Errorf("agent %s holds %s, which is not its own", a.spec.ID, t)
+			case t.state == Assigned:
+				load[t.Channel]++
+			case t.state == Wrapping:
+				wrapping++
+			default:
+				return fmt.Errorf("agent %s holds %s", a.spec.ID, t)
+			}
+		}
+		if load != a.load || wrapping != a.wrapping || a.total != load[Voice]+load[Email]+load[Message] {
+			return fmt.Errorf("agent %s: load %v, wrapping %d, total %d, but holds %v and %d wrapping", a.spec.ID, a.load, a.wrapping, a.total, load, wrapping)
+		}
 	}
 	for _, t := range r.tasks {
 		switch t.state {
@@ -107,6 +125,7 @@ func TestRandomOperations(t *testing.T) {
 			})
 			h.r.deps.OnRevoke = func(o Offer) { delete(offers, o.TaskID) }
 			var nextID uint64
+			erased := map[uint64]bool{}
 			step := func(op int) {
 				switch op {
 				case 0, 1, 2:
@@ -154,10 +173,17 @@ func TestRandomOperations(t *testing.T) {
 					spec.Capacity = cap3(1, rng.IntN(4), rng.IntN(3))
 					spec.Skills = map[string]int{cfg.Skills[rng.IntN(len(cfg.Skills))]: 1 + rng.IntN(5)}
 					h.must(h.r.SetAgent(spec))
+				case 11:
+					if ids := h.r.taskIDs(Pending, Reserved, Assigned, Wrapping); len(ids) > 0 {
+						id := ids[rng.IntN(len(ids))]
+						delete(offers, id)
+						erased[id] = true
+						h.must(h.r.Erase(id))
+					}
 				}
 			}
 			for range 1500 {
-				step(rng.IntN(11))
+				step(rng.IntN(12))
 				if err := h.r.checkInvariants(h.now); err != nil {
 					t.Fatal(err)
 				}
@@ -193,6 +219,12 @@ func TestRandomOperations(t *testing.T) {
 				t.Fatalf("tasks never finished: %v", left)
 			}
 			checkJournal(t, h.journal.events, nextID)
+			// An erased task ends as erased, a call in progress when it ends.
+			for _, e := range h.journal.events {
+				if erased[e.TaskID] && (e.Kind == TaskCompleted || e.Kind == TaskCanceled) && e.Reason != ReasonErased {
+					t.Errorf("erased task %d ended %v %q", e.TaskID, e.Kind, e.Reason)
+				}
+			}
 			live := h.r.Stats()
 			recomputed := Recompute(cfg, h.journal.events, h.now)
 			for i := range live {

@@ -134,6 +134,7 @@ type task struct {
 	entered   time.Time // entered its current queue: widening and max wait count from here
 	expired   bool      // max wait passed while an offer was out
 	recovered bool      // queued again after a restart: its previous agent first
+	erased    bool      // a call whose customer was erased while it went on: canceled when it ends
 	agent     *agent
 	deadline  time.Time // offer deadline while reserved
 	assigned  time.Time

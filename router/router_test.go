@@ -1,6 +1,7 @@
 package router
 
 import (
+	"errors"
 	"log/slog"
 	"slices"
 	"testing"
@@ -476,5 +477,133 @@ func TestSetAgentFreesCapacityAndSkills(t *testing.T) {
 	}
 	if err := h.r.SetAgent(AgentSpec{ID: "anna", Skills: map[string]int{"juggling": 5}}); err == nil {
 		t.Error("undefined skill accepted")
+	}
+}
+
+// TestEraseInEachState: a task whose customer is erased ends canceled as
+// "erased" whatever its state. An offer of it is revoked; an agent who
+// had taken it or was wrapping it up is free at once, without wrap-up,
+// and gets the next task; nothing of it fires later.
+func TestEraseInEachState(t *testing.T) {
+	available := func(h *harness) { h.must(h.r.SetPresence("anna", Available, "")) }
+	accept := func(h *harness) {
+		available(h)
+		h.must(h.r.Accept(h.takeOffer().TaskID, "anna"))
+	}
+	for _, tt := range []struct {
+		state   State
+		channel Channel
+		setup   func(*harness) // brings task 1 into state
+		agent   string         // in the canceled event: who had taken it
+	}{
+		{Pending, Email, func(*harness) {}, ""},
+		{Reserved, Email, func(h *harness) { available(h); h.takeOffer() }, ""},
+		{Reserved, Voice, func(h *harness) { available(h); h.takeOffer() }, ""},
+		{Assigned, Email, accept, "anna"},
+		{Assigned, Message, accept, "anna"},
+		{Wrapping, Email, func(h *harness) { accept(h); h.must(h.r.End(1)) }, "anna"},
+		{Wrapping, Voice, func(h *harness) { accept(h); h.must(h.r.End(1)) }, "anna"},
+	} {
+		t.Run(tt.state.String()+"-"+tt.channel.String(), func(t *testing.T) {
+			cfg := basicConfig()
+			cfg.Queues[0].WrapUp = 30 * time.Second
+			cfg.Agents[0].Capacity = cap3(1, 1, 1)
+			h := newHarness(t, cfg)
+			h.must(h.r.Enqueue(Task{ID: 1, Queue: "support", Channel: tt.channel, CustomerID: 7}))
+			tt.setup(h)
+			h.enqueue(2, "support", tt.channel) // another customer's, waiting for anna
+			h.noOffer()
+			if got := h.r.taskIDs(tt.state); !slices.Contains(got, 1) {
+				t.Fatalf("task 1 is not %s: %v", tt.state, got)
+			}
+			h.advance(time.Second)
+			h.must(h.r.Erase(1))
+
+			var last Event
+			for _, e := range h.journal.events {
+				if e.TaskID == 1 {
+					last = e
+				}
+			}
+			if last.Kind != TaskCanceled || last.Reason != ReasonErased || last.Agent != tt.agent || !last.At.Equal(h.now) {
+				t.Errorf("task 1's last event %+v, want canceled as erased now by %q", last, tt.agent)
+			}
+			if wantRevoked := tt.state == Reserved; (len(h.revoked) == 1 && h.revoked[0].TaskID == 1) != wantRevoked || len(h.revoked) > 1 {
+				t.Errorf("revoked %+v", h.revoked)
+			}
+			if a := h.r.Agents()[0]; a.Load != cap3(0, 0, 0) || a.Wrapping != 0 {
+				t.Errorf("anna after the erasure: %+v", a)
+			}
+			if st := h.r.Stats()[0].Today; st.Abandoned != 0 || st.Completed != 0 {
+				t.Errorf("stats %+v: an erasure is neither abandoned nor completed", st)
+			}
+			available(h)
+			if o := h.takeOffer(); o.TaskID != 2 || o.Agent != "anna" {
+				t.Errorf("next offer %+v, want task 2 to anna at once", o)
+			}
+			if err := h.r.checkInvariants(h.now); err != nil {
+				t.Error(err)
+			}
+			n := len(h.journal.events)
+			h.advance(time.Minute) // past every deadline task 1 had
+			for _, e := range h.journal.events[n:] {
+				if e.TaskID == 1 {
+					t.Errorf("after the erasure: %+v", e)
+				}
+			}
+			if err := h.r.Erase(1); !errors.Is(err, ErrUnknownTask) {
+				t.Errorf("erasing it again: %v", err)
+			}
+		})
+	}
+}
+
+// TestEraseDuringACall: the caller is still on the line, so the call
+// stays the agent's, who takes nothing else meanwhile; when it ends the
+// task is canceled as erased, without wrap-up.
+func TestEraseDuringACall(t *testing.T) {
+	for _, how := range []string{"end", "complete"} {
+		t.Run(how, func(t *testing.T) {
+			cfg := basicConfig()
+			cfg.Queues[0].WrapUp = 30 * time.Second
+			h := newHarness(t, cfg)
+			h.must(h.r.SetPresence("anna", Available, ""))
+			h.must(h.r.Enqueue(Task{ID: 1, Queue: "support", Channel: Voice, CustomerID: 7}))
+			h.must(h.r.Accept(h.takeOffer().TaskID, "anna"))
+			n := len(h.journal.events)
+			h.must(h.r.Erase(1))
+			if len(h.journal.events) != n {
+				t.Errorf("the call in progress changed at once: %+v", h.journal.events[n:])
+			}
+			h.enqueue(2, "support", Voice)
+			h.noOffer() // anna is still on the phone
+			if a := h.r.Agents()[0]; a.Load != cap3(1, 0, 0) {
+				t.Errorf("anna during the call: %+v", a)
+			}
+			h.advance(time.Minute)
+			if how == "end" {
+				h.must(h.r.End(1))
+			} else {
+				h.must(h.r.Complete(1))
+			}
+			var kinds []EventKind
+			for _, e := range h.journal.events[n:] {
+				if e.TaskID == 1 {
+					kinds = append(kinds, e.Kind)
+					if e.Kind == TaskCanceled && (e.Reason != ReasonErased || e.Agent != "anna") {
+						t.Errorf("canceled %+v", e)
+					}
+				}
+			}
+			if !slices.Equal(kinds, []EventKind{TaskCanceled}) {
+				t.Errorf("after the call: %v, want only canceled (no wrap-up)", kinds)
+			}
+			if o := h.takeOffer(); o.TaskID != 2 || o.Agent != "anna" {
+				t.Errorf("next offer %+v", o)
+			}
+			if err := h.r.checkInvariants(h.now); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 }

@@ -214,6 +214,11 @@ func (r *Router) Complete(taskID uint64) error {
 }
 
 func (r *Router) end(t *task, now time.Time) {
+	if t.erased {
+		// The customer was erased during the call: nothing to wrap up.
+		r.release(t, ReasonErased, now)
+		return
+	}
 	a := t.agent
 	r.occupancy(a, now)
 	a.load[t.Channel]--
@@ -250,32 +255,89 @@ func (r *Router) Cancel(taskID uint64, reason string) error {
 		return err
 	}
 	now := r.clock()
-	switch t.state {
-	case Pending:
-		r.unpark(t)
-	case Reserved:
-		a := t.agent
+	if t.state != Pending && t.state != Reserved {
+		return fmt.Errorf("%w: %s was answered; end it instead", ErrWrongState, t)
+	}
+	r.cancel(t, reason, now)
+	return nil
+}
+
+// cancel ends a pending or reserved task unanswered; an offer of it is
+// revoked, and its agent gets the next task.
+func (r *Router) cancel(t *task, reason string, now time.Time) {
+	a := t.agent
+	if t.state == Reserved {
 		r.outbox = append(r.outbox, notice{offer: t.offer(), revoke: true})
 		a.offer = nil
 		t.agent = nil
 		r.refresh(a)
-		defer r.dispatchAgent(a, now)
-	default:
-		return fmt.Errorf("%w: %s was answered; end it instead", ErrWrongState, t)
+	} else {
+		r.unpark(t)
 	}
 	t.q.waiting.remove(t.waitPos)
 	r.finish(t, Canceled, reason, now)
+	if a != nil {
+		r.dispatchAgent(a, now)
+	}
+}
+
+// Erase ends a task whose customer has been erased (GDPR Art. 17),
+// whatever its state, as canceled with ReasonErased: no agent is to go on
+// working for a customer who no longer exists. A waiting task leaves its
+// queue and an offer of it is revoked, as Cancel does; an agent who has
+// taken the task or is wrapping it up is freed at once, without (further)
+// wrap-up, as nothing about the customer may be recorded any more. A call
+// in progress (an assigned voice task) is the exception: the caller is
+// still on the line, so the call stays the agent's, and keeps their
+// capacity, until it ends; End or Complete then cancels it the same way
+// instead of wrapping up.
+func (r *Router) Erase(taskID uint64) error {
+	r.mu.Lock()
+	defer r.unlock()
+	// The deadlines first: one may just have finished the task.
+	now := r.clock()
+	t, err := r.lookup(taskID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case t.state == Pending || t.state == Reserved:
+		r.cancel(t, ReasonErased, now)
+	case t.state == Assigned && t.Channel == Voice:
+		t.erased = true
+	default: // assigned on another channel, or wrapping up
+		r.release(t, ReasonErased, now)
+	}
 	return nil
+}
+
+// release frees the agent of an assigned or wrapping task at once and
+// cancels the task, without wrap-up.
+func (r *Router) release(t *task, reason string, now time.Time) {
+	a := t.agent
+	r.occupancy(a, now)
+	if t.state == Assigned {
+		a.load[t.Channel]--
+		a.total--
+	} else {
+		a.wrapping--
+	}
+	a.idleSince = now.UnixNano()
+	delete(a.tasks, t.ID)
+	r.finish(t, Canceled, reason, now)
+	r.refresh(a)
+	r.dispatchAgent(a, now)
 }
 
 // finish records t's terminal state and forgets it.
 func (r *Router) finish(t *task, s State, reason string, now time.Time) {
 	t.state = s
-	e := Event{At: now, TaskID: t.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: reason}
+	e := Event{At: now, Kind: TaskCanceled, TaskID: t.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: reason}
+	if t.agent != nil { // it completed the task, or had it when it was erased
+		e.Agent = t.agent.spec.ID
+	}
 	if s == Completed {
-		e.Kind, e.Agent, e.Since = TaskCompleted, t.agent.spec.ID, t.assigned
-	} else {
-		e.Kind = TaskCanceled
+		e.Kind, e.Since = TaskCompleted, t.assigned
 	}
 	r.record(e)
 	delete(r.tasks, t.ID)

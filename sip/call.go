@@ -481,7 +481,12 @@ func (cl *call) finish(outcome, side string) {
 	if side != "" {
 		ct.Note = "hung up by " + side
 	}
-	if err := c.deps.Store.UpdateContact(context.Background(), &ct); err != nil {
+	switch err := c.deps.Store.UpdateContact(context.Background(), &ct); {
+	case errors.Is(err, store.ErrNotFound):
+		// The customer was erased during the call: nothing of it is
+		// written back.
+		c.deps.Logger.Debug("call's end not recorded: its contact was erased", "call", cl.task.ID)
+	case err != nil:
 		c.deps.Logger.Error("recording a call's end", "call", cl.task.ID, "err", err)
 	}
 	c.mu.Lock()

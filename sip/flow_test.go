@@ -1,6 +1,8 @@
 package sip
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"dirigent/router"
+	"dirigent/store"
 )
 
 // registerAgent starts anna's phone: sipp registering with digest auth
@@ -151,4 +154,38 @@ func TestMaxWaitHangsUp(t *testing.T) {
 		ct := s.callerContact(t, "03055510006")
 		return ct != nil && ct.Outcome == outcomeCanceled && ct.Queue == "short" && ct.Note == "hung up by dirigent"
 	})
+}
+
+// TestCustomerErasedDuringACall: the customer of a call in progress is
+// erased (dirigent customer erase): the call goes on until anna hangs
+// up; then its task ends without wrap-up, and nothing of the customer is
+// written back, nor is that logged as an error.
+func TestCustomerErasedDuringACall(t *testing.T) {
+	s := startSite(t, testConfig(), "")
+	s.registerAgent(t, "agent-answer.xml", "-d", "2000")
+	s.available(t, "anna")
+	media := newCallerMedia(t)
+	caller := s.sipp(t, "caller.xml", "-p", strconv.Itoa(freePort(t)), "-m", "1",
+		"-key", "dialled", testNumber, "-key", "caller", "03055580001", "-key", "mip", "127.0.0.1", "-key", "mport", media.port())
+	eventually(t, 10*time.Second, "anna on the call", func() bool { return s.router.Agents()[0].Load[router.Voice] == 1 })
+	ct := s.callerContact(t, "03055580001")
+	if _, err := s.st.EraseCustomer(context.Background(), ct.CustomerID, func([]byte) uint64 { return 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.router.Erase(ct.ID); err != nil {
+		t.Fatal(err)
+	}
+	caller.wait(t, 20*time.Second) // it got anna's BYE: the call went on
+	eventually(t, 5*time.Second, "the call counted as answered", func() bool {
+		return s.counter(t, "dirigent_sip_calls_total", map[string]string{"outcome": "answered"}) == 1
+	})
+	if a := s.router.Agents()[0]; a.Load[router.Voice] != 0 || a.Wrapping != 0 {
+		t.Errorf("anna after the call: %+v, want free without wrap-up", a)
+	}
+	if c, err := s.st.Contact(ct.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the erased contact after the call: %+v %v", c, err)
+	}
+	if msgs := s.errors.messages(); len(msgs) > 0 {
+		t.Errorf("logged as errors: %q", msgs)
+	}
 }

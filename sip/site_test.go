@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -31,6 +32,7 @@ type site struct {
 	router *router.Router
 	reg    *prometheus.Registry
 	dir    string
+	errors *errorLog // what the site logged at level ERROR
 	// stop ends the channel's Run (a daemon's stop); stopped then gets
 	// what Run returned, once.
 	stop    context.CancelFunc
@@ -63,6 +65,8 @@ func startSite(t testing.TB, cfg Config, storePath string) *site {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	errs := &errorLog{}
+	logger = slog.New(errorTee{logger.Handler(), errs})
 	if storePath == "" {
 		storePath = filepath.Join(t.TempDir(), "d.db")
 	}
@@ -106,7 +110,7 @@ func startSite(t testing.TB, cfg Config, storePath string) *site {
 	ready.Done()
 	testrun.Start(t, r.Run)
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &site{ch: ch, st: st, j: j, router: r, reg: reg, dir: t.TempDir(), stopped: make(chan error, 1)}
+	s := &site{ch: ch, st: st, j: j, router: r, reg: reg, dir: t.TempDir(), errors: errs, stopped: make(chan error, 1)}
 	go func() { s.stopped <- ch.Run(ctx) }()
 	s.stop = cancel
 	t.Cleanup(func() {
@@ -116,6 +120,49 @@ func startSite(t testing.TB, cfg Config, storePath string) *site {
 		}
 	})
 	return s
+}
+
+// errorLog keeps the messages a site logged at level ERROR, for tests of
+// what must pass quietly.
+type errorLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *errorLog) messages() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.msgs)
+}
+
+// errorTee hands records on to next and keeps the errors in log.
+type errorTee struct {
+	next slog.Handler
+	log  *errorLog
+}
+
+func (h errorTee) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelError || h.next.Enabled(ctx, l)
+}
+
+func (h errorTee) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		h.log.mu.Lock()
+		h.log.msgs = append(h.log.msgs, r.Message)
+		h.log.mu.Unlock()
+	}
+	if !h.next.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.next.Handle(ctx, r)
+}
+
+func (h errorTee) WithAttrs(as []slog.Attr) slog.Handler {
+	return errorTee{h.next.WithAttrs(as), h.log}
+}
+
+func (h errorTee) WithGroup(name string) slog.Handler {
+	return errorTee{h.next.WithGroup(name), h.log}
 }
 
 // journalFunc hands the router's events to the channel, as the daemon's

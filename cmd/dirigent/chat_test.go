@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -170,5 +172,79 @@ func TestEraseCustomerWithOpenChat(t *testing.T) {
 	}
 	if out, err := dirigentCmd(t, nil, "customer", "export", "--config", cfgPath, "1").CombinedOutput(); err == nil {
 		t.Fatalf("export after the erasure:\n%s", out)
+	}
+}
+
+// TestEraseCustomerWhileAnAgentHasTheChat: erasing a customer whose chat
+// anna has taken ends it in the customer's browser, takes the task off
+// anna's desk and frees her at once (no wrap-up for a customer who no
+// longer exists), without logging an error.
+func TestEraseCustomerWhileAnAgentHasTheChat(t *testing.T) {
+	d, cfgPath := deskDaemon(t, "", "", "")
+	anna := loginDesk(t, d.desk, "anna")
+	anna.do(t, http.MethodPut, "/api/desk/me/presence", map[string]any{"presence": "available"}, nil)
+	sven := loginDesk(t, d.desk, "sven")
+	c := dialChat(t, d.chat)
+	c.send(map[string]any{"type": "hello", "lang": "de", "name": "Joe", "email": "joe@example.org"})
+	c.until("welcome")
+	c.send(map[string]any{"type": "message", "id": "m1", "text": "Bitte löschen Sie meine Daten."})
+	c.until("message")
+
+	var tasks struct {
+		Tasks []struct {
+			ID    uint64 `json:"id"`
+			State string `json:"state"`
+		} `json:"tasks"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(tasks.Tasks) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the chat was not offered to anna")
+		}
+		anna.do(t, http.MethodGet, "/api/desk/tasks", nil, &tasks)
+	}
+	id := strconv.FormatUint(tasks.Tasks[0].ID, 10)
+	anna.do(t, http.MethodPost, "/api/desk/offers/"+id+"/accept", nil, nil)
+	c.until("agent_joined")
+	annaBusy := func() bool {
+		var wb struct {
+			Agents []struct {
+				Agent string `json:"agent"`
+				Busy  bool   `json:"busy"`
+			} `json:"agents"`
+		}
+		sven.do(t, http.MethodGet, "/api/desk/wallboard", nil, &wb)
+		return len(wb.Agents) == 1 && wb.Agents[0].Busy
+	}
+	if !annaBusy() {
+		t.Fatal("anna is not busy with the chat")
+	}
+
+	out, err := dirigentCmd(t, nil, "customer", "erase", "--config", cfgPath, "1").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"open_tasks":1`) {
+		t.Fatalf("erase: %v\n%s", err, out)
+	}
+	if n := c.until("notice"); n["code"] != "ended" {
+		t.Fatalf("the browser was told %v", n)
+	}
+	anna.do(t, http.MethodGet, "/api/desk/tasks", nil, &tasks)
+	if len(tasks.Tasks) != 0 {
+		t.Errorf("anna's desk after the erasure: %+v", tasks.Tasks)
+	}
+	if annaBusy() {
+		t.Error("anna is still busy (or wrapping up) after the erasure")
+	}
+	if code, answer := anna.try(t, http.MethodGet, "/api/desk/tasks/"+id, nil); code != http.StatusNotFound {
+		t.Errorf("the erased task's detail: %d %s", code, answer)
+	}
+	for {
+		select {
+		case line := <-d.logs:
+			if line["level"] == "ERROR" {
+				t.Errorf("logged: %v", line)
+			}
+			continue
+		default:
+		}
+		break
 	}
 }

@@ -25,8 +25,9 @@ type customerAdmin struct {
 
 // EraseCustomer erases through the journal, then lets go of what the
 // running daemon still holds of the customer: their open chats, and
-// their tasks still waiting for an agent (canceled as "erased"). A task an
-// agent has already taken stays with that agent until they finish it.
+// their open tasks (router.Erase: canceled as "erased" whatever their
+// state, so they leave the queue and the agents' desks; a call in
+// progress goes on until it ends).
 func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.ErasedCustomer, error) {
 	n, tasks, err := a.storeJournal.EraseCustomer(ctx, id)
 	if err != nil {
@@ -36,8 +37,8 @@ func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.Eras
 		a.chat.ForgetCustomer(id)
 	}
 	for _, t := range tasks {
-		if err := a.router.Cancel(t, router.ReasonErased); err != nil && !errors.Is(err, router.ErrWrongState) && !errors.Is(err, router.ErrUnknownTask) {
-			return n, fmt.Errorf("canceling task %d of the erased customer: %w", t, err)
+		if err := a.router.Erase(t); err != nil && !errors.Is(err, router.ErrUnknownTask) {
+			return n, fmt.Errorf("ending task %d of the erased customer: %w", t, err)
 		}
 	}
 	return n, nil

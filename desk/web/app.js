@@ -201,11 +201,13 @@ function openStream() {
   stream.addEventListener("revoke", (e) => onRevoke(JSON.parse(e.data)));
   stream.addEventListener("tasks", async () => {
     await loadTasks();
-    // A call that ended elsewhere now wants its wrap-up.
+    // A call that ended elsewhere now wants its wrap-up; a task that is
+    // gone (its customer was erased) leaves the screen with its data.
     if (current && current.task.id) {
-      const mine = await api("GET", "/tasks").catch(() => ({ tasks: [] }));
-      const t = mine.tasks.find((x) => x.id === current.task.id);
+      const mine = await api("GET", "/tasks").catch(() => null);
+      const t = mine && mine.tasks.find((x) => x.id === current.task.id);
       if (t && t.state !== current.task.state) openTask(t.id, false);
+      else if (mine && !t) clearDetail();
     }
   });
   stream.addEventListener("chat", (e) => onChat(JSON.parse(e.data)));
