@@ -2,6 +2,7 @@ package mail
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -32,6 +33,12 @@ func (c *Channel) autoAck(ctx context.Context, conv *store.Conversation, p *Pars
 	}
 	text := strings.ReplaceAll(c.cfg.AutoAck, "{tag}", "[#"+conv.Tag+"]")
 	if _, err := c.Reply(ctx, conv.ID, "", text); err != nil {
+		if errors.Is(err, context.Canceled) {
+			// The daemon is stopping: no error, though this message
+			// goes unacknowledged.
+			c.deps.Logger.Debug("auto-acknowledgement not queued: stopping", "conversation", conv.ID, "err", err)
+			return
+		}
 		c.deps.Logger.Error("auto-acknowledgement not queued", "conversation", conv.ID, "err", err)
 		return
 	}
