@@ -218,10 +218,12 @@ func (c *Channel) handleTaskEvent(ctx context.Context, e router.Event) {
 // widget: SIP MESSAGE (entrance "sip") from identity, a SIP URI
 // ("sip:joe@pbx.example.com") or phone number. It continues the peer's
 // open chat or starts one, exactly as a widget message; agents' answers
-// go back through Deps.SIPReply to replyTo (empty: identity). Refusals
-// wrap ErrMessageSize, ErrMessageText, ErrRate, ErrEnded or
+// go back through Deps.SIPReply to replyTo (empty: identity). A chat it
+// starts speaks (in its notices) the language acceptLanguage, the peer's
+// Accept-Language list, prefers: German or English, German when neither.
+// Refusals wrap ErrMessageSize, ErrMessageText, ErrRate, ErrEnded or
 // journey.ErrBadIdentity.
-func (c *Channel) Inbound(ctx context.Context, entrance, identity, replyTo, text string) error {
+func (c *Channel) Inbound(ctx context.Context, entrance, identity, replyTo, acceptLanguage, text string) error {
 	arrived := time.Now()
 	text = strings.TrimSpace(text)
 	if text == "" || len(text) > c.cfg.MaxMessageBytes {
@@ -258,7 +260,7 @@ func (c *Channel) Inbound(ctx context.Context, entrance, identity, replyTo, text
 		if err != nil {
 			return fmt.Errorf("chat: %w", err)
 		}
-		if s, err = c.newSession(ctx, cu, entrance, identity, "", "de", peerIdentity(kind, raw), nil); err != nil {
+		if s, err = c.newSession(ctx, cu, entrance, identity, "", peerLanguage(acceptLanguage), peerIdentity(kind, raw), nil); err != nil {
 			return err
 		}
 		s.mu.Lock()

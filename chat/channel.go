@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/text/language"
 
 	"dirigent/journey"
 	"dirigent/router"
@@ -79,6 +80,23 @@ func (t Texts) in(lang string) string {
 		return t.DE
 	}
 	return t.EN
+}
+
+// peerLanguages are the languages of the notices, as a peer that is not
+// the widget asks for them; the first is the one when it asks for
+// neither.
+var peerLanguages = language.NewMatcher([]language.Tag{language.German, language.English})
+
+// peerLanguage is the language ("de" or "en") of a chat a peer starts,
+// the best for its Accept-Language list (RFC 9110 §12.5.4; SIP's is
+// the same, RFC 3261 §20.3): German when it names neither, is empty or
+// does not parse.
+func peerLanguage(acceptLanguage string) string {
+	tags, _, _ := language.ParseAcceptLanguage(acceptLanguage)
+	if _, i, _ := peerLanguages.Match(tags...); i == 1 {
+		return "en"
+	}
+	return "de"
 }
 
 // Event is what a customer did in a chat, for the agent's desk.

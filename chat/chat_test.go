@@ -443,7 +443,7 @@ func TestInboundFromSIP(t *testing.T) {
 		d.SIPReply = func(_ context.Context, to, text string) error { replies <- reply{to, text}; return nil }
 	})
 	s.available(t, "anna")
-	if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "sip:joe@192.0.2.7:5062", "Hallo per SIP"); err != nil {
+	if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "sip:joe@192.0.2.7:5062", "", "Hallo per SIP"); err != nil {
 		t.Fatal(err)
 	}
 	e := s.event(t, "message")
@@ -467,7 +467,7 @@ func TestInboundFromSIP(t *testing.T) {
 		}
 	}
 	// The phone moved: answers follow its latest message.
-	if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "sip:joe@192.0.2.8:5060", "Noch eine Frage"); err != nil {
+	if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "sip:joe@192.0.2.8:5060", "", "Noch eine Frage"); err != nil {
 		t.Fatal(err)
 	}
 	if e2 := s.event(t, "message"); e2.ConversationID != e.ConversationID || e2.Agent != "anna" {
@@ -492,16 +492,16 @@ func TestInboundFromSIP(t *testing.T) {
 		{" ", ErrMessageSize},
 		{strings.Repeat("x", 5000), ErrMessageSize},
 	} {
-		if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "", tc.text); !errors.Is(err, tc.want) {
+		if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "", "", tc.text); !errors.Is(err, tc.want) {
 			t.Errorf("Inbound(%.10q) = %v, want %v", tc.text, err, tc.want)
 		}
 	}
-	if err := s.ch.Inbound(bg, "sip", "sip:@", "", "Hallo"); !errors.Is(err, journey.ErrBadIdentity) {
+	if err := s.ch.Inbound(bg, "sip", "sip:@", "", "", "Hallo"); !errors.Is(err, journey.ErrBadIdentity) {
 		t.Errorf("unusable identity: %v", err)
 	}
 	// Without a SIP reply path the answer is kept and the caller told.
 	s2 := startSite(t, nil)
-	if err := s2.ch.Inbound(bg, "sip", "+49 30 123456", "", "Hallo"); err != nil {
+	if err := s2.ch.Inbound(bg, "sip", "+49 30 123456", "", "", "Hallo"); err != nil {
 		t.Fatal(err)
 	}
 	e3 := s2.event(t, "message")
@@ -510,6 +510,62 @@ func TestInboundFromSIP(t *testing.T) {
 	}
 	if msgs, _ := s2.ch.Transcript(e3.ConversationID); len(msgs) != 2 {
 		t.Fatalf("transcript %+v", msgs)
+	}
+}
+
+// A chat a SIP peer starts speaks the language of its Accept-Language,
+// German when it names none the chat speaks, from the first notice to
+// the last; later messages do not change it.
+func TestInboundLanguage(t *testing.T) {
+	replies := make(chan sipReply, 20)
+	s := startSite(t, func(_ *Config, d *Deps) {
+		d.SIPReply = func(_ context.Context, to, text string) error { replies <- sipReply{to, text}; return nil }
+	})
+	// Nobody is available: each new chat is told so at once.
+	for _, tc := range []struct{ peer, accept, lang string }{
+		{"sip:en@pbx.example.com", "en", "en"},
+		{"sip:fr@pbx.example.com", "fr, en-GB;q=0.5", "en"},
+		{"sip:at@pbx.example.com", "de-AT, en;q=0.5", "de"},
+		{"sip:none@pbx.example.com", "", "de"},
+		{"sip:ja@pbx.example.com", "ja", "de"},
+	} {
+		if err := s.ch.Inbound(bg, "sip", tc.peer, "", tc.accept, "Hallo"); err != nil {
+			t.Fatal(err)
+		}
+		s.event(t, "message")
+		if got, want := nextReply(t, replies, tc.peer), builtinTexts["nobody"].in(tc.lang); got != want {
+			t.Errorf("Accept-Language %q: told %q, want %q", tc.accept, got, want)
+		}
+	}
+	// The chat keeps its language when the peer asks for another later.
+	if err := s.ch.Inbound(bg, "sip", "sip:en@pbx.example.com", "", "de", "Noch etwas"); err != nil {
+		t.Fatal(err)
+	}
+	e := s.event(t, "message")
+	if err := s.ch.End(bg, e.ConversationID, "anna"); err != nil {
+		t.Fatal(err)
+	}
+	if got := nextReply(t, replies, "sip:en@pbx.example.com"); got != builtinTexts["ended"].EN {
+		t.Errorf("the English chat ended with %q", got)
+	}
+}
+
+// sipReply is an answer to a SIP MESSAGE peer, as Deps.SIPReply sends it.
+type sipReply struct{ to, text string }
+
+// nextReply is the text of the next SIP reply to peer, skipping others'.
+func nextReply(t *testing.T, replies chan sipReply, peer string) string {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case r := <-replies:
+			if r.to == peer {
+				return r.text
+			}
+		case <-timeout:
+			t.Fatalf("no reply to %s within 10 s", peer)
+		}
 	}
 }
 
@@ -558,7 +614,7 @@ func TestForgetCustomer(t *testing.T) {
 	b.until(FrameWelcome)
 	b.send(message("m1", "Bitte löschen Sie meine Daten."))
 	web := s.event(t, "message")
-	if err := s.ch.Inbound(bg, "sip", "+49 30 123456", "sip:joe@192.0.2.7:5062", "Auch per SIP"); err != nil {
+	if err := s.ch.Inbound(bg, "sip", "+49 30 123456", "sip:joe@192.0.2.7:5062", "", "Auch per SIP"); err != nil {
 		t.Fatal(err)
 	}
 	viaSIP := s.event(t, "message")
@@ -594,7 +650,7 @@ func TestForgetCustomer(t *testing.T) {
 		}
 	}
 	// The peer's next message starts a chat afresh.
-	if err := s.ch.Inbound(bg, "sip", "+49 30 123456", "sip:joe@192.0.2.7:5062", "Noch da?"); err != nil {
+	if err := s.ch.Inbound(bg, "sip", "+49 30 123456", "sip:joe@192.0.2.7:5062", "", "Noch da?"); err != nil {
 		t.Fatal(err)
 	}
 	if e := s.event(t, "message"); e.ConversationID == viaSIP.ConversationID {
@@ -642,7 +698,7 @@ func TestInboundAtOnceMakesOneChat(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 5 {
 		wg.Go(func() {
-			if err := s.ch.Inbound(bg, "sip", "sip:eve@pbx.example.com", "", fmt.Sprintf("Nachricht %d", i)); err != nil {
+			if err := s.ch.Inbound(bg, "sip", "sip:eve@pbx.example.com", "", "", fmt.Sprintf("Nachricht %d", i)); err != nil {
 				t.Error(err)
 			}
 		})
@@ -663,11 +719,11 @@ func TestInboundAtOnceMakesOneChat(t *testing.T) {
 func TestInboundRate(t *testing.T) {
 	s := startSite(t, func(c *Config, _ *Deps) { c.MessagesPerMinute = 3 })
 	for i := range 3 {
-		if err := s.ch.Inbound(bg, "sip", "+49 30 123456", "", fmt.Sprintf("Nachricht %d", i)); err != nil {
+		if err := s.ch.Inbound(bg, "sip", "+49 30 123456", "", "", fmt.Sprintf("Nachricht %d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.ch.Inbound(bg, "sip", "+49 30 123456", "", "zu viel"); !errors.Is(err, ErrRate) {
+	if err := s.ch.Inbound(bg, "sip", "+49 30 123456", "", "", "zu viel"); !errors.Is(err, ErrRate) {
 		t.Fatalf("fourth message: %v", err)
 	}
 }

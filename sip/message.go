@@ -22,7 +22,10 @@ type Message struct {
 	// ReplyTo is where answers go: the sender's URI at the address the
 	// message came from, so they pass the same NAT or trunk.
 	ReplyTo string
-	Text    string
+	// AcceptLanguage is the sender's Accept-Language (RFC 3261 §20.3),
+	// its headers joined into one list; empty when it sent none.
+	AcceptLanguage string
+	Text           string
 }
 
 // Refusals OnMessage may return (wrapped) to choose the answer: 413,
@@ -80,7 +83,7 @@ func (c *Channel) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		refuse(sip.StatusBadRequest, "Bad Request ("+err.Error()+")")
 		return
 	}
-	m := Message{From: from, ReplyTo: replyURI(req), Text: text}
+	m := Message{From: from, ReplyTo: replyURI(req), AcceptLanguage: acceptLanguage(req), Text: text}
 	switch err := c.deps.OnMessage(context.Background(), m); {
 	case err == nil:
 		c.metrics.messages.WithLabelValues("in", "accepted").Inc()
@@ -177,6 +180,18 @@ func messageText(req *sip.Request) (string, error) {
 		return "", errors.New("message not UTF-8")
 	}
 	return string(body), nil
+}
+
+// acceptLanguage is a request's Accept-Language headers as one list, as
+// RFC 3261 §7.3.1 allows them to be split.
+func acceptLanguage(req *sip.Request) string {
+	var list []string
+	for _, h := range req.GetHeaders("Accept-Language") {
+		if v := strings.TrimSpace(h.Value()); v != "" {
+			list = append(list, v)
+		}
+	}
+	return strings.Join(list, ", ")
 }
 
 // replyURI is where answers to a request's sender go: its From user at

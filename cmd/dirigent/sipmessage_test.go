@@ -19,10 +19,11 @@ import (
 )
 
 // TestSIPMessageThroughTheDaemon: a customer's phone behind the trunk
-// writes a SIP MESSAGE (sipp); it becomes a chat offered to anna, who
-// accepts it and answers on the desk's JSON API; the answer reaches the
-// phone as a SIP MESSAGE to the address it wrote from. Then what must be
-// refused is, with the right code.
+// writes a SIP MESSAGE (sipp) in English (Accept-Language: en); it
+// becomes a chat offered to anna, who accepts it and answers on the
+// desk's JSON API; the answer reaches the phone as a SIP MESSAGE to the
+// address it wrote from, as do dirigent's notices, in English. Then what
+// must be refused is, with the right code.
 func TestSIPMessageThroughTheDaemon(t *testing.T) {
 	sipp := testpeer.Require(t, "sipp", "sip-tester")
 	d, _ := deskDaemon(t, "", "", `[[sip.trunks]]
@@ -40,7 +41,7 @@ agent = "anna"
 	trace := filepath.Join(t.TempDir(), "phone.log")
 	phone := exec.Command(sipp, d.sip, "-sf", "../../sip/testdata/message-chat.xml", "-oocsf", "../../sip/testdata/message-answer.xml",
 		"-i", "127.0.0.1", "-p", freeUDPPort(t), "-s", "support", "-trace_msg", "-message_file", trace, "-nostdin", "-m", "1",
-		"-key", "caller", "03055560001", "-key", "text", "Hallo, meine Rechnung stimmt nicht.")
+		"-key", "caller", "03055560001", "-key", "text", "Hello, my bill is wrong.", "-key", "accept_language", "en-GB, en;q=0.9, de;q=0.5")
 	if err := phone.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +78,21 @@ agent = "anna"
 	}
 	// Once the chat has ended, an answer is refused with 409.
 	anna.do(t, http.MethodPost, "/api/desk/tasks/"+id+"/chat/end", nil, nil)
+	// The phone was told, in its language, that someone will answer and
+	// that the chat has ended.
+	queued, ended := "Someone will be with you shortly.", "The chat has ended."
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		log := mustRead(t, trace)
+		if strings.Contains(log, queued) && strings.Contains(log, ended) {
+			if strings.Contains(log, "Gleich ist jemand") || strings.Contains(log, "Der Chat ist beendet") {
+				t.Errorf("the phone also got German notices:\n%s", log)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the phone's trace lacks the English notices %q and %q:\n%s", queued, ended, log)
+		}
+	}
 	if code, answer := anna.try(t, http.MethodPost, "/api/desk/tasks/"+id+"/chat", map[string]any{"text": "Noch etwas?"}); code != http.StatusConflict {
 		t.Errorf("an answer to an ended chat: %d %s", code, answer)
 	}
