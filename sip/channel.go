@@ -533,7 +533,8 @@ func (c *Channel) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 // TaskEvent follows the router's journal for the calls' tasks: a call
 // the router gives up on (max wait without an overflow queue) is hung
 // up, and a call moved to an overflow queue is recorded there. The
-// router calls it with its lock held, so nothing here calls back.
+// router calls it with its lock held, so nothing here calls back or
+// waits for a call's lock.
 func (c *Channel) TaskEvent(e router.Event) {
 	if e.Channel != router.Voice || (e.Kind != router.TaskCanceled && e.Kind != router.TaskMoved) {
 		return
@@ -546,9 +547,13 @@ func (c *Channel) TaskEvent(e router.Event) {
 	}
 	switch e.Kind {
 	case router.TaskMoved:
-		cl.mu.Lock()
-		cl.task.Queue = e.Reason
-		cl.mu.Unlock()
+		// Not under the router's lock: an agent's answer holds the call's
+		// lock while it calls Router.Accept.
+		go func() {
+			cl.mu.Lock()
+			cl.task.Queue = e.Reason
+			cl.mu.Unlock()
+		}()
 	case router.TaskCanceled:
 		if e.Reason != router.ReasonAbandoned {
 			go cl.end(outcomeCanceled, "dirigent")

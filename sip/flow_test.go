@@ -189,3 +189,34 @@ func TestCustomerErasedDuringACall(t *testing.T) {
 		t.Errorf("logged as errors: %q", msgs)
 	}
 }
+
+// TestTaskEventDoesNotWaitForTheCall: the router passes its events with
+// its lock held, and an agent's answer holds the call's lock while it
+// calls Router.Accept; a task moved to an overflow queue at that moment
+// must not wait for the call, or both wait for ever.
+func TestTaskEventDoesNotWaitForTheCall(t *testing.T) {
+	cl := &call{task: router.Task{ID: 7, Channel: router.Voice, Queue: "support"}}
+	c := &Channel{byTask: map[uint64]*call{7: cl}}
+	cl.mu.Lock() // as while answering
+	done := make(chan struct{})
+	go func() {
+		c.TaskEvent(router.Event{Kind: router.TaskMoved, Channel: router.Voice, TaskID: 7, Reason: "overflow"})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("TaskEvent waits for the call's lock: a deadlock with Router.Accept")
+	}
+	cl.mu.Unlock()
+	for range 1000 {
+		cl.mu.Lock()
+		q := cl.task.Queue
+		cl.mu.Unlock()
+		if q == "overflow" {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Error("the call was not moved to the overflow queue")
+}
