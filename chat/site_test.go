@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"dirigent/internal/testrun"
+	"dirigent/internal/testsite"
 	"dirigent/journey"
 	"dirigent/router"
 	"dirigent/store"
@@ -34,22 +33,6 @@ type site struct {
 	events   chan Event // every Deps.OnCustomer call
 }
 
-// taskTee passes the router's events to the channel, as the daemon's
-// journal does.
-type taskTee struct {
-	mu sync.Mutex
-	ch *Channel
-}
-
-func (t *taskTee) Record(e router.Event) {
-	t.mu.Lock()
-	ch := t.ch
-	t.mu.Unlock()
-	if ch != nil {
-		ch.TaskEvent(e)
-	}
-}
-
 func startSite(t testing.TB, tune func(*Config, *Deps)) *site {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
@@ -57,18 +40,6 @@ func startSite(t testing.TB, tune func(*Config, *Deps)) *site {
 		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	storeReg := prometheus.NewRegistry()
-	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "d.db"), Logger: logger, Registerer: storeReg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	j, err := journey.New(journey.Config{
-		Region: "DE", RepeatWindow: 72 * time.Hour, ResolvedOutcomes: []string{"resolved"},
-		Intents: []journey.IntentRule{{Name: "billing", Queue: "billing", Body: []string{"rechnung"}}},
-	}, journey.Deps{Store: st, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
 	rc := router.Config{
 		Skills: []string{"support", "billing"},
 		Agents: []router.AgentSpec{
@@ -82,25 +53,18 @@ func startSite(t testing.TB, tune func(*Config, *Deps)) *site {
 		},
 		OfferTimeout: time.Minute,
 	}
-	offers := make(chan router.Offer, 10000)
-	tee := &taskTee{}
-	r, err := router.New(rc, router.Deps{Logger: logger, Journal: tee, OnOffer: func(o router.Offer) {
-		select {
-		case offers <- o:
-		default:
-		}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	testrun.Start(t, r.Run)
+	ts := testsite.New(t, testsite.Options{
+		Logger: logger, StoreRegisterer: storeReg, Router: rc,
+		Intents: []journey.IntentRule{{Name: "billing", Queue: "billing", Body: []string{"rechnung"}}},
+	})
+	testrun.Start(t, ts.Router.Run)
 	events := make(chan Event, 10000)
 	cfg := Config{
 		Listen: "127.0.0.1:0", DefaultQueue: "support", MaxMessageBytes: 100, MessagesPerMinute: 30, MaxSessionsPerIP: 50,
 		IdleTimeout: time.Hour, RouterQueues: rc.Queues, Agents: rc.Agents, AgentNames: map[string]string{"anna": "Anna Adler"},
 	}
 	deps := Deps{
-		Logger: logger, Store: st, Journey: j, Router: r, Registerer: prometheus.NewRegistry(), DrainTimeout: time.Second,
+		Logger: logger, Store: ts.Store, Journey: ts.Journey, Router: ts.Router, Registerer: prometheus.NewRegistry(), DrainTimeout: time.Second,
 		OnCustomer: func(e Event) {
 			select {
 			case events <- e:
@@ -115,11 +79,17 @@ func startSite(t testing.TB, tune func(*Config, *Deps)) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tee.mu.Lock()
-	tee.ch = ch
-	tee.mu.Unlock()
+	// The router's events reach the channel as the daemon's journal tee
+	// passes them; its offers are the test's to take.
+	offers := make(chan router.Offer, 10000)
+	ts.Wire(testsite.Hooks{Record: ch.TaskEvent, OnOffer: func(o router.Offer) {
+		select {
+		case offers <- o:
+		default:
+		}
+	}})
 	testrun.Start(t, ch.Run)
-	return &site{ch: ch, st: st, journey: j, router: r, reg: deps.Registerer.(*prometheus.Registry), storeReg: storeReg, offers: offers, events: events}
+	return &site{ch: ch, st: ts.Store, journey: ts.Journey, router: ts.Router, reg: deps.Registerer.(*prometheus.Registry), storeReg: storeReg, offers: offers, events: events}
 }
 
 type testWriter struct{ t testing.TB }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"dirigent/internal/testpeer"
 	"dirigent/internal/testrun"
+	"dirigent/internal/testsite"
 	"dirigent/journey"
 	"dirigent/router"
 	"dirigent/store"
@@ -39,30 +39,20 @@ func startSMTP(t *testing.T, cfg SMTPConfig) (*Channel, *store.Store) {
 func startSite(t testing.TB, chcfg Config) *site {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
-	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "d.db"), Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	j, err := journey.New(journey.Config{
-		Region: "DE", RepeatWindow: 72 * time.Hour, ResolvedOutcomes: []string{"resolved"},
+	ts := testsite.New(t, testsite.Options{
+		Logger:  logger,
 		Intents: []journey.IntentRule{{Name: "billing", Queue: "billing", Subject: []string{"rechnung"}}},
-	}, journey.Deps{Store: st, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	offers := make(chan router.Offer, 100)
-	r, err := router.New(router.Config{
-		Skills: []string{"support"},
-		Agents: []router.AgentSpec{{ID: "anna", Skills: map[string]int{"support": 3}, Capacity: [3]int{1, 3, 2}}},
-		Queues: []router.QueueSpec{
-			{Name: "support", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Email}},
-			{Name: "billing", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Email}},
+		Router: router.Config{
+			Skills: []string{"support"},
+			Agents: []router.AgentSpec{{ID: "anna", Skills: map[string]int{"support": 3}, Capacity: [3]int{1, 3, 2}}},
+			Queues: []router.QueueSpec{
+				{Name: "support", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Email}},
+				{Name: "billing", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Email}},
+			},
 		},
-	}, router.Deps{Logger: logger, Journal: discardJournal{}, OnOffer: func(o router.Offer) { offers <- o }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
+	offers := make(chan router.Offer, 100)
+	ts.Wire(testsite.Hooks{OnOffer: func(o router.Offer) { offers <- o }})
 	cfg := &chcfg.SMTP
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Hostname = "dirigent.test"
@@ -77,18 +67,14 @@ func startSite(t testing.TB, chcfg Config) *site {
 	}
 	chcfg.Smarthost.From, chcfg.Smarthost.Hostname, chcfg.DefaultQueue = "support@example.com", "dirigent.test", "support"
 	ch, err := New(chcfg, Deps{
-		Logger: logger, Store: st, Journey: j, Router: r, Registerer: prometheus.NewRegistry(), DrainTimeout: time.Second,
+		Logger: logger, Store: ts.Store, Journey: ts.Journey, Router: ts.Router, Registerer: prometheus.NewRegistry(), DrainTimeout: time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	testrun.Start(t, ch.Run)
-	return &site{ch: ch, st: st, journey: j, router: r, offers: offers}
+	return &site{ch: ch, st: ts.Store, journey: ts.Journey, router: ts.Router, offers: offers}
 }
-
-type discardJournal struct{}
-
-func (discardJournal) Record(router.Event) {}
 
 // swaks sends one message with Debian's swaks and returns its transcript.
 func swaks(t *testing.T, addr net.Addr, args ...string) (string, error) {

@@ -19,6 +19,7 @@ import (
 
 	"dirigent/internal/testpeer"
 	"dirigent/internal/testrun"
+	"dirigent/internal/testsite"
 	"dirigent/journey"
 	"dirigent/router"
 	"dirigent/store"
@@ -67,50 +68,29 @@ func startSite(t testing.TB, cfg Config, storePath string) *site {
 	}
 	errs := &errorLog{}
 	logger = slog.New(errorTee{logger.Handler(), errs})
-	if storePath == "" {
-		storePath = filepath.Join(t.TempDir(), "d.db")
-	}
-	st, err := store.Open(store.Options{Path: storePath, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	j, err := journey.New(journey.Config{
-		Region: "DE", RepeatWindow: 72 * time.Hour, ResolvedOutcomes: []string{"resolved"},
+	ts := testsite.New(t, testsite.Options{
+		Logger: logger, StorePath: storePath,
 		Intents: []journey.IntentRule{{Name: "billing", Queue: "billing", Dialled: []string{"+49301234599"}}},
-	}, journey.Deps{Store: st, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ch *Channel
-	var ready sync.WaitGroup
-	ready.Add(1)
-	r, err := router.New(router.Config{
-		Skills:       []string{"support"},
-		OfferTimeout: 5 * time.Second,
-		Agents:       []router.AgentSpec{{ID: "anna", Skills: map[string]int{"support": 3}, Capacity: [3]int{1, 3, 2}}},
-		Queues: []router.QueueSpec{
-			{Name: "support", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Voice}, WrapUp: time.Minute},
-			{Name: "billing", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Voice}},
-			{Name: "short", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Voice}, MaxWait: time.Second},
+		Router: router.Config{
+			Skills:       []string{"support"},
+			OfferTimeout: 5 * time.Second,
+			Agents:       []router.AgentSpec{{ID: "anna", Skills: map[string]int{"support": 3}, Capacity: [3]int{1, 3, 2}}},
+			Queues: []router.QueueSpec{
+				{Name: "support", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Voice}, WrapUp: time.Minute},
+				{Name: "billing", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Voice}},
+				{Name: "short", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Voice}, MaxWait: time.Second},
+			},
 		},
-	}, router.Deps{
-		Logger: logger, Journal: journalFunc(func(e router.Event) { ready.Wait(); ch.TaskEvent(e) }),
-		OnOffer:  func(o router.Offer) { ready.Wait(); ch.OnOffer(o) },
-		OnRevoke: func(o router.Offer) { ready.Wait(); ch.OnRevoke(o) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
-	ch, err = New(cfg, Deps{Logger: logger, Store: st, Journey: j, Router: r, Registerer: reg, DrainTimeout: 5 * time.Second})
+	ch, err := New(cfg, Deps{Logger: logger, Store: ts.Store, Journey: ts.Journey, Router: ts.Router, Registerer: reg, DrainTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ready.Done()
-	testrun.Start(t, r.Run)
+	ts.Wire(testsite.Hooks{Record: ch.TaskEvent, OnOffer: ch.OnOffer, OnRevoke: ch.OnRevoke})
+	testrun.Start(t, ts.Router.Run)
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &site{ch: ch, st: st, j: j, router: r, reg: reg, dir: t.TempDir(), errors: errs, stopped: make(chan error, 1)}
+	s := &site{ch: ch, st: ts.Store, j: ts.Journey, router: ts.Router, reg: reg, dir: t.TempDir(), errors: errs, stopped: make(chan error, 1)}
 	go func() { s.stopped <- ch.Run(ctx) }()
 	s.stop = cancel
 	t.Cleanup(func() {
@@ -164,12 +144,6 @@ func (h errorTee) WithAttrs(as []slog.Attr) slog.Handler {
 func (h errorTee) WithGroup(name string) slog.Handler {
 	return errorTee{h.next.WithGroup(name), h.log}
 }
-
-// journalFunc hands the router's events to the channel, as the daemon's
-// journal tee does.
-type journalFunc func(router.Event)
-
-func (f journalFunc) Record(e router.Event) { f(e) }
 
 // freePort returns a UDP port free at the moment on 127.0.0.1.
 func freePort(t testing.TB) int {
