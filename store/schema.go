@@ -41,6 +41,7 @@ var (
 	bucketChatPeers     = []byte("chat_peers")    // SIP peer identity → open session id
 	bucketChatOpen      = []byte("chat_open")     // session id → nothing, until it ends
 	bucketChatConvs     = []byte("chat_convs")    // conversation id → session id
+	bucketDeskSessions  = []byte("desk_sessions") // SHA-256 of a desk session's secret → DeskSession
 
 	keySchema = []byte("schema")
 )
@@ -131,6 +132,10 @@ var migrations = []func(*bolt.Tx) error{
 			}
 		}
 		return nil
+	},
+	func(tx *bolt.Tx) error { // 7 → 8: desk sessions that outlive a restart
+		_, err := tx.CreateBucketIfNotExists(bucketDeskSessions)
+		return err
 	},
 }
 
