@@ -46,12 +46,42 @@ func startDesk(t testing.TB) *deskEnv {
 // newDesk builds the desk without running it.
 func newDesk(t testing.TB, drain time.Duration) *deskEnv {
 	t.Helper()
-	logger := slog.New(slog.DiscardHandler)
-	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "d.db"), Logger: logger})
+	st := openStore(t, filepath.Join(t.TempDir(), "d.db"))
+	env := newDeskOn(t, st, drain, nil)
+	setPasswords(t, st, time.Now(), "anna", "bert", "sven", "ada")
+	return env
+}
+
+func openStore(t testing.TB, path string) *store.Store {
+	t.Helper()
+	st, err := store.Open(store.Options{Path: path, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// setPasswords gives users testPassword.
+func setPasswords(t testing.TB, st *store.Store, at time.Time, users ...string) {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(testPassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		if err := st.SetDeskPassword(context.Background(), u, hash, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// newDeskOn builds the desk, without running it, on st, which another
+// desk may have used before (as the daemon's before a restart); change,
+// when set, adjusts the deps first.
+func newDeskOn(t testing.TB, st *store.Store, drain time.Duration, change func(*Deps)) *deskEnv {
+	t.Helper()
+	logger := slog.New(slog.DiscardHandler)
 	yes := true
 	j, err := journey.New(journey.Config{
 		Region: "DE", RepeatWindow: 72 * time.Hour, ResolvedOutcomes: []string{"resolved"}, MinConfidence: 0.6, RetrainInterval: time.Hour,
@@ -78,24 +108,19 @@ func newDesk(t testing.TB, drain time.Duration) *deskEnv {
 		t.Fatal(err)
 	}
 	testrun.Start(t, r.Run)
-	srv, err = New("127.0.0.1:0", Deps{
+	deps := Deps{
 		Logger: logger, Registry: prometheus.NewRegistry(), DrainTimeout: drain,
 		Store: st, Journey: j, Router: r,
 		Logins:      Logins{Agents: []string{"anna", "bert"}, Supervisors: []string{"sven"}, Admins: []string{"ada"}},
 		AwayReasons: []string{"break", "lunch"}, WrapCodes: []string{"resolved", "callback"},
 		Skills: []string{"support", "billing"}, Agents: agents, Queues: queues,
-	})
+	}
+	if change != nil {
+		change(&deps)
+	}
+	srv, err = New("127.0.0.1:0", deps)
 	if err != nil {
 		t.Fatal(err)
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(testPassword), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []string{"anna", "bert", "sven", "ada"} {
-		if err := st.SetDeskPassword(context.Background(), u, hash, time.Now()); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return &deskEnv{srv: srv, base: "http://" + srv.Addr().String(), store: st, journey: j, router: r}
 }

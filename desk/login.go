@@ -99,7 +99,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.limiter.succeeded(req.User)
-	secret, sess := s.sessions.create(req.User, roles, now)
+	secret, sess, err := s.sessions.create(r.Context(), req.User, roles, now)
+	if err != nil {
+		s.deps.Logger.Error("desk login not stored", "user", req.User, "err", err)
+		writeError(w, http.StatusInternalServerError, "login not completed: "+err.Error())
+		return
+	}
 	setSessionCookie(w, r, secret, 0)
 	s.metrics.logins.WithLabelValues("ok").Inc()
 	s.deps.Logger.Info("desk login", "user", req.User, "roles", roles, "remote", ip)
@@ -113,7 +118,11 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		s.sessions.remove(c.Value)
+		if err := s.sessions.remove(r.Context(), c.Value); err != nil {
+			s.deps.Logger.Error("desk logout not stored", "err", err)
+			writeError(w, http.StatusInternalServerError, "logout not completed: "+err.Error())
+			return
+		}
 	}
 	setSessionCookie(w, r, "", -1)
 	writeJSON(w, http.StatusOK, map[string]string{"status": "logged out"})

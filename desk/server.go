@@ -82,7 +82,11 @@ func New(listen string, deps Deps) (*Server, error) {
 	if deps.SessionTimeout <= 0 {
 		deps.SessionTimeout = 12 * time.Hour
 	}
-	s := &Server{deps: deps, sessions: newSessions(deps.SessionTimeout), limiter: newLoginLimiter(), desk: newDesktop(deps.Agents), stopping: make(chan struct{})}
+	s := &Server{deps: deps, sessions: newSessions(deps.Store, deps.SessionTimeout), limiter: newLoginLimiter(), desk: newDesktop(deps.Agents), stopping: make(chan struct{})}
+	// Before the metrics: the sessions gauge counts the restored ones.
+	if err := s.sessions.restore(context.Background(), deps.Logins, deps.Store, s.now(), deps.Logger); err != nil {
+		return nil, fmt.Errorf("desk: %w", err)
+	}
 	m, err := newMetrics(deps.Registry, s)
 	if err != nil {
 		return nil, err
@@ -133,18 +137,28 @@ func (s *Server) SetNotReady(reason string) { s.ready.Store(&reason) }
 // drain timeout.
 func (s *Server) Run(ctx context.Context) error {
 	go s.housekeep(ctx)
-	return serveUntil(ctx, s.srv, s.ln, s.deps.DrainTimeout)
+	err := serveUntil(ctx, s.srv, s.ln, s.deps.DrainTimeout)
+	// The last requests' times, so that a planned restart shortens no
+	// session.
+	pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if perr := s.sessions.persist(pctx); perr != nil {
+		s.deps.Logger.Error("desk sessions' last use not written at stop", "err", perr)
+	}
+	return err
 }
 
 // wallboardTick is how often open wallboards get fresh figures (waiting
 // times grow without any event).
 const wallboardTick = 2 * time.Second
 
-// housekeep pushes the wallboard to supervisors and forgets expired
-// sessions and old login failures, until ctx ends.
+// housekeep pushes the wallboard to supervisors, writes sessions' last
+// uses and ends expired sessions, and forgets old login failures, until
+// ctx ends.
 func (s *Server) housekeep(ctx context.Context) {
 	tick := time.NewTicker(wallboardTick)
 	defer tick.Stop()
+	sessionTicks := max(1, int(persistInterval(s.deps.SessionTimeout)/wallboardTick))
 	n := 0
 	for {
 		select {
@@ -153,11 +167,30 @@ func (s *Server) housekeep(ctx context.Context) {
 		case <-tick.C:
 		}
 		s.publishWallboard()
-		if n++; n%30 == 0 {
-			now := s.now()
-			s.sessions.expire(now)
-			s.limiter.pruneNow(now)
+		n++
+		if n%sessionTicks == 0 {
+			s.keepSessions(ctx, s.now())
 		}
+		if n%30 == 0 {
+			s.limiter.pruneNow(s.now())
+		}
+	}
+}
+
+// keepSessions writes the sessions' last uses, then ends the expired ones.
+func (s *Server) keepSessions(ctx context.Context, now time.Time) {
+	if err := s.sessions.persist(ctx); err != nil {
+		if ctx.Err() == nil {
+			s.deps.Logger.Error("desk sessions", "err", err)
+		}
+		return
+	}
+	n, err := s.sessions.expire(ctx, now)
+	if err != nil && ctx.Err() == nil {
+		s.deps.Logger.Error("desk sessions", "err", err)
+	}
+	if n > 0 {
+		s.deps.Logger.Debug("desk sessions expired", "sessions", n)
 	}
 }
 

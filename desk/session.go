@@ -1,28 +1,39 @@
 package desk
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"sync"
 	"time"
+
+	"dirigent/store"
 )
 
-// sessionCookie holds a desk session's secret. The server keeps only
-// its SHA-256, so a memory dump or a log line of the map reveals no
-// usable cookie. Sessions live in memory: a restart logs everyone out.
+// sessionCookie holds a desk session's secret. Neither memory nor the
+// store keeps the secret, only its SHA-256, so a memory dump, a log line
+// or a backup reveals no usable cookie.
 const sessionCookie = "dirigent_session"
 
 type session struct {
-	user     string
-	roles    []string
-	csrf     string // sent by the page in X-CSRF-Token on every change
-	lastSeen time.Time
+	user  string
+	roles []string
+	csrf  string // sent by the page in X-CSRF-Token on every change
+
+	// Guarded by sessions.mu: the last request, and how far of it the
+	// store knows.
+	lastSeen  time.Time
+	persisted time.Time
 }
 
 func (s *session) has(roles ...string) bool {
@@ -34,15 +45,28 @@ func (s *session) has(roles ...string) bool {
 	return false
 }
 
-// sessions are the logged-in desk users.
+// sessions are the logged-in desk users. Each is in the store too, from
+// before its login is answered until its logout or expiry, so that a
+// restart logs nobody out. Its last use is written in batches (persist),
+// not on every request.
 type sessions struct {
 	mu      sync.Mutex
 	byHash  map[[32]byte]*session
 	timeout time.Duration
+	store   *store.Store
 }
 
-func newSessions(timeout time.Duration) *sessions {
-	return &sessions{byHash: map[[32]byte]*session{}, timeout: timeout}
+func newSessions(st *store.Store, timeout time.Duration) *sessions {
+	return &sessions{byHash: map[[32]byte]*session{}, timeout: timeout, store: st}
+}
+
+// persistInterval is how often sessions' last uses are written: once a
+// minute, or ten times per timeout when that is shorter. A crash loses
+// at most that much of a session's idle time (the session ends that much
+// earlier after the restart, never later), in exchange for one small
+// write a minute for all sessions instead of one per request.
+func persistInterval(timeout time.Duration) time.Duration {
+	return min(time.Minute, timeout/10)
 }
 
 func randomToken() string {
@@ -51,14 +75,20 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// create starts a session and returns its secret.
-func (ss *sessions) create(user string, roles []string, now time.Time) (string, *session) {
+// create starts a session and returns its secret once the store holds
+// it: a login is answered only with a session that outlives a restart.
+func (ss *sessions) create(ctx context.Context, user string, roles []string, now time.Time) (string, *session, error) {
 	secret := randomToken()
-	s := &session{user: user, roles: roles, csrf: randomToken(), lastSeen: now}
+	h := sha256.Sum256([]byte(secret))
+	s := &session{user: user, roles: roles, csrf: randomToken(), lastSeen: now, persisted: now}
+	err := ss.store.PutDeskSession(ctx, &store.DeskSession{Hash: h[:], User: user, Roles: roles, CSRF: s.csrf, Created: now, LastUsed: now})
+	if err != nil {
+		return "", nil, fmt.Errorf("storing the session: %w", err)
+	}
 	ss.mu.Lock()
-	ss.byHash[sha256.Sum256([]byte(secret))] = s
+	ss.byHash[h] = s
 	ss.mu.Unlock()
-	return secret, s
+	return secret, s, nil
 }
 
 // lookup finds the live session of secret and marks it used.
@@ -71,34 +101,135 @@ func (ss *sessions) lookup(secret string, now time.Time) *session {
 		return nil
 	}
 	if now.Sub(s.lastSeen) > ss.timeout {
-		delete(ss.byHash, h)
+		delete(ss.byHash, h) // its record goes with the next expire
 		return nil
 	}
 	s.lastSeen = now
 	return s
 }
 
-func (ss *sessions) remove(secret string) {
+// remove ends the session of secret, in the store first: a logout that
+// is answered stays done after a restart.
+func (ss *sessions) remove(ctx context.Context, secret string) error {
+	h := sha256.Sum256([]byte(secret))
+	if err := ss.store.DeleteDeskSessions(ctx, h[:]); err != nil {
+		return fmt.Errorf("deleting the session: %w", err)
+	}
 	ss.mu.Lock()
-	delete(ss.byHash, sha256.Sum256([]byte(secret)))
+	delete(ss.byHash, h)
 	ss.mu.Unlock()
+	return nil
 }
 
-// expire drops sessions idle longer than the timeout.
-func (ss *sessions) expire(now time.Time) {
+// persist writes the last use of every session used since its last
+// write, in one transaction; nothing when there is none.
+func (ss *sessions) persist(ctx context.Context) error {
+	var uses []store.DeskSessionUse
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
+	for h, s := range ss.byHash {
+		if s.lastSeen.After(s.persisted) {
+			uses = append(uses, store.DeskSessionUse{Hash: bytes.Clone(h[:]), At: s.lastSeen})
+		}
+	}
+	ss.mu.Unlock()
+	if len(uses) == 0 {
+		return nil
+	}
+	if err := ss.store.TouchDeskSessions(ctx, uses); err != nil {
+		return fmt.Errorf("writing desk sessions' last use: %w", err)
+	}
+	ss.mu.Lock()
+	for _, u := range uses {
+		if s := ss.byHash[[32]byte(u.Hash)]; s != nil && u.At.After(s.persisted) {
+			s.persisted = u.At
+		}
+	}
+	ss.mu.Unlock()
+	return nil
+}
+
+// expire ends sessions idle longer than the timeout, in memory and in
+// the store. It runs right after persist, so the store's last uses are
+// the ones in memory; when persist failed it leaves the store alone,
+// lest it delete a session that is in use.
+func (ss *sessions) expire(ctx context.Context, now time.Time) (int, error) {
+	ss.mu.Lock()
 	for h, s := range ss.byHash {
 		if now.Sub(s.lastSeen) > ss.timeout {
 			delete(ss.byHash, h)
 		}
 	}
+	ss.mu.Unlock()
+	n, err := ss.store.DeleteIdleDeskSessions(ctx, now.Add(-ss.timeout))
+	if err != nil {
+		return n, fmt.Errorf("deleting expired desk sessions: %w", err)
+	}
+	return n, nil
 }
 
 func (ss *sessions) count() int {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	return len(ss.byHash)
+}
+
+// restore takes back the stored sessions after a restart, as far as the
+// configuration and the passwords allow them now: a session expired by
+// its stored last use, of a name that is no login any more, without a
+// password or from before the password's last change is deleted; the
+// others get the roles the name has now, which may be fewer or more than
+// at their login, as a new login would.
+func (ss *sessions) restore(ctx context.Context, logins Logins, passwords PasswordStore, now time.Time, logger *slog.Logger) error {
+	stored, err := ss.store.DeskSessions()
+	if err != nil {
+		return fmt.Errorf("reading desk sessions: %w", err)
+	}
+	var drop [][]byte
+	expired := 0
+	for _, ds := range stored {
+		refuse := func(why string) {
+			logger.Info("desk session not restored", "user", ds.User, "reason", why)
+			drop = append(drop, ds.Hash)
+		}
+		if len(ds.Hash) != sha256.Size || ds.User == "" {
+			refuse("unreadable record")
+			continue
+		}
+		if now.Sub(ds.LastUsed) > ss.timeout {
+			expired++
+			drop = append(drop, ds.Hash)
+			continue
+		}
+		roles := logins.Roles(ds.User)
+		if len(roles) == 0 {
+			refuse("no longer a desk login")
+			continue
+		}
+		u, err := passwords.DeskUser(ds.User)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			refuse("no password")
+			continue
+		case err != nil:
+			return fmt.Errorf("desk session of %s: %w", ds.User, err)
+		case u.Changed.After(ds.Created):
+			refuse("password changed since the login")
+			continue
+		}
+		if !slices.Equal(roles, ds.Roles) {
+			logger.Info("desk session's roles follow the configuration", "user", ds.User, "was", ds.Roles, "now", roles)
+			ds.Roles = roles
+			if err := ss.store.PutDeskSession(ctx, &ds); err != nil {
+				return fmt.Errorf("desk session of %s: %w", ds.User, err)
+			}
+		}
+		ss.byHash[[32]byte(ds.Hash)] = &session{user: ds.User, roles: roles, csrf: ds.CSRF, lastSeen: ds.LastUsed, persisted: ds.LastUsed}
+	}
+	if err := ss.store.DeleteDeskSessions(ctx, drop...); err != nil {
+		return fmt.Errorf("deleting desk sessions not restored: %w", err)
+	}
+	logger.Info("desk sessions restored", "sessions", len(ss.byHash), "expired", expired, "refused", len(drop)-expired)
+	return nil
 }
 
 // secure says whether the browser reached us over TLS, directly or

@@ -126,26 +126,20 @@ func (s *Store) DeleteDeskSessions(ctx context.Context, hashes ...[]byte) error 
 }
 
 // DeleteIdleDeskSessions removes the sessions last used before before
-// and returns how many there were.
+// and returns how many there were. It writes only when there are some:
+// the desk sweeps every minute.
 func (s *Store) DeleteIdleDeskSessions(ctx context.Context, before time.Time) (int, error) {
+	var idle [][]byte
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		idle = idleDeskSessions(tx.Bucket(bucketDeskSessions), before)
+		return nil
+	}); err != nil || len(idle) == 0 {
+		return 0, err
+	}
 	var n int
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		n = 0
 		b := tx.Bucket(bucketDeskSessions)
-		var idle [][]byte
-		err := b.ForEach(func(k, v []byte) error {
-			var ds struct {
-				LastUsed time.Time `json:"last_used"`
-			}
-			// A record that does not decode is of no use to anyone.
-			if json.Unmarshal(v, &ds) != nil || ds.LastUsed.Before(before) {
-				idle = append(idle, slices.Clone(k))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
+		idle := idleDeskSessions(b, before) // again: a touch may have come in between
 		for _, k := range idle {
 			if err := b.Delete(k); err != nil {
 				return err
@@ -155,4 +149,19 @@ func (s *Store) DeleteIdleDeskSessions(ctx context.Context, before time.Time) (i
 		return nil
 	})
 	return n, err
+}
+
+func idleDeskSessions(b *bolt.Bucket, before time.Time) [][]byte {
+	var idle [][]byte
+	b.ForEach(func(k, v []byte) error {
+		var ds struct {
+			LastUsed time.Time `json:"last_used"`
+		}
+		// A record that does not decode is of no use to anyone.
+		if json.Unmarshal(v, &ds) != nil || ds.LastUsed.Before(before) {
+			idle = append(idle, slices.Clone(k))
+		}
+		return nil
+	})
+	return idle
 }

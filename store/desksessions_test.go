@@ -90,7 +90,16 @@ func TestDeskSessions(t *testing.T) {
 	s = openTest(t, path)
 	want("after reopening", anna, sven)
 
-	// Idle sessions go: anna was last seen at 9:02, sven at 10:00.
+	// Idle sessions go: anna was last seen at 9:02, sven at 10:00; a
+	// sweep that finds none writes nothing.
+	txid := func() (id int) {
+		s.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil })
+		return id
+	}
+	before := txid()
+	if n, err := s.DeleteIdleDeskSessions(ctx, at); n != 0 || err != nil || txid() != before {
+		t.Fatalf("DeleteIdleDeskSessions with none idle: %d, %v; transaction %d → %d", n, err, before, txid())
+	}
 	if n, err := s.DeleteIdleDeskSessions(ctx, at.Add(time.Hour)); n != 1 || err != nil {
 		t.Fatalf("DeleteIdleDeskSessions: %d, %v", n, err)
 	}

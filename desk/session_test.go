@@ -1,0 +1,329 @@
+package desk
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"dirigent/store"
+)
+
+// testClock is a desk's clock that a test moves.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// runDesk runs env's desk until the returned stop is called (a restart)
+// or the test ends.
+func runDesk(t *testing.T, env *deskEnv) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- env.srv.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// storedSessions maps the users of the stored sessions to their roles.
+func storedSessions(t *testing.T, st *store.Store) map[string][]string {
+	t.Helper()
+	all, err := st.DeskSessions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, ds := range all {
+		out[ds.User] = ds.Roles
+	}
+	return out
+}
+
+func sessionsGauge(t *testing.T, env *deskEnv) string {
+	t.Helper()
+	resp, err := http.Get(env.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "dirigent_desk_sessions "); ok {
+			return v
+		}
+	}
+	t.Fatal("/metrics has no dirigent_desk_sessions")
+	return ""
+}
+
+// TestDeskSessionsSurviveARestart: a desk built again on the same store,
+// as the daemon's after a restart, knows the browsers' cookies and CSRF
+// tokens; a logout before the restart stays done; the store holds no
+// secret.
+func TestDeskSessionsSurviveARestart(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "d.db"))
+	setPasswords(t, st, time.Now(), "anna", "bert", "sven", "ada")
+	first := newDeskOn(t, st, time.Second, nil)
+	stop := runDesk(t, first)
+	anna, sven, bert := newBrowser(t, first.base), newBrowser(t, first.base), newBrowser(t, first.base)
+	anna.login("anna")
+	sven.login("sven")
+	bert.login("bert")
+	bertsCookie := cookieOf(t, bert)
+	if code, _ := bert.do("POST", "/api/desk/logout", ""); code != 200 {
+		t.Fatalf("logout: %d", code)
+	}
+	if got := storedSessions(t, st); len(got) != 2 || !slices.Equal(got["anna"], []string{"agent"}) || !slices.Equal(got["sven"], []string{"supervisor"}) {
+		t.Fatalf("stored before the restart: %v", got)
+	}
+	// Stored by the hashes of the cookies (the store's test shows that
+	// the secrets are nowhere in the file).
+	var want, got []string
+	for _, b := range []*browser{anna, sven} {
+		h := sha256.Sum256([]byte(cookieOf(t, b)))
+		want = append(want, string(h[:]))
+	}
+	for _, ds := range must(st.DeskSessions()) {
+		got = append(got, string(ds.Hash))
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("stored hashes %x, want the cookies' SHA-256 %x", got, want)
+	}
+	stop()
+
+	second := newDeskOn(t, st, time.Second, nil)
+	runDesk(t, second)
+	for _, b := range []*browser{anna, sven, bert} {
+		b.base = second.base // cookies are the host's, whatever the port
+	}
+	code, me := anna.do("GET", "/api/desk/me", "")
+	if code != 200 || me["user"] != "anna" || me["csrf_token"] != anna.csrf {
+		t.Fatalf("anna after the restart: %d %v (csrf %q)", code, me, anna.csrf)
+	}
+	// The CSRF token the page holds still works for changes.
+	code, body := anna.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`)
+	expect(t, "anna's change after the restart", code, body, 200, "")
+	if code, _ := sven.do("GET", "/api/desk/wallboard", ""); code != 200 {
+		t.Errorf("sven's wallboard after the restart: %d", code)
+	}
+	bert.client.Jar.SetCookies(agentURL(t, second.base), []*http.Cookie{{Name: sessionCookie, Value: bertsCookie}})
+	code, body = bert.do("GET", "/api/desk/me", "")
+	expect(t, "bert, logged out before the restart", code, body, 401, "session expired or unknown: log in again")
+	if g := sessionsGauge(t, second); g != "2" {
+		t.Errorf("dirigent_desk_sessions %s after the restart, want 2", g)
+	}
+	// Logging out after the restart deletes the record.
+	if code, _ := sven.do("POST", "/api/desk/logout", ""); code != 200 {
+		t.Fatalf("logout: %d", code)
+	}
+	if got := storedSessions(t, st); len(got) != 1 || got["anna"] == nil {
+		t.Errorf("stored after sven's logout: %v", got)
+	}
+	if g := sessionsGauge(t, second); g != "1" {
+		t.Errorf("dirigent_desk_sessions %s after a logout, want 1", g)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func cookieOf(t *testing.T, b *browser) string {
+	t.Helper()
+	for _, c := range b.client.Jar.Cookies(agentURL(t, b.base)) {
+		if c.Name == sessionCookie {
+			return c.Value
+		}
+	}
+	t.Fatal("no session cookie")
+	return ""
+}
+
+// TestDeskSessionExpiryAcrossRestarts: last use is written in batches,
+// not on every request; after a restart a session ends by its written
+// last use plus the timeout, and the sweep deletes what expired.
+func TestDeskSessionExpiryAcrossRestarts(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "d.db"))
+	t0 := time.Now().Truncate(time.Second)
+	setPasswords(t, st, t0.Add(-time.Hour), "anna", "bert", "sven", "ada")
+	clock := &testClock{now: t0}
+	withClock := func(d *Deps) { d.Now, d.SessionTimeout = clock.Now, time.Hour }
+	lastUsed := func(user string) time.Time {
+		t.Helper()
+		for _, ds := range must(st.DeskSessions()) {
+			if ds.User == user {
+				return ds.LastUsed
+			}
+		}
+		return time.Time{}
+	}
+
+	first := newDeskOn(t, st, time.Second, withClock)
+	runDesk(t, first)
+	anna, sven := newBrowser(t, first.base), newBrowser(t, first.base)
+	anna.login("anna")
+	sven.login("sven")
+	clock.add(10 * time.Minute)
+	for range 20 {
+		if code, _ := anna.do("GET", "/api/desk/me", ""); code != 200 {
+			t.Fatalf("me: %d", code)
+		}
+	}
+	if got := lastUsed("anna"); !got.Equal(t0) {
+		t.Errorf("last use written on a request: %s", got)
+	}
+	first.srv.keepSessions(context.Background(), clock.Now())
+	if got := lastUsed("anna"); !got.Equal(t0.Add(10 * time.Minute)) {
+		t.Errorf("last use after writing: %s, want t0+10m", got.Sub(t0))
+	}
+	clock.add(5 * time.Minute)
+	anna.do("GET", "/api/desk/me", "") // not written: the daemon is killed before
+	// (first is not stopped: Run would write the last uses on its way out.)
+
+	// 69 minutes after the written last use, anna's session lives on;
+	// sven's (used at t0) has expired by 10 minutes.
+	clock.add(54 * time.Minute)
+	second := newDeskOn(t, st, time.Second, withClock)
+	stop := runDesk(t, second)
+	anna.base, sven.base = second.base, second.base
+	if code, me := anna.do("GET", "/api/desk/me", ""); code != 200 || me["user"] != "anna" {
+		t.Fatalf("anna 69 minutes after her written last use: %d %v", code, me)
+	}
+	code, body := sven.do("GET", "/api/desk/me", "")
+	expect(t, "sven idle for 79 minutes", code, body, 401, "session expired or unknown: log in again")
+	if got := storedSessions(t, st); len(got) != 1 || got["anna"] == nil {
+		t.Errorf("stored after the restart: %v", got)
+	}
+	// A stop writes the last use: a planned restart costs nothing.
+	stop()
+	if got := lastUsed("anna"); !got.Equal(t0.Add(69 * time.Minute)) {
+		t.Errorf("last use after the stop: t0+%s, want t0+69m", got.Sub(t0))
+	}
+
+	// Idle for over an hour at the next start: gone, from the store too.
+	clock.add(time.Hour + time.Second)
+	third := newDeskOn(t, st, time.Second, withClock)
+	runDesk(t, third)
+	anna.base = third.base
+	code, body = anna.do("GET", "/api/desk/me", "")
+	expect(t, "anna idle for over an hour across a restart", code, body, 401, "session expired or unknown: log in again")
+	if got := storedSessions(t, st); len(got) != 0 {
+		t.Errorf("stored after expiry at start: %v", got)
+	}
+
+	// While running, the sweep ends idle sessions in memory and store.
+	bert := newBrowser(t, third.base)
+	bert.login("bert")
+	clock.add(30 * time.Minute)
+	third.srv.keepSessions(context.Background(), clock.Now())
+	if got := storedSessions(t, st); len(got) != 1 {
+		t.Errorf("stored before the timeout: %v", got)
+	}
+	clock.add(30*time.Minute + time.Second)
+	third.srv.keepSessions(context.Background(), clock.Now())
+	if got := storedSessions(t, st); len(got) != 0 {
+		t.Errorf("stored after the sweep: %v", got)
+	}
+	if g := sessionsGauge(t, third); g != "0" {
+		t.Errorf("dirigent_desk_sessions %s after the sweep, want 0", g)
+	}
+}
+
+// TestDeskSessionsFollowTheConfiguration: after a restart a session has
+// the roles its user has now; one whose user is no login any more, or
+// whose password changed since, is refused and deleted.
+func TestDeskSessionsFollowTheConfiguration(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "d.db"))
+	setPasswords(t, st, time.Now().Add(-time.Minute), "anna", "bert", "sven", "ada")
+	first := newDeskOn(t, st, time.Second, nil)
+	stop := runDesk(t, first)
+	users := map[string]*browser{}
+	for _, u := range []string{"anna", "bert", "sven", "ada"} {
+		users[u] = newBrowser(t, first.base)
+		users[u].login(u)
+	}
+	stop()
+
+	// bert left; ada is no admin any more, only a supervisor; sven
+	// became an admin too; anna's password was reset.
+	setPasswords(t, st, time.Now(), "anna")
+	second := newDeskOn(t, st, time.Second, func(d *Deps) {
+		d.Logins = Logins{Agents: []string{"anna"}, Supervisors: []string{"sven", "ada"}, Admins: []string{"sven"}}
+	})
+	runDesk(t, second)
+	for _, b := range users {
+		b.base = second.base
+	}
+	for _, tt := range []struct {
+		user  string
+		code  int
+		roles []any
+	}{
+		{"anna", 401, nil},
+		{"bert", 401, nil},
+		{"sven", 200, []any{"supervisor", "admin"}},
+		{"ada", 200, []any{"supervisor"}},
+	} {
+		code, me := users[tt.user].do("GET", "/api/desk/me", "")
+		if code != tt.code || tt.roles != nil && !slices.Equal(me["roles"].([]any), tt.roles) {
+			t.Errorf("%s after the restart: %d %v, want %d %v", tt.user, code, me, tt.code, tt.roles)
+		}
+	}
+	code, body := users["ada"].do("GET", "/api/desk/admin", "")
+	expect(t, "ada's admin view after losing the role", code, body, 403, "this needs the role admin")
+	got := storedSessions(t, st)
+	if len(got) != 2 || !slices.Equal(got["sven"], []string{"supervisor", "admin"}) || !slices.Equal(got["ada"], []string{"supervisor"}) {
+		t.Errorf("stored after the restart: %v", got)
+	}
+}
+
+// A login is answered only once its session is stored, and a logout only
+// once it is deleted.
+func TestDeskSessionStoredBeforeAnswered(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "d.db"))
+	ss := newSessions(st, time.Hour)
+	secret, _, err := ss.create(context.Background(), "anna", []string{RoleAgent}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if _, _, err := ss.create(context.Background(), "bert", []string{RoleAgent}, time.Now()); err == nil || ss.count() != 1 {
+		t.Errorf("create without a store: %v, %d sessions", err, ss.count())
+	}
+	if err := ss.remove(context.Background(), secret); err == nil || ss.lookup(secret, time.Now()) == nil {
+		t.Errorf("remove without a store: %v; the session must stay as long as its record does", err)
+	}
+}
