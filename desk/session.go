@@ -228,7 +228,9 @@ func (ss *sessions) restore(ctx context.Context, logins Logins, passwords Passwo
 	if err := ss.store.DeleteDeskSessions(ctx, drop...); err != nil {
 		return fmt.Errorf("deleting desk sessions not restored: %w", err)
 	}
-	logger.Info("desk sessions restored", "sessions", len(ss.byHash), "expired", expired, "refused", len(drop)-expired)
+	if len(stored) > 0 {
+		logger.Info("desk sessions restored", "sessions", len(ss.byHash), "expired", expired, "refused", len(drop)-expired)
+	}
 	return nil
 }
 
