@@ -1,0 +1,72 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestDeskSessionSurvivesRestart: an agent logged in to the desk is
+// still logged in, with the same CSRF token, after the daemon is stopped
+// and started again, and after it is killed: the login was answered only
+// once its session was stored. A logout before a restart stays done.
+func TestDeskSessionSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeConfig(t, dir, "[[agents]]\nid = \"anna\"\nskills = { support = 1 }\n")
+	if status, out := runPasswd(t, deskPassword+"\n", "--config", cfgPath, "anna"); status != 0 {
+		t.Fatalf("passwd: %d %s", status, out)
+	}
+	d := startDaemon(t, cfgPath)
+	anna := loginDesk(t, d.desk, "anna")
+	me := func(what string, wantCode int) {
+		t.Helper()
+		code, body := anna.try(t, http.MethodGet, "/api/desk/me", nil)
+		if code != wantCode {
+			t.Fatalf("%s: %d %s, want %d", what, code, body, wantCode)
+		}
+		if code != 200 {
+			return
+		}
+		var m struct {
+			User      string `json:"user"`
+			CSRFToken string `json:"csrf_token"`
+			Presence  string `json:"presence"`
+		}
+		// Agents start offline, logged in or not (README, Desk).
+		if err := json.Unmarshal(body, &m); err != nil || m.User != "anna" || m.CSRFToken != anna.csrf || m.Presence != "offline" {
+			t.Errorf("%s: %s (csrf %q), %v", what, body, anna.csrf, err)
+		}
+	}
+	restart := func(sig syscall.Signal) {
+		t.Helper()
+		d.stop(t, sig)
+		d = startDaemon(t, cfgPath)
+		anna.base = d.desk
+	}
+
+	restart(syscall.SIGTERM)
+	me("after a restart", 200)
+	// The page's CSRF token still makes changes.
+	anna.do(t, http.MethodPut, "/api/desk/me/presence", map[string]any{"presence": "available"}, nil)
+	if _, metrics := get(t, d.desk+"/metrics"); !strings.Contains(metrics, "dirigent_desk_sessions 1\n") {
+		t.Error("/metrics does not count the restored session")
+	}
+
+	restart(syscall.SIGKILL)
+	me("after a crash", 200)
+
+	// The browser forgets the cookie at logout; a copy of it must not
+	// work after a restart either.
+	u, err := url.Parse(d.desk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookies := anna.http.Jar.Cookies(u)
+	anna.do(t, http.MethodPost, "/api/desk/logout", nil, nil)
+	restart(syscall.SIGTERM)
+	anna.http.Jar.SetCookies(u, cookies)
+	me("after logout and a restart", 401)
+}
