@@ -240,7 +240,13 @@ $("login-form").addEventListener("submit", async (ev) => {
 });
 
 $("logout").addEventListener("click", async () => {
-  try { await api("POST", "/logout"); } catch (e) { /* gone anyway */ }
+  try {
+    await api("POST", "/logout");
+  } catch (e) {
+    // The store did not delete the session: it is still alive, say so.
+    if (e.status === 500) { say(e.message, true); return; }
+    /* otherwise gone anyway */
+  }
   if (stream) stream.close();
   say(t("logged_out"));
   showLogin();
