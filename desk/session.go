@@ -149,9 +149,9 @@ func (ss *sessions) persist(ctx context.Context) error {
 }
 
 // expire ends sessions idle longer than the timeout, in memory and in
-// the store. It runs right after persist, so the store's last uses are
-// the ones in memory; when persist failed it leaves the store alone,
-// lest it delete a session that is in use.
+// the store. keepSessions runs it right after persist, so that the
+// store's last uses are the ones in memory, and not at all when persist
+// failed, lest it delete the record of a session in use.
 func (ss *sessions) expire(ctx context.Context, now time.Time) (int, error) {
 	ss.mu.Lock()
 	for h, s := range ss.byHash {
