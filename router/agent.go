@@ -6,9 +6,8 @@ package router
 // gets no more of that channel until below it. An agent freed by the
 // change gets the best waiting task at once.
 func (r *Router) SetAgent(spec AgentSpec) error {
-	r.mu.Lock()
+	now := r.lock()
 	defer r.unlock()
-	now := r.clock()
 	a, ok := r.agents[spec.ID]
 	if !ok {
 		return r.addAgent(spec)

@@ -202,6 +202,7 @@ func (r *Router) reserve(t *task, a *agent, now time.Time) {
 	t.state = Reserved
 	t.agent = a
 	t.deadline = now.Add(r.cfg.OfferTimeout)
+	t.offerOp = r.op
 	a.offer = t
 	if t.q.spec.Strategy == RoundRobin {
 		t.q.rrCursor = a.order

@@ -15,12 +15,11 @@ type Unfinished struct {
 // process are not restored; tasks simply wait to be offered again. Call
 // Recover once, before any other task is enqueued.
 func (r *Router) Recover(history []Event, open []Unfinished) (requeued, canceled int) {
-	r.mu.Lock()
+	now := r.lock()
 	defer r.unlock()
 	for _, e := range history {
 		r.stats.apply(e)
 	}
-	now := r.clock()
 	for _, u := range open {
 		q, known := r.queues[u.Queue]
 		if u.Channel == Voice || !known || q.classes[0][u.Channel] == nil || r.tasks[u.ID] != nil {

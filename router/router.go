@@ -53,6 +53,9 @@ type Router struct {
 	// outbox collects offers and revocations made under the lock; they are
 	// delivered after it is released.
 	outbox []notice
+	// op counts the times the lock was taken: an offer made under the
+	// current one has not been delivered yet.
+	op uint64
 
 	beat heartbeat
 }
@@ -137,6 +140,7 @@ type task struct {
 	erased    bool      // a call whose customer was erased while it went on: canceled when it ends
 	agent     *agent
 	deadline  time.Time // offer deadline while reserved
+	offerOp   uint64    // the op in which the current offer was made
 	assigned  time.Time
 	waitFor   *agent // preferred agent while its window lasts
 	waitUntil time.Time
@@ -359,6 +363,20 @@ func (r *Router) deliver(out []notice) {
 			r.deps.OnOffer(n.offer)
 		}
 	}
+}
+
+// lock takes the lock for an operation and handles every deadline that
+// has passed (offer timeouts, wrap-up ends, max wait, widening) before the
+// operation looks at any task or agent: a deadline that fell due since the
+// last Tick decides first, so a caller acting at that moment gets the
+// answer the deadline gave (an offer that timed out cannot be accepted, a
+// wrap-up that ended is unknown, not in the wrong state). It returns the
+// time for the operation. Every operation takes the lock through it and
+// releases it with unlock.
+func (r *Router) lock() time.Time {
+	r.mu.Lock()
+	r.op++
+	return r.clock()
 }
 
 // unlock releases the lock and delivers what the operation produced.

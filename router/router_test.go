@@ -607,3 +607,131 @@ func TestEraseDuringACall(t *testing.T) {
 		})
 	}
 }
+
+// TestOperationsHandleDueDeadlinesFirst: a deadline that fell due since
+// the last Tick decides before the operation looks at the task, so the
+// caller gets the answer the deadline gave, not a stale state: the clock
+// moves to the deadline and the operation comes before any Tick.
+func TestOperationsHandleDueDeadlinesFirst(t *testing.T) {
+	// offer makes task 1 (a call) ring at anna, with ben free as well.
+	offer := func(h *harness) {
+		h.must(h.r.SetPresence("anna", Available, ""))
+		h.must(h.r.SetPresence("ben", Available, ""))
+		h.enqueue(1, "support", Voice)
+		if o := h.takeOffer(); o.Agent != "anna" {
+			t.Fatalf("first offer %+v, want anna", o)
+		}
+	}
+	for _, tt := range []struct {
+		name    string
+		setup   func(*harness)
+		due     time.Duration // from setup's end to the deadline
+		op      func(*Router) error
+		wantErr error
+		want    []EventKind // task 1's events from the deadline on
+		check   func(*testing.T, *harness)
+	}{{
+		// The desk sends the wrap-up code as the wrap-up time runs out:
+		// the task is already completed, which the desk takes as done.
+		name: "complete as wrap-up ends",
+		setup: func(h *harness) {
+			offer(h)
+			h.must(h.r.Accept(1, "anna"))
+			h.must(h.r.End(1))
+		},
+		due:     30 * time.Second,
+		op:      func(r *Router) error { return r.Complete(1) },
+		wantErr: ErrUnknownTask,
+		want:    []EventKind{TaskCompleted},
+	}, {
+		// The offer timed out: anna cannot take the call now ringing at ben.
+		name:    "accept an expired offer",
+		setup:   offer,
+		due:     20 * time.Second,
+		op:      func(r *Router) error { return r.Accept(1, "anna") },
+		wantErr: ErrWrongState,
+		want:    []EventKind{OfferTimedOut, TaskOffered},
+		check: func(t *testing.T, h *harness) {
+			if len(h.revoked) != 1 || h.revoked[0].Agent != "anna" {
+				t.Errorf("revoked %+v, want anna's offer", h.revoked)
+			}
+			if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "ben" {
+				t.Errorf("next offer %+v, want task 1 to ben", o)
+			}
+			if a := h.r.Agents()[0]; a.Load != cap3(0, 0, 0) || a.Offered != 0 {
+				t.Errorf("anna: %+v", a)
+			}
+		},
+	}, {
+		// Anna's retry delay is over as well: the call rings at her anew,
+		// but her answer was to the old offer; she answers the new one.
+		name: "accept an offer made anew",
+		setup: func(h *harness) {
+			h.must(h.r.SetPresence("anna", Available, ""))
+			h.enqueue(1, "support", Voice)
+			h.takeOffer()
+		},
+		due:     20*time.Second + 5*time.Second,
+		op:      func(r *Router) error { return r.Accept(1, "anna") },
+		wantErr: ErrWrongState,
+		want:    []EventKind{OfferTimedOut, TaskOffered},
+		check: func(t *testing.T, h *harness) {
+			o := h.takeOffer()
+			if o.TaskID != 1 || o.Agent != "anna" || !o.Deadline.Equal(h.now.Add(20*time.Second)) {
+				t.Errorf("new offer %+v, want task 1 to anna until 20 s from now", o)
+			}
+			h.must(h.r.Accept(1, "anna"))
+		},
+	}, {
+		// A timed-out offer is missed once, not also declined.
+		name:    "decline an expired offer",
+		setup:   offer,
+		due:     20 * time.Second,
+		op:      func(r *Router) error { return r.Decline(1, "anna") },
+		wantErr: ErrWrongState,
+		want:    []EventKind{OfferTimedOut, TaskOffered},
+	}, {
+		// The caller hangs up as max wait passes: max wait canceled it.
+		name: "cancel as max wait passes",
+		setup: func(h *harness) {
+			h.enqueue(1, "support", Voice) // nobody is available
+		},
+		due:     time.Minute,
+		op:      func(r *Router) error { return r.Cancel(1, ReasonAbandoned) },
+		wantErr: ErrUnknownTask,
+		want:    []EventKind{TaskCanceled},
+		check: func(t *testing.T, h *harness) {
+			if st := h.r.Stats()[0].Today; st.Abandoned != 0 {
+				t.Errorf("stats %+v: counted as abandoned", st)
+			}
+		},
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := basicConfig()
+			cfg.Queues[0].WrapUp = 30 * time.Second
+			cfg.Queues[0].MaxWait = time.Minute
+			h := newHarness(t, cfg)
+			tt.setup(h)
+			h.now = h.now.Add(tt.due) // no Tick: the operation comes first
+			n := len(h.journal.events)
+			if err := tt.op(h.r); !errors.Is(err, tt.wantErr) {
+				t.Fatalf("got %v, want %v", err, tt.wantErr)
+			}
+			var kinds []EventKind
+			for _, e := range h.journal.events[n:] {
+				if e.TaskID == 1 {
+					kinds = append(kinds, e.Kind)
+				}
+			}
+			if !slices.Equal(kinds, tt.want) {
+				t.Errorf("task 1's events %v, want %v", kinds, tt.want)
+			}
+			if tt.check != nil {
+				tt.check(t, h)
+			}
+			if err := h.r.checkInvariants(h.now); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}

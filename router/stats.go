@@ -192,9 +192,8 @@ func (s *statsBook) queueStats(queue string, now time.Time) QueueStats {
 
 // Stats returns every queue's statistics, in configuration order.
 func (r *Router) Stats() []QueueStats {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	now := r.clock()
+	now := r.lock()
+	defer r.unlock()
 	out := make([]QueueStats, 0, len(r.cfg.Queues))
 	for _, qs := range r.cfg.Queues {
 		st := r.stats.queueStats(qs.Name, now)
@@ -272,9 +271,8 @@ type AgentStats struct {
 
 // Agents returns every agent's state, in configuration order.
 func (r *Router) Agents() []AgentStats {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	now := r.clock()
+	now := r.lock()
+	defer r.unlock()
 	out := make([]AgentStats, 0, len(r.byOrder))
 	for _, a := range r.byOrder {
 		r.occupancy(a, now)

@@ -10,7 +10,7 @@ import (
 // restored after a restart keeps its place. It is offered at once when a
 // suitable agent is free.
 func (r *Router) Enqueue(in Task) error {
-	r.mu.Lock()
+	now := r.lock()
 	defer r.unlock()
 	q, ok := r.queues[in.Queue]
 	if !ok {
@@ -22,7 +22,6 @@ func (r *Router) Enqueue(in Task) error {
 	if _, dup := r.tasks[in.ID]; dup {
 		return fmt.Errorf("%w: %d", ErrDuplicate, in.ID)
 	}
-	now := r.clock()
 	if in.Arrived.IsZero() {
 		in.Arrived = now
 	}
@@ -75,13 +74,12 @@ func (r *Router) enter(t *task, q *queue, reason string, now time.Time) {
 // Accept: the agent took the offered task (answered the call, opened the
 // mail). The task is assigned and counts against the agent's capacity.
 func (r *Router) Accept(taskID uint64, agentID string) error {
-	r.mu.Lock()
+	now := r.lock()
 	defer r.unlock()
 	t, a, err := r.offered(taskID, agentID)
 	if err != nil {
 		return err
 	}
-	now := r.clock()
 	r.occupancy(a, now)
 	t.state = Assigned
 	t.assigned = now
@@ -101,13 +99,13 @@ func (r *Router) Accept(taskID uint64, agentID string) error {
 // Decline: the agent refused the offer (or the phone answered busy). The
 // task is pending again with its original arrival time.
 func (r *Router) Decline(taskID uint64, agentID string) error {
-	r.mu.Lock()
+	now := r.lock()
 	defer r.unlock()
 	t, _, err := r.offered(taskID, agentID)
 	if err != nil {
 		return err
 	}
-	r.returnOffer(t, OfferDeclined, r.clock())
+	r.returnOffer(t, OfferDeclined, now)
 	return nil
 }
 
@@ -126,6 +124,13 @@ func (r *Router) offered(taskID uint64, agentID string) (*task, *agent, error) {
 	}
 	if t.state != Reserved || t.agent.spec.ID != agentID {
 		return nil, nil, fmt.Errorf("%w: %s is not offered to %s", ErrWrongState, t, agentID)
+	}
+	if t.offerOp == r.op {
+		// The deadlines this call handled timed the caller's offer out
+		// and, the agent's retry delay over too, offered the task to the
+		// same agent anew. The caller answers the old offer; the new one
+		// is yet to be delivered and answered on its own.
+		return nil, nil, fmt.Errorf("%w: %s was offered to %s anew", ErrWrongState, t, agentID)
 	}
 	return t, t.agent, nil
 }
@@ -176,7 +181,7 @@ func (r *Router) overflow(t *task, now time.Time) {
 // freed; the task wraps up for the queue's wrap-up time, or completes at
 // once when it has none.
 func (r *Router) End(taskID uint64) error {
-	r.mu.Lock()
+	now := r.lock()
 	defer r.unlock()
 	t, err := r.lookup(taskID)
 	if err != nil {
@@ -185,20 +190,19 @@ func (r *Router) End(taskID uint64) error {
 	if t.state != Assigned {
 		return fmt.Errorf("%w: %s cannot end", ErrWrongState, t)
 	}
-	r.end(t, r.clock())
+	r.end(t, now)
 	return nil
 }
 
 // Complete ends wrap-up early (the agent chose a wrap-up code), or ends
 // and completes an assigned task in one step.
 func (r *Router) Complete(taskID uint64) error {
-	r.mu.Lock()
+	now := r.lock()
 	defer r.unlock()
 	t, err := r.lookup(taskID)
 	if err != nil {
 		return err
 	}
-	now := r.clock()
 	switch t.state {
 	case Assigned:
 		r.end(t, now)
@@ -248,13 +252,12 @@ func (r *Router) complete(t *task, now time.Time) {
 // Cancel ends a task that was not answered: the caller hung up while
 // waiting (ReasonAbandoned), or the system gave up on it.
 func (r *Router) Cancel(taskID uint64, reason string) error {
-	r.mu.Lock()
+	now := r.lock()
 	defer r.unlock()
 	t, err := r.lookup(taskID)
 	if err != nil {
 		return err
 	}
-	now := r.clock()
 	if t.state != Pending && t.state != Reserved {
 		return fmt.Errorf("%w: %s was answered; end it instead", ErrWrongState, t)
 	}
@@ -292,10 +295,8 @@ func (r *Router) cancel(t *task, reason string, now time.Time) {
 // capacity, until it ends; End or Complete then cancels it the same way
 // instead of wrapping up.
 func (r *Router) Erase(taskID uint64) error {
-	r.mu.Lock()
+	now := r.lock()
 	defer r.unlock()
-	// The deadlines first: one may just have finished the task.
-	now := r.clock()
 	t, err := r.lookup(taskID)
 	if err != nil {
 		return err
@@ -347,13 +348,13 @@ func (r *Router) finish(t *task, s State, reason string, now time.Time) {
 // an outstanding offer to the queue (not counted as missed) and releases
 // tasks waiting for this agent in particular.
 func (r *Router) SetPresence(agentID string, p Presence, reason string) error {
-	r.mu.Lock()
+	now := r.lock()
 	defer r.unlock()
 	a, ok := r.agents[agentID]
 	if !ok {
 		return fmt.Errorf("%w %q", ErrUnknownAgent, agentID)
 	}
-	r.setPresence(a, p, reason, r.clock())
+	r.setPresence(a, p, reason, now)
 	return nil
 }
 

@@ -38,8 +38,8 @@ func timerLess(a, b *timer) bool {
 
 // NextDeadline is when Tick next has work, or the zero time.
 func (r *Router) NextDeadline() time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.lock()
+	defer r.unlock()
 	if r.timers.len() == 0 {
 		return time.Time{}
 	}
@@ -49,14 +49,13 @@ func (r *Router) NextDeadline() time.Time {
 // Tick handles every deadline that has passed: offer timeouts, widening,
 // max wait, preferred-agent windows, wrap-up ends.
 func (r *Router) Tick() {
-	r.mu.Lock()
-	defer r.unlock()
-	r.clock()
+	r.lock()
+	r.unlock()
 }
 
 // clock returns the time and first handles every deadline up to it, each
-// at its own time, so that no operation sees a state whose deadlines have
-// passed unhandled: Tick's timing changes no decision.
+// at its own time. lock calls it, so that no operation sees a state whose
+// deadlines have passed unhandled: Tick's timing changes no decision.
 func (r *Router) clock() time.Time {
 	now := r.now()
 	for r.timers.len() > 0 && !r.timers.items[0].at.After(now) {
