@@ -558,6 +558,48 @@ func TestEraseInEachState(t *testing.T) {
 	}
 }
 
+// TestCustomerTasks: a customer's open tasks in every state, not those
+// finished, not another customer's, and none for customer 0.
+func TestCustomerTasks(t *testing.T) {
+	cfg := basicConfig()
+	cfg.Queues[0].WrapUp = 30 * time.Second
+	cfg.Agents[0].Capacity = cap3(1, 2, 1)
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("anna", Available, ""))
+	task := func(id, customer uint64, ch Channel) {
+		h.must(h.r.Enqueue(Task{ID: id, Queue: "support", Channel: ch, CustomerID: customer}))
+	}
+	task(1, 7, Voice) // assigned
+	h.must(h.r.Accept(h.takeOffer().TaskID, "anna"))
+	task(2, 7, Email) // wrapping up
+	h.must(h.r.Accept(h.takeOffer().TaskID, "anna"))
+	h.must(h.r.End(2))
+	task(3, 7, Email) // completed
+	task(4, 8, Email) // another customer's, waiting
+	task(5, 0, Email) // nobody's, waiting
+	task(6, 7, Email) // waiting
+	task(9, 7, Voice) // canceled
+	h.must(h.r.Cancel(9, ReasonAbandoned))
+	h.must(h.r.SetPresence("ben", Available, ""))
+	o := h.takeOffer() // task 3 rings at ben
+	h.must(h.r.Accept(o.TaskID, "ben"))
+	h.must(h.r.Complete(o.TaskID))
+	h.takeOffer() // task 4 is offered to ben
+	if got := h.r.CustomerTasks(7); !slices.Equal(got, []uint64{1, 2, 6}) {
+		t.Errorf("customer 7's tasks %v, want [1 2 6]", got)
+	}
+	if got := h.r.CustomerTasks(8); !slices.Equal(got, []uint64{4}) {
+		t.Errorf("customer 8's tasks %v, want [4]", got)
+	}
+	if got := h.r.CustomerTasks(0); got != nil {
+		t.Errorf("customer 0's tasks %v, want none", got)
+	}
+	h.advance(30 * time.Second) // task 2's wrap-up ends
+	if got := h.r.CustomerTasks(7); !slices.Equal(got, []uint64{1, 6}) {
+		t.Errorf("after the wrap-up: customer 7's tasks %v, want [1 6]", got)
+	}
+}
+
 // TestEraseDuringACall: the caller is still on the line, so the call
 // stays the agent's, who takes nothing else meanwhile; when it ends the
 // task is canceled as erased, without wrap-up.

@@ -312,6 +312,27 @@ func (r *Router) Erase(taskID uint64) error {
 	return nil
 }
 
+// CustomerTasks returns the IDs of the customer's open tasks, whatever
+// their state (pending, offered, assigned or wrapping up), in order. An
+// erasure ends them with Erase: the router learns of a task before the
+// journal has stored it, so only the router knows every one. Customer 0
+// is no customer: tasks of unknown callers are nobody's.
+func (r *Router) CustomerTasks(customerID uint64) []uint64 {
+	r.lock()
+	defer r.unlock()
+	var ids []uint64
+	if customerID == 0 {
+		return nil
+	}
+	for id, t := range r.tasks {
+		if t.CustomerID == customerID {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // release frees the agent of an assigned or wrapping task at once and
 // cancels the task, without wrap-up.
 func (r *Router) release(t *task, reason string, now time.Time) {

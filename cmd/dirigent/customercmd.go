@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"dirigent/chat"
@@ -27,16 +28,20 @@ type customerAdmin struct {
 // running daemon still holds of the customer: their open chats, and
 // their open tasks (router.Erase: canceled as "erased" whatever their
 // state, so they leave the queue and the agents' desks; a call in
-// progress goes on until it ends).
+// progress goes on until it ends). The open tasks are those of the
+// journal's index and those of the router: a task created moments
+// before is in the router before its creation reaches the index.
 func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.ErasedCustomer, error) {
-	n, tasks, err := a.storeJournal.EraseCustomer(ctx, id)
+	n, indexed, err := a.storeJournal.EraseCustomer(ctx, id)
 	if err != nil {
 		return n, err
 	}
 	if a.chat != nil {
 		a.chat.ForgetCustomer(id)
 	}
-	for _, t := range tasks {
+	tasks := append(indexed, a.router.CustomerTasks(id)...)
+	slices.Sort(tasks)
+	for _, t := range slices.Compact(tasks) {
 		if err := a.router.Erase(t); err != nil && !errors.Is(err, router.ErrUnknownTask) {
 			return n, fmt.Errorf("ending task %d of the erased customer: %w", t, err)
 		}

@@ -28,11 +28,15 @@ type storeJournal struct {
 
 	mu   sync.Mutex
 	open map[uint64]router.Unfinished
+	// erased are the customers erased since the process started: a task
+	// of theirs the router created before the erasure, still queued here
+	// then, gets no entry in the open-task index when it is written.
+	erased map[uint64]bool
 }
 
 // newStoreJournal loads the open tasks the previous process left.
 func newStoreJournal(s *store.Store, logger *slog.Logger, m *daemonMetrics) (*storeJournal, error) {
-	j := &storeJournal{store: s, logger: logger, metrics: m, events: make(chan router.Event, journalBuffer), open: map[uint64]router.Unfinished{}}
+	j := &storeJournal{store: s, logger: logger, metrics: m, events: make(chan router.Event, journalBuffer), open: map[uint64]router.Unfinished{}, erased: map[uint64]bool{}}
 	err := s.OpenTasks(func(id uint64, p []byte) error {
 		var u router.Unfinished
 		if err := json.Unmarshal(p, &u); err != nil {
@@ -114,7 +118,12 @@ func (j *storeJournal) write(events []router.Event) {
 		b.Events = append(b.Events, store.JournalEvent{At: e.At, Payload: p})
 		switch e.Kind {
 		case router.TaskCreated:
-			j.setOpen(&b, router.UnfinishedFrom(e))
+			// An erased customer's task is ended as erased right after
+			// the erasure (customerAdmin.EraseCustomer); nothing may
+			// name the customer meanwhile, nor queue it after a restart.
+			if !j.erased[e.Customer] {
+				j.setOpen(&b, router.UnfinishedFrom(e))
+			}
 		case router.TaskAssigned:
 			if u, ok := j.open[e.TaskID]; ok {
 				u.Agent = e.Agent
@@ -154,7 +163,9 @@ func taskCustomer(payload []byte) uint64 {
 
 // EraseCustomer erases a customer from the store and forgets their open
 // tasks, under the lock that write holds, so no batch in flight writes
-// the customer back into the index. It returns the tasks it forgot.
+// the customer back into the index; nor does a later one, for a task
+// whose creation has not been written yet. It returns the tasks it
+// forgot; those not written yet only the router knows.
 func (j *storeJournal) EraseCustomer(ctx context.Context, id uint64) (store.ErasedCustomer, []uint64, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -162,6 +173,7 @@ func (j *storeJournal) EraseCustomer(ctx context.Context, id uint64) (store.Eras
 	if err != nil {
 		return n, nil, err
 	}
+	j.erased[id] = true
 	var tasks []uint64
 	for tid, u := range j.open {
 		if u.CustomerID == id {

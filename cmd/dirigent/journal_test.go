@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -91,5 +92,95 @@ func TestJournalInStore(t *testing.T) {
 	}
 	if len(offers) != 4 {
 		t.Errorf("offers %+v", offers)
+	}
+}
+
+// TestEraseCustomerBeforeTheJournalWrites: a customer erased while the
+// creation of their tasks still waits to be written (the journal has not
+// flushed) loses them all the same. The router ends them; the open-task
+// index, once written, names the customer nowhere, not even for their
+// call in progress, which goes on until it ends; another customer's task
+// stays.
+func TestEraseCustomerBeforeTheJournalWrites(t *testing.T) {
+	ctx := context.Background()
+	logger := slog.New(slog.DiscardHandler)
+	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "d.db"), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := newDaemonMetrics(prometheus.NewRegistry())
+	must(err)
+	cfg, err := config.Default()
+	must(err)
+	rc, err := routerConfig(cfg)
+	must(err)
+	// The journal's Run does not run: events wait until flush writes them.
+	j, err := newStoreJournal(st, logger, m)
+	must(err)
+	flush := func() { j.write(j.drain()) }
+	r, err := router.New(rc, router.Deps{Logger: logger, Journal: j})
+	must(err)
+	joe, other := &store.Customer{Name: "Joe"}, &store.Customer{Name: "Other"}
+	must(st.CreateCustomer(ctx, joe))
+	must(st.CreateCustomer(ctx, other))
+
+	must(r.SetPresence("demo", router.Available, ""))
+	must(r.Enqueue(router.Task{ID: 1, Queue: "support", Channel: router.Voice, CustomerID: joe.ID}))
+	must(r.Accept(1, "demo")) // Joe's call, in progress
+	must(r.Enqueue(router.Task{ID: 2, Queue: "support", Channel: router.Email, CustomerID: joe.ID}))
+	must(r.Enqueue(router.Task{ID: 3, Queue: "billing", Channel: router.Email, CustomerID: other.ID}))
+	openTasks := func() map[uint64]uint64 { // task → customer
+		t.Helper()
+		open := map[uint64]uint64{}
+		must(st.OpenTasks(func(id uint64, p []byte) error { open[id] = taskCustomer(p); return nil }))
+		return open
+	}
+	if open := openTasks(); len(open) != 0 {
+		t.Fatalf("the journal wrote %v before the erasure", open)
+	}
+
+	admin := customerAdmin{Store: st, storeJournal: j, router: r}
+	if _, err := admin.EraseCustomer(ctx, joe.ID); err != nil {
+		t.Fatal(err)
+	}
+	waiting := map[string]int{}
+	for _, q := range r.Stats() {
+		waiting[q.Queue] = q.Waiting
+	}
+	if waiting["support"] != 0 || waiting["billing"] != 1 {
+		t.Errorf("waiting after the erasure %v, want Joe's mail gone and the other customer's there", waiting)
+	}
+	flush()
+	if open := openTasks(); !maps.Equal(open, map[uint64]uint64{3: other.ID}) {
+		t.Errorf("open-task index after the erasure (task → customer) %v, want only task 3 of customer %d", open, other.ID)
+	}
+	must(r.End(1)) // Joe hangs up
+	flush()
+	if open := openTasks(); !maps.Equal(open, map[uint64]uint64{3: other.ID}) {
+		t.Errorf("open-task index after the call (task → customer) %v, want only task 3", open)
+	}
+	events, err := j.history(time.Time{})
+	must(err)
+	ended := map[uint64]string{}
+	for _, e := range events {
+		if e.Customer != 0 {
+			t.Errorf("the journal names customer %d: %+v", e.Customer, e)
+		}
+		switch e.Kind {
+		case router.TaskCanceled:
+			ended[e.TaskID] = e.Reason
+		case router.TaskWrapping, router.TaskCompleted:
+			ended[e.TaskID] = e.Kind.String()
+		}
+	}
+	if !maps.Equal(ended, map[uint64]string{1: router.ReasonErased, 2: router.ReasonErased}) {
+		t.Errorf("tasks ended %v, want Joe's call and mail canceled as erased", ended)
 	}
 }
