@@ -2,7 +2,6 @@ package mail
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"time"
 
@@ -32,13 +31,10 @@ func (c *Channel) autoAck(ctx context.Context, conv *store.Conversation, p *Pars
 		}
 	}
 	text := strings.ReplaceAll(c.cfg.AutoAck, "{tag}", "[#"+conv.Tag+"]")
-	if _, err := c.Reply(ctx, conv.ID, "", text); err != nil {
-		if errors.Is(err, context.Canceled) {
-			// The daemon is stopping: no error, though this message
-			// goes unacknowledged.
-			c.deps.Logger.Debug("auto-acknowledgement not queued: stopping", "conversation", conv.ID, "err", err)
-			return
-		}
+	// Queued even while the daemon stops: the message counts as processed
+	// already, so nothing would acknowledge it after the restart. The
+	// store stays open until the channels have returned.
+	if _, err := c.Reply(context.WithoutCancel(ctx), conv.ID, "", text); err != nil {
 		c.deps.Logger.Error("auto-acknowledgement not queued", "conversation", conv.ID, "err", err)
 		return
 	}
