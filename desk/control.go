@@ -38,6 +38,11 @@ type ControlDeps struct {
 	// Logins says which names are logins.
 	Passwords PasswordStore
 	Logins    Logins
+	// Sessions ends a login's desk sessions once its password is set
+	// (the desk's Server); nil when there is no desk to tell.
+	Sessions interface {
+		EndSessionsOf(ctx context.Context, user string) (int, error)
+	}
 	// DrainTimeout bounds how long Run waits for open requests.
 	DrainTimeout time.Duration
 }
@@ -192,8 +197,18 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 			writeError(w, code, strings.TrimPrefix(err.Error(), ErrRefused.Error()+": "))
 			return
 		}
-		logger.Info("desk password set", "user", name)
-		writeJSON(w, http.StatusOK, map[string]string{"user": name, "status": "password set"})
+		ended := 0
+		if deps.Sessions != nil {
+			n, err := deps.Sessions.EndSessionsOf(r.Context(), name)
+			if err != nil {
+				logger.Error("desk password set, its sessions not ended", "user", name, "err", err)
+				writeError(w, http.StatusInternalServerError, "password set, but the sessions with the old one could not be ended: "+err.Error())
+				return
+			}
+			ended = n
+		}
+		logger.Info("desk password set", "user", name, "sessions_ended", ended)
+		writeJSON(w, http.StatusOK, map[string]string{"user": name, "status": "password set", "sessions_ended": strconv.Itoa(ended)})
 	})
 	mux.HandleFunc("/", notFound)
 	return &Control{

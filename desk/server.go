@@ -127,6 +127,12 @@ func (s *Server) now() time.Time { return s.deps.Now() }
 // Addr is the bound address (useful with port 0).
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
+// EndSessionsOf logs user out of every desk session (see
+// ControlDeps.Sessions) and returns how many there were.
+func (s *Server) EndSessionsOf(ctx context.Context, user string) (int, error) {
+	return s.sessions.endUser(ctx, user)
+}
+
 // SetReady makes /readyz answer 200.
 func (s *Server) SetReady() { s.ready.Store(nil) }
 

@@ -121,6 +121,29 @@ func (ss *sessions) remove(ctx context.Context, secret string) error {
 	return nil
 }
 
+// endUser ends every session of user, in the store first, as logouts:
+// for a password just set, so that whoever knew the old one is out at
+// once rather than at the next restart.
+func (ss *sessions) endUser(ctx context.Context, user string) (int, error) {
+	var hashes [][]byte
+	ss.mu.Lock()
+	for h, s := range ss.byHash {
+		if s.user == user {
+			hashes = append(hashes, bytes.Clone(h[:]))
+		}
+	}
+	ss.mu.Unlock()
+	if err := ss.store.DeleteDeskSessions(ctx, hashes...); err != nil {
+		return 0, fmt.Errorf("deleting the sessions of %s: %w", user, err)
+	}
+	ss.mu.Lock()
+	for _, h := range hashes {
+		delete(ss.byHash, [32]byte(h))
+	}
+	ss.mu.Unlock()
+	return len(hashes), nil
+}
+
 // persist writes the last use of every session used since its last
 // write, in one transaction; nothing when there is none.
 func (ss *sessions) persist(ctx context.Context) error {

@@ -50,7 +50,7 @@ channels = ["email"]
 		cmd := dirigentCmd(t, nil, "passwd", "--config", cfgPath, user)
 		cmd.Stdin = strings.NewReader(deskPassword + "\n")
 		out, err := cmd.CombinedOutput()
-		if err != nil || string(out) != "password of "+user+" set\n" {
+		if err != nil || string(out) != "password of "+user+" set; 0 desk session(s) with the old one ended\n" {
 			t.Fatalf("dirigent passwd %s: %v\n%s", user, err, out)
 		}
 	}

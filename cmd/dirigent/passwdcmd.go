@@ -60,8 +60,12 @@ func passwd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	body, _ := json.Marshal(map[string]string{"password_hash": string(hash)})
 	resp, err := target.do(ctx, "PUT", "/desk-users/"+user+"/password", bytes.NewReader(body))
 	if err == nil {
-		resp.Body.Close()
-		fmt.Fprintf(stdout, "password of %s set\n", user)
+		defer resp.Body.Close()
+		var answer struct {
+			Ended string `json:"sessions_ended"`
+		}
+		json.NewDecoder(resp.Body).Decode(&answer)
+		fmt.Fprintf(stdout, "password of %s set; %s desk session(s) with the old one ended\n", user, answer.Ended)
 		return nil
 	}
 	if !daemonAbsent(err) {

@@ -48,20 +48,22 @@ func TestPasswd(t *testing.T) {
 	}
 
 	// Before the first start the store is written directly.
-	status, out := runPasswd(t, "erstes-passwort\n", "--config", cfgPath, "anna")
+	status, out := runPasswd(t, deskPassword+"\n", "--config", cfgPath, "anna")
 	if status != 0 || !strings.Contains(out, "password of anna set (in ") || !strings.Contains(out, "dirigent was not running") {
 		t.Fatalf("passwd without a daemon: %d %s", status, out)
 	}
 	d := startDaemon(t, cfgPath)
-	if code := deskLogin(t, d.desk, "anna", "erstes-passwort"); code != 200 {
-		t.Fatalf("login with the password set offline: %d", code)
-	}
-	// While it runs, through the control socket, at once.
+	anna := loginDesk(t, d.desk, "anna") // with the password set offline
+	// While it runs, through the control socket, at once, and whoever
+	// logged in with the old password is out.
 	status, out = runPasswd(t, "zweites-passwort\n", "--config", cfgPath, "anna")
-	if status != 0 || out != "password of anna set\n" {
+	if status != 0 || out != "password of anna set; 1 desk session(s) with the old one ended\n" {
 		t.Fatalf("passwd with the daemon running: %d %s", status, out)
 	}
-	if code := deskLogin(t, d.desk, "anna", "erstes-passwort"); code != 401 {
+	if code, body := anna.try(t, http.MethodGet, "/api/desk/me", nil); code != 401 {
+		t.Errorf("session from before the change: %d %s, want 401", code, body)
+	}
+	if code := deskLogin(t, d.desk, "anna", deskPassword); code != 401 {
 		t.Errorf("old password: %d, want 401", code)
 	}
 	if code := deskLogin(t, d.desk, "anna", "zweites-passwort"); code != 200 {

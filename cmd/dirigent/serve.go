@@ -223,6 +223,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		Customers:    customerAdmin{d.store, d.journal, d.router, d.chat},
 		Passwords:    d.store,
 		Logins:       deskLogins(cfg),
+		Sessions:     d.desk,
 		DrainTimeout: drain,
 	})
 	if err != nil {
