@@ -359,6 +359,7 @@ func TestDeskRolesAndCSRF(t *testing.T) {
 // sseReader reads a desk event stream.
 type sseReader struct {
 	events chan [2]string
+	closed chan struct{} // the server ended the stream
 }
 
 func openEvents(t testing.TB, b *browser) *sseReader {
@@ -373,8 +374,9 @@ func openEvents(t testing.TB, b *browser) *sseReader {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	r := &sseReader{events: make(chan [2]string, 100)}
+	r := &sseReader{events: make(chan [2]string, 100), closed: make(chan struct{})}
 	go func() {
+		defer close(r.closed)
 		defer resp.Body.Close()
 		sc := bufio.NewScanner(resp.Body)
 		var name string
@@ -389,6 +391,32 @@ func openEvents(t testing.TB, b *browser) *sseReader {
 		}
 	}()
 	return r
+}
+
+// A session's event streams end with it: a logout, or a new password
+// set for its user, leaves no stream of offers and customers open.
+func TestEventStreamsEndWithTheSession(t *testing.T) {
+	env := startDesk(t)
+	for _, how := range []string{"logout", "new password"} {
+		b := newBrowser(t, env.base)
+		b.login("anna")
+		events := openEvents(t, b)
+		switch how {
+		case "logout":
+			if code, body := b.do("POST", "/api/desk/logout", ""); code != 200 {
+				t.Fatalf("logout: %d %v", code, body)
+			}
+		case "new password":
+			if n, err := env.srv.EndSessionsOf(context.Background(), "anna"); n != 1 || err != nil {
+				t.Fatalf("ending anna's sessions: %d, %v", n, err)
+			}
+		}
+		select {
+		case <-events.closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the event stream stays open", how)
+		}
+	}
 }
 
 // next returns the next event called name, skipping others.

@@ -97,7 +97,8 @@ func (h *eventHub) count() int {
 }
 
 // streamEvents is GET /api/desk/events: server-sent events for the
-// session's user until the browser goes or the server stops.
+// session's user until the browser goes, the session ends or the server
+// stops.
 //
 //	event: offer     data: a task on offer, with its deadline
 //	event: revoke    data: {"id": task}
@@ -128,6 +129,8 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 		case <-keepAlive.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
 		case <-r.Context().Done():
+			return
+		case <-sub.s.ended: // logged out: the browser learns it on reconnecting
 			return
 		case <-s.stopping:
 			return

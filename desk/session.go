@@ -34,6 +34,13 @@ type session struct {
 	// store knows.
 	lastSeen  time.Time
 	persisted time.Time
+	// ended is closed when the session ends (logout, expiry, a new
+	// password), so that its open event streams end with it.
+	ended chan struct{}
+}
+
+func newSession(user string, roles []string, csrf string, lastSeen time.Time) *session {
+	return &session{user: user, roles: roles, csrf: csrf, lastSeen: lastSeen, persisted: lastSeen, ended: make(chan struct{})}
 }
 
 func (s *session) has(roles ...string) bool {
@@ -80,7 +87,7 @@ func randomToken() string {
 func (ss *sessions) create(ctx context.Context, user string, roles []string, now time.Time) (string, *session, error) {
 	secret := randomToken()
 	h := sha256.Sum256([]byte(secret))
-	s := &session{user: user, roles: roles, csrf: randomToken(), lastSeen: now, persisted: now}
+	s := newSession(user, roles, randomToken(), now)
 	err := ss.store.PutDeskSession(ctx, &store.DeskSession{Hash: h[:], User: user, Roles: roles, CSRF: s.csrf, Created: now, LastUsed: now})
 	if err != nil {
 		return "", nil, fmt.Errorf("storing the session: %w", err)
@@ -101,7 +108,7 @@ func (ss *sessions) lookup(secret string, now time.Time) *session {
 		return nil
 	}
 	if now.Sub(s.lastSeen) > ss.timeout {
-		delete(ss.byHash, h) // its record goes with the next expire
+		ss.drop(h) // its record goes with the next expire
 		return nil
 	}
 	s.lastSeen = now
@@ -116,9 +123,17 @@ func (ss *sessions) remove(ctx context.Context, secret string) error {
 		return fmt.Errorf("deleting the session: %w", err)
 	}
 	ss.mu.Lock()
-	delete(ss.byHash, h)
+	ss.drop(h)
 	ss.mu.Unlock()
 	return nil
+}
+
+// drop ends the session of h in memory; the caller holds mu.
+func (ss *sessions) drop(h [32]byte) {
+	if s := ss.byHash[h]; s != nil {
+		close(s.ended)
+		delete(ss.byHash, h)
+	}
 }
 
 // endUser ends every session of user, in the store first, as logouts:
@@ -138,7 +153,7 @@ func (ss *sessions) endUser(ctx context.Context, user string) (int, error) {
 	}
 	ss.mu.Lock()
 	for _, h := range hashes {
-		delete(ss.byHash, [32]byte(h))
+		ss.drop([32]byte(h))
 	}
 	ss.mu.Unlock()
 	return len(hashes), nil
@@ -179,7 +194,7 @@ func (ss *sessions) expire(ctx context.Context, now time.Time) (int, error) {
 	ss.mu.Lock()
 	for h, s := range ss.byHash {
 		if now.Sub(s.lastSeen) > ss.timeout {
-			delete(ss.byHash, h)
+			ss.drop(h)
 		}
 	}
 	ss.mu.Unlock()
@@ -246,7 +261,7 @@ func (ss *sessions) restore(ctx context.Context, logins Logins, passwords Passwo
 				return fmt.Errorf("desk session of %s: %w", ds.User, err)
 			}
 		}
-		ss.byHash[[32]byte(ds.Hash)] = &session{user: ds.User, roles: roles, csrf: ds.CSRF, lastSeen: ds.LastUsed, persisted: ds.LastUsed}
+		ss.byHash[[32]byte(ds.Hash)] = newSession(ds.User, roles, ds.CSRF, ds.LastUsed)
 	}
 	if err := ss.store.DeleteDeskSessions(ctx, drop...); err != nil {
 		return fmt.Errorf("deleting desk sessions not restored: %w", err)
