@@ -41,11 +41,11 @@ func (cl *call) ring(o router.Offer) {
 		cl.mu.Unlock()
 		return
 	}
-	cl.ringing[o.Agent] = stop
+	cl.ringing[ringKeyOf(o)] = stop
 	cl.mu.Unlock()
 	defer func() {
 		cl.mu.Lock()
-		delete(cl.ringing, o.Agent)
+		delete(cl.ringing, ringKeyOf(o))
 		cl.mu.Unlock()
 	}()
 
@@ -253,10 +253,20 @@ func contains(s []uint8, v ...uint8) bool {
 	return false
 }
 
+// ringKey tells one offer's ringing from another's: an agent may be
+// offered the same call again, and a late revoke of the first offer must
+// not stop the second.
+type ringKey struct {
+	agent    string
+	deadline int64 // the offer's, in Unix nanoseconds
+}
+
+func ringKeyOf(o router.Offer) ringKey { return ringKey{o.Agent, o.Deadline.UnixNano()} }
+
 // revoke stops ringing the agent of an offer that ended unanswered.
 func (cl *call) revoke(o router.Offer) {
 	cl.mu.Lock()
-	stop := cl.ringing[o.Agent]
+	stop := cl.ringing[ringKeyOf(o)]
 	cl.mu.Unlock()
 	if stop != nil {
 		stop()

@@ -35,7 +35,7 @@ type call struct {
 	mu        sync.Mutex
 	state     callState
 	player    *player
-	ringing   map[string]context.CancelFunc // agent → stop ringing
+	ringing   map[ringKey]context.CancelFunc // offer → stop ringing
 	agent     string
 	agentDlg  *sipgo.DialogClientSession
 	agentLeg  *mediaLeg
@@ -118,7 +118,7 @@ func (c *Channel) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	now := c.now()
 	cl := &call{
 		c: c, callID: req.CallID().Value(), dialog: dlg, dialogUA: ua, caller: leg, number: number, name: name,
-		route: route, start: now, ringing: map[string]context.CancelFunc{}, digits: make(chan byte, 4), done: make(chan struct{}),
+		route: route, start: now, ringing: map[ringKey]context.CancelFunc{}, digits: make(chan byte, 4), done: make(chan struct{}),
 	}
 	cl.contact = &store.Contact{
 		CustomerID: customer.ID, Channel: "voice", Direction: "in", Queue: route.Queue, Intent: route.Intent, Start: now,

@@ -510,7 +510,10 @@ func (c *Channel) OnOffer(o router.Offer) {
 	go cl.ring(o)
 }
 
-// OnRevoke stops ringing for an offer that ended without an answer.
+// OnRevoke stops ringing for an offer that ended without an answer, on
+// its own goroutine: the router may deliver it to an agent's answer
+// that holds the call's lock while it calls Router.Accept (an offer
+// answered as its deadline passed).
 func (c *Channel) OnRevoke(o router.Offer) {
 	if o.Channel != router.Voice {
 		return
@@ -519,7 +522,7 @@ func (c *Channel) OnRevoke(o router.Offer) {
 	cl := c.byTask[o.TaskID]
 	c.mu.Unlock()
 	if cl != nil {
-		cl.revoke(o)
+		go cl.revoke(o)
 	}
 }
 

@@ -220,3 +220,41 @@ func TestTaskEventDoesNotWaitForTheCall(t *testing.T) {
 	}
 	t.Error("the call was not moved to the overflow queue")
 }
+
+// TestRevokeDoesNotWaitForTheCall: an agent's answer holds the call's
+// lock while it calls Router.Accept, and the router, handling the offer's
+// deadline that just passed, delivers the revocation on that same
+// goroutine; the revocation must not wait for the call's lock. It stops
+// only the ringing of its own offer, not a later one to the same agent.
+func TestRevokeDoesNotWaitForTheCall(t *testing.T) {
+	deadline := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	first := router.Offer{TaskID: 7, Agent: "anna", Channel: router.Voice, Deadline: deadline}
+	second := first
+	second.Deadline = deadline.Add(time.Minute)
+	stopped := make(chan string, 2)
+	cl := &call{ringing: map[ringKey]context.CancelFunc{
+		ringKeyOf(first):  func() { stopped <- "first" },
+		ringKeyOf(second): func() { stopped <- "second" },
+	}}
+	c := &Channel{byTask: map[uint64]*call{7: cl}}
+	cl.mu.Lock() // as while answering
+	done := make(chan struct{})
+	go func() {
+		c.OnRevoke(first)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnRevoke waits for the call's lock: a deadlock with Router.Accept")
+	}
+	cl.mu.Unlock()
+	select {
+	case which := <-stopped:
+		if which != "first" {
+			t.Errorf("the revocation of the first offer stopped the %s", which)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the revoked offer's ringing was not stopped")
+	}
+}
