@@ -100,6 +100,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	s.limiter.succeeded(req.User)
 	secret, sess, err := s.sessions.create(r.Context(), req.User, roles, now)
+	if errors.Is(err, errPasswordChanged) {
+		s.metrics.logins.WithLabelValues("refused").Inc()
+		writeError(w, http.StatusUnauthorized, errPasswordChanged.Error())
+		return
+	}
 	if err != nil {
 		s.deps.Logger.Error("desk login not stored", "user", req.User, "err", err)
 		writeError(w, http.StatusInternalServerError, "login not completed: "+err.Error())

@@ -130,7 +130,7 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // EndSessionsOf logs user out of every desk session (see
 // ControlDeps.Sessions) and returns how many there were.
 func (s *Server) EndSessionsOf(ctx context.Context, user string) (int, error) {
-	return s.sessions.endUser(ctx, user)
+	return s.sessions.endUser(ctx, user, s.now())
 }
 
 // SetReady makes /readyz answer 200.

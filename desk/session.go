@@ -61,10 +61,17 @@ type sessions struct {
 	byHash  map[[32]byte]*session
 	timeout time.Duration
 	store   *store.Store
+	// cutoff: a login of the user that began before this time gets no
+	// session, as its password was set since (see endUser).
+	cutoff map[string]time.Time
 }
 
+// errPasswordChanged refuses a login that checked a password set anew
+// while it ran.
+var errPasswordChanged = errors.New("the password was set anew during the login: log in again")
+
 func newSessions(st *store.Store, timeout time.Duration) *sessions {
-	return &sessions{byHash: map[[32]byte]*session{}, timeout: timeout, store: st}
+	return &sessions{byHash: map[[32]byte]*session{}, timeout: timeout, store: st, cutoff: map[string]time.Time{}}
 }
 
 // persistInterval is how often sessions' last uses are written: once a
@@ -93,6 +100,14 @@ func (ss *sessions) create(ctx context.Context, user string, roles []string, now
 		return "", nil, fmt.Errorf("storing the session: %w", err)
 	}
 	ss.mu.Lock()
+	if c, ok := ss.cutoff[user]; ok && !now.After(c) {
+		ss.mu.Unlock()
+		if err := ss.store.DeleteDeskSessions(context.WithoutCancel(ctx), h[:]); err != nil {
+			// The next start refuses it: its password is newer.
+			return "", nil, fmt.Errorf("%w (deleting its session: %v)", errPasswordChanged, err)
+		}
+		return "", nil, errPasswordChanged
+	}
 	ss.byHash[h] = s
 	ss.mu.Unlock()
 	return secret, s, nil
@@ -136,26 +151,26 @@ func (ss *sessions) drop(h [32]byte) {
 	}
 }
 
-// endUser ends every session of user, in the store first, as logouts:
-// for a password just set, so that whoever knew the old one is out at
-// once rather than at the next restart.
-func (ss *sessions) endUser(ctx context.Context, user string) (int, error) {
+// endUser ends every session of user as of at, when its password has
+// just been set: whoever knew the old one is out at once rather than at
+// the next restart, and so is a login with the old password still being
+// checked (create refuses it). The sessions leave memory first; their
+// records follow, and should that fail, the next start refuses them as
+// older than the password.
+func (ss *sessions) endUser(ctx context.Context, user string, at time.Time) (int, error) {
 	var hashes [][]byte
 	ss.mu.Lock()
+	ss.cutoff[user] = at
 	for h, s := range ss.byHash {
 		if s.user == user {
 			hashes = append(hashes, bytes.Clone(h[:]))
+			ss.drop(h)
 		}
 	}
 	ss.mu.Unlock()
 	if err := ss.store.DeleteDeskSessions(ctx, hashes...); err != nil {
-		return 0, fmt.Errorf("deleting the sessions of %s: %w", user, err)
+		return len(hashes), fmt.Errorf("deleting the sessions of %s: %w", user, err)
 	}
-	ss.mu.Lock()
-	for _, h := range hashes {
-		ss.drop([32]byte(h))
-	}
-	ss.mu.Unlock()
 	return len(hashes), nil
 }
 

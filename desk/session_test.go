@@ -327,3 +327,27 @@ func TestDeskSessionStoredBeforeAnswered(t *testing.T) {
 		t.Errorf("remove without a store: %v; the session must stay as long as its record does", err)
 	}
 }
+
+// A login with the old password that was still being checked when the
+// password was set gets no session; one that began after it does.
+func TestLoginRacingANewPasswordIsRefused(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "d.db"))
+	ss := newSessions(st, time.Hour)
+	ctx := context.Background()
+	set := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	if _, err := ss.endUser(ctx, "anna", set); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ss.create(ctx, "anna", []string{"agent"}, set.Add(-100*time.Millisecond)); err != errPasswordChanged {
+		t.Fatalf("a login begun before the new password: %v, want %v", err, errPasswordChanged)
+	}
+	if stored := storedSessions(t, st); len(stored) != 0 || ss.count() != 0 {
+		t.Errorf("the refused login left sessions: %v in the store, %d in memory", stored, ss.count())
+	}
+	if _, _, err := ss.create(ctx, "anna", []string{"agent"}, set.Add(time.Millisecond)); err != nil {
+		t.Errorf("a login after the new password: %v", err)
+	}
+	if _, _, err := ss.create(ctx, "bert", []string{"agent"}, set.Add(-time.Second)); err != nil {
+		t.Errorf("another user's login: %v", err)
+	}
+}
