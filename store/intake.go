@@ -41,6 +41,7 @@ const (
 	intakeIdleRotate = time.Minute
 	intakeHeader     = 8 // payload length, CRC-32C of the payload
 	intakeKeepBuffer = 1 << 20
+	intakeMaxGather  = 5 * time.Millisecond
 	// The applier waits this long, or for this many records, before it
 	// applies what was synced.
 	intakeGather        = 20 * time.Millisecond
@@ -230,7 +231,9 @@ func (s *Store) Accept(ctx context.Context, m *InboundMail, raw []byte) error {
 // last group had company, senders are many, and the next group waits
 // up to half the last sync's time for more of them: under a stream of
 // mail that saves a quarter of the syncs (each costs the kernel a device
-// round trip), and more mail is accepted; a lone sender does not wait.
+// round trip), and more mail is accepted. The wait is at most
+// intakeMaxGather, however slow a sync was, and a lone sender waits at
+// most once after a burst.
 func (in *intake) writeLoop() {
 	defer close(in.done)
 	idle := time.NewTicker(in.idle)
@@ -265,6 +268,8 @@ func (in *intake) writeLoop() {
 					group = append(group, w)
 				case <-gather.C:
 					break gathering
+				case <-in.s.closing: // the group is synced and answered first
+					break gathering
 				}
 			}
 			gather.Stop()
@@ -296,7 +301,7 @@ func (in *intake) writeLoop() {
 			took := time.Since(start)
 			wait = 0
 			if len(group) > 1 {
-				wait = took / 2
+				wait = min(took/2, intakeMaxGather)
 			}
 			if m := in.s.metrics; m != nil {
 				m.intakeSyncSeconds.Observe(took.Seconds())
@@ -305,6 +310,7 @@ func (in *intake) writeLoop() {
 		for _, w := range group {
 			w.done <- err
 		}
+		clear(group) // the records are the messages' only copies
 		if cap(buf) > intakeKeepBuffer {
 			buf = nil // a group of large messages: not kept
 		}
