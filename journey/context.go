@@ -56,11 +56,12 @@ func (j *Journey) RoutingContextFor(customerID uint64, at time.Time, unstored []
 		return Context{}, err
 	}
 	ctx := Context{Customer: c}
+	seen := 0 // the newest recentEntries entries may make a repeat
 	for _, ct := range slices.Backward(unstored) {
 		if ctx.LastAgent == "" && ct.Agent != "" && ct.Start.Before(at) {
 			ctx.LastAgent = ct.Agent
 		}
-		if ctx.RepeatOf == nil && j.repeats(ct, at) {
+		if seen++; ctx.RepeatOf == nil && seen <= recentEntries && j.repeats(ct, at) {
 			ctx.RepeatOf = ct
 		}
 	}
@@ -69,10 +70,9 @@ func (j *Journey) RoutingContextFor(customerID uint64, at time.Time, unstored []
 			return Context{}, err
 		}
 	}
-	if ctx.RepeatOf != nil || j.cfg.RepeatWindow <= 0 {
+	if ctx.RepeatOf != nil || j.cfg.RepeatWindow <= 0 || seen >= recentEntries {
 		return ctx, nil
 	}
-	seen := len(unstored)
 	err = j.deps.Store.JourneyFacts(customerID, at, func(e store.JourneyEntry) bool {
 		seen++
 		if ct := e.Contact; ct != nil {

@@ -119,3 +119,32 @@ func TestRoutingContextCountsUnstoredContacts(t *testing.T) {
 		t.Errorf("context %+v: want a repeat of the unstored unresolved contact, anna from the stored one", rc)
 	}
 }
+
+// Only the newest 50 entries, unstored ones first, may make a repeat.
+func TestRoutingContextLooksAtTheNewest50(t *testing.T) {
+	j, st := newJourney(t)
+	j.cfg.RepeatWindow = 72 * time.Hour
+	j.cfg.ResolvedOutcomes = []string{"resolved"}
+	c, _, err := j.Identify(ctx, KindPhone, "030 1234567", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	if err := st.AppendContact(ctx, &store.Contact{CustomerID: c.ID, Start: at.Add(-2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	var unstored []*store.Contact // oldest first: one open, then 50 resolved
+	unstored = append(unstored, &store.Contact{CustomerID: c.ID, Start: at.Add(-time.Hour)})
+	for i := range 50 {
+		unstored = append(unstored, &store.Contact{CustomerID: c.ID, Start: at.Add(time.Duration(i-50) * time.Second), Outcome: "resolved"})
+	}
+	if rc, err := j.RoutingContextFor(c.ID, at, unstored); err != nil || rc.RepeatOf != nil {
+		t.Errorf("51 unstored, the newest 50 resolved: repeat of %+v, %v", rc.RepeatOf, err)
+	}
+	if rc, err := j.RoutingContextFor(c.ID, at, unstored[1:]); err != nil || rc.RepeatOf != nil {
+		t.Errorf("50 unstored, all resolved, the stored one older: repeat of %+v, %v", rc.RepeatOf, err)
+	}
+	if rc, err := j.RoutingContextFor(c.ID, at, unstored[2:]); err != nil || rc.RepeatOf == nil || rc.RepeatOf.ID == 0 {
+		t.Errorf("49 unstored, all resolved: want a repeat of the stored open contact, got %+v, %v", rc.RepeatOf, err)
+	}
+}

@@ -31,8 +31,9 @@ import (
 // defaultGOGC is the garbage collector's target unless the environment
 // sets GOGC: the daemon's live heap is small (tens of megabytes) and
 // every contact allocates much that dies at once, so collecting a fifth
-// as often buys CPU for a few times the memory (GOMEMLIMIT caps it):
-// 5 % more mail accepted, and less CPU per call, in the benchmarks.
+// as often buys CPU for a few times the memory: 5 % more mail accepted,
+// and less CPU per call, in the benchmarks. An admin who wants a cap
+// sets GOMEMLIMIT (README: Memory).
 const defaultGOGC = 400
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
