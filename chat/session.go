@@ -292,12 +292,13 @@ func (c *Channel) customerMessage(ctx context.Context, s *session, ref, text, re
 		// receivers, which may act on this chat at once.
 		s.mu.Unlock()
 		err := c.deps.Router.Enqueue(task)
+		code := c.availability(task.Queue, now) // asks the router too
 		s.mu.Lock()
 		if err != nil && !errors.Is(err, router.ErrDuplicate) {
 			// The open-task index has it: the next start queues it.
 			c.deps.Logger.Error("queueing a chat task", "task", task.ID, "err", err)
 		}
-		if code := c.availability(task.Queue, now); code != "" {
+		if code != "" {
 			if code != s.noticed {
 				s.noticed = code
 				c.toCustomer(ctx, s, ServerFrame{Type: FrameNotice, Code: code, Text: c.notice(code, task.Queue, s.rec.Lang)})

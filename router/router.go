@@ -27,6 +27,13 @@ type Deps struct {
 	Journal Journal
 	// OnOffer is called, without the router's lock held, for every new
 	// offer: the channel rings the agent or the desk shows it.
+	//
+	// OnOffer and OnRevoke are called on the goroutine of whichever
+	// method made the offer or ended it, and every method, reading ones
+	// such as Agents and Stats too, first handles the deadlines that are
+	// due, which may do either. So no method may be called holding a lock
+	// that OnOffer or OnRevoke take, nor may they wait for one held while
+	// a method is called: hand the work to a goroutine.
 	OnOffer func(Offer)
 	// OnRevoke is called when an offer ends without accept or decline
 	// (timeout, caller hung up, agent went away): stop ringing.
