@@ -94,8 +94,10 @@ func TestRepeatContactsInAGeneratedHistory(t *testing.T) {
 	}
 }
 
-// Contacts not yet stored (a batch being recorded) count as the newest.
-func TestRoutingContextCountsUnstoredContacts(t *testing.T) {
+// routingSite is a journey with a repeat window of 72 h in which a
+// caller's contact, stored, started two hours before at.
+func routingSite(t *testing.T, stored store.Contact) (j *Journey, customer uint64, at time.Time) {
+	t.Helper()
 	j, st := newJourney(t)
 	j.cfg.RepeatWindow = 72 * time.Hour
 	j.cfg.ResolvedOutcomes = []string{"resolved"}
@@ -103,15 +105,22 @@ func TestRoutingContextCountsUnstoredContacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	if err := st.AppendContact(ctx, &store.Contact{CustomerID: c.ID, Start: at.Add(-2 * time.Hour), Outcome: "resolved", Agent: "anna"}); err != nil {
+	at = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	stored.CustomerID, stored.Start = c.ID, at.Add(-2*time.Hour)
+	if err := st.AppendContact(ctx, &stored); err != nil {
 		t.Fatal(err)
 	}
+	return j, c.ID, at
+}
+
+// Contacts not yet stored (a batch being recorded) count as the newest.
+func TestRoutingContextCountsUnstoredContacts(t *testing.T) {
+	j, customer, at := routingSite(t, store.Contact{Outcome: "resolved", Agent: "anna"})
 	unstored := []*store.Contact{
-		{CustomerID: c.ID, Start: at.Add(-time.Hour)},
-		{CustomerID: c.ID, Start: at.Add(-time.Minute), Outcome: "resolved"},
+		{CustomerID: customer, Start: at.Add(-time.Hour)},
+		{CustomerID: customer, Start: at.Add(-time.Minute), Outcome: "resolved"},
 	}
-	rc, err := j.RoutingContextFor(c.ID, at, unstored)
+	rc, err := j.RoutingContextFor(customer, at, unstored)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,29 +131,19 @@ func TestRoutingContextCountsUnstoredContacts(t *testing.T) {
 
 // Only the newest 50 entries, unstored ones first, may make a repeat.
 func TestRoutingContextLooksAtTheNewest50(t *testing.T) {
-	j, st := newJourney(t)
-	j.cfg.RepeatWindow = 72 * time.Hour
-	j.cfg.ResolvedOutcomes = []string{"resolved"}
-	c, _, err := j.Identify(ctx, KindPhone, "030 1234567", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	if err := st.AppendContact(ctx, &store.Contact{CustomerID: c.ID, Start: at.Add(-2 * time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	j, customer, at := routingSite(t, store.Contact{})
 	var unstored []*store.Contact // oldest first: one open, then 50 resolved
-	unstored = append(unstored, &store.Contact{CustomerID: c.ID, Start: at.Add(-time.Hour)})
+	unstored = append(unstored, &store.Contact{CustomerID: customer, Start: at.Add(-time.Hour)})
 	for i := range 50 {
-		unstored = append(unstored, &store.Contact{CustomerID: c.ID, Start: at.Add(time.Duration(i-50) * time.Second), Outcome: "resolved"})
+		unstored = append(unstored, &store.Contact{CustomerID: customer, Start: at.Add(time.Duration(i-50) * time.Second), Outcome: "resolved"})
 	}
-	if rc, err := j.RoutingContextFor(c.ID, at, unstored); err != nil || rc.RepeatOf != nil {
+	if rc, err := j.RoutingContextFor(customer, at, unstored); err != nil || rc.RepeatOf != nil {
 		t.Errorf("51 unstored, the newest 50 resolved: repeat of %+v, %v", rc.RepeatOf, err)
 	}
-	if rc, err := j.RoutingContextFor(c.ID, at, unstored[1:]); err != nil || rc.RepeatOf != nil {
+	if rc, err := j.RoutingContextFor(customer, at, unstored[1:]); err != nil || rc.RepeatOf != nil {
 		t.Errorf("50 unstored, all resolved, the stored one older: repeat of %+v, %v", rc.RepeatOf, err)
 	}
-	if rc, err := j.RoutingContextFor(c.ID, at, unstored[2:]); err != nil || rc.RepeatOf == nil || rc.RepeatOf.ID == 0 {
+	if rc, err := j.RoutingContextFor(customer, at, unstored[2:]); err != nil || rc.RepeatOf == nil || rc.RepeatOf.ID == 0 {
 		t.Errorf("49 unstored, all resolved: want a repeat of the stored open contact, got %+v, %v", rc.RepeatOf, err)
 	}
 }
