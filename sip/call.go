@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -31,6 +32,10 @@ type call struct {
 	contact  *store.Contact
 	task     router.Task
 	start    time.Time
+	// movedTo is the queue the router last moved the call to (overflow),
+	// set as the router tells it, under the router's lock and so in its
+	// order, without the call's lock (see Channel.TaskEvent).
+	movedTo atomic.Pointer[string]
 
 	mu        sync.Mutex
 	state     callState
@@ -446,6 +451,9 @@ func (cl *call) finish(outcome, side string) {
 	}
 	agentLeg, agentCall := cl.agentLeg, cl.agentCall
 	answered, queue := cl.answered, cl.task.Queue
+	if q := cl.movedTo.Load(); q != nil {
+		queue = *q
+	}
 	close(cl.done)
 	cl.mu.Unlock()
 

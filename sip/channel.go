@@ -550,13 +550,10 @@ func (c *Channel) TaskEvent(e router.Event) {
 	}
 	switch e.Kind {
 	case router.TaskMoved:
-		// Not under the router's lock: an agent's answer holds the call's
-		// lock while it calls Router.Accept.
-		go func() {
-			cl.mu.Lock()
-			cl.task.Queue = e.Reason
-			cl.mu.Unlock()
-		}()
+		// Not the call's lock: an agent's answer holds it while it calls
+		// Router.Accept.
+		queue := e.Reason
+		cl.movedTo.Store(&queue)
 	case router.TaskCanceled:
 		if e.Reason != router.ReasonAbandoned {
 			go cl.end(outcomeCanceled, "dirigent")
