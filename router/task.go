@@ -238,16 +238,8 @@ func (r *Router) end(t *task, now time.Time) {
 	r.complete(t, now)
 }
 
-func (r *Router) complete(t *task, now time.Time) {
-	a := t.agent
-	r.occupancy(a, now)
-	a.wrapping--
-	a.idleSince = now.UnixNano()
-	delete(a.tasks, t.ID)
-	r.finish(t, Completed, "", now)
-	r.refresh(a)
-	r.dispatchAgent(a, now)
-}
+// complete ends a wrapping task and frees its agent for the next.
+func (r *Router) complete(t *task, now time.Time) { r.free(t, Completed, "", now) }
 
 // Cancel ends a task that was not answered: the caller hung up while
 // waiting (ReasonAbandoned), or the system gave up on it.
@@ -318,12 +310,12 @@ func (r *Router) Erase(taskID uint64) error {
 // journal has stored it, so only the router knows every one. Customer 0
 // is no customer: tasks of unknown callers are nobody's.
 func (r *Router) CustomerTasks(customerID uint64) []uint64 {
-	r.lock()
-	defer r.unlock()
-	var ids []uint64
 	if customerID == 0 {
 		return nil
 	}
+	r.lock()
+	defer r.unlock()
+	var ids []uint64
 	for id, t := range r.tasks {
 		if t.CustomerID == customerID {
 			ids = append(ids, id)
@@ -335,7 +327,11 @@ func (r *Router) CustomerTasks(customerID uint64) []uint64 {
 
 // release frees the agent of an assigned or wrapping task at once and
 // cancels the task, without wrap-up.
-func (r *Router) release(t *task, reason string, now time.Time) {
+func (r *Router) release(t *task, reason string, now time.Time) { r.free(t, Canceled, reason, now) }
+
+// free ends an assigned or wrapping task in state s and frees its agent,
+// who gets the next task.
+func (r *Router) free(t *task, s State, reason string, now time.Time) {
 	a := t.agent
 	r.occupancy(a, now)
 	if t.state == Assigned {
@@ -346,7 +342,7 @@ func (r *Router) release(t *task, reason string, now time.Time) {
 	}
 	a.idleSince = now.UnixNano()
 	delete(a.tasks, t.ID)
-	r.finish(t, Canceled, reason, now)
+	r.finish(t, s, reason, now)
 	r.refresh(a)
 	r.dispatchAgent(a, now)
 }
