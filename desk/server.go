@@ -84,7 +84,7 @@ func New(listen string, deps Deps) (*Server, error) {
 	}
 	s := &Server{deps: deps, sessions: newSessions(deps.Store, deps.SessionTimeout), limiter: newLoginLimiter(), desk: newDesktop(deps.Agents), stopping: make(chan struct{})}
 	// Before the metrics: the sessions gauge counts the restored ones.
-	if err := s.sessions.restore(context.Background(), deps.Logins, deps.Store, s.now(), deps.Logger); err != nil {
+	if err := s.sessions.restore(context.Background(), deps.Logins, s.now(), deps.Logger); err != nil {
 		return nil, fmt.Errorf("desk: %w", err)
 	}
 	m, err := newMetrics(deps.Registry, s)

@@ -232,7 +232,7 @@ func (ss *sessions) count() int {
 // password or from before the password's last change is deleted; the
 // others get the roles the name has now, which may be fewer or more than
 // at their login, as a new login would.
-func (ss *sessions) restore(ctx context.Context, logins Logins, passwords PasswordStore, now time.Time, logger *slog.Logger) error {
+func (ss *sessions) restore(ctx context.Context, logins Logins, now time.Time, logger *slog.Logger) error {
 	stored, err := ss.store.DeskSessions()
 	if err != nil {
 		return fmt.Errorf("reading desk sessions: %w", err)
@@ -258,7 +258,7 @@ func (ss *sessions) restore(ctx context.Context, logins Logins, passwords Passwo
 			refuse("no longer a desk login")
 			continue
 		}
-		u, err := passwords.DeskUser(ds.User)
+		u, err := ss.store.DeskUser(ds.User)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			refuse("no password")
