@@ -56,12 +56,12 @@ func (j *Journey) RoutingContextFor(customerID uint64, at time.Time, unstored []
 		return Context{}, err
 	}
 	ctx := Context{Customer: c}
-	seen := 0 // the newest recentEntries entries may make a repeat
-	for _, ct := range slices.Backward(unstored) {
+	for i, ct := range slices.Backward(unstored) {
 		if ctx.LastAgent == "" && ct.Agent != "" && ct.Start.Before(at) {
 			ctx.LastAgent = ct.Agent
 		}
-		if seen++; ctx.RepeatOf == nil && seen <= recentEntries && j.repeats(ct, at) {
+		// Only the newest recentEntries entries may make a repeat.
+		if newest := len(unstored) - i; ctx.RepeatOf == nil && newest <= recentEntries && j.repeats(ct, at) {
 			ctx.RepeatOf = ct
 		}
 	}
@@ -70,6 +70,7 @@ func (j *Journey) RoutingContextFor(customerID uint64, at time.Time, unstored []
 			return Context{}, err
 		}
 	}
+	seen := len(unstored)
 	if ctx.RepeatOf != nil || j.cfg.RepeatWindow <= 0 || seen >= recentEntries {
 		return ctx, nil
 	}
