@@ -16,10 +16,7 @@ func BenchmarkTaskDetail(b *testing.B) {
 	t := testing.TB(b)
 	env := startDesk(t)
 	ctx := context.Background()
-	anna := newBrowser(t, env.base)
-	anna.login("anna")
-	events := openEvents(t, anna)
-	anna.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`)
+	anna, events := availableAgent(t, env, "anna")
 	id, customer := newMailTask(t, env, "joe@example.org", "Router kaputt")
 	for i := range 50 {
 		if err := env.store.AddTouchpoint(ctx, &store.Touchpoint{CustomerID: customer, Type: "order", At: time.Now().Add(-time.Duration(i) * time.Hour), Data: map[string]string{"order": fmt.Sprint(i)}}); err != nil {

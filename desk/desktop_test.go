@@ -356,6 +356,17 @@ func TestDeskRolesAndCSRF(t *testing.T) {
 	expect(t, "own origin", code, body, 200, "")
 }
 
+// availableAgent logs user in with an event stream open and makes them
+// available, as the page does when an agent starts work.
+func availableAgent(t testing.TB, env *deskEnv, user string) (*browser, *sseReader) {
+	t.Helper()
+	b := newBrowser(t, env.base)
+	b.login(user)
+	events := openEvents(t, b)
+	b.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`)
+	return b, events
+}
+
 // sseReader reads a desk event stream.
 type sseReader struct {
 	events chan [2]string
@@ -603,10 +614,7 @@ func TestDeskAgentHandlesAMail(t *testing.T) {
 // the repeat rule's next best action, with what happened before.
 func TestDeskRepeatContact(t *testing.T) {
 	env := startDesk(t)
-	anna := newBrowser(t, env.base)
-	anna.login("anna")
-	events := openEvents(t, anna)
-	anna.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`)
+	anna, events := availableAgent(t, env, "anna")
 	first, _ := newMailTask(t, env, "joe@example.org", "Router kaputt")
 	events.next(t, "offer")
 	anna.do("POST", "/api/desk/offers/"+jsonNumber(first)+"/accept", "")
@@ -631,10 +639,7 @@ func TestDeskRepeatContact(t *testing.T) {
 // records its outcome.
 func TestDeskTaskAcceptedElsewhere(t *testing.T) {
 	env := startDesk(t)
-	anna := newBrowser(t, env.base)
-	anna.login("anna")
-	events := openEvents(t, anna)
-	anna.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`)
+	anna, events := availableAgent(t, env, "anna")
 	first, _ := newMailTask(t, env, "joe@example.org", "Eins")
 	events.next(t, "offer")
 	if err := env.router.Accept(first, "anna"); err != nil {
@@ -703,10 +708,7 @@ func TestDeskTaskAcceptedElsewhere(t *testing.T) {
 // tasks), and their offer leaves the desk of the agent it was offered to.
 func TestDeskErasedTaskLeaves(t *testing.T) {
 	env := startDesk(t)
-	anna := newBrowser(t, env.base)
-	anna.login("anna")
-	events := openEvents(t, anna)
-	anna.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`)
+	anna, events := availableAgent(t, env, "anna")
 	taken, customer := newMailTask(t, env, "joe@example.org", "Bitte löschen")
 	events.next(t, "offer")
 	if code, body := anna.do("POST", "/api/desk/offers/"+jsonNumber(taken)+"/accept", ""); code != 200 {
@@ -743,10 +745,7 @@ func TestDeskErasedTaskLeaves(t *testing.T) {
 // Without a message channel the chat pane refuses clearly.
 func TestDeskChatWithoutTheMessageChannel(t *testing.T) {
 	env := startDesk(t)
-	anna := newBrowser(t, env.base)
-	anna.login("anna")
-	events := openEvents(t, anna)
-	anna.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`)
+	anna, events := availableAgent(t, env, "anna")
 	ctx := context.Background()
 	c, _, err := env.journey.Identify(ctx, journey.KindEmail, "klara@example.org", "Klara")
 	if err != nil {
@@ -781,10 +780,7 @@ func TestDeskChatWithoutTheMessageChannel(t *testing.T) {
 
 func TestDeskOfferRevokedWhenAgentGoesAway(t *testing.T) {
 	env := startDesk(t)
-	anna := newBrowser(t, env.base)
-	anna.login("anna")
-	events := openEvents(t, anna)
-	anna.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`)
+	anna, events := availableAgent(t, env, "anna")
 	taskID, _ := newMailTask(t, env, "eva@example.org", "Frage")
 	events.next(t, "offer")
 	anna.do("PUT", "/api/desk/me/presence", `{"presence":"away","reason":"break"}`)
@@ -807,10 +803,7 @@ func agentURL(t testing.TB, base string) *url.URL {
 // the task detail is there from the offer on.
 func TestDeskVoiceOfferShowsTheCaller(t *testing.T) {
 	env := startDesk(t)
-	anna := newBrowser(t, env.base)
-	anna.login("anna")
-	events := openEvents(t, anna)
-	anna.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`)
+	anna, events := availableAgent(t, env, "anna")
 	ctx := context.Background()
 	c, _, err := env.journey.Identify(ctx, journey.KindPhone, "+49 30 1234567", "Erika Mustermann")
 	if err != nil {

@@ -77,6 +77,25 @@ func (h *harness) enqueue(id uint64, queue string, ch Channel) {
 	h.must(h.r.Enqueue(Task{ID: id, Queue: queue, Channel: ch}))
 }
 
+// taskEvents are the journal's events of task id from the from-th on.
+func (h *harness) taskEvents(id uint64, from int) []Event {
+	var out []Event
+	for _, e := range h.journal.events[from:] {
+		if e.TaskID == id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func kindsOf(events []Event) []EventKind {
+	var out []EventKind
+	for _, e := range events {
+		out = append(out, e.Kind)
+	}
+	return out
+}
+
 func cap3(voice, email, message int) [numChannels]int { return [numChannels]int{voice, email, message} }
 
 func basicConfig() Config {
@@ -120,12 +139,7 @@ func TestLifecycleOfATask(t *testing.T) {
 		t.Fatalf("after wrap-up: %+v", got)
 	}
 
-	var kinds []EventKind
-	for _, e := range h.journal.events {
-		if e.TaskID == 1 {
-			kinds = append(kinds, e.Kind)
-		}
-	}
+	kinds := kindsOf(h.taskEvents(1, 0))
 	want := []EventKind{TaskCreated, TaskOffered, TaskAssigned, TaskWrapping, TaskCompleted}
 	if !slices.Equal(kinds, want) {
 		t.Errorf("journal of task 1: %v, want %v", kinds, want)
@@ -415,13 +429,8 @@ func TestMaxWait(t *testing.T) {
 	}
 	h.must(h.r.SetPresence("anna", Offline, ""))
 	h.advance(2 * time.Minute)
-	var last Event
-	for _, e := range h.journal.events {
-		if e.TaskID == 1 {
-			last = e
-		}
-	}
-	if last.Kind != TaskCanceled || last.Reason != ReasonMaxWait {
+	es := h.taskEvents(1, 0)
+	if last := es[len(es)-1]; last.Kind != TaskCanceled || last.Reason != ReasonMaxWait {
 		t.Errorf("last event %+v, want canceled for max wait", last)
 	}
 }
@@ -519,13 +528,8 @@ func TestEraseInEachState(t *testing.T) {
 			h.advance(time.Second)
 			h.must(h.r.Erase(1))
 
-			var last Event
-			for _, e := range h.journal.events {
-				if e.TaskID == 1 {
-					last = e
-				}
-			}
-			if last.Kind != TaskCanceled || last.Reason != ReasonErased || last.Agent != tt.agent || !last.At.Equal(h.now) {
+			es := h.taskEvents(1, 0)
+			if last := es[len(es)-1]; last.Kind != TaskCanceled || last.Reason != ReasonErased || last.Agent != tt.agent || !last.At.Equal(h.now) {
 				t.Errorf("task 1's last event %+v, want canceled as erased now by %q", last, tt.agent)
 			}
 			if wantRevoked := tt.state == Reserved; (len(h.revoked) == 1 && h.revoked[0].TaskID == 1) != wantRevoked || len(h.revoked) > 1 {
@@ -546,10 +550,8 @@ func TestEraseInEachState(t *testing.T) {
 			}
 			n := len(h.journal.events)
 			h.advance(time.Minute) // past every deadline task 1 had
-			for _, e := range h.journal.events[n:] {
-				if e.TaskID == 1 {
-					t.Errorf("after the erasure: %+v", e)
-				}
+			if es := h.taskEvents(1, n); len(es) > 0 {
+				t.Errorf("after the erasure: %+v", es)
 			}
 			if err := h.r.Erase(1); !errors.Is(err, ErrUnknownTask) {
 				t.Errorf("erasing it again: %v", err)
@@ -628,16 +630,13 @@ func TestEraseDuringACall(t *testing.T) {
 			} else {
 				h.must(h.r.Complete(1))
 			}
-			var kinds []EventKind
-			for _, e := range h.journal.events[n:] {
-				if e.TaskID == 1 {
-					kinds = append(kinds, e.Kind)
-					if e.Kind == TaskCanceled && (e.Reason != ReasonErased || e.Agent != "anna") {
-						t.Errorf("canceled %+v", e)
-					}
+			es := h.taskEvents(1, n)
+			for _, e := range es {
+				if e.Kind == TaskCanceled && (e.Reason != ReasonErased || e.Agent != "anna") {
+					t.Errorf("canceled %+v", e)
 				}
 			}
-			if !slices.Equal(kinds, []EventKind{TaskCanceled}) {
+			if kinds := kindsOf(es); !slices.Equal(kinds, []EventKind{TaskCanceled}) {
 				t.Errorf("after the call: %v, want only canceled (no wrap-up)", kinds)
 			}
 			if o := h.takeOffer(); o.TaskID != 2 || o.Agent != "anna" {
@@ -759,13 +758,7 @@ func TestOperationsHandleDueDeadlinesFirst(t *testing.T) {
 			if err := tt.op(h.r); !errors.Is(err, tt.wantErr) {
 				t.Fatalf("got %v, want %v", err, tt.wantErr)
 			}
-			var kinds []EventKind
-			for _, e := range h.journal.events[n:] {
-				if e.TaskID == 1 {
-					kinds = append(kinds, e.Kind)
-				}
-			}
-			if !slices.Equal(kinds, tt.want) {
+			if kinds := kindsOf(h.taskEvents(1, n)); !slices.Equal(kinds, tt.want) {
 				t.Errorf("task 1's events %v, want %v", kinds, tt.want)
 			}
 			if tt.check != nil {
