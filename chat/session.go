@@ -294,7 +294,7 @@ func (c *Channel) customerMessage(ctx context.Context, s *session, ref, text, re
 		err := c.deps.Router.Enqueue(task)
 		code := c.availability(task.Queue, now) // asks the router too
 		s.mu.Lock()
-		if err != nil && !errors.Is(err, router.ErrDuplicate) {
+		if err != nil && !errors.Is(err, router.ErrDuplicate) && !errors.Is(err, router.ErrErased) {
 			// The open-task index has it: the next start queues it.
 			c.deps.Logger.Error("queueing a chat task", "task", task.ID, "err", err)
 		}

@@ -82,7 +82,10 @@ func (s *Server) postTouchpoint(w http.ResponseWriter, r *http.Request) {
 	if req.At != nil {
 		tp.At = req.At.UTC()
 	}
-	if err := s.deps.Store.AddTouchpoint(r.Context(), tp); err != nil {
+	if err := s.deps.Store.AddTouchpoint(r.Context(), tp); errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusConflict, err.Error()+" (erased meanwhile): send it again")
+		return
+	} else if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}

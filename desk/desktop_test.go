@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -720,10 +721,8 @@ func TestDeskErasedTaskLeaves(t *testing.T) {
 	if _, err := env.store.EraseCustomer(context.Background(), customer, func([]byte) uint64 { return 0 }); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []uint64{taken, offered} {
-		if err := env.router.Erase(id); err != nil {
-			t.Fatal(err)
-		}
+	if ended := env.router.EraseCustomer(customer); !slices.Equal(ended, []uint64{taken, offered}) {
+		t.Fatalf("erasing the customer's tasks ended %v", ended)
 	}
 	if e := events.next(t, "tasks"); e["id"] != float64(taken) {
 		t.Errorf("tasks event %v", e)

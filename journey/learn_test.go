@@ -57,6 +57,16 @@ func TestLearnedIntentAndResolution(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	intents := []string{"billing", "outage", "sales"}
 	base := time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)
+	if err := st.Bulk(ctx, func(b *store.Bulk) error {
+		for range 600 {
+			if err := b.CreateCustomer(&store.Customer{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	for cust := uint64(1); cust <= 600; cust++ {
 		at := base.Add(time.Duration(rng.IntN(100*24)) * time.Hour)
 		intent := intents[rng.IntN(3)]

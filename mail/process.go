@@ -213,6 +213,11 @@ func (c *Channel) record(ctx context.Context, b *batch) []outcome {
 func (c *Channel) recorded(ctx context.Context, m prepared, r store.RecordedMail) outcome {
 	o := outcome{mail: m.rec.MailID}
 	switch {
+	case errors.Is(r.Err, store.ErrNotFound):
+		// Its customer or conversation was erased while it was being
+		// processed: it is still pending, and is processed again as new.
+		o.name = "erased"
+		return o
 	case r.Err != nil:
 		o.name, o.err = "error", r.Err
 		return o
@@ -225,7 +230,10 @@ func (c *Channel) recorded(ctx context.Context, m prepared, r store.RecordedMail
 	}
 	task := m.task
 	task.ID = r.ContactID
-	if err := c.deps.Router.Enqueue(task); err != nil && !errors.Is(err, router.ErrDuplicate) {
+	if err := c.deps.Router.Enqueue(task); errors.Is(err, router.ErrErased) {
+		o.name = "erased" // the contact went with its customer
+		return o
+	} else if err != nil && !errors.Is(err, router.ErrDuplicate) {
 		// The open-task index has it: the next start queues it.
 		o.name, o.err = "error", fmt.Errorf("queueing the task of contact %d: %w", r.ContactID, err)
 		return o

@@ -108,7 +108,7 @@ const (
 	ReasonAbandoned = "abandoned" // the customer gave up (hung up) while waiting
 	ReasonMaxWait   = "max-wait"  // waited longer than the queue's max_wait with no overflow queue
 	ReasonSystem    = "system"    // dirigent stopped while the call waited
-	ReasonErased    = "erased"    // the customer was erased (GDPR) while the task was open (see Erase)
+	ReasonErased    = "erased"    // the customer was erased (GDPR) while the task was open (see EraseCustomer)
 )
 
 // Strategy chooses among free, qualified agents.

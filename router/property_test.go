@@ -145,16 +145,26 @@ func TestRandomOperations(t *testing.T) {
 				return nil
 			}
 			var nextID uint64
-			erased := map[uint64]bool{}
+			erased := map[uint64]bool{}      // tasks ended by an erasure
+			customers := map[uint64]uint64{} // task → customer (0: nobody's)
+			gone := map[uint64]bool{}        // erased customers
 			step := func(op int) {
 				switch op {
 				case 0, 1, 2:
 					nextID++
 					q := cfg.Queues[rng.IntN(len(cfg.Queues))]
-					task := Task{ID: nextID, Queue: q.Name, Channel: Channel(rng.IntN(3)), ValueTier: rng.IntN(3), Repeat: rng.IntN(5) == 0}
+					task := Task{ID: nextID, Queue: q.Name, Channel: Channel(rng.IntN(3)), ValueTier: rng.IntN(3), Repeat: rng.IntN(5) == 0, CustomerID: uint64(rng.IntN(30))}
 					if rng.IntN(4) == 0 {
 						task.PreferredAgent = cfg.Agents[rng.IntN(len(cfg.Agents))].ID
 					}
+					if gone[task.CustomerID] {
+						if err := h.r.Enqueue(task); !errors.Is(err, ErrErased) {
+							t.Fatalf("task of erased customer %d: %v", task.CustomerID, err)
+						}
+						nextID--
+						return
+					}
+					customers[task.ID] = task.CustomerID
 					h.must(h.r.Enqueue(task))
 				case 3:
 					a := cfg.Agents[rng.IntN(len(cfg.Agents))].ID
@@ -200,10 +210,19 @@ func TestRandomOperations(t *testing.T) {
 					h.must(h.r.SetAgent(spec))
 				case 11:
 					if ids := h.r.taskIDs(Pending, Reserved, Assigned, Wrapping); len(ids) > 0 {
-						id := ids[rng.IntN(len(ids))]
-						delete(offers, id)
-						if onTask(func() error { return h.r.Erase(id) }) == nil {
+						c := customers[ids[rng.IntN(len(ids))]]
+						if c == 0 {
+							break
+						}
+						gone[c] = true
+						for _, id := range h.r.EraseCustomer(c) {
+							delete(offers, id)
 							erased[id] = true
+						}
+						for id, tk := range h.r.tasks {
+							if customers[id] == c && (tk.state != Assigned || tk.Channel != Voice) {
+								t.Fatalf("task %d of erased customer %d is still %s", id, c, tk.state)
+							}
 						}
 					}
 				}

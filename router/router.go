@@ -18,6 +18,7 @@ var (
 	ErrUnknownQueue = errors.New("unknown queue")
 	ErrWrongState   = errors.New("task is not in a state that allows this")
 	ErrDuplicate    = errors.New("task already known")
+	ErrErased       = errors.New("customer erased")
 )
 
 // Deps are what the router needs from the daemon.
@@ -53,6 +54,7 @@ type Router struct {
 	queues   map[string]*queue
 	tclasses []*taskClass
 	tasks    map[uint64]*task
+	erased   map[uint64]bool // customers erased since the start: their tasks are refused
 	timers   indexHeap[*timer]
 	seq      uint64
 	stats    *statsBook
@@ -179,6 +181,7 @@ func New(cfg Config, deps Deps) (*Router, error) {
 		aclasses: map[string]*agentClass{},
 		queues:   map[string]*queue{},
 		tasks:    map[uint64]*task{},
+		erased:   map[uint64]bool{},
 		stats:    newStatsBook(thresholds(cfg)),
 	}
 	r.timers = indexHeap[*timer]{

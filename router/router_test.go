@@ -526,7 +526,9 @@ func TestEraseInEachState(t *testing.T) {
 				t.Fatalf("task 1 is not %s: %v", tt.state, got)
 			}
 			h.advance(time.Second)
-			h.must(h.r.Erase(1))
+			if ended := h.r.EraseCustomer(7); !slices.Equal(ended, []uint64{1}) {
+				t.Errorf("ended %v, want [1]", ended)
+			}
 
 			es := h.taskEvents(1, 0)
 			if last := es[len(es)-1]; last.Kind != TaskCanceled || last.Reason != ReasonErased || last.Agent != tt.agent || !last.At.Equal(h.now) {
@@ -553,53 +555,81 @@ func TestEraseInEachState(t *testing.T) {
 			if es := h.taskEvents(1, n); len(es) > 0 {
 				t.Errorf("after the erasure: %+v", es)
 			}
-			if err := h.r.Erase(1); !errors.Is(err, ErrUnknownTask) {
-				t.Errorf("erasing it again: %v", err)
+			if ended := h.r.EraseCustomer(7); ended != nil {
+				t.Errorf("erasing the customer again ended %v", ended)
 			}
 		})
 	}
 }
 
-// TestCustomerTasks: a customer's open tasks in every state, not those
-// finished, not another customer's, and none for customer 0.
-func TestCustomerTasks(t *testing.T) {
+// TestEraseCustomer: an erasure ends the customer's open tasks in every
+// state, not those finished, nor another customer's; from then on their
+// new tasks are refused. Customer 0 is nobody: erasing it does nothing.
+func TestEraseCustomer(t *testing.T) {
 	cfg := basicConfig()
 	cfg.Queues[0].WrapUp = 30 * time.Second
 	cfg.Agents[0].Capacity = cap3(1, 2, 1)
 	h := newHarness(t, cfg)
 	h.must(h.r.SetPresence("anna", Available, ""))
-	task := func(id, customer uint64, ch Channel) {
-		h.must(h.r.Enqueue(Task{ID: id, Queue: "support", Channel: ch, CustomerID: customer}))
+	task := func(id, customer uint64, ch Channel) error {
+		return h.r.Enqueue(Task{ID: id, Queue: "support", Channel: ch, CustomerID: customer})
 	}
-	task(1, 7, Voice) // assigned
+	h.must(task(1, 7, Voice)) // assigned
 	h.must(h.r.Accept(h.takeOffer().TaskID, "anna"))
-	task(2, 7, Email) // wrapping up
+	h.must(task(2, 7, Email)) // wrapping up
 	h.must(h.r.Accept(h.takeOffer().TaskID, "anna"))
 	h.must(h.r.End(2))
-	task(3, 7, Email) // completed
-	task(4, 8, Email) // another customer's, waiting
-	task(5, 0, Email) // nobody's, waiting
-	task(6, 7, Email) // waiting
-	task(9, 7, Voice) // canceled
+	h.must(task(3, 7, Email)) // completed
+	h.must(task(4, 8, Email)) // another customer's, waiting
+	h.must(task(5, 0, Email)) // nobody's, waiting
+	h.must(task(6, 7, Email)) // waiting
+	h.must(task(9, 7, Voice)) // canceled
 	h.must(h.r.Cancel(9, ReasonAbandoned))
 	h.must(h.r.SetPresence("ben", Available, ""))
 	o := h.takeOffer() // task 3 rings at ben
 	h.must(h.r.Accept(o.TaskID, "ben"))
 	h.must(h.r.Complete(o.TaskID))
 	h.takeOffer() // task 4 is offered to ben
-	if got := h.r.CustomerTasks(7); !slices.Equal(got, []uint64{1, 2, 6}) {
-		t.Errorf("customer 7's tasks %v, want [1 2 6]", got)
-	}
-	if got := h.r.CustomerTasks(8); !slices.Equal(got, []uint64{4}) {
-		t.Errorf("customer 8's tasks %v, want [4]", got)
-	}
-	if got := h.r.CustomerTasks(0); got != nil {
+	if got := h.r.EraseCustomer(0); got != nil {
 		t.Errorf("customer 0's tasks %v, want none", got)
 	}
-	h.advance(30 * time.Second) // task 2's wrap-up ends
-	if got := h.r.CustomerTasks(7); !slices.Equal(got, []uint64{1, 6}) {
-		t.Errorf("after the wrap-up: customer 7's tasks %v, want [1 6]", got)
+	h.must(task(10, 0, Email))
+	if got := h.r.EraseCustomer(7); !slices.Equal(got, []uint64{1, 2, 6}) {
+		t.Errorf("customer 7's tasks %v, want [1 2 6]", got)
 	}
+	if got := h.r.taskIDs(Pending, Reserved, Assigned, Wrapping); !slices.Equal(got, []uint64{1, 4, 5, 10}) {
+		t.Errorf("open tasks %v, want [1 4 5 10] (the call goes on)", got)
+	}
+	if err := task(11, 7, Email); !errors.Is(err, ErrErased) {
+		t.Errorf("a new task of the erased customer: %v", err)
+	}
+	h.must(task(12, 8, Email))
+}
+
+// TestEraseOffersNoneOfTheCustomer: an agent freed by the erasure of one
+// of a customer's tasks is not offered another of that customer's
+// tasks, not even for a moment.
+func TestEraseOffersNoneOfTheCustomer(t *testing.T) {
+	cfg := basicConfig()
+	cfg.Agents[0].Capacity = cap3(1, 1, 1)
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("anna", Available, ""))
+	h.must(h.r.Enqueue(Task{ID: 1, Queue: "support", Channel: Email, CustomerID: 7}))
+	h.must(h.r.Accept(h.takeOffer().TaskID, "anna"))
+	h.must(h.r.Enqueue(Task{ID: 2, Queue: "support", Channel: Email, CustomerID: 7}))
+	h.must(h.r.Enqueue(Task{ID: 3, Queue: "support", Channel: Email, CustomerID: 8}))
+	h.noOffer() // anna's email capacity is used
+	n := len(h.journal.events)
+	h.r.EraseCustomer(7)
+	for _, e := range h.journal.events[n:] {
+		if e.Kind == TaskOffered && e.TaskID != 3 {
+			t.Errorf("offered while erasing: %+v", e)
+		}
+	}
+	if o := h.takeOffer(); o.TaskID != 3 {
+		t.Errorf("next offer %+v, want task 3", o)
+	}
+	h.noOffer()
 }
 
 // TestEraseDuringACall: the caller is still on the line, so the call
@@ -615,7 +645,7 @@ func TestEraseDuringACall(t *testing.T) {
 			h.must(h.r.Enqueue(Task{ID: 1, Queue: "support", Channel: Voice, CustomerID: 7}))
 			h.must(h.r.Accept(h.takeOffer().TaskID, "anna"))
 			n := len(h.journal.events)
-			h.must(h.r.Erase(1))
+			h.r.EraseCustomer(7)
 			if len(h.journal.events) != n {
 				t.Errorf("the call in progress changed at once: %+v", h.journal.events[n:])
 			}

@@ -22,6 +22,9 @@ func (r *Router) Enqueue(in Task) error {
 	if _, dup := r.tasks[in.ID]; dup {
 		return fmt.Errorf("%w: %d", ErrDuplicate, in.ID)
 	}
+	if r.erased[in.CustomerID] {
+		return fmt.Errorf("task %d: %w", in.ID, ErrErased)
+	}
 	if in.Arrived.IsZero() {
 		in.Arrived = now
 	}
@@ -276,45 +279,29 @@ func (r *Router) cancel(t *task, reason string, now time.Time) {
 	}
 }
 
-// Erase ends a task whose customer has been erased (GDPR Art. 17),
-// whatever its state, as canceled with ReasonErased: no agent is to go on
-// working for a customer who no longer exists. A waiting task leaves its
-// queue and an offer of it is revoked, as Cancel does; an agent who has
-// taken the task or is wrapping it up is freed at once, without (further)
-// wrap-up, as nothing about the customer may be recorded any more. A call
-// in progress (an assigned voice task) is the exception: the caller is
-// still on the line, so the call stays the agent's, and keeps their
-// capacity, until it ends; End or Complete then cancels it the same way
-// instead of wrapping up.
-func (r *Router) Erase(taskID uint64) error {
-	now := r.lock()
-	defer r.unlock()
-	t, err := r.lookup(taskID)
-	if err != nil {
-		return err
-	}
-	switch {
-	case t.state == Pending || t.state == Reserved:
-		r.cancel(t, ReasonErased, now)
-	case t.state == Assigned && t.Channel == Voice:
-		t.erased = true
-	default: // assigned on another channel, or wrapping up
-		r.release(t, ReasonErased, now)
-	}
-	return nil
-}
-
-// CustomerTasks returns the IDs of the customer's open tasks, whatever
-// their state (pending, offered, assigned or wrapping up), in order. An
-// erasure ends them with Erase: the router learns of a task before the
-// journal has stored it, so only the router knows every one. Customer 0
-// is no customer: tasks of unknown callers are nobody's.
-func (r *Router) CustomerTasks(customerID uint64) []uint64 {
+// EraseCustomer ends the tasks of a customer who has been erased (GDPR
+// Art. 17), whatever their state, as canceled with ReasonErased: no agent
+// is to go on working for a customer who no longer exists. A waiting task
+// leaves its queue and an offer of it is revoked, as Cancel does; an
+// agent who has taken a task or is wrapping it up is freed at once,
+// without (further) wrap-up, as nothing about the customer may be
+// recorded any more. A call in progress (an assigned voice task) is the
+// exception: the caller is still on the line, so the call stays the
+// agent's, and keeps their capacity, until it ends; End or Complete then
+// cancels it the same way instead of wrapping up.
+//
+// From then on Enqueue refuses the customer's tasks with ErrErased: a
+// contact that was being recorded while the customer was erased must not
+// come back as a task afterwards. It returns the IDs of the tasks it
+// ended, in order. Customer 0 is no customer: tasks of unknown callers
+// are nobody's.
+func (r *Router) EraseCustomer(customerID uint64) []uint64 {
 	if customerID == 0 {
 		return nil
 	}
-	r.lock()
+	now := r.lock()
 	defer r.unlock()
+	r.erased[customerID] = true
 	var ids []uint64
 	for id, t := range r.tasks {
 		if t.CustomerID == customerID {
@@ -322,6 +309,23 @@ func (r *Router) CustomerTasks(customerID uint64) []uint64 {
 		}
 	}
 	slices.Sort(ids)
+	// Waiting tasks first, then offered ones, then taken ones: an agent
+	// freed by one of them is offered the next task at once, and that must
+	// not be another of this customer's.
+	for _, states := range [][]State{{Pending}, {Reserved}, {Assigned, Wrapping}} {
+		for _, id := range ids {
+			t, open := r.tasks[id]
+			switch {
+			case !open || !slices.Contains(states, t.state): // ended in an earlier pass, or for a later one
+			case t.state == Pending || t.state == Reserved:
+				r.cancel(t, ReasonErased, now)
+			case t.state == Assigned && t.Channel == Voice:
+				t.erased = true
+			default: // assigned on another channel, or wrapping up
+				r.release(t, ReasonErased, now)
+			}
+		}
+	}
 	return ids
 }
 

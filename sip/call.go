@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -347,7 +348,11 @@ func (cl *call) run() {
 	c.pacer.add(cl.player)
 	cl.mu.Unlock()
 	if err := c.deps.Router.Enqueue(cl.task); err != nil {
-		c.deps.Logger.Error("queueing a call", "call", cl.task.ID, "queue", cl.task.Queue, "err", err)
+		level := slog.LevelError
+		if errors.Is(err, router.ErrErased) { // erased during the menu
+			level = slog.LevelInfo
+		}
+		c.deps.Logger.Log(context.Background(), level, "queueing a call", "call", cl.task.ID, "queue", cl.task.Queue, "err", err)
 		cl.hangup("queue")
 	}
 }

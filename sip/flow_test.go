@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -172,8 +173,8 @@ func TestCustomerErasedDuringACall(t *testing.T) {
 	if _, err := s.st.EraseCustomer(context.Background(), ct.CustomerID, func([]byte) uint64 { return 0 }); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.router.Erase(ct.ID); err != nil {
-		t.Fatal(err)
+	if ended := s.router.EraseCustomer(ct.CustomerID); !slices.Equal(ended, []uint64{ct.ID}) {
+		t.Fatalf("erasing the customer's tasks ended %v, want the call's", ended)
 	}
 	caller.wait(t, 20*time.Second) // it got anna's BYE: the call went on
 	eventually(t, 5*time.Second, "the call counted as answered", func() bool {

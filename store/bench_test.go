@@ -17,8 +17,15 @@ import (
 
 const benchWriters = 64
 
+// benchStore is a new store with the writers' customers, 1 to 64.
+func benchStore(b *testing.B) *Store {
+	s := openTest(b, filepath.Join(b.TempDir(), "d.db"))
+	createCustomers(b, s, benchWriters)
+	return s
+}
+
 func benchContact(w int) *Contact {
-	return &Contact{CustomerID: uint64(w), Channel: "email", Direction: "in", Start: time.Now(), Subject: "Rechnung 2026-11", Text: "Guten Tag, meine Rechnung stimmt nicht."}
+	return &Contact{CustomerID: uint64(w) + 1, Channel: "email", Direction: "in", Start: time.Now(), Subject: "Rechnung 2026-11", Text: "Guten Tag, meine Rechnung stimmt nicht."}
 }
 
 // runWriters runs b.N appends spread over 64 goroutines and reports
@@ -51,20 +58,20 @@ func runWriters(b *testing.B, appendOne func(w int) error) {
 // commit (the next transaction starts when the previous fsync returns).
 func BenchmarkAppend64Writers(b *testing.B) {
 	b.Run("tx-per-write", func(b *testing.B) {
-		s := openTest(b, filepath.Join(b.TempDir(), "d.db"))
+		s := benchStore(b)
 		runWriters(b, func(w int) error {
 			return s.db.Update(func(tx *bolt.Tx) error { return appendContact(tx, benchContact(w)) })
 		})
 	})
 	b.Run("bolt-batch", func(b *testing.B) {
-		s := openTest(b, filepath.Join(b.TempDir(), "d.db"))
+		s := benchStore(b)
 		runWriters(b, func(w int) error {
 			c := benchContact(w)
 			return s.db.Batch(func(tx *bolt.Tx) error { return appendContact(tx, c) })
 		})
 	})
 	b.Run("group-commit", func(b *testing.B) {
-		s := openTest(b, filepath.Join(b.TempDir(), "d.db"))
+		s := benchStore(b)
 		runWriters(b, func(w int) error { return s.AppendContact(ctx, benchContact(w)) })
 	})
 }
@@ -72,7 +79,7 @@ func BenchmarkAppend64Writers(b *testing.B) {
 const (
 	fixtureContacts  = 1_000_000
 	fixtureCustomers = 20_000
-	fixtureVersion   = 2 // bump when the key or record layout changes
+	fixtureVersion   = 3 // bump when the key or record layout changes
 )
 
 // journeyFixture returns a store file holding 1,000,000 contacts of
@@ -91,6 +98,7 @@ func journeyFixture(b *testing.B) string {
 		b.Fatal(err)
 	}
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	createCustomers(b, s, fixtureCustomers)
 	const perTx = 50_000
 	for done := 0; done < fixtureContacts; done += perTx {
 		err := s.Bulk(ctx, func(bk *Bulk) error {

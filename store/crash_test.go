@@ -26,6 +26,7 @@ func TestHelperAppender(t *testing.T) {
 		fmt.Println("open:", err)
 		os.Exit(1)
 	}
+	createCustomers(t, s, 64)
 	var mu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)
 	var wg sync.WaitGroup
@@ -34,7 +35,7 @@ func TestHelperAppender(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				c := &Contact{CustomerID: uint64(w), Channel: "email", Start: time.Now(), Text: "Guten Tag, meine Rechnung stimmt nicht."}
+				c := &Contact{CustomerID: uint64(w) + 1, Channel: "email", Start: time.Now(), Text: "Guten Tag, meine Rechnung stimmt nicht."}
 				if err := s.AppendContact(ctx, c); err != nil {
 					fmt.Fprintln(os.Stderr, "append:", err)
 					os.Exit(1)

@@ -114,11 +114,21 @@ func (s *Store) Customer(id uint64) (*Customer, error) {
 // moving it from any customer it belonged to before.
 func (s *Store) LinkIdentity(ctx context.Context, identity string, customerID uint64) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketCustomers).Get(u64(customerID)) == nil {
-			return fmt.Errorf("customer %d: %w", customerID, ErrNotFound)
+		if err := customerExists(tx, customerID); err != nil {
+			return err
 		}
 		return linkIdentity(tx, identity, customerID)
 	})
+}
+
+// customerExists is ErrNotFound for a customer never created or erased:
+// nothing may be written in the name of a customer who was erased while
+// their call, mail or chat was on its way to the store.
+func customerExists(tx *bolt.Tx, id uint64) error {
+	if tx.Bucket(bucketCustomers).Get(u64(id)) == nil {
+		return fmt.Errorf("customer %d: %w", id, ErrNotFound)
+	}
+	return nil
 }
 
 func linkIdentity(tx *bolt.Tx, identity string, customerID uint64) error {

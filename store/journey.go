@@ -40,6 +40,9 @@ func (s *Store) AppendContact(ctx context.Context, c *Contact) error {
 }
 
 func appendContact(tx *bolt.Tx, c *Contact) error {
+	if err := customerExists(tx, c.CustomerID); err != nil {
+		return err
+	}
 	keys := tx.Bucket(bucketJourneyKeys)
 	id, err := keys.NextSequence()
 	if err != nil {
@@ -153,6 +156,9 @@ func (s *Store) Contact(id uint64) (*Contact, error) {
 // AddTouchpoint stores a touchpoint under a new ID, which it sets in t.
 func (s *Store) AddTouchpoint(ctx context.Context, t *Touchpoint) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
+		if err := customerExists(tx, t.CustomerID); err != nil {
+			return err
+		}
 		keys := tx.Bucket(bucketJourneyKeys)
 		id, err := keys.NextSequence()
 		if err != nil {

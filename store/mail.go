@@ -222,6 +222,11 @@ func recordInboundMail(tx *bolt.Tx, in *InboundRecord) (RecordedMail, error) {
 	if v := mc.Get(u64(in.MailID)); v != nil {
 		return RecordedMail{ContactID: binary.BigEndian.Uint64(v), Existed: true}, tx.Bucket(bucketMailPending).Delete(u64(in.MailID))
 	}
+	if err := customerExists(tx, in.Contact.CustomerID); err != nil {
+		// Erased since the message was identified; nothing written for
+		// it: it stays pending, and is processed again as new mail.
+		return RecordedMail{Err: err}, nil
+	}
 	convs := tx.Bucket(bucketConversations)
 	conv := in.Conversation
 	if conv.ID == 0 {

@@ -16,6 +16,7 @@ import (
 // again (another write of its group failed) with the same result.
 func TestRecordInboundMails(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	createCustomers(t, s, 7)
 	var mails []uint64
 	for i := range 3 {
 		m := &InboundMail{Received: time.Now().UTC(), Source: "smtp", From: "joe@example.org"}

@@ -81,3 +81,39 @@ func TestExportAndEraseCustomer(t *testing.T) {
 		t.Errorf("second erase: %v", err)
 	}
 }
+
+// TestNothingWrittenForAnErasedCustomer: a call, mail or chat identified
+// just before its customer was erased writes no contact in their name
+// afterwards; a mail stays pending, to be processed again as new mail.
+func TestNothingWrittenForAnErasedCustomer(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	c := &Customer{Name: "Joe"}
+	if err := s.CreateCustomer(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	m := &InboundMail{Received: time.Now().UTC(), Source: "smtp", From: "joe@example.org"}
+	if _, err := s.StoreMail(ctx, m, []byte("Subject: Kündigung\r\n\r\nBitte kündigen.")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EraseCustomer(ctx, c.ID, func([]byte) uint64 { return 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendContact(ctx, &Contact{CustomerID: c.ID, Channel: "voice"}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a call's contact: %v, want not found", err)
+	}
+	rec := InboundRecord{MailID: m.ID, Contact: &Contact{CustomerID: c.ID, Channel: "email"},
+		Conversation: &Conversation{CustomerID: c.ID, Channel: "email"}, MessageIDs: []string{"<k@example.org>"}}
+	out, err := s.RecordInboundMails(ctx, []InboundRecord{rec})
+	if err != nil || !errors.Is(out[0].Err, ErrNotFound) {
+		t.Errorf("recording the mail: %+v %v, want not found", out, err)
+	}
+	if _, err := s.ConversationByMessageID("<k@example.org>"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the mail's conversation was written: %v", err)
+	}
+	if es, err := s.Journey(c.ID, time.Time{}, 10); err != nil || len(es) != 0 {
+		t.Errorf("the erased customer's journey: %+v %v", es, err)
+	}
+	if pending, err := s.PendingMails(); err != nil || len(pending) != 1 || pending[0] != m.ID {
+		t.Errorf("pending mails %v %v, want the mail", pending, err)
+	}
+}

@@ -32,6 +32,22 @@ func openTest(t testing.TB, path string) *Store {
 	return s
 }
 
+// createCustomers makes customers 1 to n of a new store: contacts are
+// written only for customers who exist.
+func createCustomers(t testing.TB, s *Store, n int) {
+	t.Helper()
+	if err := s.Bulk(ctx, func(b *Bulk) error {
+		for range n {
+			if err := b.CreateCustomer(&Customer{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestCustomersAndIdentities(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
 	joe := &Customer{Name: "Joe", ValueTier: 2, Attributes: map[string]string{"city": "Köln"}, Created: time.Now().UTC()}
@@ -84,6 +100,7 @@ func TestCustomersAndIdentities(t *testing.T) {
 
 func TestJourneyIsTimeOrderedAcrossKinds(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	createCustomers(t, s, 8)
 	base := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
 	// Customer 7's entries, written out of time order, plus a neighbour's.
 	for i, m := range []int{30, 10, 50, 20, 40} {
@@ -207,6 +224,7 @@ func TestSecondOpenFailsFast(t *testing.T) {
 
 func TestOneFailingWriteDoesNotFailItsGroup(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	createCustomers(t, s, 64)
 	var wg sync.WaitGroup
 	errs := make([]error, 64)
 	for i := range 64 {
@@ -263,6 +281,7 @@ func TestWritesAfterClose(t *testing.T) {
 func TestSnapshotWhileWriting(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, filepath.Join(dir, "d.db"))
+	createCustomers(t, s, 8)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range 8 {
@@ -275,7 +294,7 @@ func TestSnapshotWhileWriting(t *testing.T) {
 					return
 				default:
 				}
-				if err := s.AppendContact(ctx, &Contact{CustomerID: uint64(w), Start: time.Now()}); err != nil {
+				if err := s.AppendContact(ctx, &Contact{CustomerID: uint64(w) + 1, Start: time.Now()}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -298,7 +317,7 @@ func TestSnapshotWhileWriting(t *testing.T) {
 		t.Fatalf("verify: %v", err)
 	}
 	restored := openTest(t, backup)
-	if es, err := restored.Journey(0, time.Time{}, 1); err != nil || len(es) != 1 {
+	if es, err := restored.Journey(1, time.Time{}, 1); err != nil || len(es) != 1 {
 		t.Errorf("restored journey: %d entries, %v", len(es), err)
 	}
 	garbage := filepath.Join(dir, "garbage.db")
@@ -569,10 +588,11 @@ func TestIdentifyOrCreateMakesOneCustomer(t *testing.T) {
 
 func TestDropContactTexts(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	createCustomers(t, s, 3)
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var ids []uint64
 	for i := range 12 {
-		c := &Contact{CustomerID: uint64(i % 3), Start: base.Add(time.Duration(i) * 24 * time.Hour), Subject: "s", Text: "Meine IBAN ist DE12…"}
+		c := &Contact{CustomerID: uint64(i%3) + 1, Start: base.Add(time.Duration(i) * 24 * time.Hour), Subject: "s", Text: "Meine IBAN ist DE12…"}
 		if err := s.AppendContact(ctx, c); err != nil {
 			t.Fatal(err)
 		}

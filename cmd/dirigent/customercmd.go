@@ -26,11 +26,11 @@ type customerAdmin struct {
 
 // EraseCustomer erases through the journal, then lets go of what the
 // running daemon still holds of the customer: their open chats, and
-// their open tasks (router.Erase: canceled as "erased" whatever their
-// state, so they leave the queue and the agents' desks; a call in
-// progress goes on until it ends). The open tasks are those of the
-// journal's index and those of the router: a task created moments
-// before is in the router before its creation reaches the index.
+// their open tasks (router.EraseCustomer: canceled as "erased" whatever
+// their state, so they leave the queue and the agents' desks; a call in
+// progress goes on until it ends; and none of theirs is taken any more).
+// The count of open tasks is of both: a task created moments before is
+// in the router before its creation reaches the journal's index.
 func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.ErasedCustomer, error) {
 	n, indexed, err := a.storeJournal.EraseCustomer(ctx, id)
 	if err != nil {
@@ -39,13 +39,9 @@ func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.Eras
 	if a.chat != nil {
 		a.chat.ForgetCustomer(id)
 	}
-	tasks := append(indexed, a.router.CustomerTasks(id)...)
+	tasks := append(indexed, a.router.EraseCustomer(id)...)
 	slices.Sort(tasks)
-	for _, t := range slices.Compact(tasks) {
-		if err := a.router.Erase(t); err != nil && !errors.Is(err, router.ErrUnknownTask) {
-			return n, fmt.Errorf("ending task %d of the erased customer: %w", t, err)
-		}
-	}
+	n.OpenTasks = max(n.OpenTasks, len(slices.Compact(tasks)))
 	return n, nil
 }
 
