@@ -168,6 +168,17 @@ func (r *Router) dispatchAgent(a *agent, now time.Time) {
 	}
 }
 
+// waitedFor counts the tasks on channel ch waiting for a in particular.
+func (a *agent) waitedFor(ch Channel) int {
+	n := 0
+	for _, t := range a.preferred {
+		if t.Channel == ch {
+			n++
+		}
+	}
+	return n
+}
+
 func (r *Router) park(t *task) {
 	if t.parked != parkedNowhere {
 		return

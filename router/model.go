@@ -223,7 +223,8 @@ type Task struct {
 	Repeat bool
 	// PreferredAgent is the customer's previous agent; honoured for the
 	// queue's LastAgentWait when the queue's strategy is last-agent or the
-	// task is a repeat contact, and the agent is logged in.
+	// task is a repeat contact, the agent is logged in, and fewer tasks
+	// wait for the agent on the channel than its capacity.
 	PreferredAgent string
 	Arrived        time.Time
 }

@@ -395,6 +395,36 @@ func TestLastAgentWaitsForThePreviousAgent(t *testing.T) {
 	}
 }
 
+// TestPreviousAgentWaitedForUpToCapacity: customers wait for their
+// previous agent only as many at a time as the agent takes at once on the
+// channel; the others go to whoever is free.
+func TestPreviousAgentWaitedForUpToCapacity(t *testing.T) {
+	cfg := basicConfig()
+	cfg.Queues[0].Strategy = LastAgent
+	cfg.Queues[0].LastAgentWait = 30 * time.Second
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("anna", Away, "meeting"))
+	for id := range uint64(3) {
+		h.must(h.r.Enqueue(Task{ID: id + 1, Queue: "support", Channel: Voice, PreferredAgent: "anna"}))
+	}
+	h.must(h.r.Enqueue(Task{ID: 4, Queue: "support", Channel: Email, PreferredAgent: "anna"}))
+	h.noOffer()
+	h.must(h.r.SetPresence("ben", Available, ""))
+	if o := h.takeOffer(); o.TaskID != 2 || o.Agent != "ben" {
+		t.Fatalf("offer %+v, want call 2 to ben: anna takes one call at a time, and call 1 waits for her", o)
+	}
+	h.must(h.r.Accept(2, "ben"))
+	h.noOffer() // call 3 waits for a free line, mail 4 for anna (she takes three mails)
+	h.must(h.r.Complete(2))
+	if o := h.takeOffer(); o.TaskID != 3 || o.Agent != "ben" {
+		t.Errorf("offer %+v, want call 3 to ben", o)
+	}
+	h.must(h.r.SetPresence("anna", Available, ""))
+	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "anna" {
+		t.Errorf("offer %+v, want call 1 to anna", o)
+	}
+}
+
 func TestWidening(t *testing.T) {
 	cfg := basicConfig()
 	cfg.Queues[1].Widening = []WideningStep{{After: time.Minute, Skills: map[string]int{"billing": 1}}, {After: 2 * time.Minute, Skills: map[string]int{"support": 1}}}

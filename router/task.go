@@ -60,8 +60,11 @@ func (r *Router) enter(t *task, q *queue, reason string, now time.Time) {
 	}
 	t.waitFor = nil
 	// A recovered task waits for its agent even while the agent is still
-	// offline: after a restart everyone has to log in again.
-	if a := r.agents[t.PreferredAgent]; a != nil && (a.presence != Offline && (q.spec.Strategy == LastAgent || t.Repeat) || t.recovered) && q.spec.LastAgentWait > 0 {
+	// offline: after a restart everyone has to log in again. Other tasks
+	// wait only while fewer of the agent's customers wait for them on the
+	// channel than the agent takes at once: a popular agent's further
+	// customers go to whoever is free rather than queue behind the others.
+	if a := r.agents[t.PreferredAgent]; a != nil && (a.presence != Offline && (q.spec.Strategy == LastAgent || t.Repeat) && a.waitedFor(t.Channel) < a.spec.Capacity[t.Channel] || t.recovered) && q.spec.LastAgentWait > 0 {
 		if _, qualified := t.class.score[a.class]; qualified {
 			t.waitFor = a
 			t.waitUntil = now.Add(q.spec.LastAgentWait)
