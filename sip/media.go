@@ -34,13 +34,14 @@ type ports struct {
 // long run of ports in use with free ones after it. The next call starts
 // after the port found, so it does not walk that run again.
 func (p *ports) listen() (*net.UDPConn, error) {
-	span := int64(p.max-p.min) / 2
+	first := p.min + p.min%2 // RTP takes even ports (RFC 3550, section 11)
+	span := int64(p.max-first)/2 + 1
 	if span <= 0 {
 		return nil, errors.New("empty RTP port range")
 	}
 	start := p.next.Add(1)
 	for i := range span {
-		port := p.min + 2*int((start+i)%span)
+		port := first + 2*int((start+i)%span)
 		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: p.ip, Port: port})
 		if err == nil {
 			if i > 0 {

@@ -47,14 +47,14 @@ try:
 func TestRTPPortPastALongTakenRun(t *testing.T) {
 	const span, taken = 128, 100
 	min := occupyRTPPorts(t, span, taken)
-	p := &ports{ip: net.IPv4(127, 0, 0, 1), min: min, max: min + 2*span}
+	p := &ports{ip: net.IPv4(127, 0, 0, 1), min: min, max: min + 2*span - 2}
 	conn, err := p.listen()
 	if err != nil {
 		t.Fatalf("%d of %d ports taken: %v", taken, span, err)
 	}
 	defer conn.Close()
 	got := conn.LocalAddr().(*net.UDPAddr).Port
-	if got < min+2*taken || got >= min+2*span || got%2 != min%2 {
+	if got < min+2*taken || got > min+2*span-2 || got%2 != 0 {
 		t.Errorf("port %d, want a free one of %d–%d", got, min+2*taken, min+2*span-2)
 	}
 	// The next call starts after it, not at the start of the taken run.
@@ -71,9 +71,25 @@ func TestRTPPortPastALongTakenRun(t *testing.T) {
 func TestRTPPortsAllTaken(t *testing.T) {
 	const span = 80
 	min := occupyRTPPorts(t, span, span)
-	p := &ports{ip: net.IPv4(127, 0, 0, 1), min: min, max: min + 2*span}
+	p := &ports{ip: net.IPv4(127, 0, 0, 1), min: min, max: min + 2*span - 2}
 	if conn, err := p.listen(); err == nil {
 		conn.Close()
 		t.Fatalf("port %v handed out from a full range", conn.LocalAddr())
+	}
+}
+
+// The range is inclusive, and RTP takes its even ports only: from an odd
+// rtp_port_min the first port is the next even one, and rtp_port_max is
+// used when even.
+func TestRTPPortsEvenWithinTheRange(t *testing.T) {
+	min := occupyRTPPorts(t, 1, 0)
+	p := &ports{ip: net.IPv4(127, 0, 0, 1), min: min - 1, max: min}
+	conn, err := p.listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if got := conn.LocalAddr().(*net.UDPAddr).Port; got != min {
+		t.Errorf("port %d of %d–%d, want %d", got, min-1, min, min)
 	}
 }
