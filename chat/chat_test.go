@@ -132,8 +132,12 @@ func TestResumeAfterReconnect(t *testing.T) {
 	s := startSite(t, nil)
 	s.available(t, "anna")
 	b := s.dial(t, nil)
-	b.send(hello(nil))
-	token := b.until(FrameWelcome).Session
+	b.send(map[string]any{"type": "hello"}) // naming no language
+	first := b.until(FrameWelcome)
+	if first.Lang != "de" {
+		t.Errorf("language %q of a hello naming none, want de as for SIP peers", first.Lang)
+	}
+	token := first.Session
 	b.send(message("m1", "Ist jemand da?"))
 	b.until(FrameMessage)
 	e := s.event(t, "message")

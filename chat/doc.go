@@ -26,7 +26,8 @@
 //	    first frame of every connection; without session a new session starts,
 //	    with session (and the last seq the page has seen) it resumes and
 //	    receives every message after last_seq. name/email/phone identify the
-//	    customer for a new session (e-mail first, then phone).
+//	    customer for a new session (e-mail first, then phone). lang is the
+//	    language of the notices and the transcript; German when absent.
 //	{"type":"message", "id":"client-id", "text":"…"}
 //	    id (1–64 characters) is the page's own id: the server acknowledges
 //	    by sending the stored message back with it, and a message sent again

@@ -153,7 +153,7 @@ func (c *Channel) failFrame(cl *client, err error) {
 func (c *Channel) attach(ctx context.Context, cl *client, h ClientFrame) (*session, error) {
 	lang := h.Lang
 	if lang == "" {
-		lang = "en"
+		lang = "de" // as for SIP peers that name no language
 	}
 	if h.Session != "" {
 		if rec, err := c.deps.Store.ChatSessionByToken(tokenHash(h.Session)); err == nil {
