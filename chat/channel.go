@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,10 +91,25 @@ var peerLanguages = language.NewMatcher([]language.Tag{language.German, language
 
 // peerLanguage is the language ("de" or "en") of a chat a peer starts,
 // the best for its Accept-Language list (RFC 9110 §12.5.4; SIP's is
-// the same, RFC 3261 §20.3): German when it names neither, is empty or
-// does not parse.
+// the same, RFC 3261 §20.3): German when it names neither or is empty.
+// An entry that does not parse is left out, not the whole list.
 func peerLanguage(acceptLanguage string) string {
-	tags, _, _ := language.ParseAcceptLanguage(acceptLanguage)
+	type weighted struct {
+		tag language.Tag
+		q   float32
+	}
+	var entries []weighted
+	for entry := range strings.SplitSeq(acceptLanguage, ",") {
+		tags, qs, err := language.ParseAcceptLanguage(entry)
+		if err == nil && len(tags) == 1 {
+			entries = append(entries, weighted{tags[0], qs[0]})
+		}
+	}
+	slices.SortStableFunc(entries, func(a, b weighted) int { return cmp.Compare(b.q, a.q) })
+	tags := make([]language.Tag, len(entries))
+	for i, e := range entries {
+		tags[i] = e.tag
+	}
 	if _, i, _ := peerLanguages.Match(tags...); i == 1 {
 		return "en"
 	}

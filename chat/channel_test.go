@@ -16,8 +16,10 @@ func TestPeerLanguage(t *testing.T) {
 		{"en;q=0, de;q=0.1", "de"},
 		{"en;q=0", "de"},
 		{"*", "de"},
-		{"en, ???", "de"}, // does not parse
+		{"en, ???", "en"}, // an entry that does not parse is left out
+		{"???, en;q=0.5", "en"},
 		{"en;q=x", "de"},
+		{"en;q=x, de", "de"},
 	} {
 		if got := peerLanguage(tt.accept); got != tt.want {
 			t.Errorf("peerLanguage(%q) = %q, want %q", tt.accept, got, tt.want)
