@@ -214,18 +214,31 @@ func (c *Channel) handleTaskEvent(ctx context.Context, e router.Event) {
 	}
 }
 
-// Inbound is a message that arrived by another entrance than the web
-// widget: SIP MESSAGE (entrance "sip") from identity, a SIP URI
-// ("sip:joe@pbx.example.com") or phone number. It continues the peer's
-// open chat or starts one, exactly as a widget message; agents' answers
-// go back through Deps.SIPReply to replyTo (empty: identity). A chat it
-// starts speaks (in its notices) the language acceptLanguage, the peer's
-// Accept-Language list, prefers: German or English, German when neither.
-// Refusals wrap ErrMessageSize, ErrMessageText, ErrRate, ErrEnded or
+// PeerMessage is a message that arrived by another entrance than the web
+// widget. Its fields are those of sip.Message, so that one converts to
+// the other.
+type PeerMessage struct {
+	// From identifies the customer: a SIP URI ("sip:joe@pbx.example.com")
+	// or phone number.
+	From string
+	// ReplyTo is where agents' answers go (through Deps.SIPReply); empty:
+	// From.
+	ReplyTo string
+	// AcceptLanguage is the peer's Accept-Language list: a chat the
+	// message starts speaks (in its notices) the language it prefers,
+	// German or English, German when neither.
+	AcceptLanguage string
+	Text           string
+}
+
+// Inbound takes a message that arrived by another entrance than the web
+// widget, SIP MESSAGE (entrance "sip"). It continues the peer's open chat
+// or starts one, exactly as a widget message. Refusals wrap
+// ErrMessageSize, ErrMessageText, ErrRate, ErrEnded or
 // journey.ErrBadIdentity.
-func (c *Channel) Inbound(ctx context.Context, entrance, identity, replyTo, acceptLanguage, text string) error {
+func (c *Channel) Inbound(ctx context.Context, entrance string, m PeerMessage) error {
 	arrived := time.Now()
-	text = strings.TrimSpace(text)
+	text := strings.TrimSpace(m.Text)
 	if text == "" || len(text) > c.cfg.MaxMessageBytes {
 		return fmt.Errorf("chat: %w (1–%d bytes)", ErrMessageSize, c.cfg.MaxMessageBytes)
 	}
@@ -238,7 +251,7 @@ func (c *Channel) Inbound(ctx context.Context, entrance, identity, replyTo, acce
 	// One peer's messages arriving at once must not start two chats.
 	c.peerMu.Lock()
 	c.mu.Lock()
-	s := c.byPeer[identity]
+	s := c.byPeer[m.From]
 	c.mu.Unlock()
 	if s != nil {
 		c.peerMu.Unlock()
@@ -251,16 +264,16 @@ func (c *Channel) Inbound(ctx context.Context, entrance, identity, replyTo, acce
 		}
 	} else {
 		defer c.peerMu.Unlock()
-		kind, raw := journey.KindSIP, identity
-		if !strings.HasPrefix(strings.ToLower(identity), "sip:") && !strings.HasPrefix(strings.ToLower(identity), "sips:") {
+		kind, raw := journey.KindSIP, m.From
+		if !strings.HasPrefix(strings.ToLower(m.From), "sip:") && !strings.HasPrefix(strings.ToLower(m.From), "sips:") {
 			kind = journey.KindPhone
-			raw = strings.TrimPrefix(identity, "tel:")
+			raw = strings.TrimPrefix(m.From, "tel:")
 		}
 		cu, _, err := c.deps.Journey.Identify(ctx, kind, raw, "")
 		if err != nil {
 			return fmt.Errorf("chat: %w", err)
 		}
-		if s, err = c.newSession(ctx, cu, entrance, identity, "", peerLanguage(acceptLanguage), peerIdentity(kind, raw), nil); err != nil {
+		if s, err = c.newSession(ctx, cu, entrance, m.From, "", peerLanguage(m.AcceptLanguage), peerIdentity(kind, raw), nil); err != nil {
 			return err
 		}
 		s.mu.Lock()
@@ -268,7 +281,7 @@ func (c *Channel) Inbound(ctx context.Context, entrance, identity, replyTo, acce
 		c.tellAvailability(ctx, s, c.routingQueue(s))
 		s.mu.Unlock()
 	}
-	e, err := c.customerMessage(ctx, s, "", text, replyTo, arrived)
+	e, err := c.customerMessage(ctx, s, "", text, m.ReplyTo, arrived)
 	if err != nil {
 		return err
 	}

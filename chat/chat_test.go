@@ -447,7 +447,7 @@ func TestInboundFromSIP(t *testing.T) {
 		d.SIPReply = func(_ context.Context, to, text string) error { replies <- reply{to, text}; return nil }
 	})
 	s.available(t, "anna")
-	if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "sip:joe@192.0.2.7:5062", "", "Hallo per SIP"); err != nil {
+	if err := s.ch.Inbound(bg, "sip", PeerMessage{From: "sip:joe@pbx.example.com", ReplyTo: "sip:joe@192.0.2.7:5062", Text: "Hallo per SIP"}); err != nil {
 		t.Fatal(err)
 	}
 	e := s.event(t, "message")
@@ -471,7 +471,7 @@ func TestInboundFromSIP(t *testing.T) {
 		}
 	}
 	// The phone moved: answers follow its latest message.
-	if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "sip:joe@192.0.2.8:5060", "", "Noch eine Frage"); err != nil {
+	if err := s.ch.Inbound(bg, "sip", PeerMessage{From: "sip:joe@pbx.example.com", ReplyTo: "sip:joe@192.0.2.8:5060", Text: "Noch eine Frage"}); err != nil {
 		t.Fatal(err)
 	}
 	if e2 := s.event(t, "message"); e2.ConversationID != e.ConversationID || e2.Agent != "anna" {
@@ -496,16 +496,16 @@ func TestInboundFromSIP(t *testing.T) {
 		{" ", ErrMessageSize},
 		{strings.Repeat("x", 5000), ErrMessageSize},
 	} {
-		if err := s.ch.Inbound(bg, "sip", "sip:joe@pbx.example.com", "", "", tc.text); !errors.Is(err, tc.want) {
+		if err := s.ch.Inbound(bg, "sip", PeerMessage{From: "sip:joe@pbx.example.com", Text: tc.text}); !errors.Is(err, tc.want) {
 			t.Errorf("Inbound(%.10q) = %v, want %v", tc.text, err, tc.want)
 		}
 	}
-	if err := s.ch.Inbound(bg, "sip", "sip:@", "", "", "Hallo"); !errors.Is(err, journey.ErrBadIdentity) {
+	if err := s.ch.Inbound(bg, "sip", PeerMessage{From: "sip:@", Text: "Hallo"}); !errors.Is(err, journey.ErrBadIdentity) {
 		t.Errorf("unusable identity: %v", err)
 	}
 	// Without a SIP reply path the answer is kept and the caller told.
 	s2 := startSite(t, nil)
-	if err := s2.ch.Inbound(bg, "sip", "+49 30 123456", "", "", "Hallo"); err != nil {
+	if err := s2.ch.Inbound(bg, "sip", PeerMessage{From: "+49 30 123456", Text: "Hallo"}); err != nil {
 		t.Fatal(err)
 	}
 	e3 := s2.event(t, "message")
@@ -533,7 +533,7 @@ func TestInboundLanguage(t *testing.T) {
 		{"sip:none@pbx.example.com", "", "de"},
 		{"sip:ja@pbx.example.com", "ja", "de"},
 	} {
-		if err := s.ch.Inbound(bg, "sip", tc.peer, "", tc.accept, "Hallo"); err != nil {
+		if err := s.ch.Inbound(bg, "sip", PeerMessage{From: tc.peer, AcceptLanguage: tc.accept, Text: "Hallo"}); err != nil {
 			t.Fatal(err)
 		}
 		s.event(t, "message")
@@ -542,7 +542,7 @@ func TestInboundLanguage(t *testing.T) {
 		}
 	}
 	// The chat keeps its language when the peer asks for another later.
-	if err := s.ch.Inbound(bg, "sip", "sip:en@pbx.example.com", "", "de", "Noch etwas"); err != nil {
+	if err := s.ch.Inbound(bg, "sip", PeerMessage{From: "sip:en@pbx.example.com", AcceptLanguage: "de", Text: "Noch etwas"}); err != nil {
 		t.Fatal(err)
 	}
 	e := s.event(t, "message")
@@ -618,7 +618,7 @@ func TestForgetCustomer(t *testing.T) {
 	b.until(FrameWelcome)
 	b.send(message("m1", "Bitte löschen Sie meine Daten."))
 	web := s.event(t, "message")
-	if err := s.ch.Inbound(bg, "sip", "+49 30 123456", "sip:joe@192.0.2.7:5062", "", "Auch per SIP"); err != nil {
+	if err := s.ch.Inbound(bg, "sip", PeerMessage{From: "+49 30 123456", ReplyTo: "sip:joe@192.0.2.7:5062", Text: "Auch per SIP"}); err != nil {
 		t.Fatal(err)
 	}
 	viaSIP := s.event(t, "message")
@@ -654,7 +654,7 @@ func TestForgetCustomer(t *testing.T) {
 		}
 	}
 	// The peer's next message starts a chat afresh.
-	if err := s.ch.Inbound(bg, "sip", "+49 30 123456", "sip:joe@192.0.2.7:5062", "", "Noch da?"); err != nil {
+	if err := s.ch.Inbound(bg, "sip", PeerMessage{From: "+49 30 123456", ReplyTo: "sip:joe@192.0.2.7:5062", Text: "Noch da?"}); err != nil {
 		t.Fatal(err)
 	}
 	if e := s.event(t, "message"); e.ConversationID == viaSIP.ConversationID {
@@ -702,7 +702,7 @@ func TestInboundAtOnceMakesOneChat(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 5 {
 		wg.Go(func() {
-			if err := s.ch.Inbound(bg, "sip", "sip:eve@pbx.example.com", "", "", fmt.Sprintf("Nachricht %d", i)); err != nil {
+			if err := s.ch.Inbound(bg, "sip", PeerMessage{From: "sip:eve@pbx.example.com", Text: fmt.Sprintf("Nachricht %d", i)}); err != nil {
 				t.Error(err)
 			}
 		})
@@ -723,11 +723,11 @@ func TestInboundAtOnceMakesOneChat(t *testing.T) {
 func TestInboundRate(t *testing.T) {
 	s := startSite(t, func(c *Config, _ *Deps) { c.MessagesPerMinute = 3 })
 	for i := range 3 {
-		if err := s.ch.Inbound(bg, "sip", "+49 30 123456", "", "", fmt.Sprintf("Nachricht %d", i)); err != nil {
+		if err := s.ch.Inbound(bg, "sip", PeerMessage{From: "+49 30 123456", Text: fmt.Sprintf("Nachricht %d", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.ch.Inbound(bg, "sip", "+49 30 123456", "", "", "zu viel"); !errors.Is(err, ErrRate) {
+	if err := s.ch.Inbound(bg, "sip", PeerMessage{From: "+49 30 123456", Text: "zu viel"}); !errors.Is(err, ErrRate) {
 		t.Fatalf("fourth message: %v", err)
 	}
 }

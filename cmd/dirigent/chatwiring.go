@@ -87,7 +87,7 @@ func (d *daemon) sipMessages(cfg *config.Config) func(context.Context, sip.Messa
 // sipMessage hands a SIP MESSAGE to the message channel, its refusals in
 // the voice channel's terms.
 func (d *daemon) sipMessage(ctx context.Context, m sip.Message) error {
-	err := d.chat.Inbound(ctx, "sip", m.From, m.ReplyTo, m.AcceptLanguage, m.Text)
+	err := d.chat.Inbound(ctx, "sip", chat.PeerMessage(m))
 	switch {
 	case err == nil:
 		return nil
