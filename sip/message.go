@@ -14,7 +14,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// Message is a SIP MESSAGE (RFC 3428) as the message channel takes it.
+// Message is a SIP MESSAGE (RFC 3428) as the message channel takes it:
+// the daemon converts it to a chat.PeerMessage, which has the same fields.
 type Message struct {
 	// From identifies the customer: the sender's phone number (E.164)
 	// when it has one, else its SIP URI.
