@@ -294,17 +294,20 @@ func (c *Channel) customerMessage(ctx context.Context, s *session, ref, text, re
 		err := c.deps.Router.Enqueue(task)
 		code := c.availability(task.Queue, now) // asks the router too
 		s.mu.Lock()
-		if err != nil && !errors.Is(err, router.ErrDuplicate) && !errors.Is(err, router.ErrErased) {
+		erased := errors.Is(err, router.ErrErased)
+		if err != nil && !erased && !errors.Is(err, router.ErrDuplicate) {
 			// The open-task index has it: the next start queues it.
 			c.deps.Logger.Error("queueing a chat task", "task", task.ID, "err", err)
 		}
-		if code != "" {
-			if code != s.noticed {
-				s.noticed = code
-				c.toCustomer(ctx, s, ServerFrame{Type: FrameNotice, Code: code, Text: c.notice(code, task.Queue, s.rec.Lang)})
-			}
-		} else {
+		switch {
+		case erased:
+			// The customer was erased meanwhile: the chat ends with them
+			// (ForgetCustomer), and nothing more is said to them.
+		case code == "":
 			c.toCustomer(ctx, s, ServerFrame{Type: FrameNotice, Code: "queued", Text: c.notice("queued", task.Queue, s.rec.Lang)})
+		case code != s.noticed:
+			s.noticed = code
+			c.toCustomer(ctx, s, ServerFrame{Type: FrameNotice, Code: code, Text: c.notice(code, task.Queue, s.rec.Lang)})
 		}
 	}
 	return &Event{Kind: "message", ConversationID: rec.ConversationID, TaskID: rec.ContactID, Agent: rec.Agent,

@@ -73,23 +73,27 @@ func (s *Server) postTouchpoint(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	c, _, err := s.deps.Journey.Identify(r.Context(), id.Kind, id.Value, "")
+	tp := &store.Touchpoint{Type: req.Type, At: time.Now().UTC(), Data: req.Data}
+	if req.At != nil {
+		tp.At = req.At.UTC()
+	}
+	// A second time when the customer was erased or merged into another
+	// meanwhile: the identity now names a new customer or the kept one.
+	for range 2 {
+		var c *store.Customer
+		if c, _, err = s.deps.Journey.Identify(r.Context(), id.Kind, id.Value, ""); err != nil {
+			continue
+		}
+		tp.CustomerID = c.ID
+		if err = s.deps.Store.AddTouchpoint(r.Context(), tp); !errors.Is(err, store.ErrNotFound) {
+			break
+		}
+	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	tp := &store.Touchpoint{CustomerID: c.ID, Type: req.Type, At: time.Now().UTC(), Data: req.Data}
-	if req.At != nil {
-		tp.At = req.At.UTC()
-	}
-	if err := s.deps.Store.AddTouchpoint(r.Context(), tp); errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusConflict, err.Error()+" (erased meanwhile): send it again")
-		return
-	} else if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	writeJSON(w, http.StatusCreated, map[string]uint64{"id": tp.ID, "customer_id": c.ID})
+	writeJSON(w, http.StatusCreated, map[string]uint64{"id": tp.ID, "customer_id": tp.CustomerID})
 }
 
 // journeyPage is the answer of GET /api/customers/{id}/journey.

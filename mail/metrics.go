@@ -17,7 +17,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "dirigent", Subsystem: "mail", Name: "messages_processed_total",
-			Help: "Stored messages processed, by outcome: new (conversation), reply, automatic (no task), already (processed before a restart), erased (its customer was erased meanwhile), unreadable, error.",
+			Help: "Stored messages processed, by outcome: new (conversation), reply, automatic (no task), already (processed before a restart), gone (its customer was erased or merged meanwhile), unreadable, error.",
 		}, []string{"outcome"}),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "dirigent", Subsystem: "mail", Name: "messages_received_total",

@@ -214,9 +214,10 @@ func (c *Channel) recorded(ctx context.Context, m prepared, r store.RecordedMail
 	o := outcome{mail: m.rec.MailID}
 	switch {
 	case errors.Is(r.Err, store.ErrNotFound):
-		// Its customer or conversation was erased while it was being
-		// processed: it is still pending, and is processed again as new.
-		o.name = "erased"
+		// Its customer or conversation was erased, or merged into
+		// another, while it was being processed: it is still pending, and
+		// is processed again for whoever its sender is now.
+		o.name = "gone"
 		return o
 	case r.Err != nil:
 		o.name, o.err = "error", r.Err
@@ -231,7 +232,7 @@ func (c *Channel) recorded(ctx context.Context, m prepared, r store.RecordedMail
 	task := m.task
 	task.ID = r.ContactID
 	if err := c.deps.Router.Enqueue(task); errors.Is(err, router.ErrErased) {
-		o.name = "erased" // the contact went with its customer
+		o.name = "gone" // the contact went with its erased customer
 		return o
 	} else if err != nil && !errors.Is(err, router.ErrDuplicate) {
 		// The open-task index has it: the next start queues it.

@@ -168,9 +168,13 @@ func (r *Router) dispatchAgent(a *agent, now time.Time) {
 	}
 }
 
-// waitedFor counts the tasks on channel ch waiting for a in particular.
+// waitedFor counts the tasks on channel ch waiting for a in particular,
+// the one offered to a among them.
 func (a *agent) waitedFor(ch Channel) int {
 	n := 0
+	if t := a.offer; t != nil && t.waitFor == a && t.Channel == ch {
+		n++
+	}
 	for _, t := range a.preferred {
 		if t.Channel == ch {
 			n++

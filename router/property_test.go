@@ -325,6 +325,9 @@ func (r *Router) checkAtEvent(e Event) error {
 		return nil
 	}
 	t := r.tasks[e.TaskID]
+	if r.erased[t.CustomerID] {
+		return fmt.Errorf("%s of erased customer %d offered to %s", t, t.CustomerID, e.Agent)
+	}
 	if t.waitFor == t.agent {
 		return nil
 	}

@@ -12,8 +12,9 @@ type Unfinished struct {
 // unfinished task is queued again with its original arrival time, its
 // previous agent first, except calls: their callers are gone with the
 // process, so they are canceled with ReasonSystem. Offers of the old
-// process are not restored; tasks simply wait to be offered again. Call
-// Recover once, before any other task is enqueued.
+// process are not restored; tasks simply wait to be offered again. A
+// task of a customer erased since the open tasks were read is canceled
+// as erased. Call Recover once, before any other task is enqueued.
 func (r *Router) Recover(history []Event, open []Unfinished) (requeued, canceled int) {
 	now := r.lock()
 	defer r.unlock()
@@ -27,6 +28,11 @@ func (r *Router) Recover(history []Event, open []Unfinished) (requeued, canceled
 				r.deps.Logger.Warn("unfinished task's queue is gone; canceling", "task", u.ID, "queue", u.Queue)
 			}
 			r.record(Event{At: now, Kind: TaskCanceled, TaskID: u.ID, Queue: u.Queue, Channel: u.Channel, Arrived: u.Arrived, Reason: ReasonSystem})
+			canceled++
+			continue
+		}
+		if r.erased[u.CustomerID] {
+			r.record(Event{At: now, Kind: TaskCanceled, TaskID: u.ID, Queue: u.Queue, Channel: u.Channel, Arrived: u.Arrived, Reason: ReasonErased})
 			canceled++
 			continue
 		}

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -68,5 +69,26 @@ func TestRecoverAfterRestart(t *testing.T) {
 	}
 	if call.Kind != TaskCanceled || call.Reason != ReasonSystem {
 		t.Errorf("the call: %+v, want canceled (system)", call)
+	}
+}
+
+// TestRecoverAfterAnErasure: a customer erased while the daemon starts,
+// after its open tasks were read and before the router got them, gets no
+// task back.
+func TestRecoverAfterAnErasure(t *testing.T) {
+	h := newHarness(t, basicConfig())
+	h.r.EraseCustomer(7)
+	open := []Unfinished{
+		{Task: Task{ID: 1, Queue: "support", Channel: Email, CustomerID: 7}},
+		{Task: Task{ID: 2, Queue: "support", Channel: Email, CustomerID: 8}},
+	}
+	if requeued, canceled := h.r.Recover(nil, open); requeued != 1 || canceled != 1 {
+		t.Errorf("requeued %d, canceled %d; want customer 8's task back only", requeued, canceled)
+	}
+	if es := h.taskEvents(1, 0); len(es) != 1 || es[0].Kind != TaskCanceled || es[0].Reason != ReasonErased {
+		t.Errorf("the erased customer's task: %+v", es)
+	}
+	if got := h.r.taskIDs(Pending); !slices.Equal(got, []uint64{2}) {
+		t.Errorf("waiting %v, want [2]", got)
 	}
 }

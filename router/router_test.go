@@ -425,6 +425,25 @@ func TestPreviousAgentWaitedForUpToCapacity(t *testing.T) {
 	}
 }
 
+// TestPreviousAgentRingingCounts: a call ringing at its previous agent
+// is one of those waiting for her.
+func TestPreviousAgentRingingCounts(t *testing.T) {
+	cfg := basicConfig()
+	cfg.Queues[0].Strategy = LastAgent
+	cfg.Queues[0].LastAgentWait = 30 * time.Second
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("anna", Available, ""))
+	h.must(h.r.Enqueue(Task{ID: 1, Queue: "support", Channel: Voice, PreferredAgent: "anna"}))
+	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "anna" {
+		t.Fatalf("offer %+v", o)
+	}
+	h.must(h.r.Enqueue(Task{ID: 2, Queue: "support", Channel: Voice, PreferredAgent: "anna"}))
+	h.must(h.r.SetPresence("ben", Available, ""))
+	if o := h.takeOffer(); o.TaskID != 2 || o.Agent != "ben" {
+		t.Errorf("offer %+v, want call 2 to ben while call 1 rings at anna", o)
+	}
+}
+
 func TestWidening(t *testing.T) {
 	cfg := basicConfig()
 	cfg.Queues[1].Widening = []WideningStep{{After: time.Minute, Skills: map[string]int{"billing": 1}}, {After: 2 * time.Minute, Skills: map[string]int{"support": 1}}}

@@ -130,7 +130,16 @@ func (c *Channel) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		CustomerID: customer.ID, Channel: "voice", Direction: "in", Queue: route.Queue, Intent: route.Intent, Start: now,
 		Subject: "call from " + number + " to " + req.Recipient.User,
 	}
-	if err := c.deps.Store.AppendContact(context.Background(), cl.contact); err != nil {
+	err = c.deps.Store.AppendContact(context.Background(), cl.contact)
+	if errors.Is(err, store.ErrNotFound) {
+		// The caller's customer was erased or merged into another since
+		// identify: the number now names a new customer or the kept one.
+		if customer, err = c.identify(number, req); err == nil {
+			cl.contact.CustomerID = customer.ID
+			err = c.deps.Store.AppendContact(context.Background(), cl.contact)
+		}
+	}
+	if err != nil {
 		leg.close()
 		c.deps.Logger.Error("recording a call", "err", err)
 		dlg.Respond(sip.StatusInternalServerError, "Server Error", nil)

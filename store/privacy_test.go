@@ -101,6 +101,9 @@ func TestNothingWrittenForAnErasedCustomer(t *testing.T) {
 	if err := s.AppendContact(ctx, &Contact{CustomerID: c.ID, Channel: "voice"}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a call's contact: %v, want not found", err)
 	}
+	if err := s.AddTouchpoint(ctx, &Touchpoint{CustomerID: c.ID, Type: "order", At: time.Now()}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a touchpoint: %v, want not found", err)
+	}
 	rec := InboundRecord{MailID: m.ID, Contact: &Contact{CustomerID: c.ID, Channel: "email"},
 		Conversation: &Conversation{CustomerID: c.ID, Channel: "email"}, MessageIDs: []string{"<k@example.org>"}}
 	out, err := s.RecordInboundMails(ctx, []InboundRecord{rec})
