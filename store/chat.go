@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -429,15 +430,17 @@ func (s *Store) EndChatSession(ctx context.Context, id uint64, at time.Time, tra
 	return cs, nil
 }
 
-// customerChatSessions are the chat sessions of a customer.
-func customerChatSessions(tx *bolt.Tx, customerID uint64) ([]ChatSession, error) {
+// customerChatSessions are the chat sessions of a customer, given as
+// mergedInto's list: a merge leaves the sessions of the customer merged
+// away in its name.
+func customerChatSessions(tx *bolt.Tx, customerIDs []uint64) ([]ChatSession, error) {
 	var out []ChatSession
 	err := tx.Bucket(bucketChatSessions).ForEach(func(k, v []byte) error {
 		var cs ChatSession
 		if err := json.Unmarshal(v, &cs); err != nil {
 			return fmt.Errorf("chat session %x: %w", k, err)
 		}
-		if cs.CustomerID == customerID {
+		if slices.Contains(customerIDs, cs.CustomerID) {
 			out = append(out, cs)
 		}
 		return nil
@@ -447,8 +450,8 @@ func customerChatSessions(tx *bolt.Tx, customerID uint64) ([]ChatSession, error)
 
 // eraseCustomerChats removes a customer's chat sessions, their messages
 // and every index entry naming them; part of EraseCustomer.
-func eraseCustomerChats(tx *bolt.Tx, customerID uint64) (int, error) {
-	list, err := customerChatSessions(tx, customerID)
+func eraseCustomerChats(tx *bolt.Tx, customerIDs []uint64) (int, error) {
+	list, err := customerChatSessions(tx, customerIDs)
 	if err != nil {
 		return 0, err
 	}

@@ -249,6 +249,36 @@ func (s *Store) UnmergeCustomers(ctx context.Context, mergeID uint64, at time.Ti
 	return &rec, nil
 }
 
+// mergedInto is id and the customers merged into it, directly or
+// through others, by merges not undone. A merge moves identities, the
+// journey and conversations; chat sessions and open tasks keep naming
+// the customer merged away, so access and erasure look for all of them.
+func mergedInto(tx *bolt.Tx, id uint64) ([]uint64, error) {
+	var merges []Merge
+	if err := tx.Bucket(bucketMerges).ForEach(func(k, v []byte) error {
+		var m Merge
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("merge %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		if m.Undone == nil {
+			merges = append(merges, m)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	ids := []uint64{id}
+	for grown := true; grown; {
+		grown = false
+		for _, m := range merges {
+			if slices.Contains(ids, m.Keep) && !slices.Contains(ids, m.Merged.ID) {
+				ids, grown = append(ids, m.Merged.ID), true
+			}
+		}
+	}
+	return ids, nil
+}
+
 func deleteCustomerRecord(tx *bolt.Tx, c *Customer) error {
 	if c.CRMID != "" {
 		if err := tx.Bucket(bucketCRMIDs).Delete([]byte(c.CRMID)); err != nil {

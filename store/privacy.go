@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -55,7 +56,11 @@ func (s *Store) ExportCustomer(id uint64) (*CustomerExport, error) {
 		}); err != nil {
 			return err
 		}
-		sessions, err := customerChatSessions(tx, id)
+		ids, err := mergedInto(tx, id)
+		if err != nil {
+			return err
+		}
+		sessions, err := customerChatSessions(tx, ids)
 		if err != nil {
 			return err
 		}
@@ -76,6 +81,10 @@ func (s *Store) ExportCustomer(id uint64) (*CustomerExport, error) {
 
 // ErasedCustomer counts what EraseCustomer removed.
 type ErasedCustomer struct {
+	// Merged are the customers merged into the erased one earlier: their
+	// open tasks and chats, which still name them, went too.
+	Merged []uint64 `json:"merged,omitempty"`
+
 	Identities    int `json:"identities"`
 	JourneyItems  int `json:"journey_entries"`
 	Conversations int `json:"conversations"`
@@ -98,8 +107,10 @@ func deleteMail(tx *bolt.Tx, id uint64) error {
 // EraseCustomer removes a customer and everything that names them, in one
 // transaction (GDPR Art. 17): the record, its CRM id, identities, contacts,
 // touchpoints, conversations, chat sessions with their messages, merge
-// records naming them, and the open tasks taskCustomer says are theirs. The router journal keeps task numbers and times only, no
-// customer, so nothing there identifies them once the contacts are gone.
+// records naming them, and the open tasks taskCustomer says are theirs;
+// chat sessions and open tasks of customers merged into them too. The
+// router journal keeps task numbers and times only, no customer, so
+// nothing there identifies them once the contacts are gone.
 func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(payload []byte) uint64) (ErasedCustomer, error) {
 	var n ErasedCustomer
 	err := s.update(ctx, func(tx *bolt.Tx) error {
@@ -176,8 +187,14 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 		}, &n.Mails); err != nil {
 			return err
 		}
-		var err error
-		if n.ChatSessions, err = eraseCustomerChats(tx, id); err != nil {
+		ids, err := mergedInto(tx, id)
+		if err != nil {
+			return err
+		}
+		if len(ids) > 1 {
+			n.Merged = ids[1:]
+		}
+		if n.ChatSessions, err = eraseCustomerChats(tx, ids); err != nil {
 			return err
 		}
 		// Merge records hold copies of the customers they joined.
@@ -185,12 +202,12 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 		if err := deleteWhere(tx.Bucket(bucketMerges), func(v []byte) (bool, error) {
 			var m Merge
 			err := json.Unmarshal(v, &m)
-			return err == nil && (m.Keep == id || m.Merged.ID == id), err
+			return err == nil && (slices.Contains(ids, m.Keep) || slices.Contains(ids, m.Merged.ID)), err
 		}, &merges); err != nil {
 			return err
 		}
 		return deleteWhere(tx.Bucket(bucketOpenTasks), func(v []byte) (bool, error) {
-			return taskCustomer(v) == id, nil
+			return slices.Contains(ids, taskCustomer(v)), nil
 		}, &n.OpenTasks)
 	})
 	return n, err

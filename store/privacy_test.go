@@ -3,7 +3,10 @@ package store
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -50,7 +53,7 @@ func TestExportAndEraseCustomer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != (ErasedCustomer{Identities: 2, JourneyItems: 4, Conversations: 1, OpenTasks: 1}) {
+	if !reflect.DeepEqual(n, ErasedCustomer{Identities: 2, JourneyItems: 4, Conversations: 1, OpenTasks: 1}) {
 		t.Errorf("erased %+v", n)
 	}
 	if _, err := s.Customer(ids[0]); !errors.Is(err, ErrNotFound) {
@@ -118,5 +121,51 @@ func TestNothingWrittenForAnErasedCustomer(t *testing.T) {
 	}
 	if pending, err := s.PendingMails(); err != nil || len(pending) != 1 || pending[0] != m.ID {
 		t.Errorf("pending mails %v %v, want the mail", pending, err)
+	}
+}
+
+// TestEraseAfterAMerge: the chats and open tasks of a customer merged
+// into the erased one, which still name the customer merged away, are
+// exported with it and erased with it.
+func TestEraseAfterAMerge(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	var ids [3]uint64
+	for i := range ids {
+		c := &Customer{Name: fmt.Sprint("Kunde ", i)}
+		if err := s.CreateCustomer(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = c.ID
+		cs := &ChatSession{CustomerID: c.ID, Entrance: "web", Queue: "support", Lang: "de", Status: "open"}
+		if err := s.CreateChatSession(ctx, cs, &Conversation{CustomerID: c.ID, Channel: "message"}, []byte(fmt.Sprint("token", i))); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AppendJournal(ctx, JournalBatch{Open: map[uint64][]byte{uint64(100 + i): u64(c.ID)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 2 into 1, then 1 into 0: customer 0 holds all three.
+	if _, err := s.MergeCustomers(ctx, ids[1], ids[2], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MergeCustomers(ctx, ids[0], ids[1], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	exp, err := s.ExportCustomer(ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exp.Chats) != 3 {
+		t.Errorf("exported %d chats, want all three", len(exp.Chats))
+	}
+	n, err := s.EraseCustomer(ctx, ids[0], func(p []byte) uint64 { return binary.BigEndian.Uint64(p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.ChatSessions != 3 || n.OpenTasks != 3 || !slices.Equal(n.Merged, []uint64{ids[1], ids[2]}) {
+		t.Errorf("erased %+v", n)
+	}
+	if open, err := s.OpenChatSessions(); err != nil || len(open) != 0 {
+		t.Errorf("chat sessions left: %v %v", open, err)
 	}
 }

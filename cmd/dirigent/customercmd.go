@@ -36,10 +36,15 @@ func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.Eras
 	if err != nil {
 		return n, err
 	}
-	if a.chat != nil {
-		a.chat.ForgetCustomer(id)
+	tasks := indexed
+	// With the customers merged into this one earlier: their chats and
+	// tasks still name them.
+	for _, c := range append([]uint64{id}, n.Merged...) {
+		if a.chat != nil {
+			a.chat.ForgetCustomer(c)
+		}
+		tasks = append(tasks, a.router.EraseCustomer(c)...)
 	}
-	tasks := append(indexed, a.router.EraseCustomer(id)...)
 	slices.Sort(tasks)
 	n.OpenTasks = max(n.OpenTasks, len(slices.Compact(tasks)))
 	return n, nil

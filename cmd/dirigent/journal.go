@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -173,10 +174,13 @@ func (j *storeJournal) EraseCustomer(ctx context.Context, id uint64) (store.Eras
 	if err != nil {
 		return n, nil, err
 	}
-	j.erased[id] = true
+	ids := append([]uint64{id}, n.Merged...)
+	for _, c := range ids {
+		j.erased[c] = true
+	}
 	var tasks []uint64
 	for tid, u := range j.open {
-		if u.CustomerID == id {
+		if slices.Contains(ids, u.CustomerID) {
 			delete(j.open, tid)
 			tasks = append(tasks, tid)
 		}

@@ -99,8 +99,9 @@ func TestJournalInStore(t *testing.T) {
 // creation of their tasks still waits to be written (the journal has not
 // flushed) loses them all the same. The router ends them; the open-task
 // index, once written, names the customer nowhere, not even for their
-// call in progress, which goes on until it ends; another customer's task
-// stays.
+// call in progress, which goes on until it ends; so does the task of a
+// customer merged into them before, which still names that customer;
+// another customer's task stays.
 func TestEraseCustomerBeforeTheJournalWrites(t *testing.T) {
 	ctx := context.Background()
 	logger := slog.New(slog.DiscardHandler)
@@ -127,15 +128,20 @@ func TestEraseCustomerBeforeTheJournalWrites(t *testing.T) {
 	flush := func() { j.write(j.drain()) }
 	r, err := router.New(rc, router.Deps{Logger: logger, Journal: j})
 	must(err)
-	joe, other := &store.Customer{Name: "Joe"}, &store.Customer{Name: "Other"}
+	joe, other, josef := &store.Customer{Name: "Joe"}, &store.Customer{Name: "Other"}, &store.Customer{Name: "Josef"}
 	must(st.CreateCustomer(ctx, joe))
 	must(st.CreateCustomer(ctx, other))
+	must(st.CreateCustomer(ctx, josef))
 
 	must(r.SetPresence("demo", router.Available, ""))
 	must(r.Enqueue(router.Task{ID: 1, Queue: "support", Channel: router.Voice, CustomerID: joe.ID}))
 	must(r.Accept(1, "demo")) // Joe's call, in progress
 	must(r.Enqueue(router.Task{ID: 2, Queue: "support", Channel: router.Email, CustomerID: joe.ID}))
 	must(r.Enqueue(router.Task{ID: 3, Queue: "billing", Channel: router.Email, CustomerID: other.ID}))
+	must(r.Enqueue(router.Task{ID: 4, Queue: "support", Channel: router.Email, CustomerID: josef.ID}))
+	if _, err := st.MergeCustomers(ctx, joe.ID, josef.ID, time.Now()); err != nil { // Josef is Joe
+		t.Fatal(err)
+	}
 	openTasks := func() map[uint64]uint64 { // task → customer
 		t.Helper()
 		open := map[uint64]uint64{}
@@ -155,7 +161,7 @@ func TestEraseCustomerBeforeTheJournalWrites(t *testing.T) {
 		waiting[q.Queue] = q.Waiting
 	}
 	if waiting["support"] != 0 || waiting["billing"] != 1 {
-		t.Errorf("waiting after the erasure %v, want Joe's mail gone and the other customer's there", waiting)
+		t.Errorf("waiting after the erasure %v, want Joe's mails gone and the other customer's there", waiting)
 	}
 	flush()
 	if open := openTasks(); !maps.Equal(open, map[uint64]uint64{3: other.ID}) {
@@ -180,7 +186,7 @@ func TestEraseCustomerBeforeTheJournalWrites(t *testing.T) {
 			ended[e.TaskID] = e.Kind.String()
 		}
 	}
-	if !maps.Equal(ended, map[uint64]string{1: router.ReasonErased, 2: router.ReasonErased}) {
-		t.Errorf("tasks ended %v, want Joe's call and mail canceled as erased", ended)
+	if !maps.Equal(ended, map[uint64]string{1: router.ReasonErased, 2: router.ReasonErased, 4: router.ReasonErased}) {
+		t.Errorf("tasks ended %v, want Joe's call and mails canceled as erased", ended)
 	}
 }
