@@ -377,7 +377,16 @@ function clearDetail() {
 
 async function openTask(id, focus) {
   try {
-    current = await api("GET", "/tasks/" + id);
+    const d = await api("GET", "/tasks/" + id);
+    if (current && current.task.id === id) {
+      // What the chat said live while the task was being read is not in
+      // what was read (the customer may answer at once): keep it.
+      const read = d.chat || [];
+      const last = Math.max(0, ...read.map((m) => m.seq));
+      d.chat = read.concat((current.chat || []).filter((m) => m.seq > last));
+      d.chatEnded = current.chatEnded;
+    }
+    current = d;
     renderDetail();
     if (focus) $("detail").focus();
   } catch (e) { say(e.message, true); }
