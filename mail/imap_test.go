@@ -197,6 +197,7 @@ func TestIMAPFetchMarksSeenAndNeverTwice(t *testing.T) {
 			t.Fatalf("%d of %d messages marked seen", n, all)
 		}
 	}
+	waitProcessed(t, s.st, 3)
 	if got := len(s.journeyOf(t, "kunde@example.org")); got != 3 {
 		t.Errorf("the customer has %d contacts, want 3", got)
 	}

@@ -38,6 +38,15 @@ func startSMTP(t *testing.T, cfg SMTPConfig) (*Channel, *store.Store) {
 
 func startSite(t testing.TB, chcfg Config) *site {
 	t.Helper()
+	s := newSite(t, chcfg)
+	testrun.Start(t, s.ch.Run)
+	return s
+}
+
+// newSite is startSite without the channel's Run: no SMTP, and nothing
+// processes stored mail but the test.
+func newSite(t testing.TB, chcfg Config) *site {
+	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	ts := testsite.New(t, testsite.Options{
 		Logger:  logger,
@@ -72,7 +81,7 @@ func startSite(t testing.TB, chcfg Config) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testrun.Start(t, ch.Run)
+	t.Cleanup(func() { ch.Close() })
 	return &site{ch: ch, st: ts.Store, journey: ts.Journey, router: ts.Router, offers: offers}
 }
 
