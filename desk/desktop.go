@@ -121,6 +121,26 @@ func (s *Server) RouterEvent(e router.Event) {
 	}
 }
 
+// ForgetTasks takes tasks off the agents' desks at once: those of an
+// erased customer, whatever the router still does with them. A call in
+// progress goes on until the caller or agent hangs up, but its card, the
+// erased customer's, leaves the screen now; its end changes nothing
+// here. Each agent's page is told to read its tasks again.
+func (s *Server) ForgetTasks(ids []uint64) {
+	gone := map[uint64]string{} // task → agent
+	s.desk.mu.Lock()
+	for _, id := range ids {
+		if t, ok := s.desk.tasks[id]; ok {
+			delete(s.desk.tasks, id)
+			gone[id] = t.Agent
+		}
+	}
+	s.desk.mu.Unlock()
+	for id, agent := range gone {
+		s.events.publish(toUser(agent), "tasks", map[string]uint64{"id": id})
+	}
+}
+
 // dropOffer forgets agent's offer of task id (accepted or declined) but
 // not a newer offer the router made meanwhile.
 func (d *desktop) dropOffer(agent string, id uint64) {

@@ -845,6 +845,25 @@ func TestDeskVoiceOfferShowsTheCaller(t *testing.T) {
 	// A call is no mail: the reply composer refuses it.
 	code, body := anna.do("POST", "/api/desk/tasks/"+jsonNumber(contact.ID)+"/reply", `{"text":"Hallo"}`)
 	expect(t, "reply to a call", code, body, 409, "task "+jsonNumber(contact.ID)+" is a voice contact, not a mail conversation")
+
+	// The caller is erased during the call: the call goes on, but the
+	// card leaves anna's desk at once, and the call's end changes nothing.
+	if _, err := env.store.EraseCustomer(ctx, c.ID, func([]byte) uint64 { return 0 }); err != nil {
+		t.Fatal(err)
+	}
+	env.srv.ForgetTasks(env.router.EraseCustomer(c.ID))
+	if e := events.next(t, "tasks"); e["id"] != float64(contact.ID) {
+		t.Errorf("tasks event %v", e)
+	}
+	if _, body := anna.do("GET", "/api/desk/tasks", ""); len(body["tasks"].([]any)) != 0 {
+		t.Errorf("tasks during the erased call: %v", body)
+	}
+	if err := env.router.End(contact.ID); err != nil { // anna hangs up
+		t.Fatal(err)
+	}
+	if _, body := anna.do("GET", "/api/desk/tasks", ""); len(body["tasks"].([]any)) != 0 {
+		t.Errorf("tasks after the erased call: %v", body)
+	}
 }
 
 func TestDeskWallboardAndAdmin(t *testing.T) {

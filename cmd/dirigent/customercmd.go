@@ -22,13 +22,15 @@ type customerAdmin struct {
 	*storeJournal
 	router *router.Router
 	chat   *chat.Channel // nil when off
+	desk   interface{ ForgetTasks(ids []uint64) }
 }
 
 // EraseCustomer erases through the journal, then lets go of what the
 // running daemon still holds of the customer: their open chats, and
 // their open tasks (router.EraseCustomer: canceled as "erased" whatever
 // their state, so they leave the queue and the agents' desks; a call in
-// progress goes on until it ends; and none of theirs is taken any more).
+// progress goes on until it ends, off the desk; and none of theirs is
+// taken any more).
 // The count of open tasks is of both: a task created moments before is
 // in the router before its creation reaches the journal's index.
 func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.ErasedCustomer, error) {
@@ -46,7 +48,11 @@ func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.Eras
 		tasks = append(tasks, a.router.EraseCustomer(c)...)
 	}
 	slices.Sort(tasks)
-	n.OpenTasks = max(n.OpenTasks, len(slices.Compact(tasks)))
+	tasks = slices.Compact(tasks)
+	// Calls in progress among them are the agents' until they hang up,
+	// but the customer's card leaves their screens now.
+	a.desk.ForgetTasks(tasks)
+	n.OpenTasks = max(n.OpenTasks, len(tasks))
 	return n, nil
 }
 

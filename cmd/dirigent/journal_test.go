@@ -152,7 +152,8 @@ func TestEraseCustomerBeforeTheJournalWrites(t *testing.T) {
 		t.Fatalf("the journal wrote %v before the erasure", open)
 	}
 
-	admin := customerAdmin{Store: st, storeJournal: j, router: r}
+	var offDesk forgotten
+	admin := customerAdmin{Store: st, storeJournal: j, router: r, desk: &offDesk}
 	if _, err := admin.EraseCustomer(ctx, joe.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -189,4 +190,12 @@ func TestEraseCustomerBeforeTheJournalWrites(t *testing.T) {
 	if !maps.Equal(ended, map[uint64]string{1: router.ReasonErased, 2: router.ReasonErased, 4: router.ReasonErased}) {
 		t.Errorf("tasks ended %v, want Joe's call and mails canceled as erased", ended)
 	}
+	if !slices.Equal(offDesk, []uint64{1, 2, 4}) {
+		t.Errorf("taken off the desks: %v, want Joe's call (in progress) and mails", offDesk)
+	}
 }
+
+// forgotten records the tasks taken off the desks.
+type forgotten []uint64
+
+func (f *forgotten) ForgetTasks(ids []uint64) { *f = append(*f, ids...) }

@@ -221,7 +221,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		Logger:       logger.With("component", "control"),
 		Store:        d.store,
 		Journey:      d.journey,
-		Customers:    customerAdmin{d.store, d.journal, d.router, d.chat},
+		Customers:    customerAdmin{d.store, d.journal, d.router, d.chat, d.desk},
 		Passwords:    d.store,
 		Logins:       deskLogins(cfg),
 		Sessions:     d.desk,
