@@ -89,9 +89,16 @@ func chatMessageKey(session, seq uint64) []byte {
 // CreateChatSession stores a new session, set in s, with its new
 // conversation, set in conv, in one transaction. tokenHash (the SHA-256
 // of the browser's session token) finds it again on reconnect; a SIP
-// session is found by its Peer while it is open.
+// session is found by its Peer while it is open. A customer merged into
+// another since it was identified is replaced by the kept one (set in cs
+// and conv); one erased meanwhile is ErrNotFound.
 func (s *Store) CreateChatSession(ctx context.Context, cs *ChatSession, conv *Conversation, tokenHash []byte) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
+		customer, err := customerNow(tx, cs.CustomerID)
+		if err != nil {
+			return err
+		}
+		cs.CustomerID, conv.CustomerID = customer, customer
 		convs := tx.Bucket(bucketConversations)
 		cid, err := convs.NextSequence()
 		if err != nil {
@@ -242,6 +249,13 @@ func (s *Store) AppendChatMessage(ctx context.Context, in ChatAppend) (cs *ChatS
 		// touch the messages alone, which keeps each commit small.
 		changed := false
 		if in.Contact != nil && cs.ContactID == 0 {
+			// The session's customer may have been merged into another
+			// since the chat began: the contact is the kept customer's.
+			customer, err := customerNow(tx, in.Contact.CustomerID)
+			if err != nil {
+				return err
+			}
+			in.Contact.CustomerID, cs.CustomerID = customer, customer
 			in.Contact.ConversationID = cs.ConversationID
 			if err := appendContact(tx, in.Contact); err != nil {
 				return err

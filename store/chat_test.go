@@ -159,6 +159,7 @@ func TestChatSessionLifecycle(t *testing.T) {
 
 func TestChatSessionByPeer(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	createCustomers(t, s, 1)
 	now := time.Now().UTC()
 	cs := &ChatSession{CustomerID: 1, Entrance: "sip", Peer: "sip:joe@pbx.example.com", Queue: "support", Created: now}
 	if err := s.CreateChatSession(ctx, cs, &Conversation{CustomerID: 1, Channel: "message"}, nil); err != nil {
@@ -172,5 +173,43 @@ func TestChatSessionByPeer(t *testing.T) {
 	}
 	if _, err := s.ChatSessionByPeer("sip:joe@pbx.example.com"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("ended session still found by peer: %v", err)
+	}
+}
+
+// TestChatOfAMergedCustomer: a chat of a customer merged into another
+// since it was identified (or began) is the kept customer's; a chat of
+// an erased customer is not begun.
+func TestChatOfAMergedCustomer(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	createCustomers(t, s, 4)
+	now := time.Now().UTC()
+	begin := func(customer uint64) (*ChatSession, error) {
+		cs := &ChatSession{CustomerID: customer, Entrance: "web", Queue: "support", Created: now}
+		return cs, s.CreateChatSession(ctx, cs, &Conversation{CustomerID: customer, Channel: "message"}, []byte(fmt.Sprint("token", customer)))
+	}
+	early, err := begin(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3 into 2, then 2 into 1.
+	if _, err := s.MergeCustomers(ctx, 2, 3, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MergeCustomers(ctx, 1, 2, now); err != nil {
+		t.Fatal(err)
+	}
+	c := &Contact{CustomerID: 3, Channel: "message", Start: now}
+	stored, _, err := s.AppendChatMessage(ctx, ChatAppend{SessionID: early.ID, Message: &ChatMessage{From: "customer", Text: "Hallo", At: now}, Contact: c})
+	if err != nil || c.CustomerID != 1 || stored.CustomerID != 1 {
+		t.Errorf("first message's contact %+v, session %+v, %v: want customer 1's", c, stored, err)
+	}
+	if late, err := begin(2); err != nil || late.CustomerID != 1 {
+		t.Errorf("a chat begun for customer 2 after the merges: %+v, %v; want customer 1's", late, err)
+	}
+	if _, err := s.EraseCustomer(ctx, 4, func([]byte) uint64 { return 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := begin(4); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a chat of the erased customer: %v, want not found", err)
 	}
 }

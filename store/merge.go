@@ -279,6 +279,35 @@ func mergedInto(tx *bolt.Tx, id uint64) ([]uint64, error) {
 	return ids, nil
 }
 
+// customerNow is the customer id stands for now: itself while it
+// exists, else the one it was merged into, through later merges too, by
+// merges not undone; ErrNotFound when it was erased.
+func customerNow(tx *bolt.Tx, id uint64) (uint64, error) {
+	for cur, hops := id, 0; hops < 1000; hops++ { // a chain of merges, never a cycle
+		if tx.Bucket(bucketCustomers).Get(u64(cur)) != nil {
+			return cur, nil
+		}
+		var into uint64
+		if err := tx.Bucket(bucketMerges).ForEach(func(_, v []byte) error {
+			var m Merge
+			if err := json.Unmarshal(v, &m); err != nil {
+				return err
+			}
+			if m.Undone == nil && m.Merged.ID == cur {
+				into = m.Keep
+			}
+			return nil
+		}); err != nil {
+			return 0, err
+		}
+		if into == 0 {
+			break
+		}
+		cur = into
+	}
+	return 0, fmt.Errorf("customer %d: %w", id, ErrNotFound)
+}
+
 func deleteCustomerRecord(tx *bolt.Tx, c *Customer) error {
 	if c.CRMID != "" {
 		if err := tx.Bucket(bucketCRMIDs).Delete([]byte(c.CRMID)); err != nil {
