@@ -21,7 +21,7 @@ func TestTranscriptArrives(t *testing.T) {
 	if err := s.ch.SendTranscript(context.Background(), "Joe@Example.org", "Ihr Chat mit uns vom 23.11.2026", text); err != nil {
 		t.Fatal(err)
 	}
-	r := received(t, dir)
+	r := received(t, s, dir)
 	subject, _ := r.Header.Subject()
 	to, _ := r.Header.AddressList("To")
 	if subject != "Ihr Chat mit uns vom 23.11.2026" || len(to) != 1 || to[0].Address != "joe@example.org" {
