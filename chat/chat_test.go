@@ -760,3 +760,30 @@ func TestTypingFloodIsBounded(t *testing.T) {
 		t.Fatalf("%d typing changes told, want 1–%d", typing, typingPerMinute)
 	}
 }
+
+// TestChatOfACustomerMergedAway: a chat begun by a customer who is then
+// merged into another goes on as the kept customer's: its first message
+// becomes their contact and task.
+func TestChatOfACustomerMergedAway(t *testing.T) {
+	s := startSite(t, nil)
+	kept := &store.Customer{Name: "Josef Kunde"}
+	if err := s.st.CreateCustomer(bg, kept); err != nil {
+		t.Fatal(err)
+	}
+	b := s.dial(t, nil)
+	b.send(hello(map[string]any{"name": "Joe", "email": "joe@example.com"}))
+	b.until(FrameWelcome)
+	joe, err := s.st.LookupIdentity("email:joe@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.st.MergeCustomers(bg, kept.ID, joe, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	b.send(message("m1", "Hallo?"))
+	b.until(FrameMessage)
+	e := s.event(t, "message")
+	if c, err := s.st.Contact(e.TaskID); err != nil || c.CustomerID != kept.ID {
+		t.Errorf("the first message's contact %+v, %v: want customer %d's", c, err, kept.ID)
+	}
+}

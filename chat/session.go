@@ -239,16 +239,22 @@ func (c *Channel) customerMessage(ctx context.Context, s *session, ref, text, re
 		if queue == "" {
 			queue = c.cfg.DefaultQueue
 		}
-		jc, err := c.deps.Journey.RoutingContextFor(s.rec.CustomerID, now, nil)
+		// The customer may have been merged into another since the chat
+		// began: the contact and task are the kept customer's.
+		customer, err := c.deps.Store.CustomerNow(s.rec.CustomerID)
+		if err != nil {
+			return nil, err
+		}
+		jc, err := c.deps.Journey.RoutingContextFor(customer, now, nil)
 		if err != nil {
 			return nil, err
 		}
 		in.Contact = &store.Contact{
-			CustomerID: s.rec.CustomerID, Channel: "message", Direction: "in", Queue: queue, Intent: intent.Name,
+			CustomerID: customer, Channel: "message", Direction: "in", Queue: queue, Intent: intent.Name,
 			Start: now, Subject: "Chat", Text: text,
 		}
 		task = router.Task{
-			Channel: router.Message, Queue: queue, CustomerID: s.rec.CustomerID, ValueTier: jc.Customer.ValueTier,
+			Channel: router.Message, Queue: queue, CustomerID: customer, ValueTier: jc.Customer.ValueTier,
 			Repeat: jc.RepeatOf != nil, PreferredAgent: jc.LastAgent, Arrived: now,
 		}
 		in.OpenTask = func(contactID uint64) ([]byte, error) {

@@ -169,15 +169,19 @@ func (s *Server) acceptOffer(w http.ResponseWriter, r *http.Request) {
 		writeRouterError(w, err)
 		return
 	}
-	t.State, t.Accepted, t.Deadline = "assigned", s.now(), time.Time{}
 	s.desk.mu.Lock()
 	s.desk.dropOffer(t.Agent, t.ID)
-	if cur, ok := s.desk.tasks[t.ID]; ok {
-		t = *cur // RouterEvent was first, with the router's time
-	} else {
-		s.desk.tasks[t.ID] = &t
+	// RouterEvent put it on the desk as Accept assigned it; gone again, it
+	// ended at once (its customer was erased) and is not to be shown.
+	cur, ok := s.desk.tasks[t.ID]
+	if ok {
+		t = *cur
 	}
 	s.desk.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusConflict, fmt.Sprintf("task %d ended as it was accepted", t.ID))
+		return
+	}
 	s.metrics.offers.WithLabelValues("accepted").Inc()
 	s.events.publish(toUser(t.Agent), "tasks", map[string]uint64{"id": t.ID})
 	s.publishWallboard()

@@ -250,12 +250,13 @@ func (s *Store) AppendChatMessage(ctx context.Context, in ChatAppend) (cs *ChatS
 		changed := false
 		if in.Contact != nil && cs.ContactID == 0 {
 			// The session's customer may have been merged into another
-			// since the chat began: the contact is the kept customer's.
+			// since the chat began: the contact is the kept customer's
+			// (the session stays the other's, for an undo of the merge).
 			customer, err := customerNow(tx, in.Contact.CustomerID)
 			if err != nil {
 				return err
 			}
-			in.Contact.CustomerID, cs.CustomerID = customer, customer
+			in.Contact.CustomerID = customer
 			in.Contact.ConversationID = cs.ConversationID
 			if err := appendContact(tx, in.Contact); err != nil {
 				return err
@@ -472,6 +473,10 @@ func eraseCustomerChats(tx *bolt.Tx, customerIDs []uint64) (int, error) {
 	sessions := tx.Bucket(bucketChatSessions)
 	for _, cs := range list {
 		key := u64(cs.ID)
+		// Its conversation too, should it name a customer merged away.
+		if err := tx.Bucket(bucketConversations).Delete(u64(cs.ConversationID)); err != nil {
+			return 0, err
+		}
 		if err := deletePrefix(tx.Bucket(bucketChatMessages), key, nil); err != nil {
 			return 0, err
 		}

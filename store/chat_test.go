@@ -177,8 +177,9 @@ func TestChatSessionByPeer(t *testing.T) {
 }
 
 // TestChatOfAMergedCustomer: a chat of a customer merged into another
-// since it was identified (or began) is the kept customer's; a chat of
-// an erased customer is not begun.
+// since it was identified is the kept customer's; one that began before
+// the merge makes its contact the kept customer's; a chat of an erased
+// customer is not begun.
 func TestChatOfAMergedCustomer(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
 	createCustomers(t, s, 4)
@@ -200,8 +201,8 @@ func TestChatOfAMergedCustomer(t *testing.T) {
 	}
 	c := &Contact{CustomerID: 3, Channel: "message", Start: now}
 	stored, _, err := s.AppendChatMessage(ctx, ChatAppend{SessionID: early.ID, Message: &ChatMessage{From: "customer", Text: "Hallo", At: now}, Contact: c})
-	if err != nil || c.CustomerID != 1 || stored.CustomerID != 1 {
-		t.Errorf("first message's contact %+v, session %+v, %v: want customer 1's", c, stored, err)
+	if err != nil || c.CustomerID != 1 || stored.CustomerID != 3 {
+		t.Errorf("first message's contact %+v, session %+v, %v: want a contact of customer 1 in customer 3's session (for an undo)", c, stored, err)
 	}
 	if late, err := begin(2); err != nil || late.CustomerID != 1 {
 		t.Errorf("a chat begun for customer 2 after the merges: %+v, %v; want customer 1's", late, err)

@@ -279,9 +279,20 @@ func mergedInto(tx *bolt.Tx, id uint64) ([]uint64, error) {
 	return ids, nil
 }
 
-// customerNow is the customer id stands for now: itself while it
+// CustomerNow is the customer id stands for now: itself while it
 // exists, else the one it was merged into, through later merges too, by
-// merges not undone; ErrNotFound when it was erased.
+// merges not undone; ErrNotFound when it was erased. A chat that began
+// before its customer was merged away goes on as the kept customer's.
+func (s *Store) CustomerNow(id uint64) (uint64, error) {
+	var now uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		now, err = customerNow(tx, id)
+		return err
+	})
+	return now, err
+}
+
 func customerNow(tx *bolt.Tx, id uint64) (uint64, error) {
 	for cur, hops := id, 0; hops < 1000; hops++ { // a chain of merges, never a cycle
 		if tx.Bucket(bucketCustomers).Get(u64(cur)) != nil {

@@ -19,6 +19,9 @@ type CustomerExport struct {
 	Journey       []JourneyEntry `json:"journey"` // newest first
 	Conversations []Conversation `json:"conversations"`
 	Chats         []ChatExport   `json:"chats,omitempty"`
+	// Merges are the records of merges into or of the customer: they
+	// hold the merged customers as they were.
+	Merges []Merge `json:"merges,omitempty"`
 }
 
 // ChatExport is one chat session with its messages.
@@ -40,7 +43,10 @@ func (s *Store) ExportCustomer(id uint64) (*CustomerExport, error) {
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			out.Identities = append(out.Identities, string(k[8:]))
 		}
-		var err error
+		ids, err := mergedInto(tx, id)
+		if err != nil {
+			return err
+		}
 		if out.Journey, err = journeyIn(tx, id, nil, -1); err != nil {
 			return err
 		}
@@ -49,15 +55,24 @@ func (s *Store) ExportCustomer(id uint64) (*CustomerExport, error) {
 			if err := json.Unmarshal(v, &conv); err != nil {
 				return fmt.Errorf("conversation %d: %w", binary.BigEndian.Uint64(k), err)
 			}
-			if conv.CustomerID == id {
+			if slices.Contains(ids, conv.CustomerID) {
 				out.Conversations = append(out.Conversations, conv)
 			}
 			return nil
 		}); err != nil {
 			return err
 		}
-		ids, err := mergedInto(tx, id)
-		if err != nil {
+		// The merge records erasure deletes.
+		if err := tx.Bucket(bucketMerges).ForEach(func(k, v []byte) error {
+			var m Merge
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("merge %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if slices.Contains(ids, m.Keep) || slices.Contains(ids, m.Merged.ID) {
+				out.Merges = append(out.Merges, m)
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
 		sessions, err := customerChatSessions(tx, ids)
@@ -119,6 +134,13 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 		if err := getJSON(tx.Bucket(bucketCustomers), u64(id), &c, "customer", id); err != nil {
 			return err
 		}
+		ids, err := mergedInto(tx, id)
+		if err != nil {
+			return err
+		}
+		if len(ids) > 1 {
+			n.Merged = ids[1:]
+		}
 		if err := deleteCustomerRecord(tx, &c); err != nil {
 			return err
 		}
@@ -159,7 +181,7 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 		if err := deleteWhere(tx.Bucket(bucketConversations), func(v []byte) (bool, error) {
 			var conv Conversation
 			err := json.Unmarshal(v, &conv)
-			if err == nil && conv.CustomerID == id {
+			if err == nil && slices.Contains(ids, conv.CustomerID) {
 				erased[conv.ID] = true
 				return true, nil
 			}
@@ -186,13 +208,6 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 			return true, due.Delete(u64(m.ID))
 		}, &n.Mails); err != nil {
 			return err
-		}
-		ids, err := mergedInto(tx, id)
-		if err != nil {
-			return err
-		}
-		if len(ids) > 1 {
-			n.Merged = ids[1:]
 		}
 		if n.ChatSessions, err = eraseCustomerChats(tx, ids); err != nil {
 			return err

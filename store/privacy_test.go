@@ -155,8 +155,8 @@ func TestEraseAfterAMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(exp.Chats) != 3 {
-		t.Errorf("exported %d chats, want all three", len(exp.Chats))
+	if len(exp.Chats) != 3 || len(exp.Conversations) != 3 || len(exp.Merges) != 2 {
+		t.Errorf("exported %d chats, %d conversations, %d merges; want all three and both merges", len(exp.Chats), len(exp.Conversations), len(exp.Merges))
 	}
 	n, err := s.EraseCustomer(ctx, ids[0], func(p []byte) uint64 { return binary.BigEndian.Uint64(p) })
 	if err != nil {

@@ -57,6 +57,7 @@ let csrf = "";
 let stream = null;
 let offers = [];          // tasks on offer to me
 let current = null;       // the task on screen
+let opening = 0;          // the task asked for last: an answer for another is dropped
 let adminData = null;
 
 function t(key, vars) {
@@ -370,19 +371,22 @@ async function loadTasks() {
 }
 
 function clearDetail() {
+  opening = 0;
   current = null;
   $("detail-body").hidden = true;
   $("detail-empty").hidden = false;
 }
 
 async function openTask(id, focus) {
+  opening = id;
   try {
     const d = await api("GET", "/tasks/" + id);
+    if (opening !== id) return;
     if (current && current.task.id === id) {
       // What the chat said live while the task was being read is not in
       // what was read (the customer may answer at once): keep it.
       const read = d.chat || [];
-      const last = Math.max(0, ...read.map((m) => m.seq));
+      const last = read.length ? read[read.length - 1].seq : 0;
       d.chat = read.concat((current.chat || []).filter((m) => m.seq > last));
       d.chatEnded = current.chatEnded;
     }
