@@ -362,11 +362,17 @@ func TestLeastOccupiedPrefersFewerTasks(t *testing.T) {
 	}
 }
 
-func TestLastAgentWaitsForThePreviousAgent(t *testing.T) {
+// lastAgentHarness is basicConfig with the support queue's strategy
+// last-agent, waiting 30 s for the previous agent.
+func lastAgentHarness(t *testing.T) *harness {
 	cfg := basicConfig()
 	cfg.Queues[0].Strategy = LastAgent
 	cfg.Queues[0].LastAgentWait = 30 * time.Second
-	h := newHarness(t, cfg)
+	return newHarness(t, cfg)
+}
+
+func TestLastAgentWaitsForThePreviousAgent(t *testing.T) {
+	h := lastAgentHarness(t)
 	h.must(h.r.SetPresence("ben", Available, ""))
 	h.must(h.r.SetPresence("anna", Away, "lunch"))
 	h.must(h.r.Enqueue(Task{ID: 1, Queue: "support", Channel: Voice, PreferredAgent: "anna"}))
@@ -399,10 +405,7 @@ func TestLastAgentWaitsForThePreviousAgent(t *testing.T) {
 // previous agent only as many at a time as the agent takes at once on the
 // channel; the others go to whoever is free.
 func TestPreviousAgentWaitedForUpToCapacity(t *testing.T) {
-	cfg := basicConfig()
-	cfg.Queues[0].Strategy = LastAgent
-	cfg.Queues[0].LastAgentWait = 30 * time.Second
-	h := newHarness(t, cfg)
+	h := lastAgentHarness(t)
 	h.must(h.r.SetPresence("anna", Away, "meeting"))
 	for id := range uint64(3) {
 		h.must(h.r.Enqueue(Task{ID: id + 1, Queue: "support", Channel: Voice, PreferredAgent: "anna"}))
@@ -428,10 +431,7 @@ func TestPreviousAgentWaitedForUpToCapacity(t *testing.T) {
 // TestPreviousAgentRingingCounts: a call ringing at its previous agent
 // is one of those waiting for her.
 func TestPreviousAgentRingingCounts(t *testing.T) {
-	cfg := basicConfig()
-	cfg.Queues[0].Strategy = LastAgent
-	cfg.Queues[0].LastAgentWait = 30 * time.Second
-	h := newHarness(t, cfg)
+	h := lastAgentHarness(t)
 	h.must(h.r.SetPresence("anna", Available, ""))
 	h.must(h.r.Enqueue(Task{ID: 1, Queue: "support", Channel: Voice, PreferredAgent: "anna"}))
 	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "anna" {
