@@ -296,8 +296,8 @@ func (r *Router) cancel(t *task, reason string, now time.Time) {
 // From then on Enqueue refuses the customer's tasks with ErrErased: a
 // contact that was being recorded while the customer was erased must not
 // come back as a task afterwards. It returns the IDs of the tasks it
-// ended, or marked to end with their call, in order. Customer 0 is no customer: tasks of unknown callers
-// are nobody's.
+// ended, or marked to end with their call, in order. Customer 0 is no
+// customer: tasks of unknown callers are nobody's.
 func (r *Router) EraseCustomer(customerID uint64) []uint64 {
 	if customerID == 0 {
 		return nil

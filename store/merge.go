@@ -249,13 +249,10 @@ func (s *Store) UnmergeCustomers(ctx context.Context, mergeID uint64, at time.Ti
 	return &rec, nil
 }
 
-// mergedInto is id and the customers merged into it, directly or
-// through others, by merges not undone. A merge moves identities, the
-// journey and conversations; chat sessions and open tasks keep naming
-// the customer merged away, so access and erasure look for all of them.
-func mergedInto(tx *bolt.Tx, id uint64) ([]uint64, error) {
+// liveMerges are the merges not undone.
+func liveMerges(tx *bolt.Tx) ([]Merge, error) {
 	var merges []Merge
-	if err := tx.Bucket(bucketMerges).ForEach(func(k, v []byte) error {
+	err := tx.Bucket(bucketMerges).ForEach(func(k, v []byte) error {
 		var m Merge
 		if err := json.Unmarshal(v, &m); err != nil {
 			return fmt.Errorf("merge %d: %w", binary.BigEndian.Uint64(k), err)
@@ -264,7 +261,17 @@ func mergedInto(tx *bolt.Tx, id uint64) ([]uint64, error) {
 			merges = append(merges, m)
 		}
 		return nil
-	}); err != nil {
+	})
+	return merges, err
+}
+
+// mergedInto is id and the customers merged into it, directly or
+// through others, by merges not undone. A merge moves identities, the
+// journey and conversations; chat sessions and open tasks keep naming
+// the customer merged away, so access and erasure look for all of them.
+func mergedInto(tx *bolt.Tx, id uint64) ([]uint64, error) {
+	merges, err := liveMerges(tx)
+	if err != nil {
 		return nil, err
 	}
 	ids := []uint64{id}
@@ -294,27 +301,23 @@ func (s *Store) CustomerNow(id uint64) (uint64, error) {
 }
 
 func customerNow(tx *bolt.Tx, id uint64) (uint64, error) {
-	for cur, hops := id, 0; hops < 1000; hops++ { // a chain of merges, never a cycle
-		if tx.Bucket(bucketCustomers).Get(u64(cur)) != nil {
-			return cur, nil
-		}
-		var into uint64
-		if err := tx.Bucket(bucketMerges).ForEach(func(_, v []byte) error {
-			var m Merge
-			if err := json.Unmarshal(v, &m); err != nil {
-				return err
-			}
-			if m.Undone == nil && m.Merged.ID == cur {
-				into = m.Keep
-			}
-			return nil
-		}); err != nil {
-			return 0, err
-		}
-		if into == 0 {
+	if tx.Bucket(bucketCustomers).Get(u64(id)) != nil {
+		return id, nil
+	}
+	merges, err := liveMerges(tx)
+	if err != nil {
+		return 0, err
+	}
+	// Live merges form chains, never cycles: a merge needs both customers,
+	// an undo the kept one.
+	for cur, hops := id, 0; hops <= len(merges); hops++ {
+		i := slices.IndexFunc(merges, func(m Merge) bool { return m.Merged.ID == cur })
+		if i < 0 {
 			break
 		}
-		cur = into
+		if cur = merges[i].Keep; tx.Bucket(bucketCustomers).Get(u64(cur)) != nil {
+			return cur, nil
+		}
 	}
 	return 0, fmt.Errorf("customer %d: %w", id, ErrNotFound)
 }
