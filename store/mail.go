@@ -223,8 +223,9 @@ func recordInboundMail(tx *bolt.Tx, in *InboundRecord) (RecordedMail, error) {
 		return RecordedMail{ContactID: binary.BigEndian.Uint64(v), Existed: true}, tx.Bucket(bucketMailPending).Delete(u64(in.MailID))
 	}
 	if err := customerExists(tx, in.Contact.CustomerID); err != nil {
-		// Erased since the message was identified; nothing written for
-		// it: it stays pending, and is processed again as new mail.
+		// Erased, or merged into another, since the message was
+		// identified; nothing written for it: it stays pending, and is
+		// processed again for whoever its sender is now.
 		return RecordedMail{Err: err}, nil
 	}
 	convs := tx.Bucket(bucketConversations)

@@ -30,9 +30,9 @@ type customerAdmin struct {
 // their open tasks (router.EraseCustomer: canceled as "erased" whatever
 // their state, so they leave the queue and the agents' desks; a call in
 // progress goes on until it ends, off the desk; and none of theirs is
-// taken any more).
-// The count of open tasks is of both: a task created moments before is
-// in the router before its creation reaches the journal's index.
+// taken any more). The count of open tasks is of both: a task created
+// moments before is in the router before its creation reaches the
+// journal's index.
 func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.ErasedCustomer, error) {
 	n, indexed, err := a.storeJournal.EraseCustomer(ctx, id)
 	if err != nil {
