@@ -12,26 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"dirigent/internal/testrun"
 	"dirigent/store"
 )
-
-// testClock is a desk's clock that a test moves.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // runDesk runs env's desk until the returned stop is called (a restart)
 // or the test ends.
@@ -179,7 +162,7 @@ func TestDeskSessionExpiryAcrossRestarts(t *testing.T) {
 	st := openStore(t, filepath.Join(t.TempDir(), "d.db"))
 	t0 := time.Now().Truncate(time.Second)
 	setPasswords(t, st, t0.Add(-time.Hour), "anna", "bert", "sven", "ada")
-	clock := &testClock{now: t0}
+	clock := testrun.NewClock(t0)
 	withClock := func(d *Deps) { d.Now, d.SessionTimeout = clock.Now, time.Hour }
 	lastUsed := func(user string) time.Time {
 		t.Helper()
@@ -196,7 +179,7 @@ func TestDeskSessionExpiryAcrossRestarts(t *testing.T) {
 	anna, sven := newBrowser(t, first.base), newBrowser(t, first.base)
 	anna.login("anna")
 	sven.login("sven")
-	clock.add(10 * time.Minute)
+	clock.Add(10 * time.Minute)
 	for range 20 {
 		if code, _ := anna.do("GET", "/api/desk/me", ""); code != 200 {
 			t.Fatalf("me: %d", code)
@@ -209,13 +192,13 @@ func TestDeskSessionExpiryAcrossRestarts(t *testing.T) {
 	if got := lastUsed("anna"); !got.Equal(t0.Add(10 * time.Minute)) {
 		t.Errorf("last use after writing: %s, want t0+10m", got.Sub(t0))
 	}
-	clock.add(5 * time.Minute)
+	clock.Add(5 * time.Minute)
 	anna.do("GET", "/api/desk/me", "") // not written: the daemon is killed before
 	// (first is not stopped: Run would write the last uses on its way out.)
 
 	// 69 minutes after the written last use, anna's session lives on;
 	// sven's (used at t0) has expired by 10 minutes.
-	clock.add(54 * time.Minute)
+	clock.Add(54 * time.Minute)
 	second := newDeskOn(t, st, time.Second, withClock)
 	stop := runDesk(t, second)
 	anna.base, sven.base = second.base, second.base
@@ -234,7 +217,7 @@ func TestDeskSessionExpiryAcrossRestarts(t *testing.T) {
 	}
 
 	// Idle for over an hour at the next start: gone, from the store too.
-	clock.add(time.Hour + time.Second)
+	clock.Add(time.Hour + time.Second)
 	third := newDeskOn(t, st, time.Second, withClock)
 	runDesk(t, third)
 	anna.base = third.base
@@ -247,12 +230,12 @@ func TestDeskSessionExpiryAcrossRestarts(t *testing.T) {
 	// While running, the sweep ends idle sessions in memory and store.
 	bert := newBrowser(t, third.base)
 	bert.login("bert")
-	clock.add(30 * time.Minute)
+	clock.Add(30 * time.Minute)
 	third.srv.keepSessions(context.Background(), clock.Now())
 	if got := storedSessions(t, st); len(got) != 1 {
 		t.Errorf("stored before the timeout: %v", got)
 	}
-	clock.add(30*time.Minute + time.Second)
+	clock.Add(30*time.Minute + time.Second)
 	third.srv.keepSessions(context.Background(), clock.Now())
 	if got := storedSessions(t, st); len(got) != 0 {
 		t.Errorf("stored after the sweep: %v", got)

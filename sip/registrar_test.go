@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/icholy/digest"
 
+	"dirigent/internal/testrun"
 	"dirigent/router"
 )
 
@@ -41,24 +41,6 @@ func TestRegistrationSurvivesRestart(t *testing.T) {
 	}
 }
 
-// fakeClock is a settable time source.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // answer computes what a phone sends for a challenge.
 func answer(t *testing.T, challenge, user, password string, nc int) string {
 	t.Helper()
@@ -77,8 +59,8 @@ func answer(t *testing.T, challenge, user, password string, nc int) string {
 // replay, a wrong password, a nonce not ours and a stale nonce do not,
 // and the stale one is told apart so the phone can retry silently.
 func TestDigestNonces(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
-	n := newNonces(clock.now)
+	clock := testrun.NewClock(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	n := newNonces(clock.Now)
 	pw := func(u string) (string, bool) { return "geheim", u == "anna" }
 	verify := func(header string) error {
 		cr, err := parseCredentials(header)
@@ -103,11 +85,11 @@ func TestDigestNonces(t *testing.T) {
 	if err := verify(answer(t, chal, "mallory", "geheim", 1)); !errors.Is(err, errUnknownUser) {
 		t.Errorf("unknown user: %v", err)
 	}
-	other := newNonces(clock.now).challenge("dirigent.test", false)
+	other := newNonces(clock.Now).challenge("dirigent.test", false)
 	if err := verify(answer(t, other, "anna", "geheim", 1)); !errors.Is(err, errBadDigest) {
 		t.Errorf("a nonce another process issued: %v", err)
 	}
-	clock.add(nonceLifetime + time.Second)
+	clock.Add(nonceLifetime + time.Second)
 	if err := verify(answer(t, chal, "anna", "geheim", 4)); !errors.Is(err, errStaleNonce) {
 		t.Errorf("stale nonce: %v", err)
 	}

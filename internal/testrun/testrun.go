@@ -1,4 +1,5 @@
-// Package testrun runs a component's Run loop for the length of a test.
+// Package testrun runs a component's Run loop for the length of a test,
+// and gives it a clock the test moves.
 package testrun
 
 import (
