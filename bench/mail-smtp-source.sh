@@ -6,8 +6,9 @@
 # nothing: what the library allows here) and into dirigent (which fsyncs
 # every message before 250 and processes it into a contact and a task
 # meanwhile). The three take turns for ROUNDS rounds, so that other load
-# on the machine falls on all alike; each round prints the rates and
-# dirigent's share of the sink's. Loopback only.
+# on the machine falls on all alike; each round prints the rates,
+# dirigent's share of the sink's, and dirigent's CPU time and disk writes
+# per message once it has processed them all. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${MESSAGES:-20000} sessions=${SESSIONS:-10} size=${SIZE:-4096} rounds=${ROUNDS:-3}
@@ -40,7 +41,7 @@ dir = "$work/data"
 [control]
 socket = "$work/control.sock"
 [desk]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:12529"
 [chat]
 listen = "127.0.0.1:0"
 [sip]
@@ -66,7 +67,16 @@ for round in $(seq "$rounds"); do
 		sleep 0.1
 	done
 	ours=$(rate 12527)
+	# What the daemon spent per message, once it has processed them too
+	# (at most 30 s more).
+	for _ in $(seq 300); do
+		processed=$(curl -s "http://127.0.0.1:12529/metrics" | awk '/^dirigent_mail_messages_processed_total/ {n += $2} END {print n + 0}')
+		[ "$processed" -ge "$n" ] && break
+		sleep 0.1
+	done
+	cpu=$(awk -v n="$n" -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz * 1000 / n}' "/proc/$daemon/stat")
+	written=$(awk -v n="$n" '/^write_bytes/ {printf "%.1f", $2 / n / 1024}' "/proc/$daemon/io")
 	kill "$daemon"
 	wait "$daemon" || true
-	echo "round $round: smtp-sink $sink messages/s, go-smtp discarding $discard ($((100 * discard / sink)) %), dirigent (fsynced before 250) $ours = $((100 * ours / sink)) %"
+	echo "round $round: smtp-sink $sink messages/s, go-smtp discarding $discard ($((100 * discard / sink)) %), dirigent (fsynced before 250) $ours = $((100 * ours / sink)) % (its CPU $cpu ms and $written KB written per message)"
 done
