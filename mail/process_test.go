@@ -276,3 +276,35 @@ func errorsCounted(t *testing.T, m *metrics) float64 {
 	}
 	return d.GetCounter().GetValue()
 }
+
+// A message whose customer is erased (or merged away) while it is being
+// processed writes nothing in their name: it stays pending, counted as
+// "gone", and is processed again for whoever its sender is now.
+func TestMailOfACustomerErasedMeanwhile(t *testing.T) {
+	s := newSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}})
+	ctx := context.Background()
+	m := &store.InboundMail{Received: time.Now().UTC(), Source: "smtp", From: "x@example.org", Recipients: []string{"support@example.com"}}
+	if _, err := s.st.StoreMail(ctx, m, []byte("From: joe@example.org\r\nSubject: Kündigung\r\n\r\nBitte kündigen.")); err != nil {
+		t.Fatal(err)
+	}
+	var b batch
+	if o, done := s.ch.prepare(ctx, m.ID, &b); done {
+		t.Fatalf("prepare: %s %v", o.name, o.err)
+	}
+	joe := b.mails[0].rec.Contact.CustomerID
+	if _, err := s.st.EraseCustomer(ctx, joe, func([]byte) uint64 { return 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if o := s.ch.record(ctx, &b)[0]; o.name != "gone" || o.err != nil {
+		t.Errorf("outcome %s %v, want gone", o.name, o.err)
+	}
+	if pending, _ := s.st.PendingMails(); len(pending) != 1 {
+		t.Fatalf("pending %v, want the mail", pending)
+	}
+	if outcome, err := s.ch.process(ctx, m.ID); outcome != "new" || err != nil {
+		t.Fatalf("processed again: %s %v", outcome, err)
+	}
+	if c := s.journeyOf(t, "joe@example.org"); len(c) != 1 || c[0].CustomerID == joe {
+		t.Errorf("contacts %+v: want one of a new customer", c)
+	}
+}
