@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -305,30 +306,29 @@ func (r *Router) EraseCustomer(customerID uint64) []uint64 {
 	now := r.lock()
 	defer r.unlock()
 	r.erased[customerID] = true
-	var ids []uint64
-	for id, t := range r.tasks {
+	var ts []*task
+	for _, t := range r.tasks {
 		if t.CustomerID == customerID {
-			ids = append(ids, id)
+			ts = append(ts, t)
+		}
+	}
+	// Waiting tasks first, then offered ones, then taken ones (the order
+	// of the states): an agent freed by one of them is offered the next
+	// task at once, and that must not be another of this customer's.
+	slices.SortFunc(ts, func(a, b *task) int { return cmp.Or(cmp.Compare(a.state, b.state), cmp.Compare(a.ID, b.ID)) })
+	var ids []uint64
+	for _, t := range ts {
+		ids = append(ids, t.ID)
+		switch {
+		case t.state == Pending || t.state == Reserved:
+			r.cancel(t, ReasonErased, now)
+		case t.state == Assigned && t.Channel == Voice:
+			t.erased = true
+		default: // assigned on another channel, or wrapping up
+			r.release(t, ReasonErased, now)
 		}
 	}
 	slices.Sort(ids)
-	// Waiting tasks first, then offered ones, then taken ones: an agent
-	// freed by one of them is offered the next task at once, and that must
-	// not be another of this customer's.
-	for _, states := range [][]State{{Pending}, {Reserved}, {Assigned, Wrapping}} {
-		for _, id := range ids {
-			t, open := r.tasks[id]
-			switch {
-			case !open || !slices.Contains(states, t.state): // ended in an earlier pass, or for a later one
-			case t.state == Pending || t.state == Reserved:
-				r.cancel(t, ReasonErased, now)
-			case t.state == Assigned && t.Channel == Voice:
-				t.erased = true
-			default: // assigned on another channel, or wrapping up
-				r.release(t, ReasonErased, now)
-			}
-		}
-	}
 	return ids
 }
 
