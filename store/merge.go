@@ -249,41 +249,40 @@ func (s *Store) UnmergeCustomers(ctx context.Context, mergeID uint64, at time.Ti
 	return &rec, nil
 }
 
-// liveMerges are the merges not undone.
-func liveMerges(tx *bolt.Tx) ([]Merge, error) {
+// readMerges are every merge record, undone ones too.
+func readMerges(tx *bolt.Tx) ([]Merge, error) {
 	var merges []Merge
 	err := tx.Bucket(bucketMerges).ForEach(func(k, v []byte) error {
 		var m Merge
 		if err := json.Unmarshal(v, &m); err != nil {
 			return fmt.Errorf("merge %d: %w", binary.BigEndian.Uint64(k), err)
 		}
-		if m.Undone == nil {
-			merges = append(merges, m)
-		}
+		merges = append(merges, m)
 		return nil
 	})
 	return merges, err
+}
+
+// names tells whether the merge kept or merged away one of ids.
+func (m *Merge) names(ids []uint64) bool {
+	return slices.Contains(ids, m.Keep) || slices.Contains(ids, m.Merged.ID)
 }
 
 // mergedInto is id and the customers merged into it, directly or
 // through others, by merges not undone. A merge moves identities, the
 // journey and conversations; chat sessions and open tasks keep naming
 // the customer merged away, so access and erasure look for all of them.
-func mergedInto(tx *bolt.Tx, id uint64) ([]uint64, error) {
-	merges, err := liveMerges(tx)
-	if err != nil {
-		return nil, err
-	}
+func mergedInto(merges []Merge, id uint64) []uint64 {
 	ids := []uint64{id}
 	for grown := true; grown; {
 		grown = false
 		for _, m := range merges {
-			if slices.Contains(ids, m.Keep) && !slices.Contains(ids, m.Merged.ID) {
+			if m.Undone == nil && slices.Contains(ids, m.Keep) && !slices.Contains(ids, m.Merged.ID) {
 				ids, grown = append(ids, m.Merged.ID), true
 			}
 		}
 	}
-	return ids, nil
+	return ids
 }
 
 // CustomerNow is the customer id stands for now: itself while it
@@ -304,14 +303,14 @@ func customerNow(tx *bolt.Tx, id uint64) (uint64, error) {
 	if tx.Bucket(bucketCustomers).Get(u64(id)) != nil {
 		return id, nil
 	}
-	merges, err := liveMerges(tx)
+	merges, err := readMerges(tx)
 	if err != nil {
 		return 0, err
 	}
 	// Live merges form chains, never cycles: a merge needs both customers,
 	// an undo the kept one.
 	for cur, hops := id, 0; hops <= len(merges); hops++ {
-		i := slices.IndexFunc(merges, func(m Merge) bool { return m.Merged.ID == cur })
+		i := slices.IndexFunc(merges, func(m Merge) bool { return m.Undone == nil && m.Merged.ID == cur })
 		if i < 0 {
 			break
 		}

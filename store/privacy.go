@@ -43,9 +43,15 @@ func (s *Store) ExportCustomer(id uint64) (*CustomerExport, error) {
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			out.Identities = append(out.Identities, string(k[8:]))
 		}
-		ids, err := mergedInto(tx, id)
+		merges, err := readMerges(tx)
 		if err != nil {
 			return err
+		}
+		ids := mergedInto(merges, id)
+		for _, m := range merges {
+			if m.names(ids) { // erasure deletes them
+				out.Merges = append(out.Merges, m)
+			}
 		}
 		if out.Journey, err = journeyIn(tx, id, nil, -1); err != nil {
 			return err
@@ -57,19 +63,6 @@ func (s *Store) ExportCustomer(id uint64) (*CustomerExport, error) {
 			}
 			if slices.Contains(ids, conv.CustomerID) {
 				out.Conversations = append(out.Conversations, conv)
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		// The merge records erasure deletes.
-		if err := tx.Bucket(bucketMerges).ForEach(func(k, v []byte) error {
-			var m Merge
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("merge %d: %w", binary.BigEndian.Uint64(k), err)
-			}
-			if slices.Contains(ids, m.Keep) || slices.Contains(ids, m.Merged.ID) {
-				out.Merges = append(out.Merges, m)
 			}
 			return nil
 		}); err != nil {
@@ -134,10 +127,11 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 		if err := getJSON(tx.Bucket(bucketCustomers), u64(id), &c, "customer", id); err != nil {
 			return err
 		}
-		ids, err := mergedInto(tx, id)
+		merges, err := readMerges(tx)
 		if err != nil {
 			return err
 		}
+		ids := mergedInto(merges, id)
 		if len(ids) > 1 {
 			n.Merged = ids[1:]
 		}
@@ -213,13 +207,12 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 			return err
 		}
 		// Merge records hold copies of the customers they joined.
-		var merges int
-		if err := deleteWhere(tx.Bucket(bucketMerges), func(v []byte) (bool, error) {
-			var m Merge
-			err := json.Unmarshal(v, &m)
-			return err == nil && (slices.Contains(ids, m.Keep) || slices.Contains(ids, m.Merged.ID)), err
-		}, &merges); err != nil {
-			return err
+		for _, m := range merges {
+			if m.names(ids) {
+				if err := tx.Bucket(bucketMerges).Delete(u64(m.ID)); err != nil {
+					return err
+				}
+			}
 		}
 		return deleteWhere(tx.Bucket(bucketOpenTasks), func(v []byte) (bool, error) {
 			return slices.Contains(ids, taskCustomer(v)), nil

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestExportAndEraseCustomer(t *testing.T) {
@@ -168,4 +170,10 @@ func TestEraseAfterAMerge(t *testing.T) {
 	if open, err := s.OpenChatSessions(); err != nil || len(open) != 0 {
 		t.Errorf("chat sessions left: %v %v", open, err)
 	}
+	s.db.View(func(tx *bolt.Tx) error {
+		if n := tx.Bucket(bucketMerges).Stats().KeyN; n != 0 {
+			t.Errorf("%d merge records after the erasure, want none", n)
+		}
+		return nil
+	})
 }
