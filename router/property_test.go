@@ -147,17 +147,25 @@ func TestRandomOperations(t *testing.T) {
 			var nextID uint64
 			erased := map[uint64]bool{}      // tasks ended by an erasure
 			customers := map[uint64]uint64{} // task → customer (0: nobody's)
-			gone := map[uint64]bool{}        // erased customers
+			var gone []uint64                // erased customers
+			// New tasks come from these customers (0: nobody's); an erased
+			// one is replaced by a new one, so that tasks keep arriving.
+			slots := make([]uint64, 30)
+			for i := range slots {
+				slots[i] = uint64(i)
+			}
+			fresh := uint64(len(slots))
 			step := func(op int) {
 				switch op {
 				case 0, 1, 2:
 					nextID++
 					q := cfg.Queues[rng.IntN(len(cfg.Queues))]
-					task := Task{ID: nextID, Queue: q.Name, Channel: Channel(rng.IntN(3)), ValueTier: rng.IntN(3), Repeat: rng.IntN(5) == 0, CustomerID: uint64(rng.IntN(30))}
+					task := Task{ID: nextID, Queue: q.Name, Channel: Channel(rng.IntN(3)), ValueTier: rng.IntN(3), Repeat: rng.IntN(5) == 0, CustomerID: slots[rng.IntN(len(slots))]}
 					if rng.IntN(4) == 0 {
 						task.PreferredAgent = cfg.Agents[rng.IntN(len(cfg.Agents))].ID
 					}
-					if gone[task.CustomerID] {
+					if len(gone) > 0 && rng.IntN(20) == 0 { // now and then, one of an erased customer
+						task.CustomerID = gone[rng.IntN(len(gone))]
 						if err := h.r.Enqueue(task); !errors.Is(err, ErrErased) {
 							t.Fatalf("task of erased customer %d: %v", task.CustomerID, err)
 						}
@@ -214,7 +222,12 @@ func TestRandomOperations(t *testing.T) {
 						if c == 0 {
 							break
 						}
-						gone[c] = true
+						gone = append(gone, c)
+						for i := range slots {
+							if slots[i] == c {
+								slots[i], fresh = fresh, fresh+1
+							}
+						}
 						for _, id := range h.r.EraseCustomer(c) {
 							delete(offers, id)
 							erased[id] = true
@@ -235,6 +248,11 @@ func TestRandomOperations(t *testing.T) {
 				if fifoErr != nil {
 					t.Fatal(fifoErr)
 				}
+			}
+			// A quarter of the steps bring a task; erasures must not
+			// starve the run of them.
+			if len(customers) < 250 {
+				t.Fatalf("only %d tasks in 1,500 steps", len(customers))
 			}
 			// Drain: everyone available, every offer accepted, every task done.
 			for _, a := range cfg.Agents {

@@ -739,7 +739,7 @@ func TestOperationsHandleDueDeadlinesFirst(t *testing.T) {
 		h.must(h.r.SetPresence("ben", Available, ""))
 		h.enqueue(1, "support", Voice)
 		if o := h.takeOffer(); o.Agent != "anna" {
-			t.Fatalf("first offer %+v, want anna", o)
+			h.t.Fatalf("first offer %+v, want anna", o)
 		}
 	}
 	for _, tt := range []struct {
