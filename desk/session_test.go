@@ -1,10 +1,12 @@
 package desk
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -72,7 +74,8 @@ func sessionsGauge(t *testing.T, env *deskEnv) string {
 // tokens; a logout before the restart stays done; the store holds no
 // secret.
 func TestDeskSessionsSurviveARestart(t *testing.T) {
-	st := openStore(t, filepath.Join(t.TempDir(), "d.db"))
+	path := filepath.Join(t.TempDir(), "d.db")
+	st := openStore(t, path)
 	setPasswords(t, st, time.Now(), "anna", "bert", "sven", "ada")
 	first := newDeskOn(t, st, time.Second, nil)
 	stop := runDesk(t, first)
@@ -87,14 +90,23 @@ func TestDeskSessionsSurviveARestart(t *testing.T) {
 	if got := storedSessions(t, st); len(got) != 2 || !slices.Equal(got["anna"], []string{"agent"}) || !slices.Equal(got["sven"], []string{"supervisor"}) {
 		t.Fatalf("stored before the restart: %v", got)
 	}
-	// Stored by the hashes of the cookies (the store's test shows that
-	// the secrets are nowhere in the file).
-	var want, got []string
-	for _, b := range []*browser{anna, sven} {
-		h := sha256.Sum256([]byte(cookieOf(t, b)))
-		want = append(want, string(h[:]))
+	// Stored by the hashes of the cookies; the cookies are nowhere in
+	// the file.
+	file, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, ds := range must(st.DeskSessions()) {
+	var want, got []string
+	for _, cookie := range []string{cookieOf(t, anna), cookieOf(t, sven), bertsCookie} {
+		if bytes.Contains(file, []byte(cookie)) {
+			t.Errorf("the store file holds the cookie %q", cookie)
+		}
+		if cookie != bertsCookie { // logged out
+			h := sha256.Sum256([]byte(cookie))
+			want = append(want, string(h[:]))
+		}
+	}
+	for _, ds := range must(t, st.DeskSessions) {
 		got = append(got, string(ds.Hash))
 	}
 	slices.Sort(want)
@@ -137,9 +149,12 @@ func TestDeskSessionsSurviveARestart(t *testing.T) {
 	}
 }
 
-func must[T any](v T, err error) T {
+// must is what get returns, failing the test on an error.
+func must[T any](t *testing.T, get func() (T, error)) T {
+	t.Helper()
+	v, err := get()
 	if err != nil {
-		panic(err)
+		t.Fatal(err)
 	}
 	return v
 }
@@ -166,7 +181,7 @@ func TestDeskSessionExpiryAcrossRestarts(t *testing.T) {
 	withClock := func(d *Deps) { d.Now, d.SessionTimeout = clock.Now, time.Hour }
 	lastUsed := func(user string) time.Time {
 		t.Helper()
-		for _, ds := range must(st.DeskSessions()) {
+		for _, ds := range must(t, st.DeskSessions) {
 			if ds.User == user {
 				return ds.LastUsed
 			}

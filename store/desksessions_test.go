@@ -36,16 +36,6 @@ func TestDeskSessions(t *testing.T) {
 			t.Errorf("PutDeskSession(%q, user %q) accepted", bad.Hash, bad.User)
 		}
 	}
-	// Nothing in the file is the secret.
-	s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketDeskSessions).ForEach(func(k, v []byte) error {
-			if slices.Contains([]string{string(k), string(v)}, "anna's secret") {
-				t.Errorf("the secret is stored: %q → %s", k, v)
-			}
-			return nil
-		})
-	})
-
 	want := func(what string, wants ...*DeskSession) {
 		t.Helper()
 		got, err := s.DeskSessions()
@@ -118,7 +108,9 @@ func TestDeskSessions(t *testing.T) {
 func TestDeskSessionUndecodable(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
 	h := sessionHash("broken")
-	s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDeskSessions).Put(h, []byte("{not json")) })
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDeskSessions).Put(h, []byte("{not json")) }); err != nil {
+		t.Fatal(err)
+	}
 	got, err := s.DeskSessions()
 	if err != nil || len(got) != 1 || string(got[0].Hash) != string(h) || got[0].User != "" {
 		t.Fatalf("DeskSessions: %+v, %v", got, err)
@@ -154,8 +146,8 @@ func TestMigrationAddsDeskSessions(t *testing.T) {
 	}
 	s := openTest(t, path)
 	s.db.View(func(tx *bolt.Tx) error {
-		if v, err := schemaVersion(tx); v != 8 || err != nil {
-			t.Errorf("schema version %d, %v; want 8", v, err)
+		if v, err := schemaVersion(tx); v != len(migrations) || err != nil {
+			t.Errorf("schema version %d, %v; want %d", v, err, len(migrations))
 		}
 		return nil
 	})
