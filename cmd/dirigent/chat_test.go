@@ -236,15 +236,11 @@ func TestEraseCustomerWhileAnAgentHasTheChat(t *testing.T) {
 	if code, answer := anna.try(t, http.MethodGet, "/api/desk/tasks/"+id, nil); code != http.StatusNotFound {
 		t.Errorf("the erased task's detail: %d %s", code, answer)
 	}
-	for {
-		select {
-		case line := <-d.logs:
-			if line["level"] == "ERROR" {
-				t.Errorf("logged: %v", line)
-			}
-			continue
-		default:
-		}
-		break
+	// Everything the daemon logs from now on, to its stop, is read.
+	if err := d.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range d.errorLines {
+		t.Errorf("logged: %v", line)
 	}
 }

@@ -47,11 +47,8 @@ channels = ["email"]
 	writeFile(t, cfgPath, cfg)
 	d := startDaemon(t, cfgPath)
 	for _, user := range []string{"anna", "sven"} {
-		cmd := dirigentCmd(t, nil, "passwd", "--config", cfgPath, user)
-		cmd.Stdin = strings.NewReader(deskPassword + "\n")
-		out, err := cmd.CombinedOutput()
-		if err != nil || string(out) != "password of "+user+" set; 0 desk session(s) with the old one ended\n" {
-			t.Fatalf("dirigent passwd %s: %v\n%s", user, err, out)
+		if code, out := runPasswd(t, deskPassword+"\n", "--config", cfgPath, user); code != 0 || out != "password of "+user+" set; 0 desk session(s) with the old one ended\n" {
+			t.Fatalf("dirigent passwd %s: exit %d\n%s", user, code, out)
 		}
 	}
 	return d, cfgPath

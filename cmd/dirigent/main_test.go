@@ -83,6 +83,8 @@ type runningDaemon struct {
 	chat   string              // host:port of the chat widget, "off" when none
 	sip    string              // host:port of SIP (UDP and TCP)
 	exited chan error
+	// errorLines are the ERROR lines stop read while the daemon shut down.
+	errorLines []map[string]any
 }
 
 func startDaemon(t *testing.T, cfgPath string, env ...string) *runningDaemon {
@@ -140,12 +142,17 @@ func (d *runningDaemon) waitLog(t *testing.T, msg string) map[string]any {
 	}
 }
 
+// stop signals the daemon and waits for it to exit, reading the rest of
+// its log (its ERROR lines into d.errorLines).
 func (d *runningDaemon) stop(t *testing.T, sig syscall.Signal) error {
 	t.Helper()
 	if err := d.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
-	for range d.logs {
+	for line := range d.logs {
+		if line["level"] == "ERROR" {
+			d.errorLines = append(d.errorLines, line)
+		}
 	}
 	select {
 	case err := <-d.exited:
