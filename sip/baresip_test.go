@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"dirigent/internal/testpeer"
+	"dirigent/internal/testrun"
 	"dirigent/router"
 )
 
@@ -66,7 +67,7 @@ module_app		menu.so
 			t.Logf("baresip:\n%s", out.String())
 		}
 	})
-	eventually(t, 10*time.Second, "baresip registered", func() bool { return len(s.ch.registrar.contacts("anna")) == 1 })
+	testrun.Eventually(t, 10*time.Second, "baresip registered", func() bool { return len(s.ch.registrar.contacts("anna")) == 1 })
 	return &out
 }
 
@@ -91,7 +92,7 @@ func TestCallToBaresipAgent(t *testing.T) {
 	if other == 0 {
 		t.Errorf("the caller heard nothing from baresip")
 	}
-	eventually(t, 5*time.Second, "the contact completed", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the contact completed", func() bool {
 		ct := s.callerContact(t, "03055510005")
 		return ct != nil && ct.Outcome == outcomeAnswered && ct.Agent == "anna" && !ct.Answered.IsZero() && ct.Note == "hung up by caller"
 	})

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"dirigent/internal/testrun"
 )
 
 // callerMedia is the caller's RTP endpoint: a real UDP socket that
@@ -123,7 +125,7 @@ func TestCallToSippAgent(t *testing.T) {
 		"-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
 		"-s", testUser, "-au", testUser, "-ap", testPass,
 		"-d", "1500", "-m", "1")
-	eventually(t, 5*time.Second, "anna's phone registered", func() bool { return len(s.ch.registrar.contacts("anna")) == 1 })
+	testrun.Eventually(t, 5*time.Second, "anna's phone registered", func() bool { return len(s.ch.registrar.contacts("anna")) == 1 })
 	if err := s.router.SetPresence("anna", 1, ""); err != nil { // available
 		t.Fatal(err)
 	}
@@ -144,7 +146,7 @@ func TestCallToSippAgent(t *testing.T) {
 		t.Errorf("relayed %v packets", n)
 	}
 	var ct = s.callerContact(t, "03055512345")
-	eventually(t, 5*time.Second, "the call's contact completed", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the call's contact completed", func() bool {
 		ct = s.callerContact(t, "03055512345")
 		return ct != nil && !ct.End.IsZero()
 	})
@@ -158,7 +160,7 @@ func TestCallToSippAgent(t *testing.T) {
 	if a.Wrapping != 1 {
 		t.Errorf("anna not in wrap-up: %+v", a)
 	}
-	eventually(t, 5*time.Second, "the call counted as answered", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the call counted as answered", func() bool {
 		return s.counter(t, "dirigent_sip_calls_total", map[string]string{"outcome": "answered"}) == 1
 	})
 	_ = agent
@@ -177,7 +179,7 @@ func TestCallOverTCP(t *testing.T) {
 	if hold, echo, _ := media.counts(); hold == 0 || echo == 0 {
 		t.Errorf("hold audio %d packets, echoed %d", hold, echo)
 	}
-	eventually(t, 5*time.Second, "the contact completed", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the contact completed", func() bool {
 		ct := s.callerContact(t, "03055570001")
 		return ct != nil && ct.Outcome == outcomeAnswered && ct.Note == "hung up by agent"
 	})

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"dirigent/internal/testrun"
 )
 
 // TestDrain: while the daemon stops, a new call gets 503 and the call in
@@ -14,9 +16,9 @@ func TestDrain(t *testing.T) {
 	media := newCallerMedia(t)
 	caller := s.sipp(t, "caller-hangup.xml", "-p", strconv.Itoa(freePort(t)), "-m", "1", "-d", "2000",
 		"-key", "dialled", testNumber, "-key", "caller", "03055530001", "-key", "mip", "127.0.0.1", "-key", "mport", media.port())
-	eventually(t, 5*time.Second, "the call is up", func() bool { h, _, _ := media.counts(); return h > 0 })
+	testrun.Eventually(t, 5*time.Second, "the call is up", func() bool { h, _, _ := media.counts(); return h > 0 })
 	s.stop()
-	eventually(t, 5*time.Second, "draining", func() bool { return s.ch.draining.Load() })
+	testrun.Eventually(t, 5*time.Second, "draining", func() bool { return s.ch.draining.Load() })
 	s.send(t, request{Name: "while-draining", Method: "INVITE", User: testNumber, Headers: "Content-Type: application/sdp\n", Body: goodSDP, Expect: 503}).wait(t, 10*time.Second)
 	select {
 	case err := <-s.stopped:

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"dirigent/internal/testrun"
 	"dirigent/router"
 	"dirigent/store"
 )
@@ -25,7 +26,7 @@ func (s *site) registerAgent(t *testing.T, answer string, extra ...string) (trac
 		"-p", strconv.Itoa(freePort(t)), "-mp", strconv.Itoa(freePort(t)),
 		"-s", testUser, "-au", testUser, "-ap", testPass, "-m", "1", "-trace_msg", "-message_file", trace}, extra...)
 	s.sipp(t, "agent-register.xml", args...)
-	eventually(t, 5*time.Second, "anna's phone registered", func() bool { return len(s.ch.registrar.contacts("anna")) == 1 })
+	testrun.Eventually(t, 5*time.Second, "anna's phone registered", func() bool { return len(s.ch.registrar.contacts("anna")) == 1 })
 	return trace
 }
 
@@ -63,7 +64,7 @@ func TestCallerAbandons(t *testing.T) {
 		t.Errorf("the caller heard %d packets of hold audio in a second", hold)
 	}
 	var outcome string
-	eventually(t, 5*time.Second, "the contact completed", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the contact completed", func() bool {
 		ct := s.callerContact(t, "03055510001")
 		if ct == nil || ct.End.IsZero() {
 			return false
@@ -74,7 +75,7 @@ func TestCallerAbandons(t *testing.T) {
 	if outcome != outcomeAbandoned {
 		t.Errorf("outcome %q", outcome)
 	}
-	eventually(t, 5*time.Second, "the call counted as abandoned", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the call counted as abandoned", func() bool {
 		return s.counter(t, "dirigent_sip_calls_total", map[string]string{"outcome": "abandoned"}) == 1
 	})
 	for _, q := range s.router.Stats() {
@@ -95,10 +96,10 @@ func TestBusyAgentDeclines(t *testing.T) {
 	if !traced(t, trace, "SIP/2.0 486 Busy Here") {
 		t.Fatal("the agent's phone never answered busy")
 	}
-	eventually(t, 5*time.Second, "the ring counted as declined", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the ring counted as declined", func() bool {
 		return s.counter(t, "dirigent_sip_agent_rings_total", map[string]string{"result": "declined"}) == 1
 	})
-	eventually(t, 5*time.Second, "the contact completed", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the contact completed", func() bool {
 		ct := s.callerContact(t, "03055510002")
 		return ct != nil && ct.Outcome == outcomeAbandoned && ct.Agent == ""
 	})
@@ -111,10 +112,10 @@ func TestCallerHangsUpWhileAgentRings(t *testing.T) {
 	trace := s.registerAgent(t, "agent-ring-cancel.xml")
 	s.available(t, "anna")
 	s.call(t, "caller-hangup.xml", "03055510003", "-d", "1000")
-	eventually(t, 5*time.Second, "CANCEL reached the agent's phone and was completed", func() bool {
+	testrun.Eventually(t, 5*time.Second, "CANCEL reached the agent's phone and was completed", func() bool {
 		return traced(t, trace, "CANCEL sip:") && traced(t, trace, "487 Request Terminated") && strings.Count(readFile(trace), "ACK sip:") >= 1
 	})
-	eventually(t, 5*time.Second, "the contact completed", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the contact completed", func() bool {
 		ct := s.callerContact(t, "03055510003")
 		return ct != nil && ct.Outcome == outcomeAbandoned
 	})
@@ -128,11 +129,11 @@ func TestAgentHoldsThenCallerHangsUp(t *testing.T) {
 	trace := s.registerAgent(t, "agent-hold.xml")
 	s.available(t, "anna")
 	s.call(t, "caller-hangup.xml", "03055510004", "-d", "3000")
-	eventually(t, 5*time.Second, "the agent got the BYE", func() bool { return traced(t, trace, "BYE sip:") })
+	testrun.Eventually(t, 5*time.Second, "the agent got the BYE", func() bool { return traced(t, trace, "BYE sip:") })
 	if !traced(t, trace, "a=sendonly") || strings.Count(readFile(trace), "SIP/2.0 200 OK") < 2 {
 		t.Errorf("the re-INVITE was not answered 200 with SDP")
 	}
-	eventually(t, 5*time.Second, "the contact completed", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the contact completed", func() bool {
 		ct := s.callerContact(t, "03055510004")
 		return ct != nil && ct.Outcome == outcomeAnswered && ct.Agent == "anna" && ct.Note == "hung up by caller"
 	})
@@ -151,7 +152,7 @@ func TestMaxWaitHangsUp(t *testing.T) {
 	media := newCallerMedia(t)
 	s.sipp(t, "caller.xml", "-p", strconv.Itoa(freePort(t)), "-m", "1",
 		"-key", "dialled", "+49301234502", "-key", "caller", "03055510006", "-key", "mip", "127.0.0.1", "-key", "mport", media.port()).wait(t, 10*time.Second)
-	eventually(t, 5*time.Second, "the contact completed", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the contact completed", func() bool {
 		ct := s.callerContact(t, "03055510006")
 		return ct != nil && ct.Outcome == outcomeCanceled && ct.Queue == "short" && ct.Note == "hung up by dirigent"
 	})
@@ -168,7 +169,7 @@ func TestCustomerErasedDuringACall(t *testing.T) {
 	media := newCallerMedia(t)
 	caller := s.sipp(t, "caller.xml", "-p", strconv.Itoa(freePort(t)), "-m", "1",
 		"-key", "dialled", testNumber, "-key", "caller", "03055580001", "-key", "mip", "127.0.0.1", "-key", "mport", media.port())
-	eventually(t, 10*time.Second, "anna on the call", func() bool { return s.router.Agents()[0].Load[router.Voice] == 1 })
+	testrun.Eventually(t, 10*time.Second, "anna on the call", func() bool { return s.router.Agents()[0].Load[router.Voice] == 1 })
 	ct := s.callerContact(t, "03055580001")
 	if _, err := s.st.EraseCustomer(context.Background(), ct.CustomerID, func([]byte) uint64 { return 0 }); err != nil {
 		t.Fatal(err)
@@ -177,7 +178,7 @@ func TestCustomerErasedDuringACall(t *testing.T) {
 		t.Fatalf("erasing the customer's tasks ended %v, want the call's", ended)
 	}
 	caller.wait(t, 20*time.Second) // it got anna's BYE: the call went on
-	eventually(t, 5*time.Second, "the call counted as answered", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the call counted as answered", func() bool {
 		return s.counter(t, "dirigent_sip_calls_total", map[string]string{"outcome": "answered"}) == 1
 	})
 	if a := s.router.Agents()[0]; a.Load[router.Voice] != 0 || a.Wrapping != 0 {

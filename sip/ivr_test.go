@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"dirigent/internal/testrun"
 )
 
 // sendDigit sends key as an RFC 4733 telephone-event (payload type 101,
@@ -80,9 +82,9 @@ func TestIVRTelephoneEvent(t *testing.T) {
 	media := newCallerMedia(t)
 	caller := s.sipp(t, "caller-hangup.xml", "-p", strconv.Itoa(freePort(t)), "-m", "1", "-d", "2500",
 		"-key", "dialled", "+49301234501", "-key", "caller", "03055520001", "-key", "mip", "127.0.0.1", "-key", "mport", media.port())
-	eventually(t, 5*time.Second, "the prompt plays", func() bool { h, _, _ := media.counts(); return h >= 10 })
+	testrun.Eventually(t, 5*time.Second, "the prompt plays", func() bool { h, _, _ := media.counts(); return h >= 10 })
 	media.sendDigit(t, '2')
-	eventually(t, 5*time.Second, "the call waits in billing", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the call waits in billing", func() bool {
 		for _, q := range s.router.Stats() {
 			if q.Queue == "billing" && q.Waiting == 1 {
 				return true
@@ -91,7 +93,7 @@ func TestIVRTelephoneEvent(t *testing.T) {
 		return false
 	})
 	caller.wait(t, 10*time.Second)
-	eventually(t, 5*time.Second, "the contact completed", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the contact completed", func() bool {
 		ct := s.callerContact(t, "03055520001")
 		return ct != nil && ct.Queue == "billing" && ct.Outcome == outcomeAbandoned
 	})
@@ -106,7 +108,7 @@ func TestIVRInfoAndTimeout(t *testing.T) {
 	caller := s.sipp(t, "caller-info.xml", "-p", strconv.Itoa(freePort(t)), "-m", "1",
 		"-key", "dialled", "+49301234501", "-key", "caller", "03055520002", "-key", "mip", "127.0.0.1", "-key", "mport", media.port())
 	caller.wait(t, 15*time.Second)
-	eventually(t, 5*time.Second, "the INFO caller's contact completed", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the INFO caller's contact completed", func() bool {
 		ct := s.callerContact(t, "03055520002")
 		return ct != nil && ct.Queue == "billing" && !ct.End.IsZero()
 	})
@@ -115,7 +117,7 @@ func TestIVRInfoAndTimeout(t *testing.T) {
 	// Prompt and timeout take 1.5 s.
 	silent := s.sipp(t, "caller-hangup.xml", "-p", strconv.Itoa(freePort(t)), "-m", "1", "-d", "3000",
 		"-key", "dialled", "+49301234501", "-key", "caller", "03055520003", "-key", "mip", "127.0.0.1", "-key", "mport", media2.port())
-	eventually(t, 5*time.Second, "the silent caller waits in support", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the silent caller waits in support", func() bool {
 		for _, q := range s.router.Stats() {
 			if q.Queue == "support" && q.Waiting == 1 {
 				return true

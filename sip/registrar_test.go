@@ -109,7 +109,7 @@ func TestAvailableOnRegister(t *testing.T) {
 		t.Fatalf("anna starts %s", p)
 	}
 	s.registerAgent(t, "agent-answer.xml")
-	eventually(t, 5*time.Second, "anna available", func() bool { return s.router.Agents()[0].Presence == router.Available })
+	testrun.Eventually(t, 5*time.Second, "anna available", func() bool { return s.router.Agents()[0].Presence == router.Available })
 	s.ch.deps.Now = func() time.Time { return time.Now().Add(10 * time.Minute) }
 	s.ch.registrar.expire(context.Background())
 	if p := s.router.Agents()[0].Presence; p != router.Offline {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"dirigent/internal/testrun"
 )
 
 // request is one request sent by sipp from a scenario the test writes,
@@ -65,7 +67,7 @@ func TestRejectedRequests(t *testing.T) {
 		t.Run(c.req.Name, func(t *testing.T) {
 			before := s.counter(t, "dirigent_sip_rejected_total", map[string]string{"reason": c.reason})
 			s.send(t, c.req).wait(t, 15*time.Second)
-			eventually(t, 5*time.Second, "the refusal counted", func() bool {
+			testrun.Eventually(t, 5*time.Second, "the refusal counted", func() bool {
 				return s.counter(t, "dirigent_sip_rejected_total", map[string]string{"reason": c.reason}) > before
 			})
 		})
@@ -81,7 +83,7 @@ func TestUnknownTrunk(t *testing.T) {
 	cfg.Trunks = []Trunk{{Name: "carrier", CIDRs: []string{"192.0.2.0/24"}}}
 	s := startSite(t, cfg, "")
 	s.send(t, request{Name: "unknown-trunk", Method: "INVITE", User: testNumber, Headers: "Content-Type: application/sdp\n", Body: goodSDP, Expect: 403}).wait(t, 15*time.Second)
-	eventually(t, 5*time.Second, "the refusal counted", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the refusal counted", func() bool {
 		return s.counter(t, "dirigent_sip_rejected_total", map[string]string{"reason": "trunk"}) == 1
 	})
 }
@@ -98,7 +100,7 @@ func TestRegisterBadPassword(t *testing.T) {
 	if n := len(s.ch.registrar.contacts("anna")); n != 0 {
 		t.Errorf("%d contacts registered", n)
 	}
-	eventually(t, 5*time.Second, "both refusals counted", func() bool {
+	testrun.Eventually(t, 5*time.Second, "both refusals counted", func() bool {
 		return s.counter(t, "dirigent_sip_register_requests_total", map[string]string{"result": "forbidden"}) == 2
 	})
 }
@@ -118,7 +120,7 @@ func TestTrunkDigest(t *testing.T) {
 	}
 	s.sipp(t, "caller-auth-refused.xml", "-p", strconv.Itoa(freePort(t)), "-m", "1", "-au", "carrier", "-ap", "wrong",
 		"-key", "dialled", testNumber, "-key", "caller", "03055550002", "-key", "mip", "127.0.0.1", "-key", "mport", media.port()).wait(t, 15*time.Second)
-	eventually(t, 5*time.Second, "the refusal counted", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the refusal counted", func() bool {
 		return s.counter(t, "dirigent_sip_rejected_total", map[string]string{"reason": "auth"}) == 1
 	})
 }

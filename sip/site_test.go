@@ -217,18 +217,6 @@ func (r *sippRun) tail() string {
 	return string(b)
 }
 
-// eventually polls cond every 20 ms until it holds or d passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // counter reads a metric's value from the site's registry.
 func (s *site) counter(t testing.TB, name string, labels map[string]string) float64 {
 	t.Helper()

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"dirigent/internal/testpeer"
+	"dirigent/internal/testrun"
 	"dirigent/router"
 )
 
@@ -30,7 +31,7 @@ func TestCallToBaresipOverTLS(t *testing.T) {
 	if _, _, other := media.counts(); other == 0 {
 		t.Errorf("the caller heard nothing from baresip")
 	}
-	eventually(t, 5*time.Second, "the contact completed", func() bool {
+	testrun.Eventually(t, 5*time.Second, "the contact completed", func() bool {
 		ct := s.callerContact(t, "03055510006")
 		return ct != nil && ct.Outcome == outcomeAnswered && ct.Agent == "anna"
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"dirigent/internal/testpeer"
+	"dirigent/internal/testrun"
 )
 
 // chatClient is a customer's browser connection to the daemon's chat.
@@ -196,12 +197,10 @@ func TestEraseCustomerWhileAnAgentHasTheChat(t *testing.T) {
 			State string `json:"state"`
 		} `json:"tasks"`
 	}
-	for deadline := time.Now().Add(10 * time.Second); len(tasks.Tasks) == 0; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the chat was not offered to anna")
-		}
+	testrun.Eventually(t, 10*time.Second, "the chat offered to anna", func() bool {
 		anna.do(t, http.MethodGet, "/api/desk/tasks", nil, &tasks)
-	}
+		return len(tasks.Tasks) > 0
+	})
 	id := strconv.FormatUint(tasks.Tasks[0].ID, 10)
 	anna.do(t, http.MethodPost, "/api/desk/offers/"+id+"/accept", nil, nil)
 	c.until("agent_joined")

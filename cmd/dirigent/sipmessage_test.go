@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"dirigent/internal/testpeer"
+	"dirigent/internal/testrun"
 )
 
 // TestSIPMessageThroughTheDaemon: a customer's phone behind the trunk
@@ -56,12 +57,10 @@ agent = "anna"
 			Channel string `json:"channel"`
 		} `json:"offers"`
 	}
-	for deadline := time.Now().Add(15 * time.Second); len(offers.Offers) == 0; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the SIP MESSAGE was not offered to anna")
-		}
+	testrun.Eventually(t, 15*time.Second, "the SIP MESSAGE offered to anna", func() bool {
 		anna.do(t, http.MethodGet, "/api/desk/offers", nil, &offers)
-	}
+		return len(offers.Offers) > 0
+	})
 	o := offers.Offers[0]
 	if o.Channel != "message" {
 		t.Fatalf("offer %+v", o)

@@ -1,5 +1,5 @@
 // Package testrun runs a component's Run loop for the length of a test,
-// and gives it a clock the test moves.
+// gives it a clock the test moves, and waits for what the test expects.
 package testrun
 
 import (
