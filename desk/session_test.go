@@ -10,33 +10,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"dirigent/internal/testrun"
 	"dirigent/store"
 )
-
-// runDesk runs env's desk until the returned stop is called (a restart)
-// or the test ends.
-func runDesk(t *testing.T, env *deskEnv) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- env.srv.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
 
 // storedSessions maps the users of the stored sessions to their roles.
 func storedSessions(t *testing.T, st *store.Store) map[string][]string {
@@ -78,7 +57,7 @@ func TestDeskSessionsSurviveARestart(t *testing.T) {
 	st := openStore(t, path)
 	setPasswords(t, st, time.Now(), "anna", "bert", "sven", "ada")
 	first := newDeskOn(t, st, time.Second, nil)
-	stop := runDesk(t, first)
+	stop := testrun.Start(t, first.srv.Run)
 	anna, sven, bert := newBrowser(t, first.base), newBrowser(t, first.base), newBrowser(t, first.base)
 	anna.login("anna")
 	sven.login("sven")
@@ -117,7 +96,7 @@ func TestDeskSessionsSurviveARestart(t *testing.T) {
 	stop()
 
 	second := newDeskOn(t, st, time.Second, nil)
-	runDesk(t, second)
+	testrun.Start(t, second.srv.Run)
 	for _, b := range []*browser{anna, sven, bert} {
 		b.base = second.base // cookies are the host's, whatever the port
 	}
@@ -190,7 +169,7 @@ func TestDeskSessionExpiryAcrossRestarts(t *testing.T) {
 	}
 
 	first := newDeskOn(t, st, time.Second, withClock)
-	runDesk(t, first)
+	testrun.Start(t, first.srv.Run)
 	anna, sven := newBrowser(t, first.base), newBrowser(t, first.base)
 	anna.login("anna")
 	sven.login("sven")
@@ -215,7 +194,7 @@ func TestDeskSessionExpiryAcrossRestarts(t *testing.T) {
 	// sven's (used at t0) has expired by 10 minutes.
 	clock.Add(54 * time.Minute)
 	second := newDeskOn(t, st, time.Second, withClock)
-	stop := runDesk(t, second)
+	stop := testrun.Start(t, second.srv.Run)
 	anna.base, sven.base = second.base, second.base
 	if code, me := anna.do("GET", "/api/desk/me", ""); code != 200 || me["user"] != "anna" {
 		t.Fatalf("anna 69 minutes after her written last use: %d %v", code, me)
@@ -234,7 +213,7 @@ func TestDeskSessionExpiryAcrossRestarts(t *testing.T) {
 	// Idle for over an hour at the next start: gone, from the store too.
 	clock.Add(time.Hour + time.Second)
 	third := newDeskOn(t, st, time.Second, withClock)
-	runDesk(t, third)
+	testrun.Start(t, third.srv.Run)
 	anna.base = third.base
 	code, body = anna.do("GET", "/api/desk/me", "")
 	expect(t, "anna idle for over an hour across a restart", code, body, 401, "session expired or unknown: log in again")
@@ -267,7 +246,7 @@ func TestDeskSessionsFollowTheConfiguration(t *testing.T) {
 	st := openStore(t, filepath.Join(t.TempDir(), "d.db"))
 	setPasswords(t, st, time.Now().Add(-time.Minute), "anna", "bert", "sven", "ada")
 	first := newDeskOn(t, st, time.Second, nil)
-	stop := runDesk(t, first)
+	stop := testrun.Start(t, first.srv.Run)
 	users := map[string]*browser{}
 	for _, u := range []string{"anna", "bert", "sven", "ada"} {
 		users[u] = newBrowser(t, first.base)
@@ -281,7 +260,7 @@ func TestDeskSessionsFollowTheConfiguration(t *testing.T) {
 	second := newDeskOn(t, st, time.Second, func(d *Deps) {
 		d.Logins = Logins{Agents: []string{"anna"}, Supervisors: []string{"sven", "ada"}, Admins: []string{"sven"}}
 	})
-	runDesk(t, second)
+	testrun.Start(t, second.srv.Run)
 	for _, b := range users {
 		b.base = second.base
 	}

@@ -4,20 +4,27 @@ package testrun
 
 import (
 	"context"
+	"sync"
 	"testing"
 )
 
-// Start runs run in the background until the test ends, then cancels its
-// context and fails the test if run returned an error.
-func Start(t testing.TB, run func(context.Context) error) {
+// Start runs run in the background until the test ends or the returned
+// stop is called (a restart, say), then cancels its context and fails the
+// test if run returned an error. stop may be called more than once.
+func Start(t testing.TB, run func(context.Context) error) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
