@@ -126,24 +126,12 @@ func TestDeskSessionUndecodable(t *testing.T) {
 // A store written by a schema-7 dirigent gets the desk sessions' bucket
 // on open, and its data stays.
 func TestMigrationAddsDeskSessions(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "v7.db")
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		if err := migrate(tx, migrations[:7]); err != nil {
-			return err
-		}
+	path := storeAtSchema(t, 7, func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketDeskSessions) != nil {
 			t.Error("schema 7 has desk sessions already")
 		}
 		return tx.Bucket(bucketCustomers).Put(u64(1), []byte(`{"id":1,"name":"Joe"}`))
 	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := openTest(t, path)
 	s.db.View(func(tx *bolt.Tx) error {
 		if v, err := schemaVersion(tx); v != len(migrations) || err != nil {

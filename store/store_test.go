@@ -360,24 +360,33 @@ func TestSchemaVersions(t *testing.T) {
 	}
 }
 
-// A store written by a version-1 dirigent gets the CRM index on open.
-func TestMigrationIndexesCRMIDs(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "v1.db")
+// storeAtSchema is a store file as a dirigent of schema version wrote
+// it, with what seed adds, for a migration's test.
+func storeAtSchema(t *testing.T, version int, seed func(*bolt.Tx) error) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("v%d.db", version))
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		if err := migrate(tx, migrations[:1]); err != nil {
+		if err := migrate(tx, migrations[:version]); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketCustomers).Put(u64(1), []byte(`{"id":1,"crm_id":"K-100","name":"Joe"}`))
+		return seed(tx)
 	})
 	db.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := openTest(t, path)
+	return path
+}
+
+// A store written by a version-1 dirigent gets the CRM index on open.
+func TestMigrationIndexesCRMIDs(t *testing.T) {
+	s := openTest(t, storeAtSchema(t, 1, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketCustomers).Put(u64(1), []byte(`{"id":1,"crm_id":"K-100","name":"Joe"}`))
+	}))
 	c, err := s.CustomerByCRMID("K-100")
 	if err != nil || c.Name != "Joe" {
 		t.Fatalf("after migration: %+v, %v", c, err)
