@@ -176,6 +176,7 @@ type Channel struct {
 	connected  atomic.Int64
 	taskEvents chan router.Event
 	handlers   sync.WaitGroup
+	notices    sync.WaitGroup // SIP MESSAGE notices on their way to a peer
 	closeOnce  sync.Once
 }
 
@@ -279,7 +280,8 @@ func (c *Channel) Close() error {
 // Run serves the widget and its WebSocket, follows the router's events
 // for chat tasks and ends idle sessions, until ctx ends; then it stops
 // accepting, tells connected browsers to come back later, and waits for
-// their handlers up to the drain timeout.
+// their handlers and the notices on their way to SIP peers up to the
+// drain timeout.
 func (c *Channel) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- c.srv.Serve(c.ln) }()
@@ -306,7 +308,7 @@ func (c *Channel) Run(ctx context.Context) error {
 			err := c.srv.Shutdown(sctx)
 			c.Close()
 			done := make(chan struct{})
-			go func() { c.handlers.Wait(); close(done) }()
+			go func() { c.handlers.Wait(); c.notices.Wait(); close(done) }()
 			select {
 			case <-done:
 			case <-sctx.Done():

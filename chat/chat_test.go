@@ -660,7 +660,7 @@ func TestForgetCustomer(t *testing.T) {
 	if e := s.event(t, "message"); e.ConversationID == viaSIP.ConversationID {
 		t.Fatalf("the forgotten chat went on: %+v", e)
 	}
-	time.Sleep(100 * time.Millisecond) // notices go out on goroutines of their own
+	s.stop() // waits for the notices on their way
 	for len(replies) > 0 {
 		if text := <-replies; text == builtinTexts["ended"].DE {
 			t.Fatalf("the SIP peer of the erased customer was told %q", text)

@@ -201,11 +201,11 @@ func (c *Channel) toCustomer(ctx context.Context, s *session, f ServerFrame) {
 	if s.rec.Entrance == "sip" {
 		if f.Type == FrameNotice && c.deps.SIPReply != nil {
 			peer, text := s.replyTo(), f.Text
-			go func() {
+			c.notices.Go(func() {
 				if err := c.deps.SIPReply(context.WithoutCancel(ctx), peer, text); err != nil {
 					c.deps.Logger.Warn("SIP MESSAGE notice not sent", "peer", peer, "err", err)
 				}
-			}()
+			})
 		}
 		return
 	}

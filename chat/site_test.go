@@ -31,6 +31,7 @@ type site struct {
 	storeReg *prometheus.Registry // the store's metrics
 	offers   chan router.Offer
 	events   chan Event // every Deps.OnCustomer call
+	stop     func()     // ends the channel's Run, which waits for its notices
 }
 
 func startSite(t testing.TB, tune func(*Config, *Deps)) *site {
@@ -88,8 +89,8 @@ func startSite(t testing.TB, tune func(*Config, *Deps)) *site {
 		default:
 		}
 	}})
-	testrun.Start(t, ch.Run)
-	return &site{ch: ch, st: ts.Store, journey: ts.Journey, router: ts.Router, reg: deps.Registerer.(*prometheus.Registry), storeReg: storeReg, offers: offers, events: events}
+	stop := testrun.Start(t, ch.Run)
+	return &site{ch: ch, st: ts.Store, journey: ts.Journey, router: ts.Router, reg: deps.Registerer.(*prometheus.Registry), storeReg: storeReg, offers: offers, events: events, stop: stop}
 }
 
 type testWriter struct{ t testing.TB }
