@@ -42,6 +42,9 @@ const (
 	intakeHeader     = 8 // payload length, CRC-32C of the payload
 	intakeKeepBuffer = 1 << 20
 	intakeMaxGather  = 5 * time.Millisecond
+	// The file is grown in zero-filled steps of this size ahead of its
+	// records.
+	intakeGrow = 1 << 20
 	// The applier waits this long, or for this many records, before it
 	// applies what was synced.
 	intakeGather        = 20 * time.Millisecond
@@ -50,6 +53,7 @@ const (
 
 var (
 	castagnoli   = crc32.MakeTable(crc32.Castagnoli)
+	intakeZeros  [intakeGrow]byte
 	keyIntakePos = []byte("intake_applied") // generation, offset: 16 bytes
 )
 
@@ -62,9 +66,10 @@ type intake struct {
 	apply  chan struct{}
 	done   chan struct{}
 	// Written only by the writer goroutine.
-	f    *os.File
-	gen  uint64
-	size int64
+	f      *os.File
+	gen    uint64
+	size   int64 // the records' end
+	zeroed int64 // the file's end, zero-filled after size
 	// Told to the applier: the newest generation and how far it is synced.
 	mu       sync.Mutex
 	syncGen  uint64
@@ -143,11 +148,11 @@ func openIntake(s *Store, idle time.Duration) (*intake, error) {
 }
 
 func (in *intake) openGen() error {
-	f, err := os.OpenFile(intakeName(in.base, in.gen), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o640)
+	f, err := os.OpenFile(intakeName(in.base, in.gen), os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o640)
 	if err != nil {
 		return fmt.Errorf("intake log: %w", err)
 	}
-	in.f, in.size = f, 0
+	in.f, in.size, in.zeroed = f, 0, 0
 	in.mu.Lock()
 	in.syncGen, in.syncSize = in.gen, 0
 	in.mu.Unlock()
@@ -171,7 +176,8 @@ func encodeIntake(m *InboundMail, raw []byte) ([]byte, error) {
 }
 
 // readIntake reads the record at r; io.EOF at a clean end, errTorn for a
-// partial or damaged record (the tail of a write cut off by a crash).
+// partial or damaged record (the tail of a write cut off by a crash) and
+// for the zeros after the last record.
 var errTorn = errors.New("torn intake record")
 
 func readIntake(r *bufio.Reader) (*InboundMail, []byte, int64, error) {
@@ -256,6 +262,9 @@ func (in *intake) writeLoop() {
 			}
 			continue
 		case <-in.s.closing:
+			// Without its zeros, so that the next start finds the file as
+			// it was written.
+			in.f.Truncate(in.size)
 			in.f.Close()
 			return
 		}
@@ -288,10 +297,7 @@ func (in *intake) writeLoop() {
 			buf = append(buf, w.rec...)
 		}
 		start := time.Now()
-		_, err := in.f.Write(buf)
-		if err == nil {
-			err = unix.Fdatasync(int(in.f.Fd()))
-		}
+		err := in.write(buf)
 		if err == nil {
 			in.size += int64(len(buf))
 			in.backlog.Add(int64(len(group)))
@@ -323,6 +329,7 @@ func (in *intake) writeLoop() {
 				in.s.logger.Error("intake log: cutting a failed write", "err", terr)
 				in.next()
 			}
+			in.zeroed = in.size
 			continue
 		}
 		if in.size >= in.rotate {
@@ -330,6 +337,30 @@ func (in *intake) writeLoop() {
 		}
 		in.kick()
 	}
+}
+
+// write puts buf after the records and fdatasyncs it. Where buf reaches
+// beyond the zeros, the file grows by another step of them in the same
+// sync; every other sync leaves the file's size alone and so flushes the
+// records only, not the inode too: on ext4 that halves a sync's time,
+// which every sender waits for.
+func (in *intake) write(buf []byte) error {
+	if _, err := in.f.WriteAt(buf, in.size); err != nil {
+		return err
+	}
+	if end := in.size + int64(len(buf)); end > in.zeroed {
+		// A page per write: the kernel caches a larger write in a larger
+		// folio, and every later record written into it would dirty, and
+		// have the sync write back, the whole folio (ten times the bytes).
+		page := os.Getpagesize()
+		for off := 0; off < intakeGrow; off += page {
+			if _, err := in.f.WriteAt(intakeZeros[:page], end+int64(off)); err != nil {
+				return err
+			}
+		}
+		in.zeroed = end + intakeGrow
+	}
+	return unix.Fdatasync(int(in.f.Fd()))
 }
 
 // kick tells the applier there is something to apply.
