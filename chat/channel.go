@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/text/language"
 
+	"dirigent/internal/clientaddr"
 	"dirigent/journey"
 	"dirigent/router"
 	"dirigent/store"
@@ -50,6 +51,9 @@ type Config struct {
 	MaxMessageBytes   int
 	MessagesPerMinute int
 	MaxSessionsPerIP  int
+	// TrustedProxies are the reverse proxies in front of Listen: behind
+	// them, sessions are counted per address their X-Forwarded-For names.
+	TrustedProxies clientaddr.Proxies
 	// IdleTimeout ends a session whose customer is not connected and in
 	// which nobody wrote for this long.
 	IdleTimeout time.Duration

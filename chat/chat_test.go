@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"dirigent/internal/clientaddr"
 	"dirigent/journey"
 	"dirigent/router"
 	"dirigent/store"
@@ -291,6 +292,45 @@ func TestLimits(t *testing.T) {
 			t.Fatalf("place not freed: %+v", f)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Behind the site's reverse proxy every customer comes from its
+// address: sessions are counted per address its X-Forwarded-For names,
+// and only its.
+func TestSessionsCountedBehindTrustedProxy(t *testing.T) {
+	from := func(addr string) http.Header { return http.Header{"X-Forwarded-For": {addr}} }
+	// The server turns a connection away before its hello.
+	refused := func(b *browser) bool {
+		select {
+		case f := <-b.frames:
+			return f.Type == FrameError && f.Code == "sessions"
+		case <-time.After(2 * time.Second):
+			return false // waiting for the hello: let in
+		}
+	}
+	proxies, err := clientaddr.ParseProxies([]string{"127.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSite(t, func(c *Config, _ *Deps) { c.MaxSessionsPerIP = 1; c.TrustedProxies = proxies })
+	anna := s.dial(t, from("203.0.113.1"))
+	anna.send(hello(nil))
+	anna.until(FrameWelcome)
+	bert := s.dial(t, from("203.0.113.2"))
+	bert.send(hello(nil))
+	bert.until(FrameWelcome)
+	if !refused(s.dial(t, from("203.0.113.1"))) {
+		t.Error("a second chat from 203.0.113.1 was let in")
+	}
+
+	// Without trusted proxies the header is anyone's to write: ignored.
+	s = startSite(t, func(c *Config, _ *Deps) { c.MaxSessionsPerIP = 1 })
+	first := s.dial(t, from("203.0.113.1"))
+	first.send(hello(nil))
+	first.until(FrameWelcome)
+	if !refused(s.dial(t, from("203.0.113.2"))) {
+		t.Error("a header from an untrusted peer made a second chat from 127.0.0.1 its own address")
 	}
 }
 

@@ -59,6 +59,6 @@
 // mailed if asked) before the task's wrap-up through the router. A chat
 // the customer ended stays a task; Send then answers ErrEnded.
 //
-// chat imports router, journey and store; it never imports another
+// chat imports router, journey, store and internal/clientaddr; it never imports another
 // channel (sip, mail, desk): mail and SIP replies are injected functions.
 package chat

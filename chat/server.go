@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -81,7 +80,7 @@ func (c *Channel) serveWS(w http.ResponseWriter, r *http.Request) {
 	defer c.handlers.Done()
 	// JSON escaping can make a text up to six times longer.
 	ws.SetReadLimit(int64(6*c.cfg.MaxMessageBytes + 4096))
-	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	ip := c.cfg.TrustedProxies.Of(r)
 	cl := newClient(ws)
 	c.connected.Add(1)
 	defer c.connected.Add(-1)

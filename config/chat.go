@@ -29,6 +29,9 @@ type Chat struct {
 	MaxMessageBytes   int `toml:"max_message_bytes"`
 	MessagesPerMinute int `toml:"messages_per_minute"`
 	MaxSessionsPerIP  int `toml:"max_sessions_per_ip"`
+	// TrustedProxies are the reverse proxies (addresses or CIDRs) in front
+	// of Listen whose X-Forwarded-For names the customer's address.
+	TrustedProxies []string `toml:"trusted_proxies"`
 	// IdleTimeout ends a session whose customer is gone and in which
 	// nobody wrote for this long.
 	IdleTimeout Duration `toml:"idle_timeout"`
@@ -123,6 +126,7 @@ func (c *Config) chatProblems(bad func(key, format string, args ...any)) {
 	if ch.MaxSessionsPerIP < 1 {
 		bad("chat.max_sessions_per_ip", "at least 1")
 	}
+	checkAddrs("chat.trusted_proxies", ch.TrustedProxies, bad)
 	if ch.IdleTimeout.Duration < time.Minute {
 		bad("chat.idle_timeout", "at least 1m")
 	}

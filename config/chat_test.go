@@ -15,6 +15,7 @@ time_zone = "Mars/Olympus"
 max_message_bytes = 10
 messages_per_minute = -1
 idle_timeout = "5s"
+trusted_proxies = ["::1", "10.0.0.0/8", "fe80::/129"]
 [[chat.queues]]
 name = "chats"
 hours = "Mo-Fr 08:00-18:00; Sa 13:00-09:00"
@@ -39,10 +40,11 @@ channels = ["message"]
 		`t.toml:6: chat.max_message_bytes: 10 out of range 64–1048576`,
 		`t.toml:7: chat.messages_per_minute: at least 1`,
 		`t.toml:8: chat.idle_timeout: at least 1m`,
-		`t.toml:11: chat.queues[0].hours: "13:00-09:00": want a time span HH:MM-HH:MM with the start before the end`,
-		`t.toml:13: chat.queues[1].name: queue "chats" is listed twice`,
-		`t.toml:14: chat.queues[1].hours: "Xy": want days such as Mo, Mo-Fr or Sa,So (German or English)`,
-		`t.toml:16: chat.queues[2].name: undefined queue "mails", or it does not take messages`,
+		`t.toml:9: chat.trusted_proxies[2]: "fe80::/129" is not an address or CIDR such as 192.0.2.0/24`,
+		`t.toml:12: chat.queues[0].hours: "13:00-09:00": want a time span HH:MM-HH:MM with the start before the end`,
+		`t.toml:14: chat.queues[1].name: queue "chats" is listed twice`,
+		`t.toml:15: chat.queues[1].hours: "Xy": want days such as Mo, Mo-Fr or Sa,So (German or English)`,
+		`t.toml:17: chat.queues[2].name: undefined queue "mails", or it does not take messages`,
 	}
 	_, err := Parse("t.toml", []byte(bad))
 	if err == nil {

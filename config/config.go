@@ -90,6 +90,9 @@ type Desk struct {
 	// SessionTimeout logs a desk session out after this long without a
 	// request.
 	SessionTimeout Duration `toml:"session_timeout"`
+	// TrustedProxies are the reverse proxies (addresses or CIDRs) in front
+	// of the desk whose X-Forwarded-For names the browser's address.
+	TrustedProxies []string `toml:"trusted_proxies"`
 }
 
 // APIToken is one system's bearer token, stored as its SHA-256 so that the

@@ -89,11 +89,7 @@ func (c *Config) sipProblems(bad func(key, format string, args ...any)) {
 			bad(at+".name", "trunk %q is defined twice", t.Name)
 		}
 		trunks[t.Name] = true
-		for j, cidr := range t.CIDRs {
-			if _, _, err := net.ParseCIDR(cidr); err != nil && net.ParseIP(cidr) == nil {
-				bad(fmt.Sprintf("%s.cidrs[%d]", at, j), "%q is not an address or CIDR such as 192.0.2.0/24", cidr)
-			}
-		}
+		checkAddrs(at+".cidrs", t.CIDRs, bad)
 		if len(t.CIDRs) == 0 && t.User == "" {
 			bad(at, "accepts nothing: give cidrs, user and password, or both")
 		}

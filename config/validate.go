@@ -175,6 +175,7 @@ func (c *Config) problems() []error {
 	if c.Desk.SessionTimeout.Duration < time.Minute {
 		bad("desk.session_timeout", "at least 1m")
 	}
+	checkAddrs("desk.trusted_proxies", c.Desk.TrustedProxies, bad)
 
 	skills := map[string]bool{}
 	for i, s := range c.Skills {
@@ -329,4 +330,14 @@ func checkListen(addr string) error {
 		return fmt.Errorf("listen address %q: port must be 0–65535", addr)
 	}
 	return nil
+}
+
+// checkAddrs reports each entry of the list at key that is neither an
+// address nor a CIDR.
+func checkAddrs(key string, list []string, bad func(key, format string, args ...any)) {
+	for i, s := range list {
+		if _, _, err := net.ParseCIDR(s); err != nil && net.ParseIP(s) == nil {
+			bad(fmt.Sprintf("%s[%d]", key, i), "%q is not an address or CIDR such as 192.0.2.0/24", s)
+		}
+	}
 }

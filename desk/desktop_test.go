@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 
+	"dirigent/internal/clientaddr"
 	"dirigent/internal/testrun"
 	"dirigent/journey"
 	"dirigent/router"
@@ -274,6 +275,42 @@ func TestDeskLoginRateLimit(t *testing.T) {
 	}
 	code, body = b.do("POST", "/api/desk/login", `{"user":"sven","password":"`+testPassword+`"}`)
 	expect(t, "after 8 failures from one address", code, body, 429, "too many failed logins: try again in 15 minutes")
+}
+
+// Behind the site's reverse proxy failed logins count against the
+// address its X-Forwarded-For names: one agent's typos lock out no one
+// else, and a header from anyone else changes nothing.
+func TestDeskLoginRateLimitBehindProxy(t *testing.T) {
+	proxies, err := clientaddr.ParseProxies([]string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		proxies clientaddr.Proxies
+		locked  bool // the second address is locked out with the first
+	}{
+		{"trusted", proxies, false},
+		{"not trusted", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := openStore(t, filepath.Join(t.TempDir(), "d.db"))
+			env := newDeskOn(t, st, time.Second, func(d *Deps) { d.TrustedProxies = tc.proxies })
+			setPasswords(t, st, time.Now(), "anna", "bert")
+			env.srv.limiter.perIP = 3
+			testrun.Start(t, env.srv.Run)
+			b := newBrowser(t, env.base)
+			for range 3 {
+				b.do("POST", "/api/desk/login", `{"user":"anna","password":"guess"}`, "X-Forwarded-For", "203.0.113.1")
+			}
+			code, body := b.do("POST", "/api/desk/login", `{"user":"bert","password":"`+testPassword+`"}`, "X-Forwarded-For", "203.0.113.1")
+			expect(t, "from the guessing address", code, body, 429, "too many failed logins: try again in 15 minutes")
+			code, body = b.do("POST", "/api/desk/login", `{"user":"bert","password":"`+testPassword+`"}`, "X-Forwarded-For", "203.0.113.2")
+			if locked := code == 429; locked != tc.locked {
+				t.Errorf("from another address behind the proxy: %d %v", code, body)
+			}
+		})
+	}
 }
 
 func TestDeskRolesAndCSRF(t *testing.T) {

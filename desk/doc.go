@@ -5,6 +5,6 @@
 // /healthz and /readyz, and the local control socket that admin commands
 // such as `dirigent backup` and `dirigent passwd` talk to.
 //
-// desk may import router, journey and store; it never imports another
+// desk may import router, journey, store and internal/clientaddr; it never imports another
 // channel (sip, mail): replies go out through the Mailer interface.
 package desk

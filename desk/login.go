@@ -79,7 +79,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "user and password are required")
 		return
 	}
-	ip, now := clientIP(r), s.now()
+	ip, now := s.deps.TrustedProxies.Of(r), s.now()
 	if wait, blocked := s.limiter.blocked(ip, req.User, now); blocked {
 		s.metrics.logins.WithLabelValues("rate_limited").Inc()
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"dirigent/internal/clientaddr"
 	"dirigent/journey"
 	"dirigent/router"
 	"dirigent/store"
@@ -43,6 +44,10 @@ type Deps struct {
 	WrapCodes   []string
 	// SessionTimeout ends a desk session idle this long; 12 h when zero.
 	SessionTimeout time.Duration
+	// TrustedProxies are the reverse proxies in front of the desk: behind
+	// them, failed logins are counted per address their X-Forwarded-For
+	// names.
+	TrustedProxies clientaddr.Proxies
 	// Skills, Agents and Queues as configured, for the admin view; the
 	// agents' skills change live from there.
 	Skills []string

@@ -24,9 +24,15 @@ type chatClient struct {
 
 func dialChat(t *testing.T, addr string) *chatClient {
 	t.Helper()
+	return dialChatWith(t, addr, nil)
+}
+
+// dialChatWith opens a chat with these request headers.
+func dialChatWith(t *testing.T, addr string, header http.Header) *chatClient {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
+	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", &websocket.DialOptions{HTTPHeader: header})
 	if err != nil {
 		t.Fatalf("chat: %v", err)
 	}
@@ -74,9 +80,7 @@ func TestChatThroughTheDaemon(t *testing.T) {
 	sink := testpeer.SMTPSink(t, "", sinkDir)
 	dir := t.TempDir()
 	cfgPath := writeConfig(t, dir, "[[agents]]\nid = \"anna\"\nname = \"Anna\"\nskills = { support = 3 }\n")
-	cfg := strings.Replace(mustRead(t, cfgPath), "addresses = [\"support@example.com\"]\n",
-		"addresses = [\"support@example.com\"]\nsmarthost = \""+sink+"\"\nsmarthost_tls = \"none\"\n", 1)
-	writeFile(t, cfgPath, cfg)
+	setInConfig(t, cfgPath, "mail", "smarthost = \""+sink+"\"\nsmarthost_tls = \"none\"\n")
 	d := startDaemon(t, cfgPath)
 	if d.chat == "" || d.chat == "off" {
 		t.Fatalf("chat address %q", d.chat)
@@ -136,6 +140,24 @@ func TestChatThroughTheDaemon(t *testing.T) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("the transcript at the sink lacks %q:\n%s", want, msg)
 		}
+	}
+}
+
+// TestChatBehindTrustedProxy: with chat.trusted_proxies the daemon's
+// chat counts customers by the address the proxy forwards.
+func TestChatBehindTrustedProxy(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeConfig(t, dir, "")
+	setInConfig(t, cfgPath, "chat", "max_sessions_per_ip = 1\ntrusted_proxies = [\"127.0.0.1\"]\n")
+	d := startDaemon(t, cfgPath)
+	for _, from := range []string{"203.0.113.1", "203.0.113.2"} {
+		c := dialChatWith(t, d.chat, http.Header{"X-Forwarded-For": {from}})
+		c.send(map[string]any{"type": "hello", "lang": "de"})
+		c.until("welcome")
+	}
+	c := dialChatWith(t, d.chat, http.Header{"X-Forwarded-For": {"203.0.113.1"}})
+	if e := c.until("error"); e["code"] != "sessions" {
+		t.Fatalf("a second chat from 203.0.113.1: %v", e)
 	}
 }
 

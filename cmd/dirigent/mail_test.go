@@ -24,8 +24,7 @@ func TestKill9DuringIncomingMail(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := writeConfig(t, dir, "")
 	// The rate limit is for strangers on the internet, not this test.
-	cfg := strings.Replace(mustRead(t, cfgPath), "addresses = [\"support@example.com\"]\n", "addresses = [\"support@example.com\"]\nmessages_per_minute_per_ip = 100000\nmax_connections_per_ip = 100\n", 1)
-	writeFile(t, cfgPath, cfg)
+	setInConfig(t, cfgPath, "mail", "messages_per_minute_per_ip = 100000\nmax_connections_per_ip = 100\n")
 	d := startDaemon(t, cfgPath)
 
 	var mu sync.Mutex

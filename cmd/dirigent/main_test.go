@@ -44,6 +44,17 @@ func dirigentCmd(t *testing.T, env []string, args ...string) *exec.Cmd {
 
 // writeConfig writes a config for a test daemon: loopback, port 0, json
 // logs, the store and socket in dir.
+// setInConfig adds TOML lines to a section that writeConfig wrote.
+func setInConfig(t *testing.T, path, section, lines string) {
+	t.Helper()
+	header := "[" + section + "]\n"
+	text := mustRead(t, path)
+	if !strings.Contains(text, header) {
+		t.Fatalf("%s has no %s", path, header)
+	}
+	writeFile(t, path, strings.Replace(text, header, header+lines, 1))
+}
+
 func writeConfig(t *testing.T, dir, extra string) string {
 	t.Helper()
 	path := filepath.Join(dir, "dirigent.toml")
@@ -201,7 +212,7 @@ func TestCheckConfig(t *testing.T) {
 	}{
 		{"the packaged example", []string{"check-config", "../../packaging/dirigent.toml"}, 0, ""},
 		{"every problem with its line", []string{"check-config", bad}, 2, bad + `:3: desk.listen: listen address "nowhere": want host:port, e.g. 127.0.0.1:8080 or [::]:5060
-` + bad + `:4: desk.port: unknown key (known here: admins, api_tokens, away_reasons, listen, session_timeout, supervisors, wrap_codes)
+` + bad + `:4: desk.port: unknown key (known here: admins, api_tokens, away_reasons, listen, session_timeout, supervisors, trusted_proxies, wrap_codes)
 ` + bad + `:7: queues[0].skills.b: undefined skill "b" (define it in skills)
 `},
 		{"missing file", []string{"check-config", filepath.Join(dir, "none.toml")}, 2, filepath.Join(dir, "none.toml") + ": open " + filepath.Join(dir, "none.toml") + ": no such file or directory\n"},

@@ -21,6 +21,7 @@ import (
 	"dirigent/chat"
 	"dirigent/config"
 	"dirigent/desk"
+	"dirigent/internal/clientaddr"
 	"dirigent/journey"
 	"dirigent/mail"
 	"dirigent/router"
@@ -179,7 +180,11 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	// Voice offers ring the agent's phones; the channel ignores others.
 	d.offers.add(d.sip.OnOffer, d.sip.OnRevoke)
 	if cfg.Chat.Queue != "" {
-		d.chat, err = chat.New(chatConfig(cfg, rc), chat.Deps{
+		cc := chatConfig(cfg, rc)
+		if cc.TrustedProxies, err = clientaddr.ParseProxies(cfg.Chat.TrustedProxies); err != nil {
+			return nil, fmt.Errorf("chat.trusted_proxies: %w", err)
+		}
+		d.chat, err = chat.New(cc, chat.Deps{
 			Logger: logger.With("component", "chat"), Store: d.store, Journey: d.journey, Router: d.router,
 			Registerer: reg, DrainTimeout: drain, SendTranscript: d.mail.SendTranscript, SIPReply: d.sip.SendMessage,
 			// Customers' messages reach the chat's agent on the desk.
@@ -188,6 +193,10 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		if err != nil {
 			return nil, err
 		}
+	}
+	deskProxies, err := clientaddr.ParseProxies(cfg.Desk.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("desk.trusted_proxies: %w", err)
 	}
 	var tokens []desk.APIToken
 	for _, t := range cfg.Desk.APITokens {
@@ -207,6 +216,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		AwayReasons:    cfg.Desk.AwayReasons,
 		WrapCodes:      cfg.Desk.WrapCodes,
 		SessionTimeout: cfg.Desk.SessionTimeout.Duration,
+		TrustedProxies: deskProxies,
 		Skills:         rc.Skills,
 		Agents:         rc.Agents,
 		Queues:         rc.Queues,
@@ -425,6 +435,7 @@ func restartOnlyChanges(old, next *config.Config) []string {
 		{"desk.away_reasons", old.Desk.AwayReasons, next.Desk.AwayReasons},
 		{"desk.wrap_codes", old.Desk.WrapCodes, next.Desk.WrapCodes},
 		{"desk.session_timeout", old.Desk.SessionTimeout, next.Desk.SessionTimeout},
+		{"desk.trusted_proxies", old.Desk.TrustedProxies, next.Desk.TrustedProxies},
 		{"sip", old.SIP, next.SIP},
 		{"mail", old.Mail, next.Mail},
 		{"chat", old.Chat, next.Chat},

@@ -31,8 +31,7 @@ cidrs = ["127.0.0.0/8"]
 number = "+4930123456"
 queue = "support"
 `)
-	cfg := strings.Replace(mustRead(t, cfgPath), "[sip]\nlisten = \"127.0.0.1:0\"\n", "[sip]\nlisten = \"127.0.0.1:0\"\navailable_on_register = true\n", 1)
-	writeFile(t, cfgPath, cfg)
+	setInConfig(t, cfgPath, "sip", "available_on_register = true\n")
 	d := startDaemon(t, cfgPath)
 	target := d.sip
 	agent := exec.Command(sipp, target, "-sf", "../../sip/testdata/agent-register.xml", "-oocsf", "../../sip/testdata/agent-answer.xml",

@@ -1,0 +1,89 @@
+package clientaddr
+
+import (
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestOf(t *testing.T) {
+	proxies, err := ParseProxies([]string{"127.0.0.1", "10.0.0.0/8", "::1", "::ffff:192.0.2.0/120", "::ffff:0.0.0.0/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, peer string
+		xff        []string
+		want       string
+	}{
+		{"no proxy in between", "198.51.100.7:5000", nil, "198.51.100.7"},
+		{"a stranger's header is not believed", "198.51.100.7:5000", []string{"203.0.113.9"}, "198.51.100.7"},
+		{"behind the proxy", "127.0.0.1:5000", []string{"203.0.113.9"}, "203.0.113.9"},
+		{"behind two proxies", "127.0.0.1:5000", []string{"203.0.113.9, 10.1.2.3"}, "203.0.113.9"},
+		{"what the client wrote itself is not believed", "127.0.0.1:5000", []string{"1.2.3.4, 203.0.113.9"}, "203.0.113.9"},
+		{"headers read as one list", "127.0.0.1:5000", []string{"1.2.3.4", "203.0.113.9,10.0.0.1"}, "203.0.113.9"},
+		{"a proxy that adds ports", "127.0.0.1:5000", []string{"203.0.113.9:4711"}, "203.0.113.9"},
+		{"IPv6 client, mapped proxy", "[::ffff:192.0.2.5]:5000", []string{"[2001:db8::1]:4711"}, "2001:db8::1"},
+		{"IPv6 proxy", "[::1]:5000", []string{"2001:db8::2"}, "2001:db8::2"},
+		{"a short mapped prefix is no IPv4 one", "198.51.100.7:5000", []string{"203.0.113.9"}, "198.51.100.7"},
+		{"no header: the proxy itself", "127.0.0.1:5000", nil, "127.0.0.1"},
+		{"only proxies: the farthest", "127.0.0.1:5000", []string{"10.0.0.2, 10.0.0.1"}, "10.0.0.2"},
+		{"garbage ends the search at the proxy that wrote it", "127.0.0.1:5000", []string{"203.0.113.9, unknown, 10.0.0.1"}, "10.0.0.1"},
+		{"empty entry", "127.0.0.1:5000", []string{""}, "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &http.Request{RemoteAddr: tc.peer, Header: http.Header{}}
+			for _, h := range tc.xff {
+				r.Header.Add("X-Forwarded-For", h)
+			}
+			if got := proxies.Of(r); got != tc.want {
+				t.Errorf("Of = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseProxiesRefuses(t *testing.T) {
+	for _, s := range []string{"", "localhost", "10.0.0.0/33", "192.0.2.1:80", "fe80::/129"} {
+		if _, err := ParseProxies([]string{s}); err == nil || !strings.Contains(err.Error(), "is not an address or CIDR") {
+			t.Errorf("ParseProxies(%q) = %v", s, err)
+		}
+	}
+}
+
+// Whatever a client sends, the answer is an address: the peer's or one
+// from the header.
+func FuzzOf(f *testing.F) {
+	f.Add("127.0.0.1:1", "203.0.113.9, 10.0.0.1")
+	f.Add("[::1]:1", "[2001:db8::1]:4711,garbage")
+	f.Add("198.51.100.7:5000", "1.2.3.4")
+	proxies, err := ParseProxies([]string{"127.0.0.0/8", "::1", "10.0.0.0/8"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, peer, xff string) {
+		r := &http.Request{RemoteAddr: peer, Header: http.Header{"X-Forwarded-For": {xff}}}
+		got := proxies.Of(r)
+		from, err := netip.ParseAddrPort(peer)
+		if err != nil {
+			return // no address to check against: the peer's text comes back
+		}
+		peerAddr := from.Addr().Unmap().WithZone("")
+		if !proxies.trusted(peerAddr) {
+			if got != peerAddr.String() {
+				t.Fatalf("Of(%q, %q) = %q: a stranger's header believed", peer, xff, got)
+			}
+			return
+		}
+		candidates := map[string]bool{peerAddr.String(): true}
+		for _, h := range strings.Split(xff, ",") {
+			if a, ok := parseHop(strings.TrimSpace(h)); ok {
+				candidates[a.String()] = true
+			}
+		}
+		if !candidates[got] {
+			t.Fatalf("Of(%q, %q) = %q: neither the peer nor in the header", peer, xff, got)
+		}
+	})
+}
