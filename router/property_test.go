@@ -61,6 +61,17 @@ func (r *Router) checkInvariants(now time.Time) error {
 			return fmt.Errorf("%s is terminal but still tracked", t)
 		}
 	}
+	// Each class's waiting tasks are a heap in priority order.
+	for _, tc := range r.tclasses {
+		for i, t := range tc.tasks.items {
+			if t.heapPos != i || t.parked != parkedInClass {
+				return fmt.Errorf("%s at %d of its class's heap thinks it is at %d", t, i, t.heapPos)
+			}
+			if i > 0 && taskLess(t, tc.tasks.items[(i-1)/2]) {
+				return fmt.Errorf("%s comes before its parent in its class's heap", t)
+			}
+		}
+	}
 	return nil
 }
 
@@ -238,10 +249,30 @@ func TestRandomOperations(t *testing.T) {
 							}
 						}
 					}
+				case 12: // a merge: the customer of one slot becomes another's
+					from, to := slots[rng.IntN(len(slots))], slots[rng.IntN(len(slots))]
+					if from == 0 || to == 0 || from == to {
+						break
+					}
+					var want []uint64
+					for _, id := range h.r.taskIDs(Pending, Reserved, Assigned, Wrapping) {
+						if customers[id] == from {
+							want = append(want, id)
+							customers[id] = to
+						}
+					}
+					if got := h.r.MoveCustomer(from, to, rng.IntN(3)); !slices.Equal(got, want) {
+						t.Fatalf("merging %d into %d moved %v, want %v", from, to, got, want)
+					}
+					for i := range slots {
+						if slots[i] == from {
+							slots[i], fresh = fresh, fresh+1
+						}
+					}
 				}
 			}
 			for range 1500 {
-				step(rng.IntN(12))
+				step(rng.IntN(13))
 				if err := h.r.checkInvariants(settled); err != nil {
 					t.Fatal(err)
 				}

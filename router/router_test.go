@@ -65,6 +65,19 @@ func (h *harness) takeOffer() Offer {
 	return o
 }
 
+// acceptOffers has agent accept the next n offers, one at a time, and
+// returns their tasks in order.
+func (h *harness) acceptOffers(n int, agent string) []uint64 {
+	h.t.Helper()
+	var order []uint64
+	for range n {
+		o := h.takeOffer()
+		order = append(order, o.TaskID)
+		h.must(h.r.Accept(o.TaskID, agent))
+	}
+	return order
+}
+
 func (h *harness) noOffer() {
 	h.t.Helper()
 	if len(h.offers) != 0 {
@@ -160,14 +173,38 @@ func TestPriorityThenArrival(t *testing.T) {
 	h.advance(time.Second)
 	h.must(h.r.Enqueue(Task{ID: 3, Queue: "support", Channel: Email, ValueTier: 2}))
 	h.must(h.r.SetPresence("anna", Available, ""))
-	var order []uint64
-	for range 3 {
-		o := h.takeOffer()
-		order = append(order, o.TaskID)
-		h.must(h.r.Accept(o.TaskID, "anna"))
-	}
+	order := h.acceptOffers(3, "anna")
 	if want := []uint64{3, 1, 2}; !slices.Equal(order, want) {
 		t.Errorf("order %v, want %v: the gold customer first, then first come first served", order, want)
+	}
+}
+
+// A merge moves the merged-away customer's waiting tasks to the kept
+// customer, at the kept customer's value tier.
+func TestMoveCustomer(t *testing.T) {
+	cfg := basicConfig()
+	cfg.TierWeight = 10
+	h := newHarness(t, cfg)
+	h.must(h.r.Enqueue(Task{ID: 1, Queue: "support", Channel: Email, CustomerID: 7}))
+	h.advance(time.Second)
+	h.must(h.r.Enqueue(Task{ID: 2, Queue: "support", Channel: Email, CustomerID: 8}))
+	h.advance(time.Second)
+	h.must(h.r.Enqueue(Task{ID: 3, Queue: "support", Channel: Email, CustomerID: 8, ValueTier: 1}))
+	if got := h.r.MoveCustomer(8, 9, 2); !slices.Equal(got, []uint64{2, 3}) {
+		t.Errorf("moved %v, want [2 3]", got)
+	}
+	if got := h.r.MoveCustomer(8, 9, 2); got != nil {
+		t.Errorf("moved %v again", got)
+	}
+	for _, id := range []uint64{2, 3} {
+		if tk := h.r.tasks[id]; tk.CustomerID != 9 || tk.ValueTier != 2 {
+			t.Errorf("task %d: customer %d tier %d, want 9 and 2", id, tk.CustomerID, tk.ValueTier)
+		}
+	}
+	h.must(h.r.SetPresence("anna", Available, ""))
+	order := h.acceptOffers(3, "anna")
+	if want := []uint64{2, 3, 1}; !slices.Equal(order, want) {
+		t.Errorf("order %v, want %v: the kept customer's tier first, then first come first served", order, want)
 	}
 }
 

@@ -332,6 +332,35 @@ func (r *Router) EraseCustomer(customerID uint64) []uint64 {
 	return ids
 }
 
+// MoveCustomer gives the open tasks of customer from, who was merged
+// into customer to, to that customer and their value tier (the higher of
+// the two, after a merge): a waiting task takes its place by the new
+// priority. It returns the tasks moved.
+func (r *Router) MoveCustomer(from, to uint64, tier int) []uint64 {
+	if from == 0 || from == to {
+		return nil
+	}
+	r.lock()
+	defer r.unlock()
+	var ids []uint64
+	for _, t := range r.tasks {
+		if t.CustomerID != from {
+			continue
+		}
+		ids = append(ids, t.ID)
+		t.CustomerID = to
+		delta := float64(tier-t.ValueTier) * r.cfg.TierWeight
+		t.ValueTier = tier
+		t.prio += delta
+		t.key += delta
+		if t.parked == parkedInClass {
+			t.class.tasks.fix(t.heapPos)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // release frees the agent of an assigned or wrapping task at once and
 // cancels the task, without wrap-up.
 func (r *Router) release(t *task, reason string, now time.Time) { r.free(t, Canceled, reason, now) }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"dirigent/chat"
 	"dirigent/router"
@@ -54,6 +55,38 @@ func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.Eras
 	a.desk.ForgetTasks(tasks)
 	n.OpenTasks = max(n.OpenTasks, len(tasks))
 	return n, nil
+}
+
+// MergeCustomers merges in the store, then gives the merged-away
+// customer's open tasks to the kept customer, whose value tier then
+// ranks them. (A restart does the same for the open tasks it queues
+// again: followMerges.)
+func (a customerAdmin) MergeCustomers(ctx context.Context, keep, other uint64, at time.Time) (*store.Merge, error) {
+	rec, err := a.Store.MergeCustomers(ctx, keep, other, at)
+	if err != nil {
+		return nil, err
+	}
+	// Not found: erased meanwhile, and with them, as merged, these tasks.
+	if c, err := a.Store.Customer(keep); err == nil {
+		a.router.MoveCustomer(other, keep, c.ValueTier)
+	}
+	return rec, nil
+}
+
+// followMerges gives open tasks of customers merged away since they were
+// created to the customers they were merged into, at those customers'
+// value tier.
+func followMerges(s *store.Store, open []router.Unfinished) {
+	for i, u := range open {
+		now, err := s.CustomerNow(u.CustomerID)
+		if err != nil || now == u.CustomerID {
+			continue // the customer is as they were, or erased (Recover cancels those)
+		}
+		open[i].CustomerID = now
+		if c, err := s.Customer(now); err == nil {
+			open[i].ValueTier = c.ValueTier
+		}
+	}
 }
 
 const customerUsage = `usage: dirigent customer VERB [--config FILE | --socket PATH] ARGS

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"maps"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"dirigent/config"
+	"dirigent/internal/testsite"
 	"dirigent/router"
 	"dirigent/store"
 )
@@ -20,37 +20,11 @@ import (
 // The router's journal reaches the store, and the statistics recomputed
 // from what was stored equal the router's own.
 func TestJournalInStore(t *testing.T) {
-	logger := slog.New(slog.DiscardHandler)
-	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "d.db"), Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	m, err := newDaemonMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := routerConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := newStoreJournal(st, logger, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var offers []router.Offer
+	st, j, r := journalSite(t, func(o router.Offer) { offers = append(offers, o) })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- j.Run(ctx) }()
-
-	var offers []router.Offer
-	r, err := router.New(rc, router.Deps{Logger: logger, Journal: j, OnOffer: func(o router.Offer) { offers = append(offers, o) }})
-	if err != nil {
-		t.Fatal(err)
-	}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -71,7 +45,7 @@ func TestJournalInStore(t *testing.T) {
 	must(<-done)
 
 	// What a restarted daemon reads back.
-	again, err := newStoreJournal(st, logger, m)
+	again, err := newStoreJournal(st, j.logger, j.metrics)
 	must(err)
 	events, err := again.history(time.Time{})
 	must(err)
@@ -83,6 +57,10 @@ func TestJournalInStore(t *testing.T) {
 	if len(open) != 2 || open[0].ID != 3 || open[0].Agent != "demo" || open[0].CustomerID != 42 || open[1].ID != 4 || open[1].Agent != "" {
 		t.Errorf("open tasks after restart: %+v", open)
 	}
+	cfg, err := config.Default()
+	must(err)
+	rc, err := routerConfig(cfg)
+	must(err)
 	live := r.Stats()
 	for i, got := range router.Recompute(rc, events, time.Now()) {
 		live[i].Waiting, live[i].LongestWait = 0, 0
@@ -104,30 +82,14 @@ func TestJournalInStore(t *testing.T) {
 // another customer's task stays.
 func TestEraseCustomerBeforeTheJournalWrites(t *testing.T) {
 	ctx := context.Background()
-	logger := slog.New(slog.DiscardHandler)
-	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "d.db"), Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st, j, r := journalSite(t, nil)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	m, err := newDaemonMetrics(prometheus.NewRegistry())
-	must(err)
-	cfg, err := config.Default()
-	must(err)
-	rc, err := routerConfig(cfg)
-	must(err)
-	// The journal's Run does not run: events wait until flush writes them.
-	j, err := newStoreJournal(st, logger, m)
-	must(err)
 	flush := func() { j.write(j.drain()) }
-	r, err := router.New(rc, router.Deps{Logger: logger, Journal: j})
-	must(err)
 	joe, other, josef := &store.Customer{Name: "Joe"}, &store.Customer{Name: "Other"}, &store.Customer{Name: "Josef"}
 	must(st.CreateCustomer(ctx, joe))
 	must(st.CreateCustomer(ctx, other))
@@ -199,3 +161,77 @@ func TestEraseCustomerBeforeTheJournalWrites(t *testing.T) {
 type forgotten []uint64
 
 func (f *forgotten) ForgetTasks(ids []uint64) { *f = append(*f, ids...) }
+
+// TestMergeMovesOpenTasks: a merge gives the merged-away customer's
+// waiting task to the kept customer, ranked by the kept customer's value
+// tier, at once and, through the open-task index, after a restart.
+func TestMergeMovesOpenTasks(t *testing.T) {
+	ctx := context.Background()
+	offers := make(chan router.Offer, 10)
+	st, j, r := journalSite(t, func(o router.Offer) { offers <- o })
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	gold, josef, other := &store.Customer{Name: "Joe", ValueTier: 2}, &store.Customer{Name: "Josef"}, &store.Customer{Name: "Other"}
+	must(st.CreateCustomer(ctx, gold))
+	must(st.CreateCustomer(ctx, josef))
+	must(st.CreateCustomer(ctx, other))
+	at := time.Now()
+	must(r.Enqueue(router.Task{ID: 1, Queue: "support", Channel: router.Email, CustomerID: other.ID, Arrived: at}))
+	must(r.Enqueue(router.Task{ID: 2, Queue: "support", Channel: router.Email, CustomerID: josef.ID, Arrived: at.Add(time.Second)}))
+	j.write(j.drain())
+
+	admin := customerAdmin{Store: st, storeJournal: j, router: r, desk: &forgotten{}}
+	if _, err := admin.MergeCustomers(ctx, gold.ID, josef.ID, time.Now()); err != nil { // Josef is Joe
+		t.Fatal(err)
+	}
+	must(r.SetPresence("demo", router.Available, ""))
+	if o := <-offers; o.TaskID != 2 {
+		t.Errorf("offered task %d first, want 2: Josef's mail is now gold customer Joe's", o.TaskID)
+	}
+
+	// After a restart: the open-task index still names Josef.
+	open := j.unfinished()
+	followMerges(st, open)
+	byTask := map[uint64]router.Unfinished{}
+	for _, u := range open {
+		byTask[u.ID] = u
+	}
+	if u := byTask[2]; u.CustomerID != gold.ID || u.ValueTier != 2 {
+		t.Errorf("task 2 queued again for customer %d at tier %d, want %d at 2", u.CustomerID, u.ValueTier, gold.ID)
+	}
+	if u := byTask[1]; u.CustomerID != other.ID || u.ValueTier != 0 {
+		t.Errorf("task 1 queued again for customer %d at tier %d, want %d at 0", u.CustomerID, u.ValueTier, other.ID)
+	}
+}
+
+// journalSite is a store, the daemon's journal on it and a router on the
+// default configuration that writes to it, with onOffer told of offers.
+// The journal's Run does not run: events wait until the test writes
+// them (j.write(j.drain())).
+func journalSite(t *testing.T, onOffer func(router.Offer)) (*store.Store, *storeJournal, *router.Router) {
+	t.Helper()
+	logger := slog.New(slog.DiscardHandler)
+	m, err := newDaemonMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := routerConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := testsite.New(t, testsite.Options{Logger: logger, Router: rc})
+	j, err := newStoreJournal(site.Store, logger, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	site.Wire(testsite.Hooks{Record: j.Record, OnOffer: onOffer})
+	return site.Store, j, site.Router
+}

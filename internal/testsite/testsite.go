@@ -6,7 +6,8 @@
 // journal tee does.
 //
 // It imports store, journey and router, so their own tests cannot use
-// it (an import cycle); the channels' tests (mail, sip, chat) use it.
+// it (an import cycle); the channels' tests (mail, sip, chat) and the
+// daemon's use it.
 package testsite
 
 import (
