@@ -75,6 +75,14 @@ func TestControlSetsDeskPasswords(t *testing.T) {
 	if err != nil || bcrypt.CompareHashAndPassword(u.PasswordHash, []byte("ein langes passwort")) != nil {
 		t.Errorf("stored %v %v", u, err)
 	}
+	// A reload makes mallory a login, and anna none.
+	c.SetLogins(Logins{Agents: []string{"mallory"}})
+	if code, body := put("mallory", `{"password_hash":"`+string(hash)+`"}`); code != 200 {
+		t.Errorf("mallory after the reload: %d %v", code, body)
+	}
+	if code, body := put("anna", `{"password_hash":"`+string(hash)+`"}`); code != 400 {
+		t.Errorf("anna after the reload: %d %v", code, body)
+	}
 }
 
 func TestHashPasswordRules(t *testing.T) {

@@ -86,7 +86,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many failed logins: try again in %d minutes", int(wait.Minutes())+1))
 		return
 	}
-	roles, err := checkLogin(s.deps.Store, s.deps.Logins, req.User, req.Password)
+	roles, err := checkLogin(s.deps.Store, *s.logins.Load(), req.User, req.Password)
 	if errors.Is(err, errBadLogin) {
 		s.limiter.failed(ip, req.User, now)
 		s.metrics.logins.WithLabelValues("refused").Inc()

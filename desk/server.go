@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +38,8 @@ type Deps struct {
 	// Mailer sends replies; nil answers replies with 503.
 	Mailer Mailer
 	// Chats is the message channel's agent side; nil when it is off.
-	Chats  Chats
+	Chats Chats
+	// Logins are who may log in at the start; SetLogins replaces them.
 	Logins Logins
 	// AwayReasons and WrapCodes are what agents choose from.
 	AwayReasons []string
@@ -65,6 +67,7 @@ type Server struct {
 	ready   atomic.Pointer[string] // nil when ready, else why not
 	metrics *metrics
 
+	logins   atomic.Pointer[Logins] // in force: Deps.Logins, then SetLogins's
 	sessions *sessions
 	limiter  *loginLimiter
 	events   *eventHub
@@ -88,6 +91,7 @@ func New(listen string, deps Deps) (*Server, error) {
 		deps.SessionTimeout = 12 * time.Hour
 	}
 	s := &Server{deps: deps, sessions: newSessions(deps.Store, deps.SessionTimeout), limiter: newLoginLimiter(), desk: newDesktop(deps.Agents), stopping: make(chan struct{})}
+	s.logins.Store(&deps.Logins)
 	// Before the metrics: the sessions gauge counts the restored ones.
 	if err := s.sessions.restore(context.Background(), deps.Logins, s.now(), deps.Logger); err != nil {
 		return nil, fmt.Errorf("desk: %w", err)
@@ -136,6 +140,31 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // ControlDeps.Sessions) and returns how many there were.
 func (s *Server) EndSessionsOf(ctx context.Context, user string) (int, error) {
 	return s.sessions.endUser(ctx, user, s.now())
+}
+
+// SetLogins puts a reloaded configuration's logins in force: a new login
+// can log in at once, and whoever is no longer a login, or has other
+// roles now, loses their sessions and logs in again as what they are
+// now. It returns the users whose sessions ended.
+func (s *Server) SetLogins(ctx context.Context, l Logins) ([]string, error) {
+	old := s.logins.Swap(&l)
+	var ended []string
+	var errs []error
+	for _, name := range old.names() {
+		if slices.Equal(old.Roles(name), l.Roles(name)) {
+			continue
+		}
+		// A login under way, checked against the old logins, is refused
+		// too: its session would be newer than the end.
+		n, err := s.EndSessionsOf(ctx, name)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if n > 0 {
+			ended = append(ended, name)
+		}
+	}
+	return ended, errors.Join(errs...)
 }
 
 // SetReady makes /readyz answer 200.

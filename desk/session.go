@@ -67,7 +67,7 @@ type sessions struct {
 
 // errPasswordChanged refuses a login that checked a password set anew
 // while it ran.
-var errPasswordChanged = errors.New("the password was set anew during the login: log in again")
+var errPasswordChanged = errors.New("the password or the roles changed during the login: log in again")
 
 func newSessions(st *store.Store, timeout time.Duration) *sessions {
 	return &sessions{byHash: map[[32]byte]*session{}, timeout: timeout, store: st, cutoff: map[string]time.Time{}}

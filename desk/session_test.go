@@ -331,3 +331,54 @@ func TestLoginRacingANewPasswordIsRefused(t *testing.T) {
 		t.Errorf("another user's login: %v", err)
 	}
 }
+
+// A reload's logins apply at once: a new agent logs in, someone removed
+// or given other roles loses their sessions, everyone else keeps theirs.
+func TestSetLogins(t *testing.T) {
+	env := startDesk(t)
+	setPasswords(t, env.store, time.Now(), "nina")
+	anna, bert, sven, ada := newBrowser(t, env.base), newBrowser(t, env.base), newBrowser(t, env.base), newBrowser(t, env.base)
+	anna.login("anna")
+	bert.login("bert")
+	sven.login("sven")
+	ada.login("ada")
+	nina := newBrowser(t, env.base)
+	code, body := nina.do("POST", "/api/desk/login", `{"user":"nina","password":"`+testPassword+`"}`)
+	expect(t, "nina before the reload", code, body, 401, "wrong user name or password")
+
+	// bert leaves, sven becomes an admin too, nina joins.
+	ended, err := env.srv.SetLogins(context.Background(), Logins{Agents: []string{"anna", "nina"}, Supervisors: []string{"sven"}, Admins: []string{"ada", "sven"}})
+	if err != nil || !slices.Equal(ended, []string{"bert", "sven"}) {
+		t.Errorf("sessions ended for %v (%v), want bert and sven", ended, err)
+	}
+	if me := nina.login("nina"); !slices.Equal(toStrings(me["roles"]), []string{"agent"}) {
+		t.Errorf("nina's roles %v", me["roles"])
+	}
+	for name, b := range map[string]*browser{"anna": anna, "ada": ada} {
+		if code, me := b.do("GET", "/api/desk/me", ""); code != 200 || me["user"] != name {
+			t.Errorf("%s after the reload: %d %v", name, code, me)
+		}
+	}
+	for name, b := range map[string]*browser{"bert": bert, "sven": sven} {
+		code, body := b.do("GET", "/api/desk/me", "")
+		expect(t, name+" after the reload", code, body, 401, "session expired or unknown: log in again")
+	}
+	code, body = bert.do("POST", "/api/desk/login", `{"user":"bert","password":"`+testPassword+`"}`)
+	expect(t, "bert, no longer a login", code, body, 401, "wrong user name or password")
+	if me := sven.login("sven"); !slices.Equal(toStrings(me["roles"]), []string{"supervisor", "admin"}) {
+		t.Errorf("sven's roles after logging in again: %v", me["roles"])
+	}
+	if got := storedSessions(t, env.store); got["bert"] != nil {
+		t.Errorf("bert's session still stored: %v", got)
+	}
+}
+
+func toStrings(v any) []string {
+	var out []string
+	list, _ := v.([]any)
+	for _, x := range list {
+		s, _ := x.(string)
+		out = append(out, s)
+	}
+	return out
+}

@@ -29,6 +29,11 @@ type Logins struct {
 	Admins      []string
 }
 
+// names lists every login once, in order.
+func (l Logins) names() []string {
+	return slices.Compact(slices.Sorted(slices.Values(slices.Concat(l.Agents, l.Supervisors, l.Admins))))
+}
+
 // Roles returns name's roles, none for a name that is no login.
 func (l Logins) Roles(name string) []string {
 	var roles []string

@@ -70,3 +70,50 @@ func TestDeskSessionSurvivesRestart(t *testing.T) {
 	anna.http.Jar.SetCookies(u, cookies)
 	me("after logout and a restart", 401)
 }
+
+// TestReloadAppliesDeskLogins: a reload's agents log in to the desk at
+// once (their password set through the running daemon), and a removed
+// agent's session ends and they can log in no more, without a restart.
+func TestReloadAppliesDeskLogins(t *testing.T) {
+	dir := t.TempDir()
+	agents := func(ids ...string) string {
+		var b strings.Builder
+		for _, id := range ids {
+			b.WriteString("[[agents]]\nid = \"" + id + "\"\nskills = { support = 1 }\n")
+		}
+		return b.String()
+	}
+	cfgPath := writeConfig(t, dir, agents("anna", "bert"))
+	d := startDaemon(t, cfgPath)
+	for _, user := range []string{"anna", "bert"} {
+		if status, out := runPasswd(t, deskPassword+"\n", "--config", cfgPath, user); status != 0 {
+			t.Fatalf("passwd %s: %d %s", user, status, out)
+		}
+	}
+	anna, bert := loginDesk(t, d.desk, "anna"), loginDesk(t, d.desk, "bert")
+	if status, out := runPasswd(t, deskPassword+"\n", "--config", cfgPath, "nina"); status == 0 {
+		t.Fatalf("passwd nina before the reload: %d %s", status, out)
+	}
+
+	writeConfig(t, dir, agents("anna", "nina"))
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.waitLog(t, "configuration reloaded")
+	if status, out := runPasswd(t, deskPassword+"\n", "--config", cfgPath, "nina"); status != 0 {
+		t.Fatalf("passwd nina after the reload: %d %s", status, out)
+	}
+	if code := deskLogin(t, d.desk, "nina", deskPassword); code != 200 {
+		t.Errorf("nina's login after the reload: %d", code)
+	}
+	if code, body := anna.try(t, http.MethodGet, "/api/desk/me", nil); code != 200 {
+		t.Errorf("anna after the reload: %d %s", code, body)
+	}
+	if code, body := bert.try(t, http.MethodGet, "/api/desk/me", nil); code != 401 {
+		t.Errorf("bert's session after he was removed: %d %s", code, body)
+	}
+	if code := deskLogin(t, d.desk, "bert", deskPassword); code != 401 {
+		t.Errorf("bert's login after he was removed: %d", code)
+	}
+	if _, metrics := get(t, d.desk+"/metrics"); !strings.Contains(metrics, `dirigent_router_agents{presence="offline"} 3`) {
+		t.Error("/metrics: want anna, bert (removed) and nina offline")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"reflect"
 	"runtime/debug"
+	"slices"
 	"syscall"
 	"time"
 
@@ -404,6 +405,7 @@ func (d *daemon) reload() {
 		d.logger.Warn("reload: this setting takes effect at the next restart", "key", key)
 	}
 	d.applyAgents(next)
+	d.applyLogins(next)
 	d.level.Set(logLevel(next.Log.Level))
 	d.cfg = next
 	d.metrics.reloads.WithLabelValues("applied").Inc()
@@ -432,8 +434,6 @@ func restartOnlyChanges(old, next *config.Config) []string {
 		{"control.socket", old.Control.Socket, next.Control.Socket},
 		{"desk.listen", old.Desk.Listen, next.Desk.Listen},
 		{"desk.api_tokens", old.Desk.APITokens, next.Desk.APITokens},
-		{"desk.supervisors", old.Desk.Supervisors, next.Desk.Supervisors},
-		{"desk.admins", old.Desk.Admins, next.Desk.Admins},
 		{"desk.away_reasons", old.Desk.AwayReasons, next.Desk.AwayReasons},
 		{"desk.wrap_codes", old.Desk.WrapCodes, next.Desk.WrapCodes},
 		{"desk.session_timeout", old.Desk.SessionTimeout, next.Desk.SessionTimeout},
@@ -447,22 +447,28 @@ func restartOnlyChanges(old, next *config.Config) []string {
 			keys = append(keys, s.key)
 		}
 	}
-	kept := map[string]bool{}
-	for _, a := range next.Agents {
-		kept[a.ID] = true
-	}
-	for _, a := range old.Agents {
-		if !kept[a.ID] {
-			keys = append(keys, "agents (removing "+a.ID+")")
-		}
+	for _, id := range removedAgents(old, next) {
+		keys = append(keys, "agents (forgetting "+id+", offline now)")
 	}
 	return keys
 }
 
+// removedAgents lists the agents of old that next has no more.
+func removedAgents(old, next *config.Config) []string {
+	var ids []string
+	for _, a := range old.Agents {
+		if !slices.ContainsFunc(next.Agents, func(n config.Agent) bool { return n.ID == a.ID }) {
+			ids = append(ids, a.ID)
+		}
+	}
+	return ids
+}
+
 // applyAgents gives the router the agents of a reloaded configuration:
-// new agents join, changed skills and capacities apply at once. With
-// changed skills the whole router needs a restart, which
-// restartOnlyChanges reports.
+// new agents join, changed skills and capacities apply at once, and
+// agents no longer configured go offline (the router forgets them at the
+// next restart). With changed skills the whole router needs a restart,
+// which restartOnlyChanges reports; then nothing applies.
 func (d *daemon) applyAgents(next *config.Config) {
 	if !reflect.DeepEqual(d.cfg.Skills, next.Skills) {
 		return
@@ -477,6 +483,32 @@ func (d *daemon) applyAgents(next *config.Config) {
 			d.logger.Error("reload: agent not applied", "agent", a.ID, "err", err)
 		}
 	}
+	for _, id := range removedAgents(d.cfg, next) {
+		if err := d.router.SetPresence(id, router.Offline, ""); err != nil {
+			d.logger.Error("reload: removed agent not set offline", "agent", id, "err", err)
+		}
+	}
+}
+
+// applyLogins puts the desk logins of a reloaded configuration in force
+// at once: its supervisors and admins, and those of its agents the router
+// has. Who is no longer a login, or has other roles, loses their desk
+// sessions.
+func (d *daemon) applyLogins(next *config.Config) {
+	logins := deskLogins(next)
+	routed := map[string]bool{}
+	for _, a := range d.router.Agents() {
+		routed[a.Agent] = true
+	}
+	logins.Agents = slices.DeleteFunc(logins.Agents, func(id string) bool { return !routed[id] })
+	ended, err := d.desk.SetLogins(context.Background(), logins)
+	if err != nil {
+		d.logger.Error("reload: desk sessions ended, their records not deleted", "err", err)
+	}
+	if len(ended) > 0 {
+		d.logger.Info("reload: desk sessions ended: no longer a login, or other roles", "users", ended)
+	}
+	d.control.SetLogins(logins)
 }
 
 func (d *daemon) configName() string {
