@@ -21,6 +21,7 @@ func TestDeskSessionSurvivesRestart(t *testing.T) {
 	}
 	d := startDaemon(t, cfgPath)
 	anna := loginDesk(t, d.desk, "anna")
+	presence := "offline"
 	me := func(what string, wantCode int) {
 		t.Helper()
 		code, body := anna.try(t, http.MethodGet, "/api/desk/me", nil)
@@ -35,8 +36,7 @@ func TestDeskSessionSurvivesRestart(t *testing.T) {
 			CSRFToken string `json:"csrf_token"`
 			Presence  string `json:"presence"`
 		}
-		// Agents start offline, logged in or not (README, Desk).
-		if err := json.Unmarshal(body, &m); err != nil || m.User != "anna" || m.CSRFToken != anna.csrf || m.Presence != "offline" {
+		if err := json.Unmarshal(body, &m); err != nil || m.User != "anna" || m.CSRFToken != anna.csrf || m.Presence != presence {
 			t.Errorf("%s: %s (csrf %q), %v", what, body, anna.csrf, err)
 		}
 	}
@@ -55,7 +55,14 @@ func TestDeskSessionSurvivesRestart(t *testing.T) {
 		t.Error("/metrics does not count the restored session")
 	}
 
+	// A planned restart keeps anna available.
+	presence = "available"
+	restart(syscall.SIGTERM)
+	me("after a planned restart while available", 200)
+
+	// After a crash agents start offline, logged in or not (README, Desk).
 	restart(syscall.SIGKILL)
+	presence = "offline"
 	me("after a crash", 200)
 
 	// The browser forgets the cookie at logout; a copy of it must not

@@ -329,6 +329,8 @@ func (d *daemon) run(ctx context.Context) error {
 		beat = t.C
 	}
 
+	d.takeUpPresence(time.Now())
+
 	d.desk.SetReady()
 	d.notify.send(sd.SdNotifyReady, d.status())
 	d.logger.Info("dirigent ready", "version", versionString(), "config", d.configName(),
@@ -361,6 +363,8 @@ loop:
 		}
 	}
 
+	// As the stop began: draining may change it.
+	presence, stoppedAt := d.router.Agents(), time.Now()
 	d.notify.send(sd.SdNotifyStopping, "STATUS=draining")
 	d.desk.SetNotReady("draining")
 	cancel()
@@ -378,6 +382,7 @@ loop:
 			d.logger.Error("drain", "err", err)
 		}
 	}
+	d.keepPresence(presence, stoppedAt)
 	if err := d.store.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("closing store: %w", err)
 	}

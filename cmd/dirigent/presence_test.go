@@ -1,0 +1,47 @@
+package main
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"dirigent/router"
+)
+
+// A start takes up the presence of a stop at most presenceKeptFor ago,
+// once; agents no longer configured are left out.
+func TestTakeUpPresence(t *testing.T) {
+	st, _, r := journalSite(t, nil)
+	d := &daemon{store: st, router: r, logger: slog.New(slog.DiscardHandler)}
+	demo := func() router.AgentStats {
+		for _, a := range r.Agents() {
+			if a.Agent == "demo" {
+				return a
+			}
+		}
+		t.Fatal("no agent demo")
+		return router.AgentStats{}
+	}
+	stop := time.Date(2026, 11, 23, 17, 0, 0, 0, time.UTC)
+	keep := func(p router.Presence) {
+		d.keepPresence([]router.AgentStats{{Agent: "demo", Presence: p, Reason: "break"}, {Agent: "gone", Presence: router.Available}}, stop)
+	}
+
+	keep(router.Away)
+	d.takeUpPresence(stop.Add(presenceKeptFor + time.Second))
+	if a := demo(); a.Presence != router.Offline {
+		t.Errorf("after a stop too long ago: %s", a.Presence)
+	}
+	keep(router.Away)
+	d.takeUpPresence(stop.Add(presenceKeptFor))
+	if a := demo(); a.Presence != router.Away || a.Reason != "break" {
+		t.Errorf("after a planned restart: %s (%s), want away (break)", a.Presence, a.Reason)
+	}
+	if err := r.SetPresence("demo", router.Offline, ""); err != nil {
+		t.Fatal(err)
+	}
+	d.takeUpPresence(stop.Add(time.Minute)) // taken already
+	if a := demo(); a.Presence != router.Offline {
+		t.Errorf("the same stop taken up twice: %s", a.Presence)
+	}
+}
