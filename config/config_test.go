@@ -131,7 +131,7 @@ skills = { b = 1 }
 		},
 		{
 			name: "desk logins, away reasons and wrap-up codes",
-			toml: "[desk]\nsupervisors = [\"Anna\"]\nadmins = [\"root\", \"root\"]\naway_reasons = [\"\"]\nwrap_codes = []\nsession_timeout = \"1s\"\ntrusted_proxies = [\"10.0.0.1\", \"proxy\"]\n",
+			toml: "[desk]\nsupervisors = [\"Anna\"]\nadmins = [\"root\", \"root\"]\naway_reasons = [\"\"]\nwrap_codes = []\nsession_timeout = \"1s\"\ntrusted_proxies = [\"10.0.0.1\", \"proxy\", \"10.0.0.1/08\", \"fe80::1%eth0\"]\n",
 			want: []string{
 				`t.toml:2: desk.supervisors[0]: login "Anna" must be lower-case letters, digits, '-' or '_'`,
 				`t.toml:3: desk.admins[1]: login "root" is defined twice`,
@@ -139,6 +139,8 @@ skills = { b = 1 }
 				`t.toml:5: desk.wrap_codes: at least one code: agents end every task with one`,
 				`t.toml:6: desk.session_timeout: at least 1m`,
 				`t.toml:7: desk.trusted_proxies[1]: "proxy" is not an address or CIDR such as 192.0.2.0/24`,
+				`t.toml:7: desk.trusted_proxies[2]: "10.0.0.1/08" is not an address or CIDR such as 192.0.2.0/24`,
+				`t.toml:7: desk.trusted_proxies[3]: "fe80::1%eth0" is not an address or CIDR such as 192.0.2.0/24`,
 			},
 		},
 		{

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -336,8 +337,21 @@ func checkListen(addr string) error {
 // address nor a CIDR.
 func checkAddrs(key string, list []string, bad func(key, format string, args ...any)) {
 	for i, s := range list {
-		if _, _, err := net.ParseCIDR(s); err != nil && net.ParseIP(s) == nil {
+		if !addrOrCIDR(s) {
 			bad(fmt.Sprintf("%s[%d]", key, i), "%q is not an address or CIDR such as 192.0.2.0/24", s)
 		}
 	}
+}
+
+// addrOrCIDR is whether s is an address or CIDR both for the net package
+// (SIP trunks) and for net/netip (trusted proxies), which differ at the
+// edges ("10.0.0.0/08", zones): what passes here starts either.
+func addrOrCIDR(s string) bool {
+	_, _, cidrErr := net.ParseCIDR(s)
+	if cidrErr == nil {
+		_, err := netip.ParsePrefix(s)
+		return err == nil
+	}
+	a, err := netip.ParseAddr(s)
+	return err == nil && a.Zone() == "" && net.ParseIP(s) != nil
 }

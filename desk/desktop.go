@@ -51,12 +51,28 @@ type desktop struct {
 }
 
 func newDesktop(agents []router.AgentSpec) *desktop {
-	d := &desktop{offers: map[string]router.Offer{}, tasks: map[uint64]*deskTask{}, agents: map[string]router.AgentSpec{}}
+	d := &desktop{offers: map[string]router.Offer{}, tasks: map[uint64]*deskTask{}}
+	d.setAgents(agents)
+	return d
+}
+
+// setAgents replaces the agents the admin page shows and changes; d.mu
+// is held, or d is new.
+func (d *desktop) setAgents(agents []router.AgentSpec) {
+	d.agents, d.order = map[string]router.AgentSpec{}, nil
 	for _, a := range agents {
 		d.agents[a.ID] = a
 		d.order = append(d.order, a.ID)
 	}
-	return d
+}
+
+// SetAgents puts a reloaded configuration's agents on the admin page:
+// new ones appear, removed ones go, changed skills and capacities show.
+func (s *Server) SetAgents(agents []router.AgentSpec) {
+	s.desk.mu.Lock()
+	s.desk.setAgents(agents)
+	s.desk.mu.Unlock()
+	s.publishWallboard()
 }
 
 func (d *desktop) offerTask(o router.Offer) deskTask {

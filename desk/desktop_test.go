@@ -971,6 +971,20 @@ func TestDeskWallboardAndAdmin(t *testing.T) {
 			t.Errorf("anna available, but the waiting task is not offered to her: %+v", a)
 		}
 	}
+
+	// A reload without bert and with nina: the admin page follows, and
+	// bert can no longer be made available there.
+	env.srv.SetAgents([]router.AgentSpec{{ID: "anna", Skills: map[string]int{"support": 1}}, {ID: "nina", Skills: map[string]int{"billing": 2}}})
+	_, adm = ada.do("GET", "/api/desk/admin", "")
+	var ids []string
+	for _, a := range adm["agents"].([]any) {
+		ids = append(ids, a.(map[string]any)["id"].(string))
+	}
+	if !slices.Equal(ids, []string{"anna", "nina"}) {
+		t.Errorf("agents on the admin page after the reload: %v", ids)
+	}
+	code, body := ada.do("PUT", "/api/desk/admin/agents/bert/presence", `{"presence":"available"}`)
+	expect(t, "bert after the reload", code, body, 404, `unknown agent "bert"`)
 }
 
 func TestDeskCustomerSearch(t *testing.T) {

@@ -186,6 +186,13 @@ func (s *Server) setAgentPresence(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	s.desk.mu.Lock()
+	_, ok := s.desk.agents[id]
+	s.desk.mu.Unlock()
+	if !ok { // not configured (any more: a reload removed them)
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown agent %q", id))
+		return
+	}
 	if err := s.deps.Router.SetPresence(id, p, req.Reason); err != nil {
 		writeRouterError(w, err)
 		return

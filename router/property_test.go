@@ -261,7 +261,7 @@ func TestRandomOperations(t *testing.T) {
 							customers[id] = to
 						}
 					}
-					if got := h.r.MoveCustomer(from, to, rng.IntN(3)); !slices.Equal(got, want) {
+					if got := h.r.MergeCustomer(from, to, rng.IntN(3)); !slices.Equal(got, want) {
 						t.Fatalf("merging %d into %d moved %v, want %v", from, to, got, want)
 					}
 					for i := range slots {

@@ -41,6 +41,13 @@ type Deps struct {
 	OnRevoke func(Offer)
 }
 
+// mergedInto is the customer someone was merged into, and that
+// customer's value tier then.
+type mergedInto struct {
+	customer uint64
+	tier     int
+}
+
 // Router is the universal queue. Its methods are safe for concurrent use.
 type Router struct {
 	mu   sync.Mutex
@@ -54,7 +61,8 @@ type Router struct {
 	queues   map[string]*queue
 	tclasses []*taskClass
 	tasks    map[uint64]*task
-	erased   map[uint64]bool // customers erased since the start: their tasks are refused
+	erased   map[uint64]bool       // customers erased since the start: their tasks are refused
+	merged   map[uint64]mergedInto // customers merged away since the start
 	timers   indexHeap[*timer]
 	seq      uint64
 	stats    *statsBook
@@ -182,6 +190,7 @@ func New(cfg Config, deps Deps) (*Router, error) {
 		queues:   map[string]*queue{},
 		tasks:    map[uint64]*task{},
 		erased:   map[uint64]bool{},
+		merged:   map[uint64]mergedInto{},
 		stats:    newStatsBook(thresholds(cfg)),
 	}
 	r.timers = indexHeap[*timer]{

@@ -180,31 +180,43 @@ func TestPriorityThenArrival(t *testing.T) {
 }
 
 // A merge moves the merged-away customer's waiting tasks to the kept
-// customer, at the kept customer's value tier.
-func TestMoveCustomer(t *testing.T) {
+// customer, at the kept customer's value tier, and so does a task of the
+// merged-away customer that comes later; an unmerge moves back what the
+// merge moved.
+func TestMergeCustomer(t *testing.T) {
 	cfg := basicConfig()
 	cfg.TierWeight = 10
+	cfg.Agents[0].Capacity = cap3(1, 5, 1)
 	h := newHarness(t, cfg)
-	h.must(h.r.Enqueue(Task{ID: 1, Queue: "support", Channel: Email, CustomerID: 7}))
-	h.advance(time.Second)
-	h.must(h.r.Enqueue(Task{ID: 2, Queue: "support", Channel: Email, CustomerID: 8}))
-	h.advance(time.Second)
-	h.must(h.r.Enqueue(Task{ID: 3, Queue: "support", Channel: Email, CustomerID: 8, ValueTier: 1}))
-	if got := h.r.MoveCustomer(8, 9, 2); !slices.Equal(got, []uint64{2, 3}) {
-		t.Errorf("moved %v, want [2 3]", got)
+	customerOf := func(id uint64) (uint64, int) { return h.r.tasks[id].CustomerID, h.r.tasks[id].ValueTier }
+	enqueue := func(id, customer uint64, tier int) {
+		t.Helper()
+		h.must(h.r.Enqueue(Task{ID: id, Queue: "support", Channel: Email, CustomerID: customer, ValueTier: tier}))
+		h.advance(time.Second)
 	}
-	if got := h.r.MoveCustomer(8, 9, 2); got != nil {
-		t.Errorf("moved %v again", got)
+	enqueue(1, 7, 0)
+	enqueue(2, 8, 0)
+	enqueue(3, 8, 1)
+	moved := h.r.MergeCustomer(8, 9, 2)
+	if !slices.Equal(moved, []uint64{2, 3}) {
+		t.Errorf("moved %v, want [2 3]", moved)
 	}
-	for _, id := range []uint64{2, 3} {
-		if tk := h.r.tasks[id]; tk.CustomerID != 9 || tk.ValueTier != 2 {
-			t.Errorf("task %d: customer %d tier %d, want 9 and 2", id, tk.CustomerID, tk.ValueTier)
+	enqueue(4, 8, 0) // identified as 8 just before the merge
+	for _, id := range []uint64{2, 3, 4} {
+		if c, tier := customerOf(id); c != 9 || tier != 2 {
+			t.Errorf("task %d after the merge: customer %d tier %d, want 9 and 2", id, c, tier)
+		}
+	}
+	h.r.UnmergeCustomer(8, 1, moved)
+	enqueue(5, 8, 0)
+	for id, want := range map[uint64][2]int{2: {8, 1}, 3: {8, 1}, 4: {9, 2}, 5: {8, 0}} {
+		if c, tier := customerOf(id); c != uint64(want[0]) || tier != want[1] {
+			t.Errorf("task %d after the unmerge: customer %d tier %d, want %v", id, c, tier, want)
 		}
 	}
 	h.must(h.r.SetPresence("anna", Available, ""))
-	order := h.acceptOffers(3, "anna")
-	if want := []uint64{2, 3, 1}; !slices.Equal(order, want) {
-		t.Errorf("order %v, want %v: the kept customer's tier first, then first come first served", order, want)
+	if order, want := h.acceptOffers(5, "anna"), []uint64{4, 2, 3, 1, 5}; !slices.Equal(order, want) {
+		t.Errorf("order %v, want %v: by tier, then first come first served", order, want)
 	}
 }
 
@@ -690,6 +702,10 @@ func TestEraseCustomer(t *testing.T) {
 		t.Errorf("a new task of the erased customer: %v", err)
 	}
 	h.must(task(12, 8, Email))
+	// Tasks by ID go too, whoever holds them now.
+	if got := h.r.EraseCustomer(99, 12); !slices.Equal(got, []uint64{12}) {
+		t.Errorf("customer 99 with task 12: %v, want [12]", got)
+	}
 }
 
 // TestEraseOffersNoneOfTheCustomer: an agent freed by the erasure of one

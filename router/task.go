@@ -23,7 +23,11 @@ func (r *Router) Enqueue(in Task) error {
 	if _, dup := r.tasks[in.ID]; dup {
 		return fmt.Errorf("%w: %d", ErrDuplicate, in.ID)
 	}
-	if r.erased[in.CustomerID] {
+	customer := in.CustomerID
+	if to, tier, ok := r.mergedCustomer(customer); ok {
+		in.CustomerID, in.ValueTier = to, tier
+	}
+	if r.erased[customer] || r.erased[in.CustomerID] {
 		return fmt.Errorf("task %d: %w", in.ID, ErrErased)
 	}
 	if in.Arrived.IsZero() {
@@ -299,7 +303,12 @@ func (r *Router) cancel(t *task, reason string, now time.Time) {
 // come back as a task afterwards. It returns the IDs of the tasks it
 // ended, or marked to end with their call, in order. Customer 0 is no
 // customer: tasks of unknown callers are nobody's.
-func (r *Router) EraseCustomer(customerID uint64) []uint64 {
+//
+// tasks are further tasks of the customer by their ID, which another
+// customer may hold in the router since (a merge undone after a restart):
+// they end in the same go, so that no agent freed by the erasure is
+// offered one of them.
+func (r *Router) EraseCustomer(customerID uint64, tasks ...uint64) []uint64 {
 	if customerID == 0 {
 		return nil
 	}
@@ -308,10 +317,15 @@ func (r *Router) EraseCustomer(customerID uint64) []uint64 {
 	r.erased[customerID] = true
 	var ts []*task
 	for _, t := range r.tasks {
-		if t.CustomerID == customerID {
+		if t.CustomerID == customerID || slices.Contains(tasks, t.ID) {
 			ts = append(ts, t)
 		}
 	}
+	return r.endErased(ts, now)
+}
+
+// endErased ends the tasks of an erasure and returns their IDs in order.
+func (r *Router) endErased(ts []*task, now time.Time) []uint64 {
 	// Waiting tasks first, then offered ones, then taken ones (the order
 	// of the states): an agent freed by one of them is offered the next
 	// task at once, and that must not be another of this customer's.
@@ -332,33 +346,68 @@ func (r *Router) EraseCustomer(customerID uint64) []uint64 {
 	return ids
 }
 
-// MoveCustomer gives the open tasks of customer from, who was merged
-// into customer to, to that customer and their value tier (the higher of
-// the two, after a merge): a waiting task takes its place by the new
-// priority. It returns the tasks moved.
-func (r *Router) MoveCustomer(from, to uint64, tier int) []uint64 {
-	if from == 0 || from == to {
+// MergeCustomer tells the router that customer from was merged into
+// customer to, whose value tier is now tier: from's open tasks become
+// to's and take their place by the new priority, and so does a task
+// enqueued for from later (one identified just before the merge), until
+// UnmergeCustomer. It returns the tasks moved.
+func (r *Router) MergeCustomer(from, to uint64, tier int) []uint64 {
+	if from == 0 || to == 0 || from == to {
 		return nil
 	}
 	r.lock()
 	defer r.unlock()
+	r.merged[from] = mergedInto{to, tier}
 	var ids []uint64
 	for _, t := range r.tasks {
-		if t.CustomerID != from {
-			continue
-		}
-		ids = append(ids, t.ID)
-		t.CustomerID = to
-		delta := float64(tier-t.ValueTier) * r.cfg.TierWeight
-		t.ValueTier = tier
-		t.prio += delta
-		t.key += delta
-		if t.parked == parkedInClass {
-			t.class.tasks.fix(t.heapPos)
+		if t.CustomerID == from {
+			r.moveTask(t, to, tier)
+			ids = append(ids, t.ID)
 		}
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// UnmergeCustomer undoes MergeCustomer: tasks for from are from's again,
+// and so are those of tasks (the ones the merge moved) still open, at
+// tier.
+func (r *Router) UnmergeCustomer(from uint64, tier int, tasks []uint64) {
+	r.lock()
+	defer r.unlock()
+	delete(r.merged, from)
+	for _, id := range tasks {
+		if t := r.tasks[id]; t != nil {
+			r.moveTask(t, from, tier)
+		}
+	}
+}
+
+// moveTask gives t to another customer, at their tier.
+func (r *Router) moveTask(t *task, customer uint64, tier int) {
+	t.CustomerID = customer
+	delta := float64(tier-t.ValueTier) * r.cfg.TierWeight
+	t.ValueTier = tier
+	t.prio += delta
+	t.key += delta
+	if t.parked == parkedInClass {
+		t.class.tasks.fix(t.heapPos)
+	}
+}
+
+// mergedCustomer is who customer is since merges, and at which tier;
+// ok is false when customer was not merged away.
+func (r *Router) mergedCustomer(customer uint64) (to uint64, tier int, ok bool) {
+	// A chain of merges is short; the bound only guards against a cycle
+	// of merges and undos.
+	for range 64 {
+		m, merged := r.merged[customer]
+		if !merged {
+			break
+		}
+		customer, tier, ok = m.customer, m.tier, true
+	}
+	return customer, tier, ok
 }
 
 // release frees the agent of an assigned or wrapping task at once and

@@ -263,8 +263,10 @@ func (in *intake) writeLoop() {
 			continue
 		case <-in.s.closing:
 			// Without its zeros, so that the next start finds the file as
-			// it was written.
-			in.f.Truncate(in.size)
+			// it was written (the zeros would do no harm: replay stops there).
+			if err := in.f.Truncate(in.size); err != nil {
+				in.s.logger.Warn("intake log: zeros after the last record not cut off", "err", err)
+			}
 			in.f.Close()
 			return
 		}
@@ -352,13 +354,16 @@ func (in *intake) write(buf []byte) error {
 		// A page per write: the kernel caches a larger write in a larger
 		// folio, and every later record written into it would dirty, and
 		// have the sync write back, the whole folio (ten times the bytes).
-		page := os.Getpagesize()
-		for off := 0; off < intakeGrow; off += page {
-			if _, err := in.f.WriteAt(intakeZeros[:page], end+int64(off)); err != nil {
+		page := int64(os.Getpagesize())
+		off := end
+		for off < end+intakeGrow {
+			n := page - off%page // to the next page's start
+			if _, err := in.f.WriteAt(intakeZeros[:n], off); err != nil {
 				return err
 			}
+			off += n
 		}
-		in.zeroed = end + intakeGrow
+		in.zeroed = off
 	}
 	return unix.Fdatasync(int(in.f.Fd()))
 }

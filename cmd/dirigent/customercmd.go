@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"dirigent/chat"
@@ -24,6 +25,36 @@ type customerAdmin struct {
 	router *router.Router
 	chat   *chat.Channel // nil when off
 	desk   interface{ ForgetTasks(ids []uint64) }
+	moved  *mergeMoves
+}
+
+// mergeMoves remembers, per merge, the open tasks it gave the kept
+// customer, so that undoing it gives them back. A restart needs none of
+// it: the open-task index names each task's customer at its creation,
+// and followMerges follows only merges not undone.
+type mergeMoves struct {
+	mu      sync.Mutex
+	byMerge map[uint64][]uint64
+}
+
+func (m *mergeMoves) put(merge uint64, tasks []uint64) {
+	if len(tasks) == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.byMerge == nil {
+		m.byMerge = map[uint64][]uint64{}
+	}
+	m.byMerge[merge] = tasks
+}
+
+func (m *mergeMoves) take(merge uint64) []uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	tasks := m.byMerge[merge]
+	delete(m.byMerge, merge)
+	return tasks
 }
 
 // EraseCustomer erases through the journal, then lets go of what the
@@ -41,12 +72,17 @@ func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.Eras
 	}
 	tasks := indexed
 	// With the customers merged into this one earlier: their chats and
-	// tasks still name them.
-	for _, c := range append([]uint64{id}, n.Merged...) {
+	// tasks still name them. The indexed tasks go by ID: the router may
+	// have given them to another customer (a merge undone since a restart).
+	for i, c := range append([]uint64{id}, n.Merged...) {
 		if a.chat != nil {
 			a.chat.ForgetCustomer(c)
 		}
-		tasks = append(tasks, a.router.EraseCustomer(c)...)
+		var byID []uint64
+		if i == 0 {
+			byID = indexed
+		}
+		tasks = append(tasks, a.router.EraseCustomer(c, byID...)...)
 	}
 	slices.Sort(tasks)
 	tasks = slices.Compact(tasks)
@@ -58,9 +94,9 @@ func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.Eras
 }
 
 // MergeCustomers merges in the store, then gives the merged-away
-// customer's open tasks to the kept customer, whose value tier then
-// ranks them. (A restart does the same for the open tasks it queues
-// again: followMerges.)
+// customer's open tasks, and any the router gets for them later, to the
+// kept customer, whose value tier then ranks them. (A restart does the
+// same for the open tasks it queues again: followMerges.)
 func (a customerAdmin) MergeCustomers(ctx context.Context, keep, other uint64, at time.Time) (*store.Merge, error) {
 	rec, err := a.Store.MergeCustomers(ctx, keep, other, at)
 	if err != nil {
@@ -68,8 +104,20 @@ func (a customerAdmin) MergeCustomers(ctx context.Context, keep, other uint64, a
 	}
 	// Not found: erased meanwhile, and with them, as merged, these tasks.
 	if c, err := a.Store.Customer(keep); err == nil {
-		a.router.MoveCustomer(other, keep, c.ValueTier)
+		a.moved.put(rec.ID, a.router.MergeCustomer(other, keep, c.ValueTier))
 	}
+	return rec, nil
+}
+
+// UnmergeCustomers undoes a merge in the store, then gives the restored
+// customer back the open tasks the merge gave away; tasks that came
+// later stay with the kept customer, as their contacts do.
+func (a customerAdmin) UnmergeCustomers(ctx context.Context, mergeID uint64, at time.Time) (*store.Merge, error) {
+	rec, err := a.Store.UnmergeCustomers(ctx, mergeID, at)
+	if err != nil {
+		return nil, err
+	}
+	a.router.UnmergeCustomer(rec.Merged.ID, rec.Merged.ValueTier, a.moved.take(mergeID))
 	return rec, nil
 }
 

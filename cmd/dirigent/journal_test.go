@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"reflect"
@@ -25,30 +26,24 @@ func TestJournalInStore(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- j.Run(ctx) }()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(r.SetPresence("demo", router.Available, ""))
-	must(r.Enqueue(router.Task{ID: 1, Queue: "support", Channel: router.Email}))
-	must(r.Accept(1, "demo"))
-	must(r.Complete(1))
-	must(r.Enqueue(router.Task{ID: 2, Queue: "billing", Channel: router.Voice}))
-	must(r.Decline(2, "demo"))
-	must(r.Cancel(2, router.ReasonAbandoned))
-	must(r.Enqueue(router.Task{ID: 3, Queue: "support", Channel: router.Email, CustomerID: 42}))
-	must(r.Accept(3, "demo"))
-	must(r.Enqueue(router.Task{ID: 4, Queue: "billing", Channel: router.Email}))
+	noErr(t, r.SetPresence("demo", router.Available, ""))
+	noErr(t, r.Enqueue(router.Task{ID: 1, Queue: "support", Channel: router.Email}))
+	noErr(t, r.Accept(1, "demo"))
+	noErr(t, r.Complete(1))
+	noErr(t, r.Enqueue(router.Task{ID: 2, Queue: "billing", Channel: router.Voice}))
+	noErr(t, r.Decline(2, "demo"))
+	noErr(t, r.Cancel(2, router.ReasonAbandoned))
+	noErr(t, r.Enqueue(router.Task{ID: 3, Queue: "support", Channel: router.Email, CustomerID: 42}))
+	noErr(t, r.Accept(3, "demo"))
+	noErr(t, r.Enqueue(router.Task{ID: 4, Queue: "billing", Channel: router.Email}))
 	cancel()
-	must(<-done)
+	noErr(t, <-done)
 
 	// What a restarted daemon reads back.
 	again, err := newStoreJournal(st, j.logger, j.metrics)
-	must(err)
+	noErr(t, err)
 	events, err := again.history(time.Time{})
-	must(err)
+	noErr(t, err)
 	if len(events) != 15 {
 		t.Fatalf("%d events stored, want 15: %+v", len(events), events)
 	}
@@ -58,9 +53,9 @@ func TestJournalInStore(t *testing.T) {
 		t.Errorf("open tasks after restart: %+v", open)
 	}
 	cfg, err := config.Default()
-	must(err)
+	noErr(t, err)
 	rc, err := routerConfig(cfg)
-	must(err)
+	noErr(t, err)
 	live := r.Stats()
 	for i, got := range router.Recompute(rc, events, time.Now()) {
 		live[i].Waiting, live[i].LongestWait = 0, 0
@@ -83,31 +78,25 @@ func TestJournalInStore(t *testing.T) {
 func TestEraseCustomerBeforeTheJournalWrites(t *testing.T) {
 	ctx := context.Background()
 	st, j, r := journalSite(t, nil)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	flush := func() { j.write(j.drain()) }
 	joe, other, josef := &store.Customer{Name: "Joe"}, &store.Customer{Name: "Other"}, &store.Customer{Name: "Josef"}
-	must(st.CreateCustomer(ctx, joe))
-	must(st.CreateCustomer(ctx, other))
-	must(st.CreateCustomer(ctx, josef))
+	noErr(t, st.CreateCustomer(ctx, joe))
+	noErr(t, st.CreateCustomer(ctx, other))
+	noErr(t, st.CreateCustomer(ctx, josef))
 
-	must(r.SetPresence("demo", router.Available, ""))
-	must(r.Enqueue(router.Task{ID: 1, Queue: "support", Channel: router.Voice, CustomerID: joe.ID}))
-	must(r.Accept(1, "demo")) // Joe's call, in progress
-	must(r.Enqueue(router.Task{ID: 2, Queue: "support", Channel: router.Email, CustomerID: joe.ID}))
-	must(r.Enqueue(router.Task{ID: 3, Queue: "billing", Channel: router.Email, CustomerID: other.ID}))
-	must(r.Enqueue(router.Task{ID: 4, Queue: "support", Channel: router.Email, CustomerID: josef.ID}))
+	noErr(t, r.SetPresence("demo", router.Available, ""))
+	noErr(t, r.Enqueue(router.Task{ID: 1, Queue: "support", Channel: router.Voice, CustomerID: joe.ID}))
+	noErr(t, r.Accept(1, "demo")) // Joe's call, in progress
+	noErr(t, r.Enqueue(router.Task{ID: 2, Queue: "support", Channel: router.Email, CustomerID: joe.ID}))
+	noErr(t, r.Enqueue(router.Task{ID: 3, Queue: "billing", Channel: router.Email, CustomerID: other.ID}))
+	noErr(t, r.Enqueue(router.Task{ID: 4, Queue: "support", Channel: router.Email, CustomerID: josef.ID}))
 	if _, err := st.MergeCustomers(ctx, joe.ID, josef.ID, time.Now()); err != nil { // Josef is Joe
 		t.Fatal(err)
 	}
 	openTasks := func() map[uint64]uint64 { // task → customer
 		t.Helper()
 		open := map[uint64]uint64{}
-		must(st.OpenTasks(func(id uint64, p []byte) error { open[id] = taskCustomer(p); return nil }))
+		noErr(t, st.OpenTasks(func(id uint64, p []byte) error { open[id] = taskCustomer(p); return nil }))
 		return open
 	}
 	if open := openTasks(); len(open) != 0 {
@@ -115,7 +104,7 @@ func TestEraseCustomerBeforeTheJournalWrites(t *testing.T) {
 	}
 
 	var offDesk forgotten
-	admin := customerAdmin{Store: st, storeJournal: j, router: r, desk: &offDesk}
+	admin := customerAdmin{Store: st, storeJournal: j, router: r, desk: &offDesk, moved: &mergeMoves{}}
 	if _, err := admin.EraseCustomer(ctx, joe.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -130,13 +119,13 @@ func TestEraseCustomerBeforeTheJournalWrites(t *testing.T) {
 	if open := openTasks(); !maps.Equal(open, map[uint64]uint64{3: other.ID}) {
 		t.Errorf("open-task index after the erasure (task → customer) %v, want only task 3 of customer %d", open, other.ID)
 	}
-	must(r.End(1)) // Joe hangs up
+	noErr(t, r.End(1)) // Joe hangs up
 	flush()
 	if open := openTasks(); !maps.Equal(open, map[uint64]uint64{3: other.ID}) {
 		t.Errorf("open-task index after the call (task → customer) %v, want only task 3", open)
 	}
 	events, err := j.history(time.Time{})
-	must(err)
+	noErr(t, err)
 	ended := map[uint64]string{}
 	for _, e := range events {
 		if e.Customer != 0 {
@@ -169,26 +158,20 @@ func TestMergeMovesOpenTasks(t *testing.T) {
 	ctx := context.Background()
 	offers := make(chan router.Offer, 10)
 	st, j, r := journalSite(t, func(o router.Offer) { offers <- o })
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	gold, josef, other := &store.Customer{Name: "Joe", ValueTier: 2}, &store.Customer{Name: "Josef"}, &store.Customer{Name: "Other"}
-	must(st.CreateCustomer(ctx, gold))
-	must(st.CreateCustomer(ctx, josef))
-	must(st.CreateCustomer(ctx, other))
+	noErr(t, st.CreateCustomer(ctx, gold))
+	noErr(t, st.CreateCustomer(ctx, josef))
+	noErr(t, st.CreateCustomer(ctx, other))
 	at := time.Now()
-	must(r.Enqueue(router.Task{ID: 1, Queue: "support", Channel: router.Email, CustomerID: other.ID, Arrived: at}))
-	must(r.Enqueue(router.Task{ID: 2, Queue: "support", Channel: router.Email, CustomerID: josef.ID, Arrived: at.Add(time.Second)}))
+	noErr(t, r.Enqueue(router.Task{ID: 1, Queue: "support", Channel: router.Email, CustomerID: other.ID, Arrived: at}))
+	noErr(t, r.Enqueue(router.Task{ID: 2, Queue: "support", Channel: router.Email, CustomerID: josef.ID, Arrived: at.Add(time.Second)}))
 	j.write(j.drain())
 
-	admin := customerAdmin{Store: st, storeJournal: j, router: r, desk: &forgotten{}}
+	admin := customerAdmin{Store: st, storeJournal: j, router: r, desk: &forgotten{}, moved: &mergeMoves{}}
 	if _, err := admin.MergeCustomers(ctx, gold.ID, josef.ID, time.Now()); err != nil { // Josef is Joe
 		t.Fatal(err)
 	}
-	must(r.SetPresence("demo", router.Available, ""))
+	noErr(t, r.SetPresence("demo", router.Available, ""))
 	if o := <-offers; o.TaskID != 2 {
 		t.Errorf("offered task %d first, want 2: Josef's mail is now gold customer Joe's", o.TaskID)
 	}
@@ -205,6 +188,48 @@ func TestMergeMovesOpenTasks(t *testing.T) {
 	}
 	if u := byTask[1]; u.CustomerID != other.ID || u.ValueTier != 0 {
 		t.Errorf("task 1 queued again for customer %d at tier %d, want %d at 0", u.CustomerID, u.ValueTier, other.ID)
+	}
+}
+
+// TestUnmergeGivesTasksBack: undoing a merge gives the restored customer
+// back the open tasks the merge moved, so that erasing them then ends
+// those tasks too.
+func TestUnmergeGivesTasksBack(t *testing.T) {
+	ctx := context.Background()
+	st, j, r := journalSite(t, nil)
+	joe, josef := &store.Customer{Name: "Joe"}, &store.Customer{Name: "Josef"}
+	noErr(t, st.CreateCustomer(ctx, joe))
+	noErr(t, st.CreateCustomer(ctx, josef))
+	noErr(t, r.Enqueue(router.Task{ID: 1, Queue: "support", Channel: router.Email, CustomerID: josef.ID}))
+	j.write(j.drain())
+	admin := customerAdmin{Store: st, storeJournal: j, router: r, desk: &forgotten{}, moved: &mergeMoves{}}
+	rec, err := admin.MergeCustomers(ctx, joe.ID, josef.ID, time.Now())
+	noErr(t, err)
+	_, err = admin.UnmergeCustomers(ctx, rec.ID, time.Now()) // not the same person after all
+	noErr(t, err)
+	_, err = admin.EraseCustomer(ctx, josef.ID)
+	noErr(t, err)
+	if err := r.Cancel(1, router.ReasonAbandoned); !errors.Is(err, router.ErrUnknownTask) {
+		t.Errorf("Josef's task after his erasure: %v, want it gone", err)
+	}
+
+	// A restart between merge and unmerge: the recovered task is the kept
+	// customer's in the router (followMerges), and the unmerge knows of no
+	// move. The open-task index still names the erased customer.
+	ben, benno := &store.Customer{Name: "Ben"}, &store.Customer{Name: "Benno"}
+	noErr(t, st.CreateCustomer(ctx, ben))
+	noErr(t, st.CreateCustomer(ctx, benno))
+	noErr(t, r.Enqueue(router.Task{ID: 2, Queue: "support", Channel: router.Email, CustomerID: benno.ID}))
+	j.write(j.drain())
+	rec, err = st.MergeCustomers(ctx, ben.ID, benno.ID, time.Now())
+	noErr(t, err)
+	r.MergeCustomer(benno.ID, ben.ID, 0) // as followMerges and the restart left it
+	_, err = admin.UnmergeCustomers(ctx, rec.ID, time.Now())
+	noErr(t, err)
+	_, err = admin.EraseCustomer(ctx, benno.ID)
+	noErr(t, err)
+	if err := r.Cancel(2, router.ReasonAbandoned); !errors.Is(err, router.ErrUnknownTask) {
+		t.Errorf("Benno's task after his erasure: %v, want it gone", err)
 	}
 }
 
@@ -234,4 +259,12 @@ func journalSite(t *testing.T, onOffer func(router.Offer)) (*store.Store, *store
 	}
 	site.Wire(testsite.Hooks{Record: j.Record, OnOffer: onOffer})
 	return site.Store, j, site.Router
+}
+
+// noErr fails the test on err.
+func noErr(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }

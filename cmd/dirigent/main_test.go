@@ -42,8 +42,6 @@ func dirigentCmd(t *testing.T, env []string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// writeConfig writes a config for a test daemon: loopback, port 0, json
-// logs, the store and socket in dir.
 // setInConfig adds TOML lines to a section that writeConfig wrote.
 func setInConfig(t *testing.T, path, section, lines string) {
 	t.Helper()
@@ -55,6 +53,8 @@ func setInConfig(t *testing.T, path, section, lines string) {
 	writeFile(t, path, strings.Replace(text, header, header+lines, 1))
 }
 
+// writeConfig writes a config for a test daemon: loopback, port 0, json
+// logs, the store and socket in dir.
 func writeConfig(t *testing.T, dir, extra string) string {
 	t.Helper()
 	path := filepath.Join(dir, "dirigent.toml")

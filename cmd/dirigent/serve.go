@@ -232,7 +232,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		Logger:       logger.With("component", "control"),
 		Store:        d.store,
 		Journey:      d.journey,
-		Customers:    customerAdmin{d.store, d.journal, d.router, d.chat, d.desk},
+		Customers:    customerAdmin{Store: d.store, storeJournal: d.journal, router: d.router, chat: d.chat, desk: d.desk, moved: &mergeMoves{}},
 		Passwords:    d.store,
 		Logins:       deskLogins(cfg),
 		Sessions:     d.desk,
@@ -411,6 +411,7 @@ func (d *daemon) reload() {
 	}
 	d.applyAgents(next)
 	d.applyLogins(next)
+	d.retireAgents(next)
 	d.level.Set(logLevel(next.Log.Level))
 	d.cfg = next
 	d.metrics.reloads.WithLabelValues("applied").Inc()
@@ -470,10 +471,9 @@ func removedAgents(old, next *config.Config) []string {
 }
 
 // applyAgents gives the router the agents of a reloaded configuration:
-// new agents join, changed skills and capacities apply at once, and
-// agents no longer configured go offline (the router forgets them at the
-// next restart). With changed skills the whole router needs a restart,
-// which restartOnlyChanges reports; then nothing applies.
+// new agents join, changed skills and capacities apply at once. With
+// changed skills the whole router needs a restart, which
+// restartOnlyChanges reports; then nothing applies.
 func (d *daemon) applyAgents(next *config.Config) {
 	if !reflect.DeepEqual(d.cfg.Skills, next.Skills) {
 		return
@@ -488,6 +488,13 @@ func (d *daemon) applyAgents(next *config.Config) {
 			d.logger.Error("reload: agent not applied", "agent", a.ID, "err", err)
 		}
 	}
+	d.desk.SetAgents(rc.Agents)
+}
+
+// retireAgents sets the agents a reloaded configuration no longer has
+// offline, once applyLogins has ended their desk sessions; the router
+// forgets them at the next restart.
+func (d *daemon) retireAgents(next *config.Config) {
 	for _, id := range removedAgents(d.cfg, next) {
 		if err := d.router.SetPresence(id, router.Offline, ""); err != nil {
 			d.logger.Error("reload: removed agent not set offline", "agent", id, "err", err)

@@ -45,45 +45,64 @@ func TestOf(t *testing.T) {
 }
 
 func TestParseProxiesRefuses(t *testing.T) {
-	for _, s := range []string{"", "localhost", "10.0.0.0/33", "192.0.2.1:80", "fe80::/129"} {
+	for _, s := range []string{"", "localhost", "10.0.0.0/33", "192.0.2.1:80", "fe80::/129", "10.0.0.1/08"} {
 		if _, err := ParseProxies([]string{s}); err == nil || !strings.Contains(err.Error(), "is not an address or CIDR") {
 			t.Errorf("ParseProxies(%q) = %v", s, err)
 		}
 	}
 }
 
-// Whatever a client sends, the answer is an address: the peer's or one
-// from the header.
+// FuzzOf checks Of against the rule spelled out once more, simply: the
+// peer, unless it is a proxy; then the first entry from the right of all
+// X-Forwarded-For values that is not a proxy, where reading stops at an
+// entry that is no address (its writer, the last proxy read, is the
+// answer), and the farthest proxy when all are proxies.
 func FuzzOf(f *testing.F) {
-	f.Add("127.0.0.1:1", "203.0.113.9, 10.0.0.1")
-	f.Add("[::1]:1", "[2001:db8::1]:4711,garbage")
-	f.Add("198.51.100.7:5000", "1.2.3.4")
+	f.Add("127.0.0.1:1", "203.0.113.9, 10.0.0.1", "")
+	f.Add("[::1]:1", "[2001:db8::1]:4711,garbage", "10.0.0.2")
+	f.Add("198.51.100.7:5000", "1.2.3.4", "")
+	f.Add("[::ffff:127.0.0.1]:1", "1.2.3.4, 203.0.113.9", "10.1.1.1, ::ffff:10.2.2.2")
 	proxies, err := ParseProxies([]string{"127.0.0.0/8", "::1", "10.0.0.0/8"})
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Fuzz(func(t *testing.T, peer, xff string) {
-		r := &http.Request{RemoteAddr: peer, Header: http.Header{"X-Forwarded-For": {xff}}}
-		got := proxies.Of(r)
+	f.Fuzz(func(t *testing.T, peer, first, second string) {
+		header := http.Header{}
+		for _, v := range []string{first, second} {
+			if v != "" {
+				header.Add("X-Forwarded-For", v)
+			}
+		}
+		got := proxies.Of(&http.Request{RemoteAddr: peer, Header: header})
 		from, err := netip.ParseAddrPort(peer)
 		if err != nil {
-			return // no address to check against: the peer's text comes back
+			return // no address: Of answers with the peer's text, unchecked
 		}
-		peerAddr := from.Addr().Unmap().WithZone("")
-		if !proxies.trusted(peerAddr) {
-			if got != peerAddr.String() {
-				t.Fatalf("Of(%q, %q) = %q: a stranger's header believed", peer, xff, got)
+		want := from.Addr().Unmap().WithZone("")
+		if proxies.trusted(want) {
+			var entries []string
+			for _, v := range header.Values("X-Forwarded-For") {
+				entries = append(entries, strings.Split(v, ",")...)
 			}
-			return
-		}
-		candidates := map[string]bool{peerAddr.String(): true}
-		for _, h := range strings.Split(xff, ",") {
-			if a, ok := parseHop(strings.TrimSpace(h)); ok {
-				candidates[a.String()] = true
+		walk:
+			for i := len(entries) - 1; i >= 0; i-- {
+				e := strings.TrimSpace(entries[i])
+				a, err := netip.ParseAddr(e)
+				if err != nil {
+					ap, err := netip.ParseAddrPort(e)
+					if err != nil {
+						break walk
+					}
+					a = ap.Addr()
+				}
+				want = a.Unmap().WithZone("")
+				if !proxies.trusted(want) {
+					break walk
+				}
 			}
 		}
-		if !candidates[got] {
-			t.Fatalf("Of(%q, %q) = %q: neither the peer nor in the header", peer, xff, got)
+		if got != want.String() {
+			t.Fatalf("Of(%q, %q, %q) = %s, want %s", peer, first, second, got, want)
 		}
 	})
 }
