@@ -167,7 +167,9 @@ func (s *Server) setAgentSkills(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.desk.mu.Lock()
-	s.desk.agents[id] = spec
+	if _, ok := s.desk.agents[id]; ok { // not removed by a reload meanwhile
+		s.desk.agents[id] = spec
+	}
 	s.desk.mu.Unlock()
 	s.deps.Logger.Info("agent skills changed on the desk", "agent", id, "skills", req.Skills, "by", sessionOf(r).user)
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "skills": spec.Skills})

@@ -317,7 +317,12 @@ func (r *Router) EraseCustomer(customerID uint64, tasks ...uint64) []uint64 {
 	r.erased[customerID] = true
 	var ts []*task
 	for _, t := range r.tasks {
-		if t.CustomerID == customerID || slices.Contains(tasks, t.ID) {
+		if t.CustomerID == customerID {
+			ts = append(ts, t)
+		}
+	}
+	for _, id := range tasks {
+		if t := r.tasks[id]; t != nil && t.CustomerID != customerID && !slices.Contains(ts, t) {
 			ts = append(ts, t)
 		}
 	}
@@ -369,9 +374,23 @@ func (r *Router) MergeCustomer(from, to uint64, tier int) []uint64 {
 	return ids
 }
 
+// CustomerTasks returns the IDs of a customer's open tasks, in order.
+func (r *Router) CustomerTasks(customer uint64) []uint64 {
+	r.lock()
+	defer r.unlock()
+	var ids []uint64
+	for _, t := range r.tasks {
+		if t.CustomerID == customer {
+			ids = append(ids, t.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // UnmergeCustomer undoes MergeCustomer: tasks for from are from's again,
-// and so are those of tasks (the ones the merge moved) still open, at
-// tier.
+// and so are those of tasks (the ones whose contacts went back) still
+// open, at tier.
 func (r *Router) UnmergeCustomer(from uint64, tier int, tasks []uint64) {
 	r.lock()
 	defer r.unlock()

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"dirigent/chat"
@@ -25,36 +24,6 @@ type customerAdmin struct {
 	router *router.Router
 	chat   *chat.Channel // nil when off
 	desk   interface{ ForgetTasks(ids []uint64) }
-	moved  *mergeMoves
-}
-
-// mergeMoves remembers, per merge, the open tasks it gave the kept
-// customer, so that undoing it gives them back. A restart needs none of
-// it: the open-task index names each task's customer at its creation,
-// and followMerges follows only merges not undone.
-type mergeMoves struct {
-	mu      sync.Mutex
-	byMerge map[uint64][]uint64
-}
-
-func (m *mergeMoves) put(merge uint64, tasks []uint64) {
-	if len(tasks) == 0 {
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.byMerge == nil {
-		m.byMerge = map[uint64][]uint64{}
-	}
-	m.byMerge[merge] = tasks
-}
-
-func (m *mergeMoves) take(merge uint64) []uint64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	tasks := m.byMerge[merge]
-	delete(m.byMerge, merge)
-	return tasks
 }
 
 // EraseCustomer erases through the journal, then lets go of what the
@@ -72,15 +41,16 @@ func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.Eras
 	}
 	tasks := indexed
 	// With the customers merged into this one earlier: their chats and
-	// tasks still name them. The indexed tasks go by ID: the router may
-	// have given them to another customer (a merge undone since a restart).
+	// tasks still name them. The erased contacts' tasks, and the indexed
+	// ones, go by ID too: the router may hold them for another customer
+	// (a merge, or one undone).
 	for i, c := range append([]uint64{id}, n.Merged...) {
 		if a.chat != nil {
 			a.chat.ForgetCustomer(c)
 		}
 		var byID []uint64
 		if i == 0 {
-			byID = indexed
+			byID = append(slices.Clone(indexed), n.Contacts...)
 		}
 		tasks = append(tasks, a.router.EraseCustomer(c, byID...)...)
 	}
@@ -104,20 +74,28 @@ func (a customerAdmin) MergeCustomers(ctx context.Context, keep, other uint64, a
 	}
 	// Not found: erased meanwhile, and with them, as merged, these tasks.
 	if c, err := a.Store.Customer(keep); err == nil {
-		a.moved.put(rec.ID, a.router.MergeCustomer(other, keep, c.ValueTier))
+		a.router.MergeCustomer(other, keep, c.ValueTier)
 	}
 	return rec, nil
 }
 
 // UnmergeCustomers undoes a merge in the store, then gives the restored
-// customer back the open tasks the merge gave away; tasks that came
-// later stay with the kept customer, as their contacts do.
+// customer back the open tasks whose contacts went back to them (a
+// task's ID is its contact's); tasks that came later stay with the kept
+// customer, as their contacts do. The contacts say it, not this
+// process's memory of the merge, which a restart since would have lost.
 func (a customerAdmin) UnmergeCustomers(ctx context.Context, mergeID uint64, at time.Time) (*store.Merge, error) {
 	rec, err := a.Store.UnmergeCustomers(ctx, mergeID, at)
 	if err != nil {
 		return nil, err
 	}
-	a.router.UnmergeCustomer(rec.Merged.ID, rec.Merged.ValueTier, a.moved.take(mergeID))
+	var back []uint64
+	for _, id := range a.router.CustomerTasks(rec.Keep) {
+		if c, err := a.Store.Contact(id); err == nil && c.CustomerID == rec.Merged.ID {
+			back = append(back, id)
+		}
+	}
+	a.router.UnmergeCustomer(rec.Merged.ID, rec.Merged.ValueTier, back)
 	return rec, nil
 }
 

@@ -33,6 +33,11 @@ func TestTakeUpPresence(t *testing.T) {
 		t.Errorf("after a stop too long ago: %s", a.Presence)
 	}
 	keep(router.Away)
+	d.takeUpPresence(stop.Add(-time.Minute)) // the clock went back
+	if a := demo(); a.Presence != router.Offline {
+		t.Errorf("after a stop in the future: %s", a.Presence)
+	}
+	keep(router.Away)
 	d.takeUpPresence(stop.Add(presenceKeptFor))
 	if a := demo(); a.Presence != router.Away || a.Reason != "break" {
 		t.Errorf("after a planned restart: %s (%s), want away (break)", a.Presence, a.Reason)

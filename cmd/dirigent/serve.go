@@ -232,7 +232,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		Logger:       logger.With("component", "control"),
 		Store:        d.store,
 		Journey:      d.journey,
-		Customers:    customerAdmin{Store: d.store, storeJournal: d.journal, router: d.router, chat: d.chat, desk: d.desk, moved: &mergeMoves{}},
+		Customers:    customerAdmin{Store: d.store, storeJournal: d.journal, router: d.router, chat: d.chat, desk: d.desk},
 		Passwords:    d.store,
 		Logins:       deskLogins(cfg),
 		Sessions:     d.desk,
@@ -382,7 +382,9 @@ loop:
 			d.logger.Error("drain", "err", err)
 		}
 	}
-	d.keepPresence(presence, stoppedAt)
+	if runErr == nil { // a planned stop, drained: not a failure systemd restarts after
+		d.keepPresence(presence, stoppedAt)
+	}
 	if err := d.store.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("closing store: %w", err)
 	}
@@ -470,12 +472,20 @@ func removedAgents(old, next *config.Config) []string {
 	return ids
 }
 
-// applyAgents gives the router the agents of a reloaded configuration:
-// new agents join, changed skills and capacities apply at once. With
-// changed skills the whole router needs a restart, which
-// restartOnlyChanges reports; then nothing applies.
+// applyAgents gives the router and the desk's admin page the agents of
+// a reloaded configuration: new agents join, changed skills and
+// capacities apply at once. With changed skills the whole router needs a
+// restart, which restartOnlyChanges reports; then only removed agents
+// leave the admin page.
 func (d *daemon) applyAgents(next *config.Config) {
 	if !reflect.DeepEqual(d.cfg.Skills, next.Skills) {
+		rc, err := routerConfig(d.cfg)
+		if err != nil {
+			d.logger.Error("reload: agents not applied", "err", err)
+			return
+		}
+		removed := removedAgents(d.cfg, next)
+		d.desk.SetAgents(slices.DeleteFunc(rc.Agents, func(a router.AgentSpec) bool { return slices.Contains(removed, a.ID) }))
 		return
 	}
 	rc, err := routerConfig(next)
