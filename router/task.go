@@ -23,11 +23,7 @@ func (r *Router) Enqueue(in Task) error {
 	if _, dup := r.tasks[in.ID]; dup {
 		return fmt.Errorf("%w: %d", ErrDuplicate, in.ID)
 	}
-	customer := in.CustomerID
-	if to, tier, ok := r.mergedCustomer(customer); ok {
-		in.CustomerID, in.ValueTier = to, tier
-	}
-	if r.erased[customer] || r.erased[in.CustomerID] {
+	if r.erased[in.CustomerID] {
 		return fmt.Errorf("task %d: %w", in.ID, ErrErased)
 	}
 	if in.Arrived.IsZero() {
@@ -52,7 +48,8 @@ func (r *Router) enter(t *task, q *queue, reason string, now time.Time) {
 	t.state = Pending
 	t.entered = now
 	t.expired = false
-	t.prio = q.spec.Priority + float64(t.ValueTier)*r.cfg.TierWeight
+	t.rankTier = r.rankTier(t)
+	t.prio = q.spec.Priority + float64(t.rankTier)*r.cfg.TierWeight
 	if t.Repeat {
 		t.prio += r.cfg.RepeatBoost
 	}
@@ -303,12 +300,7 @@ func (r *Router) cancel(t *task, reason string, now time.Time) {
 // come back as a task afterwards. It returns the IDs of the tasks it
 // ended, or marked to end with their call, in order. Customer 0 is no
 // customer: tasks of unknown callers are nobody's.
-//
-// tasks are further tasks of the customer by their ID, which another
-// customer may hold in the router since (a merge undone after a restart):
-// they end in the same go, so that no agent freed by the erasure is
-// offered one of them.
-func (r *Router) EraseCustomer(customerID uint64, tasks ...uint64) []uint64 {
+func (r *Router) EraseCustomer(customerID uint64) []uint64 {
 	if customerID == 0 {
 		return nil
 	}
@@ -318,11 +310,6 @@ func (r *Router) EraseCustomer(customerID uint64, tasks ...uint64) []uint64 {
 	var ts []*task
 	for _, t := range r.tasks {
 		if t.CustomerID == customerID {
-			ts = append(ts, t)
-		}
-	}
-	for _, id := range tasks {
-		if t := r.tasks[id]; t != nil && t.CustomerID != customerID && !slices.Contains(ts, t) {
 			ts = append(ts, t)
 		}
 	}
@@ -352,10 +339,11 @@ func (r *Router) endErased(ts []*task, now time.Time) []uint64 {
 }
 
 // MergeCustomer tells the router that customer from was merged into
-// customer to, whose value tier is now tier: from's open tasks become
-// to's and take their place by the new priority, and so does a task
-// enqueued for from later (one identified just before the merge), until
-// UnmergeCustomer. It returns the tasks moved.
+// customer to, whose value tier is now tier: from's open tasks, and any
+// enqueued for from later (one identified just before the merge), are
+// ranked at that tier until UnmergeCustomer. They stay from's tasks:
+// erasing to ends them because erasure follows merges (EraseCustomer of
+// each merged customer). It returns the tasks ranked anew.
 func (r *Router) MergeCustomer(from, to uint64, tier int) []uint64 {
 	if from == 0 || to == 0 || from == to {
 		return nil
@@ -363,70 +351,58 @@ func (r *Router) MergeCustomer(from, to uint64, tier int) []uint64 {
 	r.lock()
 	defer r.unlock()
 	r.merged[from] = mergedInto{to, tier}
-	var ids []uint64
-	for _, t := range r.tasks {
-		if t.CustomerID == from {
-			r.moveTask(t, to, tier)
-			ids = append(ids, t.ID)
-		}
-	}
-	slices.Sort(ids)
-	return ids
+	return r.rerank()
 }
 
-// CustomerTasks returns the IDs of a customer's open tasks, in order.
-func (r *Router) CustomerTasks(customer uint64) []uint64 {
-	r.lock()
-	defer r.unlock()
-	var ids []uint64
-	for _, t := range r.tasks {
-		if t.CustomerID == customer {
-			ids = append(ids, t.ID)
-		}
-	}
-	slices.Sort(ids)
-	return ids
-}
-
-// UnmergeCustomer undoes MergeCustomer: tasks for from are from's again,
-// and so are those of tasks (the ones whose contacts went back) still
-// open, at tier.
-func (r *Router) UnmergeCustomer(from uint64, tier int, tasks []uint64) {
+// UnmergeCustomer undoes MergeCustomer: from's tasks are ranked at tier,
+// from's own value tier, again.
+func (r *Router) UnmergeCustomer(from uint64, tier int) {
 	r.lock()
 	defer r.unlock()
 	delete(r.merged, from)
-	for _, id := range tasks {
-		if t := r.tasks[id]; t != nil {
-			r.moveTask(t, from, tier)
+	for _, t := range r.tasks {
+		if t.CustomerID == from {
+			t.ValueTier = tier
 		}
 	}
+	r.rerank()
 }
 
-// moveTask gives t to another customer, at their tier.
-func (r *Router) moveTask(t *task, customer uint64, tier int) {
-	t.CustomerID = customer
-	delta := float64(tier-t.ValueTier) * r.cfg.TierWeight
-	t.ValueTier = tier
-	t.prio += delta
-	t.key += delta
-	if t.parked == parkedInClass {
-		t.class.tasks.fix(t.heapPos)
+// rerank gives every open task the priority of its rank tier after a
+// merge or unmerge, and returns those whose rank changed.
+func (r *Router) rerank() []uint64 {
+	var ids []uint64
+	for _, t := range r.tasks {
+		tier := r.rankTier(t)
+		if tier == t.rankTier {
+			continue
+		}
+		delta := float64(tier-t.rankTier) * r.cfg.TierWeight
+		t.rankTier = tier
+		t.prio += delta
+		t.key += delta
+		if t.parked == parkedInClass {
+			t.class.tasks.fix(t.heapPos)
+		}
+		ids = append(ids, t.ID)
 	}
+	slices.Sort(ids)
+	return ids
 }
 
-// mergedCustomer is who customer is since merges, and at which tier;
-// ok is false when customer was not merged away.
-func (r *Router) mergedCustomer(customer uint64) (to uint64, tier int, ok bool) {
-	// A chain of merges is short; the bound only guards against a cycle
-	// of merges and undos.
+// rankTier is the value tier t is ranked at: its customer's, or that of
+// the customer they were merged into.
+func (r *Router) rankTier(t *task) int {
+	customer, tier := t.CustomerID, t.ValueTier
+	// A chain of merges is short; the bound only guards against a cycle.
 	for range 64 {
 		m, merged := r.merged[customer]
 		if !merged {
 			break
 		}
-		customer, tier, ok = m.customer, m.tier, true
+		customer, tier = m.customer, m.tier
 	}
-	return customer, tier, ok
+	return tier
 }
 
 // release frees the agent of an assigned or wrapping task at once and

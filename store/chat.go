@@ -482,7 +482,7 @@ func eraseCustomerChats(tx *bolt.Tx, customerIDs []uint64) (int, error) {
 		}
 		for _, b := range [][]byte{bucketChatTokens, bucketChatPeers, bucketChatConvs} {
 			var n int
-			if err := deleteWhere(tx.Bucket(b), func(_, v []byte) (bool, error) { return bytes.Equal(v, key), nil }, &n); err != nil {
+			if err := deleteWhere(tx.Bucket(b), func(v []byte) (bool, error) { return bytes.Equal(v, key), nil }, &n); err != nil {
 				return 0, err
 			}
 		}

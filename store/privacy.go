@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 
 	bolt "go.etcd.io/bbolt"
@@ -100,10 +99,6 @@ type ErasedCustomer struct {
 	Mails         int `json:"mails"`
 	OpenTasks     int `json:"open_tasks"`
 	ChatSessions  int `json:"chat_sessions"`
-	// Contacts are the erased contacts' IDs, which are their tasks' IDs:
-	// the router ends those still open, whichever customer it has for
-	// them (merges, and undone merges, move contacts).
-	Contacts []uint64 `json:"-"`
 }
 
 // deleteMail removes a stored message entirely. Its source keys stay: they
@@ -177,7 +172,7 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 			return err
 		}
 		erased := map[uint64]bool{}
-		if err := deleteWhere(tx.Bucket(bucketConversations), func(_, v []byte) (bool, error) {
+		if err := deleteWhere(tx.Bucket(bucketConversations), func(v []byte) (bool, error) {
 			var conv Conversation
 			err := json.Unmarshal(v, &conv)
 			if err == nil && slices.Contains(ids, conv.CustomerID) {
@@ -189,14 +184,14 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 			return err
 		}
 		var threads int
-		if err := deleteWhere(tx.Bucket(bucketMessageIDs), func(_, v []byte) (bool, error) {
+		if err := deleteWhere(tx.Bucket(bucketMessageIDs), func(v []byte) (bool, error) {
 			return erased[binary.BigEndian.Uint64(v)], nil
 		}, &threads); err != nil {
 			return err
 		}
 		// Replies to the customer, sent or waiting.
 		due := tx.Bucket(bucketOutboxDue)
-		if err := deleteWhere(tx.Bucket(bucketOutbox), func(_, v []byte) (bool, error) {
+		if err := deleteWhere(tx.Bucket(bucketOutbox), func(v []byte) (bool, error) {
 			var m OutboundMail
 			if err := json.Unmarshal(v, &m); err != nil {
 				return false, err
@@ -219,12 +214,8 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 				}
 			}
 		}
-		// By the customer the index names, and by the erased contacts:
-		// a task's entry names its customer at its creation, and merges
-		// and undone merges move contacts since.
-		n.Contacts = slices.Sorted(maps.Keys(contacts))
-		return deleteWhere(tx.Bucket(bucketOpenTasks), func(k, v []byte) (bool, error) {
-			return contacts[binary.BigEndian.Uint64(k)] || slices.Contains(ids, taskCustomer(v)), nil
+		return deleteWhere(tx.Bucket(bucketOpenTasks), func(v []byte) (bool, error) {
+			return slices.Contains(ids, taskCustomer(v)), nil
 		}, &n.OpenTasks)
 	})
 	return n, err
@@ -251,11 +242,11 @@ func deletePrefix(b *bolt.Bucket, prefix []byte, each func(k, v []byte) error) e
 	return nil
 }
 
-// deleteWhere deletes the entries of b that match, counting them.
-func deleteWhere(b *bolt.Bucket, match func(k, v []byte) (bool, error), count *int) error {
+// deleteWhere deletes the entries of b whose value matches, counting them.
+func deleteWhere(b *bolt.Bucket, match func(v []byte) (bool, error), count *int) error {
 	var keys [][]byte
 	if err := b.ForEach(func(k, v []byte) error {
-		ok, err := match(k, v)
+		ok, err := match(v)
 		if ok {
 			keys = append(keys, bytes.Clone(k))
 		}

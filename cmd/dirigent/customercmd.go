@@ -41,18 +41,12 @@ func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.Eras
 	}
 	tasks := indexed
 	// With the customers merged into this one earlier: their chats and
-	// tasks still name them. The erased contacts' tasks, and the indexed
-	// ones, go by ID too: the router may hold them for another customer
-	// (a merge, or one undone).
-	for i, c := range append([]uint64{id}, n.Merged...) {
+	// tasks still name them.
+	for _, c := range append([]uint64{id}, n.Merged...) {
 		if a.chat != nil {
 			a.chat.ForgetCustomer(c)
 		}
-		var byID []uint64
-		if i == 0 {
-			byID = append(slices.Clone(indexed), n.Contacts...)
-		}
-		tasks = append(tasks, a.router.EraseCustomer(c, byID...)...)
+		tasks = append(tasks, a.router.EraseCustomer(c)...)
 	}
 	slices.Sort(tasks)
 	tasks = slices.Compact(tasks)
@@ -63,10 +57,12 @@ func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.Eras
 	return n, nil
 }
 
-// MergeCustomers merges in the store, then gives the merged-away
-// customer's open tasks, and any the router gets for them later, to the
-// kept customer, whose value tier then ranks them. (A restart does the
-// same for the open tasks it queues again: followMerges.)
+// MergeCustomers merges in the store, then has the router rank the
+// merged-away customer's open tasks, and any it gets for them later, at
+// the kept customer's value tier. The tasks keep naming the merged-away
+// customer, as the open-task index does: erasure follows merges, an
+// unmerge needs to move nothing back. (A restart ranks the open tasks it
+// queues again so too: followMerges.)
 func (a customerAdmin) MergeCustomers(ctx context.Context, keep, other uint64, at time.Time) (*store.Merge, error) {
 	rec, err := a.Store.MergeCustomers(ctx, keep, other, at)
 	if err != nil {
@@ -79,36 +75,26 @@ func (a customerAdmin) MergeCustomers(ctx context.Context, keep, other uint64, a
 	return rec, nil
 }
 
-// UnmergeCustomers undoes a merge in the store, then gives the restored
-// customer back the open tasks whose contacts went back to them (a
-// task's ID is its contact's); tasks that came later stay with the kept
-// customer, as their contacts do. The contacts say it, not this
-// process's memory of the merge, which a restart since would have lost.
+// UnmergeCustomers undoes a merge in the store, then has the router rank
+// the restored customer's tasks at their own value tier again.
 func (a customerAdmin) UnmergeCustomers(ctx context.Context, mergeID uint64, at time.Time) (*store.Merge, error) {
 	rec, err := a.Store.UnmergeCustomers(ctx, mergeID, at)
 	if err != nil {
 		return nil, err
 	}
-	var back []uint64
-	for _, id := range a.router.CustomerTasks(rec.Keep) {
-		if c, err := a.Store.Contact(id); err == nil && c.CustomerID == rec.Merged.ID {
-			back = append(back, id)
-		}
-	}
-	a.router.UnmergeCustomer(rec.Merged.ID, rec.Merged.ValueTier, back)
+	a.router.UnmergeCustomer(rec.Merged.ID, rec.Merged.ValueTier)
 	return rec, nil
 }
 
-// followMerges gives open tasks of customers merged away since they were
-// created to the customers they were merged into, at those customers'
-// value tier.
+// followMerges ranks open tasks of customers merged away since they were
+// created at the value tier of the customers they were merged into; the
+// tasks keep their customer.
 func followMerges(s *store.Store, open []router.Unfinished) {
 	for i, u := range open {
 		now, err := s.CustomerNow(u.CustomerID)
 		if err != nil || now == u.CustomerID {
 			continue // the customer is as they were, or erased (Recover cancels those)
 		}
-		open[i].CustomerID = now
 		if c, err := s.Customer(now); err == nil {
 			open[i].ValueTier = c.ValueTier
 		}

@@ -33,14 +33,11 @@ type storeJournal struct {
 	// of theirs the router created before the erasure, still queued here
 	// then, gets no entry in the open-task index when it is written.
 	erased map[uint64]bool
-	// erasedTasks are the erased customers' contacts, so their tasks,
-	// whichever customer the router has for them.
-	erasedTasks map[uint64]bool
 }
 
 // newStoreJournal loads the open tasks the previous process left.
 func newStoreJournal(s *store.Store, logger *slog.Logger, m *daemonMetrics) (*storeJournal, error) {
-	j := &storeJournal{store: s, logger: logger, metrics: m, events: make(chan router.Event, journalBuffer), open: map[uint64]router.Unfinished{}, erased: map[uint64]bool{}, erasedTasks: map[uint64]bool{}}
+	j := &storeJournal{store: s, logger: logger, metrics: m, events: make(chan router.Event, journalBuffer), open: map[uint64]router.Unfinished{}, erased: map[uint64]bool{}}
 	err := s.OpenTasks(func(id uint64, p []byte) error {
 		var u router.Unfinished
 		if err := json.Unmarshal(p, &u); err != nil {
@@ -125,7 +122,7 @@ func (j *storeJournal) write(events []router.Event) {
 			// An erased customer's task is ended as erased right after
 			// the erasure (customerAdmin.EraseCustomer); nothing may
 			// name the customer meanwhile, nor queue it after a restart.
-			if !j.erased[e.Customer] && !j.erasedTasks[e.TaskID] {
+			if !j.erased[e.Customer] {
 				j.setOpen(&b, router.UnfinishedFrom(e))
 			}
 		case router.TaskAssigned:
@@ -181,12 +178,9 @@ func (j *storeJournal) EraseCustomer(ctx context.Context, id uint64) (store.Eras
 	for _, c := range ids {
 		j.erased[c] = true
 	}
-	for _, tid := range n.Contacts {
-		j.erasedTasks[tid] = true
-	}
 	var tasks []uint64
 	for tid, u := range j.open {
-		if slices.Contains(ids, u.CustomerID) || j.erasedTasks[tid] {
+		if slices.Contains(ids, u.CustomerID) {
 			delete(j.open, tid)
 			tasks = append(tasks, tid)
 		}

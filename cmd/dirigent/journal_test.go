@@ -151,10 +151,10 @@ type forgotten []uint64
 
 func (f *forgotten) ForgetTasks(ids []uint64) { *f = append(*f, ids...) }
 
-// TestMergeMovesOpenTasks: a merge gives the merged-away customer's
-// waiting task to the kept customer, ranked by the kept customer's value
-// tier, at once and, through the open-task index, after a restart.
-func TestMergeMovesOpenTasks(t *testing.T) {
+// TestMergeRanksOpenTasks: a merge ranks the merged-away customer's
+// waiting task by the kept customer's value tier, at once and, through
+// the open-task index, after a restart.
+func TestMergeRanksOpenTasks(t *testing.T) {
 	ctx := context.Background()
 	offers := make(chan router.Offer, 10)
 	st, j, r := journalSite(t, func(o router.Offer) { offers <- o })
@@ -173,7 +173,7 @@ func TestMergeMovesOpenTasks(t *testing.T) {
 	}
 	noErr(t, r.SetPresence("demo", router.Available, ""))
 	if o := <-offers; o.TaskID != 2 {
-		t.Errorf("offered task %d first, want 2: Josef's mail is now gold customer Joe's", o.TaskID)
+		t.Errorf("offered task %d first, want 2: Josef is gold customer Joe now", o.TaskID)
 	}
 
 	// After a restart: the open-task index still names Josef.
@@ -183,74 +183,73 @@ func TestMergeMovesOpenTasks(t *testing.T) {
 	for _, u := range open {
 		byTask[u.ID] = u
 	}
-	if u := byTask[2]; u.CustomerID != gold.ID || u.ValueTier != 2 {
-		t.Errorf("task 2 queued again for customer %d at tier %d, want %d at 2", u.CustomerID, u.ValueTier, gold.ID)
+	if u := byTask[2]; u.CustomerID != josef.ID || u.ValueTier != 2 {
+		t.Errorf("task 2 queued again for customer %d at tier %d, want %d (Josef) at 2", u.CustomerID, u.ValueTier, josef.ID)
 	}
 	if u := byTask[1]; u.CustomerID != other.ID || u.ValueTier != 0 {
 		t.Errorf("task 1 queued again for customer %d at tier %d, want %d at 0", u.CustomerID, u.ValueTier, other.ID)
 	}
 }
 
-// TestUnmergeGivesTasksBack: undoing a merge gives the restored customer
-// back the open tasks whose contacts went back to them, so that erasing
-// one of the two customers afterwards ends exactly that customer's tasks:
-// also a task that came in for the merged-away customer during the merge,
-// and after a restart between merge and unmerge.
-func TestUnmergeGivesTasksBack(t *testing.T) {
+// TestMergeUnmergeErase: tasks keep the customer they were created for
+// through merges and unmerges, so that erasing one of two customers ends
+// exactly that customer's tasks: after a merge, erasing the kept customer
+// ends the merged-away one's too, also one that came in during the
+// merge; after an unmerge, each only their own.
+func TestMergeUnmergeErase(t *testing.T) {
 	ctx := context.Background()
 	st, j, r := journalSite(t, nil)
 	admin := customerAdmin{Store: st, storeJournal: j, router: r, desk: &forgotten{}}
-	// mail stores a contact of customer and enqueues its task.
-	mail := func(customer uint64) uint64 {
+	task := func(id, customer uint64) {
 		t.Helper()
-		c := &store.Contact{CustomerID: customer, Channel: "email", Direction: "in", Start: time.Now()}
-		noErr(t, st.AppendContact(ctx, c))
-		noErr(t, r.Enqueue(router.Task{ID: c.ID, Queue: "support", Channel: router.Email, CustomerID: customer}))
+		noErr(t, r.Enqueue(router.Task{ID: id, Queue: "support", Channel: router.Email, CustomerID: customer}))
 		j.write(j.drain())
-		return c.ID
 	}
 	open := func(id uint64) bool { return !errors.Is(r.Cancel(id, router.ReasonAbandoned), router.ErrUnknownTask) }
+	customers := func(names ...string) []uint64 {
+		var ids []uint64
+		for _, n := range names {
+			c := &store.Customer{Name: n}
+			noErr(t, st.CreateCustomer(ctx, c))
+			ids = append(ids, c.ID)
+		}
+		return ids
+	}
 
-	joe, josef := &store.Customer{Name: "Joe"}, &store.Customer{Name: "Josef"}
-	noErr(t, st.CreateCustomer(ctx, joe))
-	noErr(t, st.CreateCustomer(ctx, josef))
-	before := mail(josef.ID)
-	// A mail identified as Josef's just before the merge, enqueued after it.
-	late := &store.Contact{CustomerID: josef.ID, Channel: "email", Direction: "in", Start: time.Now()}
-	noErr(t, st.AppendContact(ctx, late))
-	rec, err := admin.MergeCustomers(ctx, joe.ID, josef.ID, time.Now())
+	// Undone: each erasure ends its own customer's tasks only.
+	ids := customers("Joe", "Josef")
+	joe, josef := ids[0], ids[1]
+	task(1, josef)
+	rec, err := admin.MergeCustomers(ctx, joe, josef, time.Now())
 	noErr(t, err)
-	noErr(t, r.Enqueue(router.Task{ID: late.ID, Queue: "support", Channel: router.Email, CustomerID: josef.ID}))
-	j.write(j.drain())
-	joes := mail(joe.ID)                                     // Joe's own, during the merge
+	task(2, josef) // identified as Josef's just before the merge
+	task(3, joe)
 	_, err = admin.UnmergeCustomers(ctx, rec.ID, time.Now()) // not the same person after all
 	noErr(t, err)
-	_, err = admin.EraseCustomer(ctx, josef.ID)
+	_, err = admin.EraseCustomer(ctx, joe)
 	noErr(t, err)
-	for _, id := range []uint64{before, late.ID} {
-		if open(id) {
-			t.Errorf("Josef's task %d is still open after his erasure", id)
+	if open(3) {
+		t.Error("Joe's task 3 is still open after his erasure")
+	}
+	for _, id := range []uint64{1, 2} {
+		if !open(id) {
+			t.Errorf("Josef's task %d went with Joe's erasure", id)
 		}
 	}
-	if !open(joes) {
-		t.Errorf("Joe's task %d went with Josef's erasure", joes)
-	}
 
-	// A restart between merge and unmerge: the router holds Benno's task
-	// as Ben's (followMerges), and this process saw no merge.
-	ben, benno := &store.Customer{Name: "Ben"}, &store.Customer{Name: "Benno"}
-	noErr(t, st.CreateCustomer(ctx, ben))
-	noErr(t, st.CreateCustomer(ctx, benno))
-	bennos := mail(benno.ID)
-	rec, err = st.MergeCustomers(ctx, ben.ID, benno.ID, time.Now())
+	// Not undone: erasing the kept customer ends the merged-away one's.
+	ids = customers("Ben", "Benno")
+	ben, benno := ids[0], ids[1]
+	task(4, benno)
+	_, err = admin.MergeCustomers(ctx, ben, benno, time.Now())
 	noErr(t, err)
-	r.MergeCustomer(benno.ID, ben.ID, 0) // as followMerges and the restart left it
-	_, err = admin.UnmergeCustomers(ctx, rec.ID, time.Now())
+	task(5, benno)
+	_, err = admin.EraseCustomer(ctx, ben)
 	noErr(t, err)
-	_, err = admin.EraseCustomer(ctx, ben.ID)
-	noErr(t, err)
-	if !open(bennos) {
-		t.Errorf("Benno's task %d went with Ben's erasure", bennos)
+	for _, id := range []uint64{4, 5} {
+		if open(id) {
+			t.Errorf("Benno's task %d is still open after Ben, whom he was merged into, was erased", id)
+		}
 	}
 }
 
