@@ -3,6 +3,7 @@ package desk
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -64,6 +65,18 @@ func (d *desktop) setAgents(agents []router.AgentSpec) {
 		d.agents[a.ID] = a
 		d.order = append(d.order, a.ID)
 	}
+}
+
+// RemoveAgents takes agents a reload removed off the admin page, leaving
+// the others as they are.
+func (s *Server) RemoveAgents(ids []string) {
+	s.desk.mu.Lock()
+	for _, id := range ids {
+		delete(s.desk.agents, id)
+	}
+	s.desk.order = slices.DeleteFunc(s.desk.order, func(id string) bool { return slices.Contains(ids, id) })
+	s.desk.mu.Unlock()
+	s.publishWallboard()
 }
 
 // SetAgents puts a reloaded configuration's agents on the admin page:

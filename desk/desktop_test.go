@@ -985,6 +985,12 @@ func TestDeskWallboardAndAdmin(t *testing.T) {
 	}
 	code, body := ada.do("PUT", "/api/desk/admin/agents/bert/presence", `{"presence":"available"}`)
 	expect(t, "bert after the reload", code, body, 404, `unknown agent "bert"`)
+	// A reload that changes skills only removes agents from the page.
+	env.srv.RemoveAgents([]string{"nina"})
+	_, adm = ada.do("GET", "/api/desk/admin", "")
+	if agents := adm["agents"].([]any); len(agents) != 1 || agents[0].(map[string]any)["id"] != "anna" {
+		t.Errorf("agents on the admin page after nina was removed: %v", agents)
+	}
 }
 
 func TestDeskCustomerSearch(t *testing.T) {

@@ -479,13 +479,7 @@ func removedAgents(old, next *config.Config) []string {
 // leave the admin page.
 func (d *daemon) applyAgents(next *config.Config) {
 	if !reflect.DeepEqual(d.cfg.Skills, next.Skills) {
-		rc, err := routerConfig(d.cfg)
-		if err != nil {
-			d.logger.Error("reload: agents not applied", "err", err)
-			return
-		}
-		removed := removedAgents(d.cfg, next)
-		d.desk.SetAgents(slices.DeleteFunc(rc.Agents, func(a router.AgentSpec) bool { return slices.Contains(removed, a.ID) }))
+		d.desk.RemoveAgents(removedAgents(d.cfg, next))
 		return
 	}
 	rc, err := routerConfig(next)
