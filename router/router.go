@@ -41,13 +41,6 @@ type Deps struct {
 	OnRevoke func(Offer)
 }
 
-// mergedInto is the customer someone was merged into, and that
-// customer's value tier then.
-type mergedInto struct {
-	customer uint64
-	tier     int
-}
-
 // Router is the universal queue. Its methods are safe for concurrent use.
 type Router struct {
 	mu   sync.Mutex
@@ -61,8 +54,9 @@ type Router struct {
 	queues   map[string]*queue
 	tclasses []*taskClass
 	tasks    map[uint64]*task
-	erased   map[uint64]bool       // customers erased since the start: their tasks are refused
-	merged   map[uint64]mergedInto // customers merged away since the start
+	erased   map[uint64]bool   // customers erased since the start: their tasks are refused
+	merged   map[uint64]uint64 // customer merged away → the customer kept
+	tiers    map[uint64]int    // the value tiers merges and unmerges left customers with
 	timers   indexHeap[*timer]
 	seq      uint64
 	stats    *statsBook
@@ -191,7 +185,8 @@ func New(cfg Config, deps Deps) (*Router, error) {
 		queues:   map[string]*queue{},
 		tasks:    map[uint64]*task{},
 		erased:   map[uint64]bool{},
-		merged:   map[uint64]mergedInto{},
+		merged:   map[uint64]uint64{},
+		tiers:    map[uint64]int{},
 		stats:    newStatsBook(thresholds(cfg)),
 	}
 	r.timers = indexHeap[*timer]{

@@ -179,14 +179,14 @@ func TestPriorityThenArrival(t *testing.T) {
 	}
 }
 
-// A merge ranks the merged-away customer's waiting tasks at the kept
-// customer's value tier, and so a task of theirs that comes later; they
-// stay the merged-away customer's. An unmerge ranks them at their own
-// customer's tier again.
+// A merge ranks the merged-away customer's waiting tasks, the kept
+// customer's and later ones of either at the kept customer's value tier;
+// they stay their own customer's. An unmerge ranks them at their
+// customers' tiers again.
 func TestMergeCustomer(t *testing.T) {
 	cfg := basicConfig()
 	cfg.TierWeight = 10
-	cfg.Agents[0].Capacity = cap3(1, 5, 1)
+	cfg.Agents[0].Capacity = cap3(1, 6, 1)
 	h := newHarness(t, cfg)
 	enqueue := func(id, customer uint64, tier int) {
 		t.Helper()
@@ -196,29 +196,33 @@ func TestMergeCustomer(t *testing.T) {
 	ranks := func(ids ...uint64) []int {
 		var out []int
 		for _, id := range ids {
-			if tk := h.r.tasks[id]; tk.CustomerID == 8 {
-				out = append(out, tk.rankTier)
-			}
+			out = append(out, h.r.tasks[id].rankTier)
 		}
 		return out
 	}
 	enqueue(1, 7, 0)
 	enqueue(2, 8, 0)
 	enqueue(3, 8, 1)
-	if got := h.r.MergeCustomer(8, 9, 2); !slices.Equal(got, []uint64{2, 3}) {
-		t.Errorf("ranked anew %v, want [2 3]", got)
+	enqueue(6, 9, 0)
+	if got := h.r.MergeCustomer(8, 9, 2); !slices.Equal(got, []uint64{2, 3, 6}) {
+		t.Errorf("ranked anew %v, want [2 3 6]", got)
 	}
 	enqueue(4, 8, 0) // identified as 8 just before the merge
-	if got := ranks(2, 3, 4); !slices.Equal(got, []int{2, 2, 2}) {
-		t.Errorf("customer 8's tasks ranked %v after the merge, want [2 2 2]", got)
+	if got := ranks(1, 2, 3, 4, 6); !slices.Equal(got, []int{0, 2, 2, 2, 2}) {
+		t.Errorf("ranks %v after the merge, want [0 2 2 2 2]", got)
 	}
-	h.r.UnmergeCustomer(8, 1)
+	for _, id := range []uint64{2, 3, 4} {
+		if c := h.r.tasks[id].CustomerID; c != 8 {
+			t.Errorf("task %d is customer %d's after the merge, want still 8's", id, c)
+		}
+	}
+	h.r.UnmergeCustomer(8, 1, 9, 0)
 	enqueue(5, 8, 0)
-	if got := ranks(2, 3, 4, 5); !slices.Equal(got, []int{1, 1, 1, 0}) {
-		t.Errorf("customer 8's tasks ranked %v after the unmerge, want [1 1 1 0]", got)
+	if got := ranks(1, 2, 3, 4, 5, 6); !slices.Equal(got, []int{0, 1, 1, 1, 1, 0}) {
+		t.Errorf("ranks %v after the unmerge, want [0 1 1 1 1 0]", got)
 	}
 	h.must(h.r.SetPresence("anna", Available, ""))
-	if order, want := h.acceptOffers(5, "anna"), []uint64{2, 3, 4, 1, 5}; !slices.Equal(order, want) {
+	if order, want := h.acceptOffers(6, "anna"), []uint64{2, 3, 4, 5, 1, 6}; !slices.Equal(order, want) {
 		t.Errorf("order %v, want %v: by tier, then first come first served", order, want)
 	}
 }

@@ -339,32 +339,30 @@ func (r *Router) endErased(ts []*task, now time.Time) []uint64 {
 }
 
 // MergeCustomer tells the router that customer from was merged into
-// customer to, whose value tier is now tier: from's open tasks, and any
-// enqueued for from later (one identified just before the merge), are
-// ranked at that tier until UnmergeCustomer. They stay from's tasks:
-// erasing to ends them because erasure follows merges (EraseCustomer of
-// each merged customer). It returns the tasks ranked anew.
+// customer to, whose value tier is now tier: from's open tasks, to's,
+// and any enqueued for either later (one identified just before the
+// merge), are ranked at that tier until UnmergeCustomer. They stay
+// from's tasks: erasing to ends them because erasure follows merges
+// (EraseCustomer of each merged customer). It returns the tasks ranked
+// anew.
 func (r *Router) MergeCustomer(from, to uint64, tier int) []uint64 {
 	if from == 0 || to == 0 || from == to {
 		return nil
 	}
 	r.lock()
 	defer r.unlock()
-	r.merged[from] = mergedInto{to, tier}
+	r.merged[from] = to
+	r.tiers[to] = tier
 	return r.rerank()
 }
 
-// UnmergeCustomer undoes MergeCustomer: from's tasks are ranked at tier,
-// from's own value tier, again.
-func (r *Router) UnmergeCustomer(from uint64, tier int) {
+// UnmergeCustomer undoes MergeCustomer: from and to are two customers
+// again, at these tiers.
+func (r *Router) UnmergeCustomer(from uint64, fromTier int, to uint64, toTier int) {
 	r.lock()
 	defer r.unlock()
 	delete(r.merged, from)
-	for _, t := range r.tasks {
-		if t.CustomerID == from {
-			t.ValueTier = tier
-		}
-	}
+	r.tiers[from], r.tiers[to] = fromTier, toTier
 	r.rerank()
 }
 
@@ -390,19 +388,20 @@ func (r *Router) rerank() []uint64 {
 	return ids
 }
 
-// rankTier is the value tier t is ranked at: its customer's, or that of
-// the customer they were merged into.
+// rankTier is the value tier t is ranked at: the higher of its own and
+// the one the last merge or unmerge left the customer with whom t's
+// customer is now (through merges).
 func (r *Router) rankTier(t *task) int {
-	customer, tier := t.CustomerID, t.ValueTier
+	customer := t.CustomerID
 	// A chain of merges is short; the bound only guards against a cycle.
 	for range 64 {
-		m, merged := r.merged[customer]
+		to, merged := r.merged[customer]
 		if !merged {
 			break
 		}
-		customer, tier = m.customer, m.tier
+		customer = to
 	}
-	return tier
+	return max(t.ValueTier, r.tiers[customer])
 }
 
 // release frees the agent of an assigned or wrapping task at once and

@@ -263,6 +263,21 @@ func readMerges(tx *bolt.Tx) ([]Merge, error) {
 	return merges, err
 }
 
+// ActiveMerges returns the merges not undone, oldest first.
+func (s *Store) ActiveMerges() ([]Merge, error) {
+	var active []Merge
+	err := s.db.View(func(tx *bolt.Tx) error {
+		merges, err := readMerges(tx)
+		for _, m := range merges {
+			if m.Undone == nil {
+				active = append(active, m)
+			}
+		}
+		return err
+	})
+	return active, err
+}
+
 // names tells whether the merge kept or merged away one of ids.
 func (m *Merge) names(ids []uint64) bool {
 	return slices.Contains(ids, m.Keep) || slices.Contains(ids, m.Merged.ID)

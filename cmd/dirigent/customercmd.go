@@ -61,8 +61,8 @@ func (a customerAdmin) EraseCustomer(ctx context.Context, id uint64) (store.Eras
 // merged-away customer's open tasks, and any it gets for them later, at
 // the kept customer's value tier. The tasks keep naming the merged-away
 // customer, as the open-task index does: erasure follows merges, an
-// unmerge needs to move nothing back. (A restart ranks the open tasks it
-// queues again so too: followMerges.)
+// unmerge needs to move nothing back. (A start tells the router of the
+// merges in force: tellMerges.)
 func (a customerAdmin) MergeCustomers(ctx context.Context, keep, other uint64, at time.Time) (*store.Merge, error) {
 	rec, err := a.Store.MergeCustomers(ctx, keep, other, at)
 	if err != nil {
@@ -76,29 +76,36 @@ func (a customerAdmin) MergeCustomers(ctx context.Context, keep, other uint64, a
 }
 
 // UnmergeCustomers undoes a merge in the store, then has the router rank
-// the restored customer's tasks at their own value tier again.
+// the two customers' tasks at their own value tiers again.
 func (a customerAdmin) UnmergeCustomers(ctx context.Context, mergeID uint64, at time.Time) (*store.Merge, error) {
 	rec, err := a.Store.UnmergeCustomers(ctx, mergeID, at)
 	if err != nil {
 		return nil, err
 	}
-	a.router.UnmergeCustomer(rec.Merged.ID, rec.Merged.ValueTier)
+	keepTier := rec.KeepBefore.ValueTier
+	if c, err := a.Store.Customer(rec.Keep); err == nil {
+		keepTier = c.ValueTier
+	}
+	a.router.UnmergeCustomer(rec.Merged.ID, rec.Merged.ValueTier, rec.Keep, keepTier)
 	return rec, nil
 }
 
-// followMerges ranks open tasks of customers merged away since they were
-// created at the value tier of the customers they were merged into; the
-// tasks keep their customer.
-func followMerges(s *store.Store, open []router.Unfinished) {
-	for i, u := range open {
-		now, err := s.CustomerNow(u.CustomerID)
-		if err != nil || now == u.CustomerID {
-			continue // the customer is as they were, or erased (Recover cancels those)
-		}
-		if c, err := s.Customer(now); err == nil {
-			open[i].ValueTier = c.ValueTier
-		}
+// tellMerges tells the router of the merges in force, oldest first, each
+// at the kept customer's value tier now: open tasks of merged-away
+// customers, queued again at the start, rank as they did before it.
+func tellMerges(s *store.Store, r *router.Router) error {
+	merges, err := s.ActiveMerges()
+	if err != nil {
+		return err
 	}
+	for _, m := range merges {
+		tier := m.KeepBefore.ValueTier
+		if c, err := s.Customer(m.Keep); err == nil {
+			tier = c.ValueTier
+		}
+		r.MergeCustomer(m.Merged.ID, m.Keep, tier)
+	}
+	return nil
 }
 
 const customerUsage = `usage: dirigent customer VERB [--config FILE | --socket PATH] ARGS

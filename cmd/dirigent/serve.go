@@ -308,9 +308,10 @@ func (d *daemon) run(ctx context.Context) error {
 	if err != nil {
 		d.logger.Error("today's statistics start empty: the router journal cannot be read", "err", err)
 	}
-	open := d.journal.unfinished()
-	followMerges(d.store, open)
-	if requeued, canceled := d.router.Recover(history, open); requeued+canceled > 0 {
+	if err := tellMerges(d.store, d.router); err != nil {
+		d.logger.Error("merged customers' tasks rank at their own value tier", "err", err)
+	}
+	if requeued, canceled := d.router.Recover(history, d.journal.unfinished()); requeued+canceled > 0 {
 		d.logger.Info("recovered unfinished tasks", "requeued", requeued, "calls_canceled", canceled)
 	}
 
