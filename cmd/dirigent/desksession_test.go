@@ -125,3 +125,27 @@ func TestReloadAppliesDeskLogins(t *testing.T) {
 		t.Error("/metrics: want anna, nina and bert, available before he was removed, offline")
 	}
 }
+
+// TestReloadKeepsSkillsForTheRestart: a reload that changes skills
+// applies them at the next restart only, also when the same file is
+// reloaded again: the router is never handed an agent with a skill it
+// does not know.
+func TestReloadKeepsSkillsForTheRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeConfig(t, dir, "[[agents]]\nid = \"anna\"\nskills = { support = 3 }\n")
+	d := startDaemon(t, cfgPath)
+	changed := strings.Replace(mustRead(t, cfgPath), `skills = ["support"]`, `skills = ["support", "billing"]`, 1)
+	changed = strings.Replace(changed, "skills = { support = 3 }", "skills = { support = 3, billing = 2 }", 1)
+	writeFile(t, cfgPath, changed)
+	for range 2 {
+		d.cmd.Process.Signal(syscall.SIGHUP)
+		for line := range d.logs { // to the reload's end (or the daemon's)
+			if line["level"] == "ERROR" {
+				t.Errorf("logged: %v", line)
+			}
+			if line["msg"] == "configuration reloaded" {
+				break
+			}
+		}
+	}
+}

@@ -99,12 +99,16 @@ type daemon struct {
 	chat    *chat.Channel // nil when no queue takes messages
 	desk    *desk.Server
 	control *desk.Control
+	// routerSkills are the skills the router was built with: a reload
+	// that changes them applies at the next restart only, even after
+	// further reloads.
+	routerSkills []string
 }
 
 // start opens the store and binds every listener. On error it releases
 // whatever it had already taken.
 func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.LevelVar) (_ *daemon, err error) {
-	d := &daemon{cfg: cfg, cfgPath: cfgPath, logger: logger, level: level, notify: notifier{logger}}
+	d := &daemon{cfg: cfg, cfgPath: cfgPath, logger: logger, level: level, notify: notifier{logger}, routerSkills: cfg.Skills}
 	defer func() {
 		if err != nil {
 			d.close()
@@ -479,7 +483,7 @@ func removedAgents(old, next *config.Config) []string {
 // restart, which restartOnlyChanges reports; then only removed agents
 // leave the admin page.
 func (d *daemon) applyAgents(next *config.Config) {
-	if !reflect.DeepEqual(d.cfg.Skills, next.Skills) {
+	if !slices.Equal(d.routerSkills, next.Skills) {
 		d.desk.RemoveAgents(removedAgents(d.cfg, next))
 		return
 	}
