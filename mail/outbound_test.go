@@ -13,6 +13,7 @@ import (
 	gomail "github.com/emersion/go-message/mail"
 
 	"dirigent/internal/testpeer"
+	"dirigent/internal/testrun"
 )
 
 // sinkDir makes a directory smtp-sink can write to after dropping root
@@ -45,27 +46,24 @@ func freeAddr(t *testing.T) string {
 // outbox has it sent: the sink has answered its end.
 func received(t *testing.T, s *site, dir string) *gomail.Reader {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	var files []string
+	testrun.Eventually(t, 20*time.Second, "one message sent and arrived", func() bool {
+		files, _ = filepath.Glob(filepath.Join(dir, "*"))
 		unsent, err := s.st.OutboxDepth()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if unsent == 0 && len(files) == 1 {
-			raw, err := os.ReadFile(files[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := gomail.CreateReader(bytes.NewReader(raw))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d messages arrived, want 1; %d still in the outbox", len(files), unsent)
-		}
+		return unsent == 0 && len(files) == 1
+	})
+	raw, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
 	}
+	r, err := gomail.CreateReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func TestReplyArrivesThreaded(t *testing.T) {

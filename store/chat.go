@@ -473,10 +473,6 @@ func eraseCustomerChats(tx *bolt.Tx, customerIDs []uint64) (int, error) {
 	sessions := tx.Bucket(bucketChatSessions)
 	for _, cs := range list {
 		key := u64(cs.ID)
-		// Its conversation too, should it name a customer merged away.
-		if err := tx.Bucket(bucketConversations).Delete(u64(cs.ConversationID)); err != nil {
-			return 0, err
-		}
 		if err := deletePrefix(tx.Bucket(bucketChatMessages), key, nil); err != nil {
 			return 0, err
 		}

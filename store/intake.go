@@ -52,8 +52,9 @@ const (
 )
 
 var (
-	castagnoli   = crc32.MakeTable(crc32.Castagnoli)
-	intakeZeros  [intakeGrow]byte
+	castagnoli = crc32.MakeTable(crc32.Castagnoli)
+	// intakeZeros is a page of them, written a page at a time (write).
+	intakeZeros  = make([]byte, os.Getpagesize())
 	keyIntakePos = []byte("intake_applied") // generation, offset: 16 bytes
 )
 
@@ -354,7 +355,7 @@ func (in *intake) write(buf []byte) error {
 		// A page per write: the kernel caches a larger write in a larger
 		// folio, and every later record written into it would dirty, and
 		// have the sync write back, the whole folio (ten times the bytes).
-		page := int64(os.Getpagesize())
+		page := int64(len(intakeZeros))
 		off := end
 		for off < end+intakeGrow {
 			n := page - off%page // to the next page's start

@@ -118,13 +118,7 @@ func TestIntakeCutsATornTail(t *testing.T) {
 			}
 			f.Write(append(rec[:len(rec)-3], make([]byte, zeros)...))
 			f.Close()
-
-			s = openTest(t, path)
-			wantBodies(t, s, 5)
-			acceptN(t, s, 5, 5)
-			s.Close()
-			s = openTest(t, path)
-			wantBodies(t, s, 10)
+			wantAcrossRestarts(t, path, 5, 5)
 		})
 	}
 }
@@ -136,20 +130,20 @@ func TestIntakeGrowsAheadOfItsRecords(t *testing.T) {
 	s := openTest(t, path)
 	acceptN(t, s, 0, 3)
 	name := intakeName(path, s.intake.gen)
-	fi, err := os.Stat(name)
-	if err != nil {
-		t.Fatal(err)
+	size := func() int64 {
+		t.Helper()
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
 	}
-	if fi.Size() < intakeGrow {
-		t.Errorf("intake log of %d bytes, want it grown by %d", fi.Size(), intakeGrow)
+	if n := size(); n < intakeGrow {
+		t.Errorf("intake log of %d bytes, want it grown by %d", n, intakeGrow)
 	}
 	s.Close()
-	fi, err = os.Stat(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Size() >= intakeGrow {
-		t.Errorf("intake log of %d bytes after a clean stop, want only its records", fi.Size())
+	if n := size(); n >= intakeGrow {
+		t.Errorf("intake log of %d bytes after a clean stop, want only its records", n)
 	}
 }
 
@@ -174,12 +168,20 @@ func TestIntakeRotatesAndRemovesAppliedGenerations(t *testing.T) {
 		t.Errorf("%d intake files left after everything was applied: %v", len(gens), gens)
 	}
 	s.Close()
-	s = openTest(t, path)
-	wantBodies(t, s, 30)
-	acceptN(t, s, 30, 3)
+	wantAcrossRestarts(t, path, 30, 3)
+}
+
+// wantAcrossRestarts opens the closed store at path, wants the have
+// messages it was given, gives it more, and wants them all after the
+// next restart too.
+func wantAcrossRestarts(t *testing.T, path string, have, more int) {
+	t.Helper()
+	s := openTest(t, path)
+	wantBodies(t, s, have)
+	acceptN(t, s, have, more)
 	s.Close()
 	s = openTest(t, path)
-	wantBodies(t, s, 33)
+	wantBodies(t, s, have+more)
 }
 
 func TestSnapshotHoldsEveryAcceptedMail(t *testing.T) {
