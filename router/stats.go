@@ -1,6 +1,7 @@
 package router
 
 import (
+	"slices"
 	"time"
 )
 
@@ -268,6 +269,9 @@ type AgentStats struct {
 	Idle      time.Duration
 	Occupancy float64 // busy ÷ (busy + idle); 0 when both are 0
 }
+
+// Skills are the skills the router was built with, in order.
+func (r *Router) Skills() []string { return slices.Clone(r.cfg.Skills) }
 
 // Agents returns every agent's state, in configuration order.
 func (r *Router) Agents() []AgentStats {

@@ -8,6 +8,7 @@ import (
 	"dirigent/chat"
 	"dirigent/config"
 	"dirigent/desk"
+	"dirigent/internal/clientaddr"
 	"dirigent/journey"
 	"dirigent/mail"
 	"dirigent/router"
@@ -158,6 +159,13 @@ func sipConfig(c *config.Config) sip.Config {
 	return sc
 }
 
+// trustedProxies are a listener's reverse proxies; Validate has refused
+// what does not parse.
+func trustedProxies(list []string) clientaddr.Proxies {
+	ps, _ := clientaddr.ParseProxies(list)
+	return ps
+}
+
 // chatConfig translates the configuration into the message channel's
 // terms; rc is the router's, for telling who can answer a queue's chats.
 func chatConfig(c *config.Config, rc router.Config) chat.Config {
@@ -169,6 +177,7 @@ func chatConfig(c *config.Config, rc router.Config) chat.Config {
 		MaxMessageBytes:   c.Chat.MaxMessageBytes,
 		MessagesPerMinute: c.Chat.MessagesPerMinute,
 		MaxSessionsPerIP:  c.Chat.MaxSessionsPerIP,
+		TrustedProxies:    trustedProxies(c.Chat.TrustedProxies),
 		IdleTimeout:       c.Chat.IdleTimeout.Duration,
 		Location:          loc,
 		Queues:            map[string]chat.QueueSettings{},

@@ -82,12 +82,17 @@ func (a customerAdmin) UnmergeCustomers(ctx context.Context, mergeID uint64, at 
 	if err != nil {
 		return nil, err
 	}
-	keepTier := rec.KeepBefore.ValueTier
-	if c, err := a.Store.Customer(rec.Keep); err == nil {
-		keepTier = c.ValueTier
-	}
-	a.router.UnmergeCustomer(rec.Merged.ID, rec.Merged.ValueTier, rec.Keep, keepTier)
+	a.router.UnmergeCustomer(rec.Merged.ID, rec.Merged.ValueTier, rec.Keep, keptTier(a.Store, rec))
 	return rec, nil
+}
+
+// keptTier is the value tier of the customer a merge kept, now; as it
+// was before the merge when it cannot be read.
+func keptTier(s *store.Store, m *store.Merge) int {
+	if c, err := s.Customer(m.Keep); err == nil {
+		return c.ValueTier
+	}
+	return m.KeepBefore.ValueTier
 }
 
 // tellMerges tells the router of the merges in force, oldest first, each
@@ -99,11 +104,7 @@ func tellMerges(s *store.Store, r *router.Router) error {
 		return err
 	}
 	for _, m := range merges {
-		tier := m.KeepBefore.ValueTier
-		if c, err := s.Customer(m.Keep); err == nil {
-			tier = c.ValueTier
-		}
-		r.MergeCustomer(m.Merged.ID, m.Keep, tier)
+		r.MergeCustomer(m.Merged.ID, m.Keep, keptTier(s, &m))
 	}
 	return nil
 }

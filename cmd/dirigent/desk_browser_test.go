@@ -36,15 +36,13 @@ reason = "Mail about an invoice"
 priority = 50
 channels = ["email"]
 `)
-	cfg := mustRead(t, cfgPath)
-	cfg = strings.Replace(cfg, "[desk]\nlisten = \"127.0.0.1:0\"\n", "[desk]\nlisten = \"127.0.0.1:0\"\nsupervisors = [\"sven\"]\nadmins = [\"sven\"]\n", 1)
+	setInConfig(t, cfgPath, "desk", "supervisors = [\"sven\"]\nadmins = [\"sven\"]\n")
 	if sipListen != "" {
-		cfg = strings.Replace(cfg, "[sip]\nlisten = \"127.0.0.1:0\"\n", "[sip]\nlisten = \""+sipListen+"\"\n", 1)
+		writeFile(t, cfgPath, strings.Replace(mustRead(t, cfgPath), "[sip]\nlisten = \"127.0.0.1:0\"\n", "[sip]\nlisten = \""+sipListen+"\"\n", 1))
 	}
 	if smarthost != "" {
-		cfg = strings.Replace(cfg, "addresses = [\"support@example.com\"]\n", "addresses = [\"support@example.com\"]\nsmarthost = \""+smarthost+"\"\nsmarthost_tls = \"none\"\n", 1)
+		setInConfig(t, cfgPath, "mail", "smarthost = \""+smarthost+"\"\nsmarthost_tls = \"none\"\n")
 	}
-	writeFile(t, cfgPath, cfg)
 	d := startDaemon(t, cfgPath)
 	for _, user := range []string{"anna", "sven"} {
 		if code, out := runPasswd(t, deskPassword+"\n", "--config", cfgPath, user); code != 0 || out != "password of "+user+" set; 0 desk session(s) with the old one ended\n" {

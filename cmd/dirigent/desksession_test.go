@@ -139,13 +139,17 @@ func TestReloadKeepsSkillsForTheRestart(t *testing.T) {
 	writeFile(t, cfgPath, changed)
 	for range 2 {
 		d.cmd.Process.Signal(syscall.SIGHUP)
-		for line := range d.logs { // to the reload's end (or the daemon's)
+		reloaded := false
+		for line := range d.logs { // to the reload's end
 			if line["level"] == "ERROR" {
 				t.Errorf("logged: %v", line)
 			}
-			if line["msg"] == "configuration reloaded" {
+			if reloaded = line["msg"] == "configuration reloaded"; reloaded {
 				break
 			}
+		}
+		if !reloaded {
+			t.Fatal("dirigent exited during the reload")
 		}
 	}
 }

@@ -304,9 +304,8 @@ func TestLifecycleWithSystemd(t *testing.T) {
 	waitNotify(t, msgs, "WATCHDOG=1")
 
 	// A good reload: RELOADING=1, then READY=1, and the new level applies.
-	reloaded := strings.Replace(mustRead(t, cfgPath), "[log]\n", "[log]\nlevel = \"debug\"\n", 1)
-	reloaded += "[[agents]]\nid = \"newbie\"\nskills = { support = 1 }\n"
-	os.WriteFile(cfgPath, []byte(reloaded), 0o644)
+	setInConfig(t, cfgPath, "log", "level = \"debug\"\n")
+	writeFile(t, cfgPath, mustRead(t, cfgPath)+"[[agents]]\nid = \"newbie\"\nskills = { support = 1 }\n")
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	waitNotify(t, msgs, "RELOADING=1")
 	waitNotify(t, msgs, "READY=1")

@@ -22,7 +22,6 @@ import (
 	"dirigent/chat"
 	"dirigent/config"
 	"dirigent/desk"
-	"dirigent/internal/clientaddr"
 	"dirigent/journey"
 	"dirigent/mail"
 	"dirigent/router"
@@ -99,16 +98,12 @@ type daemon struct {
 	chat    *chat.Channel // nil when no queue takes messages
 	desk    *desk.Server
 	control *desk.Control
-	// routerSkills are the skills the router was built with: a reload
-	// that changes them applies at the next restart only, even after
-	// further reloads.
-	routerSkills []string
 }
 
 // start opens the store and binds every listener. On error it releases
 // whatever it had already taken.
 func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.LevelVar) (_ *daemon, err error) {
-	d := &daemon{cfg: cfg, cfgPath: cfgPath, logger: logger, level: level, notify: notifier{logger}, routerSkills: cfg.Skills}
+	d := &daemon{cfg: cfg, cfgPath: cfgPath, logger: logger, level: level, notify: notifier{logger}}
 	defer func() {
 		if err != nil {
 			d.close()
@@ -185,11 +180,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	// Voice offers ring the agent's phones; the channel ignores others.
 	d.offers.add(d.sip.OnOffer, d.sip.OnRevoke)
 	if cfg.Chat.Queue != "" {
-		cc := chatConfig(cfg, rc)
-		if cc.TrustedProxies, err = clientaddr.ParseProxies(cfg.Chat.TrustedProxies); err != nil {
-			return nil, fmt.Errorf("chat.trusted_proxies: %w", err)
-		}
-		d.chat, err = chat.New(cc, chat.Deps{
+		d.chat, err = chat.New(chatConfig(cfg, rc), chat.Deps{
 			Logger: logger.With("component", "chat"), Store: d.store, Journey: d.journey, Router: d.router,
 			Registerer: reg, DrainTimeout: drain, SendTranscript: d.mail.SendTranscript, SIPReply: d.sip.SendMessage,
 			// Customers' messages reach the chat's agent on the desk.
@@ -198,10 +189,6 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		if err != nil {
 			return nil, err
 		}
-	}
-	deskProxies, err := clientaddr.ParseProxies(cfg.Desk.TrustedProxies)
-	if err != nil {
-		return nil, fmt.Errorf("desk.trusted_proxies: %w", err)
 	}
 	var tokens []desk.APIToken
 	for _, t := range cfg.Desk.APITokens {
@@ -221,7 +208,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		AwayReasons:    cfg.Desk.AwayReasons,
 		WrapCodes:      cfg.Desk.WrapCodes,
 		SessionTimeout: cfg.Desk.SessionTimeout.Duration,
-		TrustedProxies: deskProxies,
+		TrustedProxies: trustedProxies(cfg.Desk.TrustedProxies),
 		Skills:         rc.Skills,
 		Agents:         rc.Agents,
 		Queues:         rc.Queues,
@@ -413,12 +400,13 @@ func (d *daemon) reload() {
 		d.logger.Error("reload refused, the running configuration stays", "config", d.cfgPath, "err", err)
 		return
 	}
-	for _, key := range restartOnlyChanges(d.cfg, next) {
+	removed := removedAgents(d.cfg, next)
+	for _, key := range restartOnlyChanges(d.cfg, next, removed) {
 		d.logger.Warn("reload: this setting takes effect at the next restart", "key", key)
 	}
 	d.applyAgents(next)
 	d.applyLogins(next)
-	d.retireAgents(next)
+	d.retireAgents(removed)
 	d.level.Set(logLevel(next.Log.Level))
 	d.cfg = next
 	d.metrics.reloads.WithLabelValues("applied").Inc()
@@ -428,8 +416,9 @@ func (d *daemon) reload() {
 
 // restartOnlyChanges lists changed settings that a running process cannot
 // apply: bound sockets, the open store, the chosen log handler, and (for
-// now) the router's queues, skills, routing settings and removed agents.
-func restartOnlyChanges(old, next *config.Config) []string {
+// now) the router's queues, skills, routing settings and the agents
+// removed (removedAgents).
+func restartOnlyChanges(old, next *config.Config, removed []string) []string {
 	var keys []string
 	for _, s := range []struct {
 		key       string
@@ -460,7 +449,7 @@ func restartOnlyChanges(old, next *config.Config) []string {
 			keys = append(keys, s.key)
 		}
 	}
-	for _, id := range removedAgents(old, next) {
+	for _, id := range removed {
 		keys = append(keys, "agents (forgetting "+id+", offline now)")
 	}
 	return keys
@@ -480,11 +469,11 @@ func removedAgents(old, next *config.Config) []string {
 // applyAgents gives the router and the desk's admin page the agents of
 // a reloaded configuration: new agents join, changed skills and
 // capacities apply at once. With changed skills the whole router needs a
-// restart, which restartOnlyChanges reports; then only removed agents
-// leave the admin page.
+// restart, which restartOnlyChanges reports; then nothing applies, even
+// after further reloads (the router's skills, not the last file's, say
+// it), and retireAgents takes removed agents off the admin page.
 func (d *daemon) applyAgents(next *config.Config) {
-	if !slices.Equal(d.routerSkills, next.Skills) {
-		d.desk.RemoveAgents(removedAgents(d.cfg, next))
+	if !slices.Equal(d.router.Skills(), next.Skills) {
 		return
 	}
 	rc, err := routerConfig(next)
@@ -501,14 +490,15 @@ func (d *daemon) applyAgents(next *config.Config) {
 }
 
 // retireAgents sets the agents a reloaded configuration no longer has
-// offline, once applyLogins has ended their desk sessions; the router
-// forgets them at the next restart.
-func (d *daemon) retireAgents(next *config.Config) {
-	for _, id := range removedAgents(d.cfg, next) {
+// offline, once applyLogins has ended their desk sessions, and takes them
+// off the admin page; the router forgets them at the next restart.
+func (d *daemon) retireAgents(removed []string) {
+	for _, id := range removed {
 		if err := d.router.SetPresence(id, router.Offline, ""); err != nil {
 			d.logger.Error("reload: removed agent not set offline", "agent", id, "err", err)
 		}
 	}
+	d.desk.RemoveAgents(removed)
 }
 
 // applyLogins puts the desk logins of a reloaded configuration in force
