@@ -139,7 +139,6 @@ type task struct {
 	q         *queue
 	step      int
 	class     *taskClass
-	rankTier  int     // the value tier prio counts: ValueTier, or a merge's
 	prio      float64 // priority at arrival
 	key       float64 // priority projected to time zero: order within a class
 	seq       uint64

@@ -196,7 +196,7 @@ func TestMergeCustomer(t *testing.T) {
 	ranks := func(ids ...uint64) []int {
 		var out []int
 		for _, id := range ids {
-			out = append(out, h.r.tasks[id].rankTier)
+			out = append(out, h.r.rankTier(h.r.tasks[id]))
 		}
 		return out
 	}

@@ -41,6 +41,16 @@ func (r *Router) add(in Task, q *queue, reason string, now time.Time) {
 	r.enter(t, q, reason, now)
 }
 
+// basePrio is t's priority in q as it arrives: the queue's, plus its rank
+// tier's weight, plus the boost of a repeat contact.
+func (r *Router) basePrio(t *task, q *queue) float64 {
+	p := q.spec.Priority + float64(r.rankTier(t))*r.cfg.TierWeight
+	if t.Repeat {
+		p += r.cfg.RepeatBoost
+	}
+	return p
+}
+
 // enter puts t into q: priority, widening step, timers, then dispatch.
 func (r *Router) enter(t *task, q *queue, reason string, now time.Time) {
 	t.q = q
@@ -48,11 +58,7 @@ func (r *Router) enter(t *task, q *queue, reason string, now time.Time) {
 	t.state = Pending
 	t.entered = now
 	t.expired = false
-	t.rankTier = r.rankTier(t)
-	t.prio = q.spec.Priority + float64(t.rankTier)*r.cfg.TierWeight
-	if t.Repeat {
-		t.prio += r.cfg.RepeatBoost
-	}
+	t.prio = r.basePrio(t, q)
 	t.key = t.prio - q.rate*float64(t.Arrived.UnixNano())/1e9
 	t.step = 0
 	t.class = q.classes[0][t.Channel]
@@ -313,11 +319,6 @@ func (r *Router) EraseCustomer(customerID uint64) []uint64 {
 			ts = append(ts, t)
 		}
 	}
-	return r.endErased(ts, now)
-}
-
-// endErased ends the tasks of an erasure and returns their IDs in order.
-func (r *Router) endErased(ts []*task, now time.Time) []uint64 {
 	// Waiting tasks first, then offered ones, then taken ones (the order
 	// of the states): an agent freed by one of them is offered the next
 	// task at once, and that must not be another of this customer's.
@@ -366,17 +367,19 @@ func (r *Router) UnmergeCustomer(from uint64, fromTier int, to uint64, toTier in
 	r.rerank()
 }
 
-// rerank gives every open task the priority of its rank tier after a
-// merge or unmerge, and returns those whose rank changed.
+// rerank gives every waiting or offered task the priority of its rank
+// tier after a merge or unmerge, and returns those whose rank changed. A
+// task taken is ranked again only should it come back (enter).
 func (r *Router) rerank() []uint64 {
 	var ids []uint64
 	for _, t := range r.tasks {
-		tier := r.rankTier(t)
-		if tier == t.rankTier {
+		if t.state != Pending && t.state != Reserved {
 			continue
 		}
-		delta := float64(tier-t.rankTier) * r.cfg.TierWeight
-		t.rankTier = tier
+		delta := r.basePrio(t, t.q) - t.prio
+		if delta == 0 {
+			continue
+		}
 		t.prio += delta
 		t.key += delta
 		if t.parked == parkedInClass {
