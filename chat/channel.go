@@ -1,7 +1,6 @@
 package chat
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -98,22 +97,13 @@ var peerLanguages = language.NewMatcher([]language.Tag{language.German, language
 // the same, RFC 3261 §20.3): German when it names neither or is empty.
 // An entry that does not parse is left out, not the whole list.
 func peerLanguage(acceptLanguage string) string {
-	type weighted struct {
-		tag language.Tag
-		q   float32
-	}
-	var entries []weighted
+	var good []string
 	for entry := range strings.SplitSeq(acceptLanguage, ",") {
-		tags, qs, err := language.ParseAcceptLanguage(entry)
-		if err == nil && len(tags) == 1 {
-			entries = append(entries, weighted{tags[0], qs[0]})
+		if tags, _, err := language.ParseAcceptLanguage(entry); err == nil && len(tags) == 1 {
+			good = append(good, entry)
 		}
 	}
-	slices.SortStableFunc(entries, func(a, b weighted) int { return cmp.Compare(b.q, a.q) })
-	tags := make([]language.Tag, len(entries))
-	for i, e := range entries {
-		tags[i] = e.tag
-	}
+	tags, _, _ := language.ParseAcceptLanguage(strings.Join(good, ","))
 	if _, i, _ := peerLanguages.Match(tags...); i == 1 {
 		return "en"
 	}
