@@ -171,7 +171,11 @@ type Channel struct {
 	taskEvents chan router.Event
 	handlers   sync.WaitGroup
 	notices    sync.WaitGroup // SIP MESSAGE notices on their way to a peer
-	closeOnce  sync.Once
+	// noticesMu keeps a notice from starting once the drain waits for
+	// the last ones (noticesDone): Add at zero must not race Wait.
+	noticesMu   sync.Mutex
+	noticesDone bool
+	closeOnce   sync.Once
 }
 
 // New checks cfg, loads the open sessions and binds the listener.
@@ -302,7 +306,14 @@ func (c *Channel) Run(ctx context.Context) error {
 			err := c.srv.Shutdown(sctx)
 			c.Close()
 			done := make(chan struct{})
-			go func() { c.handlers.Wait(); c.notices.Wait(); close(done) }()
+			go func() {
+				c.handlers.Wait()
+				c.noticesMu.Lock()
+				c.noticesDone = true
+				c.noticesMu.Unlock()
+				c.notices.Wait()
+				close(done)
+			}()
 			select {
 			case <-done:
 			case <-sctx.Done():

@@ -201,6 +201,12 @@ func (c *Channel) toCustomer(ctx context.Context, s *session, f ServerFrame) {
 	if s.rec.Entrance == "sip" {
 		if f.Type == FrameNotice && c.deps.SIPReply != nil {
 			peer, text := s.replyTo(), f.Text
+			c.noticesMu.Lock()
+			defer c.noticesMu.Unlock()
+			if c.noticesDone {
+				c.deps.Logger.Debug("SIP MESSAGE notice not sent: the chat is stopping", "peer", peer)
+				return
+			}
 			c.notices.Go(func() {
 				if err := c.deps.SIPReply(context.WithoutCancel(ctx), peer, text); err != nil {
 					c.deps.Logger.Warn("SIP MESSAGE notice not sent", "peer", peer, "err", err)
