@@ -19,7 +19,7 @@ type Router interface {
 	Complete(taskID uint64) error
 	Stats() []router.QueueStats
 	Agents() []router.AgentStats
-	SetAgent(spec router.AgentSpec) error
+	SetAgentSkills(agentID string, skills map[string]int) error
 }
 
 // Mailer sends an agent's reply in a mail conversation (the mail

@@ -991,6 +991,13 @@ func TestDeskWallboardAndAdmin(t *testing.T) {
 	if agents := adm["agents"].([]any); len(agents) != 1 || agents[0].(map[string]any)["id"] != "anna" {
 		t.Errorf("agents on the admin page after nina was removed: %v", agents)
 	}
+	// A skill change racing the reload that removes anna: the router
+	// refuses her, whatever the page still listed.
+	if err := env.router.RemoveAgent("anna"); err != nil {
+		t.Fatal(err)
+	}
+	code, body = ada.do("PUT", "/api/desk/admin/agents/anna/skills", `{"skills":{"billing":1}}`)
+	expect(t, "anna, removed from routing", code, body, 404, `unknown agent "anna"`)
 }
 
 func TestDeskCustomerSearch(t *testing.T) {

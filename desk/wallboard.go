@@ -155,24 +155,26 @@ func (s *Server) setAgentSkills(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.desk.mu.Lock()
-	spec, ok := s.desk.agents[id]
+	_, ok := s.desk.agents[id]
 	s.desk.mu.Unlock()
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("agent %q: not found", id))
 		return
 	}
-	spec.Skills = maps.Clone(req.Skills)
-	if err := s.deps.Router.SetAgent(spec); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	// The router keeps the agent's capacities, and refuses an agent a
+	// reload removed meanwhile.
+	if err := s.deps.Router.SetAgentSkills(id, req.Skills); err != nil {
+		writeRouterError(w, err)
 		return
 	}
 	s.desk.mu.Lock()
-	if _, ok := s.desk.agents[id]; ok { // not removed by a reload meanwhile
+	if spec, ok := s.desk.agents[id]; ok { // not removed by a reload meanwhile
+		spec.Skills = maps.Clone(req.Skills)
 		s.desk.agents[id] = spec
 	}
 	s.desk.mu.Unlock()
 	s.deps.Logger.Info("agent skills changed on the desk", "agent", id, "skills", req.Skills, "by", sessionOf(r).user)
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "skills": spec.Skills})
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "skills": req.Skills})
 }
 
 // setAgentPresence is PUT /api/desk/admin/agents/{id}/presence.

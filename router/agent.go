@@ -1,10 +1,17 @@
 package router
 
+import (
+	"fmt"
+	"maps"
+	"time"
+)
+
 // SetAgent adds an agent or changes an existing one's skills and
 // capacity, as an admin does from the wallboard or a reloaded
 // configuration. Tasks in progress stay; an agent now over a capacity
 // gets no more of that channel until below it. An agent freed by the
 // change gets the best waiting task at once.
+// An agent RemoveAgent took out comes back, offline.
 func (r *Router) SetAgent(spec AgentSpec) error {
 	now := r.lock()
 	defer r.unlock()
@@ -12,6 +19,54 @@ func (r *Router) SetAgent(spec AgentSpec) error {
 	if !ok {
 		return r.addAgent(spec)
 	}
+	a.removed = false
+	return r.setAgent(a, spec, now)
+}
+
+// SetAgentSkills changes an agent's skills and keeps the capacities the
+// router has for them, as the desk's admin page does: a spec read before
+// a reload must not undo the reload's capacities, nor bring back an agent
+// it removed.
+func (r *Router) SetAgentSkills(agentID string, skills map[string]int) error {
+	now := r.lock()
+	defer r.unlock()
+	a, err := r.agent(agentID)
+	if err != nil {
+		return err
+	}
+	spec := a.spec
+	spec.Skills = maps.Clone(skills)
+	return r.setAgent(a, spec, now)
+}
+
+// RemoveAgent takes an agent out of routing, as a reloaded configuration
+// without them does: they go offline, an offer out to them goes back to
+// the queue and tasks waiting for them in particular wait for anyone.
+// From then on they are offered nothing, cannot change presence and are
+// not among Agents. Tasks they hold stay theirs until they end.
+func (r *Router) RemoveAgent(agentID string) error {
+	now := r.lock()
+	defer r.unlock()
+	a, err := r.agent(agentID)
+	if err != nil {
+		return err
+	}
+	r.setPresence(a, Offline, "", now)
+	a.removed = true
+	return nil
+}
+
+// agent is the routed agent with that ID: ErrUnknownAgent for one never
+// configured or removed.
+func (r *Router) agent(id string) (*agent, error) {
+	a, ok := r.agents[id]
+	if !ok || a.removed {
+		return nil, fmt.Errorf("%w %q", ErrUnknownAgent, id)
+	}
+	return a, nil
+}
+
+func (r *Router) setAgent(a *agent, spec AgentSpec, now time.Time) error {
 	ac, err := r.classFor(spec)
 	if err != nil {
 		return err

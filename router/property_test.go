@@ -122,10 +122,14 @@ func TestRandomOperations(t *testing.T) {
 			cfg := randomConfig(rng)
 			h := newHarness(t, cfg)
 			offers := map[uint64]Offer{}
+			removed := map[string]bool{} // agents taken out by RemoveAgent
 			var fifoErr error
 			h.r.deps.OnOffer = func(o Offer) {
 				if _, dup := offers[o.TaskID]; dup {
 					fifoErr = fmt.Errorf("task %d offered twice at once", o.TaskID)
+				}
+				if removed[o.Agent] {
+					fifoErr = fmt.Errorf("task %d offered to %s, who was removed", o.TaskID, o.Agent)
 				}
 				offers[o.TaskID] = o
 			}
@@ -187,7 +191,10 @@ func TestRandomOperations(t *testing.T) {
 					h.must(h.r.Enqueue(task))
 				case 3:
 					a := cfg.Agents[rng.IntN(len(cfg.Agents))].ID
-					h.must(h.r.SetPresence(a, []Presence{Offline, Available, Available, Away}[rng.IntN(4)], "break"))
+					err := h.r.SetPresence(a, []Presence{Offline, Available, Available, Away}[rng.IntN(4)], "break")
+					if removed[a] != errors.Is(err, ErrUnknownAgent) || err != nil && !removed[a] {
+						t.Fatalf("presence of %s (removed: %v): %v", a, removed[a], err)
+					}
 				case 4, 5:
 					for _, id := range sortedIDs(offers) {
 						o := offers[id]
@@ -227,6 +234,7 @@ func TestRandomOperations(t *testing.T) {
 					spec.Capacity = cap3(1, rng.IntN(4), rng.IntN(3))
 					spec.Skills = map[string]int{cfg.Skills[rng.IntN(len(cfg.Skills))]: 1 + rng.IntN(5)}
 					h.must(h.r.SetAgent(spec))
+					delete(removed, spec.ID)
 				case 11:
 					if ids := h.r.taskIDs(Pending, Reserved, Assigned, Wrapping); len(ids) > 0 {
 						c := customers[ids[rng.IntN(len(ids))]]
@@ -260,10 +268,19 @@ func TestRandomOperations(t *testing.T) {
 							slots[i], fresh = fresh, fresh+1
 						}
 					}
+				case 13: // now and then, an agent removed by a reload
+					if rng.IntN(3) > 0 {
+						break
+					}
+					a := cfg.Agents[rng.IntN(len(cfg.Agents))].ID
+					if err := h.r.RemoveAgent(a); removed[a] != errors.Is(err, ErrUnknownAgent) || err != nil && !removed[a] {
+						t.Fatalf("removing %s (removed: %v): %v", a, removed[a], err)
+					}
+					removed[a] = true
 				}
 			}
 			for range 1500 {
-				step(rng.IntN(13))
+				step(rng.IntN(14))
 				if err := h.r.checkInvariants(settled); err != nil {
 					t.Fatal(err)
 				}
@@ -276,8 +293,13 @@ func TestRandomOperations(t *testing.T) {
 			if len(customers) < 250 {
 				t.Fatalf("only %d tasks in 1,500 steps", len(customers))
 			}
-			// Drain: everyone available, every offer accepted, every task done.
+			// Drain: everyone back and available, every offer accepted,
+			// every task done.
 			for _, a := range cfg.Agents {
+				if removed[a.ID] {
+					h.must(h.r.SetAgent(a))
+					delete(removed, a.ID)
+				}
 				h.must(h.r.SetPresence(a.ID, Available, ""))
 			}
 			for range 2000 {

@@ -594,6 +594,89 @@ func TestSetAgentFreesCapacityAndSkills(t *testing.T) {
 	}
 }
 
+// TestRemoveAgent: a removed agent's offer goes to another agent, tasks
+// waiting for them in particular wait for anyone, they are offered
+// nothing more and cannot come back through presence; the task they hold
+// ends as usual. SetAgent brings them back, offline.
+func TestRemoveAgent(t *testing.T) {
+	h := lastAgentHarness(t)
+	h.must(h.r.SetPresence("anna", Available, ""))
+	h.enqueue(1, "support", Email)
+	h.acceptOffers(1, "anna")
+	h.enqueue(2, "support", Email)
+	if o := h.takeOffer(); o.Agent != "anna" {
+		t.Fatalf("second task offered to %s, want anna", o.Agent)
+	}
+	h.must(h.r.SetPresence("ben", Away, "coaching"))
+	h.must(h.r.Enqueue(Task{ID: 3, Queue: "support", Channel: Voice, PreferredAgent: "ben"}))
+	h.noOffer() // anna holds an offer; task 3 waits for ben
+
+	h.must(h.r.RemoveAgent("ben"))
+	h.noOffer()
+	if o := h.r.Agents(); len(o) != 1 || o[0].Agent != "anna" {
+		t.Errorf("agents after removing ben: %+v", o)
+	}
+	h.must(h.r.RemoveAgent("anna"))
+	if len(h.revoked) != 1 || h.revoked[0].TaskID != 2 {
+		t.Errorf("revoked: %+v, want anna's offer of task 2", h.revoked)
+	}
+	for _, id := range []string{"anna", "ben", "nobody"} {
+		if err := h.r.SetPresence(id, Available, ""); !errors.Is(err, ErrUnknownAgent) {
+			t.Errorf("presence of %s: %v, want ErrUnknownAgent", id, err)
+		}
+		if err := h.r.SetAgentSkills(id, map[string]int{"support": 1}); !errors.Is(err, ErrUnknownAgent) {
+			t.Errorf("skills of %s: %v, want ErrUnknownAgent", id, err)
+		}
+		if err := h.r.RemoveAgent(id); !errors.Is(err, ErrUnknownAgent) {
+			t.Errorf("removing %s again: %v, want ErrUnknownAgent", id, err)
+		}
+	}
+	if len(h.r.Agents()) != 0 {
+		t.Errorf("agents: %+v", h.r.Agents())
+	}
+	h.must(h.r.Complete(1)) // the task anna held
+
+	// Task 3 waits for anyone now, and another preferring ben too.
+	h.must(h.r.Enqueue(Task{ID: 4, Queue: "support", Channel: Voice, PreferredAgent: "ben"}))
+	h.must(h.r.SetAgent(AgentSpec{ID: "cleo", Skills: map[string]int{"support": 1}, Capacity: cap3(1, 3, 2)}))
+	h.must(h.r.SetPresence("cleo", Available, ""))
+	o := h.takeOffer()
+	if o.Agent != "cleo" || o.TaskID != 2 && o.TaskID != 3 {
+		t.Fatalf("offered %+v, want task 2 or 3 to cleo", o)
+	}
+	h.must(h.r.Decline(o.TaskID, "cleo"))
+
+	// Back through SetAgent, offline until they say otherwise.
+	h.offers = nil
+	h.must(h.r.SetAgent(AgentSpec{ID: "ben", Skills: map[string]int{"support": 2}, Capacity: cap3(1, 3, 2)}))
+	if a := h.r.Agents(); len(a) != 2 || a[0].Agent != "ben" || a[0].Presence != Offline {
+		t.Fatalf("agents after ben is back: %+v", a)
+	}
+	h.noOffer()
+	h.must(h.r.SetPresence("ben", Available, ""))
+	if o := h.takeOffer(); o.Agent != "ben" {
+		t.Errorf("ben back: %+v", o)
+	}
+}
+
+// TestSetAgentSkillsKeepsCapacity: the admin page's skill change keeps
+// the capacities the router has, whatever the page read before.
+func TestSetAgentSkillsKeepsCapacity(t *testing.T) {
+	h := newHarness(t, basicConfig())
+	h.must(h.r.SetAgent(AgentSpec{ID: "anna", Skills: map[string]int{"support": 5}, Capacity: cap3(0, 1, 0)}))
+	h.must(h.r.SetPresence("anna", Available, ""))
+	h.must(h.r.SetAgentSkills("anna", map[string]int{"billing": 3}))
+	h.enqueue(1, "billing", Email)
+	h.acceptOffers(1, "anna")
+	h.enqueue(2, "billing", Email)
+	h.noOffer() // email capacity 1, as SetAgent left it
+	h.enqueue(3, "support", Message)
+	h.noOffer() // no support skill any more, nor message capacity
+	if err := h.r.SetAgentSkills("anna", map[string]int{"juggling": 5}); err == nil {
+		t.Error("undefined skill accepted")
+	}
+}
+
 // TestEraseInEachState: a task whose customer is erased ends canceled as
 // "erased" whatever its state. An offer of it is revoked; an agent who
 // had taken it or was wrapping it up is free at once, without wrap-up,

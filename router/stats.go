@@ -273,12 +273,16 @@ type AgentStats struct {
 // Skills are the skills the router was built with, in order.
 func (r *Router) Skills() []string { return slices.Clone(r.cfg.Skills) }
 
-// Agents returns every agent's state, in configuration order.
+// Agents returns every agent's state, in configuration order; removed
+// agents are not among them.
 func (r *Router) Agents() []AgentStats {
 	now := r.lock()
 	defer r.unlock()
 	out := make([]AgentStats, 0, len(r.byOrder))
 	for _, a := range r.byOrder {
+		if a.removed {
+			continue
+		}
 		r.occupancy(a, now)
 		st := AgentStats{Agent: a.spec.ID, Presence: a.presence, Reason: a.reason, Load: a.load, Wrapping: a.wrapping, Busy: a.occ.busy, Idle: a.occ.idle}
 		if a.offer != nil {

@@ -72,7 +72,7 @@ func (r *Router) enter(t *task, q *queue, reason string, now time.Time) {
 	// wait only while fewer of the agent's customers wait for them on the
 	// channel than the agent takes at once: a popular agent's further
 	// customers go to whoever is free rather than queue behind the others.
-	if a := r.agents[t.PreferredAgent]; a != nil && (a.presence != Offline && (q.spec.Strategy == LastAgent || t.Repeat) && a.waitedFor(t.Channel) < a.spec.Capacity[t.Channel] || t.recovered) && q.spec.LastAgentWait > 0 {
+	if a := r.agents[t.PreferredAgent]; a != nil && !a.removed && (a.presence != Offline && (q.spec.Strategy == LastAgent || t.Repeat) && a.waitedFor(t.Channel) < a.spec.Capacity[t.Channel] || t.recovered) && q.spec.LastAgentWait > 0 {
 		if _, qualified := t.class.score[a.class]; qualified {
 			t.waitFor = a
 			t.waitUntil = now.Add(q.spec.LastAgentWait)
@@ -449,9 +449,9 @@ func (r *Router) finish(t *task, s State, reason string, now time.Time) {
 func (r *Router) SetPresence(agentID string, p Presence, reason string) error {
 	now := r.lock()
 	defer r.unlock()
-	a, ok := r.agents[agentID]
-	if !ok {
-		return fmt.Errorf("%w %q", ErrUnknownAgent, agentID)
+	a, err := r.agent(agentID)
+	if err != nil {
+		return err
 	}
 	r.setPresence(a, p, reason, now)
 	return nil

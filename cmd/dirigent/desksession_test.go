@@ -80,7 +80,8 @@ func TestDeskSessionSurvivesRestart(t *testing.T) {
 
 // TestReloadAppliesDeskLogins: a reload's agents log in to the desk at
 // once (their password set through the running daemon), and a removed
-// agent's session ends and they can log in no more, without a restart.
+// agent's session ends, they can log in no more and are routed no more,
+// without a restart.
 func TestReloadAppliesDeskLogins(t *testing.T) {
 	dir := t.TempDir()
 	agents := func(ids ...string) string {
@@ -121,8 +122,10 @@ func TestReloadAppliesDeskLogins(t *testing.T) {
 	if code := deskLogin(t, d.desk, "bert", deskPassword); code != 401 {
 		t.Errorf("bert's login after he was removed: %d", code)
 	}
-	if _, metrics := get(t, d.desk+"/metrics"); !strings.Contains(metrics, `dirigent_router_agents{presence="offline"} 3`) {
-		t.Error("/metrics: want anna, nina and bert, available before he was removed, offline")
+	// bert, available before, is no longer routed at all.
+	if _, metrics := get(t, d.desk+"/metrics"); !strings.Contains(metrics, `dirigent_router_agents{presence="offline"} 2`) ||
+		!strings.Contains(metrics, `dirigent_router_agents{presence="available"} 0`) {
+		t.Error("/metrics: want anna and nina offline, and bert not counted")
 	}
 }
 

@@ -400,13 +400,12 @@ func (d *daemon) reload() {
 		d.logger.Error("reload refused, the running configuration stays", "config", d.cfgPath, "err", err)
 		return
 	}
-	removed := removedAgents(d.cfg, next)
-	for _, key := range restartOnlyChanges(d.cfg, next, removed) {
+	for _, key := range restartOnlyChanges(d.cfg, next) {
 		d.logger.Warn("reload: this setting takes effect at the next restart", "key", key)
 	}
 	d.applyAgents(next)
 	d.applyLogins(next)
-	d.retireAgents(removed)
+	d.retireAgents(removedAgents(d.cfg, next))
 	d.level.Set(logLevel(next.Log.Level))
 	d.cfg = next
 	d.metrics.reloads.WithLabelValues("applied").Inc()
@@ -416,9 +415,8 @@ func (d *daemon) reload() {
 
 // restartOnlyChanges lists changed settings that a running process cannot
 // apply: bound sockets, the open store, the chosen log handler, and (for
-// now) the router's queues, skills, routing settings and the agents
-// removed (removedAgents).
-func restartOnlyChanges(old, next *config.Config, removed []string) []string {
+// now) the router's queues, skills and routing settings.
+func restartOnlyChanges(old, next *config.Config) []string {
 	var keys []string
 	for _, s := range []struct {
 		key       string
@@ -448,9 +446,6 @@ func restartOnlyChanges(old, next *config.Config, removed []string) []string {
 		if !reflect.DeepEqual(s.old, s.next) {
 			keys = append(keys, s.key)
 		}
-	}
-	for _, id := range removed {
-		keys = append(keys, "agents (forgetting "+id+", offline now)")
 	}
 	return keys
 }
@@ -489,13 +484,13 @@ func (d *daemon) applyAgents(next *config.Config) {
 	d.desk.SetAgents(rc.Agents)
 }
 
-// retireAgents sets the agents a reloaded configuration no longer has
-// offline, once applyLogins has ended their desk sessions, and takes them
-// off the admin page; the router forgets them at the next restart.
+// retireAgents takes the agents a reloaded configuration no longer has
+// out of routing, once applyLogins has ended their desk sessions, and off
+// the admin page. Tasks they hold stay theirs until they end.
 func (d *daemon) retireAgents(removed []string) {
 	for _, id := range removed {
-		if err := d.router.SetPresence(id, router.Offline, ""); err != nil {
-			d.logger.Error("reload: removed agent not set offline", "agent", id, "err", err)
+		if err := d.router.RemoveAgent(id); err != nil && !errors.Is(err, router.ErrUnknownAgent) {
+			d.logger.Error("reload: removed agent still routed", "agent", id, "err", err)
 		}
 	}
 	d.desk.RemoveAgents(removed)
