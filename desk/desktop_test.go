@@ -99,7 +99,7 @@ func newDeskOn(t testing.TB, st *store.Store, drain time.Duration, change func(*
 		{ID: "anna", Skills: map[string]int{"support": 3}, Capacity: [3]int{1, 3, 2}},
 		{ID: "bert", Skills: map[string]int{"support": 1}, Capacity: [3]int{1, 3, 2}},
 	}
-	queues := []router.QueueSpec{{Name: "support", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Email, router.Voice, router.Message}, ServiceLevelThreshold: 20 * time.Second}}
+	queues := []router.QueueSpec{{Name: "support", Skills: map[string]int{"support": 1}, Channels: []router.Channel{router.Email, router.Voice, router.Message}, ServiceLevelThreshold: 20 * time.Second, ServiceLevelTarget: 0.9}}
 	var srv *Server
 	r, err := router.New(router.Config{Skills: []string{"support", "billing"}, Agents: agents, Queues: queues, OfferTimeout: time.Minute}, router.Deps{
 		Logger: logger, Journal: journalFunc(func(e router.Event) { srv.RouterEvent(e) }),
@@ -919,6 +919,9 @@ func TestDeskWallboardAndAdmin(t *testing.T) {
 		if q["waiting"] == 1.0 {
 			if q["last_15m"].(map[string]any)["service_level"] != nil {
 				t.Errorf("service level with nothing answered: %v", q)
+			}
+			if q["service_level_target"] != 0.9 || q["service_level_threshold_seconds"] != 20.0 {
+				t.Errorf("the queue's service-level goal: %v", q)
 			}
 			break
 		}

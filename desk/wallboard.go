@@ -28,11 +28,14 @@ func boardOf(w router.WindowStats) windowBoard {
 }
 
 type queueBoard struct {
-	Queue              string      `json:"queue"`
-	Waiting            int         `json:"waiting"`
-	LongestWaitSeconds float64     `json:"longest_wait_seconds"`
-	Last15m            windowBoard `json:"last_15m"`
-	Today              windowBoard `json:"today"`
+	Queue              string  `json:"queue"`
+	Waiting            int     `json:"waiting"`
+	LongestWaitSeconds float64 `json:"longest_wait_seconds"`
+	// The service level aimed for, within the threshold.
+	ServiceLevelTarget           float64     `json:"service_level_target"`
+	ServiceLevelThresholdSeconds float64     `json:"service_level_threshold_seconds"`
+	Last15m                      windowBoard `json:"last_15m"`
+	Today                        windowBoard `json:"today"`
 }
 
 type agentBoard struct {
@@ -57,6 +60,7 @@ func (s *Server) wallboard() wallboard {
 	for _, q := range s.deps.Router.Stats() {
 		b.Queues = append(b.Queues, queueBoard{
 			Queue: q.Queue, Waiting: q.Waiting, LongestWaitSeconds: q.LongestWait.Seconds(),
+			ServiceLevelTarget: q.ServiceLevelTarget, ServiceLevelThresholdSeconds: q.ServiceLevelThreshold.Seconds(),
 			Last15m: boardOf(q.Last15m), Today: boardOf(q.Today),
 		})
 	}

@@ -31,6 +31,10 @@ var (
 		"Abandoned ÷ offered to the queue, in the window.", []string{"queue", "window"}, nil)
 	descAHT = prometheus.NewDesc("dirigent_router_average_handle_time_seconds",
 		"Mean time from answer to completion (wrap-up included) of tasks completed in the window.", []string{"queue", "window"}, nil)
+	descSLThreshold = prometheus.NewDesc("dirigent_router_service_level_threshold_seconds",
+		"The queue's service-level threshold: answers within it count as in time.", []string{"queue"}, nil)
+	descSLTarget = prometheus.NewDesc("dirigent_router_service_level_target_ratio",
+		"The service level the queue aims for (0.8 = 80 %).", []string{"queue"}, nil)
 	descAgents = prometheus.NewDesc("dirigent_router_agents",
 		"Agents by presence.", []string{"presence"}, nil)
 	descOccupancy = prometheus.NewDesc("dirigent_router_occupancy_ratio",
@@ -40,7 +44,7 @@ var (
 type collector struct{ r *Router }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descWaiting, descLongest, descOffered, descAnswered, descAbandoned, descSL, descSL2, descASA, descAbandonRate, descAHT, descAgents, descOccupancy} {
+	for _, d := range []*prometheus.Desc{descWaiting, descLongest, descOffered, descAnswered, descAbandoned, descSL, descSL2, descASA, descAbandonRate, descAHT, descSLThreshold, descSLTarget, descAgents, descOccupancy} {
 		ch <- d
 	}
 }
@@ -52,6 +56,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, q := range c.r.Stats() {
 		gauge(descWaiting, float64(q.Waiting), q.Queue)
 		gauge(descLongest, q.LongestWait.Seconds(), q.Queue)
+		gauge(descSLThreshold, q.ServiceLevelThreshold.Seconds(), q.Queue)
+		gauge(descSLTarget, q.ServiceLevelTarget, q.Queue)
 		for _, w := range []struct {
 			name string
 			s    WindowStats

@@ -193,7 +193,10 @@ type QueueSpec struct {
 	Strategy Strategy
 	// ServiceLevelThreshold: answered within it counts towards service level.
 	ServiceLevelThreshold time.Duration
-	WrapUp                time.Duration
+	// ServiceLevelTarget is the service level aimed for (0.8 = 80 %):
+	// shown beside it, for supervisors and alerts; routing does not use it.
+	ServiceLevelTarget float64
+	WrapUp             time.Duration
 	// MaxWait: then the task moves to OverflowQueue, or is canceled
 	// (ReasonMaxWait) when that is empty. 0: no limit.
 	MaxWait       time.Duration

@@ -86,12 +86,16 @@ func (w *WindowStats) add(o *WindowStats) {
 
 // QueueStats is a queue's live state and its rolling windows.
 type QueueStats struct {
-	Queue       string
-	Waiting     int           // pending or being offered
-	LongestWait time.Duration // of the tasks waiting now
-	Last15m     WindowStats
-	LastHour    WindowStats
-	Today       WindowStats // since local midnight
+	Queue string
+	// The queue's service-level goal: ServiceLevelTarget of the answers
+	// within ServiceLevelThreshold.
+	ServiceLevelThreshold time.Duration
+	ServiceLevelTarget    float64
+	Waiting               int           // pending or being offered
+	LongestWait           time.Duration // of the tasks waiting now
+	Last15m               WindowStats
+	LastHour              WindowStats
+	Today                 WindowStats // since local midnight
 }
 
 // minutes of history kept: enough for "today" at any hour.
@@ -180,14 +184,16 @@ func (s *statsBook) window(queue string, since, now time.Time) WindowStats {
 	return w
 }
 
-func (s *statsBook) queueStats(queue string, now time.Time) QueueStats {
+func (s *statsBook) queueStats(qs QueueSpec, now time.Time) QueueStats {
 	y, mo, d := now.Date()
 	midnight := time.Date(y, mo, d, 0, 0, 0, 0, now.Location())
 	return QueueStats{
-		Queue:    queue,
-		Last15m:  s.window(queue, now.Add(-15*time.Minute+time.Minute), now),
-		LastHour: s.window(queue, now.Add(-time.Hour+time.Minute), now),
-		Today:    s.window(queue, midnight, now),
+		Queue:                 qs.Name,
+		ServiceLevelThreshold: qs.ServiceLevelThreshold,
+		ServiceLevelTarget:    qs.ServiceLevelTarget,
+		Last15m:               s.window(qs.Name, now.Add(-15*time.Minute+time.Minute), now),
+		LastHour:              s.window(qs.Name, now.Add(-time.Hour+time.Minute), now),
+		Today:                 s.window(qs.Name, midnight, now),
 	}
 }
 
@@ -197,7 +203,7 @@ func (r *Router) Stats() []QueueStats {
 	defer r.unlock()
 	out := make([]QueueStats, 0, len(r.cfg.Queues))
 	for _, qs := range r.cfg.Queues {
-		st := r.stats.queueStats(qs.Name, now)
+		st := r.stats.queueStats(qs, now)
 		q := r.queues[qs.Name]
 		st.Waiting = q.waiting.len()
 		if st.Waiting > 0 {
@@ -218,7 +224,7 @@ func Recompute(cfg Config, events []Event, now time.Time) []QueueStats {
 	}
 	out := make([]QueueStats, 0, len(cfg.Queues))
 	for _, qs := range cfg.Queues {
-		out = append(out, s.queueStats(qs.Name, now))
+		out = append(out, s.queueStats(qs, now))
 	}
 	return out
 }

@@ -45,6 +45,7 @@ func routerConfig(c *config.Config) (router.Config, error) {
 			Priority:              float64(q.Priority),
 			Strategy:              strategy,
 			ServiceLevelThreshold: q.ServiceLevelThreshold.Duration,
+			ServiceLevelTarget:    q.ServiceLevelTarget,
 			WrapUp:                q.WrapUp.Duration,
 			MaxWait:               q.MaxWait.Duration,
 			OverflowQueue:         q.OverflowQueue,

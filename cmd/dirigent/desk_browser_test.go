@@ -254,6 +254,12 @@ func TestDeskInTheBrowser(t *testing.T) {
 	agent.waitFor("the mail thread", `document.getElementById("thread").textContent.includes("Meine Rechnung vom November ist zu hoch.")`)
 	super.waitFor("answered 1, waiting 0", `document.querySelector('#board-queues tr[data-queue="support"] .answered').textContent === "1" && document.querySelector('#board-queues tr[data-queue="support"] .waiting').textContent === "0"`)
 	super.waitFor("anna busy", `document.querySelector('#board-presence [data-presence="busy"]').textContent.endsWith(": 1")`)
+	// Answered in time: the service level meets the queue's target, which
+	// stands beside it.
+	super.waitFor("the service level met", `document.querySelector('#board-queues tr[data-queue="support"] .sl-15m').classList.contains("sl-met")`)
+	if goal := eval[string](super, `document.querySelector('#board-queues tr[data-queue="support"] .sl-target').textContent`); goal != "80 % in 20 s" {
+		t.Errorf("the support queue's service-level target on the wallboard: %q", goal)
+	}
 	super.shot("06-wallboard-answered")
 
 	// The page fits 1366×768 without sideways scrolling.
@@ -311,8 +317,20 @@ func TestDeskInTheBrowser(t *testing.T) {
 	super.waitFor("anna away on the wallboard", `document.querySelector('#board-presence [data-presence="away"]').textContent.endsWith(": 1")`)
 	super.shot("11-admin")
 
+	// A service level below the target is marked by a sign and words, not
+	// colour alone (the wallboard drawn from a board the test makes up).
+	below := eval[string](super, `renderBoard({queues: [{queue: "late", waiting: 0, longest_wait_seconds: 0, service_level_target: 0.8, service_level_threshold_seconds: 20,
+		last_15m: {service_level: 0.5}, today: {service_level: 0.9, asa_seconds: 3, abandon_rate: 0, answered: 10}}], agents: [], by_presence: {}});
+		const row = document.querySelector('#board-queues tr[data-queue="late"]');
+		[row.querySelector(".sl-15m").className, row.querySelector(".sl-15m").textContent, row.querySelector(".sl-today").className].join(" | ")`)
+	if below != "num sl-below sl-15m | 50 % ▼ (unter dem Ziel) | num sl-met sl-today" {
+		t.Errorf("a service level below target, and one above, drawn as %q", below)
+	}
+
 	_, metrics := get(t, d.desk+"/metrics")
 	for _, want := range []string{
+		`dirigent_router_service_level_target_ratio{queue="support"} 0.8`,
+		`dirigent_router_service_level_threshold_seconds{queue="support"} 20`,
 		`dirigent_desk_wrap_ups_total{code="resolved"} 1`,
 		`dirigent_desk_replies_total 1`,
 		`dirigent_desk_offers_total{event="accepted"} 1`,

@@ -13,7 +13,7 @@ const texts = {
     detail: "Contact", detail_empty: "No task selected.", customer: "Customer", tier: "Value tier", nba: "Next best actions",
     thread: "Mail thread", reply: "Reply", send: "Send reply", journey: "Journey", wrapup: "Wrap-up", wrap_code: "Code",
     note: "Note", wrap_send: "Finish task", queues: "Queues", queue: "Queue", waiting: "Waiting", longest: "Longest wait",
-    sl15: "SL 15 min", sltoday: "SL today", asa: "ASA", abandon: "Abandoned", answered: "Answered today", agents: "Agents",
+    sl_target: "SL target", sl_goal: "{p} in {s} s", below_target: "below target", sl15: "SL 15 min", sltoday: "SL today", asa: "ASA", abandon: "Abandoned", answered: "Answered today", agents: "Agents",
     agent: "Agent", tasks_now: "Tasks", occupancy: "Occupancy", admin: "Agents' skills and presence", skills: "Skills (0 = none, 1–5)",
     save_skills: "Save skills", set_presence: "Set presence", accept: "Accept", decline: "Decline", open: "Open",
     offered: "offered", assigned: "in progress", wrapping: "to wrap up", ringing: "Your phone rings: answer there.", new_offer: "New {channel} task from queue {queue}: accept with Alt+A",
@@ -35,7 +35,7 @@ const texts = {
     detail: "Kontakt", detail_empty: "Keine Aufgabe ausgewählt.", customer: "Kunde", tier: "Wertstufe", nba: "Nächste beste Aktionen",
     thread: "E-Mail-Verlauf", reply: "Antwort", send: "Antwort senden", journey: "Kundenreise", wrapup: "Abschluss", wrap_code: "Code",
     note: "Notiz", wrap_send: "Aufgabe abschließen", queues: "Warteschlangen", queue: "Warteschlange", waiting: "Wartend", longest: "Längste Wartezeit",
-    sl15: "SL 15 Min.", sltoday: "SL heute", asa: "ASA", abandon: "Abgebrochen", answered: "Heute angenommen", agents: "Agenten",
+    sl_target: "SL-Ziel", sl_goal: "{p} in {s} s", below_target: "unter dem Ziel", sl15: "SL 15 Min.", sltoday: "SL heute", asa: "ASA", abandon: "Abgebrochen", answered: "Heute angenommen", agents: "Agenten",
     agent: "Agent", tasks_now: "Aufgaben", occupancy: "Auslastung", admin: "Fähigkeiten und Status der Agenten", skills: "Fähigkeiten (0 = keine, 1–5)",
     save_skills: "Fähigkeiten speichern", set_presence: "Status setzen", accept: "Annehmen", decline: "Ablehnen", open: "Öffnen",
     offered: "angeboten", assigned: "in Bearbeitung", wrapping: "abzuschließen", ringing: "Ihr Telefon klingelt: dort annehmen.", new_offer: "Neue Aufgabe ({channel}) aus {queue}: mit Alt+A annehmen",
@@ -560,13 +560,23 @@ async function loadBoard() {
   try { renderBoard(await api("GET", "/wallboard")); } catch (e) { say(e.message, true); }
 }
 
+// slCell shows a service level, marked when below the queue's target
+// (by a sign and words, not by colour alone).
+function slCell(sl, target, cls) {
+  if (sl === null || sl === undefined) return el("td", { class: "num " + cls }, pct(sl));
+  if (sl >= target) return el("td", { class: "num sl-met " + cls }, pct(sl));
+  return el("td", { class: "num sl-below " + cls, title: t("below_target") }, pct(sl) + " ▼",
+    el("span", { class: "visually-hidden" }, " (" + t("below_target") + ")"));
+}
+
 function renderBoard(b) {
   $("board-queues").tBodies[0].replaceChildren(...b.queues.map((q) => el("tr", { "data-queue": q.queue },
     el("th", { scope: "row" }, q.queue),
     el("td", { class: "num waiting" }, q.waiting),
     el("td", { class: "num" }, Math.round(q.longest_wait_seconds) + " s"),
-    el("td", { class: "num" }, pct(q.last_15m.service_level)),
-    el("td", { class: "num" }, pct(q.today.service_level)),
+    el("td", { class: "num sl-target" }, t("sl_goal", { p: pct(q.service_level_target), s: Math.round(q.service_level_threshold_seconds) })),
+    slCell(q.last_15m.service_level, q.service_level_target, "sl-15m"),
+    slCell(q.today.service_level, q.service_level_target, "sl-today"),
     el("td", { class: "num" }, Math.round(q.today.asa_seconds) + " s"),
     el("td", { class: "num" }, pct(q.today.abandon_rate)),
     el("td", { class: "num answered" }, q.today.answered))));
