@@ -520,6 +520,39 @@ func TestWidening(t *testing.T) {
 	}
 }
 
+// TestWideningAfterOverflow: a task that overflowed before its queue's
+// widening step leaves that step behind; it widens by its new queue's
+// steps only (it used to take the old queue's step in the new queue, and
+// the router panicked when that had fewer steps).
+func TestWideningAfterOverflow(t *testing.T) {
+	cfg := basicConfig()
+	cfg.Queues[1].MaxWait, cfg.Queues[1].OverflowQueue = 30*time.Second, "support"
+	cfg.Queues[1].Widening = []WideningStep{{After: time.Minute, Skills: map[string]int{"billing": 1}}}
+	cfg.Queues[0].Skills = map[string]int{"support": 4}
+	cfg.Queues[0].Widening = []WideningStep{{After: 2 * time.Minute, Skills: map[string]int{"support": 1}}}
+	cfg.Agents[1].Skills = map[string]int{"support": 2}
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("ben", Available, "")) // qualified only after support's widening
+	h.enqueue(1, "billing", Voice)
+	h.advance(30 * time.Second) // to support
+	h.advance(30 * time.Second) // billing's step would fall due now
+	h.advance(time.Minute)
+	h.noOffer()
+	h.advance(30 * time.Second) // support's own step, two minutes after it entered
+	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "ben" {
+		t.Errorf("after support's widening: %+v", o)
+	}
+
+	// Into a queue without widening: the old step falls due in vain.
+	cfg.Queues[0].Widening = nil
+	h = newHarness(t, cfg)
+	h.must(h.r.SetPresence("ben", Available, ""))
+	h.enqueue(1, "billing", Voice)
+	h.advance(30 * time.Second)
+	h.advance(time.Hour)
+	h.noOffer()
+}
+
 func TestMaxWait(t *testing.T) {
 	cfg := basicConfig()
 	cfg.Queues[1].MaxWait = time.Minute

@@ -75,7 +75,10 @@ func (r *Router) fire(tm *timer, now time.Time) {
 			r.returnOffer(t, OfferTimedOut, now)
 		}
 	case timerWiden:
-		if t.state != Pending && t.state != Reserved || t.step >= tm.step || r.tasks[t.ID] != t {
+		// Set for the next step of the task's stay in its current queue:
+		// one it overflowed out of before has other steps, or none.
+		if t.state != Pending && t.state != Reserved || r.tasks[t.ID] != t || tm.step != t.step+1 || tm.step >= len(t.q.steps) ||
+			!t.entered.Add(t.q.spec.Widening[tm.step-1].After).Equal(tm.at) {
 			return
 		}
 		parked := t.parked == parkedInClass
