@@ -51,7 +51,8 @@ type Deps struct {
 	// names.
 	TrustedProxies clientaddr.Proxies
 	// Skills, Agents and Queues as configured, for the admin view; the
-	// agents' skills change live from there.
+	// agents' skills change live from there, a reload sets agents and
+	// queues (SetAgents, SetQueues).
 	Skills []string
 	Agents []router.AgentSpec
 	Queues []router.QueueSpec
@@ -90,7 +91,7 @@ func New(listen string, deps Deps) (*Server, error) {
 	if deps.SessionTimeout <= 0 {
 		deps.SessionTimeout = 12 * time.Hour
 	}
-	s := &Server{deps: deps, sessions: newSessions(deps.Store, deps.SessionTimeout), limiter: newLoginLimiter(), desk: newDesktop(deps.Agents), stopping: make(chan struct{})}
+	s := &Server{deps: deps, sessions: newSessions(deps.Store, deps.SessionTimeout), limiter: newLoginLimiter(), desk: newDesktop(deps.Agents, deps.Queues), stopping: make(chan struct{})}
 	s.logins.Store(&deps.Logins)
 	// Before the metrics: the sessions gauge counts the restored ones.
 	if err := s.sessions.restore(context.Background(), deps.Logins, s.now(), deps.Logger); err != nil {

@@ -277,10 +277,26 @@ func TestRandomOperations(t *testing.T) {
 						t.Fatalf("removing %s (removed: %v): %v", a, removed[a], err)
 					}
 					removed[a] = true
+				case 14: // now and then, settings reloaded
+					if rng.IntN(3) > 0 {
+						break
+					}
+					next := cfg
+					next.Queues = slices.Clone(cfg.Queues)
+					next.VoiceBlocksOthers = rng.IntN(2) == 0
+					next.TierWeight, next.RepeatBoost, next.AgingPerMinute = float64(rng.IntN(5)), float64(rng.IntN(5)), float64(rng.IntN(3))/2
+					for i := range next.Queues {
+						q := &next.Queues[i]
+						q.Priority, q.Strategy = float64(rng.IntN(3)), Strategy(rng.IntN(5))
+						if i > 0 {
+							q.MaxWait = time.Duration(rng.IntN(4)) * time.Minute
+						}
+					}
+					h.must(h.r.SetSettings(next))
 				}
 			}
 			for range 1500 {
-				step(rng.IntN(14))
+				step(rng.IntN(15))
 				if err := h.r.checkInvariants(settled); err != nil {
 					t.Fatal(err)
 				}

@@ -147,6 +147,7 @@ type task struct {
 	waitPos   int
 	parked    int       // parkedNowhere, parkedInClass or parkedForAgent
 	entered   time.Time // entered its current queue: widening and max wait count from here
+	maxWaitAt time.Time // when it has waited its queue's max wait; zero: no limit
 	expired   bool      // max wait passed while an offer was out
 	recovered bool      // queued again after a restart: its previous agent first
 	erased    bool      // a call whose customer was erased while it went on: canceled when it ends
@@ -170,12 +171,7 @@ func New(cfg Config, deps Deps) (*Router, error) {
 	if deps.Journal == nil {
 		return nil, errors.New("router: Journal is required")
 	}
-	if cfg.OfferTimeout <= 0 {
-		cfg.OfferTimeout = 20 * time.Second
-	}
-	if cfg.RetryDelay <= 0 {
-		cfg.RetryDelay = 5 * time.Second
-	}
+	cfg = withDefaults(cfg)
 	r := &Router{
 		cfg:      cfg,
 		deps:     deps,

@@ -58,14 +58,11 @@ func (r *Router) enter(t *task, q *queue, reason string, now time.Time) {
 	t.state = Pending
 	t.entered = now
 	t.expired = false
-	t.prio = r.basePrio(t, q)
-	t.key = t.prio - q.rate*float64(t.Arrived.UnixNano())/1e9
+	r.rank(t)
 	t.step = 0
 	t.class = q.classes[0][t.Channel]
 	r.scheduleWidening(t)
-	if q.spec.MaxWait > 0 {
-		r.addTimer(&timer{at: now.Add(q.spec.MaxWait), kind: timerMaxWait, task: t})
-	}
+	r.scheduleMaxWait(t, now)
 	t.waitFor = nil
 	// A recovered task waits for its agent even while the agent is still
 	// offline: after a restart everyone has to log in again. Other tasks
@@ -367,28 +364,39 @@ func (r *Router) UnmergeCustomer(from uint64, fromTier int, to uint64, toTier in
 	r.rerank()
 }
 
-// rerank gives every waiting or offered task the priority of its rank
-// tier after a merge or unmerge, and returns those whose rank changed. A
-// task taken is ranked again only should it come back (enter).
+// rerank gives every waiting or offered task the priority its rank tier
+// and its queue's settings give it now, after a merge, an unmerge or new
+// settings, and returns those whose rank changed. A task taken is ranked
+// again only should it come back (enter).
 func (r *Router) rerank() []uint64 {
 	var ids []uint64
 	for _, t := range r.tasks {
 		if t.state != Pending && t.state != Reserved {
 			continue
 		}
-		delta := r.basePrio(t, t.q) - t.prio
-		if delta == 0 {
-			continue
+		if r.rank(t) {
+			ids = append(ids, t.ID)
 		}
-		t.prio += delta
-		t.key += delta
-		if t.parked == parkedInClass {
-			t.class.tasks.fix(t.heapPos)
-		}
-		ids = append(ids, t.ID)
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// rank sets t's priority in its queue and its place among the queue's
+// tasks: priority grows with waiting at one rate per queue, so key, the
+// priority projected to time zero, orders them for good. It reports
+// whether either changed.
+func (r *Router) rank(t *task) bool {
+	prio := r.basePrio(t, t.q)
+	key := prio - t.q.rate*float64(t.Arrived.UnixNano())/1e9
+	if prio == t.prio && key == t.key {
+		return false
+	}
+	t.prio, t.key = prio, key
+	if t.parked == parkedInClass {
+		t.class.tasks.fix(t.heapPos)
+	}
+	return true
 }
 
 // rankTier is the value tier t is ranked at: the higher of its own and

@@ -92,7 +92,7 @@ func (r *Router) fire(tm *timer, now time.Time) {
 			r.dispatchTask(t, now)
 		}
 	case timerMaxWait:
-		if r.tasks[t.ID] != t || !t.entered.Add(t.q.spec.MaxWait).Equal(tm.at) {
+		if r.tasks[t.ID] != t || !t.maxWaitAt.Equal(tm.at) {
 			return
 		}
 		switch t.state {
@@ -117,6 +117,19 @@ func (r *Router) fire(tm *timer, now time.Time) {
 			a.excluded = nil
 			r.dispatchAgent(a, now)
 		}
+	}
+}
+
+// scheduleMaxWait sets the timer for t's max wait in its queue, if it has
+// one; at now at the earliest, for a max wait shortened while t waited.
+func (r *Router) scheduleMaxWait(t *task, now time.Time) {
+	t.maxWaitAt = time.Time{}
+	if w := t.q.spec.MaxWait; w > 0 {
+		t.maxWaitAt = t.entered.Add(w)
+		if t.maxWaitAt.Before(now) {
+			t.maxWaitAt = now
+		}
+		r.addTimer(&timer{at: t.maxWaitAt, kind: timerMaxWait, task: t})
 	}
 }
 

@@ -129,6 +129,84 @@ func TestReloadAppliesDeskLogins(t *testing.T) {
 	}
 }
 
+// TestReloadAppliesQueueSettings: a reload puts changed queue and routing
+// settings in force without a restart (metrics and the admin page show
+// them); a change to the queues themselves waits for the restart, says
+// so at every reload, and takes the settings of that file with it.
+func TestReloadAppliesQueueSettings(t *testing.T) {
+	dir := t.TempDir()
+	agent := "[[agents]]\nid = \"anna\"\nskills = { support = 1 }\n"
+	cfgPath := writeConfig(t, dir, agent)
+	setInConfig(t, cfgPath, "desk", "admins = [\"ada\"]\n")
+	d := startDaemon(t, cfgPath)
+	if status, out := runPasswd(t, deskPassword+"\n", "--config", cfgPath, "ada"); status != 0 {
+		t.Fatalf("passwd ada: %d %s", status, out)
+	}
+	ada := loginDesk(t, d.desk, "ada")
+	reload := func() []map[string]any {
+		t.Helper()
+		d.cmd.Process.Signal(syscall.SIGHUP)
+		var warned []map[string]any
+		for line := range d.logs {
+			if line["level"] == "WARN" || line["level"] == "ERROR" {
+				warned = append(warned, line)
+			}
+			if line["msg"] == "configuration reloaded" {
+				return warned
+			}
+		}
+		t.Fatal("dirigent exited during the reload")
+		return nil
+	}
+	goal := func() string {
+		_, metrics := get(t, d.desk+"/metrics")
+		var lines []string
+		for _, l := range strings.Split(metrics, "\n") {
+			if strings.HasPrefix(l, `dirigent_router_service_level_t`) {
+				lines = append(lines, l)
+			}
+		}
+		var admin struct {
+			Queues []struct{ Name, Strategy string }
+		}
+		ada.do(t, http.MethodGet, "/api/desk/admin", nil, &admin)
+		for _, q := range admin.Queues {
+			lines = append(lines, q.Name+" "+q.Strategy)
+		}
+		return strings.Join(lines, "\n")
+	}
+	want := "dirigent_router_service_level_target_ratio{queue=\"support\"} 0.8\ndirigent_router_service_level_threshold_seconds{queue=\"support\"} 20\nsupport longest-idle"
+	if got := goal(); got != want {
+		t.Fatalf("before the reload:\n%s\nwant\n%s", got, want)
+	}
+
+	settings := "service_level_target = 0.95\nservice_level_threshold = \"30s\"\nstrategy = \"round-robin\"\n[routing]\noffer_timeout = \"45s\"\ntier_weight = 7\n"
+	writeConfig(t, dir, settings+agent)
+	setInConfig(t, cfgPath, "desk", "admins = [\"ada\"]\n")
+	if warned := reload(); len(warned) != 0 {
+		t.Errorf("the reload warned: %v", warned)
+	}
+	want = "dirigent_router_service_level_target_ratio{queue=\"support\"} 0.95\ndirigent_router_service_level_threshold_seconds{queue=\"support\"} 30\nsupport round-robin"
+	if got := goal(); got != want {
+		t.Fatalf("after the reload:\n%s\nwant\n%s", got, want)
+	}
+
+	// A new queue: nothing of this file's routing applies, at this reload
+	// or the next.
+	writeConfig(t, dir, "service_level_target = 0.5\n[[queues]]\nname = \"billing\"\nskills = { support = 2 }\n"+agent)
+	setInConfig(t, cfgPath, "desk", "admins = [\"ada\"]\n")
+	for range 2 {
+		warned := reload()
+		if len(warned) != 1 || warned[0]["msg"] != "reload: skills, queues and routing take effect at the next restart" ||
+			warned[0]["why"] != "needs a restart: the queues (added, removed or reordered) changed" {
+			t.Errorf("the reload warned: %v", warned)
+		}
+		if got := goal(); got != want {
+			t.Errorf("after a reload that adds a queue:\n%s\nwant\n%s", got, want)
+		}
+	}
+}
+
 // TestReloadKeepsSkillsForTheRestart: a reload that changes skills
 // applies them at the next restart only, also when the same file is
 // reloaded again: the router is never handed an agent with a skill it

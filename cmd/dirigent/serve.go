@@ -394,6 +394,10 @@ func (d *daemon) reload() {
 		return
 	}
 	next, err := config.Load(d.cfgPath)
+	var rc router.Config
+	if err == nil {
+		rc, err = routerConfig(next)
+	}
 	if err != nil {
 		d.metrics.reloads.WithLabelValues("refused").Inc()
 		d.metrics.lastReloadGood.Set(0)
@@ -403,7 +407,8 @@ func (d *daemon) reload() {
 	for _, key := range restartOnlyChanges(d.cfg, next) {
 		d.logger.Warn("reload: this setting takes effect at the next restart", "key", key)
 	}
-	d.applyAgents(next)
+	d.applyRouting(rc)
+	d.applyAgents(rc)
 	d.applyLogins(next)
 	d.retireAgents(removedAgents(d.cfg, next))
 	d.level.Set(logLevel(next.Log.Level))
@@ -414,17 +419,15 @@ func (d *daemon) reload() {
 }
 
 // restartOnlyChanges lists changed settings that a running process cannot
-// apply: bound sockets, the open store, the chosen log handler, and (for
-// now) the router's queues, skills and routing settings.
+// apply: bound sockets, the open store, the chosen log handler, and the
+// settings the channels and the journey were built with. What the router
+// cannot apply, applyRouting reports.
 func restartOnlyChanges(old, next *config.Config) []string {
 	var keys []string
 	for _, s := range []struct {
 		key       string
 		old, next any
 	}{
-		{"skills", old.Skills, next.Skills},
-		{"queues", old.Queues, next.Queues},
-		{"routing", old.Routing, next.Routing},
 		{"log.format", old.Log.Format, next.Log.Format},
 		{"journey", old.Journey, next.Journey},
 		{"intents", old.Intents, next.Intents},
@@ -461,19 +464,30 @@ func removedAgents(old, next *config.Config) []string {
 	return ids
 }
 
+// applyRouting puts the routing and queue settings of a reloaded
+// configuration in force (router.SetSettings). Changed skills, or queues
+// added, removed or built differently, need a restart: then none of it
+// applies, and every reload says so until the restart.
+func (d *daemon) applyRouting(rc router.Config) {
+	err := d.router.SetSettings(rc)
+	switch {
+	case errors.Is(err, router.ErrRestartNeeded):
+		d.logger.Warn("reload: skills, queues and routing take effect at the next restart", "why", err.Error())
+	case err != nil:
+		d.logger.Error("reload: routing and queue settings not applied", "err", err)
+	default:
+		d.desk.SetQueues(rc.Queues)
+	}
+}
+
 // applyAgents gives the router and the desk's admin page the agents of
 // a reloaded configuration: new agents join, changed skills and
 // capacities apply at once. With changed skills the whole router needs a
-// restart, which restartOnlyChanges reports; then nothing applies, even
-// after further reloads (the router's skills, not the last file's, say
-// it), and retireAgents takes removed agents off the admin page.
-func (d *daemon) applyAgents(next *config.Config) {
-	if !slices.Equal(d.router.Skills(), next.Skills) {
-		return
-	}
-	rc, err := routerConfig(next)
-	if err != nil {
-		d.logger.Error("reload: agents not applied", "err", err)
+// restart, which applyRouting reports; then nothing applies, even after
+// further reloads (the router's skills, not the last file's, say it), and
+// retireAgents takes removed agents off the admin page.
+func (d *daemon) applyAgents(rc router.Config) {
+	if !slices.Equal(d.router.Skills(), rc.Skills) {
 		return
 	}
 	for _, a := range rc.Agents {

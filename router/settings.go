@@ -1,0 +1,121 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ErrRestartNeeded is SetSettings' answer to a configuration that changes
+// what the running router is built on.
+var ErrRestartNeeded = errors.New("needs a restart")
+
+// withDefaults fills in the settings a configuration may leave out.
+func withDefaults(cfg Config) Config {
+	if cfg.OfferTimeout <= 0 {
+		cfg.OfferTimeout = 20 * time.Second
+	}
+	if cfg.RetryDelay <= 0 {
+		cfg.RetryDelay = 5 * time.Second
+	}
+	return cfg
+}
+
+// SetSettings applies the routing settings and the queues' settings of a
+// reloaded configuration (its agents are SetAgent's), keeping every task,
+// offer and statistic:
+//   - priorities (a queue's, tier weight, repeat boost, aging) rank the
+//     waiting tasks anew at once;
+//   - a changed max wait counts from when each task entered its queue: one
+//     that has waited longer moves on now;
+//   - strategy, overflow queue, wrap-up, offer timeout, missed offers,
+//     retry delay and the wait for the last agent apply to what happens
+//     from now on, voice_blocks_others to every agent at once;
+//   - a changed service-level threshold or target applies to tasks
+//     answered from now on (a restart counts the day again with it).
+//
+// Skills, the queues themselves and their skills, channels and widening
+// are what the router is built on: when cfg changes any of them, nothing
+// applies and the error, ErrRestartNeeded, says what changed.
+func (r *Router) SetSettings(cfg Config) error {
+	cfg = withDefaults(cfg)
+	now := r.lock()
+	defer r.unlock()
+	if err := r.sameStructure(cfg); err != nil {
+		return err
+	}
+	blocking := r.cfg.VoiceBlocksOthers != cfg.VoiceBlocksOthers
+	maxWait := map[*queue]bool{}
+	for _, qs := range cfg.Queues {
+		q := r.queues[qs.Name]
+		maxWait[q] = q.spec.MaxWait != qs.MaxWait
+		q.spec = qs
+		q.rate = cfg.AgingPerMinute / 60
+		r.stats.threshold[qs.Name] = qs.ServiceLevelThreshold
+	}
+	r.cfg = cfg
+	for _, t := range r.tasks {
+		if (t.state == Pending || t.state == Reserved) && maxWait[t.q] {
+			t.expired = false
+			r.scheduleMaxWait(t, now)
+		}
+	}
+	r.rerank()
+	if blocking {
+		for _, a := range r.byOrder {
+			r.refresh(a)
+		}
+		for _, a := range r.byOrder {
+			r.dispatchAgent(a, now)
+		}
+	}
+	return nil
+}
+
+// sameStructure reports what cfg changes of what the router is built on,
+// as an ErrRestartNeeded.
+func (r *Router) sameStructure(cfg Config) error {
+	var changed []string
+	if !slices.Equal(r.cfg.Skills, cfg.Skills) {
+		changed = append(changed, "skills")
+	}
+	names := func(qs []QueueSpec) []string {
+		var out []string
+		for _, q := range qs {
+			out = append(out, q.Name)
+		}
+		return out
+	}
+	if !slices.Equal(names(r.cfg.Queues), names(cfg.Queues)) {
+		changed = append(changed, "the queues (added, removed or reordered)")
+	} else {
+		for i, qs := range cfg.Queues {
+			old := r.cfg.Queues[i]
+			if !maps.Equal(old.Skills, qs.Skills) || !slices.Equal(old.Channels, qs.Channels) || !slices.EqualFunc(old.Widening, qs.Widening, func(a, b WideningStep) bool {
+				return a.After == b.After && maps.Equal(a.Skills, b.Skills)
+			}) {
+				changed = append(changed, "queue "+qs.Name+"'s skills, channels or widening")
+			}
+		}
+	}
+	for _, qs := range cfg.Queues {
+		if of := qs.OverflowQueue; of != "" && r.queues[of] == nil {
+			return fmt.Errorf("queue %s: overflow queue %q is not defined", qs.Name, of)
+		}
+	}
+	if len(changed) > 0 {
+		return fmt.Errorf("%w: %s changed", ErrRestartNeeded, joinAnd(changed))
+	}
+	return nil
+}
+
+// joinAnd lists items as a sentence does: "a, b and c".
+func joinAnd(items []string) string {
+	if len(items) == 1 {
+		return items[0]
+	}
+	return fmt.Sprintf("%s and %s", strings.Join(items[:len(items)-1], ", "), items[len(items)-1])
+}
