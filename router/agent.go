@@ -19,8 +19,11 @@ func (r *Router) SetAgent(spec AgentSpec) error {
 	if !ok {
 		return r.addAgent(spec)
 	}
+	if err := r.setAgent(a, spec, now); err != nil {
+		return err
+	}
 	a.removed = false
-	return r.setAgent(a, spec, now)
+	return nil
 }
 
 // SetAgentSkills changes an agent's skills and keeps the capacities the
@@ -53,6 +56,9 @@ func (r *Router) RemoveAgent(agentID string) error {
 	}
 	r.setPresence(a, Offline, "", now)
 	a.removed = true
+	// Offline already, setPresence let go of nothing: a task queued again
+	// after a restart waits for its agent even while they are offline.
+	r.dispatchAll(r.stopWaitingFor(a, func(*task) bool { return true }), nil, now)
 	return nil
 }
 
@@ -78,17 +84,16 @@ func (r *Router) setAgent(a *agent, spec AgentSpec, now time.Time) error {
 	r.refresh(a)
 	a.presence = presence
 	a.class, a.spec = ac, spec
-	// An offer the agent could no longer accept goes back to the queue.
+	// An offer the agent could no longer accept goes back to the queue,
+	// and tasks waiting for them they no longer qualify for wait for
+	// anyone.
 	var withdrawn *task
-	if t := a.offer; t != nil {
-		if _, qualified := t.class.score[ac]; !qualified || a.load[t.Channel] >= spec.Capacity[t.Channel] {
-			withdrawn = r.withdrawOffer(a, "agent changed", now)
-		}
+	if t := a.offer; t != nil && (!qualified(a, t) || a.load[t.Channel] >= spec.Capacity[t.Channel]) {
+		withdrawn = r.withdrawOffer(a, "agent changed", now)
 	}
+	released := r.stopWaitingFor(a, func(t *task) bool { return !qualified(a, t) })
 	r.refresh(a)
-	if withdrawn != nil {
-		r.dispatchTask(withdrawn, now)
-	}
+	r.dispatchAll(released, withdrawn, now)
 	r.dispatchAgent(a, now)
 	return nil
 }

@@ -50,10 +50,18 @@ func offerable(a *agent, t *task, now time.Time) bool {
 	return a.excluded != t || !now.Before(a.excludedUntil)
 }
 
+// qualified reports whether a's skills meet what t requires now (at its
+// widening step).
+func qualified(a *agent, t *task) bool {
+	_, ok := t.class.score[a.class]
+	return ok
+}
+
 // bestAgent chooses the free agent for t by its queue's strategy, or nil.
 func (r *Router) bestAgent(t *task, now time.Time) *agent {
 	if a := t.waitFor; a != nil {
-		if r.freeFor(a, t.Channel) && offerable(a, t, now) {
+		// A widening step may have changed what t requires since.
+		if r.freeFor(a, t.Channel) && offerable(a, t, now) && qualified(a, t) {
 			return a
 		}
 		return nil // waiting for this agent in particular
@@ -120,7 +128,7 @@ func (r *Router) nextFree(ac *agentClass, ch Channel, from, to int, ok func(*age
 // classes it can serve.
 func (r *Router) bestTask(a *agent, now time.Time) *task {
 	for _, t := range a.preferred {
-		if r.freeFor(a, t.Channel) && offerable(a, t, now) {
+		if r.freeFor(a, t.Channel) && offerable(a, t, now) && qualified(a, t) {
 			return t
 		}
 	}

@@ -53,6 +53,12 @@ func (r *Router) checkInvariants(now time.Time) error {
 			if t.parked == parkedNowhere {
 				return fmt.Errorf("%s pending but parked nowhere", t)
 			}
+			// Waiting for an agent in particular ends with the window, and
+			// at once when the agent is removed, or goes offline (a task
+			// queued again after a restart waits for its agent offline).
+			if a := t.waitFor; a != nil && (a.removed || a.presence == Offline && !t.recovered || !now.Before(t.waitUntil)) {
+				return fmt.Errorf("%s waits for %s (%v, removed: %v) until %v", t, a.spec.ID, a.presence, a.removed, t.waitUntil)
+			}
 			// Work conservation: no free agent could take a waiting task.
 			if a := r.bestAgent(t, now); a != nil {
 				return fmt.Errorf("%s waits while %s is free for it", t, a.spec.ID)
@@ -285,11 +291,19 @@ func TestRandomOperations(t *testing.T) {
 					next.Queues = slices.Clone(cfg.Queues)
 					next.VoiceBlocksOthers = rng.IntN(2) == 0
 					next.TierWeight, next.RepeatBoost, next.AgingPerMinute = float64(rng.IntN(5)), float64(rng.IntN(5)), float64(rng.IntN(3))/2
+					next.OfferTimeout = time.Duration(5+rng.IntN(40)) * time.Second
+					next.RetryDelay = time.Duration(1+rng.IntN(10)) * time.Second
+					next.MaxMissedOffers = rng.IntN(4)
 					for i := range next.Queues {
 						q := &next.Queues[i]
 						q.Priority, q.Strategy = float64(rng.IntN(3)), Strategy(rng.IntN(5))
+						q.LastAgentWait = time.Duration(rng.IntN(40)) * time.Second
+						q.WrapUp = time.Duration(rng.IntN(3)) * 10 * time.Second
+						// Not the service-level threshold: live statistics
+						// would count with both, Recompute with one.
 						if i > 0 {
 							q.MaxWait = time.Duration(rng.IntN(4)) * time.Minute
+							q.OverflowQueue = []string{"", "q0"}[rng.IntN(2)]
 						}
 					}
 					h.must(h.r.SetSettings(next))
@@ -309,15 +323,16 @@ func TestRandomOperations(t *testing.T) {
 			if len(customers) < 250 {
 				t.Fatalf("only %d tasks in 1,500 steps", len(customers))
 			}
-			// Drain: everyone back and available, every offer accepted,
-			// every task done.
-			for _, a := range cfg.Agents {
-				if removed[a.ID] {
-					h.must(h.r.SetAgent(a))
-					delete(removed, a.ID)
+			// Drain: every agent not removed available, every offer
+			// accepted, every task done.
+			available := func() {
+				for _, a := range cfg.Agents {
+					if !removed[a.ID] {
+						h.must(h.r.SetPresence(a.ID, Available, ""))
+					}
 				}
-				h.must(h.r.SetPresence(a.ID, Available, ""))
 			}
+			available()
 			for range 2000 {
 				for _, id := range sortedIDs(offers) {
 					h.must(h.r.Accept(id, offers[id].Agent))
@@ -327,15 +342,20 @@ func TestRandomOperations(t *testing.T) {
 					h.must(h.r.Complete(id))
 				}
 				h.advance(10 * time.Second)
-				for _, a := range cfg.Agents {
-					h.must(h.r.SetPresence(a.ID, Available, ""))
-				}
+				available()
 				if len(h.r.taskIDs(Pending, Reserved, Assigned, Wrapping)) == 0 {
 					break
 				}
 			}
-			// Tasks no agent is qualified for wait until their callers give up.
+			// Tasks no agent (not removed) is qualified for wait until their
+			// callers give up.
 			for _, id := range h.r.taskIDs(Pending) {
+				tk := h.r.tasks[id]
+				for _, a := range h.r.byOrder {
+					if !a.removed && qualified(a, tk) && a.spec.Capacity[tk.Channel] > 0 {
+						t.Fatalf("%s still waits, though %s is qualified and available", tk, a.spec.ID)
+					}
+				}
 				h.must(h.r.Cancel(id, ReasonAbandoned))
 			}
 			if left := h.r.taskIDs(Pending, Reserved, Assigned, Wrapping); len(left) > 0 {
@@ -360,12 +380,15 @@ func TestRandomOperations(t *testing.T) {
 	}
 }
 
-// checkJournal: every task ends in exactly one terminal state, with nothing
-// after it.
+// checkJournal: events are in time order, and every task ends in exactly
+// one terminal state, with nothing after it.
 func checkJournal(t *testing.T, events []Event, tasks uint64) {
 	t.Helper()
 	ended := map[uint64]EventKind{}
-	for _, e := range events {
+	for i, e := range events {
+		if i > 0 && e.At.Before(events[i-1].At) {
+			t.Fatalf("event %d (%v of task %d) at %v, before the one ahead of it at %v", i, e.Kind, e.TaskID, e.At, events[i-1].At)
+		}
 		if e.TaskID == 0 {
 			continue
 		}

@@ -116,7 +116,7 @@ type agent struct {
 	total    int
 	presence Presence
 	reason   string
-	removed  bool // by RemoveAgent: offline, and known only to the tasks it holds
+	removed  bool // by RemoveAgent: offline, offered nothing, known only to the tasks it holds
 	// idleSince is the latest of becoming available, being assigned and
 	// ending a task or wrap-up, in unix nanoseconds.
 	idleSince int64

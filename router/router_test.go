@@ -646,6 +646,9 @@ func TestRemoveAgent(t *testing.T) {
 
 	h.must(h.r.RemoveAgent("ben"))
 	h.noOffer()
+	if w := h.r.tasks[3].waitFor; w != nil {
+		t.Errorf("task 3 still waits for %s", w.spec.ID)
+	}
 	if o := h.r.Agents(); len(o) != 1 || o[0].Agent != "anna" {
 		t.Errorf("agents after removing ben: %+v", o)
 	}
@@ -667,29 +670,120 @@ func TestRemoveAgent(t *testing.T) {
 	if len(h.r.Agents()) != 0 {
 		t.Errorf("agents: %+v", h.r.Agents())
 	}
+	// A change that fails does not bring ben back.
+	if err := h.r.SetAgent(AgentSpec{ID: "ben", Skills: map[string]int{"juggling": 1}}); err == nil || h.r.SetPresence("ben", Available, "") == nil {
+		t.Errorf("SetAgent with an undefined skill: %v, and ben is routed again", err)
+	}
 	h.must(h.r.Complete(1)) // the task anna held
 
-	// Task 3 waits for anyone now, and another preferring ben too.
-	h.must(h.r.Enqueue(Task{ID: 4, Queue: "support", Channel: Voice, PreferredAgent: "ben"}))
+	// Tasks 2 and 3 go to a new agent.
 	h.must(h.r.SetAgent(AgentSpec{ID: "cleo", Skills: map[string]int{"support": 1}, Capacity: cap3(1, 3, 2)}))
 	h.must(h.r.SetPresence("cleo", Available, ""))
-	o := h.takeOffer()
-	if o.Agent != "cleo" || o.TaskID != 2 && o.TaskID != 3 {
-		t.Fatalf("offered %+v, want task 2 or 3 to cleo", o)
+	if order := h.acceptOffers(2, "cleo"); !slices.Equal(order, []uint64{2, 3}) {
+		t.Errorf("cleo took %v, want 2 and 3", order)
 	}
-	h.must(h.r.Decline(o.TaskID, "cleo"))
 
 	// Back through SetAgent, offline until they say otherwise.
-	h.offers = nil
 	h.must(h.r.SetAgent(AgentSpec{ID: "ben", Skills: map[string]int{"support": 2}, Capacity: cap3(1, 3, 2)}))
 	if a := h.r.Agents(); len(a) != 2 || a[0].Agent != "ben" || a[0].Presence != Offline {
 		t.Fatalf("agents after ben is back: %+v", a)
 	}
+	h.enqueue(4, "support", Voice) // cleo is on a call
 	h.noOffer()
 	h.must(h.r.SetPresence("ben", Available, ""))
-	if o := h.takeOffer(); o.Agent != "ben" {
+	if o := h.takeOffer(); o.TaskID != 4 || o.Agent != "ben" {
 		t.Errorf("ben back: %+v", o)
 	}
+}
+
+// TestLettingGoOfTasksWaitingForAnAgent: a task that waited for its
+// previous agent waits for anyone once that agent lets go of its offer
+// (going offline after the waiting window ran out), is removed while
+// offline (a task queued again after a restart waits for them even then),
+// or no longer has the skills for it.
+func TestLettingGoOfTasksWaitingForAnAgent(t *testing.T) {
+	cfg := basicConfig()
+	cfg.Queues[0].Strategy, cfg.Queues[0].LastAgentWait = LastAgent, 10*time.Second
+	cfg.Queues[0].MaxWait, cfg.Queues[0].OverflowQueue = time.Hour, "billing"
+	cfg.OfferTimeout = time.Minute
+	check := func(h *harness) {
+		t.Helper()
+		if err := h.r.checkInvariants(h.now); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The offer outlived the window; anna goes offline.
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("anna", Available, ""))
+	h.must(h.r.Enqueue(Task{ID: 1, Queue: "support", Channel: Voice, PreferredAgent: "anna"}))
+	h.takeOffer()
+	h.advance(15 * time.Second)
+	h.must(h.r.SetPresence("ben", Available, ""))
+	h.must(h.r.SetPresence("anna", Offline, ""))
+	check(h)
+	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "ben" {
+		t.Errorf("after anna went offline: %+v", o)
+	}
+
+	// Queued again after a restart for anna, offline; she is removed.
+	h = newHarness(t, cfg)
+	if n, _ := h.r.Recover(nil, []Unfinished{{Task: Task{ID: 2, Queue: "support", Channel: Email, Arrived: h.now}, Agent: "anna"}}); n != 1 {
+		t.Fatalf("requeued %d", n)
+	}
+	h.must(h.r.SetPresence("ben", Available, ""))
+	h.noOffer() // waits for anna
+	h.must(h.r.SetPresence("ben", Away, "meeting"))
+	h.must(h.r.RemoveAgent("anna"))
+	check(h)
+	// Moved to billing after its max wait, it waits for nobody there.
+	h.advance(time.Hour)
+	if tk := h.r.tasks[2]; tk.q.spec.Name != "billing" || tk.waitFor != nil {
+		t.Errorf("task 2 in %s waits for %v", tk.q.spec.Name, tk.waitFor)
+	}
+	h.must(h.r.SetPresence("ben", Available, ""))
+	if o := h.takeOffer(); o.TaskID != 2 || o.Agent != "ben" {
+		t.Errorf("after anna was removed: %+v", o)
+	}
+
+	// anna, offered the task she waits for, loses the skill for it.
+	h = newHarness(t, cfg)
+	h.must(h.r.SetPresence("anna", Available, ""))
+	h.must(h.r.Enqueue(Task{ID: 3, Queue: "support", Channel: Voice, PreferredAgent: "anna"}))
+	h.takeOffer()
+	h.must(h.r.SetPresence("ben", Available, ""))
+	h.must(h.r.SetAgentSkills("anna", map[string]int{"german": 5}))
+	check(h)
+	if o := h.takeOffer(); o.TaskID != 3 || o.Agent != "ben" {
+		t.Errorf("after anna lost the skill: %+v", o)
+	}
+}
+
+// TestStaffed: a queue is staffed for a channel while an available agent
+// qualifies for its tasks there and takes the channel, busy or not.
+func TestStaffed(t *testing.T) {
+	h := newHarness(t, basicConfig())
+	staffed := func(queue string, ch Channel, want bool, when string) {
+		t.Helper()
+		if got := h.r.Staffed(queue, ch); got != want {
+			t.Errorf("%s: Staffed(%s, %s) = %v", when, queue, ch, got)
+		}
+	}
+	staffed("support", Message, false, "all offline")
+	h.must(h.r.SetPresence("ben", Available, ""))
+	staffed("support", Message, true, "ben available")
+	staffed("billing", Message, false, "billing takes no messages")
+	staffed("nowhere", Message, false, "no such queue")
+	h.enqueue(1, "support", Message)
+	h.acceptOffers(1, "ben")
+	staffed("support", Message, true, "ben busy")
+	h.must(h.r.SetAgentSkills("ben", map[string]int{"billing": 4}))
+	staffed("support", Message, false, "ben without support")
+	staffed("billing", Voice, true, "ben with billing")
+	h.must(h.r.SetAgent(AgentSpec{ID: "ben", Skills: map[string]int{"billing": 4}, Capacity: cap3(0, 3, 2)}))
+	staffed("billing", Voice, false, "ben taking no calls")
+	h.must(h.r.RemoveAgent("ben"))
+	staffed("billing", Email, false, "ben removed")
 }
 
 // TestSetAgentSkillsKeepsCapacity: the admin page's skill change keeps

@@ -30,7 +30,7 @@ func withDefaults(cfg Config) Config {
 //   - priorities (a queue's, tier weight, repeat boost, aging) rank the
 //     waiting tasks anew at once;
 //   - a changed max wait counts from when each task entered its queue: one
-//     that has waited longer moves on now;
+//     that has waited longer moves on now, or when its offer ends;
 //   - strategy, overflow queue, wrap-up, offer timeout, missed offers,
 //     retry delay and the wait for the last agent apply to what happens
 //     from now on, voice_blocks_others to every agent at once;
@@ -72,6 +72,9 @@ func (r *Router) SetSettings(cfg Config) error {
 			r.dispatchAgent(a, now)
 		}
 	}
+	// Max waits passed by the new settings are handled before anyone sees
+	// the state, as every operation handles the deadlines due.
+	r.clock()
 	return nil
 }
 
@@ -101,13 +104,13 @@ func (r *Router) sameStructure(cfg Config) error {
 			}
 		}
 	}
+	if len(changed) > 0 {
+		return fmt.Errorf("%w: %s changed", ErrRestartNeeded, joinAnd(changed))
+	}
 	for _, qs := range cfg.Queues {
 		if of := qs.OverflowQueue; of != "" && r.queues[of] == nil {
 			return fmt.Errorf("queue %s: overflow queue %q is not defined", qs.Name, of)
 		}
-	}
-	if len(changed) > 0 {
-		return fmt.Errorf("%w: %s changed", ErrRestartNeeded, joinAnd(changed))
 	}
 	return nil
 }

@@ -39,11 +39,10 @@ func TestSetSettingsMaxWait(t *testing.T) {
 	h.advance(30 * time.Second)
 
 	cfg.Queues[0].MaxWait, cfg.Queues[0].OverflowQueue = time.Minute, "billing"
-	h.must(h.r.SetSettings(cfg))
 	from := len(h.journal.events)
-	h.advance(time.Millisecond)
+	h.must(h.r.SetSettings(cfg))
 	moved := h.taskEvents(1, from)
-	if len(moved) == 0 || moved[0].Kind != TaskMoved || moved[0].Reason != "billing" || moved[0].At.Before(h.now.Add(-time.Millisecond)) {
+	if len(moved) == 0 || moved[0].Kind != TaskMoved || moved[0].Reason != "billing" || !moved[0].At.Equal(h.now) {
 		t.Fatalf("task 1, waiting 90 s with max wait 1 min now: %+v", moved)
 	}
 	if ev := h.taskEvents(2, from); len(ev) != 0 {
@@ -136,6 +135,10 @@ func TestSetSettingsNeedsRestart(t *testing.T) {
 			c.Queues[0].Widening = []WideningStep{{After: time.Minute, Skills: map[string]int{"billing": 1}}}
 		}, "queue support's skills, channels or widening changed"},
 		{"two at once", func(c *Config) { c.Skills = c.Skills[:2]; c.Queues[0].Channels = nil }, "skills and queue support's skills, channels or widening changed"},
+		{"a queue added and overflowed into", func(c *Config) {
+			c.Queues = append(c.Queues, QueueSpec{Name: "sales", Channels: []Channel{Voice}})
+			c.Queues[0].MaxWait, c.Queues[0].OverflowQueue = time.Minute, "sales"
+		}, "the queues (added, removed or reordered) changed"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, basicConfig())

@@ -276,8 +276,40 @@ type AgentStats struct {
 	Occupancy float64 // busy ÷ (busy + idle); 0 when both are 0
 }
 
+// Staffed reports whether an available agent, free or busy, meets what
+// a queue's tasks on channel ch require at their first step and takes
+// that channel: whether anyone could answer such a task soon. It follows
+// reloads and skill changes on the admin page.
+func (r *Router) Staffed(queue string, ch Channel) bool {
+	r.lock()
+	defer r.unlock()
+	q := r.queues[queue]
+	if q == nil || ch >= numChannels || q.classes[0][ch] == nil {
+		return false
+	}
+	tc := q.classes[0][ch]
+	for _, a := range r.byOrder {
+		if _, ok := tc.score[a.class]; ok && a.presence == Available && a.spec.Capacity[ch] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Queues are the queues as the router runs them, in configuration order:
+// with the settings of the last reload SetSettings applied.
+func (r *Router) Queues() []QueueSpec {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.cfg.Queues)
+}
+
 // Skills are the skills the router was built with, in order.
-func (r *Router) Skills() []string { return slices.Clone(r.cfg.Skills) }
+func (r *Router) Skills() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.cfg.Skills)
+}
 
 // Agents returns every agent's state, in configuration order; removed
 // agents are not among them.

@@ -70,7 +70,7 @@ func (r *Router) enter(t *task, q *queue, reason string, now time.Time) {
 	// channel than the agent takes at once: a popular agent's further
 	// customers go to whoever is free rather than queue behind the others.
 	if a := r.agents[t.PreferredAgent]; a != nil && !a.removed && (a.presence != Offline && (q.spec.Strategy == LastAgent || t.Repeat) && a.waitedFor(t.Channel) < a.spec.Capacity[t.Channel] || t.recovered) && q.spec.LastAgentWait > 0 {
-		if _, qualified := t.class.score[a.class]; qualified {
+		if qualified(a, t) {
 			t.waitFor = a
 			t.waitUntil = now.Add(q.spec.LastAgentWait)
 			r.addTimer(&timer{at: t.waitUntil, kind: timerPreferred, task: t})
@@ -482,23 +482,46 @@ func (r *Router) setPresence(a *agent, p Presence, reason string, now time.Time)
 		r.dispatchAgent(a, now)
 		return
 	}
-	if t := r.withdrawOffer(a, "agent "+p.String(), now); t != nil {
-		defer r.dispatchTask(t, now)
-	}
+	withdrawn := r.withdrawOffer(a, "agent "+p.String(), now)
+	var released []*task
 	if p == Offline {
-		waiting := slices.Clone(a.preferred)
-		for _, t := range waiting {
-			r.unpark(t)
-			t.waitFor = nil
-			defer r.dispatchTask(t, now)
-		}
+		released = r.stopWaitingFor(a, func(*task) bool { return true })
 	}
 	r.refresh(a)
+	r.dispatchAll(released, withdrawn, now)
+}
+
+// stopWaitingFor takes the tasks waiting for a in particular that drop
+// picks off a's list: they wait for anyone from then on. The caller
+// dispatches them (dispatchAll) once a's own state is settled.
+func (r *Router) stopWaitingFor(a *agent, drop func(*task) bool) []*task {
+	var out []*task
+	for _, t := range slices.Clone(a.preferred) {
+		if drop(t) {
+			r.unpark(t)
+			t.waitFor = nil
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// dispatchAll offers tasks an agent let go of to whoever is free: those
+// that waited for the agent in particular, newest first, then the one
+// whose offer was withdrawn (nil for none).
+func (r *Router) dispatchAll(released []*task, withdrawn *task, now time.Time) {
+	for _, t := range slices.Backward(released) {
+		r.dispatchTask(t, now)
+	}
+	if withdrawn != nil {
+		r.dispatchTask(withdrawn, now)
+	}
 }
 
 // withdrawOffer takes back a's outstanding offer, if any, without counting
 // it as missed, and returns the task, pending again, for the caller to
-// dispatch once a's own state is settled.
+// dispatch once a's own state is settled. A task that waited for a in
+// particular waits for anyone now: a went away, offline or changed.
 func (r *Router) withdrawOffer(a *agent, reason string, now time.Time) *task {
 	t := a.offer
 	if t == nil {
@@ -508,6 +531,9 @@ func (r *Router) withdrawOffer(a *agent, reason string, now time.Time) *task {
 	a.offer = nil
 	t.agent = nil
 	t.state = Pending
+	if t.waitFor == a {
+		t.waitFor = nil
+	}
 	r.record(Event{At: now, Kind: OfferTimedOut, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: reason})
 	return t
 }
