@@ -19,6 +19,7 @@ type Router interface {
 	Complete(taskID uint64) error
 	Stats() []router.QueueStats
 	Agents() []router.AgentStats
+	Queues() []router.QueueSpec
 	SetAgentSkills(agentID string, skills map[string]int) error
 }
 
@@ -48,12 +49,11 @@ type desktop struct {
 	offers map[string]router.Offer // by agent; the router offers one task at a time
 	tasks  map[uint64]*deskTask    // accepted on the desk, until wrap-up
 	agents map[string]router.AgentSpec
-	order  []string           // agents in configuration order
-	queues []router.QueueSpec // as the admin page shows them
+	order  []string // agents in configuration order
 }
 
-func newDesktop(agents []router.AgentSpec, queues []router.QueueSpec) *desktop {
-	d := &desktop{offers: map[string]router.Offer{}, tasks: map[uint64]*deskTask{}, queues: queues}
+func newDesktop(agents []router.AgentSpec) *desktop {
+	d := &desktop{offers: map[string]router.Offer{}, tasks: map[uint64]*deskTask{}}
 	d.setAgents(agents)
 	return d
 }
@@ -78,14 +78,6 @@ func (s *Server) RemoveAgents(ids []string) {
 	s.desk.order = slices.DeleteFunc(s.desk.order, func(id string) bool { return slices.Contains(ids, id) })
 	s.desk.mu.Unlock()
 	s.publishWallboard()
-}
-
-// SetQueues puts a reloaded configuration's queue settings on the admin
-// page.
-func (s *Server) SetQueues(queues []router.QueueSpec) {
-	s.desk.mu.Lock()
-	s.desk.queues = queues
-	s.desk.mu.Unlock()
 }
 
 // SetAgents puts a reloaded configuration's agents on the admin page:

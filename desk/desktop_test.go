@@ -115,7 +115,7 @@ func newDeskOn(t testing.TB, st *store.Store, drain time.Duration, change func(*
 		Store: st, Journey: j, Router: r,
 		Logins:      Logins{Agents: []string{"anna", "bert"}, Supervisors: []string{"sven"}, Admins: []string{"ada"}},
 		AwayReasons: []string{"break", "lunch"}, WrapCodes: []string{"resolved", "callback"},
-		Skills: []string{"support", "billing"}, Agents: agents, Queues: queues,
+		Skills: []string{"support", "billing"}, Agents: agents,
 	}
 	if change != nil {
 		change(&deps)

@@ -50,12 +50,10 @@ type Deps struct {
 	// them, failed logins are counted per address their X-Forwarded-For
 	// names.
 	TrustedProxies clientaddr.Proxies
-	// Skills, Agents and Queues as configured, for the admin view; the
-	// agents' skills change live from there, a reload sets agents and
-	// queues (SetAgents, SetQueues).
+	// Skills and Agents as configured, for the admin view; the agents'
+	// skills change live from there, a reload sets the agents (SetAgents).
 	Skills []string
 	Agents []router.AgentSpec
-	Queues []router.QueueSpec
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -91,7 +89,7 @@ func New(listen string, deps Deps) (*Server, error) {
 	if deps.SessionTimeout <= 0 {
 		deps.SessionTimeout = 12 * time.Hour
 	}
-	s := &Server{deps: deps, sessions: newSessions(deps.Store, deps.SessionTimeout), limiter: newLoginLimiter(), desk: newDesktop(deps.Agents, deps.Queues), stopping: make(chan struct{})}
+	s := &Server{deps: deps, sessions: newSessions(deps.Store, deps.SessionTimeout), limiter: newLoginLimiter(), desk: newDesktop(deps.Agents), stopping: make(chan struct{})}
 	s.logins.Store(&deps.Logins)
 	// Before the metrics: the sessions gauge counts the restored ones.
 	if err := s.sessions.restore(context.Background(), deps.Logins, s.now(), deps.Logger); err != nil {

@@ -127,11 +127,11 @@ func (s *Server) getAdmin(w http.ResponseWriter, _ *http.Request) {
 		}
 		agents = append(agents, agentAdmin{ID: id, Skills: maps.Clone(spec.Skills), Capacity: capacity, Presence: live[id].Presence.String(), Reason: live[id].Reason})
 	}
+	s.desk.mu.Unlock()
 	queues := []queueAdmin{}
-	for _, q := range s.desk.queues {
+	for _, q := range s.deps.Router.Queues() {
 		queues = append(queues, queueAdmin{Name: q.Name, Skills: q.Skills, Channels: q.Channels, Strategy: q.Strategy.String()})
 	}
-	s.desk.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"skills": s.deps.Skills, "queues": queues, "agents": agents})
 }
 

@@ -183,7 +183,6 @@ func chatConfig(c *config.Config, rc router.Config) chat.Config {
 		Location:          loc,
 		Queues:            map[string]chat.QueueSettings{},
 		RouterQueues:      rc.Queues,
-		Agents:            rc.Agents,
 		AgentNames:        map[string]string{},
 	}
 	for _, a := range c.Agents {

@@ -135,6 +135,24 @@ func startDaemon(t *testing.T, cfgPath string, env ...string) *runningDaemon {
 }
 
 // waitLog returns the first log line with msg, failing after 20 s.
+// reload has the daemon reload its file and returns what it warned of or
+// logged as errors meanwhile.
+func (d *runningDaemon) reload(t *testing.T) []map[string]any {
+	t.Helper()
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	var warned []map[string]any
+	for line := range d.logs {
+		if line["level"] == "WARN" || line["level"] == "ERROR" {
+			warned = append(warned, line)
+		}
+		if line["msg"] == "configuration reloaded" {
+			return warned
+		}
+	}
+	t.Fatal("dirigent exited during the reload")
+	return nil
+}
+
 func (d *runningDaemon) waitLog(t *testing.T, msg string) map[string]any {
 	t.Helper()
 	timeout := time.After(20 * time.Second)

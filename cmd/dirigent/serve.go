@@ -211,7 +211,6 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		TrustedProxies: trustedProxies(cfg.Desk.TrustedProxies),
 		Skills:         rc.Skills,
 		Agents:         rc.Agents,
-		Queues:         rc.Queues,
 	})
 	if err != nil {
 		return nil, err
@@ -407,10 +406,12 @@ func (d *daemon) reload() {
 	for _, key := range restartOnlyChanges(d.cfg, next) {
 		d.logger.Warn("reload: this setting takes effect at the next restart", "key", key)
 	}
+	// Removed agents first, so that nothing the new settings free up is
+	// offered to them.
+	d.retireAgents(removedAgents(d.cfg, next))
 	d.applyRouting(rc)
 	d.applyAgents(rc)
 	d.applyLogins(next)
-	d.retireAgents(removedAgents(d.cfg, next))
 	d.level.Set(logLevel(next.Log.Level))
 	d.cfg = next
 	d.metrics.reloads.WithLabelValues("applied").Inc()
@@ -469,14 +470,10 @@ func removedAgents(old, next *config.Config) []string {
 // added, removed or built differently, need a restart: then none of it
 // applies, and every reload says so until the restart.
 func (d *daemon) applyRouting(rc router.Config) {
-	err := d.router.SetSettings(rc)
-	switch {
-	case errors.Is(err, router.ErrRestartNeeded):
+	if err := d.router.SetSettings(rc); errors.Is(err, router.ErrRestartNeeded) {
 		d.logger.Warn("reload: skills, queues and routing take effect at the next restart", "why", err.Error())
-	case err != nil:
+	} else if err != nil { // config.Validate checks what the router would refuse
 		d.logger.Error("reload: routing and queue settings not applied", "err", err)
-	default:
-		d.desk.SetQueues(rc.Queues)
 	}
 }
 
@@ -499,8 +496,8 @@ func (d *daemon) applyAgents(rc router.Config) {
 }
 
 // retireAgents takes the agents a reloaded configuration no longer has
-// out of routing, once applyLogins has ended their desk sessions, and off
-// the admin page. Tasks they hold stay theirs until they end.
+// out of routing and off the admin page; applyLogins ends their desk
+// sessions. Tasks they hold stay theirs until they end.
 func (d *daemon) retireAgents(removed []string) {
 	for _, id := range removed {
 		if err := d.router.RemoveAgent(id); err != nil && !errors.Is(err, router.ErrUnknownAgent) {
@@ -539,5 +536,5 @@ func (d *daemon) configName() string {
 }
 
 func (d *daemon) status() string {
-	return fmt.Sprintf("STATUS=serving: desk on %s, %d queues, %d agents configured", d.desk.Addr(), len(d.cfg.Queues), len(d.cfg.Agents))
+	return fmt.Sprintf("STATUS=serving: desk on %s, %d queues, %d agents", d.desk.Addr(), len(d.router.Queues()), len(d.router.Agents()))
 }

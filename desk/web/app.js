@@ -59,6 +59,7 @@ let offers = [];          // tasks on offer to me
 let current = null;       // the task on screen
 let opening = 0;          // the task asked for last: an answer for another is dropped
 let adminData = null;
+let board = null;         // the wallboard drawn last
 
 function t(key, vars) {
   let s = (texts[lang] && texts[lang][key]) || texts.en[key] || key;
@@ -79,6 +80,7 @@ function render() {
   if (has("agent")) renderOffers();
   renderDetail();
   if (adminData) renderAdminAgent();
+  if (board) renderBoard(board);
 }
 
 function say(msg, isError) {
@@ -561,20 +563,25 @@ async function loadBoard() {
 }
 
 // slCell shows a service level, marked when below the queue's target
-// (by a sign and words, not by colour alone).
+// (by a sign and words, not by colour alone). Where whole percents would
+// show the target itself (79.6 % against 80 %), it shows one decimal.
 function slCell(sl, target, cls) {
-  if (sl === null || sl === undefined) return el("td", { class: "num " + cls }, pct(sl));
+  if (sl === null || sl === undefined || typeof target !== "number") return el("td", { class: "num " + cls }, pct(sl));
   if (sl >= target) return el("td", { class: "num sl-met " + cls }, pct(sl));
-  return el("td", { class: "num sl-below " + cls, title: t("below_target") }, pct(sl) + " ▼",
-    el("span", { class: "visually-hidden" }, " (" + t("below_target") + ")"));
+  const shown = Math.round(sl * 100) < Math.round(target * 100) ? pct(sl)
+    : (sl * 100).toLocaleString(lang === "de" ? "de-DE" : "en-GB", { minimumFractionDigits: 1, maximumFractionDigits: 1 }) + " %";
+  return el("td", { class: "num sl-below " + cls, title: t("below_target") }, shown,
+    el("span", { "aria-hidden": "true" }, " ▼"), el("span", { class: "visually-hidden" }, " (" + t("below_target") + ")"));
 }
 
 function renderBoard(b) {
+  board = b;
   $("board-queues").tBodies[0].replaceChildren(...b.queues.map((q) => el("tr", { "data-queue": q.queue },
     el("th", { scope: "row" }, q.queue),
     el("td", { class: "num waiting" }, q.waiting),
     el("td", { class: "num" }, Math.round(q.longest_wait_seconds) + " s"),
-    el("td", { class: "num sl-target" }, t("sl_goal", { p: pct(q.service_level_target), s: Math.round(q.service_level_threshold_seconds) })),
+    el("td", { class: "num sl-target" }, typeof q.service_level_target !== "number" ? "–"
+      : t("sl_goal", { p: pct(q.service_level_target), s: Math.round(q.service_level_threshold_seconds) })),
     slCell(q.last_15m.service_level, q.service_level_target, "sl-15m"),
     slCell(q.today.service_level, q.service_level_target, "sl-today"),
     el("td", { class: "num" }, Math.round(q.today.asa_seconds) + " s"),
