@@ -61,9 +61,8 @@ type Config struct {
 	// Queues hold per-queue opening hours and texts; a queue missing here
 	// is always open and uses the built-in texts.
 	Queues map[string]QueueSettings
-	// What the router knows, for telling whether anyone can answer.
+	// The router's queues, for the channels they take.
 	RouterQueues []router.QueueSpec
-	Agents       []router.AgentSpec
 	// AgentNames are shown to customers; an agent without one shows its id.
 	AgentNames map[string]string
 }
@@ -150,13 +149,12 @@ type Deps struct {
 
 // Channel is the message channel: the widget server and every open chat.
 type Channel struct {
-	cfg       Config
-	deps      Deps
-	metrics   *metrics
-	ln        net.Listener
-	srv       *http.Server
-	widgetJS  []byte
-	qualified map[string][]string // queue → agents qualified for its messages
+	cfg      Config
+	deps     Deps
+	metrics  *metrics
+	ln       net.Listener
+	srv      *http.Server
+	widgetJS []byte
 
 	mu       sync.Mutex // guards the maps; never held while taking a session's lock
 	sessions map[uint64]*session
@@ -193,20 +191,13 @@ func New(cfg Config, deps Deps) (*Channel, error) {
 		return nil, errors.New("chat: message size, rate, sessions per IP and idle timeout must be positive")
 	}
 	c := &Channel{
-		cfg: cfg, deps: deps, qualified: map[string][]string{},
+		cfg: cfg, deps: deps,
 		sessions: map[uint64]*session{}, byConv: map[uint64]*session{}, byTask: map[uint64]*session{},
 		byPeer: map[string]*session{}, perIP: map[string]int{}, subs: map[string]map[*subscriber]struct{}{},
 		taskEvents: make(chan router.Event, 4096),
 	}
 	if !c.takesMessages(cfg.DefaultQueue) {
 		return nil, fmt.Errorf("chat: queue %q does not exist or does not take messages", cfg.DefaultQueue)
-	}
-	for _, q := range cfg.RouterQueues {
-		for _, a := range cfg.Agents {
-			if qualifies(a, q) {
-				c.qualified[q.Name] = append(c.qualified[q.Name], a.ID)
-			}
-		}
 	}
 	open, err := deps.Store.OpenChatSessions()
 	if err != nil {
@@ -233,20 +224,6 @@ func New(cfg Config, deps Deps) (*Channel, error) {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
 	return c, nil
-}
-
-// qualifies reports whether an agent can take a queue's messages at its
-// first widening step.
-func qualifies(a router.AgentSpec, q router.QueueSpec) bool {
-	if !slices.Contains(q.Channels, router.Message) || a.Capacity[router.Message] == 0 {
-		return false
-	}
-	for s, min := range q.Skills {
-		if a.Skills[s] < min {
-			return false
-		}
-	}
-	return true
 }
 
 func (c *Channel) takesMessages(queue string) bool {

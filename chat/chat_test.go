@@ -416,6 +416,17 @@ func TestClosedAndNobodyAvailable(t *testing.T) {
 	if n := en.until(FrameNotice); n.Code != "transcript" || !strings.Contains(n.Text, "ann@example.com") {
 		t.Fatalf("transcript notice %+v", n)
 	}
+	// A reload gives bert chats: the next customer hears of nobody.
+	if err := s.router.SetAgent(router.AgentSpec{ID: "bert", Skills: map[string]int{"support": 3}, Capacity: [3]int{1, 3, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	third := s.dial(t, nil)
+	third.send(hello(nil))
+	third.until(FrameWelcome)
+	third.send(message("y", "Hallo?"))
+	for f := third.until(FrameNotice, FrameMessage); f.Type != FrameMessage; f = third.until(FrameNotice, FrameMessage) {
+		t.Errorf("with bert taking chats, notice %+v", f)
+	}
 }
 
 // A customer who gives the e-mail address of earlier mail is that

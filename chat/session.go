@@ -126,22 +126,10 @@ func (c *Channel) availability(queue string, now time.Time) string {
 	if qs, ok := c.cfg.Queues[queue]; ok && qs.Open != nil && !qs.Open(now) {
 		return "closed"
 	}
-	agents := c.qualified[queue]
-	for _, st := range c.deps.Router.Agents() {
-		if st.Presence == router.Available && containsString(agents, st.Agent) {
-			return ""
-		}
+	if c.deps.Router.Staffed(queue, router.Message) {
+		return ""
 	}
 	return "nobody"
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // notice is the text of a notice code in a session's language.

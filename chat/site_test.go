@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +63,7 @@ func startSite(t testing.TB, tune func(*Config, *Deps)) *site {
 	events := make(chan Event, 10000)
 	cfg := Config{
 		Listen: "127.0.0.1:0", DefaultQueue: "support", MaxMessageBytes: 100, MessagesPerMinute: 30, MaxSessionsPerIP: 50,
-		IdleTimeout: time.Hour, RouterQueues: rc.Queues, Agents: rc.Agents, AgentNames: map[string]string{"anna": "Anna Adler"},
+		IdleTimeout: time.Hour, RouterQueues: rc.Queues, AgentNames: map[string]string{"anna": "Anna Adler"},
 	}
 	deps := Deps{
 		Logger: logger, Store: ts.Store, Journey: ts.Journey, Router: ts.Router, Registerer: prometheus.NewRegistry(), DrainTimeout: time.Second,
@@ -161,23 +162,23 @@ func (b *browser) send(frame any) {
 	}
 }
 
-// until returns the next frame of type typ, failing on the way when the
-// connection closes or nothing comes within 10 s (a hang, not a speed
+// until returns the next frame of one of the types, failing on the way
+// when the connection closes or nothing comes within 10 s (a hang, not a speed
 // requirement).
-func (b *browser) until(typ string) ServerFrame {
+func (b *browser) until(types ...string) ServerFrame {
 	b.t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
 		case f, ok := <-b.frames:
 			if !ok {
-				b.t.Fatalf("connection closed while waiting for %s", typ)
+				b.t.Fatalf("connection closed while waiting for %v", types)
 			}
-			if f.Type == typ {
+			if slices.Contains(types, f.Type) {
 				return f
 			}
 		case <-timeout:
-			b.t.Fatalf("no %s frame within 10 s", typ)
+			b.t.Fatalf("no %v frame within 10 s", types)
 		}
 	}
 }
