@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,6 +62,8 @@ type Config struct {
 	// Queues hold per-queue opening hours and texts; a queue missing here
 	// is always open and uses the built-in texts.
 	Queues map[string]QueueSettings
+	// TLS, when set, serves the widget and its WebSocket over HTTPS only.
+	TLS *tls.Config
 	// The router's queues, for the channels they take.
 	RouterQueues []router.QueueSpec
 	// AgentNames are shown to customers; an agent without one shows its id.
@@ -222,6 +225,9 @@ func New(cfg Config, deps Deps) (*Channel, error) {
 	c.srv = &http.Server{Handler: c.routes(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn)}
 	if c.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
+	}
+	if cfg.TLS != nil {
+		c.ln = tls.NewListener(c.ln, cfg.TLS)
 	}
 	return c, nil
 }

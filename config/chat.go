@@ -14,6 +14,11 @@ type Chat struct {
 	// Listen is the customer-facing HTTP listener of the widget and its
 	// WebSocket, apart from the desk so that a site can expose only it.
 	Listen string `toml:"listen"`
+	// TLSCert and TLSKey (PEM files) have the widget and its WebSocket
+	// served over HTTPS (pages on https sites need wss); a reload reads
+	// them again.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
 	// AllowedOrigins are the web sites (scheme://host[:port]) whose pages
 	// may open a chat; empty allows only pages served by Listen itself.
 	AllowedOrigins []string `toml:"allowed_origins"`

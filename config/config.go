@@ -75,6 +75,10 @@ type Control struct {
 // Desk is the HTTP server: agent desktop, API, /metrics, /healthz, /readyz.
 type Desk struct {
 	Listen string `toml:"listen"`
+	// TLSCert and TLSKey (PEM files) have the desk speak HTTPS; a reload
+	// reads them again.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
 	// APITokens let other systems (a web shop, a survey tool) use the API.
 	APITokens []APIToken `toml:"api_tokens"`
 	// Desk logins: every agent id logs in as an agent; these names also

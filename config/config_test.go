@@ -181,6 +181,14 @@ repeat = "yes"
 			},
 		},
 		{
+			name: "tls certificates",
+			toml: "[desk]\ntls_key = \"k.pem\"\n[chat]\ntls_cert = \"c.pem\"\n",
+			want: []string{
+				`t.toml:1: desk.tls_cert: tls_cert and tls_key go together`,
+				`t.toml:4: chat.tls_cert: tls_cert and tls_key go together`,
+			},
+		},
+		{
 			name: "imap mailboxes",
 			toml: "[[mail.imap]]\nname = \"service\"\nserver = \"imap.example.com\"\ntls = \"ssl\"\npoll = \"1s\"\n[[mail.imap]]\nname = \"service\"\nserver = \"imap.example.com:993\"\nuser = \"u\"\n",
 			want: []string{

@@ -144,8 +144,16 @@ func (c *Config) problems() []error {
 			bad(at+".poll", "at least 5s")
 		}
 	}
-	if (c.Mail.TLSCert == "") != (c.Mail.TLSKey == "") {
-		bad("mail.tls_cert", "tls_cert and tls_key go together")
+	for _, tc := range []struct {
+		section, cert, key string
+	}{ // sip's: sipProblems
+		{"mail", c.Mail.TLSCert, c.Mail.TLSKey},
+		{"desk", c.Desk.TLSCert, c.Desk.TLSKey},
+		{"chat", c.Chat.TLSCert, c.Chat.TLSKey},
+	} {
+		if (tc.cert == "") != (tc.key == "") {
+			bad(tc.section+".tls_cert", "tls_cert and tls_key go together")
+		}
 	}
 
 	tokenNames := map[string]bool{}

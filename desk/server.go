@@ -2,6 +2,7 @@ package desk
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,6 +51,8 @@ type Deps struct {
 	// them, failed logins are counted per address their X-Forwarded-For
 	// names.
 	TrustedProxies clientaddr.Proxies
+	// TLS, when set, has the desk speak HTTPS only.
+	TLS *tls.Config
 	// Skills and Agents as configured, for the admin view; the agents'
 	// skills change live from there, a reload sets the agents (SetAgents).
 	Skills []string
@@ -104,6 +107,9 @@ func New(listen string, deps Deps) (*Server, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("desk: listen %s: %w", listen, err)
+	}
+	if deps.TLS != nil {
+		ln = tls.NewListener(ln, deps.TLS)
 	}
 	s.ln = ln
 	s.SetNotReady("starting")

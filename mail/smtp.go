@@ -28,7 +28,8 @@ type SMTPConfig struct {
 	MaxMessageBytes        int
 	MaxConnectionsPerIP    int
 	MessagesPerMinutePerIP int
-	TLSCert, TLSKey        string
+	// TLS, when set, is offered through STARTTLS.
+	TLS *tls.Config
 }
 
 // smtpServer receives customer mail.
@@ -66,13 +67,7 @@ func newSMTP(cfg SMTPConfig, deps Deps, m *metrics) (*smtpServer, error) {
 	s.srv.ReadTimeout = 5 * time.Minute
 	s.srv.WriteTimeout = time.Minute
 	s.srv.ErrorLog = slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn)
-	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("mail: STARTTLS certificate: %w", err)
-		}
-		s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
+	s.srv.TLSConfig = cfg.TLS
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("mail: listen %s: %w", cfg.Listen, err)
 	}

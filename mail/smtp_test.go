@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"dirigent/internal/certfile"
 	"dirigent/internal/testpeer"
 	"dirigent/internal/testrun"
 	"dirigent/internal/testsite"
@@ -179,8 +180,11 @@ func TestSMTPConnectionLimit(t *testing.T) {
 
 func TestSMTPStartTLS(t *testing.T) {
 	testpeer.RequirePerl(t, "Net::SSLeay", "libnet-ssleay-perl")
-	cert, key := testpeer.SelfSigned(t, t.TempDir())
-	s, st := startSMTP(t, SMTPConfig{Addresses: []string{"support@example.com"}, TLSCert: cert, TLSKey: key})
+	pair, err := certfile.Load(testpeer.SelfSigned(t, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, st := startSMTP(t, SMTPConfig{Addresses: []string{"support@example.com"}, TLS: pair.ServerConfig()})
 	out, err := swaks(t, s.SMTPAddr(), "--to", "support@example.com", "--tls", "--body", "verschlüsselt")
 	if err != nil || !strings.Contains(out, "TLS started") || !strings.Contains(out, "<~  250") {
 		t.Fatalf("swaks --tls: %v\n%s", err, out)

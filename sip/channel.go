@@ -33,10 +33,11 @@ var defaultPrompt []byte
 // Config is the voice channel's part of the configuration.
 type Config struct {
 	// Listen is served over UDP and TCP; TLSListen (optional) over TLS
-	// with TLSCert and TLSKey.
-	Listen                     string
-	TLSListen, TLSCert, TLSKey string
-	Realm                      string
+	// with TLS.
+	Listen    string
+	TLSListen string
+	TLS       *tls.Config
+	Realm     string
 	// MediaIP is announced in SDP; default: the listen address's IP, or
 	// 127.0.0.1 when that is unspecified.
 	MediaIP                string
@@ -277,11 +278,7 @@ func (c *Channel) bind() error {
 	}
 	c.enlargeReadBuffer()
 	if c.cfg.TLSListen != "" {
-		cert, err := tls.LoadX509KeyPair(c.cfg.TLSCert, c.cfg.TLSKey)
-		if err != nil {
-			return fmt.Errorf("sip: TLS: %w", err)
-		}
-		if c.tls, err = tls.Listen("tcp", c.cfg.TLSListen, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}); err != nil {
+		if c.tls, err = tls.Listen("tcp", c.cfg.TLSListen, c.cfg.TLS); err != nil {
 			return fmt.Errorf("sip: %w", err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"dirigent/internal/certfile"
 	"dirigent/internal/testpeer"
 	"dirigent/internal/testrun"
 	"dirigent/router"
@@ -15,9 +16,14 @@ import (
 func TestCallToBaresipOverTLS(t *testing.T) {
 	cfg := testConfig()
 	cfg.TLSListen = "127.0.0.1:0"
-	cfg.TLSCert, cfg.TLSKey = testpeer.SelfSigned(t, t.TempDir())
+	cert, key := testpeer.SelfSigned(t, t.TempDir())
+	pair, err := certfile.Load(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.TLS = pair.ServerConfig()
 	s := startSite(t, cfg, "")
-	s.startBaresip(t, cfg.TLSCert)
+	s.startBaresip(t, cert)
 	if g := s.ch.registrar.contacts("anna"); len(g) != 1 || g[0].Transport != "TLS" && g[0].Transport != "tls" {
 		t.Fatalf("anna's registration %+v, want one over TLS", g)
 	}

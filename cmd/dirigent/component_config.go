@@ -112,8 +112,6 @@ func mailConfig(c *config.Config) mail.Config {
 			MaxMessageBytes:        c.Mail.MaxMessageBytes,
 			MaxConnectionsPerIP:    c.Mail.MaxConnectionsPerIP,
 			MessagesPerMinutePerIP: c.Mail.MessagesPerMinutePerIP,
-			TLSCert:                c.Mail.TLSCert,
-			TLSKey:                 c.Mail.TLSKey,
 		},
 		Smarthost: mail.SmarthostConfig{
 			Addr:     c.Mail.Smarthost,
@@ -139,7 +137,7 @@ func mailConfig(c *config.Config) mail.Config {
 func sipConfig(c *config.Config) sip.Config {
 	s := c.SIP
 	sc := sip.Config{
-		Listen: s.Listen, TLSListen: s.TLSListen, TLSCert: s.TLSCert, TLSKey: s.TLSKey,
+		Listen: s.Listen, TLSListen: s.TLSListen,
 		Realm: s.Realm, MediaIP: s.MediaIP, RTPPortMin: s.RTPPortMin, RTPPortMax: s.RTPPortMax,
 		MinExpires: s.MinExpires.Duration, MaxExpires: s.MaxExpires.Duration,
 		HoldAudio: s.HoldAudio, QueueHoldAudio: s.QueueHoldAudio, DeskURL: s.DeskURL,

@@ -230,7 +230,7 @@ func TestCheckConfig(t *testing.T) {
 	}{
 		{"the packaged example", []string{"check-config", "../../packaging/dirigent.toml"}, 0, ""},
 		{"every problem with its line", []string{"check-config", bad}, 2, bad + `:3: desk.listen: listen address "nowhere": want host:port, e.g. 127.0.0.1:8080 or [::]:5060
-` + bad + `:4: desk.port: unknown key (known here: admins, api_tokens, away_reasons, listen, session_timeout, supervisors, trusted_proxies, wrap_codes)
+` + bad + `:4: desk.port: unknown key (known here: admins, api_tokens, away_reasons, listen, session_timeout, supervisors, tls_cert, tls_key, trusted_proxies, wrap_codes)
 ` + bad + `:7: queues[0].skills.b: undefined skill "b" (define it in skills)
 `},
 		{"missing file", []string{"check-config", filepath.Join(dir, "none.toml")}, 2, filepath.Join(dir, "none.toml") + ": open " + filepath.Join(dir, "none.toml") + ": no such file or directory\n"},

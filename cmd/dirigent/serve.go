@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"dirigent/chat"
 	"dirigent/config"
 	"dirigent/desk"
+	"dirigent/internal/certfile"
 	"dirigent/journey"
 	"dirigent/mail"
 	"dirigent/router"
@@ -98,6 +100,7 @@ type daemon struct {
 	chat    *chat.Channel // nil when no queue takes messages
 	desk    *desk.Server
 	control *desk.Control
+	certs   []*certfile.Pair // read again at every reload
 }
 
 // start opens the store and binds every listener. On error it releases
@@ -163,14 +166,21 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	if err != nil {
 		return nil, err
 	}
-	d.mail, err = mail.New(mailConfig(cfg), mail.Deps{
+	mc, sc := mailConfig(cfg), sipConfig(cfg)
+	if mc.SMTP.TLS, err = d.serverTLS("mail", cfg.Mail.TLSCert, cfg.Mail.TLSKey); err != nil {
+		return nil, err
+	}
+	if sc.TLS, err = d.serverTLS("sip", cfg.SIP.TLSCert, cfg.SIP.TLSKey); err != nil {
+		return nil, err
+	}
+	d.mail, err = mail.New(mc, mail.Deps{
 		Logger: logger.With("component", "mail"), Store: d.store, Journey: d.journey, Router: d.router,
 		Registerer: reg, DrainTimeout: drain,
 	})
 	if err != nil {
 		return nil, err
 	}
-	d.sip, err = sip.New(sipConfig(cfg), sip.Deps{
+	d.sip, err = sip.New(sc, sip.Deps{
 		Logger: logger.With("component", "sip"), Store: d.store, Journey: d.journey, Router: d.router,
 		Registerer: reg, DrainTimeout: drain, OnMessage: d.sipMessages(cfg),
 	})
@@ -180,7 +190,11 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	// Voice offers ring the agent's phones; the channel ignores others.
 	d.offers.add(d.sip.OnOffer, d.sip.OnRevoke)
 	if cfg.Chat.Queue != "" {
-		d.chat, err = chat.New(chatConfig(cfg, rc), chat.Deps{
+		cc := chatConfig(cfg, rc)
+		if cc.TLS, err = d.serverTLS("chat", cfg.Chat.TLSCert, cfg.Chat.TLSKey); err != nil {
+			return nil, err
+		}
+		d.chat, err = chat.New(cc, chat.Deps{
 			Logger: logger.With("component", "chat"), Store: d.store, Journey: d.journey, Router: d.router,
 			Registerer: reg, DrainTimeout: drain, SendTranscript: d.mail.SendTranscript, SIPReply: d.sip.SendMessage,
 			// Customers' messages reach the chat's agent on the desk.
@@ -193,6 +207,10 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	var tokens []desk.APIToken
 	for _, t := range cfg.Desk.APITokens {
 		tokens = append(tokens, desk.APIToken{Name: t.Name, SHA256: t.SHA256})
+	}
+	deskTLS, err := d.serverTLS("desk", cfg.Desk.TLSCert, cfg.Desk.TLSKey)
+	if err != nil {
+		return nil, err
 	}
 	d.desk, err = desk.New(cfg.Desk.Listen, desk.Deps{
 		Logger:         logger.With("component", "desk"),
@@ -209,6 +227,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		WrapCodes:      cfg.Desk.WrapCodes,
 		SessionTimeout: cfg.Desk.SessionTimeout.Duration,
 		TrustedProxies: trustedProxies(cfg.Desk.TrustedProxies),
+		TLS:            deskTLS,
 		Skills:         rc.Skills,
 		Agents:         rc.Agents,
 	})
@@ -383,6 +402,30 @@ loop:
 	return runErr
 }
 
+// serverTLS reads a listener's certificate, when the section has one,
+// for d.certs to read again at reloads; nil without one.
+func (d *daemon) serverTLS(section, cert, key string) (*tls.Config, error) {
+	if cert == "" {
+		return nil, nil
+	}
+	p, err := certfile.Load(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", section, err)
+	}
+	d.certs = append(d.certs, p)
+	return p.ServerConfig(), nil
+}
+
+// reloadCerts reads every listener's certificate again, as files renewed
+// in place; one that cannot be read is logged and the old one served on.
+func (d *daemon) reloadCerts() {
+	for _, p := range d.certs {
+		if err := p.Reload(); err != nil {
+			d.logger.Error("reload: the certificate served so far stays", "err", err)
+		}
+	}
+}
+
 // reload applies a changed configuration file (SIGHUP). A file that does
 // not validate is refused and the running configuration stays.
 func (d *daemon) reload() {
@@ -412,6 +455,7 @@ func (d *daemon) reload() {
 	d.applyRouting(rc)
 	d.applyAgents(rc)
 	d.applyLogins(next)
+	d.reloadCerts()
 	d.level.Set(logLevel(next.Log.Level))
 	d.cfg = next
 	d.metrics.reloads.WithLabelValues("applied").Inc()
@@ -437,6 +481,8 @@ func restartOnlyChanges(old, next *config.Config) []string {
 		{"storage.lock_timeout", old.Storage.LockTimeout, next.Storage.LockTimeout},
 		{"control.socket", old.Control.Socket, next.Control.Socket},
 		{"desk.listen", old.Desk.Listen, next.Desk.Listen},
+		{"desk.tls_cert", old.Desk.TLSCert, next.Desk.TLSCert},
+		{"desk.tls_key", old.Desk.TLSKey, next.Desk.TLSKey},
 		{"desk.api_tokens", old.Desk.APITokens, next.Desk.APITokens},
 		{"desk.away_reasons", old.Desk.AwayReasons, next.Desk.AwayReasons},
 		{"desk.wrap_codes", old.Desk.WrapCodes, next.Desk.WrapCodes},

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"dirigent/internal/testpeer"
+)
+
+// TestDeskAndChatOverTLS: with certificates configured the desk and the
+// chat widget speak HTTPS only, the desk's session cookie is Secure, and
+// a reload serves a certificate renewed in place, without a restart.
+func TestDeskAndChatOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := testpeer.SelfSigned(t, t.TempDir())
+	cfgPath := writeConfig(t, dir, "[[agents]]\nid = \"anna\"\nskills = { support = 1 }\n")
+	files := "tls_cert = \"" + cert + "\"\ntls_key = \"" + key + "\"\n"
+	setInConfig(t, cfgPath, "desk", files)
+	setInConfig(t, cfgPath, "chat", files)
+	d := startDaemon(t, cfgPath)
+	if status, out := runPasswd(t, deskPassword+"\n", "--config", cfgPath, "anna"); status != 0 {
+		t.Fatalf("passwd anna: %d %s", status, out)
+	}
+	deskURL := strings.Replace(d.desk, "http://", "https://", 1)
+
+	trusting := func(certFile string) *http.Client {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(mustReadBytes(t, certFile)) {
+			t.Fatalf("no certificate in %s", certFile)
+		}
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	}
+	client := trusting(cert)
+	for _, url := range []string{deskURL + "/healthz", "https://" + d.chat + "/widget.js"} {
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.TLS == nil {
+			t.Errorf("GET %s: %s", url, resp.Status)
+		}
+	}
+	if resp, err := http.Get(d.desk + "/healthz"); err == nil && resp.StatusCode == 200 {
+		t.Error("the desk answers plain HTTP too")
+	}
+	resp, err := client.Post(deskURL+"/api/desk/login", "application/json", strings.NewReader(`{"user":"anna","password":"`+deskPassword+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if c := resp.Cookies(); resp.StatusCode != 200 || len(c) != 1 || !c[0].Secure {
+		t.Errorf("login over TLS: %s, cookies %v", resp.Status, c)
+	}
+
+	// Renewed in place, then a reload.
+	presented := func(c *http.Client) []byte {
+		t.Helper()
+		c.CloseIdleConnections()
+		resp, err := c.Get(deskURL + "/healthz")
+		if err != nil {
+			t.Fatalf("GET /healthz: %v", err)
+		}
+		resp.Body.Close()
+		return resp.TLS.PeerCertificates[0].Raw
+	}
+	first := presented(client)
+	newCert, newKey := testpeer.SelfSigned(t, t.TempDir())
+	writeFile(t, cert, string(mustReadBytes(t, newCert)))
+	writeFile(t, key, string(mustReadBytes(t, newKey)))
+	// What the reload said (the desk also warned of the plain request).
+	reloadSaid := func() []map[string]any {
+		var said []map[string]any
+		for _, l := range d.reload(t) {
+			if strings.HasPrefix(l["msg"].(string), "reload") {
+				said = append(said, l)
+			}
+		}
+		return said
+	}
+	if said := reloadSaid(); len(said) != 0 {
+		t.Errorf("the reload warned: %v", said)
+	}
+	renewed := trusting(newCert)
+	if got := presented(renewed); bytes.Equal(got, first) {
+		t.Error("the old certificate is served after the reload")
+	}
+	// A broken renewal: logged (for the desk and the chat), and the
+	// certificate served stays.
+	if err := os.WriteFile(key, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	warned := reloadSaid()
+	if len(warned) != 2 || warned[0]["msg"] != "reload: the certificate served so far stays" || !strings.Contains(warned[0]["err"].(string), filepath.Base(key)) {
+		t.Errorf("a broken key at the reload: %v", warned)
+	}
+	presented(renewed)
+}
+
+func mustReadBytes(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
