@@ -121,7 +121,8 @@ func (s *Server) OnRevoke(o router.Offer) {
 // elsewhere (the caller hung up, the wrap-up time passed) it stays there
 // as "wrapping" until the agent records its outcome. A task canceled
 // after it was taken (its customer was erased) leaves the desk at once:
-// there is nothing left to show or record. It is called for every router
+// there is nothing left to show or record; so does one its agent gave
+// back (they were removed), for whoever takes it next. It is called for every router
 // event, under the router's lock: it must not call the router or block,
 // and the desk never calls the router holding its own lock.
 func (s *Server) RouterEvent(e router.Event) {
@@ -139,7 +140,7 @@ func (s *Server) RouterEvent(e router.Event) {
 		if t, ok := s.desk.tasks[e.TaskID]; ok && t.State != "wrapping" {
 			t.State, changed = "wrapping", true
 		}
-	case router.TaskCanceled:
+	case router.TaskCanceled, router.TaskReturned:
 		if t, ok := s.desk.tasks[e.TaskID]; ok {
 			delete(s.desk.tasks, e.TaskID)
 			agent, changed = t.Agent, true

@@ -827,6 +827,37 @@ func TestDeskOfferRevokedWhenAgentGoesAway(t *testing.T) {
 	expect(t, "accept a revoked offer", code, body, 404, "task "+jsonNumber(taskID)+": not offered to you or accepted by you")
 }
 
+// A mail anna had taken leaves her desk when a reload removes her, and
+// is offered to bert, who can open and answer it.
+func TestDeskTaskOfARemovedAgent(t *testing.T) {
+	env := startDesk(t)
+	anna, annaEvents := availableAgent(t, env, "anna")
+	taskID, _ := newMailTask(t, env, "eva@example.org", "Frage")
+	annaEvents.next(t, "offer")
+	if code, body := anna.do("POST", "/api/desk/offers/"+jsonNumber(taskID)+"/accept", ""); code != 200 {
+		t.Fatalf("accept: %d %v", code, body)
+	}
+	bert, bertEvents := availableAgent(t, env, "bert")
+	if err := env.router.RemoveAgent("anna"); err != nil {
+		t.Fatal(err)
+	}
+	if ev := annaEvents.next(t, "tasks"); ev["id"] != float64(taskID) {
+		t.Errorf("anna told %v", ev)
+	}
+	if code, _ := anna.do("GET", "/api/desk/tasks/"+jsonNumber(taskID), ""); code != 404 {
+		t.Errorf("anna still sees the task: %d", code)
+	}
+	if offer := bertEvents.next(t, "offer"); offer["id"] != float64(taskID) {
+		t.Fatalf("bert offered %v", offer)
+	}
+	if code, body := bert.do("POST", "/api/desk/offers/"+jsonNumber(taskID)+"/accept", ""); code != 200 {
+		t.Fatalf("bert accepts: %d %v", code, body)
+	}
+	if code, detail := bert.do("GET", "/api/desk/tasks/"+jsonNumber(taskID), ""); code != 200 || detail["task"].(map[string]any)["agent"] != "bert" {
+		t.Errorf("bert's task: %d %v", code, detail)
+	}
+}
+
 func agentURL(t testing.TB, base string) *url.URL {
 	u, err := url.Parse(base)
 	if err != nil {

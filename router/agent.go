@@ -1,8 +1,10 @@
 package router
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 )
 
@@ -45,8 +47,11 @@ func (r *Router) SetAgentSkills(agentID string, skills map[string]int) error {
 // RemoveAgent takes an agent out of routing, as a reloaded configuration
 // without them does: they go offline, an offer out to them goes back to
 // the queue and tasks waiting for them in particular wait for anyone.
-// From then on they are offered nothing, cannot change presence and are
-// not among Agents. Tasks they hold stay theirs until they end.
+// The mails and chats they had taken wait again, with their arrival
+// time, for anyone (TaskReturned): nobody could answer them otherwise.
+// Their calls go on until they end, and a task in wrap-up completes. From
+// then on they are offered nothing, cannot change presence and are not
+// among Agents.
 func (r *Router) RemoveAgent(agentID string) error {
 	now := r.lock()
 	defer r.unlock()
@@ -59,6 +64,22 @@ func (r *Router) RemoveAgent(agentID string) error {
 	// Offline already, setPresence let go of nothing: a task queued again
 	// after a restart waits for its agent even while they are offline.
 	r.dispatchAll(r.stopWaitingFor(a, func(*task) bool { return true }), nil, now)
+	var held []*task
+	for _, t := range a.tasks {
+		if t.state == Assigned && t.Channel != Voice {
+			held = append(held, t)
+		}
+	}
+	slices.SortFunc(held, func(x, y *task) int { return cmp.Compare(x.seq, y.seq) })
+	for _, t := range held {
+		r.occupancy(a, now)
+		a.load[t.Channel]--
+		a.total--
+		delete(a.tasks, t.ID)
+		t.agent = nil
+		r.record(Event{At: now, Kind: TaskReturned, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: "agent removed"})
+		r.enter(t, t.q, ReasonReturned, now)
+	}
 	return nil
 }
 

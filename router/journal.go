@@ -20,13 +20,14 @@ const (
 	TaskCanceled                         // Reason: abandoned, max-wait, system, erased; Agent: who had taken it, if anyone
 	TaskMoved                            // left Queue for Reason (the overflow queue)
 	PresenceChanged                      // Agent's Presence, Reason for away
+	TaskReturned                         // Agent, removed, gave back the task it held; it waits again
 )
 
 var eventNames = map[EventKind]string{
 	TaskCreated: "task-created", TaskOffered: "task-offered", OfferDeclined: "offer-declined",
 	OfferTimedOut: "offer-timed-out", TaskAssigned: "task-assigned", TaskWrapping: "task-wrapping",
 	TaskCompleted: "task-completed", TaskCanceled: "task-canceled", TaskMoved: "task-moved",
-	PresenceChanged: "presence-changed",
+	PresenceChanged: "presence-changed", TaskReturned: "task-returned",
 }
 
 func (k EventKind) String() string { return eventNames[k] }
@@ -70,9 +71,18 @@ type Event struct {
 	Preferred string `json:"preferred,omitempty"`
 }
 
-// ReasonRecovered marks the TaskCreated of a task queued again after a
-// restart: it was offered to its queue once already.
-const ReasonRecovered = "recovered"
+// Reasons that keep statistics from counting a task twice.
+const (
+	// ReasonRecovered marks the TaskCreated of a task queued again after
+	// a restart, and ReasonReturned that of a task its agent gave back:
+	// it was offered to its queue once already.
+	ReasonRecovered = "recovered"
+	ReasonReturned  = "returned"
+	// ReasonAnsweredBefore marks the TaskAssigned of a task answered
+	// before it was given back or queued again after a restart: its first
+	// answer is the one counted.
+	ReasonAnsweredBefore = "answered-before"
+)
 
 // Journal keeps the router's events, in order. Record must not block on
 // disk for long: the router calls it while it holds its lock.

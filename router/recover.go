@@ -5,6 +5,9 @@ type Unfinished struct {
 	Task
 	// Agent had accepted the task; it is offered to them first again.
 	Agent string
+	// Answered: the task was answered before (it has an Agent, or its
+	// agent gave it back), and statistics count only that answer.
+	Answered bool `json:",omitempty"`
 }
 
 // Recover brings the router back after a restart. history (the journal
@@ -40,6 +43,7 @@ func (r *Router) Recover(history []Event, open []Unfinished) (requeued, canceled
 			u.PreferredAgent = u.Agent
 		}
 		r.add(u.Task, q, ReasonRecovered, now)
+		r.tasks[u.ID].answered = u.Answered || u.Agent != ""
 		requeued++
 	}
 	return requeued, canceled
@@ -51,5 +55,5 @@ func UnfinishedFrom(e Event) Unfinished {
 	return Unfinished{Task: Task{
 		ID: e.TaskID, Channel: e.Channel, Queue: e.Queue, CustomerID: e.Customer,
 		ValueTier: e.Tier, Repeat: e.Repeat, PreferredAgent: e.Preferred, Arrived: e.Arrived,
-	}}
+	}, Answered: e.Reason == ReasonReturned}
 }

@@ -150,6 +150,7 @@ type task struct {
 	maxWaitAt time.Time // when it has waited its queue's max wait; zero: no limit
 	expired   bool      // max wait passed while an offer was out
 	recovered bool      // queued again after a restart: its previous agent first
+	answered  bool      // assigned before (also before a restart): statistics count that answer
 	erased    bool      // a call whose customer was erased while it went on: canceled when it ends
 	agent     *agent
 	deadline  time.Time // offer deadline while reserved

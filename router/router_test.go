@@ -674,13 +674,19 @@ func TestRemoveAgent(t *testing.T) {
 	if err := h.r.SetAgent(AgentSpec{ID: "ben", Skills: map[string]int{"juggling": 1}}); err == nil || h.r.SetPresence("ben", Available, "") == nil {
 		t.Errorf("SetAgent with an undefined skill: %v, and ben is routed again", err)
 	}
-	h.must(h.r.Complete(1)) // the task anna held
-
-	// Tasks 2 and 3 go to a new agent.
+	// The mail anna had taken waits again, as do tasks 2 and 3; a new
+	// agent takes them, oldest first.
+	if ev := kindsOf(h.taskEvents(1, 0)); !slices.Equal(ev, []EventKind{TaskCreated, TaskOffered, TaskAssigned, TaskReturned, TaskCreated}) {
+		t.Errorf("task 1's journal %v", ev)
+	}
 	h.must(h.r.SetAgent(AgentSpec{ID: "cleo", Skills: map[string]int{"support": 1}, Capacity: cap3(1, 3, 2)}))
 	h.must(h.r.SetPresence("cleo", Available, ""))
-	if order := h.acceptOffers(2, "cleo"); !slices.Equal(order, []uint64{2, 3}) {
-		t.Errorf("cleo took %v, want 2 and 3", order)
+	if order := h.acceptOffers(3, "cleo"); !slices.Equal(order, []uint64{1, 2, 3}) {
+		t.Errorf("cleo took %v, want 1, 2 and 3", order)
+	}
+	// Offered and answered once each, task 1 too.
+	if st := h.r.Stats()[0].Today; st.Offered != 3 || st.Answered != 3 {
+		t.Errorf("support today: %+v", st)
 	}
 
 	// Back through SetAgent, offline until they say otherwise.
@@ -693,6 +699,45 @@ func TestRemoveAgent(t *testing.T) {
 	h.must(h.r.SetPresence("ben", Available, ""))
 	if o := h.takeOffer(); o.TaskID != 4 || o.Agent != "ben" {
 		t.Errorf("ben back: %+v", o)
+	}
+}
+
+// TestRemovedAgentsCallGoesOn: removing an agent returns the mail they
+// had taken to the queue, but not the call they are on: it ends as calls
+// do. A task answered before a restart and answered again after it
+// counts once.
+func TestRemovedAgentsCallGoesOn(t *testing.T) {
+	cfg := basicConfig()
+	cfg.Queues[0].WrapUp = 10 * time.Second
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("anna", Available, ""))
+	h.enqueue(1, "support", Voice)
+	h.enqueue(2, "support", Email)
+	h.acceptOffers(2, "anna")
+	h.must(h.r.RemoveAgent("anna"))
+	if s1, s2 := h.r.tasks[1].state, h.r.tasks[2].state; s1 != Assigned || s2 != Pending {
+		t.Fatalf("the call is %v, the mail %v", s1, s2)
+	}
+	h.must(h.r.End(1))
+	h.advance(10 * time.Second)
+	if _, open := h.r.tasks[1]; open {
+		t.Error("the call did not complete after its wrap-up")
+	}
+
+	// After a restart, ben answers the mail anna had taken: it counts
+	// once, as what the journal's last TaskCreated says of it.
+	var created Event
+	for _, e := range h.taskEvents(2, 0) {
+		if e.Kind == TaskCreated {
+			created = e
+		}
+	}
+	second := newHarness(t, cfg)
+	second.r.Recover(h.journal.events, []Unfinished{UnfinishedFrom(created)})
+	second.must(second.r.SetPresence("ben", Available, ""))
+	second.acceptOffers(1, "ben")
+	if st := second.r.Stats()[0].Today; st.Answered != 2 || st.Offered != 2 {
+		t.Errorf("today %+v: want the call and the mail offered and answered", st)
 	}
 }
 

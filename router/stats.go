@@ -138,10 +138,13 @@ func (s *statsBook) apply(e Event) {
 	in := wait <= s.threshold[e.Queue]
 	switch e.Kind {
 	case TaskCreated:
-		if e.Reason != ReasonRecovered {
+		if e.Reason != ReasonRecovered && e.Reason != ReasonReturned {
 			s.bucket(e.Queue, e.At).Offered++
 		}
 	case TaskAssigned:
+		if e.Reason == ReasonAnsweredBefore {
+			return
+		}
 		b := s.bucket(e.Queue, e.At)
 		b.Answered++
 		b.WaitSum += wait

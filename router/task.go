@@ -101,7 +101,12 @@ func (r *Router) Accept(taskID uint64, agentID string) error {
 	a.idleSince = now.UnixNano()
 	a.tasks[t.ID] = t
 	t.q.waiting.remove(t.waitPos)
-	r.record(Event{At: now, Kind: TaskAssigned, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived})
+	e := Event{At: now, Kind: TaskAssigned, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived}
+	if t.answered {
+		e.Reason = ReasonAnsweredBefore
+	}
+	t.answered = true
+	r.record(e)
 	r.refresh(a)
 	r.dispatchAgent(a, now)
 	return nil
