@@ -106,13 +106,13 @@ func (r *Router) setAgent(a *agent, spec AgentSpec, now time.Time) error {
 	a.presence = presence
 	a.class, a.spec = ac, spec
 	// An offer the agent could no longer accept goes back to the queue,
-	// and tasks waiting for them they no longer qualify for wait for
-	// anyone.
+	// and tasks waiting for them that they no longer qualify for, or no
+	// longer take the channel of, wait for anyone.
 	var withdrawn *task
 	if t := a.offer; t != nil && (!qualified(a, t) || a.load[t.Channel] >= spec.Capacity[t.Channel]) {
 		withdrawn = r.withdrawOffer(a, "agent changed", now)
 	}
-	released := r.stopWaitingFor(a, func(t *task) bool { return !qualified(a, t) })
+	released := r.stopWaitingFor(a, func(t *task) bool { return !qualified(a, t) || spec.Capacity[t.Channel] == 0 })
 	r.refresh(a)
 	r.dispatchAll(released, withdrawn, now)
 	r.dispatchAgent(a, now)

@@ -53,10 +53,13 @@ func (r *Router) checkInvariants(now time.Time) error {
 			if t.parked == parkedNowhere {
 				return fmt.Errorf("%s pending but parked nowhere", t)
 			}
+			if t.expired {
+				return fmt.Errorf("%s pending past its max wait", t)
+			}
 			// Waiting for an agent in particular ends with the window, and
 			// at once when the agent is removed, or goes offline (a task
 			// queued again after a restart waits for its agent offline).
-			if a := t.waitFor; a != nil && (a.removed || a.presence == Offline && !t.recovered || !now.Before(t.waitUntil)) {
+			if a := t.waitFor; a != nil && (a.removed || a.presence == Offline && !t.recovered || !now.Before(t.waitUntil) || !qualified(a, t) || a.spec.Capacity[t.Channel] == 0) {
 				return fmt.Errorf("%s waits for %s (%v, removed: %v) until %v", t, a.spec.ID, a.presence, a.removed, t.waitUntil)
 			}
 			// Work conservation: no free agent could take a waiting task.

@@ -802,6 +802,54 @@ func TestLettingGoOfTasksWaitingForAnAgent(t *testing.T) {
 	if o := h.takeOffer(); o.TaskID != 3 || o.Agent != "ben" {
 		t.Errorf("after anna lost the skill: %+v", o)
 	}
+
+	// anna, away, no longer takes mail.
+	h = newHarness(t, cfg)
+	h.must(h.r.SetPresence("anna", Away, "lunch"))
+	h.must(h.r.SetPresence("ben", Available, ""))
+	h.must(h.r.Enqueue(Task{ID: 4, Queue: "support", Channel: Email, PreferredAgent: "anna"}))
+	h.noOffer()
+	h.must(h.r.SetAgent(AgentSpec{ID: "anna", Skills: map[string]int{"support": 5}, Capacity: cap3(1, 0, 2)}))
+	check(h)
+	if o := h.takeOffer(); o.TaskID != 4 || o.Agent != "ben" {
+		t.Errorf("after anna stopped taking mail: %+v", o)
+	}
+
+	// A widening step requires what anna, away, lacks.
+	wide := cfg
+	wide.Queues = slices.Clone(cfg.Queues)
+	wide.Queues[0].LastAgentWait = 10 * time.Minute
+	wide.Queues[0].Widening = []WideningStep{{After: time.Minute, Skills: map[string]int{"billing": 1}}}
+	h = newHarness(t, wide)
+	h.must(h.r.SetPresence("anna", Away, "lunch"))
+	h.must(h.r.SetPresence("ben", Available, ""))
+	h.must(h.r.SetAgentSkills("ben", map[string]int{"billing": 4}))
+	h.must(h.r.Enqueue(Task{ID: 5, Queue: "support", Channel: Email, PreferredAgent: "anna"}))
+	h.noOffer()
+	h.advance(time.Minute)
+	check(h)
+	if o := h.takeOffer(); o.TaskID != 5 || o.Agent != "ben" {
+		t.Errorf("after the widening step: %+v", o)
+	}
+}
+
+// TestMaxWaitPassedDuringAWithdrawnOffer: a task whose max wait passed
+// while it was offered moves on when the offer is withdrawn (the agent
+// went away), as when it times out.
+func TestMaxWaitPassedDuringAWithdrawnOffer(t *testing.T) {
+	cfg := basicConfig()
+	cfg.OfferTimeout = time.Minute
+	cfg.Queues[1].MaxWait = 10 * time.Second
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("ben", Available, ""))
+	h.enqueue(1, "billing", Email)
+	h.takeOffer()
+	h.advance(15 * time.Second)
+	h.must(h.r.SetPresence("ben", Away, "break"))
+	ev := h.taskEvents(1, 0)
+	if last := ev[len(ev)-1]; last.Kind != TaskCanceled || last.Reason != ReasonMaxWait {
+		t.Errorf("task 1's journal %v, want it canceled for its max wait", kindsOf(ev))
+	}
 }
 
 // TestStaffed: a queue is staffed for a channel while an available agent

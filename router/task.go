@@ -513,12 +513,17 @@ func (r *Router) stopWaitingFor(a *agent, drop func(*task) bool) []*task {
 
 // dispatchAll offers tasks an agent let go of to whoever is free: those
 // that waited for the agent in particular, newest first, then the one
-// whose offer was withdrawn (nil for none).
+// whose offer was withdrawn (nil for none), which moves on instead when
+// its max wait passed during the offer.
 func (r *Router) dispatchAll(released []*task, withdrawn *task, now time.Time) {
 	for _, t := range slices.Backward(released) {
 		r.dispatchTask(t, now)
 	}
-	if withdrawn != nil {
+	switch {
+	case withdrawn == nil:
+	case withdrawn.expired:
+		r.overflow(withdrawn, now)
+	default:
 		r.dispatchTask(withdrawn, now)
 	}
 }
