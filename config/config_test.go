@@ -177,15 +177,16 @@ repeat = "yes"
 				`t.toml:2: mail.addresses[0]: "support" is not an e-mail address`,
 				`t.toml:3: mail.domains[0]: "ex ample.com" is not a domain`,
 				`t.toml:4: mail.queue: queue "calls" does not take email (see its channels)`,
-				`t.toml:5: mail.tls_cert: tls_cert and tls_key go together`,
+				`t.toml:5: mail.tls_cert: needs tls_key too`,
 			},
 		},
 		{
 			name: "tls certificates",
-			toml: "[desk]\ntls_key = \"k.pem\"\n[chat]\ntls_cert = \"c.pem\"\n",
+			toml: "[desk]\ntls_key = \"k.pem\"\n[chat]\ntls_cert = \"c.pem\"\n[sip]\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n",
 			want: []string{
-				`t.toml:1: desk.tls_cert: tls_cert and tls_key go together`,
-				`t.toml:4: chat.tls_cert: tls_cert and tls_key go together`,
+				`t.toml:2: desk.tls_key: needs tls_cert too`,
+				`t.toml:4: chat.tls_cert: needs tls_key too`,
+				`t.toml:7: sip.tls_key: certificate /nonexistent/c.pem with key /nonexistent/k.pem: open /nonexistent/c.pem: no such file or directory`,
 			},
 		},
 		{

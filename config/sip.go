@@ -23,9 +23,6 @@ func (c *Config) sipProblems(bad func(key, format string, args ...any)) {
 			bad("sip.tls_listen", "needs tls_cert and tls_key")
 		}
 	}
-	if (s.TLSCert == "") != (s.TLSKey == "") {
-		bad("sip.tls_cert", "tls_cert and tls_key go together")
-	}
 	if s.MediaIP != "" && net.ParseIP(s.MediaIP) == nil {
 		bad("sip.media_ip", "%q is not an IP address", s.MediaIP)
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -144,15 +145,27 @@ func (c *Config) problems() []error {
 			bad(at+".poll", "at least 5s")
 		}
 	}
+	// Certificates are read here, as the daemon will read them: a key the
+	// daemon's user cannot read stops check-config, and a start, as a
+	// configuration error (no restart loop).
 	for _, tc := range []struct {
 		section, cert, key string
-	}{ // sip's: sipProblems
+	}{
+		{"sip", c.SIP.TLSCert, c.SIP.TLSKey},
 		{"mail", c.Mail.TLSCert, c.Mail.TLSKey},
 		{"desk", c.Desk.TLSCert, c.Desk.TLSKey},
 		{"chat", c.Chat.TLSCert, c.Chat.TLSKey},
 	} {
-		if (tc.cert == "") != (tc.key == "") {
-			bad(tc.section+".tls_cert", "tls_cert and tls_key go together")
+		switch {
+		case tc.cert == "" && tc.key == "":
+		case tc.key == "":
+			bad(tc.section+".tls_cert", "needs tls_key too")
+		case tc.cert == "":
+			bad(tc.section+".tls_key", "needs tls_cert too")
+		default:
+			if _, err := tls.LoadX509KeyPair(tc.cert, tc.key); err != nil {
+				bad(tc.section+".tls_key", "certificate %s with key %s: %v", tc.cert, tc.key, err)
+			}
 		}
 	}
 

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"dirigent/internal/clientaddr"
+	"dirigent/internal/httplog"
 	"dirigent/journey"
 	"dirigent/router"
 	"dirigent/store"
@@ -128,7 +129,7 @@ func New(listen string, deps Deps) (*Server, error) {
 	s.srv = &http.Server{
 		Handler:           m.instrument(mux),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn),
+		ErrorLog:          httplog.ErrorLog(deps.Logger),
 	}
 	s.srv.RegisterOnShutdown(s.stop)
 	return s, nil

@@ -170,8 +170,10 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	if mc.SMTP.TLS, err = d.serverTLS("mail", cfg.Mail.TLSCert, cfg.Mail.TLSKey); err != nil {
 		return nil, err
 	}
-	if sc.TLS, err = d.serverTLS("sip", cfg.SIP.TLSCert, cfg.SIP.TLSKey); err != nil {
-		return nil, err
+	if cfg.SIP.TLSListen != "" {
+		if sc.TLS, err = d.serverTLS("sip", cfg.SIP.TLSCert, cfg.SIP.TLSKey); err != nil {
+			return nil, err
+		}
 	}
 	d.mail, err = mail.New(mc, mail.Deps{
 		Logger: logger.With("component", "mail"), Store: d.store, Journey: d.journey, Router: d.router,
@@ -417,7 +419,8 @@ func (d *daemon) serverTLS(section, cert, key string) (*tls.Config, error) {
 }
 
 // reloadCerts reads every listener's certificate again, as files renewed
-// in place; one that cannot be read is logged and the old one served on.
+// in place. The reload's validation read them already; one that cannot
+// be read now (changed since) is logged, and the old one served on.
 func (d *daemon) reloadCerts() {
 	for _, p := range d.certs {
 		if err := p.Reload(); err != nil {
