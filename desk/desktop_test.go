@@ -492,6 +492,18 @@ func (r *sseReader) next(t testing.TB, name string) map[string]any {
 
 // newMailTask stores a mail contact of a customer, in a conversation,
 // and queues its task, as the mail channel does.
+// takenMailTask is a new mail task, offered to the agent behind b (events
+// are theirs) and accepted on their desk.
+func takenMailTask(t testing.TB, env *deskEnv, b *browser, events *sseReader, from, subject string) (taskID, customerID uint64) {
+	t.Helper()
+	taskID, customerID = newMailTask(t, env, from, subject)
+	events.next(t, "offer")
+	if code, body := b.do("POST", "/api/desk/offers/"+jsonNumber(taskID)+"/accept", ""); code != 200 {
+		t.Fatalf("accept: %d %v", code, body)
+	}
+	return taskID, customerID
+}
+
 func newMailTask(t testing.TB, env *deskEnv, from, subject string) (uint64, uint64) {
 	t.Helper()
 	ctx := context.Background()
@@ -653,9 +665,7 @@ func TestDeskAgentHandlesAMail(t *testing.T) {
 func TestDeskRepeatContact(t *testing.T) {
 	env := startDesk(t)
 	anna, events := availableAgent(t, env, "anna")
-	first, _ := newMailTask(t, env, "joe@example.org", "Router kaputt")
-	events.next(t, "offer")
-	anna.do("POST", "/api/desk/offers/"+jsonNumber(first)+"/accept", "")
+	first, _ := takenMailTask(t, env, anna, events, "joe@example.org", "Router kaputt")
 	if code, body := anna.do("POST", "/api/desk/tasks/"+jsonNumber(first)+"/wrapup", `{"code":"callback","note":"ruft zurück"}`); code != 200 {
 		t.Fatalf("wrap-up: %d %v", code, body)
 	}
@@ -719,9 +729,7 @@ func TestDeskTaskAcceptedElsewhere(t *testing.T) {
 		t.Errorf("tasks after wrap-up: %v", body)
 	}
 	// Even one the router finished by itself waits for its outcome.
-	second, _ := newMailTask(t, env, "joe@example.org", "Zwei")
-	events.next(t, "offer")
-	anna.do("POST", "/api/desk/offers/"+jsonNumber(second)+"/accept", "")
+	second, _ := takenMailTask(t, env, anna, events, "joe@example.org", "Zwei")
 	if err := env.router.Complete(second); err != nil {
 		t.Fatal(err)
 	}
@@ -747,11 +755,7 @@ func TestDeskTaskAcceptedElsewhere(t *testing.T) {
 func TestDeskErasedTaskLeaves(t *testing.T) {
 	env := startDesk(t)
 	anna, events := availableAgent(t, env, "anna")
-	taken, customer := newMailTask(t, env, "joe@example.org", "Bitte löschen")
-	events.next(t, "offer")
-	if code, body := anna.do("POST", "/api/desk/offers/"+jsonNumber(taken)+"/accept", ""); code != 200 {
-		t.Fatalf("accept: %d %v", code, body)
-	}
+	taken, customer := takenMailTask(t, env, anna, events, "joe@example.org", "Bitte löschen")
 	events.next(t, "tasks")
 	offered, _ := newMailTask(t, env, "joe@example.org", "Noch eine")
 	events.next(t, "offer")
@@ -832,11 +836,7 @@ func TestDeskOfferRevokedWhenAgentGoesAway(t *testing.T) {
 func TestDeskTaskOfARemovedAgent(t *testing.T) {
 	env := startDesk(t)
 	anna, annaEvents := availableAgent(t, env, "anna")
-	taskID, _ := newMailTask(t, env, "eva@example.org", "Frage")
-	annaEvents.next(t, "offer")
-	if code, body := anna.do("POST", "/api/desk/offers/"+jsonNumber(taskID)+"/accept", ""); code != 200 {
-		t.Fatalf("accept: %d %v", code, body)
-	}
+	taskID, _ := takenMailTask(t, env, anna, annaEvents, "eva@example.org", "Frage")
 	bert, bertEvents := availableAgent(t, env, "bert")
 	if err := env.router.RemoveAgent("anna"); err != nil {
 		t.Fatal(err)

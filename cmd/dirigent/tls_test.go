@@ -32,7 +32,7 @@ func TestDeskAndChatOverTLS(t *testing.T) {
 
 	trusting := func(certFile string) *http.Client {
 		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(mustReadBytes(t, certFile)) {
+		if !pool.AppendCertsFromPEM([]byte(mustRead(t, certFile))) {
 			t.Fatalf("no certificate in %s", certFile)
 		}
 		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
@@ -73,8 +73,8 @@ func TestDeskAndChatOverTLS(t *testing.T) {
 	}
 	first := presented(client)
 	newCert, newKey := testpeer.SelfSigned(t, t.TempDir())
-	writeFile(t, cert, string(mustReadBytes(t, newCert)))
-	writeFile(t, key, string(mustReadBytes(t, newKey)))
+	writeFile(t, cert, mustRead(t, newCert))
+	writeFile(t, key, mustRead(t, newKey))
 	// (The plain request above is no warning: a failed handshake is
 	// logged at debug level.)
 	if warned := d.reload(t); len(warned) != 0 {
@@ -105,13 +105,4 @@ func TestDeskAndChatOverTLS(t *testing.T) {
 	if got := presented(renewed); bytes.Equal(got, first) {
 		t.Error("the first certificate is served again")
 	}
-}
-
-func mustReadBytes(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
