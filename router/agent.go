@@ -77,6 +77,7 @@ func (r *Router) RemoveAgent(agentID string) error {
 		a.total--
 		delete(a.tasks, t.ID)
 		t.agent = nil
+		t.recovered = false // it waits for nobody in particular now
 		r.record(Event{At: now, Kind: TaskReturned, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: "agent removed"})
 		r.enter(t, t.q, ReasonReturned, now)
 	}

@@ -156,8 +156,9 @@ func BenchmarkRouteNewTask(b *testing.B) {
 		lat = append(lat, time.Since(start))
 		b.StopTimer()
 		s.must(b, err)
-		s.must(b, s.r.Accept(task.ID, s.oneOffer(b).Agent))
-		s.must(b, s.r.Complete(task.ID))
+		agent := s.oneOffer(b).Agent
+		s.must(b, s.r.Accept(task.ID, agent))
+		s.must(b, s.r.Complete(task.ID, agent))
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -173,10 +174,11 @@ func BenchmarkFreedAgentNextTask(b *testing.B) {
 	for i := range b.N {
 		b.StopTimer()
 		id := s.busyA[i%len(s.busyA)]
+		agent := s.r.holder(id)
 		s.now = s.now.Add(time.Millisecond)
 		b.StartTimer()
 		start := time.Now()
-		err := s.r.Complete(id)
+		err := s.r.Complete(id, agent)
 		lat = append(lat, time.Since(start))
 		b.StopTimer()
 		s.must(b, err)

@@ -69,13 +69,16 @@ type Event struct {
 	Tier      int    `json:"tier,omitempty"`
 	Repeat    bool   `json:"repeat,omitempty"`
 	Preferred string `json:"preferred,omitempty"`
+	// Answered: the task was answered before (given back by its agent,
+	// or taken before a restart); its answer has been counted.
+	Answered bool `json:"answered,omitempty"`
 }
 
 // Reasons that keep statistics from counting a task twice.
 const (
 	// ReasonRecovered marks the TaskCreated of a task queued again after
-	// a restart, and ReasonReturned that of a task its agent gave back:
-	// it was offered to its queue once already.
+	// a restart, and ReasonReturned that of a task its agent gave back
+	// (Answered is set then): it was offered to its queue once already.
 	ReasonRecovered = "recovered"
 	ReasonReturned  = "returned"
 	// ReasonAnsweredBefore marks the TaskAssigned of a task answered

@@ -222,7 +222,7 @@ func TestRandomOperations(t *testing.T) {
 					}
 				case 7:
 					for _, id := range h.r.taskIDs(Wrapping) {
-						onTask(func() error { return h.r.Complete(id) })
+						onTask(func() error { return h.r.Complete(id, h.r.holder(id)) })
 						break
 					}
 				case 8:
@@ -342,7 +342,7 @@ func TestRandomOperations(t *testing.T) {
 					delete(offers, id)
 				}
 				for _, id := range h.r.taskIDs(Assigned, Wrapping) {
-					h.must(h.r.Complete(id))
+					h.must(h.r.Complete(id, h.r.holder(id)))
 				}
 				h.advance(10 * time.Second)
 				available()

@@ -5,8 +5,9 @@ type Unfinished struct {
 	Task
 	// Agent had accepted the task; it is offered to them first again.
 	Agent string
-	// Answered: the task was answered before (it has an Agent, or its
-	// agent gave it back), and statistics count only that answer.
+	// Answered: the task was answered before (it has an Agent, or the
+	// TaskCreated it was last queued with says so), and statistics count
+	// only that answer.
 	Answered bool `json:",omitempty"`
 }
 
@@ -42,8 +43,7 @@ func (r *Router) Recover(history []Event, open []Unfinished) (requeued, canceled
 		if u.Agent != "" {
 			u.PreferredAgent = u.Agent
 		}
-		r.add(u.Task, q, ReasonRecovered, now)
-		r.tasks[u.ID].answered = u.Answered || u.Agent != ""
+		r.add(u.Task, q, ReasonRecovered, u.Answered || u.Agent != "", now)
 		requeued++
 	}
 	return requeued, canceled
@@ -55,5 +55,5 @@ func UnfinishedFrom(e Event) Unfinished {
 	return Unfinished{Task: Task{
 		ID: e.TaskID, Channel: e.Channel, Queue: e.Queue, CustomerID: e.Customer,
 		ValueTier: e.Tier, Repeat: e.Repeat, PreferredAgent: e.Preferred, Arrived: e.Arrived,
-	}, Answered: e.Reason == ReasonReturned}
+	}, Answered: e.Answered}
 }

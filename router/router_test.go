@@ -78,6 +78,16 @@ func (h *harness) acceptOffers(n int, agent string) []uint64 {
 	return order
 }
 
+// holder is the agent who holds a task now; "" for none.
+func (r *Router) holder(taskID uint64) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t := r.tasks[taskID]; t != nil && t.agent != nil {
+		return t.agent.spec.ID
+	}
+	return ""
+}
+
 func (h *harness) noOffer() {
 	h.t.Helper()
 	if len(h.offers) != 0 {
@@ -393,7 +403,7 @@ func TestRoundRobinContinuesAfterLastChosen(t *testing.T) {
 		o := h.takeOffer()
 		got = append(got, o.Agent)
 		h.must(h.r.Accept(id, o.Agent))
-		h.must(h.r.Complete(id))
+		h.must(h.r.Complete(id, h.r.holder(id)))
 	}
 	if want := []string{"a", "b", "c", "a", "b"}; !slices.Equal(got, want) {
 		t.Errorf("round robin %v, want %v", got, want)
@@ -450,7 +460,7 @@ func TestLastAgentWaitsForThePreviousAgent(t *testing.T) {
 	// An offline previous agent is not waited for at all.
 	h.must(h.r.SetPresence("anna", Offline, ""))
 	h.must(h.r.Accept(2, "ben"))
-	h.must(h.r.Complete(2))
+	h.must(h.r.Complete(2, h.r.holder(2)))
 	h.must(h.r.Enqueue(Task{ID: 3, Queue: "support", Channel: Voice, PreferredAgent: "anna"}))
 	if o := h.takeOffer(); o.Agent != "ben" {
 		t.Errorf("offline previous agent: %+v", o)
@@ -474,7 +484,7 @@ func TestPreviousAgentWaitedForUpToCapacity(t *testing.T) {
 	}
 	h.must(h.r.Accept(2, "ben"))
 	h.noOffer() // call 3 waits for a free line, mail 4 for anna (she takes three mails)
-	h.must(h.r.Complete(2))
+	h.must(h.r.Complete(2, h.r.holder(2)))
 	if o := h.takeOffer(); o.TaskID != 3 || o.Agent != "ben" {
 		t.Errorf("offer %+v, want call 3 to ben", o)
 	}
@@ -683,6 +693,10 @@ func TestRemoveAgent(t *testing.T) {
 	h.must(h.r.SetPresence("cleo", Available, ""))
 	if order := h.acceptOffers(3, "cleo"); !slices.Equal(order, []uint64{1, 2, 3}) {
 		t.Errorf("cleo took %v, want 1, 2 and 3", order)
+	}
+	// Only who holds a task completes it: task 1 is cleo's now.
+	if err := h.r.Complete(1, "anna"); !errors.Is(err, ErrWrongState) {
+		t.Errorf("anna completes cleo's task: %v", err)
 	}
 	// Offered and answered once each, task 1 too.
 	if st := h.r.Stats()[0].Today; st.Offered != 3 || st.Answered != 3 {
@@ -996,7 +1010,7 @@ func TestEraseCustomer(t *testing.T) {
 	h.must(h.r.SetPresence("ben", Available, ""))
 	o := h.takeOffer() // task 3 rings at ben
 	h.must(h.r.Accept(o.TaskID, "ben"))
-	h.must(h.r.Complete(o.TaskID))
+	h.must(h.r.Complete(o.TaskID, h.r.holder(o.TaskID)))
 	h.takeOffer() // task 4 is offered to ben
 	if got := h.r.EraseCustomer(0); got != nil {
 		t.Errorf("customer 0's tasks %v, want none", got)
@@ -1066,7 +1080,7 @@ func TestEraseDuringACall(t *testing.T) {
 			if how == "end" {
 				h.must(h.r.End(1))
 			} else {
-				h.must(h.r.Complete(1))
+				h.must(h.r.Complete(1, h.r.holder(1)))
 			}
 			es := h.taskEvents(1, n)
 			for _, e := range es {
@@ -1119,7 +1133,7 @@ func TestOperationsHandleDueDeadlinesFirst(t *testing.T) {
 			h.must(h.r.End(1))
 		},
 		due:     30 * time.Second,
-		op:      func(r *Router) error { return r.Complete(1) },
+		op:      func(r *Router) error { return r.Complete(1, "anna") },
 		wantErr: ErrUnknownTask,
 		want:    []EventKind{TaskCompleted},
 	}, {

@@ -138,7 +138,9 @@ func (s *statsBook) apply(e Event) {
 	in := wait <= s.threshold[e.Queue]
 	switch e.Kind {
 	case TaskCreated:
-		if e.Reason != ReasonRecovered && e.Reason != ReasonReturned {
+		// Offered once: not again after a restart, nor when it comes back
+		// (returned, or moved on after that).
+		if e.Reason != ReasonRecovered && !e.Answered {
 			s.bucket(e.Queue, e.At).Offered++
 		}
 	case TaskAssigned:

@@ -29,12 +29,12 @@ func (r *Router) Enqueue(in Task) error {
 	if in.Arrived.IsZero() {
 		in.Arrived = now
 	}
-	r.add(in, q, "", now)
+	r.add(in, q, "", false, now)
 	return nil
 }
 
-func (r *Router) add(in Task, q *queue, reason string, now time.Time) {
-	t := &task{Task: in, heapPos: -1, waitPos: -1, recovered: reason == ReasonRecovered}
+func (r *Router) add(in Task, q *queue, reason string, answered bool, now time.Time) {
+	t := &task{Task: in, heapPos: -1, waitPos: -1, recovered: reason == ReasonRecovered, answered: answered}
 	r.seq++
 	t.seq = r.seq
 	r.tasks[t.ID] = t
@@ -78,7 +78,7 @@ func (r *Router) enter(t *task, q *queue, reason string, now time.Time) {
 	}
 	q.waiting.push(t)
 	r.record(Event{At: now, Kind: TaskCreated, TaskID: t.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: reason,
-		Customer: t.CustomerID, Tier: t.ValueTier, Repeat: t.Repeat, Preferred: t.PreferredAgent})
+		Customer: t.CustomerID, Tier: t.ValueTier, Repeat: t.Repeat, Preferred: t.PreferredAgent, Answered: t.answered})
 	r.dispatchTask(t, now)
 }
 
@@ -211,13 +211,17 @@ func (r *Router) End(taskID uint64) error {
 }
 
 // Complete ends wrap-up early (the agent chose a wrap-up code), or ends
-// and completes an assigned task in one step.
-func (r *Router) Complete(taskID uint64) error {
+// and completes an assigned task in one step. Only the agent who holds
+// the task may: one given back meanwhile is someone else's.
+func (r *Router) Complete(taskID uint64, agentID string) error {
 	now := r.lock()
 	defer r.unlock()
 	t, err := r.lookup(taskID)
 	if err != nil {
 		return err
+	}
+	if t.agent == nil || t.agent.spec.ID != agentID {
+		return fmt.Errorf("%w: %s is not %s's", ErrWrongState, t, agentID)
 	}
 	switch t.state {
 	case Assigned:

@@ -29,7 +29,7 @@ func TestJournalInStore(t *testing.T) {
 	noErr(t, r.SetPresence("demo", router.Available, ""))
 	noErr(t, r.Enqueue(router.Task{ID: 1, Queue: "support", Channel: router.Email}))
 	noErr(t, r.Accept(1, "demo"))
-	noErr(t, r.Complete(1))
+	noErr(t, r.Complete(1, "demo"))
 	noErr(t, r.Enqueue(router.Task{ID: 2, Queue: "billing", Channel: router.Voice}))
 	noErr(t, r.Decline(2, "demo"))
 	noErr(t, r.Cancel(2, router.ReasonAbandoned))
@@ -264,6 +264,32 @@ func TestMergeUnmergeErase(t *testing.T) {
 // default configuration that writes to it, with onOffer told of offers.
 // The journal's Run does not run: events wait until the test writes
 // them (j.write(j.drain())).
+// TestAnsweredAcrossRestarts: a mail answered before a restart counts as
+// answered once, however many restarts it waits through before it is
+// answered again: the open-task index keeps that it was answered.
+func TestAnsweredAcrossRestarts(t *testing.T) {
+	_, j, r := journalSite(t, nil)
+	noErr(t, r.SetPresence("demo", router.Available, ""))
+	noErr(t, r.Enqueue(router.Task{ID: 1, Queue: "support", Channel: router.Email}))
+	noErr(t, r.Accept(1, "demo"))
+	j.write(j.drain())
+	var offered chan router.Offer
+	for range 2 { // each restart queues it again, from the last one's index
+		offered = make(chan router.Offer, 1)
+		_, next, restarted := journalSite(t, func(o router.Offer) { offered <- o })
+		restarted.Recover(nil, j.unfinished())
+		next.write(next.drain())
+		j, r = next, restarted
+	}
+	noErr(t, r.SetPresence("demo", router.Available, ""))
+	noErr(t, r.Accept((<-offered).TaskID, "demo"))
+	for _, q := range r.Stats() {
+		if q.Queue == "support" && (q.Today.Answered != 0 || q.Today.Offered != 0) {
+			t.Errorf("counted again after two restarts: %+v", q.Today)
+		}
+	}
+}
+
 func journalSite(t *testing.T, onOffer func(router.Offer)) (*store.Store, *storeJournal, *router.Router) {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)

@@ -545,8 +545,8 @@ func (d *daemon) applyAgents(rc router.Config) {
 }
 
 // retireAgents takes the agents a reloaded configuration no longer has
-// out of routing and off the admin page; applyLogins ends their desk
-// sessions. Tasks they hold stay theirs until they end.
+// out of routing (their mails and chats go back to the queue) and off the
+// admin page; applyLogins ends their desk sessions.
 func (d *daemon) retireAgents(removed []string) {
 	for _, id := range removed {
 		if err := d.router.RemoveAgent(id); err != nil && !errors.Is(err, router.ErrUnknownAgent) {
