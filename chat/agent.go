@@ -172,7 +172,7 @@ func (c *Channel) Transcript(conversationID uint64) ([]store.ChatMessage, error)
 // on). It never blocks, so it may be called under the router's lock; the
 // events of chat tasks are handled in Run.
 func (c *Channel) TaskEvent(e router.Event) {
-	if e.Channel != router.Message || e.Kind != router.TaskAssigned && e.Kind != router.TaskCanceled {
+	if e.Channel != router.Message || e.Kind != router.TaskAssigned && e.Kind != router.TaskCanceled && e.Kind != router.TaskReturned {
 		return
 	}
 	select {
@@ -182,8 +182,9 @@ func (c *Channel) TaskEvent(e router.Event) {
 	}
 }
 
-// handleTaskEvent tells the customer that an agent took the chat, or
-// that it was given up waiting.
+// handleTaskEvent tells the customer that an agent took the chat, that
+// their agent had to hand it over (TaskReturned: the chat waits for the
+// next one), or that it was given up waiting.
 func (c *Channel) handleTaskEvent(ctx context.Context, e router.Event) {
 	c.mu.Lock()
 	s := c.byTask[e.TaskID]
@@ -207,6 +208,18 @@ func (c *Channel) handleTaskEvent(ctx context.Context, e router.Event) {
 		}
 		s.rec = *rec
 		c.toCustomer(ctx, s, ServerFrame{Type: FrameAgentJoined, Name: c.agentName(e.Agent)})
+	case router.TaskReturned:
+		rec, err := c.deps.Store.UpdateChatSession(ctx, s.rec.ID, func(cs *store.ChatSession) error { cs.Agent = ""; return nil })
+		if err != nil {
+			if !errors.Is(err, store.ErrChatEnded) {
+				c.deps.Logger.Error("chat: recording that the agent left", "task", e.TaskID, "err", err)
+			}
+			return
+		}
+		s.rec = *rec
+		s.noticed = ""
+		c.toCustomer(ctx, s, ServerFrame{Type: FrameNotice, Code: "returned", Text: c.notice("returned", e.Queue, s.rec.Lang)})
+		c.tellAvailability(ctx, s, e.Queue)
 	case router.TaskCanceled:
 		queue := e.Queue
 		s.noticed = "nobody"

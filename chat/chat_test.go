@@ -129,6 +129,45 @@ func TestChatWithAnAgent(t *testing.T) {
 // A browser that lost its connection resumes with its token and gets
 // what it missed; a message sent again after a lost acknowledgement is
 // stored once.
+// TestChatOfARemovedAgent: when a reload removes the agent of a chat,
+// the customer is told that someone else takes over, and of nobody being
+// free while so; the next agent joins as the first did.
+func TestChatOfARemovedAgent(t *testing.T) {
+	s := startSite(t, nil)
+	s.available(t, "anna")
+	b := s.dial(t, nil)
+	b.send(hello(nil))
+	b.until(FrameWelcome)
+	b.send(message("m1", "Hallo?"))
+	o := s.offer(t)
+	if err := s.router.Accept(o.TaskID, "anna"); err != nil {
+		t.Fatal(err)
+	}
+	b.until(FrameAgentJoined)
+	if err := s.router.RemoveAgent("anna"); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.until(FrameNotice); n.Code != "returned" || !strings.Contains(n.Text, "Gleich übernimmt jemand anderes") {
+		t.Fatalf("notice %+v", n)
+	}
+	if n := b.until(FrameNotice); n.Code != "nobody" {
+		t.Fatalf("then %+v", n)
+	}
+	if err := s.router.SetAgent(router.AgentSpec{ID: "bert", Skills: map[string]int{"support": 3}, Capacity: [3]int{1, 3, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	s.available(t, "bert")
+	if again := s.offer(t); again.TaskID != o.TaskID || again.Agent != "bert" {
+		t.Fatalf("offer %+v", again)
+	}
+	if err := s.router.Accept(o.TaskID, "bert"); err != nil {
+		t.Fatal(err)
+	}
+	if j := b.until(FrameAgentJoined); j.Name != "bert" {
+		t.Errorf("joined %+v", j)
+	}
+}
+
 func TestResumeAfterReconnect(t *testing.T) {
 	s := startSite(t, nil)
 	s.available(t, "anna")

@@ -42,7 +42,7 @@
 //	{"type":"message", "seq":N, "from":"customer"|"agent"|"system", "name":…, "text":…, "id":…, "at":…}
 //	{"type":"typing", "active":bool, "name":…}
 //	{"type":"agent_joined", "name":…}
-//	{"type":"notice", "code":"closed"|"nobody"|"queued"|"ended"|"transcript", "text":…}
+//	{"type":"notice", "code":"closed"|"nobody"|"queued"|"returned"|"ended"|"transcript", "text":…}
 //	{"type":"error", "code":"syntax"|"type"|"field"|"too_large"|"encoding"|"rate"|"sessions"|"identity"|"hello"|"ended"|"internal", "text":…}
 //
 // # Agent side

@@ -157,6 +157,10 @@ var builtinTexts = map[string]Texts{
 		DE: "Im Moment ist niemand für den Chat frei. Hinterlassen Sie Ihre Nachricht – sie bleibt bei uns und wird beantwortet. Geben Sie Ihre E-Mail-Adresse an, dann schicken wir Ihnen das Protokoll.",
 		EN: "Nobody is free for the chat at the moment. Leave your message – it stays with us and will be answered. Leave your e-mail address and we will send you the transcript.",
 	},
+	"returned": {
+		DE: "Ihr Ansprechpartner musste den Chat abgeben. Gleich übernimmt jemand anderes – Ihre Nachrichten bleiben erhalten.",
+		EN: "Your agent had to hand the chat over. Someone else will take over shortly – your messages stay with us.",
+	},
 	"queued": {
 		DE: "Danke, Ihre Nachricht ist angekommen. Gleich ist jemand für Sie da.",
 		EN: "Thank you, your message has arrived. Someone will be with you shortly.",

@@ -408,9 +408,11 @@ func (s *Server) wrapUp(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	err = s.deps.Router.Complete(t.ID)
+	err = s.deps.Router.Complete(t.ID, t.Agent)
 	s.desk.mu.Lock()
-	delete(s.desk.tasks, t.ID)
+	if dt, ok := s.desk.tasks[t.ID]; ok && dt.Agent == t.Agent { // not given back and taken by another meanwhile
+		delete(s.desk.tasks, t.ID)
+	}
 	s.desk.mu.Unlock()
 	if err != nil && !errors.Is(err, router.ErrUnknownTask) {
 		// Unknown: the router already finished it (a restart); the

@@ -16,7 +16,7 @@ type Router interface {
 	SetPresence(agentID string, p router.Presence, reason string) error
 	Accept(taskID uint64, agentID string) error
 	Decline(taskID uint64, agentID string) error
-	Complete(taskID uint64) error
+	Complete(taskID uint64, agentID string) error
 	Stats() []router.QueueStats
 	Agents() []router.AgentStats
 	Queues() []router.QueueSpec

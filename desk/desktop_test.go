@@ -730,7 +730,7 @@ func TestDeskTaskAcceptedElsewhere(t *testing.T) {
 	}
 	// Even one the router finished by itself waits for its outcome.
 	second, _ := takenMailTask(t, env, anna, events, "joe@example.org", "Zwei")
-	if err := env.router.Complete(second); err != nil {
+	if err := env.router.Complete(second, "anna"); err != nil {
 		t.Fatal(err)
 	}
 	for {
