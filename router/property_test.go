@@ -39,6 +39,9 @@ func (r *Router) checkInvariants(now time.Time) error {
 				return fmt.Errorf("agent %s holds %s", a.spec.ID, t)
 			}
 		}
+		if a.removed && load[Email]+load[Message] > 0 {
+			return fmt.Errorf("agent %s, removed, holds mail or chats: %v", a.spec.ID, load)
+		}
 		if load != a.load || wrapping != a.wrapping || a.total != load[Voice]+load[Email]+load[Message] {
 			return fmt.Errorf("agent %s: load %v, wrapping %d, total %d, but holds %v and %d wrapping", a.spec.ID, a.load, a.wrapping, a.total, load, wrapping)
 		}
@@ -383,12 +386,23 @@ func TestRandomOperations(t *testing.T) {
 	}
 }
 
-// checkJournal: events are in time order, and every task ends in exactly
-// one terminal state, with nothing after it.
+// checkJournal: events are in time order, every task ends in exactly one
+// terminal state, with nothing after it, and the statistics see each task
+// offered and answered once: an assignment or queue entry after the first
+// answer is marked as such.
 func checkJournal(t *testing.T, events []Event, tasks uint64) {
 	t.Helper()
 	ended := map[uint64]EventKind{}
+	answered := map[uint64]bool{}
 	for i, e := range events {
+		switch {
+		case e.Kind == TaskAssigned && answered[e.TaskID] != (e.Reason == ReasonAnsweredBefore):
+			t.Fatalf("event %d: task %d assigned (%q), answered before: %v", i, e.TaskID, e.Reason, answered[e.TaskID])
+		case e.Kind == TaskCreated && e.Answered != answered[e.TaskID]:
+			t.Fatalf("event %d: task %d queued with answered %v, answered before: %v", i, e.TaskID, e.Answered, answered[e.TaskID])
+		case e.Kind == TaskAssigned:
+			answered[e.TaskID] = true
+		}
 		if i > 0 && e.At.Before(events[i-1].At) {
 			t.Fatalf("event %d (%v of task %d) at %v, before the one ahead of it at %v", i, e.Kind, e.TaskID, e.At, events[i-1].At)
 		}
