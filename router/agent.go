@@ -59,8 +59,8 @@ func (r *Router) RemoveAgent(agentID string) error {
 	if err != nil {
 		return err
 	}
+	a.removed = true // before anything is dispatched: nothing may wait for a
 	r.setPresence(a, Offline, "", now)
-	a.removed = true
 	// Offline already, setPresence let go of nothing: a task queued again
 	// after a restart waits for its agent even while they are offline.
 	r.dispatchAll(r.stopWaitingFor(a, func(*task) bool { return true }), nil, now)
@@ -72,12 +72,9 @@ func (r *Router) RemoveAgent(agentID string) error {
 	}
 	slices.SortFunc(held, func(x, y *task) int { return cmp.Compare(x.seq, y.seq) })
 	for _, t := range held {
-		r.occupancy(a, now)
-		a.load[t.Channel]--
-		a.total--
-		delete(a.tasks, t.ID)
+		r.letGo(a, t, now)
 		t.agent = nil
-		t.recovered = false // it waits for nobody in particular now
+		t.recovered = false // not first for the agent it had before a restart
 		r.record(Event{At: now, Kind: TaskReturned, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: "agent removed"})
 		r.enter(t, t.q, ReasonReturned, now)
 	}

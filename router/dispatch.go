@@ -51,7 +51,9 @@ func offerable(a *agent, t *task, now time.Time) bool {
 }
 
 // qualified reports whether a's skills meet what t requires now (at its
-// widening step).
+// widening step). A task waits for an agent in particular only while they
+// qualify: a change of the agent's skills or a widening step that leaves
+// them out lets the task go (stopWaitingFor, the widening timer).
 func qualified(a *agent, t *task) bool {
 	_, ok := t.class.score[a.class]
 	return ok
@@ -60,8 +62,7 @@ func qualified(a *agent, t *task) bool {
 // bestAgent chooses the free agent for t by its queue's strategy, or nil.
 func (r *Router) bestAgent(t *task, now time.Time) *agent {
 	if a := t.waitFor; a != nil {
-		// A widening step may have changed what t requires since.
-		if r.freeFor(a, t.Channel) && offerable(a, t, now) && qualified(a, t) {
+		if r.freeFor(a, t.Channel) && offerable(a, t, now) {
 			return a
 		}
 		return nil // waiting for this agent in particular
@@ -128,7 +129,7 @@ func (r *Router) nextFree(ac *agentClass, ch Channel, from, to int, ok func(*age
 // classes it can serve.
 func (r *Router) bestTask(a *agent, now time.Time) *task {
 	for _, t := range a.preferred {
-		if r.freeFor(a, t.Channel) && offerable(a, t, now) && qualified(a, t) {
+		if r.freeFor(a, t.Channel) && offerable(a, t, now) {
 			return t
 		}
 	}

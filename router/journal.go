@@ -74,11 +74,12 @@ type Event struct {
 	Answered bool `json:"answered,omitempty"`
 }
 
-// Reasons that keep statistics from counting a task twice.
+// Reasons of a task queued again, and of its answers after the first.
 const (
 	// ReasonRecovered marks the TaskCreated of a task queued again after
-	// a restart, and ReasonReturned that of a task its agent gave back
-	// (Answered is set then): it was offered to its queue once already.
+	// a restart (statistics do not count it as offered again), and
+	// ReasonReturned that of a task its agent gave back (Answered tells
+	// statistics it was answered already).
 	ReasonRecovered = "recovered"
 	ReasonReturned  = "returned"
 	// ReasonAnsweredBefore marks the TaskAssigned of a task answered

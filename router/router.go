@@ -116,7 +116,7 @@ type agent struct {
 	total    int
 	presence Presence
 	reason   string
-	removed  bool // by RemoveAgent: offline, offered nothing, known only to the tasks it holds
+	removed  bool // by RemoveAgent: offline and offered nothing until SetAgent brings it back
 	// idleSince is the latest of becoming available, being assigned and
 	// ending a task or wrap-up, in unix nanoseconds.
 	idleSince int64
@@ -199,11 +199,7 @@ func New(cfg Config, deps Deps) (*Router, error) {
 			errs = append(errs, err)
 		}
 	}
-	for _, q := range r.queues {
-		if of := q.spec.OverflowQueue; of != "" && r.queues[of] == nil {
-			errs = append(errs, fmt.Errorf("queue %s: overflow queue %q is not defined", q.spec.Name, of))
-		}
-	}
+	errs = append(errs, r.undefinedOverflows(cfg.Queues)...)
 	for _, as := range cfg.Agents {
 		if err := r.addAgent(as); err != nil {
 			errs = append(errs, err)
@@ -384,7 +380,8 @@ func (r *Router) deliver(out []notice) {
 // answer the deadline gave (an offer that timed out cannot be accepted, a
 // wrap-up that ended is unknown, not in the wrong state). It returns the
 // time for the operation. Every operation takes the lock through it and
-// releases it with unlock.
+// releases it with unlock; only reads of the configuration (Queues,
+// Skills), which neither decide nor notify, take mu alone.
 func (r *Router) lock() time.Time {
 	r.mu.Lock()
 	r.op++

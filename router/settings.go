@@ -44,7 +44,7 @@ func (r *Router) SetSettings(cfg Config) error {
 	cfg = withDefaults(cfg)
 	now := r.lock()
 	defer r.unlock()
-	if err := r.sameStructure(cfg); err != nil {
+	if err := r.restartNeeded(cfg); err != nil {
 		return err
 	}
 	blocking := r.cfg.VoiceBlocksOthers != cfg.VoiceBlocksOthers
@@ -68,19 +68,22 @@ func (r *Router) SetSettings(cfg Config) error {
 		for _, a := range r.byOrder {
 			r.refresh(a)
 		}
+	}
+	// Max waits the new settings passed are handled first, as every
+	// operation handles the deadlines due: no task past its max wait is
+	// offered.
+	r.clock()
+	if blocking {
 		for _, a := range r.byOrder {
 			r.dispatchAgent(a, now)
 		}
 	}
-	// Max waits passed by the new settings are handled before anyone sees
-	// the state, as every operation handles the deadlines due.
-	r.clock()
 	return nil
 }
 
-// sameStructure reports what cfg changes of what the router is built on,
-// as an ErrRestartNeeded.
-func (r *Router) sameStructure(cfg Config) error {
+// restartNeeded reports what cfg changes of what the router is built on,
+// as an ErrRestartNeeded, and overflow queues cfg does not define.
+func (r *Router) restartNeeded(cfg Config) error {
 	var changed []string
 	if !slices.Equal(r.cfg.Skills, cfg.Skills) {
 		changed = append(changed, "skills")
@@ -107,12 +110,19 @@ func (r *Router) sameStructure(cfg Config) error {
 	if len(changed) > 0 {
 		return fmt.Errorf("%w: %s changed", ErrRestartNeeded, joinAnd(changed))
 	}
-	for _, qs := range cfg.Queues {
+	return errors.Join(r.undefinedOverflows(cfg.Queues)...)
+}
+
+// undefinedOverflows reports queues that overflow into no queue of the
+// router's.
+func (r *Router) undefinedOverflows(specs []QueueSpec) []error {
+	var errs []error
+	for _, qs := range specs {
 		if of := qs.OverflowQueue; of != "" && r.queues[of] == nil {
-			return fmt.Errorf("queue %s: overflow queue %q is not defined", qs.Name, of)
+			errs = append(errs, fmt.Errorf("queue %s: overflow queue %q is not defined", qs.Name, of))
 		}
 	}
-	return nil
+	return errs
 }
 
 // joinAnd lists items as a sentence does: "a, b and c".

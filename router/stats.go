@@ -154,7 +154,7 @@ func (s *statsBook) apply(e Event) {
 			b.AnsweredInThreshold++
 		}
 	case TaskCanceled:
-		if e.Reason == ReasonAbandoned {
+		if e.Reason == ReasonAbandoned && !e.Answered { // abandoned before it was answered
 			b := s.bucket(e.Queue, e.At)
 			b.Abandoned++
 			if in {

@@ -69,7 +69,7 @@ func (r *Router) enter(t *task, q *queue, reason string, now time.Time) {
 	// wait only while fewer of the agent's customers wait for them on the
 	// channel than the agent takes at once: a popular agent's further
 	// customers go to whoever is free rather than queue behind the others.
-	if a := r.agents[t.PreferredAgent]; a != nil && !a.removed && (a.presence != Offline && (q.spec.Strategy == LastAgent || t.Repeat) && a.waitedFor(t.Channel) < a.spec.Capacity[t.Channel] || t.recovered) && q.spec.LastAgentWait > 0 {
+	if a := r.agents[t.PreferredAgent]; a != nil && !a.removed && a.spec.Capacity[t.Channel] > 0 && (a.presence != Offline && (q.spec.Strategy == LastAgent || t.Repeat) && a.waitedFor(t.Channel) < a.spec.Capacity[t.Channel] || t.recovered) && q.spec.LastAgentWait > 0 {
 		if qualified(a, t) {
 			t.waitFor = a
 			t.waitUntil = now.Add(q.spec.LastAgentWait)
@@ -432,6 +432,15 @@ func (r *Router) release(t *task, reason string, now time.Time) { r.free(t, Canc
 // who gets the next task.
 func (r *Router) free(t *task, s State, reason string, now time.Time) {
 	a := t.agent
+	r.letGo(a, t, now)
+	r.finish(t, s, reason, now)
+	r.refresh(a)
+	r.dispatchAgent(a, now)
+}
+
+// letGo takes an assigned or wrapping task off a's hands: a's capacity
+// or wrap-up is free again, and a idle from now.
+func (r *Router) letGo(a *agent, t *task, now time.Time) {
 	r.occupancy(a, now)
 	if t.state == Assigned {
 		a.load[t.Channel]--
@@ -441,15 +450,12 @@ func (r *Router) free(t *task, s State, reason string, now time.Time) {
 	}
 	a.idleSince = now.UnixNano()
 	delete(a.tasks, t.ID)
-	r.finish(t, s, reason, now)
-	r.refresh(a)
-	r.dispatchAgent(a, now)
 }
 
 // finish records t's terminal state and forgets it.
 func (r *Router) finish(t *task, s State, reason string, now time.Time) {
 	t.state = s
-	e := Event{At: now, Kind: TaskCanceled, TaskID: t.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: reason}
+	e := Event{At: now, Kind: TaskCanceled, TaskID: t.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: reason, Answered: t.answered}
 	if t.agent != nil { // it completed the task, or had it when it was erased
 		e.Agent = t.agent.spec.ID
 	}
@@ -515,20 +521,30 @@ func (r *Router) stopWaitingFor(a *agent, drop func(*task) bool) []*task {
 	return out
 }
 
-// dispatchAll offers tasks an agent let go of to whoever is free: those
-// that waited for the agent in particular, newest first, then the one
-// whose offer was withdrawn (nil for none), which moves on instead when
-// its max wait passed during the offer.
+// dispatchAll offers tasks an agent let go of to whoever is free, best
+// first (queue order: priority, then arrival), so that a free agent gets
+// the one that waited longest: those that waited for the agent in
+// particular, and the one whose offer was withdrawn (nil for none),
+// which moves on instead when its max wait passed during the offer.
 func (r *Router) dispatchAll(released []*task, withdrawn *task, now time.Time) {
-	for _, t := range slices.Backward(released) {
-		r.dispatchTask(t, now)
-	}
-	switch {
-	case withdrawn == nil:
-	case withdrawn.expired:
+	if withdrawn != nil && withdrawn.expired {
 		r.overflow(withdrawn, now)
-	default:
-		r.dispatchTask(withdrawn, now)
+		withdrawn = nil
+	}
+	if withdrawn != nil {
+		released = append(released, withdrawn)
+	}
+	slices.SortFunc(released, func(x, y *task) int {
+		switch {
+		case taskLess(x, y):
+			return -1
+		case taskLess(y, x):
+			return 1
+		}
+		return 0
+	})
+	for _, t := range released {
+		r.dispatchTask(t, now)
 	}
 }
 
