@@ -126,9 +126,6 @@ func TestChatWithAnAgent(t *testing.T) {
 	}
 }
 
-// A browser that lost its connection resumes with its token and gets
-// what it missed; a message sent again after a lost acknowledgement is
-// stored once.
 // TestChatOfARemovedAgent: when a reload removes the agent of a chat,
 // the customer is told that someone else takes over, and of nobody being
 // free while so; the next agent joins as the first did.
@@ -168,6 +165,9 @@ func TestChatOfARemovedAgent(t *testing.T) {
 	}
 }
 
+// A browser that lost its connection resumes with its token and gets
+// what it missed; a message sent again after a lost acknowledgement is
+// stored once.
 func TestResumeAfterReconnect(t *testing.T) {
 	s := startSite(t, nil)
 	s.available(t, "anna")
@@ -455,7 +455,8 @@ func TestClosedAndNobodyAvailable(t *testing.T) {
 	if n := en.until(FrameNotice); n.Code != "transcript" || !strings.Contains(n.Text, "ann@example.com") {
 		t.Fatalf("transcript notice %+v", n)
 	}
-	// A reload gives bert chats: the next customer hears of nobody.
+	// A reload gives bert chats: the next customer hears of nobody being
+	// free no more.
 	if err := s.router.SetAgent(router.AgentSpec{ID: "bert", Skills: map[string]int{"support": 3}, Capacity: [3]int{1, 3, 2}}); err != nil {
 		t.Fatal(err)
 	}

@@ -162,6 +162,7 @@ func (c *Config) problems() []error {
 			bad(tc.section+".tls_cert", "needs tls_key too")
 		case tc.cert == "":
 			bad(tc.section+".tls_key", "needs tls_cert too")
+		case tc.section == "sip" && c.SIP.TLSListen == "": // not read then
 		default:
 			if _, err := tls.LoadX509KeyPair(tc.cert, tc.key); err != nil {
 				bad(tc.section+".tls_key", "certificate %s with key %s: %v", tc.cert, tc.key, err)

@@ -490,8 +490,6 @@ func (r *sseReader) next(t testing.TB, name string) map[string]any {
 	}
 }
 
-// newMailTask stores a mail contact of a customer, in a conversation,
-// and queues its task, as the mail channel does.
 // takenMailTask is a new mail task, offered to the agent behind b (events
 // are theirs) and accepted on their desk.
 func takenMailTask(t testing.TB, env *deskEnv, b *browser, events *sseReader, from, subject string) (taskID, customerID uint64) {
@@ -504,6 +502,8 @@ func takenMailTask(t testing.TB, env *deskEnv, b *browser, events *sseReader, fr
 	return taskID, customerID
 }
 
+// newMailTask stores a mail contact of a customer, in a conversation,
+// and queues its task, as the mail channel does.
 func newMailTask(t testing.TB, env *deskEnv, from, subject string) (uint64, uint64) {
 	t.Helper()
 	ctx := context.Background()
@@ -840,9 +840,6 @@ func TestDeskTaskOfARemovedAgent(t *testing.T) {
 	bert, bertEvents := availableAgent(t, env, "bert")
 	if err := env.router.RemoveAgent("anna"); err != nil {
 		t.Fatal(err)
-	}
-	if ev := annaEvents.next(t, "tasks"); ev["id"] != float64(taskID) {
-		t.Errorf("anna told %v", ev)
 	}
 	if code, _ := anna.do("GET", "/api/desk/tasks/"+jsonNumber(taskID), ""); code != 404 {
 		t.Errorf("anna still sees the task: %d", code)

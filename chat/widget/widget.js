@@ -265,6 +265,8 @@
         line("dg-system dg-notice-" + f.code, "", f.text);
         if (f.code === "closed" || f.code === "nobody") transcriptForm.hidden = false;
         if (f.code === "transcript") transcriptForm.hidden = true;
+        // The agent left: whoever takes over joins anew, and types no more.
+        if (f.code === "returned") { joinedName = null; status.textContent = ""; }
         if (f.code === "ended") finish();
         break;
       case "error":

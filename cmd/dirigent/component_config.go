@@ -166,7 +166,7 @@ func trustedProxies(list []string) clientaddr.Proxies {
 }
 
 // chatConfig translates the configuration into the message channel's
-// terms; rc is the router's, for telling who can answer a queue's chats.
+// terms; rc is the router's, for the queues that take messages.
 func chatConfig(c *config.Config, rc router.Config) chat.Config {
 	loc := c.Chat.Location()
 	cc := chat.Config{

@@ -321,10 +321,10 @@ func TestDeskInTheBrowser(t *testing.T) {
 	// colour alone, with a decimal where whole percents would show the
 	// target itself (the wallboard drawn from a board the test makes up).
 	below := eval[string](super, `renderBoard({queues: [{queue: "late", waiting: 0, longest_wait_seconds: 0, service_level_target: 0.8, service_level_threshold_seconds: 20,
-		last_15m: {service_level: 0.5}, today: {service_level: 0.796, asa_seconds: 3, abandon_rate: 0, answered: 10}}], agents: [], by_presence: {}});
+		last_15m: {service_level: 0.5}, today: {service_level: 0.7996, asa_seconds: 3, abandon_rate: 0, answered: 10}}], agents: [], by_presence: {}});
 		const row = document.querySelector('#board-queues tr[data-queue="late"]');
 		[".sl-15m", ".sl-today"].map((c) => row.querySelector(c).className + ": " + row.querySelector(c).textContent).join(" | ")`)
-	if below != "num sl-below sl-15m: 50 % ▼ (unter dem Ziel) | num sl-below sl-today: 79,6 % ▼ (unter dem Ziel)" {
+	if below != "num sl-below sl-15m: 50 % ▼ (unter dem Ziel) | num sl-below sl-today: 79,9 % ▼ (unter dem Ziel)" {
 		t.Errorf("service levels below target drawn as %q", below)
 	}
 

@@ -260,10 +260,6 @@ func TestMergeUnmergeErase(t *testing.T) {
 	}
 }
 
-// journalSite is a store, the daemon's journal on it and a router on the
-// default configuration that writes to it, with onOffer told of offers.
-// The journal's Run does not run: events wait until the test writes
-// them (j.write(j.drain())).
 // TestAnsweredAcrossRestarts: a mail answered before a restart counts as
 // answered once, however many restarts it waits through before it is
 // answered again: the open-task index keeps that it was answered.
@@ -290,6 +286,10 @@ func TestAnsweredAcrossRestarts(t *testing.T) {
 	}
 }
 
+// journalSite is a store, the daemon's journal on it and a router on the
+// default configuration that writes to it, with onOffer told of offers.
+// The journal's Run does not run: events wait until the test writes
+// them (j.write(j.drain())).
 func journalSite(t *testing.T, onOffer func(router.Offer)) (*store.Store, *storeJournal, *router.Router) {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)

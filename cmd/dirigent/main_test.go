@@ -134,25 +134,34 @@ func startDaemon(t *testing.T, cfgPath string, env ...string) *runningDaemon {
 	return d
 }
 
-// waitLog returns the first log line with msg, failing after 20 s.
 // reload has the daemon reload its file and returns what it warned of or
-// logged as errors meanwhile.
+// logged as errors meanwhile, failing when it refuses the file or takes
+// more than 20 s.
 func (d *runningDaemon) reload(t *testing.T) []map[string]any {
 	t.Helper()
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	var warned []map[string]any
-	for line := range d.logs {
-		if line["level"] == "WARN" || line["level"] == "ERROR" {
-			warned = append(warned, line)
-		}
-		if line["msg"] == "configuration reloaded" {
-			return warned
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case line, ok := <-d.logs:
+			switch {
+			case !ok:
+				t.Fatal("dirigent exited during the reload")
+			case line["msg"] == "reload refused, the running configuration stays":
+				t.Fatalf("reload refused: %v", line["err"])
+			case line["msg"] == "configuration reloaded":
+				return warned
+			case line["level"] == "WARN" || line["level"] == "ERROR":
+				warned = append(warned, line)
+			}
+		case <-timeout:
+			t.Fatal("no reload within 20 s")
 		}
 	}
-	t.Fatal("dirigent exited during the reload")
-	return nil
 }
 
+// waitLog returns the first log line with msg, failing after 20 s.
 func (d *runningDaemon) waitLog(t *testing.T, msg string) map[string]any {
 	t.Helper()
 	timeout := time.After(20 * time.Second)

@@ -419,8 +419,9 @@ func (d *daemon) serverTLS(section, cert, key string) (*tls.Config, error) {
 }
 
 // reloadCerts reads every listener's certificate again, as files renewed
-// in place. The reload's validation read them already; one that cannot
-// be read now (changed since) is logged, and the old one served on.
+// in place, from the paths of the start (a changed path takes effect at
+// the next restart). One that cannot be read is logged, and the old one
+// served on.
 func (d *daemon) reloadCerts() {
 	for _, p := range d.certs {
 		if err := p.Reload(); err != nil {
@@ -452,11 +453,11 @@ func (d *daemon) reload() {
 	for _, key := range restartOnlyChanges(d.cfg, next) {
 		d.logger.Warn("reload: this setting takes effect at the next restart", "key", key)
 	}
-	// Removed agents first, so that nothing the new settings free up is
-	// offered to them.
+	// The agents who stay first, so that the mails and chats of those
+	// removed go to them as they are now.
+	d.applyAgents(rc)
 	d.retireAgents(removedAgents(d.cfg, next))
 	d.applyRouting(rc)
-	d.applyAgents(rc)
 	d.applyLogins(next)
 	d.reloadCerts()
 	d.level.Set(logLevel(next.Log.Level))

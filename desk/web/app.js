@@ -564,13 +564,14 @@ async function loadBoard() {
 
 // slCell shows a service level, marked when below the queue's target
 // (by a sign and words, not by colour alone). Where whole percents would
-// show the target itself (79.6 % against 80 %), it shows one decimal.
+// show the target itself (79.6 % against 80 %), it shows one decimal,
+// rounded down.
 function slCell(sl, target, cls) {
   if (sl === null || sl === undefined || typeof target !== "number") return el("td", { class: "num " + cls }, pct(sl));
   if (sl >= target) return el("td", { class: "num sl-met " + cls }, pct(sl));
   const shown = Math.round(sl * 100) < Math.round(target * 100) ? pct(sl)
-    : (sl * 100).toLocaleString(lang === "de" ? "de-DE" : "en-GB", { minimumFractionDigits: 1, maximumFractionDigits: 1 }) + " %";
-  return el("td", { class: "num sl-below " + cls, title: t("below_target") }, shown,
+    : (Math.floor(sl * 1000 + 1e-9) / 10).toLocaleString(lang === "de" ? "de-DE" : "en-GB", { minimumFractionDigits: 1, maximumFractionDigits: 1 }) + " %";
+  return el("td", { class: "num sl-below " + cls }, shown,
     el("span", { "aria-hidden": "true" }, " ▼"), el("span", { class: "visually-hidden" }, " (" + t("below_target") + ")"));
 }
 
