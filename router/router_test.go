@@ -847,6 +847,40 @@ func TestLettingGoOfTasksWaitingForAnAgent(t *testing.T) {
 	}
 }
 
+// TestLetGoInQueueOrder: the tasks an agent lets go of are offered best
+// first: here the older of two mails that waited for anna, whoever is
+// free taking one at a time.
+func TestLetGoInQueueOrder(t *testing.T) {
+	cfg := basicConfig()
+	cfg.Queues[0].Strategy, cfg.Queues[0].LastAgentWait = LastAgent, 10*time.Minute
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("anna", Away, "lunch"))
+	h.must(h.r.Enqueue(Task{ID: 1, Queue: "support", Channel: Email, PreferredAgent: "anna"}))
+	h.advance(time.Second)
+	h.must(h.r.Enqueue(Task{ID: 2, Queue: "support", Channel: Email, PreferredAgent: "anna"}))
+	h.must(h.r.SetAgent(AgentSpec{ID: "ben", Skills: map[string]int{"support": 2}, Capacity: cap3(0, 1, 0)}))
+	h.must(h.r.SetPresence("ben", Available, ""))
+	h.noOffer()
+	h.must(h.r.SetPresence("anna", Offline, ""))
+	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "ben" {
+		t.Errorf("offered %+v, want the older mail", o)
+	}
+}
+
+// TestRecoveredWaitsOnlyForAnAgentTakingItsChannel: a mail queued again
+// after a restart does not wait for its agent when they take no mail now.
+func TestRecoveredWaitsOnlyForAnAgentTakingItsChannel(t *testing.T) {
+	cfg := basicConfig()
+	cfg.Queues[0].LastAgentWait = 10 * time.Minute
+	cfg.Agents[0].Capacity = cap3(1, 0, 2)
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("ben", Available, ""))
+	h.r.Recover(nil, []Unfinished{{Task: Task{ID: 1, Queue: "support", Channel: Email, Arrived: h.now}, Agent: "anna"}})
+	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "ben" {
+		t.Errorf("offered %+v", o)
+	}
+}
+
 // TestMaxWaitPassedDuringAWithdrawnOffer: a task whose max wait passed
 // while it was offered moves on when the offer is withdrawn (the agent
 // went away), as when it times out.

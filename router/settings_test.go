@@ -97,6 +97,28 @@ func TestSetSettingsVoiceBlocking(t *testing.T) {
 	}
 }
 
+// TestSetSettingsMaxWaitBeforeOffers: settings that shorten a max wait
+// and free an agent at once (calls no longer block mail) move the task
+// that waited too long on before anyone is offered it.
+func TestSetSettingsMaxWaitBeforeOffers(t *testing.T) {
+	cfg := basicConfig()
+	cfg.VoiceBlocksOthers = true
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("anna", Available, ""))
+	h.enqueue(1, "support", Voice)
+	h.acceptOffers(1, "anna")
+	h.enqueue(2, "support", Email)
+	h.advance(90 * time.Second)
+	h.noOffer()
+	cfg.VoiceBlocksOthers = false
+	cfg.Queues[0].MaxWait = time.Minute // no overflow queue: canceled
+	h.must(h.r.SetSettings(cfg))
+	h.noOffer()
+	if ev := h.taskEvents(2, 0); ev[len(ev)-1].Kind != TaskCanceled || ev[len(ev)-1].Reason != ReasonMaxWait {
+		t.Errorf("task 2: %v", kindsOf(ev))
+	}
+}
+
 // TestSetSettingsStatsAndOffers: the service-level goal and the offer
 // timeout apply from the change on.
 func TestSetSettingsStatsAndOffers(t *testing.T) {
