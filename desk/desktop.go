@@ -3,7 +3,6 @@ package desk
 import (
 	"context"
 	"errors"
-	"slices"
 	"sync"
 	"time"
 
@@ -48,45 +47,10 @@ type desktop struct {
 	mu     sync.Mutex
 	offers map[string]router.Offer // by agent; the router offers one task at a time
 	tasks  map[uint64]*deskTask    // accepted on the desk, until wrap-up
-	agents map[string]router.AgentSpec
-	order  []string // agents in configuration order
 }
 
-func newDesktop(agents []router.AgentSpec) *desktop {
-	d := &desktop{offers: map[string]router.Offer{}, tasks: map[uint64]*deskTask{}}
-	d.setAgents(agents)
-	return d
-}
-
-// setAgents replaces the agents the admin page shows and changes; d.mu
-// is held, or d is new.
-func (d *desktop) setAgents(agents []router.AgentSpec) {
-	d.agents, d.order = map[string]router.AgentSpec{}, nil
-	for _, a := range agents {
-		d.agents[a.ID] = a
-		d.order = append(d.order, a.ID)
-	}
-}
-
-// RemoveAgents takes agents a reload removed off the admin page, leaving
-// the others as they are.
-func (s *Server) RemoveAgents(ids []string) {
-	s.desk.mu.Lock()
-	for _, id := range ids {
-		delete(s.desk.agents, id)
-	}
-	s.desk.order = slices.DeleteFunc(s.desk.order, func(id string) bool { return slices.Contains(ids, id) })
-	s.desk.mu.Unlock()
-	s.publishWallboard()
-}
-
-// SetAgents puts a reloaded configuration's agents on the admin page:
-// new ones appear, removed ones go, changed skills and capacities show.
-func (s *Server) SetAgents(agents []router.AgentSpec) {
-	s.desk.mu.Lock()
-	s.desk.setAgents(agents)
-	s.desk.mu.Unlock()
-	s.publishWallboard()
+func newDesktop() *desktop {
+	return &desktop{offers: map[string]router.Offer{}, tasks: map[uint64]*deskTask{}}
 }
 
 func (d *desktop) offerTask(o router.Offer) deskTask {

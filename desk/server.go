@@ -19,7 +19,6 @@ import (
 	"dirigent/internal/clientaddr"
 	"dirigent/internal/httplog"
 	"dirigent/journey"
-	"dirigent/router"
 	"dirigent/store"
 )
 
@@ -54,10 +53,9 @@ type Deps struct {
 	TrustedProxies clientaddr.Proxies
 	// TLS, when set, has the desk speak HTTPS only.
 	TLS *tls.Config
-	// Skills and Agents as configured, for the admin view; the agents'
-	// skills change live from there, a reload sets the agents (SetAgents).
+	// Skills as configured, for the admin view (the agents on it are the
+	// router's).
 	Skills []string
-	Agents []router.AgentSpec
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -93,7 +91,7 @@ func New(listen string, deps Deps) (*Server, error) {
 	if deps.SessionTimeout <= 0 {
 		deps.SessionTimeout = 12 * time.Hour
 	}
-	s := &Server{deps: deps, sessions: newSessions(deps.Store, deps.SessionTimeout), limiter: newLoginLimiter(), desk: newDesktop(deps.Agents), stopping: make(chan struct{})}
+	s := &Server{deps: deps, sessions: newSessions(deps.Store, deps.SessionTimeout), limiter: newLoginLimiter(), desk: newDesktop(), stopping: make(chan struct{})}
 	s.logins.Store(&deps.Logins)
 	// Before the metrics: the sessions gauge counts the restored ones.
 	if err := s.sessions.restore(context.Background(), deps.Logins, s.now(), deps.Logger); err != nil {

@@ -113,21 +113,14 @@ type queueAdmin struct {
 
 // getAdmin is GET /api/desk/admin: skills, queues and agents.
 func (s *Server) getAdmin(w http.ResponseWriter, _ *http.Request) {
-	live := map[string]router.AgentStats{}
-	for _, a := range s.deps.Router.Agents() {
-		live[a.Agent] = a
-	}
 	agents := []agentAdmin{}
-	s.desk.mu.Lock()
-	for _, id := range s.desk.order {
-		spec := s.desk.agents[id]
+	for _, a := range s.deps.Router.Agents() {
 		capacity := map[string]int{}
-		for ch, n := range spec.Capacity {
+		for ch, n := range a.Capacity {
 			capacity[router.Channel(ch).String()] = n
 		}
-		agents = append(agents, agentAdmin{ID: id, Skills: maps.Clone(spec.Skills), Capacity: capacity, Presence: live[id].Presence.String(), Reason: live[id].Reason})
+		agents = append(agents, agentAdmin{ID: a.Agent, Skills: a.Skills, Capacity: capacity, Presence: a.Presence.String(), Reason: a.Reason})
 	}
-	s.desk.mu.Unlock()
 	queues := []queueAdmin{}
 	for _, q := range s.deps.Router.Queues() {
 		queues = append(queues, queueAdmin{Name: q.Name, Skills: q.Skills, Channels: q.Channels, Strategy: q.Strategy.String()})
@@ -158,25 +151,12 @@ func (s *Server) setAgentSkills(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.desk.mu.Lock()
-	_, ok := s.desk.agents[id]
-	s.desk.mu.Unlock()
-	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("agent %q: not found", id))
-		return
-	}
-	// The router keeps the agent's capacities, and refuses an agent a
-	// reload removed meanwhile.
+	// The router keeps the agent's capacities, and refuses an agent it
+	// does not route (never configured, or removed by a reload): 404.
 	if err := s.deps.Router.SetAgentSkills(id, req.Skills); err != nil {
 		writeRouterError(w, err)
 		return
 	}
-	s.desk.mu.Lock()
-	if spec, ok := s.desk.agents[id]; ok { // not removed by a reload meanwhile
-		spec.Skills = maps.Clone(req.Skills)
-		s.desk.agents[id] = spec
-	}
-	s.desk.mu.Unlock()
 	s.deps.Logger.Info("agent skills changed on the desk", "agent", id, "skills", req.Skills, "by", sessionOf(r).user)
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "skills": req.Skills})
 }
@@ -194,13 +174,7 @@ func (s *Server) setAgentPresence(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	s.desk.mu.Lock()
-	_, ok := s.desk.agents[id]
-	s.desk.mu.Unlock()
-	if !ok { // not configured (any more: a reload removed them)
-		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown agent %q", id))
-		return
-	}
+	// Not routed (never configured, or removed by a reload): 404.
 	if err := s.deps.Router.SetPresence(id, p, req.Reason); err != nil {
 		writeRouterError(w, err)
 		return

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"maps"
 	"slices"
 	"time"
 )
@@ -270,7 +271,11 @@ func (r *Router) occupancy(a *agent, now time.Time) {
 
 // AgentStats is an agent's live state and today's occupancy.
 type AgentStats struct {
-	Agent     string
+	Agent string
+	// Skills and Capacity as the router routes by them now: the
+	// configuration's, or an admin's change since.
+	Skills    map[string]int
+	Capacity  [numChannels]int
 	Presence  Presence
 	Reason    string
 	Load      [numChannels]int
@@ -327,7 +332,8 @@ func (r *Router) Agents() []AgentStats {
 			continue
 		}
 		r.occupancy(a, now)
-		st := AgentStats{Agent: a.spec.ID, Presence: a.presence, Reason: a.reason, Load: a.load, Wrapping: a.wrapping, Busy: a.occ.busy, Idle: a.occ.idle}
+		st := AgentStats{Agent: a.spec.ID, Skills: maps.Clone(a.spec.Skills), Capacity: a.spec.Capacity,
+			Presence: a.presence, Reason: a.reason, Load: a.load, Wrapping: a.wrapping, Busy: a.occ.busy, Idle: a.occ.idle}
 		if a.offer != nil {
 			st.Offered = a.offer.ID
 		}

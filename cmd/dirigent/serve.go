@@ -231,7 +231,6 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		TrustedProxies: trustedProxies(cfg.Desk.TrustedProxies),
 		TLS:            deskTLS,
 		Skills:         rc.Skills,
-		Agents:         rc.Agents,
 	})
 	if err != nil {
 		return nil, err
@@ -527,12 +526,12 @@ func (d *daemon) applyRouting(rc router.Config) {
 	}
 }
 
-// applyAgents gives the router and the desk's admin page the agents of
-// a reloaded configuration: new agents join, changed skills and
+// applyAgents gives the router (and so the desk's admin page) the agents
+// of a reloaded configuration: new agents join, changed skills and
 // capacities apply at once. With changed skills the whole router needs a
 // restart, which applyRouting reports; then nothing applies, even after
-// further reloads (the router's skills, not the last file's, say it), and
-// retireAgents takes removed agents off the admin page.
+// further reloads (the router's skills, not the last file's, say it),
+// while retireAgents still takes removed agents out.
 func (d *daemon) applyAgents(rc router.Config) {
 	if !slices.Equal(d.router.Skills(), rc.Skills) {
 		return
@@ -542,19 +541,17 @@ func (d *daemon) applyAgents(rc router.Config) {
 			d.logger.Error("reload: agent not applied", "agent", a.ID, "err", err)
 		}
 	}
-	d.desk.SetAgents(rc.Agents)
 }
 
 // retireAgents takes the agents a reloaded configuration no longer has
-// out of routing (their mails and chats go back to the queue) and off the
-// admin page; applyLogins ends their desk sessions.
+// out of routing (their mails and chats go back to the queue, and they
+// leave the admin page); applyLogins ends their desk sessions.
 func (d *daemon) retireAgents(removed []string) {
 	for _, id := range removed {
 		if err := d.router.RemoveAgent(id); err != nil && !errors.Is(err, router.ErrUnknownAgent) {
 			d.logger.Error("reload: removed agent still routed", "agent", id, "err", err)
 		}
 	}
-	d.desk.RemoveAgents(removed)
 }
 
 // applyLogins puts the desk logins of a reloaded configuration in force
