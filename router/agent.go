@@ -64,21 +64,58 @@ func (r *Router) RemoveAgent(agentID string) error {
 	// Offline already, setPresence let go of nothing: a task queued again
 	// after a restart waits for its agent even while they are offline.
 	r.dispatchAll(r.stopWaitingFor(a, func(*task) bool { return true }), nil, now)
-	var held []*task
-	for _, t := range a.tasks {
-		if t.state == Assigned && t.Channel != Voice {
-			held = append(held, t)
+	for _, t := range heldBy(a) {
+		if returnable(t) {
+			r.giveBack(a, t, "agent removed", now)
 		}
 	}
-	slices.SortFunc(held, func(x, y *task) int { return cmp.Compare(x.seq, y.seq) })
-	for _, t := range held {
-		r.letGo(a, t, now)
-		t.agent = nil
-		t.recovered = false // not first for the agent it had before a restart
-		r.record(Event{At: now, Kind: TaskReturned, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: "agent removed"})
-		r.enter(t, t.q, ReasonReturned, now)
-	}
 	return nil
+}
+
+// ReturnTask puts a mail or chat its agent has taken back into its queue,
+// as a supervisor does for an agent who cannot answer it (going home,
+// swamped): it waits again with its arrival time, for the others first
+// (its agent is not offered it again for routing.retry_delay), and its
+// customer's first answer stays the one counted. A call, or a task not
+// taken, cannot be returned: ErrWrongState.
+func (r *Router) ReturnTask(taskID uint64, reason string) error {
+	now := r.lock()
+	defer r.unlock()
+	t, err := r.lookup(taskID)
+	if err != nil {
+		return err
+	}
+	if !returnable(t) {
+		return fmt.Errorf("%w: %s cannot go back to the queue: only a mail or chat taken can", ErrWrongState, t)
+	}
+	a := t.agent
+	a.excluded, a.excludedUntil = t, now.Add(r.cfg.RetryDelay)
+	r.addTimer(&timer{at: a.excludedUntil, kind: timerRetry, agent: a})
+	r.giveBack(a, t, reason, now)
+	r.refresh(a)
+	r.dispatchAgent(a, now)
+	return nil
+}
+
+// returnable: a mail or chat an agent has taken; a call cannot change
+// hands in the router.
+func returnable(t *task) bool { return t.state == Assigned && t.Channel != Voice }
+
+// heldBy is what a holds, taken or in wrap-up, oldest first.
+func heldBy(a *agent) []*task {
+	held := slices.Collect(maps.Values(a.tasks))
+	slices.SortFunc(held, func(x, y *task) int { return cmp.Compare(x.seq, y.seq) })
+	return held
+}
+
+// giveBack takes a task off its agent's hands and queues it again
+// (TaskReturned, then TaskCreated with ReasonReturned).
+func (r *Router) giveBack(a *agent, t *task, reason string, now time.Time) {
+	r.letGo(a, t, now)
+	t.agent = nil
+	t.recovered = false // not first for the agent it had before a restart
+	r.record(Event{At: now, Kind: TaskReturned, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: reason})
+	r.enter(t, t.q, ReasonReturned, now)
 }
 
 // agent is the routed agent with that ID: ErrUnknownAgent for one never
@@ -112,7 +149,9 @@ func (r *Router) setAgent(a *agent, spec AgentSpec, now time.Time) error {
 	}
 	released := r.stopWaitingFor(a, func(t *task) bool { return !qualified(a, t) || spec.Capacity[t.Channel] == 0 })
 	r.refresh(a)
-	r.dispatchAll(released, withdrawn, now)
+	// The agent first: freed by the change, it takes the best task it
+	// can; a task it let go of may move to a queue where it is that.
 	r.dispatchAgent(a, now)
+	r.dispatchAll(released, withdrawn, now)
 	return nil
 }

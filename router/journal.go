@@ -20,7 +20,7 @@ const (
 	TaskCanceled                         // Reason: abandoned, max-wait, system, erased; Agent: who had taken it, if anyone
 	TaskMoved                            // left Queue for Reason (the overflow queue)
 	PresenceChanged                      // Agent's Presence, Reason for away
-	TaskReturned                         // Agent, removed, gave back the task it held; it waits again
+	TaskReturned                         // Agent's task went back to the queue (Reason: agent removed, or who returned it); it waits again
 )
 
 var eventNames = map[EventKind]string{

@@ -716,6 +716,44 @@ func TestRemoveAgent(t *testing.T) {
 	}
 }
 
+// TestReturnTask: a supervisor returns the mail anna has taken; it goes
+// to ben, anna no longer holds it, and it counts as answered once. Calls
+// and tasks not taken cannot be returned.
+func TestReturnTask(t *testing.T) {
+	h := newHarness(t, basicConfig())
+	h.must(h.r.SetPresence("anna", Available, ""))
+	h.enqueue(1, "support", Email)
+	h.enqueue(2, "support", Voice)
+	h.acceptOffers(2, "anna")
+	h.must(h.r.SetPresence("ben", Away, "lunch"))
+	h.enqueue(3, "billing", Email) // anna lacks billing: waits, not taken
+	if held := h.r.Agents()[0].Held; len(held) != 2 || held[0].ID != 1 || !held[0].Returnable || held[1].ID != 2 || held[1].Returnable {
+		t.Fatalf("anna holds %+v", held)
+	}
+	for id, want := range map[uint64]error{2: ErrWrongState, 3: ErrWrongState, 9: ErrUnknownTask} {
+		if err := h.r.ReturnTask(id, "by sven"); !errors.Is(err, want) {
+			t.Errorf("returning task %d: %v, want %v", id, err, want)
+		}
+	}
+	h.must(h.r.ReturnTask(1, "by sven"))
+	h.noOffer() // anna, free for mail, is not offered it at once
+	h.must(h.r.SetPresence("ben", Available, ""))
+	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "ben" {
+		t.Errorf("offered %+v, want task 1 to ben", o)
+	}
+	if held := h.r.Agents()[0].Held; len(held) != 1 || held[0].ID != 2 {
+		t.Errorf("anna holds %+v after the return", held)
+	}
+	h.must(h.r.Accept(1, "ben"))
+	if st := h.r.Stats()[0].Today; st.Offered != 2 || st.Answered != 2 {
+		t.Errorf("support today %+v: want 2 offered and answered (task 1 once)", st)
+	}
+	ev := h.taskEvents(1, 0)
+	if k := kindsOf(ev); !slices.Contains(k, TaskReturned) {
+		t.Errorf("task 1's journal %v", k)
+	}
+}
+
 // TestRemovedAgentsCallGoesOn: removing an agent returns the mail they
 // had taken to the queue, but not the call they are on: it ends as calls
 // do. A task answered before a restart and answered again after it

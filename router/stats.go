@@ -269,13 +269,24 @@ func (r *Router) occupancy(a *agent, now time.Time) {
 	}
 }
 
+// HeldTask is a task an agent has taken or wraps up.
+type HeldTask struct {
+	ID         uint64
+	Channel    Channel
+	Queue      string
+	State      State
+	Returnable bool // ReturnTask may put it back into its queue
+}
+
 // AgentStats is an agent's live state and today's occupancy.
 type AgentStats struct {
 	Agent string
 	// Skills and Capacity as the router routes by them now: the
 	// configuration's, or an admin's change since.
-	Skills    map[string]int
-	Capacity  [numChannels]int
+	Skills   map[string]int
+	Capacity [numChannels]int
+	// Held are the tasks the agent has taken or wraps up, oldest first.
+	Held      []HeldTask
 	Presence  Presence
 	Reason    string
 	Load      [numChannels]int
@@ -336,6 +347,9 @@ func (r *Router) Agents() []AgentStats {
 			Presence: a.presence, Reason: a.reason, Load: a.load, Wrapping: a.wrapping, Busy: a.occ.busy, Idle: a.occ.idle}
 		if a.offer != nil {
 			st.Offered = a.offer.ID
+		}
+		for _, t := range heldBy(a) {
+			st.Held = append(st.Held, HeldTask{ID: t.ID, Channel: t.Channel, Queue: t.Queue, State: t.state, Returnable: returnable(t)})
 		}
 		if sum := st.Busy + st.Idle; sum > 0 {
 			st.Occupancy = float64(st.Busy) / float64(sum)
