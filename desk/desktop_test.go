@@ -342,6 +342,7 @@ func TestDeskRolesAndCSRF(t *testing.T) {
 		{anon, "PUT", "/api/desk/admin/agents/anna/skills", `{}`, 401, "not logged in"},
 		{agent, "GET", "/api/desk/wallboard", "", 403, "this needs the role supervisor or admin"},
 		{agent, "GET", "/api/desk/admin", "", 403, "this needs the role admin"},
+		{agent, "POST", "/api/desk/wallboard/tasks/1/return", "", 403, "this needs the role supervisor or admin"},
 		{agent, "PUT", "/api/desk/admin/agents/anna/presence", `{"presence":"available"}`, 403, "this needs the role admin"},
 		{super, "PUT", "/api/desk/me/presence", `{"presence":"available"}`, 403, "this needs the role agent"},
 		{super, "GET", "/api/desk/offers", "", 403, "this needs the role agent"},
@@ -361,7 +362,7 @@ func TestDeskRolesAndCSRF(t *testing.T) {
 		"GET /api/desk/me", "PUT /api/desk/me/presence", "GET /api/desk/events", "GET /api/desk/offers",
 		"POST /api/desk/offers/1/accept", "POST /api/desk/offers/1/decline", "GET /api/desk/tasks", "GET /api/desk/tasks/1",
 		"POST /api/desk/tasks/1/reply", "POST /api/desk/tasks/1/wrapup", "GET /api/desk/customers?q=joe", "GET /api/desk/customers/1",
-		"GET /api/desk/wallboard", "GET /api/desk/admin", "PUT /api/desk/admin/agents/anna/skills", "PUT /api/desk/admin/agents/anna/presence",
+		"GET /api/desk/wallboard", "POST /api/desk/wallboard/tasks/1/return", "GET /api/desk/admin", "PUT /api/desk/admin/agents/anna/skills", "PUT /api/desk/admin/agents/anna/presence",
 	} {
 		method, path, _ := strings.Cut(ep, " ")
 		code, body := anon.do(method, path, `{}`)
@@ -852,6 +853,46 @@ func TestDeskTaskOfARemovedAgent(t *testing.T) {
 	}
 	if code, detail := bert.do("GET", "/api/desk/tasks/"+jsonNumber(taskID), ""); code != 200 || detail["task"].(map[string]any)["agent"] != "bert" {
 		t.Errorf("bert's task: %d %v", code, detail)
+	}
+}
+
+// A supervisor returns the mail anna has taken from the wallboard: it
+// leaves her desk and is offered to bert. A call, or an unknown task,
+// cannot be returned.
+func TestDeskReturnTask(t *testing.T) {
+	env := startDesk(t)
+	anna, annaEvents := availableAgent(t, env, "anna")
+	taskID, _ := takenMailTask(t, env, anna, annaEvents, "eva@example.org", "Frage")
+	sven := newBrowser(t, env.base)
+	sven.login("sven")
+	_, wb := sven.do("GET", "/api/desk/wallboard", "")
+	var held []any
+	for _, a := range wb["agents"].([]any) {
+		if a := a.(map[string]any); a["agent"] == "anna" {
+			held = a["held"].([]any)
+		}
+	}
+	if len(held) != 1 || held[0].(map[string]any)["id"] != float64(taskID) || held[0].(map[string]any)["returnable"] != true {
+		t.Fatalf("anna holds %v on the wallboard", held)
+	}
+	code, body := sven.do("POST", "/api/desk/wallboard/tasks/999/return", "")
+	expect(t, "an unknown task", code, body, 404, "unknown task 999")
+	bert, bertEvents := availableAgent(t, env, "bert")
+	if code, body := sven.do("POST", "/api/desk/wallboard/tasks/"+jsonNumber(taskID)+"/return", ""); code != 200 {
+		t.Fatalf("return: %d %v", code, body)
+	}
+	if code, _ := anna.do("GET", "/api/desk/tasks/"+jsonNumber(taskID), ""); code != 404 {
+		t.Errorf("anna still has the task: %d", code)
+	}
+	if offer := bertEvents.next(t, "offer"); offer["id"] != float64(taskID) {
+		t.Fatalf("bert offered %v", offer)
+	}
+	if code, body := bert.do("POST", "/api/desk/offers/"+jsonNumber(taskID)+"/accept", ""); code != 200 {
+		t.Fatalf("bert accepts: %d %v", code, body)
+	}
+	code, body = sven.do("POST", "/api/desk/wallboard/tasks/"+jsonNumber(taskID)+"/return", "")
+	if code != 200 {
+		t.Errorf("returning bert's task: %d %v", code, body)
 	}
 }
 

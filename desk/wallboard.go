@@ -44,7 +44,16 @@ type agentBoard struct {
 	Reason    string         `json:"reason,omitempty"`
 	Busy      bool           `json:"busy"` // tasks in progress or in wrap-up
 	Tasks     map[string]int `json:"tasks"`
+	Held      []heldBoard    `json:"held"`
 	Occupancy float64        `json:"occupancy"` // today
+}
+
+// heldBoard is a task an agent has taken or wraps up.
+type heldBoard struct {
+	ID         uint64 `json:"id"`
+	Channel    string `json:"channel"`
+	Queue      string `json:"queue"`
+	Returnable bool   `json:"returnable"` // a mail or chat taken: POST …/return puts it back
 }
 
 // wallboard is what supervisors see, live.
@@ -65,7 +74,10 @@ func (s *Server) wallboard() wallboard {
 		})
 	}
 	for _, a := range s.deps.Router.Agents() {
-		ab := agentBoard{Agent: a.Agent, Presence: a.Presence.String(), Reason: a.Reason, Occupancy: a.Occupancy, Tasks: map[string]int{}}
+		ab := agentBoard{Agent: a.Agent, Presence: a.Presence.String(), Reason: a.Reason, Occupancy: a.Occupancy, Tasks: map[string]int{}, Held: []heldBoard{}}
+		for _, h := range a.Held {
+			ab.Held = append(ab.Held, heldBoard{ID: h.ID, Channel: h.Channel.String(), Queue: h.Queue, Returnable: h.Returnable})
+		}
 		for ch, n := range a.Load {
 			if n > 0 {
 				ab.Tasks[router.Channel(ch).String()] = n
@@ -159,6 +171,24 @@ func (s *Server) setAgentSkills(w http.ResponseWriter, r *http.Request) {
 	}
 	s.deps.Logger.Info("agent skills changed on the desk", "agent", id, "skills", req.Skills, "by", sessionOf(r).user)
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "skills": req.Skills})
+}
+
+// returnTask is POST /api/desk/wallboard/tasks/{id}/return: a supervisor
+// puts a mail or chat an agent has taken back into its queue (the agent
+// is going home, or swamped); the others are offered it first.
+func (s *Server) returnTask(w http.ResponseWriter, r *http.Request) {
+	id, ok := taskID(w, r)
+	if !ok {
+		return
+	}
+	by := sessionOf(r).user
+	if err := s.deps.Router.ReturnTask(id, "returned by "+by); err != nil {
+		writeRouterError(w, err)
+		return
+	}
+	s.deps.Logger.Info("task returned to its queue on the wallboard", "task", id, "by", by)
+	s.publishWallboard()
+	writeJSON(w, http.StatusOK, map[string]any{"id": id})
 }
 
 // setAgentPresence is PUT /api/desk/admin/agents/{id}/presence.

@@ -260,6 +260,21 @@ func TestDeskInTheBrowser(t *testing.T) {
 	if goal := eval[string](super, `document.querySelector('#board-queues tr[data-queue="support"] .sl-target').textContent`); goal != "80 % in 20 s" {
 		t.Errorf("the support queue's service-level target on the wallboard: %q", goal)
 	}
+
+	// The supervisor returns anna's mail to the queue from the wallboard,
+	// by keyboard: it leaves her screen and, nobody else being there,
+	// comes back to her after routing.retry_delay. It counts as answered
+	// once.
+	returnMail := `#board-agents tr[data-agent="anna"] button.return-task[data-task="1"]`
+	super.waitFor("the return button", `document.querySelector('`+returnMail+`') !== null && document.querySelector('`+returnMail+`').getAttribute("aria-label") === "Zurück in die Warteschlange: E-Mail #1"`)
+	super.do("return the mail", chromedp.Focus(returnMail))
+	super.press("return", "\r")
+	super.waitFor("told", `document.getElementById("status").textContent === "Aufgabe #1 ist zurück in ihrer Warteschlange."`)
+	agent.waitFor("the mail gone", `document.getElementById("tasks").textContent === "No tasks."`)
+	agent.waitFor("the mail offered again", `document.getElementById("offer-accept") !== null`)
+	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
+	agent.waitFor("the mail in progress again", `!document.getElementById("reply-send").disabled && document.activeElement.id === "detail"`)
+	super.waitFor("answered still 1", `document.querySelector('#board-queues tr[data-queue="support"] .answered').textContent === "1" && document.querySelector('#board-presence [data-presence="busy"]').textContent.endsWith(": 1")`)
 	super.shot("06-wallboard-answered")
 
 	// The page fits 1366×768 without sideways scrolling.
@@ -334,7 +349,7 @@ func TestDeskInTheBrowser(t *testing.T) {
 		`dirigent_router_service_level_threshold_seconds{queue="support"} 20`,
 		`dirigent_desk_wrap_ups_total{code="resolved"} 1`,
 		`dirigent_desk_replies_total 1`,
-		`dirigent_desk_offers_total{event="accepted"} 1`,
+		`dirigent_desk_offers_total{event="accepted"} 2`, // the mail, and again after it was returned
 		`dirigent_desk_logins_total{result="ok"} 2`,
 		`dirigent_desk_logins_total{result="refused"} 1`,
 	} {
