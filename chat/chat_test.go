@@ -136,6 +136,9 @@ func TestChatOfARemovedAgent(t *testing.T) {
 	b.send(hello(nil))
 	b.until(FrameWelcome)
 	b.send(message("m1", "Hallo?"))
+	if n := b.until(FrameNotice); n.Code != "queued" {
+		t.Fatalf("notice %+v", n)
+	}
 	o := s.offer(t)
 	if err := s.router.Accept(o.TaskID, "anna"); err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ type Router interface {
 	Accept(taskID uint64, agentID string) error
 	Decline(taskID uint64, agentID string) error
 	Complete(taskID uint64, agentID string) error
-	ReturnTask(taskID uint64, reason string) error
+	ReturnTask(taskID uint64, agentID, reason string) error
 	Stats() []router.QueueStats
 	Agents() []router.AgentStats
 	Queues() []router.QueueSpec

@@ -342,7 +342,7 @@ func TestDeskRolesAndCSRF(t *testing.T) {
 		{anon, "PUT", "/api/desk/admin/agents/anna/skills", `{}`, 401, "not logged in"},
 		{agent, "GET", "/api/desk/wallboard", "", 403, "this needs the role supervisor or admin"},
 		{agent, "GET", "/api/desk/admin", "", 403, "this needs the role admin"},
-		{agent, "POST", "/api/desk/wallboard/tasks/1/return", "", 403, "this needs the role supervisor or admin"},
+		{agent, "POST", "/api/desk/wallboard/tasks/1/return", `{"agent":"anna"}`, 403, "this needs the role supervisor or admin"},
 		{agent, "PUT", "/api/desk/admin/agents/anna/presence", `{"presence":"available"}`, 403, "this needs the role admin"},
 		{super, "PUT", "/api/desk/me/presence", `{"presence":"available"}`, 403, "this needs the role agent"},
 		{super, "GET", "/api/desk/offers", "", 403, "this needs the role agent"},
@@ -875,10 +875,12 @@ func TestDeskReturnTask(t *testing.T) {
 	if len(held) != 1 || held[0].(map[string]any)["id"] != float64(taskID) || held[0].(map[string]any)["returnable"] != true {
 		t.Fatalf("anna holds %v on the wallboard", held)
 	}
-	code, body := sven.do("POST", "/api/desk/wallboard/tasks/999/return", "")
+	code, body := sven.do("POST", "/api/desk/wallboard/tasks/999/return", `{"agent":"anna"}`)
 	expect(t, "an unknown task", code, body, 404, "unknown task 999")
+	code, body = sven.do("POST", "/api/desk/wallboard/tasks/"+jsonNumber(taskID)+"/return", `{}`)
+	expect(t, "no agent", code, body, 400, "agent: who holds the task, as the wallboard shows it")
 	bert, bertEvents := availableAgent(t, env, "bert")
-	if code, body := sven.do("POST", "/api/desk/wallboard/tasks/"+jsonNumber(taskID)+"/return", ""); code != 200 {
+	if code, body := sven.do("POST", "/api/desk/wallboard/tasks/"+jsonNumber(taskID)+"/return", `{"agent":"anna"}`); code != 200 {
 		t.Fatalf("return: %d %v", code, body)
 	}
 	if code, _ := anna.do("GET", "/api/desk/tasks/"+jsonNumber(taskID), ""); code != 404 {
@@ -890,10 +892,9 @@ func TestDeskReturnTask(t *testing.T) {
 	if code, body := bert.do("POST", "/api/desk/offers/"+jsonNumber(taskID)+"/accept", ""); code != 200 {
 		t.Fatalf("bert accepts: %d %v", code, body)
 	}
-	code, body = sven.do("POST", "/api/desk/wallboard/tasks/"+jsonNumber(taskID)+"/return", "")
-	if code != 200 {
-		t.Errorf("returning bert's task: %d %v", code, body)
-	}
+	// A second click on the stale ↩ of anna's row: the mail is bert's now.
+	code, body = sven.do("POST", "/api/desk/wallboard/tasks/"+jsonNumber(taskID)+"/return", `{"agent":"anna"}`)
+	expect(t, "anna's stale button", code, body, 409, "task is not in a state that allows this: task "+jsonNumber(taskID)+" (support, email, assigned) is not anna's")
 }
 
 func agentURL(t testing.TB, base string) *url.URL {

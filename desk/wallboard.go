@@ -173,6 +173,10 @@ func (s *Server) setAgentSkills(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "skills": req.Skills})
 }
 
+type returnRequest struct {
+	Agent string `json:"agent"` // who holds the task, as the wallboard showed
+}
+
 // returnTask is POST /api/desk/wallboard/tasks/{id}/return: a supervisor
 // puts a mail or chat an agent has taken back into its queue (the agent
 // is going home, or swamped); the others are offered it first.
@@ -181,8 +185,17 @@ func (s *Server) returnTask(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	var req returnRequest
+	if err := decodeBody(r.Body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if req.Agent == "" {
+		writeError(w, http.StatusBadRequest, "agent: who holds the task, as the wallboard shows it")
+		return
+	}
 	by := sessionOf(r).user
-	if err := s.deps.Router.ReturnTask(id, "returned by "+by); err != nil {
+	if err := s.deps.Router.ReturnTask(id, req.Agent, "returned by "+by); err != nil {
 		writeRouterError(w, err)
 		return
 	}

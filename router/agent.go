@@ -76,9 +76,10 @@ func (r *Router) RemoveAgent(agentID string) error {
 // as a supervisor does for an agent who cannot answer it (going home,
 // swamped): it waits again with its arrival time, for the others first
 // (its agent is not offered it again for routing.retry_delay), and its
-// customer's first answer stays the one counted. A call, or a task not
-// taken, cannot be returned: ErrWrongState.
-func (r *Router) ReturnTask(taskID uint64, reason string) error {
+// customer's first answer stays the one counted. agentID must hold it
+// (the supervisor saw it with them; it may have changed hands since). A
+// call, or a task not taken, cannot be returned: ErrWrongState.
+func (r *Router) ReturnTask(taskID uint64, agentID, reason string) error {
 	now := r.lock()
 	defer r.unlock()
 	t, err := r.lookup(taskID)
@@ -88,9 +89,11 @@ func (r *Router) ReturnTask(taskID uint64, reason string) error {
 	if !returnable(t) {
 		return fmt.Errorf("%w: %s cannot go back to the queue: only a mail or chat taken can", ErrWrongState, t)
 	}
+	if t.agent.spec.ID != agentID {
+		return fmt.Errorf("%w: %s is not %s's", ErrWrongState, t, agentID)
+	}
 	a := t.agent
-	a.excluded, a.excludedUntil = t, now.Add(r.cfg.RetryDelay)
-	r.addTimer(&timer{at: a.excludedUntil, kind: timerRetry, agent: a})
+	r.exclude(a, t, now)
 	r.giveBack(a, t, reason, now)
 	r.refresh(a)
 	r.dispatchAgent(a, now)
@@ -113,7 +116,12 @@ func heldBy(a *agent) []*task {
 func (r *Router) giveBack(a *agent, t *task, reason string, now time.Time) {
 	r.letGo(a, t, now)
 	t.agent = nil
-	t.recovered = false // not first for the agent it had before a restart
+	// It waits for nobody in particular: not the agent it had before a
+	// restart, nor (as the customer's previous agent) the one it left.
+	t.recovered = false
+	if t.PreferredAgent == a.spec.ID {
+		t.PreferredAgent = ""
+	}
 	r.record(Event{At: now, Kind: TaskReturned, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: reason})
 	r.enter(t, t.q, ReasonReturned, now)
 }

@@ -44,10 +44,17 @@ func (r *Router) refresh(a *agent) {
 	}
 }
 
-// offerable reports whether a may be offered t: it has not just missed or
-// declined it.
+// offerable reports whether a may be offered t: it has not just missed,
+// declined or had it taken back.
 func offerable(a *agent, t *task, now time.Time) bool {
-	return a.excluded != t || !now.Before(a.excludedUntil)
+	until, excluded := a.excluded[t]
+	return !excluded || !now.Before(until)
+}
+
+// exclude keeps t from a for routing.retry_delay.
+func (r *Router) exclude(a *agent, t *task, now time.Time) {
+	a.excluded[t] = now.Add(r.cfg.RetryDelay)
+	r.addTimer(&timer{at: a.excluded[t], kind: timerRetry, agent: a, task: t})
 }
 
 // qualified reports whether a's skills meet what t requires now (at its

@@ -316,12 +316,12 @@ func TestRandomOperations(t *testing.T) {
 				case 15: // a supervisor returns a taken task to its queue
 					for _, id := range h.r.taskIDs(Assigned) {
 						if h.r.tasks[id].Channel == Voice {
-							if err := h.r.ReturnTask(id, "by a supervisor"); !errors.Is(err, ErrWrongState) && !errors.Is(err, ErrUnknownTask) {
+							if err := h.r.ReturnTask(id, h.r.holder(id), "by a supervisor"); !errors.Is(err, ErrWrongState) && !errors.Is(err, ErrUnknownTask) {
 								t.Fatalf("call %d returned: %v", id, err)
 							}
 							continue
 						}
-						onTask(func() error { return h.r.ReturnTask(id, "by a supervisor") })
+						onTask(func() error { return h.r.ReturnTask(id, h.r.holder(id), "by a supervisor") })
 						break
 					}
 				}
@@ -465,7 +465,7 @@ func (r *Router) checkAtEvent(e Event) error {
 	}
 	for _, other := range t.class.tasks.items {
 		if taskLess(other, t) && offerable(t.agent, other, e.At) {
-			return fmt.Errorf("%s offered to %s while better %s waits in its class (at %v; agent excluded %v until %v)", t, e.Agent, other, e.At, t.agent.excluded, t.agent.excludedUntil)
+			return fmt.Errorf("%s offered to %s while better %s waits in its class (at %v)", t, e.Agent, other, e.At)
 		}
 	}
 	return nil

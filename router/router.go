@@ -123,15 +123,14 @@ type agent struct {
 	wrapping  int // tasks in wrap-up; the agent gets nothing meanwhile
 	offer     *task
 	missed    int
-	// excluded is a task this agent missed or declined, not offered to it
-	// again before excludedUntil.
-	excluded      *task
-	excludedUntil time.Time
-	heapPos       [2 * numChannels]int
-	inFree        [numChannels]bool
-	preferred     []*task // tasks waiting for this agent in particular
-	tasks         map[uint64]*task
-	occ           occupancy
+	// excluded are the tasks this agent missed, declined or had taken
+	// back, each not offered to it again before its time.
+	excluded  map[*task]time.Time
+	heapPos   [2 * numChannels]int
+	inFree    [numChannels]bool
+	preferred []*task // tasks waiting for this agent in particular
+	tasks     map[uint64]*task
+	occ       occupancy
 }
 
 type task struct {
@@ -287,7 +286,7 @@ func (r *Router) addAgent(as AgentSpec) error {
 	if _, dup := r.agents[as.ID]; dup {
 		return fmt.Errorf("agent %s defined twice", as.ID)
 	}
-	a := &agent{spec: as, order: len(r.byOrder), tasks: map[uint64]*task{}}
+	a := &agent{spec: as, order: len(r.byOrder), tasks: map[uint64]*task{}, excluded: map[*task]time.Time{}}
 	for i := range a.heapPos {
 		a.heapPos[i] = -1
 	}

@@ -731,11 +731,14 @@ func TestReturnTask(t *testing.T) {
 		t.Fatalf("anna holds %+v", held)
 	}
 	for id, want := range map[uint64]error{2: ErrWrongState, 3: ErrWrongState, 9: ErrUnknownTask} {
-		if err := h.r.ReturnTask(id, "by sven"); !errors.Is(err, want) {
+		if err := h.r.ReturnTask(id, "anna", "by sven"); !errors.Is(err, want) {
 			t.Errorf("returning task %d: %v, want %v", id, err, want)
 		}
 	}
-	h.must(h.r.ReturnTask(1, "by sven"))
+	if err := h.r.ReturnTask(1, "ben", "by sven"); !errors.Is(err, ErrWrongState) {
+		t.Errorf("returning anna's task as ben's: %v", err)
+	}
+	h.must(h.r.ReturnTask(1, "anna", "by sven"))
 	h.noOffer() // anna, free for mail, is not offered it at once
 	h.must(h.r.SetPresence("ben", Available, ""))
 	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "ben" {
@@ -751,6 +754,28 @@ func TestReturnTask(t *testing.T) {
 	ev := h.taskEvents(1, 0)
 	if k := kindsOf(ev); !slices.Contains(k, TaskReturned) {
 		t.Errorf("task 1's journal %v", k)
+	}
+}
+
+// TestReturnedTaskGoesToOthersFirst: a mail taken back from anna, her
+// customer's previous agent, is not kept for her, and a decline of
+// another task does not lift her exclusion from it.
+func TestReturnedTaskGoesToOthersFirst(t *testing.T) {
+	cfg := basicConfig()
+	cfg.Queues[0].Strategy, cfg.Queues[0].LastAgentWait = LastAgent, 10*time.Minute
+	cfg.RetryDelay = time.Minute
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("anna", Available, ""))
+	h.must(h.r.Enqueue(Task{ID: 1, Queue: "support", Channel: Email, PreferredAgent: "anna"}))
+	h.acceptOffers(1, "anna")
+	h.enqueue(2, "support", Email)
+	o := h.takeOffer()
+	h.must(h.r.ReturnTask(1, "anna", "by sven"))
+	h.must(h.r.Decline(o.TaskID, "anna"))
+	h.noOffer() // neither 1 nor 2 goes back to anna now
+	h.must(h.r.SetPresence("ben", Available, ""))
+	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "ben" {
+		t.Errorf("offered %+v, want task 1 to ben at once", o)
 	}
 }
 

@@ -156,8 +156,7 @@ func (r *Router) returnOffer(t *task, kind EventKind, now time.Time) {
 	a := t.agent
 	a.offer = nil
 	a.missed++
-	a.excluded, a.excludedUntil = t, now.Add(r.cfg.RetryDelay)
-	r.addTimer(&timer{at: a.excludedUntil, kind: timerRetry, agent: a})
+	r.exclude(a, t, now)
 	t.state = Pending
 	t.agent = nil
 	if t.waitFor == a {

@@ -119,8 +119,8 @@ func (r *Router) fire(tm *timer, now time.Time) {
 		}
 	case timerRetry:
 		a := tm.agent
-		if a.excluded != nil && !now.Before(a.excludedUntil) {
-			a.excluded = nil
+		if until, ok := a.excluded[t]; ok && !now.Before(until) {
+			delete(a.excluded, t)
 			r.dispatchAgent(a, now)
 		}
 	}

@@ -590,24 +590,32 @@ function renderBoard(b) {
     el("td", { class: "num answered" }, q.today.answered))));
   $("board-presence").replaceChildren(...["available", "busy", "away", "offline"].map((p) =>
     el("span", { "data-presence": p }, t(p) + ": " + b.by_presence[p])));
+  // The board is drawn anew every 2 s: a keyboard user on a ↩ button
+  // stays on it.
+  const focused = document.activeElement && document.activeElement.classList.contains("return-task") ? document.activeElement.dataset.task : null;
   $("board-agents").tBodies[0].replaceChildren(...b.agents.map((a) => el("tr", { "data-agent": a.agent },
     el("th", { scope: "row" }, a.agent),
     el("td", {}, t(a.busy ? "busy" : a.presence) + (a.reason ? " (" + a.reason + ")" : "")),
     el("td", { class: "held" }, Object.entries(a.tasks).map(([ch, n]) => t(ch) + " " + n).join(", ") || "–",
-      ...(a.held || []).filter((h) => h.returnable).map((h) => returnButton(h))),
+      ...(a.held || []).filter((h) => h.returnable).map((h) => returnButton(a.agent, h))),
     el("td", { class: "num" }, pct(a.occupancy)))));
+  const again = focused && document.querySelector('#board-agents button.return-task[data-task="' + focused + '"]');
+  if (again) again.focus();
 }
 
 // returnButton puts a mail or chat an agent has taken back into its
-// queue, for the other agents first (a supervisor's call).
-function returnButton(h) {
+// queue, for the other agents first (a supervisor's call). Once: the
+// button is disabled while the request runs.
+function returnButton(agent, h) {
   const label = t("return_task", { channel: t(h.channel), id: h.id });
-  return el("button", { type: "button", class: "return-task", "data-task": h.id, title: label, "aria-label": label, onclick: async () => {
+  const b = el("button", { type: "button", class: "return-task", "data-task": h.id, title: label, "aria-label": label, onclick: async () => {
+    b.disabled = true;
     try {
-      await api("POST", "/wallboard/tasks/" + h.id + "/return");
+      await api("POST", "/wallboard/tasks/" + h.id + "/return", { agent });
       say(t("task_returned", { id: h.id }));
-    } catch (e) { say(e.message, true); }
+    } catch (e) { say(e.message, true); b.disabled = false; }
   } }, "↩ #" + h.id);
+  return b;
 }
 
 async function loadAdmin() {
