@@ -47,7 +47,11 @@ func (r *Router) SetSettings(cfg Config) error {
 	if err := r.restartNeeded(cfg); err != nil {
 		return err
 	}
-	blocking := r.cfg.VoiceBlocksOthers != cfg.VoiceBlocksOthers
+	// voice_blocks_others changes last, once the max waits the new
+	// settings passed are handled with the agents as they were: agents it
+	// frees then take the best tasks waiting, not whichever moved on.
+	blocks, blocking := cfg.VoiceBlocksOthers, r.cfg.VoiceBlocksOthers != cfg.VoiceBlocksOthers
+	cfg.VoiceBlocksOthers = r.cfg.VoiceBlocksOthers
 	maxWait := map[*queue]bool{}
 	for _, qs := range cfg.Queues {
 		q := r.queues[qs.Name]
@@ -64,16 +68,15 @@ func (r *Router) SetSettings(cfg Config) error {
 		}
 	}
 	r.rerank()
-	if blocking {
-		for _, a := range r.byOrder {
-			r.refresh(a)
-		}
-	}
 	// Max waits the new settings passed are handled first, as every
 	// operation handles the deadlines due: no task past its max wait is
 	// offered.
 	r.clock()
 	if blocking {
+		r.cfg.VoiceBlocksOthers = blocks
+		for _, a := range r.byOrder {
+			r.refresh(a)
+		}
 		for _, a := range r.byOrder {
 			r.dispatchAgent(a, now)
 		}
