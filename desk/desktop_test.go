@@ -892,6 +892,33 @@ func TestDeskReturnTask(t *testing.T) {
 	if code, body := bert.do("POST", "/api/desk/offers/"+jsonNumber(taskID)+"/accept", ""); code != 200 {
 		t.Fatalf("bert accepts: %d %v", code, body)
 	}
+	// A chat that has ended waits for anna's wrap-up, not for another.
+	ctx := context.Background()
+	c, _, err := env.journey.Identify(ctx, journey.KindEmail, "chat@example.org", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, conv := &store.ChatSession{CustomerID: c.ID, Entrance: "web", Queue: "support", Lang: "de"}, &store.Conversation{Channel: "message", Status: "open", Created: time.Now()}
+	if err := env.store.CreateChatSession(ctx, cs, conv, []byte("token")); err != nil {
+		t.Fatal(err)
+	}
+	chat := &store.Contact{CustomerID: c.ID, Channel: "message", Direction: "in", ConversationID: conv.ID, Queue: "support", Start: time.Now().UTC()}
+	if err := env.store.AppendContact(ctx, chat); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.router.Enqueue(router.Task{ID: chat.ID, Channel: router.Message, Queue: "support", CustomerID: c.ID}); err != nil {
+		t.Fatal(err)
+	}
+	annaEvents.next(t, "offer")
+	if code, body := anna.do("POST", "/api/desk/offers/"+jsonNumber(chat.ID)+"/accept", ""); code != 200 {
+		t.Fatalf("anna accepts the chat: %d %v", code, body)
+	}
+	if _, err := env.store.EndChatSession(ctx, cs.ID, time.Now(), func(*store.ChatSession, []store.ChatMessage) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	code, body = sven.do("POST", "/api/desk/wallboard/tasks/"+jsonNumber(chat.ID)+"/return", `{"agent":"anna"}`)
+	expect(t, "an ended chat", code, body, 409, "task "+jsonNumber(chat.ID)+": the chat has ended; its agent wraps it up")
+
 	// A second click on the stale ↩ of anna's row: the mail is bert's now.
 	code, body = sven.do("POST", "/api/desk/wallboard/tasks/"+jsonNumber(taskID)+"/return", `{"agent":"anna"}`)
 	expect(t, "anna's stale button", code, body, 409, "task is not in a state that allows this: task "+jsonNumber(taskID)+" (support, email, assigned) is not anna's")
