@@ -79,9 +79,9 @@ func TestSetSettingsMaxWait(t *testing.T) {
 	}
 }
 
-// TestSetSettingsVoiceBlocking: an agent on a call gets the mail waiting
-// for them as soon as calls no longer block other channels.
-func TestSetSettingsVoiceBlocking(t *testing.T) {
+// onACallWithMailWaiting: anna on a call, where calls block other
+// channels, and mail 2 waiting for someone free.
+func onACallWithMailWaiting(t *testing.T) (*harness, Config) {
 	cfg := basicConfig()
 	cfg.VoiceBlocksOthers = true
 	h := newHarness(t, cfg)
@@ -90,6 +90,13 @@ func TestSetSettingsVoiceBlocking(t *testing.T) {
 	h.acceptOffers(1, "anna")
 	h.enqueue(2, "support", Email)
 	h.noOffer()
+	return h, cfg
+}
+
+// TestSetSettingsVoiceBlocking: an agent on a call gets the mail waiting
+// for them as soon as calls no longer block other channels.
+func TestSetSettingsVoiceBlocking(t *testing.T) {
+	h, cfg := onACallWithMailWaiting(t)
 	cfg.VoiceBlocksOthers = false
 	h.must(h.r.SetSettings(cfg))
 	if o := h.takeOffer(); o.TaskID != 2 || o.Agent != "anna" {
@@ -101,15 +108,8 @@ func TestSetSettingsVoiceBlocking(t *testing.T) {
 // and free an agent at once (calls no longer block mail) move the task
 // that waited too long on before anyone is offered it.
 func TestSetSettingsMaxWaitBeforeOffers(t *testing.T) {
-	cfg := basicConfig()
-	cfg.VoiceBlocksOthers = true
-	h := newHarness(t, cfg)
-	h.must(h.r.SetPresence("anna", Available, ""))
-	h.enqueue(1, "support", Voice)
-	h.acceptOffers(1, "anna")
-	h.enqueue(2, "support", Email)
+	h, cfg := onACallWithMailWaiting(t)
 	h.advance(90 * time.Second)
-	h.noOffer()
 	cfg.VoiceBlocksOthers = false
 	cfg.Queues[0].MaxWait = time.Minute // no overflow queue: canceled
 	h.must(h.r.SetSettings(cfg))
