@@ -47,11 +47,16 @@ func (r *Router) SetSettings(cfg Config) error {
 	if err := r.restartNeeded(cfg); err != nil {
 		return err
 	}
-	// voice_blocks_others changes last, once the max waits the new
-	// settings passed are handled with the agents as they were: agents it
-	// frees then take the best tasks waiting, not whichever moved on.
-	blocks, blocking := cfg.VoiceBlocksOthers, r.cfg.VoiceBlocksOthers != cfg.VoiceBlocksOthers
-	cfg.VoiceBlocksOthers = r.cfg.VoiceBlocksOthers
+	// voice_blocks_others turned off frees agents on calls: that happens
+	// last, once the max waits the new settings passed are handled with
+	// the agents as they were, so that the freed agents take the best
+	// tasks waiting, not whichever moved on. Turned on, it blocks them
+	// first.
+	unblocking := r.cfg.VoiceBlocksOthers && !cfg.VoiceBlocksOthers
+	blocking := !r.cfg.VoiceBlocksOthers && cfg.VoiceBlocksOthers
+	if unblocking {
+		cfg.VoiceBlocksOthers = true
+	}
 	maxWait := map[*queue]bool{}
 	for _, qs := range cfg.Queues {
 		q := r.queues[qs.Name]
@@ -68,12 +73,17 @@ func (r *Router) SetSettings(cfg Config) error {
 		}
 	}
 	r.rerank()
+	if blocking {
+		for _, a := range r.byOrder {
+			r.refresh(a)
+		}
+	}
 	// Max waits the new settings passed are handled first, as every
 	// operation handles the deadlines due: no task past its max wait is
 	// offered.
 	r.clock()
-	if blocking {
-		r.cfg.VoiceBlocksOthers = blocks
+	if unblocking {
+		r.cfg.VoiceBlocksOthers = false
 		for _, a := range r.byOrder {
 			r.refresh(a)
 		}

@@ -270,6 +270,11 @@ func TestDeskInTheBrowser(t *testing.T) {
 	super.do("return the mail", chromedp.Focus(returnMail))
 	super.press("return", "\r")
 	super.waitFor("told", `document.getElementById("status").textContent === "Aufgabe #1 ist zurück in ihrer Warteschlange."`)
+	// The keyboard focus stays on anna's row, through the board's redraws.
+	super.waitFor("the ↩ gone", `document.querySelector('`+returnMail+`') === null`)
+	if row := eval[string](super, `document.activeElement.closest('tr') ? document.activeElement.closest('tr').dataset.agent : document.activeElement.tagName`); row != "anna" {
+		t.Errorf("the focus went to %q, not anna's row", row)
+	}
 	agent.waitFor("the mail gone", `document.getElementById("tasks").textContent === "No tasks."`)
 	agent.waitFor("the mail offered again", `document.getElementById("offer-accept") !== null`)
 	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))

@@ -60,6 +60,7 @@ let current = null;       // the task on screen
 let opening = 0;          // the task asked for last: an answer for another is dropped
 let adminData = null;
 let board = null;         // the wallboard drawn last
+const returning = new Set(); // tasks whose return to the queue is on its way
 
 function t(key, vars) {
   let s = (texts[lang] && texts[lang][key]) || texts.en[key] || key;
@@ -591,31 +592,38 @@ function renderBoard(b) {
   $("board-presence").replaceChildren(...["available", "busy", "away", "offline"].map((p) =>
     el("span", { "data-presence": p }, t(p) + ": " + b.by_presence[p])));
   // The board is drawn anew every 2 s: a keyboard user on a ↩ button
-  // stays on it.
-  const focused = document.activeElement && document.activeElement.classList.contains("return-task") ? document.activeElement.dataset.task : null;
+  // stays on it, or on its agent's row once the task has left.
+  const active = document.activeElement;
+  const focused = active && active.classList.contains("return-task") ? { agent: active.closest("tr").dataset.agent, task: active.dataset.task } : null;
   $("board-agents").tBodies[0].replaceChildren(...b.agents.map((a) => el("tr", { "data-agent": a.agent },
-    el("th", { scope: "row" }, a.agent),
+    el("th", { scope: "row", tabindex: "-1" }, a.agent),
     el("td", {}, t(a.busy ? "busy" : a.presence) + (a.reason ? " (" + a.reason + ")" : "")),
     el("td", { class: "held" }, Object.entries(a.tasks).map(([ch, n]) => t(ch) + " " + n).join(", ") || "–",
       ...(a.held || []).filter((h) => h.returnable).map((h) => returnButton(a.agent, h))),
     el("td", { class: "num" }, pct(a.occupancy)))));
-  const again = focused && document.querySelector('#board-agents button.return-task[data-task="' + focused + '"]');
-  if (again) again.focus();
+  if (focused) {
+    const row = document.querySelector('#board-agents tr[data-agent="' + CSS.escape(focused.agent) + '"]');
+    const again = row && (row.querySelector('button.return-task[data-task="' + focused.task + '"]') || row.querySelector("th"));
+    if (again) again.focus();
+  }
 }
 
 // returnButton puts a mail or chat an agent has taken back into its
-// queue, for the other agents first (a supervisor's call). Once: the
-// button is disabled while the request runs.
+// queue, for the other agents first (a supervisor's call). Once: while
+// the request runs the button (in every redraw) does nothing, and says
+// so, but keeps the keyboard focus, as a disabled one would not.
 function returnButton(agent, h) {
   const label = t("return_task", { channel: t(h.channel), id: h.id });
-  const b = el("button", { type: "button", class: "return-task", "data-task": h.id, title: label, "aria-label": label, onclick: async () => {
-    b.disabled = true;
+  const attrs = { type: "button", class: "return-task", "data-task": h.id, title: label, "aria-label": label };
+  if (returning.has(h.id)) attrs["aria-disabled"] = "true";
+  return el("button", { ...attrs, onclick: async () => {
+    if (returning.has(h.id)) return;
+    returning.add(h.id);
     try {
       await api("POST", "/wallboard/tasks/" + h.id + "/return", { agent });
       say(t("task_returned", { id: h.id }));
-    } catch (e) { say(e.message, true); b.disabled = false; }
+    } catch (e) { say(e.message, true); } finally { returning.delete(h.id); }
   } }, "↩ #" + h.id);
-  return b;
 }
 
 async function loadAdmin() {
