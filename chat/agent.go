@@ -196,27 +196,14 @@ func (c *Channel) handleTaskEvent(ctx context.Context, e router.Event) {
 	defer s.mu.Unlock()
 	switch e.Kind {
 	case router.TaskAssigned:
-		if s.rec.Agent == e.Agent {
+		if s.rec.Agent == e.Agent || !c.setAgent(ctx, s, e.Agent) {
 			return
 		}
-		rec, err := c.deps.Store.UpdateChatSession(ctx, s.rec.ID, func(cs *store.ChatSession) error { cs.Agent = e.Agent; return nil })
-		if err != nil {
-			if !errors.Is(err, store.ErrChatEnded) {
-				c.deps.Logger.Error("chat: recording the agent", "task", e.TaskID, "err", err)
-			}
-			return
-		}
-		s.rec = *rec
 		c.toCustomer(ctx, s, ServerFrame{Type: FrameAgentJoined, Name: c.agentName(e.Agent)})
 	case router.TaskReturned:
-		rec, err := c.deps.Store.UpdateChatSession(ctx, s.rec.ID, func(cs *store.ChatSession) error { cs.Agent = ""; return nil })
-		if err != nil {
-			if !errors.Is(err, store.ErrChatEnded) {
-				c.deps.Logger.Error("chat: recording that the agent left", "task", e.TaskID, "err", err)
-			}
+		if !c.setAgent(ctx, s, "") {
 			return
 		}
-		s.rec = *rec
 		s.noticed = ""
 		c.toCustomer(ctx, s, ServerFrame{Type: FrameNotice, Code: "returned", Text: c.notice("returned", e.Queue, s.rec.Lang)})
 		c.tellAvailability(ctx, s, e.Queue)
@@ -225,6 +212,20 @@ func (c *Channel) handleTaskEvent(ctx context.Context, e router.Event) {
 		s.noticed = "nobody"
 		c.toCustomer(ctx, s, ServerFrame{Type: FrameNotice, Code: "nobody", Text: c.notice("nobody", queue, s.rec.Lang)})
 	}
+}
+
+// setAgent records the chat's agent ("": none, the chat waits again), and
+// reports whether it did: not once the chat has ended. s.mu is held.
+func (c *Channel) setAgent(ctx context.Context, s *session, agent string) bool {
+	rec, err := c.deps.Store.UpdateChatSession(ctx, s.rec.ID, func(cs *store.ChatSession) error { cs.Agent = agent; return nil })
+	if err != nil {
+		if !errors.Is(err, store.ErrChatEnded) {
+			c.deps.Logger.Error("chat: recording the chat's agent", "session", s.rec.ID, "agent", agent, "err", err)
+		}
+		return false
+	}
+	s.rec = *rec
+	return true
 }
 
 // PeerMessage is a message that arrived by another entrance than the web

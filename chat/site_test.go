@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,23 +161,23 @@ func (b *browser) send(frame any) {
 	}
 }
 
-// until returns the next frame of one of the types, failing on the way
-// when the connection closes or nothing comes within 10 s (a hang, not a speed
+// until returns the next frame of type typ, failing on the way when the
+// connection closes or nothing comes within 10 s (a hang, not a speed
 // requirement).
-func (b *browser) until(types ...string) ServerFrame {
+func (b *browser) until(typ string) ServerFrame {
 	b.t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
 		case f, ok := <-b.frames:
 			if !ok {
-				b.t.Fatalf("connection closed while waiting for %v", types)
+				b.t.Fatalf("connection closed while waiting for %s", typ)
 			}
-			if slices.Contains(types, f.Type) {
+			if f.Type == typ {
 				return f
 			}
 		case <-timeout:
-			b.t.Fatalf("no %v frame within 10 s", types)
+			b.t.Fatalf("no %s frame within 10 s", typ)
 		}
 	}
 }

@@ -131,7 +131,7 @@ func (c *Config) chatProblems(bad func(key, format string, args ...any)) {
 	if ch.MaxSessionsPerIP < 1 {
 		bad("chat.max_sessions_per_ip", "at least 1")
 	}
-	checkAddrs("chat.trusted_proxies", ch.TrustedProxies, bad)
+	checkAddrs("chat.trusted_proxies", ch.TrustedProxies, netipAddr, bad)
 	if ch.IdleTimeout.Duration < time.Minute {
 		bad("chat.idle_timeout", "at least 1m")
 	}

@@ -86,7 +86,7 @@ func (c *Config) sipProblems(bad func(key, format string, args ...any)) {
 			bad(at+".name", "trunk %q is defined twice", t.Name)
 		}
 		trunks[t.Name] = true
-		checkAddrs(at+".cidrs", t.CIDRs, bad)
+		checkAddrs(at+".cidrs", t.CIDRs, netAddr, bad)
 		if len(t.CIDRs) == 0 && t.User == "" {
 			bad(at, "accepts nothing: give cidrs, user and password, or both")
 		}

@@ -198,7 +198,7 @@ func (c *Config) problems() []error {
 	if c.Desk.SessionTimeout.Duration < time.Minute {
 		bad("desk.session_timeout", "at least 1m")
 	}
-	checkAddrs("desk.trusted_proxies", c.Desk.TrustedProxies, bad)
+	checkAddrs("desk.trusted_proxies", c.Desk.TrustedProxies, netipAddr, bad)
 
 	skills := map[string]bool{}
 	for i, s := range c.Skills {
@@ -355,25 +355,26 @@ func checkListen(addr string) error {
 	return nil
 }
 
-// checkAddrs reports each entry of the list at key that is neither an
-// address nor a CIDR.
-func checkAddrs(key string, list []string, bad func(key, format string, args ...any)) {
+// checkAddrs reports each entry of the list at key that valid refuses:
+// netAddr for what the net package parses (SIP trunks), netipAddr for
+// net/netip (trusted proxies), each as its user parses it.
+func checkAddrs(key string, list []string, valid func(string) bool, bad func(key, format string, args ...any)) {
 	for i, s := range list {
-		if !addrOrCIDR(s) {
+		if !valid(s) {
 			bad(fmt.Sprintf("%s[%d]", key, i), "%q is not an address or CIDR such as 192.0.2.0/24", s)
 		}
 	}
 }
 
-// addrOrCIDR is whether s is an address or CIDR both for the net package
-// (SIP trunks) and for net/netip (trusted proxies), which differ at the
-// edges ("10.0.0.0/08", zones): what passes here starts either.
-func addrOrCIDR(s string) bool {
-	_, _, cidrErr := net.ParseCIDR(s)
-	if cidrErr == nil {
-		_, err := netip.ParsePrefix(s)
-		return err == nil
+func netAddr(s string) bool {
+	_, _, err := net.ParseCIDR(s)
+	return err == nil || net.ParseIP(s) != nil
+}
+
+func netipAddr(s string) bool {
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return true
 	}
 	a, err := netip.ParseAddr(s)
-	return err == nil && a.Zone() == "" && net.ParseIP(s) != nil
+	return err == nil && a.Zone() == "" // a zone names a link, not a proxy
 }

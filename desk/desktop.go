@@ -20,6 +20,7 @@ type Router interface {
 	Stats() []router.QueueStats
 	Agents() []router.AgentStats
 	Queues() []router.QueueSpec
+	Skills() []string
 	SetAgentSkills(agentID string, skills map[string]int) error
 }
 

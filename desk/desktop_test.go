@@ -115,7 +115,6 @@ func newDeskOn(t testing.TB, st *store.Store, drain time.Duration, change func(*
 		Store: st, Journey: j, Router: r,
 		Logins:      Logins{Agents: []string{"anna", "bert"}, Supervisors: []string{"sven"}, Admins: []string{"ada"}},
 		AwayReasons: []string{"break", "lunch"}, WrapCodes: []string{"resolved", "callback"},
-		Skills: []string{"support", "billing"},
 	}
 	if change != nil {
 		change(&deps)

@@ -53,9 +53,6 @@ type Deps struct {
 	TrustedProxies clientaddr.Proxies
 	// TLS, when set, has the desk speak HTTPS only.
 	TLS *tls.Config
-	// Skills as configured, for the admin view (the agents on it are the
-	// router's).
-	Skills []string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }

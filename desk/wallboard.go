@@ -137,7 +137,7 @@ func (s *Server) getAdmin(w http.ResponseWriter, _ *http.Request) {
 	for _, q := range s.deps.Router.Queues() {
 		queues = append(queues, queueAdmin{Name: q.Name, Skills: q.Skills, Channels: q.Channels, Strategy: q.Strategy.String()})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"skills": s.deps.Skills, "queues": queues, "agents": agents})
+	writeJSON(w, http.StatusOK, map[string]any{"skills": s.deps.Router.Skills(), "queues": queues, "agents": agents})
 }
 
 type skillsRequest struct {
@@ -154,8 +154,8 @@ func (s *Server) setAgentSkills(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, name := range slices.Sorted(maps.Keys(req.Skills)) {
-		if !slices.Contains(s.deps.Skills, name) {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown skill %q (known: %v)", name, s.deps.Skills))
+		if skills := s.deps.Router.Skills(); !slices.Contains(skills, name) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown skill %q (known: %v)", name, skills))
 			return
 		}
 		if p := req.Skills[name]; p < 1 || p > 5 {

@@ -1,7 +1,6 @@
 package router
 
 import (
-	"maps"
 	"slices"
 	"time"
 )
@@ -282,7 +281,9 @@ type HeldTask struct {
 type AgentStats struct {
 	Agent string
 	// Skills and Capacity as the router routes by them now: the
-	// configuration's, or an admin's change since.
+	// configuration's, or an admin's change since. Skills is the router's
+	// own map, shared (a change replaces it, never writes into it): read
+	// it only.
 	Skills   map[string]int
 	Capacity [numChannels]int
 	// Held are the tasks the agent has taken or wraps up, oldest first.
@@ -343,7 +344,7 @@ func (r *Router) Agents() []AgentStats {
 			continue
 		}
 		r.occupancy(a, now)
-		st := AgentStats{Agent: a.spec.ID, Skills: maps.Clone(a.spec.Skills), Capacity: a.spec.Capacity,
+		st := AgentStats{Agent: a.spec.ID, Skills: a.spec.Skills, Capacity: a.spec.Capacity,
 			Presence: a.presence, Reason: a.reason, Load: a.load, Wrapping: a.wrapping, Busy: a.occ.busy, Idle: a.occ.idle}
 		if a.offer != nil {
 			st.Offered = a.offer.ID

@@ -41,10 +41,10 @@ func (r *Router) add(in Task, q *queue, reason string, answered bool, now time.T
 	r.enter(t, q, reason, now)
 }
 
-// basePrio is t's priority in q as it arrives: the queue's, plus its rank
+// basePrio is t's priority in its queue as it arrives: the queue's, plus its rank
 // tier's weight, plus the boost of a repeat contact.
-func (r *Router) basePrio(t *task, q *queue) float64 {
-	p := q.spec.Priority + float64(r.rankTier(t))*r.cfg.TierWeight
+func (r *Router) basePrio(t *task) float64 {
+	p := t.q.spec.Priority + float64(r.rankTier(t))*r.cfg.TierWeight
 	if t.Repeat {
 		p += r.cfg.RepeatBoost
 	}
@@ -395,7 +395,7 @@ func (r *Router) rerank() []uint64 {
 // priority projected to time zero, orders them for good. It reports
 // whether either changed.
 func (r *Router) rank(t *task) bool {
-	prio := r.basePrio(t, t.q)
+	prio := r.basePrio(t)
 	key := prio - t.q.rate*float64(t.Arrived.UnixNano())/1e9
 	if prio == t.prio && key == t.key {
 		return false

@@ -230,7 +230,6 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		SessionTimeout: cfg.Desk.SessionTimeout.Duration,
 		TrustedProxies: trustedProxies(cfg.Desk.TrustedProxies),
 		TLS:            deskTLS,
-		Skills:         rc.Skills,
 	})
 	if err != nil {
 		return nil, err

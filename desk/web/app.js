@@ -127,9 +127,13 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+function locale() {
+  return lang === "de" ? "de-DE" : "en-GB";
+}
+
 function fmtTime(iso) {
   if (!iso) return "";
-  return new Date(iso).toLocaleString(lang === "de" ? "de-DE" : "en-GB", { dateStyle: "short", timeStyle: "short" });
+  return new Date(iso).toLocaleString(locale(), { dateStyle: "short", timeStyle: "short" });
 }
 
 function pct(v) {
@@ -568,10 +572,10 @@ async function loadBoard() {
 // show the target itself (79.6 % against 80 %), it shows one decimal,
 // rounded down.
 function slCell(sl, target, cls) {
-  if (sl === null || sl === undefined || typeof target !== "number") return el("td", { class: "num " + cls }, pct(sl));
+  if (sl === null || sl === undefined) return el("td", { class: "num " + cls }, pct(sl));
   if (sl >= target) return el("td", { class: "num sl-met " + cls }, pct(sl));
   const shown = Math.round(sl * 100) < Math.round(target * 100) ? pct(sl)
-    : (Math.floor(sl * 1000 + 1e-9) / 10).toLocaleString(lang === "de" ? "de-DE" : "en-GB", { minimumFractionDigits: 1, maximumFractionDigits: 1 }) + " %";
+    : (Math.floor(sl * 1000 + 1e-9) / 10).toLocaleString(locale(), { minimumFractionDigits: 1, maximumFractionDigits: 1 }) + " %";
   return el("td", { class: "num sl-below " + cls }, shown,
     el("span", { "aria-hidden": "true" }, " ▼"), el("span", { class: "visually-hidden" }, " (" + t("below_target") + ")"));
 }
@@ -582,8 +586,7 @@ function renderBoard(b) {
     el("th", { scope: "row" }, q.queue),
     el("td", { class: "num waiting" }, q.waiting),
     el("td", { class: "num" }, Math.round(q.longest_wait_seconds) + " s"),
-    el("td", { class: "num sl-target" }, typeof q.service_level_target !== "number" ? "–"
-      : t("sl_goal", { p: pct(q.service_level_target), s: Math.round(q.service_level_threshold_seconds) })),
+    el("td", { class: "num sl-target" }, t("sl_goal", { p: pct(q.service_level_target), s: Math.round(q.service_level_threshold_seconds) })),
     slCell(q.last_15m.service_level, q.service_level_target, "sl-15m"),
     slCell(q.today.service_level, q.service_level_target, "sl-today"),
     el("td", { class: "num" }, Math.round(q.today.asa_seconds) + " s"),

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"dirigent/internal/testpeer"
@@ -34,7 +35,7 @@ func served(t *testing.T, cfg *tls.Config) []byte {
 	return c.ConnectionState().PeerCertificates[0].Raw
 }
 
-func pemBlock(t *testing.T, file string) []byte {
+func readFile(t *testing.T, file string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -60,7 +61,7 @@ func TestReloadServesTheRenewedCertificate(t *testing.T) {
 	renewed := t.TempDir()
 	newCert, newKey := testpeer.SelfSigned(t, renewed)
 	for from, to := range map[string]string{newCert: cert, newKey: key} {
-		if err := os.WriteFile(to, pemBlock(t, from), 0o600); err != nil {
+		if err := os.WriteFile(to, readFile(t, from), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -90,7 +91,7 @@ func TestReloadServesTheRenewedCertificate(t *testing.T) {
 func TestLoadNamesTheFiles(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope.pem")
 	_, err := Load(missing, missing)
-	if err == nil || !bytes.Contains([]byte(err.Error()), []byte(missing)) {
+	if err == nil || !strings.Contains(err.Error(), missing) {
 		t.Errorf("error %v does not name %s", err, missing)
 	}
 }

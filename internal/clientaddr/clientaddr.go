@@ -63,7 +63,7 @@ func (ps Proxies) Of(r *http.Request) string {
 		return host
 	}
 	from = from.Unmap().WithZone("")
-	if len(ps) == 0 || !ps.trusted(from) {
+	if !ps.trusted(from) {
 		return from.String()
 	}
 	var hops []string
