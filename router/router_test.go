@@ -403,7 +403,7 @@ func TestRoundRobinContinuesAfterLastChosen(t *testing.T) {
 		o := h.takeOffer()
 		got = append(got, o.Agent)
 		h.must(h.r.Accept(id, o.Agent))
-		h.must(h.r.Complete(id, h.r.holder(id)))
+		h.must(h.r.Complete(id, o.Agent))
 	}
 	if want := []string{"a", "b", "c", "a", "b"}; !slices.Equal(got, want) {
 		t.Errorf("round robin %v, want %v", got, want)
@@ -460,7 +460,7 @@ func TestLastAgentWaitsForThePreviousAgent(t *testing.T) {
 	// An offline previous agent is not waited for at all.
 	h.must(h.r.SetPresence("anna", Offline, ""))
 	h.must(h.r.Accept(2, "ben"))
-	h.must(h.r.Complete(2, h.r.holder(2)))
+	h.must(h.r.Complete(2, "ben"))
 	h.must(h.r.Enqueue(Task{ID: 3, Queue: "support", Channel: Voice, PreferredAgent: "anna"}))
 	if o := h.takeOffer(); o.Agent != "ben" {
 		t.Errorf("offline previous agent: %+v", o)
@@ -484,7 +484,7 @@ func TestPreviousAgentWaitedForUpToCapacity(t *testing.T) {
 	}
 	h.must(h.r.Accept(2, "ben"))
 	h.noOffer() // call 3 waits for a free line, mail 4 for anna (she takes three mails)
-	h.must(h.r.Complete(2, h.r.holder(2)))
+	h.must(h.r.Complete(2, "ben"))
 	if o := h.takeOffer(); o.TaskID != 3 || o.Agent != "ben" {
 		t.Errorf("offer %+v, want call 3 to ben", o)
 	}
@@ -1107,7 +1107,7 @@ func TestEraseCustomer(t *testing.T) {
 	h.must(h.r.SetPresence("ben", Available, ""))
 	o := h.takeOffer() // task 3 rings at ben
 	h.must(h.r.Accept(o.TaskID, "ben"))
-	h.must(h.r.Complete(o.TaskID, h.r.holder(o.TaskID)))
+	h.must(h.r.Complete(o.TaskID, "ben"))
 	h.takeOffer() // task 4 is offered to ben
 	if got := h.r.EraseCustomer(0); got != nil {
 		t.Errorf("customer 0's tasks %v, want none", got)
@@ -1177,7 +1177,7 @@ func TestEraseDuringACall(t *testing.T) {
 			if how == "end" {
 				h.must(h.r.End(1))
 			} else {
-				h.must(h.r.Complete(1, h.r.holder(1)))
+				h.must(h.r.Complete(1, "anna"))
 			}
 			es := h.taskEvents(1, n)
 			for _, e := range es {

@@ -188,7 +188,8 @@ func (b *browserSession) press(what, keys string, opts ...chromedp.KeyOption) {
 func TestDeskInTheBrowser(t *testing.T) {
 	testpeer.Require(t, "chromium", "chromium")
 	sinkDir := deskSinkDir(t)
-	d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", sinkDir), "", "")
+	// A mail returned to its queue comes back to anna after a second.
+	d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", sinkDir), "", "[routing]\nretry_delay = \"1s\"\n")
 	shots := t.ArtifactDir()
 	t.Logf("screenshots in %s", shots)
 
@@ -263,8 +264,8 @@ func TestDeskInTheBrowser(t *testing.T) {
 
 	// The supervisor returns anna's mail to the queue from the wallboard,
 	// by keyboard: it leaves her screen and, nobody else being there,
-	// comes back to her after routing.retry_delay. It counts as answered
-	// once.
+	// comes back to her after routing.retry_delay (1 s here). It counts
+	// as answered once.
 	returnMail := `#board-agents tr[data-agent="anna"] button.return-task[data-task="1"]`
 	super.waitFor("the return button", `document.querySelector('`+returnMail+`') !== null && document.querySelector('`+returnMail+`').getAttribute("aria-label") === "Zurück in die Warteschlange: E-Mail #1"`)
 	super.do("return the mail", chromedp.Focus(returnMail))
@@ -280,6 +281,9 @@ func TestDeskInTheBrowser(t *testing.T) {
 	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
 	agent.waitFor("the mail in progress again", `!document.getElementById("reply-send").disabled && document.activeElement.id === "detail"`)
 	super.waitFor("answered still 1", `document.querySelector('#board-queues tr[data-queue="support"] .answered').textContent === "1" && document.querySelector('#board-presence [data-presence="busy"]').textContent.endsWith(": 1")`)
+	if row := eval[string](super, `document.activeElement.closest('tr') ? document.activeElement.closest('tr').dataset.agent : document.activeElement.tagName`); row != "anna" {
+		t.Errorf("after the board's redraws the focus is on %q, not anna's row", row)
+	}
 	super.shot("06-wallboard-answered")
 
 	// The page fits 1366×768 without sideways scrolling.

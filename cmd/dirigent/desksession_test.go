@@ -105,8 +105,7 @@ func TestReloadAppliesDeskLogins(t *testing.T) {
 	}
 
 	writeConfig(t, dir, agents("anna", "nina"))
-	d.cmd.Process.Signal(syscall.SIGHUP)
-	d.waitLog(t, "configuration reloaded")
+	d.reload(t)
 	if status, out := runPasswd(t, deskPassword+"\n", "--config", cfgPath, "nina"); status != 0 {
 		t.Fatalf("passwd nina after the reload: %d %s", status, out)
 	}

@@ -171,7 +171,7 @@ func TestMergeRanksOpenTasks(t *testing.T) {
 	rec, err := admin.MergeCustomers(ctx, gold.ID, josef.ID, time.Now()) // Josef is Joe
 	noErr(t, err)
 	noErr(t, r.SetPresence("demo", router.Available, ""))
-	if o := <-offers; o.TaskID != 2 {
+	if o := offered(t, offers); o.TaskID != 2 {
 		t.Errorf("offered task %d first, want 2: Josef is gold customer Joe now", o.TaskID)
 	}
 
@@ -184,7 +184,7 @@ func TestMergeRanksOpenTasks(t *testing.T) {
 		noErr(t, tellMerges(st, r))
 		r.Recover(nil, j.unfinished())
 		noErr(t, r.SetPresence("demo", router.Available, ""))
-		return (<-offers).TaskID
+		return offered(t, offers).TaskID
 	}
 	if id := first(); id != 2 {
 		t.Errorf("after a restart task %d is offered first, want Josef's, ranked as Joe's", id)
@@ -269,16 +269,16 @@ func TestAnsweredAcrossRestarts(t *testing.T) {
 	noErr(t, r.Enqueue(router.Task{ID: 1, Queue: "support", Channel: router.Email}))
 	noErr(t, r.Accept(1, "demo"))
 	j.write(j.drain())
-	var offered chan router.Offer
+	var offers chan router.Offer
 	for range 2 { // each restart queues it again, from the last one's index
-		offered = make(chan router.Offer, 1)
-		_, next, restarted := journalSite(t, func(o router.Offer) { offered <- o })
+		offers = make(chan router.Offer, 1)
+		_, next, restarted := journalSite(t, func(o router.Offer) { offers <- o })
 		restarted.Recover(nil, j.unfinished())
 		next.write(next.drain())
 		j, r = next, restarted
 	}
 	noErr(t, r.SetPresence("demo", router.Available, ""))
-	noErr(t, r.Accept((<-offered).TaskID, "demo"))
+	noErr(t, r.Accept(offered(t, offers).TaskID, "demo"))
 	for _, q := range r.Stats() {
 		if q.Queue == "support" && (q.Today.Answered != 0 || q.Today.Offered != 0) {
 			t.Errorf("counted again after two restarts: %+v", q.Today)
@@ -312,6 +312,20 @@ func journalSite(t *testing.T, onOffer func(router.Offer)) (*store.Store, *store
 	}
 	site.Wire(testsite.Hooks{Record: j.Record, OnOffer: onOffer})
 	return site.Store, j, site.Router
+}
+
+// offered is the offer the router has made: it makes offers while the
+// call that frees an agent or queues a task runs, so one is there or
+// none comes.
+func offered(t *testing.T, offers <-chan router.Offer) router.Offer {
+	t.Helper()
+	select {
+	case o := <-offers:
+		return o
+	default:
+		t.Fatal("no offer")
+		return router.Offer{}
+	}
 }
 
 // noErr fails the test on err.

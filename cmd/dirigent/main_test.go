@@ -135,47 +135,52 @@ func startDaemon(t *testing.T, cfgPath string, env ...string) *runningDaemon {
 }
 
 // reload has the daemon reload its file and returns what it warned of or
-// logged as errors meanwhile, failing when it refuses the file or takes
-// more than 20 s.
+// logged as errors meanwhile, failing when it refuses the file.
 func (d *runningDaemon) reload(t *testing.T) []map[string]any {
 	t.Helper()
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	var warned []map[string]any
-	timeout := time.After(20 * time.Second)
-	for {
-		select {
-		case line, ok := <-d.logs:
-			switch {
-			case !ok:
-				t.Fatal("dirigent exited during the reload")
-			case line["msg"] == "reload refused, the running configuration stays":
-				t.Fatalf("reload refused: %v", line["err"])
-			case line["msg"] == "configuration reloaded":
-				return warned
-			case line["level"] == "WARN" || line["level"] == "ERROR":
-				warned = append(warned, line)
-			}
-		case <-timeout:
-			t.Fatal("no reload within 20 s")
+	d.readLog(t, "the reload", func(line map[string]any) bool {
+		switch {
+		case line["msg"] == "reload refused, the running configuration stays":
+			t.Fatalf("reload refused: %v", line["err"])
+		case line["msg"] == "configuration reloaded":
+			return true
+		case line["level"] == "WARN" || line["level"] == "ERROR":
+			warned = append(warned, line)
 		}
-	}
+		return false
+	})
+	return warned
 }
 
 // waitLog returns the first log line with msg, failing after 20 s.
 func (d *runningDaemon) waitLog(t *testing.T, msg string) map[string]any {
+	t.Helper()
+	var found map[string]any
+	d.readLog(t, fmt.Sprintf("log line %q", msg), func(line map[string]any) bool {
+		found = line
+		return line["msg"] == msg
+	})
+	return found
+}
+
+// readLog hands the daemon's log lines to done until it says so, failing
+// when dirigent exits first or after 20 s.
+func (d *runningDaemon) readLog(t *testing.T, what string, done func(line map[string]any) bool) {
 	t.Helper()
 	timeout := time.After(20 * time.Second)
 	for {
 		select {
 		case line, ok := <-d.logs:
 			if !ok {
-				t.Fatalf("dirigent exited before logging %q", msg)
+				t.Fatalf("dirigent exited before %s", what)
 			}
-			if line["msg"] == msg {
-				return line
+			if done(line) {
+				return
 			}
 		case <-timeout:
-			t.Fatalf("no log line %q within 20 s", msg)
+			t.Fatalf("no %s within 20 s", what)
 		}
 	}
 }

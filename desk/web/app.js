@@ -594,10 +594,11 @@ function renderBoard(b) {
     el("td", { class: "num answered" }, q.today.answered))));
   $("board-presence").replaceChildren(...["available", "busy", "away", "offline"].map((p) =>
     el("span", { "data-presence": p }, t(p) + ": " + b.by_presence[p])));
-  // The board is drawn anew every 2 s: a keyboard user on a ↩ button
-  // stays on it, or on its agent's row once the task has left.
+  // The board is drawn anew every 2 s: a keyboard user on an agent's row
+  // (its ↩ button) stays on it, on the row once the task has left.
   const active = document.activeElement;
-  const focused = active && active.classList.contains("return-task") ? { agent: active.closest("tr").dataset.agent, task: active.dataset.task } : null;
+  const wasOn = active && active.closest && active.closest("#board-agents tr");
+  const focused = wasOn ? { agent: wasOn.dataset.agent, task: active.dataset.task } : null;
   $("board-agents").tBodies[0].replaceChildren(...b.agents.map((a) => el("tr", { "data-agent": a.agent },
     el("th", { scope: "row", tabindex: "-1" }, a.agent),
     el("td", {}, t(a.busy ? "busy" : a.presence) + (a.reason ? " (" + a.reason + ")" : "")),
@@ -606,7 +607,7 @@ function renderBoard(b) {
     el("td", { class: "num" }, pct(a.occupancy)))));
   if (focused) {
     const row = document.querySelector('#board-agents tr[data-agent="' + CSS.escape(focused.agent) + '"]');
-    const again = row && (row.querySelector('button.return-task[data-task="' + focused.task + '"]') || row.querySelector("th"));
+    const again = row && ((focused.task && row.querySelector('button.return-task[data-task="' + focused.task + '"]')) || row.querySelector("th"));
     if (again) again.focus();
   }
 }
