@@ -102,6 +102,10 @@ func TestChatWithAnAgent(t *testing.T) {
 	if err := s.ch.Send(bg, e.ConversationID, "anna", "noch etwas"); !errors.Is(err, ErrEnded) {
 		t.Fatalf("send after end: %v", err)
 	}
+	// The router keeps it with anna for her wrap-up.
+	if err := s.router.ReturnTask(e.TaskID, "anna", "by sven"); !errors.Is(err, router.ErrWrongState) {
+		t.Errorf("the ended chat returned to its queue: %v", err)
+	}
 	contact, err = s.st.Contact(e.TaskID)
 	if err != nil {
 		t.Fatal(err)

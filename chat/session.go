@@ -319,9 +319,10 @@ func (c *Channel) customerMessage(ctx context.Context, s *session, ref, text, re
 }
 
 // end ends a session: the transcript becomes its contact's text, the
-// browser is told and let go, the agent side hears of it, and the
-// transcript is mailed when the customer asked for it. by is "customer",
-// "agent" or "idle", for the log.
+// browser is told and let go, the agent side hears of it, the router
+// keeps a chat taken with its agent for the wrap-up, and the transcript
+// is mailed when the customer asked for it. by is "customer", "agent" or
+// "idle", for the log.
 func (c *Channel) end(ctx context.Context, s *session, by string) error {
 	s.mu.Lock()
 	rec, err := c.deps.Store.EndChatSession(ctx, s.rec.ID, c.deps.Now().UTC(), c.renderTranscript)
@@ -336,6 +337,12 @@ func (c *Channel) end(ctx context.Context, s *session, by string) error {
 	s.rec = *rec
 	c.letGo(ctx, s, true, rec.Ended)
 	c.deps.Logger.Info("chat ended", "conversation", rec.ConversationID, "task", rec.ContactID, "by", by)
+	// Unknown: its wrap-up is over, or the chat's task was never queued
+	// (the open-task index queues it at the next start, as a chat not
+	// taken, which waits for an answer by other means).
+	if err := c.deps.Router.ConversationEnded(rec.ContactID); err != nil && !errors.Is(err, router.ErrUnknownTask) {
+		c.deps.Logger.Error("telling the router a chat ended", "task", rec.ContactID, "err", err)
+	}
 	if rec.TranscriptTo != "" && c.deps.SendTranscript != nil {
 		msgs, err := c.deps.Store.ChatMessages(rec.ID, 0)
 		if err == nil {

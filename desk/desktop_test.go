@@ -912,11 +912,11 @@ func TestDeskReturnTask(t *testing.T) {
 	if code, body := anna.do("POST", "/api/desk/offers/"+jsonNumber(chat.ID)+"/accept", ""); code != 200 {
 		t.Fatalf("anna accepts the chat: %d %v", code, body)
 	}
-	if _, err := env.store.EndChatSession(ctx, cs.ID, time.Now(), func(*store.ChatSession, []store.ChatMessage) string { return "" }); err != nil {
+	if err := env.router.ConversationEnded(chat.ID); err != nil { // as the chat channel does
 		t.Fatal(err)
 	}
 	code, body = sven.do("POST", "/api/desk/wallboard/tasks/"+jsonNumber(chat.ID)+"/return", `{"agent":"anna"}`)
-	expect(t, "an ended chat", code, body, 409, "task "+jsonNumber(chat.ID)+": the chat has ended; its agent wraps it up")
+	expect(t, "an ended chat", code, body, 409, "task is not in a state that allows this: task "+jsonNumber(chat.ID)+" (support, message, assigned): the chat has ended; its agent wraps it up")
 
 	// A second click on the stale ↩ of anna's row: the mail is bert's now.
 	code, body = sven.do("POST", "/api/desk/wallboard/tasks/"+jsonNumber(taskID)+"/return", `{"agent":"anna"}`)

@@ -194,13 +194,6 @@ func (s *Server) returnTask(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "agent: who holds the task, as the wallboard shows it")
 		return
 	}
-	// A chat that has ended waits for its wrap-up, not for another agent.
-	if c, err := s.deps.Store.Contact(id); err == nil && c.Channel == "message" && c.ConversationID != 0 {
-		if cs, err := s.deps.Store.ChatSessionByConversation(c.ConversationID); err == nil && cs.Status == "ended" {
-			writeError(w, http.StatusConflict, fmt.Sprintf("task %d: the chat has ended; its agent wraps it up", id))
-			return
-		}
-	}
 	by := sessionOf(r).user
 	if err := s.deps.Router.ReturnTask(id, req.Agent, "returned by "+by); err != nil {
 		writeRouterError(w, err)

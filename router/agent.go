@@ -48,8 +48,9 @@ func (r *Router) SetAgentSkills(agentID string, skills map[string]int) error {
 // without them does: they go offline, an offer out to them goes back to
 // the queue and tasks waiting for them in particular wait for anyone.
 // The mails and chats they had taken wait again, with their arrival
-// time, for anyone (TaskReturned): nobody could answer them otherwise.
-// Their calls go on until they end, and a task in wrap-up completes. From
+// time, for anyone (TaskReturned): nobody could answer them otherwise; a
+// chat that ended with them (ConversationEnded) wraps up. Their calls go
+// on until they end, and a task in wrap-up completes. From
 // then on they are offered nothing, cannot change presence and are not
 // among Agents.
 func (r *Router) RemoveAgent(agentID string) error {
@@ -65,8 +66,13 @@ func (r *Router) RemoveAgent(agentID string) error {
 	// after a restart waits for its agent even while they are offline.
 	r.dispatchAll(r.stopWaitingFor(a, func(*task) bool { return true }), nil, now)
 	for _, t := range heldBy(a) {
-		if returnable(t) {
+		switch {
+		case returnable(t):
 			r.giveBack(a, t, "agent removed", now)
+		case t.closed && t.state == Assigned:
+			// An ended chat has nothing left but the wrap-up, which
+			// nobody else can do: it wraps up for the queue's time.
+			r.end(t, now)
 		}
 	}
 	return nil
@@ -78,13 +84,17 @@ func (r *Router) RemoveAgent(agentID string) error {
 // (its agent is not offered it again for routing.retry_delay), and its
 // customer's first answer stays the one counted. agentID must hold it
 // (the supervisor saw it with them; it may have changed hands since). A
-// call, or a task not taken, cannot be returned: ErrWrongState.
+// call, a task not taken, or a chat that ended with its agent cannot be
+// returned: ErrWrongState.
 func (r *Router) ReturnTask(taskID uint64, agentID, reason string) error {
 	now := r.lock()
 	defer r.unlock()
 	t, err := r.lookup(taskID)
 	if err != nil {
 		return err
+	}
+	if t.closed && t.state == Assigned {
+		return fmt.Errorf("%w: %s: the chat has ended; its agent wraps it up", ErrWrongState, t)
 	}
 	if !returnable(t) {
 		return fmt.Errorf("%w: %s cannot go back to the queue: only a mail or chat taken can", ErrWrongState, t)
@@ -100,9 +110,9 @@ func (r *Router) ReturnTask(taskID uint64, agentID, reason string) error {
 	return nil
 }
 
-// returnable: a mail or chat an agent has taken; a call cannot change
-// hands in the router.
-func returnable(t *task) bool { return t.state == Assigned && t.Channel != Voice }
+// returnable: a mail or chat an agent has taken, not a chat that ended
+// with them; a call cannot change hands in the router.
+func returnable(t *task) bool { return t.state == Assigned && t.Channel != Voice && !t.closed }
 
 // heldBy is what a holds, taken or in wrap-up, oldest first.
 func heldBy(a *agent) []*task {

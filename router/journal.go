@@ -10,24 +10,25 @@ type EventKind uint8
 
 // Event kinds, like the lines of Asterisk's queue_log.
 const (
-	TaskCreated     EventKind = iota + 1 // entered Queue (arrival in Arrived)
-	TaskOffered                          // reserved for Agent
-	OfferDeclined                        // Agent declined; task pending again
-	OfferTimedOut                        // Agent did not answer in time; task pending again
-	TaskAssigned                         // Agent accepted; wait = At − Arrived
-	TaskWrapping                         // handling ended, Agent in wrap-up
-	TaskCompleted                        // done; handle time = At − Since
-	TaskCanceled                         // Reason: abandoned, max-wait, system, erased; Agent: who had taken it, if anyone
-	TaskMoved                            // left Queue for Reason (the overflow queue)
-	PresenceChanged                      // Agent's Presence, Reason for away
-	TaskReturned                         // Agent's task went back to the queue (Reason: agent removed, or who returned it); it waits again
+	TaskCreated       EventKind = iota + 1 // entered Queue (arrival in Arrived)
+	TaskOffered                            // reserved for Agent
+	OfferDeclined                          // Agent declined; task pending again
+	OfferTimedOut                          // Agent did not answer in time; task pending again
+	TaskAssigned                           // Agent accepted; wait = At − Arrived
+	TaskWrapping                           // handling ended, Agent in wrap-up
+	TaskCompleted                          // done; handle time = At − Since
+	TaskCanceled                           // Reason: abandoned, max-wait, system, erased; Agent: who had taken it, if anyone
+	TaskMoved                              // left Queue for Reason (the overflow queue)
+	PresenceChanged                        // Agent's Presence, Reason for away
+	TaskReturned                           // Agent's task went back to the queue (Reason: agent removed, or who returned it); it waits again
+	ConversationEnded                      // Agent's chat ended: the task waits for their wrap-up and stays theirs
 )
 
 var eventNames = map[EventKind]string{
 	TaskCreated: "task-created", TaskOffered: "task-offered", OfferDeclined: "offer-declined",
 	OfferTimedOut: "offer-timed-out", TaskAssigned: "task-assigned", TaskWrapping: "task-wrapping",
 	TaskCompleted: "task-completed", TaskCanceled: "task-canceled", TaskMoved: "task-moved",
-	PresenceChanged: "presence-changed", TaskReturned: "task-returned",
+	PresenceChanged: "presence-changed", TaskReturned: "task-returned", ConversationEnded: "conversation-ended",
 }
 
 func (k EventKind) String() string { return eventNames[k] }
@@ -72,6 +73,8 @@ type Event struct {
 	// Answered: the task was answered before (given back by its agent,
 	// or taken before a restart); its answer has been counted.
 	Answered bool `json:"answered,omitempty"`
+	// Closed: its chat ended while it was taken (ConversationEnded).
+	Closed bool `json:"closed,omitempty"`
 }
 
 // Reasons of a task queued again, and of its answers after the first.

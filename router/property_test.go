@@ -313,11 +313,15 @@ func TestRandomOperations(t *testing.T) {
 						}
 					}
 					h.must(h.r.SetSettings(next))
-				case 15: // a supervisor returns a taken task to its queue
+				case 15: // a supervisor returns a taken task to its queue, or a chat ends
 					for _, id := range h.r.taskIDs(Assigned) {
-						if h.r.tasks[id].Channel == Voice {
+						tk := h.r.tasks[id]
+						if tk.Channel == Message && !tk.closed && rng.IntN(3) == 0 {
+							onTask(func() error { return h.r.ConversationEnded(id) })
+						}
+						if tk.Channel == Voice || tk.closed {
 							if err := h.r.ReturnTask(id, h.r.holder(id), "by a supervisor"); !errors.Is(err, ErrWrongState) && !errors.Is(err, ErrUnknownTask) {
-								t.Fatalf("call %d returned: %v", id, err)
+								t.Fatalf("%s returned: %v", tk, err)
 							}
 							continue
 						}

@@ -9,6 +9,9 @@ type Unfinished struct {
 	// TaskCreated it was last queued with says so), and statistics count
 	// only that answer.
 	Answered bool `json:",omitempty"`
+	// Closed: its chat ended while Agent had it (ConversationEnded); taken
+	// again, it stays with whoever takes it.
+	Closed bool `json:",omitempty"`
 }
 
 // Recover brings the router back after a restart. history (the journal
@@ -43,7 +46,9 @@ func (r *Router) Recover(history []Event, open []Unfinished) (requeued, canceled
 		if u.Agent != "" {
 			u.PreferredAgent = u.Agent
 		}
-		r.add(u.Task, q, ReasonRecovered, u.Answered || u.Agent != "", now)
+		t := newTask(u.Task)
+		t.answered, t.closed = u.Answered || u.Agent != "", u.Closed
+		r.add(t, q, ReasonRecovered, now)
 		requeued++
 	}
 	return requeued, canceled
@@ -55,5 +60,5 @@ func UnfinishedFrom(e Event) Unfinished {
 	return Unfinished{Task: Task{
 		ID: e.TaskID, Channel: e.Channel, Queue: e.Queue, CustomerID: e.Customer,
 		ValueTier: e.Tier, Repeat: e.Repeat, PreferredAgent: e.Preferred, Arrived: e.Arrived,
-	}, Answered: e.Answered}
+	}, Answered: e.Answered, Closed: e.Closed}
 }

@@ -151,6 +151,7 @@ type task struct {
 	recovered bool      // queued again after a restart: its previous agent first
 	answered  bool      // assigned before (also before a restart): statistics count that answer
 	erased    bool      // a call whose customer was erased while it went on: canceled when it ends
+	closed    bool      // its chat ended while taken: only its wrap-up is left, and that is its agent's
 	agent     *agent
 	deadline  time.Time // offer deadline while reserved
 	offerOp   uint64    // the op in which the current offer was made

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -754,6 +755,54 @@ func TestReturnTask(t *testing.T) {
 	ev := h.taskEvents(1, 0)
 	if k := kindsOf(ev); !slices.Contains(k, TaskReturned) {
 		t.Errorf("task 1's journal %v", k)
+	}
+}
+
+// TestEndedChatStaysForItsWrapUp: a chat that ended with anna cannot be
+// returned, also once she took it again after a restart; removing her
+// wraps it up. A chat that ended before anyone took it is returned as a
+// mail is: it still wants an answer.
+func TestEndedChatStaysForItsWrapUp(t *testing.T) {
+	cfg := basicConfig()
+	cfg.Queues[0].WrapUp = 10 * time.Second
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("anna", Available, ""))
+	h.enqueue(1, "support", Message)
+	h.acceptOffers(1, "anna")
+	h.enqueue(2, "support", Message)
+	h.must(h.r.ConversationEnded(2)) // offered to anna, not taken: no change
+	h.acceptOffers(1, "anna")
+	h.must(h.r.ConversationEnded(1))
+	h.must(h.r.ConversationEnded(1)) // told twice (the customer and the agent closed it at once)
+	if err := h.r.ConversationEnded(9); !errors.Is(err, ErrUnknownTask) {
+		t.Errorf("an unknown task ended: %v", err)
+	}
+	if held := h.r.Agents()[0].Held; len(held) != 2 || held[0].ID != 1 || held[0].Returnable || held[1].ID != 2 || !held[1].Returnable {
+		t.Fatalf("anna holds %+v", held)
+	}
+	if err := h.r.ReturnTask(1, "anna", "by sven"); !errors.Is(err, ErrWrongState) || !strings.Contains(err.Error(), "the chat has ended; its agent wraps it up") {
+		t.Errorf("returning the ended chat: %v", err)
+	}
+	if k := kindsOf(h.taskEvents(1, 0)); slices.Index(k, ConversationEnded) != len(k)-1 {
+		t.Errorf("task 1's journal %v: want the chat's end once, last", k)
+	}
+
+	// After a restart anna takes both again: the ended chat stays hers.
+	open := []Unfinished{{Task: Task{ID: 1, Queue: "support", Channel: Message}, Agent: "anna", Closed: true}, {Task: Task{ID: 2, Queue: "support", Channel: Message}, Agent: "anna"}}
+	second := newHarness(t, cfg)
+	second.r.Recover(nil, open)
+	second.must(second.r.SetPresence("anna", Available, ""))
+	second.acceptOffers(2, "anna")
+	if err := second.r.ReturnTask(1, "anna", "by sven"); !errors.Is(err, ErrWrongState) {
+		t.Errorf("returning the ended chat after a restart: %v", err)
+	}
+	second.must(second.r.RemoveAgent("anna"))
+	if s1, s2 := second.r.tasks[1].state, second.r.tasks[2].state; s1 != Wrapping || s2 != Pending {
+		t.Fatalf("after anna's removal the ended chat is %v, the other %v", s1, s2)
+	}
+	second.advance(10 * time.Second)
+	if _, open := second.r.tasks[1]; open {
+		t.Error("the ended chat did not complete after its wrap-up")
 	}
 }
 

@@ -29,12 +29,14 @@ func (r *Router) Enqueue(in Task) error {
 	if in.Arrived.IsZero() {
 		in.Arrived = now
 	}
-	r.add(in, q, "", false, now)
+	r.add(newTask(in), q, "", now)
 	return nil
 }
 
-func (r *Router) add(in Task, q *queue, reason string, answered bool, now time.Time) {
-	t := &task{Task: in, heapPos: -1, waitPos: -1, recovered: reason == ReasonRecovered, answered: answered}
+func newTask(in Task) *task { return &task{Task: in, heapPos: -1, waitPos: -1} }
+
+func (r *Router) add(t *task, q *queue, reason string, now time.Time) {
+	t.recovered = reason == ReasonRecovered
 	r.seq++
 	t.seq = r.seq
 	r.tasks[t.ID] = t
@@ -78,7 +80,7 @@ func (r *Router) enter(t *task, q *queue, reason string, now time.Time) {
 	}
 	q.waiting.push(t)
 	r.record(Event{At: now, Kind: TaskCreated, TaskID: t.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: reason,
-		Customer: t.CustomerID, Tier: t.ValueTier, Repeat: t.Repeat, Preferred: t.PreferredAgent, Answered: t.answered})
+		Customer: t.CustomerID, Tier: t.ValueTier, Repeat: t.Repeat, Preferred: t.PreferredAgent, Answered: t.answered, Closed: t.closed})
 	r.dispatchTask(t, now)
 }
 
@@ -206,6 +208,27 @@ func (r *Router) End(taskID uint64) error {
 		return fmt.Errorf("%w: %s cannot end", ErrWrongState, t)
 	}
 	r.end(t, now)
+	return nil
+}
+
+// ConversationEnded: the chat of a task its agent has taken ended (either
+// side closed it): only the agent's wrap-up is left, so it stays theirs
+// (ReturnTask refuses it), also when taken again after a restart. Their
+// capacity stays in use until the wrap-up, as before. A task not taken
+// is left as it is: ended before anyone answered, it waits to be answered
+// otherwise, as a mail does.
+func (r *Router) ConversationEnded(taskID uint64) error {
+	now := r.lock()
+	defer r.unlock()
+	t, err := r.lookup(taskID)
+	if err != nil {
+		return err
+	}
+	if t.state != Assigned || t.closed {
+		return nil
+	}
+	t.closed = true
+	r.record(Event{At: now, Kind: ConversationEnded, TaskID: t.ID, Agent: t.agent.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived})
 	return nil
 }
 

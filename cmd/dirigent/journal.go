@@ -125,9 +125,10 @@ func (j *storeJournal) write(events []router.Event) {
 			if !j.erased[e.Customer] {
 				j.setOpen(&b, router.UnfinishedFrom(e))
 			}
-		case router.TaskAssigned:
+		case router.TaskAssigned, router.ConversationEnded:
 			if u, ok := j.open[e.TaskID]; ok {
 				u.Agent = e.Agent
+				u.Closed = u.Closed || e.Kind == router.ConversationEnded
 				j.setOpen(&b, u)
 			}
 		case router.TaskCompleted, router.TaskCanceled:

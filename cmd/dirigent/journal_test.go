@@ -262,16 +262,20 @@ func TestMergeUnmergeErase(t *testing.T) {
 
 // TestAnsweredAcrossRestarts: a mail answered before a restart counts as
 // answered once, however many restarts it waits through before it is
-// answered again: the open-task index keeps that it was answered.
+// answered again: the open-task index keeps that it was answered. So it
+// keeps a chat that ended with its agent: taken again, it stays theirs.
 func TestAnsweredAcrossRestarts(t *testing.T) {
 	_, j, r := journalSite(t, nil)
 	noErr(t, r.SetPresence("demo", router.Available, ""))
 	noErr(t, r.Enqueue(router.Task{ID: 1, Queue: "support", Channel: router.Email}))
 	noErr(t, r.Accept(1, "demo"))
+	noErr(t, r.Enqueue(router.Task{ID: 2, Queue: "support", Channel: router.Message}))
+	noErr(t, r.Accept(2, "demo"))
+	noErr(t, r.ConversationEnded(2))
 	j.write(j.drain())
 	var offers chan router.Offer
-	for range 2 { // each restart queues it again, from the last one's index
-		offers = make(chan router.Offer, 1)
+	for range 2 { // each restart queues them again, from the last one's index
+		offers = make(chan router.Offer, 2)
 		_, next, restarted := journalSite(t, func(o router.Offer) { offers <- o })
 		restarted.Recover(nil, j.unfinished())
 		next.write(next.drain())
@@ -279,11 +283,16 @@ func TestAnsweredAcrossRestarts(t *testing.T) {
 	}
 	noErr(t, r.SetPresence("demo", router.Available, ""))
 	noErr(t, r.Accept(offered(t, offers).TaskID, "demo"))
+	noErr(t, r.Accept(offered(t, offers).TaskID, "demo"))
 	for _, q := range r.Stats() {
 		if q.Queue == "support" && (q.Today.Answered != 0 || q.Today.Offered != 0) {
 			t.Errorf("counted again after two restarts: %+v", q.Today)
 		}
 	}
+	if err := r.ReturnTask(2, "demo", "by sven"); !errors.Is(err, router.ErrWrongState) {
+		t.Errorf("the ended chat returned after two restarts: %v", err)
+	}
+	noErr(t, r.ReturnTask(1, "demo", "by sven"))
 }
 
 // journalSite is a store, the daemon's journal on it and a router on the
