@@ -25,6 +25,36 @@ func (c *Config) Validate() error {
 	return errors.Join(c.problems()...)
 }
 
+// CheckFiles reads the certificates and keys the listeners will serve,
+// as the daemon will read them: a key the daemon's user cannot read stops
+// check-config, a start and a reload as a configuration error (a start
+// then exits 2, and systemd does not restart it in a loop). Admin
+// commands, which only look up the control socket, do not read them.
+func (c *Config) CheckFiles() error {
+	var errs []error
+	for _, tc := range c.certificates() {
+		if tc.cert == "" || tc.key == "" || tc.section == "sip" && c.SIP.TLSListen == "" { // not read then
+			continue
+		}
+		if _, err := tls.LoadX509KeyPair(tc.cert, tc.key); err != nil {
+			errs = append(errs, c.errorf(tc.section+".tls_key", "certificate %s with key %s: %v", tc.cert, tc.key, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// certificate is a section's certificate and key files.
+type certificate struct{ section, cert, key string }
+
+func (c *Config) certificates() []certificate {
+	return []certificate{
+		{"sip", c.SIP.TLSCert, c.SIP.TLSKey},
+		{"mail", c.Mail.TLSCert, c.Mail.TLSKey},
+		{"desk", c.Desk.TLSCert, c.Desk.TLSKey},
+		{"chat", c.Chat.TLSCert, c.Chat.TLSKey},
+	}
+}
+
 func (c *Config) problems() []error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
@@ -145,28 +175,13 @@ func (c *Config) problems() []error {
 			bad(at+".poll", "at least 5s")
 		}
 	}
-	// Certificates are read here, as the daemon will read them: a key the
-	// daemon's user cannot read stops check-config, and a start, as a
-	// configuration error (no restart loop).
-	for _, tc := range []struct {
-		section, cert, key string
-	}{
-		{"sip", c.SIP.TLSCert, c.SIP.TLSKey},
-		{"mail", c.Mail.TLSCert, c.Mail.TLSKey},
-		{"desk", c.Desk.TLSCert, c.Desk.TLSKey},
-		{"chat", c.Chat.TLSCert, c.Chat.TLSKey},
-	} {
+	for _, tc := range c.certificates() {
 		switch {
 		case tc.cert == "" && tc.key == "":
 		case tc.key == "":
 			bad(tc.section+".tls_cert", "needs tls_key too")
 		case tc.cert == "":
 			bad(tc.section+".tls_key", "needs tls_cert too")
-		case tc.section == "sip" && c.SIP.TLSListen == "": // not read then
-		default:
-			if _, err := tls.LoadX509KeyPair(tc.cert, tc.key); err != nil {
-				bad(tc.section+".tls_key", "certificate %s with key %s: %v", tc.cert, tc.key, err)
-			}
 		}
 	}
 

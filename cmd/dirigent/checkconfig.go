@@ -4,8 +4,6 @@ import (
 	"errors"
 	"flag"
 	"io"
-
-	"dirigent/config"
 )
 
 // checkConfig prints nothing for a good file; for a bad one, every problem
@@ -19,7 +17,7 @@ func checkConfig(args []string, stderr io.Writer) error {
 	if fs.NArg() != 1 {
 		return usageError{errors.New("usage: dirigent check-config FILE")}
 	}
-	if _, err := config.Load(fs.Arg(0)); err != nil {
+	if _, err := loadToServe(fs.Arg(0)); err != nil {
 		return usageError{err}
 	}
 	return nil

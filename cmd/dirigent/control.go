@@ -20,6 +20,20 @@ func loadConfig(path string) (*config.Config, error) {
 	return config.Load(path)
 }
 
+// loadToServe is loadConfig with the certificates read, as serving needs
+// them (check-config, serve and reload); admin commands, which only look
+// up the control socket, do not need them readable.
+func loadToServe(path string) (*config.Config, error) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.CheckFiles(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
 // controlTarget is the running daemon an admin command talks to, named
 // by the --config and --socket flags every such command has.
 type controlTarget struct {

@@ -49,7 +49,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if fs.NArg() != 0 {
 		return usageError{errors.New("usage: dirigent serve [--config FILE]")}
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := loadToServe(*cfgPath)
 	if err != nil {
 		return usageError{err}
 	}
@@ -437,7 +437,7 @@ func (d *daemon) reload() {
 		d.logger.Warn("reload: running on the embedded default configuration, there is no file to reload")
 		return
 	}
-	next, err := config.Load(d.cfgPath)
+	next, err := loadToServe(d.cfgPath)
 	var rc router.Config
 	if err == nil {
 		rc, err = routerConfig(next)

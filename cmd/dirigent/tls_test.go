@@ -108,4 +108,13 @@ func TestDeskAndChatOverTLS(t *testing.T) {
 		t.Error("a refused reload, but dirigent_config_last_reload_successful is not 0")
 	}
 	presented(renewed, newCert)
+	// check-config says so; an admin command, which only looks up the
+	// control socket in the file, still reaches the daemon.
+	out, err := dirigentCmd(t, nil, "check-config", cfgPath).CombinedOutput()
+	if status := exitStatus(err); status != 2 || !strings.Contains(string(out), "desk.tls_key: certificate "+cert+" with key "+key) {
+		t.Errorf("check-config with the broken key: %d %s", status, out)
+	}
+	if status, out := runPasswd(t, deskPassword+"\n", "--config", cfgPath, "anna"); status != 0 {
+		t.Errorf("passwd with the broken key in the file: %d %s", status, out)
+	}
 }
