@@ -67,7 +67,8 @@ type Config struct {
 	TLS *tls.Config
 	// The router's queues, for the channels they take.
 	RouterQueues []router.QueueSpec
-	// AgentNames are shown to customers; an agent without one shows its id.
+	// AgentNames are shown to customers; an agent without one shows its
+	// id. SetAgentNames changes them.
 	AgentNames map[string]string
 }
 
@@ -168,7 +169,8 @@ type Channel struct {
 	perIP    map[string]int
 	subs     map[string]map[*subscriber]struct{}
 
-	peerMu     sync.Mutex // held while a SIP peer's chat is found or started
+	agentNames atomic.Pointer[map[string]string] // cfg.AgentNames, then SetAgentNames'
+	peerMu     sync.Mutex                        // held while a SIP peer's chat is found or started
 	connected  atomic.Int64
 	taskEvents chan router.Event
 	handlers   sync.WaitGroup
@@ -200,6 +202,7 @@ func New(cfg Config, deps Deps) (*Channel, error) {
 		byPeer: map[string]*session{}, perIP: map[string]int{}, subs: map[string]map[*subscriber]struct{}{},
 		taskEvents: make(chan router.Event, 4096),
 	}
+	c.SetAgentNames(cfg.AgentNames)
 	if !c.takesMessages(cfg.DefaultQueue) {
 		return nil, fmt.Errorf("chat: queue %q does not exist or does not take messages", cfg.DefaultQueue)
 	}

@@ -445,8 +445,14 @@ func (c *Channel) renderTranscript(rec *store.ChatSession, msgs []store.ChatMess
 }
 
 func (c *Channel) agentName(id string) string {
-	if n := c.cfg.AgentNames[id]; n != "" {
+	if n := (*c.agentNames.Load())[id]; n != "" {
 		return n
 	}
 	return id
+}
+
+// SetAgentNames replaces the names shown to customers (a reload): the
+// next message, notice or transcript uses them.
+func (c *Channel) SetAgentNames(names map[string]string) {
+	c.agentNames.Store(&names)
 }

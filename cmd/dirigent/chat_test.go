@@ -202,6 +202,42 @@ func TestEraseCustomerWithOpenChat(t *testing.T) {
 // anna has taken ends it in the customer's browser, takes the task off
 // anna's desk and frees her at once (no wrap-up for a customer who no
 // longer exists), without logging an error.
+// takeChat: the agent accepts the chat offered to them; it returns the
+// task's id and what the customer's browser is told of the agent.
+func takeChat(t *testing.T, agent *deskClient, c *chatClient) (string, map[string]any) {
+	t.Helper()
+	var tasks struct {
+		Tasks []struct {
+			ID uint64 `json:"id"`
+		} `json:"tasks"`
+	}
+	testrun.Eventually(t, 10*time.Second, "the chat offered", func() bool {
+		agent.do(t, http.MethodGet, "/api/desk/tasks", nil, &tasks)
+		return len(tasks.Tasks) > 0
+	})
+	id := strconv.FormatUint(tasks.Tasks[0].ID, 10)
+	agent.do(t, http.MethodPost, "/api/desk/offers/"+id+"/accept", nil, nil)
+	return id, c.until("agent_joined")
+}
+
+// TestReloadRenamesAgentInChats: a name changed by a reload is what the
+// next customer sees, without a restart.
+func TestReloadRenamesAgentInChats(t *testing.T) {
+	d, cfgPath := deskDaemon(t, "", "", "")
+	writeFile(t, cfgPath, strings.Replace(mustRead(t, cfgPath), "name = \"Anna\"\n", "name = \"Anna Adler\"\n", 1))
+	d.reload(t)
+	anna := loginDesk(t, d.desk, "anna")
+	anna.do(t, http.MethodPut, "/api/desk/me/presence", map[string]any{"presence": "available"}, nil)
+	c := dialChat(t, d.chat)
+	c.send(map[string]any{"type": "hello", "lang": "de", "name": "Joe"})
+	c.until("welcome")
+	c.send(map[string]any{"type": "message", "id": "m1", "text": "Hallo"})
+	c.until("message")
+	if _, joined := takeChat(t, anna, c); joined["name"] != "Anna Adler" {
+		t.Errorf("agent_joined %v", joined)
+	}
+}
+
 func TestEraseCustomerWhileAnAgentHasTheChat(t *testing.T) {
 	d, cfgPath := deskDaemon(t, "", "", "")
 	anna := loginDesk(t, d.desk, "anna")
@@ -212,20 +248,7 @@ func TestEraseCustomerWhileAnAgentHasTheChat(t *testing.T) {
 	c.until("welcome")
 	c.send(map[string]any{"type": "message", "id": "m1", "text": "Bitte löschen Sie meine Daten."})
 	c.until("message")
-
-	var tasks struct {
-		Tasks []struct {
-			ID    uint64 `json:"id"`
-			State string `json:"state"`
-		} `json:"tasks"`
-	}
-	testrun.Eventually(t, 10*time.Second, "the chat offered to anna", func() bool {
-		anna.do(t, http.MethodGet, "/api/desk/tasks", nil, &tasks)
-		return len(tasks.Tasks) > 0
-	})
-	id := strconv.FormatUint(tasks.Tasks[0].ID, 10)
-	anna.do(t, http.MethodPost, "/api/desk/offers/"+id+"/accept", nil, nil)
-	c.until("agent_joined")
+	id, _ := takeChat(t, anna, c)
 	annaBusy := func() bool {
 		var wb struct {
 			Agents []struct {
@@ -246,6 +269,9 @@ func TestEraseCustomerWhileAnAgentHasTheChat(t *testing.T) {
 	}
 	if n := c.until("notice"); n["code"] != "ended" {
 		t.Fatalf("the browser was told %v", n)
+	}
+	var tasks struct {
+		Tasks []any `json:"tasks"`
 	}
 	anna.do(t, http.MethodGet, "/api/desk/tasks", nil, &tasks)
 	if len(tasks.Tasks) != 0 {

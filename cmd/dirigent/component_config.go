@@ -167,6 +167,15 @@ func trustedProxies(list []string) clientaddr.Proxies {
 
 // chatConfig translates the configuration into the message channel's
 // terms; rc is the router's, for the queues that take messages.
+// agentNames are the agents' names as customers see them in chats.
+func agentNames(c *config.Config) map[string]string {
+	names := map[string]string{}
+	for _, a := range c.Agents {
+		names[a.ID] = a.Name
+	}
+	return names
+}
+
 func chatConfig(c *config.Config, rc router.Config) chat.Config {
 	loc := c.Chat.Location()
 	cc := chat.Config{
@@ -181,10 +190,7 @@ func chatConfig(c *config.Config, rc router.Config) chat.Config {
 		Location:          loc,
 		Queues:            map[string]chat.QueueSettings{},
 		RouterQueues:      rc.Queues,
-		AgentNames:        map[string]string{},
-	}
-	for _, a := range c.Agents {
-		cc.AgentNames[a.ID] = a.Name
+		AgentNames:        agentNames(c),
 	}
 	for _, q := range c.Chat.Queues {
 		qs := chat.QueueSettings{

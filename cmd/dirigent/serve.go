@@ -457,6 +457,9 @@ func (d *daemon) reload() {
 	d.retireAgents(removedAgents(d.cfg, next))
 	d.applyRouting(rc)
 	d.applyLogins(next)
+	if d.chat != nil {
+		d.chat.SetAgentNames(agentNames(next))
+	}
 	d.reloadCerts()
 	d.level.Set(logLevel(next.Log.Level))
 	d.cfg = next
