@@ -617,6 +617,47 @@ func TestInboundFromSIP(t *testing.T) {
 	}
 }
 
+// TestSIPNoticesInOrder: the notices of a SIP peer's chat reach it in the
+// order they were given, however long one takes to deliver: "queued",
+// and when its agent is removed, "someone else takes over", then "nobody
+// is free".
+func TestSIPNoticesInOrder(t *testing.T) {
+	texts := make(chan string, 10)
+	s := startSite(t, func(_ *Config, d *Deps) {
+		d.SIPReply = func(_ context.Context, _, text string) error {
+			if strings.Contains(text, "übernimmt") {
+				time.Sleep(100 * time.Millisecond) // a slow phone: the next notice is given meanwhile
+			}
+			texts <- text
+			return nil
+		}
+	})
+	s.available(t, "anna")
+	if err := s.ch.Inbound(bg, "sip", PeerMessage{From: "sip:joe@pbx.example.com", Text: "Hallo per SIP"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.router.Accept(s.offer(t).TaskID, "anna"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.router.RemoveAgent("anna"); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 3 {
+		select {
+		case text := <-texts:
+			got = append(got, text)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("notices %q, want three", got)
+		}
+	}
+	for i, want := range []string{"Gleich ist jemand für Sie da", "übernimmt", "niemand"} {
+		if !strings.Contains(got[i], want) {
+			t.Errorf("notices in the order %q", got)
+		}
+	}
+}
+
 // A chat a SIP peer starts speaks the language of its Accept-Language,
 // German when it names none the chat speaks, from the first notice to
 // the last; later messages do not change it.

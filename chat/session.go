@@ -29,7 +29,14 @@ type session struct {
 	typingRate bucket // typing changes told to the agent
 	noticed    string // the availability notice already given ("closed", "nobody")
 	typing     bool   // the customer's typing state last told to the agent
+	// sipNotices wait to go to a SIP peer, in the order given; one
+	// goroutine at a time sends them (sendingNotices).
+	sipNotices     []sipNotice
+	sendingNotices bool
 }
+
+// sipNotice is a notice for a SIP MESSAGE session's peer.
+type sipNotice struct{ peer, text string }
 
 // replyTo is where a SIP MESSAGE session's answers go. s.mu is held.
 func (s *session) replyTo() string {
@@ -192,23 +199,44 @@ func (c *Channel) tellAvailability(ctx context.Context, s *session, queue string
 func (c *Channel) toCustomer(ctx context.Context, s *session, f ServerFrame) {
 	if s.rec.Entrance == "sip" {
 		if f.Type == FrameNotice && c.deps.SIPReply != nil {
-			peer, text := s.replyTo(), f.Text
+			s.sipNotices = append(s.sipNotices, sipNotice{s.replyTo(), f.Text})
+			if s.sendingNotices {
+				return
+			}
 			c.noticesMu.Lock()
 			defer c.noticesMu.Unlock()
 			if c.noticesDone {
-				c.deps.Logger.Debug("SIP MESSAGE notice not sent: the chat is stopping", "peer", peer)
+				c.deps.Logger.Debug("SIP MESSAGE notice not sent: the chat is stopping", "peer", s.replyTo())
+				s.sipNotices = nil
 				return
 			}
-			c.notices.Go(func() {
-				if err := c.deps.SIPReply(context.WithoutCancel(ctx), peer, text); err != nil {
-					c.deps.Logger.Warn("SIP MESSAGE notice not sent", "peer", peer, "err", err)
-				}
-			})
+			s.sendingNotices = true
+			c.notices.Go(func() { c.sendNotices(context.WithoutCancel(ctx), s) })
 		}
 		return
 	}
 	if s.conn != nil {
 		s.conn.send(f, time.Time{})
+	}
+}
+
+// sendNotices sends s's SIP notices one after the other, in the order
+// given: each on its own goroutine, a "nobody" could reach the phone
+// before the "returned" said just before it.
+func (c *Channel) sendNotices(ctx context.Context, s *session) {
+	for {
+		s.mu.Lock()
+		if len(s.sipNotices) == 0 {
+			s.sendingNotices = false
+			s.mu.Unlock()
+			return
+		}
+		n := s.sipNotices[0]
+		s.sipNotices = s.sipNotices[1:]
+		s.mu.Unlock()
+		if err := c.deps.SIPReply(ctx, n.peer, n.text); err != nil {
+			c.deps.Logger.Warn("SIP MESSAGE notice not sent", "peer", n.peer, "err", err)
+		}
 	}
 }
 
