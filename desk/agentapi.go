@@ -387,6 +387,16 @@ func (s *Server) wrapUp(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
+	// The router first: a task returned to its queue since the desk
+	// looked it up is no longer this agent's, and gets no outcome from
+	// them. Unknown: the router finished it already (the wrap-up time
+	// passed, a restart); the outcome is recorded all the same, that is
+	// what wrap-up is for, and so it is when a retry follows a failed
+	// write below.
+	if err := s.deps.Router.Complete(t.ID, t.Agent); err != nil && !errors.Is(err, router.ErrUnknownTask) {
+		writeRouterError(w, err)
+		return
+	}
 	if contact != nil {
 		contact.Outcome, contact.WrapCode, contact.Agent = req.Code, req.Code, t.Agent
 		// What the channel recorded (a call's answer and end, who hung
@@ -408,18 +418,11 @@ func (s *Server) wrapUp(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	err = s.deps.Router.Complete(t.ID, t.Agent)
 	s.desk.mu.Lock()
 	if dt, ok := s.desk.tasks[t.ID]; ok && dt.Agent == t.Agent { // not given back and taken by another meanwhile
 		delete(s.desk.tasks, t.ID)
 	}
 	s.desk.mu.Unlock()
-	if err != nil && !errors.Is(err, router.ErrUnknownTask) {
-		// Unknown: the router already finished it (a restart); the
-		// outcome is recorded, and that is what wrap-up is for.
-		writeRouterError(w, err)
-		return
-	}
 	s.metrics.wrapUps.WithLabelValues(req.Code).Inc()
 	s.events.publish(toUser(t.Agent), "tasks", map[string]uint64{"id": t.ID})
 	s.publishWallboard()
