@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"dirigent/journey"
@@ -36,10 +35,10 @@ type ControlDeps struct {
 		UnmergeCustomers(ctx context.Context, mergeID uint64, at time.Time) (*store.Merge, error)
 	}
 	// Passwords keeps desk logins' password hashes for `dirigent passwd`;
-	// Logins says which names are logins at the start (SetLogins replaces
-	// them).
+	// Logins says which names are logins now (the desk's Server.Logins,
+	// which a reload changes).
 	Passwords PasswordStore
-	Logins    Logins
+	Logins    func() Logins
 	// Sessions ends a login's desk sessions once its password is set
 	// (the desk's Server); nil when there is no desk to tell.
 	Sessions interface {
@@ -60,7 +59,6 @@ type passwordRequest struct {
 // the socket's file mode (owner only): whoever can open it is the dirigent
 // user or root, so it needs no passwords and works before any are set.
 type Control struct {
-	logins *atomic.Pointer[Logins] // in force: ControlDeps.Logins, then SetLogins's
 	logger *slog.Logger
 	ln     net.Listener
 	srv    *http.Server
@@ -91,8 +89,6 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	logins := &atomic.Pointer[Logins]{}
-	logins.Store(&deps.Logins)
 	mux := http.NewServeMux()
 	handle(mux, http.MethodGet, "/backup", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
@@ -194,7 +190,7 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 			return
 		}
 		name := r.PathValue("name")
-		if err := SetPassword(r.Context(), deps.Passwords, *logins.Load(), name, []byte(req.PasswordHash)); err != nil {
+		if err := SetPassword(r.Context(), deps.Passwords, deps.Logins(), name, []byte(req.PasswordHash)); err != nil {
 			code := http.StatusInternalServerError
 			if errors.Is(err, ErrRefused) {
 				code = http.StatusBadRequest
@@ -216,7 +212,6 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 	})
 	mux.HandleFunc("/", notFound)
 	return &Control{
-		logins: logins,
 		logger: logger,
 		ln:     ln,
 		srv:    &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
@@ -224,10 +219,6 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 		path:   path,
 	}, nil
 }
-
-// SetLogins puts a reloaded configuration's logins in force: from now on
-// `dirigent passwd` sets passwords for these names.
-func (c *Control) SetLogins(l Logins) { c.logins.Store(&l) }
 
 // Run serves until ctx ends, then removes the socket.
 func (c *Control) Run(ctx context.Context) error {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,7 +29,9 @@ func TestControlSetsDeskPasswords(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	sock := filepath.Join(dir, "control.sock")
-	c, err := NewControl(sock, ControlDeps{Logger: logger, Store: st, Passwords: st, Logins: Logins{Agents: []string{"anna"}}, DrainTimeout: time.Second})
+	var logins atomic.Pointer[Logins] // the desk's, which a reload changes
+	logins.Store(&Logins{Agents: []string{"anna"}})
+	c, err := NewControl(sock, ControlDeps{Logger: logger, Store: st, Passwords: st, Logins: func() Logins { return *logins.Load() }, DrainTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +79,7 @@ func TestControlSetsDeskPasswords(t *testing.T) {
 		t.Errorf("stored %v %v", u, err)
 	}
 	// A reload makes mallory a login, and anna none.
-	c.SetLogins(Logins{Agents: []string{"mallory"}})
+	logins.Store(&Logins{Agents: []string{"mallory"}})
 	if code, body := put("mallory", `{"password_hash":"`+string(hash)+`"}`); code != 200 {
 		t.Errorf("mallory after the reload: %d %v", code, body)
 	}

@@ -143,6 +143,9 @@ func (s *Server) EndSessionsOf(ctx context.Context, user string) (int, error) {
 	return s.sessions.endUser(ctx, user, s.now())
 }
 
+// Logins are who may log in now.
+func (s *Server) Logins() Logins { return *s.logins.Load() }
+
 // SetLogins puts a reloaded configuration's logins in force: a new login
 // can log in at once, and whoever is no longer a login, or has other
 // roles now, loses their sessions and logs in again as what they are

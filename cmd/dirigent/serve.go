@@ -243,7 +243,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		Journey:      d.journey,
 		Customers:    customerAdmin{Store: d.store, storeJournal: d.journal, router: d.router, chat: d.chat, desk: d.desk},
 		Passwords:    d.store,
-		Logins:       deskLogins(cfg),
+		Logins:       d.desk.Logins,
 		Sessions:     d.desk,
 		DrainTimeout: drain,
 	})
@@ -574,7 +574,6 @@ func (d *daemon) applyLogins(next *config.Config) {
 	if len(ended) > 0 {
 		d.logger.Info("reload: desk sessions ended: no longer a login, or other roles", "users", ended)
 	}
-	d.control.SetLogins(logins)
 }
 
 func (d *daemon) configName() string {
