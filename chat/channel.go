@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,8 +64,6 @@ type Config struct {
 	Queues map[string]QueueSettings
 	// TLS, when set, serves the widget and its WebSocket over HTTPS only.
 	TLS *tls.Config
-	// The router's queues, for the channels they take.
-	RouterQueues []router.QueueSpec
 	// AgentNames are shown to customers; an agent without one shows its
 	// id. SetAgentNames changes them.
 	AgentNames map[string]string
@@ -236,14 +233,7 @@ func New(cfg Config, deps Deps) (*Channel, error) {
 	return c, nil
 }
 
-func (c *Channel) takesMessages(queue string) bool {
-	for _, q := range c.cfg.RouterQueues {
-		if q.Name == queue {
-			return slices.Contains(q.Channels, router.Message)
-		}
-	}
-	return false
-}
+func (c *Channel) takesMessages(queue string) bool { return c.deps.Router.Takes(queue, router.Message) }
 
 // Addr is the widget listener's bound address.
 func (c *Channel) Addr() net.Addr { return c.ln.Addr() }

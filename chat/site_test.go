@@ -62,7 +62,7 @@ func startSite(t testing.TB, tune func(*Config, *Deps)) *site {
 	events := make(chan Event, 10000)
 	cfg := Config{
 		Listen: "127.0.0.1:0", DefaultQueue: "support", MaxMessageBytes: 100, MessagesPerMinute: 30, MaxSessionsPerIP: 50,
-		IdleTimeout: time.Hour, RouterQueues: rc.Queues, AgentNames: map[string]string{"anna": "Anna Adler"},
+		IdleTimeout: time.Hour, AgentNames: map[string]string{"anna": "Anna Adler"},
 	}
 	deps := Deps{
 		Logger: logger, Store: ts.Store, Journey: ts.Journey, Router: ts.Router, Registerer: prometheus.NewRegistry(), DrainTimeout: time.Second,

@@ -1037,6 +1037,16 @@ func TestStaffed(t *testing.T) {
 	staffed("billing", Voice, false, "ben taking no calls")
 	h.must(h.r.RemoveAgent("ben"))
 	staffed("billing", Email, false, "ben removed")
+	// Whether a queue takes a channel at all, staffed or not.
+	for _, tc := range []struct {
+		queue string
+		ch    Channel
+		want  bool
+	}{{"support", Message, true}, {"billing", Email, true}, {"billing", Message, false}, {"nowhere", Voice, false}} {
+		if got := h.r.Takes(tc.queue, tc.ch); got != tc.want {
+			t.Errorf("Takes(%s, %s) = %v", tc.queue, tc.ch, got)
+		}
+	}
 }
 
 // TestSetAgentSkillsKeepsCapacity: the admin page's skill change keeps

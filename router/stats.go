@@ -298,6 +298,14 @@ type AgentStats struct {
 	Occupancy float64 // busy ÷ (busy + idle); 0 when both are 0
 }
 
+// Takes reports whether queue exists and takes tasks of channel ch.
+func (r *Router) Takes(queue string, ch Channel) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	q := r.queues[queue]
+	return q != nil && ch < numChannels && q.classes[0][ch] != nil
+}
+
 // Staffed reports whether an available agent, free or busy, meets what
 // a queue's tasks on channel ch require at their first step and takes
 // that channel: whether anyone could answer such a task soon. It follows

@@ -176,7 +176,7 @@ func agentNames(c *config.Config) map[string]string {
 	return names
 }
 
-func chatConfig(c *config.Config, rc router.Config) chat.Config {
+func chatConfig(c *config.Config) chat.Config {
 	loc := c.Chat.Location()
 	cc := chat.Config{
 		Listen:            c.Chat.Listen,
@@ -189,7 +189,6 @@ func chatConfig(c *config.Config, rc router.Config) chat.Config {
 		IdleTimeout:       c.Chat.IdleTimeout.Duration,
 		Location:          loc,
 		Queues:            map[string]chat.QueueSettings{},
-		RouterQueues:      rc.Queues,
 		AgentNames:        agentNames(c),
 	}
 	for _, q := range c.Chat.Queues {

@@ -192,7 +192,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	// Voice offers ring the agent's phones; the channel ignores others.
 	d.offers.add(d.sip.OnOffer, d.sip.OnRevoke)
 	if cfg.Chat.Queue != "" {
-		cc := chatConfig(cfg, rc)
+		cc := chatConfig(cfg)
 		if cc.TLS, err = d.serverTLS("chat", cfg.Chat.TLSCert, cfg.Chat.TLSKey); err != nil {
 			return nil, err
 		}
