@@ -66,6 +66,18 @@ func (h *harness) takeOffer() Offer {
 	return o
 }
 
+// wantOffer takes the only new offer and fails unless it is task's to
+// agent; why says what the test expects of it.
+func (h *harness) wantOffer(task uint64, agent, why string) {
+	h.t.Helper()
+	if o := h.takeOffer(); o.TaskID != task || o.Agent != agent {
+		if why != "" {
+			why = ": " + why
+		}
+		h.t.Fatalf("offer %+v, want task %d to %s%s", o, task, agent, why)
+	}
+}
+
 // acceptOffers has agent accept the next n offers, one at a time, and
 // returns their tasks in order.
 func (h *harness) acceptOffers(n int, agent string) []uint64 {
@@ -480,19 +492,13 @@ func TestPreviousAgentWaitedForUpToCapacity(t *testing.T) {
 	h.must(h.r.Enqueue(Task{ID: 4, Queue: "support", Channel: Email, PreferredAgent: "anna"}))
 	h.noOffer()
 	h.must(h.r.SetPresence("ben", Available, ""))
-	if o := h.takeOffer(); o.TaskID != 2 || o.Agent != "ben" {
-		t.Fatalf("offer %+v, want call 2 to ben: anna takes one call at a time, and call 1 waits for her", o)
-	}
+	h.wantOffer(2, "ben", "anna takes one call at a time, and call 1 waits for her")
 	h.must(h.r.Accept(2, "ben"))
 	h.noOffer() // call 3 waits for a free line, mail 4 for anna (she takes three mails)
 	h.must(h.r.Complete(2, "ben"))
-	if o := h.takeOffer(); o.TaskID != 3 || o.Agent != "ben" {
-		t.Errorf("offer %+v, want call 3 to ben", o)
-	}
+	h.wantOffer(3, "ben", "")
 	h.must(h.r.SetPresence("anna", Available, ""))
-	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "anna" {
-		t.Errorf("offer %+v, want call 1 to anna", o)
-	}
+	h.wantOffer(1, "anna", "")
 }
 
 // TestPreviousAgentRingingCounts: a call ringing at its previous agent
@@ -501,14 +507,10 @@ func TestPreviousAgentRingingCounts(t *testing.T) {
 	h := lastAgentHarness(t)
 	h.must(h.r.SetPresence("anna", Available, ""))
 	h.must(h.r.Enqueue(Task{ID: 1, Queue: "support", Channel: Voice, PreferredAgent: "anna"}))
-	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "anna" {
-		t.Fatalf("offer %+v", o)
-	}
+	h.wantOffer(1, "anna", "")
 	h.must(h.r.Enqueue(Task{ID: 2, Queue: "support", Channel: Voice, PreferredAgent: "anna"}))
 	h.must(h.r.SetPresence("ben", Available, ""))
-	if o := h.takeOffer(); o.TaskID != 2 || o.Agent != "ben" {
-		t.Errorf("offer %+v, want call 2 to ben while call 1 rings at anna", o)
-	}
+	h.wantOffer(2, "ben", "while call 1 rings at anna")
 }
 
 func TestWidening(t *testing.T) {
@@ -550,9 +552,7 @@ func TestWideningAfterOverflow(t *testing.T) {
 	h.advance(time.Minute)
 	h.noOffer()
 	h.advance(30 * time.Second) // support's own step, two minutes after it entered
-	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "ben" {
-		t.Errorf("after support's widening: %+v", o)
-	}
+	h.wantOffer(1, "ben", "after support's widening")
 
 	// Into a queue without widening: the old step falls due in vain.
 	cfg.Queues[0].Widening = nil
@@ -615,9 +615,7 @@ func TestSetAgentFreesCapacityAndSkills(t *testing.T) {
 	h.enqueue(1, "billing", Email) // anna lacks billing
 	h.noOffer()
 	h.must(h.r.SetAgent(AgentSpec{ID: "anna", Skills: map[string]int{"support": 5, "billing": 3}, Capacity: cap3(1, 1, 0)}))
-	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "anna" {
-		t.Fatalf("after gaining billing: %+v", o)
-	}
+	h.wantOffer(1, "anna", "after gaining billing")
 	h.must(h.r.Accept(1, "anna"))
 	h.enqueue(2, "support", Email) // email capacity 1 is used
 	h.noOffer()
@@ -712,9 +710,7 @@ func TestRemoveAgent(t *testing.T) {
 	h.enqueue(4, "support", Voice) // cleo is on a call
 	h.noOffer()
 	h.must(h.r.SetPresence("ben", Available, ""))
-	if o := h.takeOffer(); o.TaskID != 4 || o.Agent != "ben" {
-		t.Errorf("ben back: %+v", o)
-	}
+	h.wantOffer(4, "ben", "when he is back")
 }
 
 // TestReturnTask: a supervisor returns the mail anna has taken; it goes
@@ -742,9 +738,7 @@ func TestReturnTask(t *testing.T) {
 	h.must(h.r.ReturnTask(1, "anna", "by sven"))
 	h.noOffer() // anna, free for mail, is not offered it at once
 	h.must(h.r.SetPresence("ben", Available, ""))
-	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "ben" {
-		t.Errorf("offered %+v, want task 1 to ben", o)
-	}
+	h.wantOffer(1, "ben", "")
 	if held := h.r.Agents()[0].Held; len(held) != 1 || held[0].ID != 2 {
 		t.Errorf("anna holds %+v after the return", held)
 	}
@@ -823,9 +817,7 @@ func TestReturnedTaskGoesToOthersFirst(t *testing.T) {
 	h.must(h.r.Decline(o.TaskID, "anna"))
 	h.noOffer() // neither 1 nor 2 goes back to anna now
 	h.must(h.r.SetPresence("ben", Available, ""))
-	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "ben" {
-		t.Errorf("offered %+v, want task 1 to ben at once", o)
-	}
+	h.wantOffer(1, "ben", "at once")
 }
 
 // TestRemovedAgentsCallGoesOn: removing an agent returns the mail they
@@ -893,9 +885,7 @@ func TestLettingGoOfTasksWaitingForAnAgent(t *testing.T) {
 	h.must(h.r.SetPresence("ben", Available, ""))
 	h.must(h.r.SetPresence("anna", Offline, ""))
 	check(h)
-	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "ben" {
-		t.Errorf("after anna went offline: %+v", o)
-	}
+	h.wantOffer(1, "ben", "after anna went offline")
 
 	// Queued again after a restart for anna, offline; she is removed.
 	h = newHarness(t, cfg)
@@ -913,9 +903,7 @@ func TestLettingGoOfTasksWaitingForAnAgent(t *testing.T) {
 		t.Errorf("task 2 in %s waits for %v", tk.q.spec.Name, tk.waitFor)
 	}
 	h.must(h.r.SetPresence("ben", Available, ""))
-	if o := h.takeOffer(); o.TaskID != 2 || o.Agent != "ben" {
-		t.Errorf("after anna was removed: %+v", o)
-	}
+	h.wantOffer(2, "ben", "after anna was removed")
 
 	// anna, offered the task she waits for, loses the skill for it.
 	h = newHarness(t, cfg)
@@ -925,9 +913,7 @@ func TestLettingGoOfTasksWaitingForAnAgent(t *testing.T) {
 	h.must(h.r.SetPresence("ben", Available, ""))
 	h.must(h.r.SetAgentSkills("anna", map[string]int{"german": 5}))
 	check(h)
-	if o := h.takeOffer(); o.TaskID != 3 || o.Agent != "ben" {
-		t.Errorf("after anna lost the skill: %+v", o)
-	}
+	h.wantOffer(3, "ben", "after anna lost the skill")
 
 	// anna, away, no longer takes mail.
 	h = newHarness(t, cfg)
@@ -937,9 +923,7 @@ func TestLettingGoOfTasksWaitingForAnAgent(t *testing.T) {
 	h.noOffer()
 	h.must(h.r.SetAgent(AgentSpec{ID: "anna", Skills: map[string]int{"support": 5}, Capacity: cap3(1, 0, 2)}))
 	check(h)
-	if o := h.takeOffer(); o.TaskID != 4 || o.Agent != "ben" {
-		t.Errorf("after anna stopped taking mail: %+v", o)
-	}
+	h.wantOffer(4, "ben", "after anna stopped taking mail")
 
 	// A widening step requires what anna, away, lacks.
 	wide := cfg
@@ -954,9 +938,7 @@ func TestLettingGoOfTasksWaitingForAnAgent(t *testing.T) {
 	h.noOffer()
 	h.advance(time.Minute)
 	check(h)
-	if o := h.takeOffer(); o.TaskID != 5 || o.Agent != "ben" {
-		t.Errorf("after the widening step: %+v", o)
-	}
+	h.wantOffer(5, "ben", "after the widening step")
 }
 
 // TestLetGoInQueueOrder: the tasks an agent lets go of are offered best
@@ -974,9 +956,7 @@ func TestLetGoInQueueOrder(t *testing.T) {
 	h.must(h.r.SetPresence("ben", Available, ""))
 	h.noOffer()
 	h.must(h.r.SetPresence("anna", Offline, ""))
-	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "ben" {
-		t.Errorf("offered %+v, want the older mail", o)
-	}
+	h.wantOffer(1, "ben", "the older mail")
 }
 
 // TestRecoveredWaitsOnlyForAnAgentTakingItsChannel: a mail queued again
@@ -988,9 +968,7 @@ func TestRecoveredWaitsOnlyForAnAgentTakingItsChannel(t *testing.T) {
 	h := newHarness(t, cfg)
 	h.must(h.r.SetPresence("ben", Available, ""))
 	h.r.Recover(nil, []Unfinished{{Task: Task{ID: 1, Queue: "support", Channel: Email, Arrived: h.now}, Agent: "anna"}})
-	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "ben" {
-		t.Errorf("offered %+v", o)
-	}
+	h.wantOffer(1, "ben", "")
 }
 
 // TestMaxWaitPassedDuringAWithdrawnOffer: a task whose max wait passed
@@ -1122,9 +1100,7 @@ func TestEraseInEachState(t *testing.T) {
 				t.Errorf("stats %+v: an erasure is neither abandoned nor completed", st)
 			}
 			available(h)
-			if o := h.takeOffer(); o.TaskID != 2 || o.Agent != "anna" {
-				t.Errorf("next offer %+v, want task 2 to anna at once", o)
-			}
+			h.wantOffer(2, "anna", "at once")
 			if err := h.r.checkInvariants(h.now); err != nil {
 				t.Error(err)
 			}
@@ -1247,9 +1223,7 @@ func TestEraseDuringACall(t *testing.T) {
 			if kinds := kindsOf(es); !slices.Equal(kinds, []EventKind{TaskCanceled}) {
 				t.Errorf("after the call: %v, want only canceled (no wrap-up)", kinds)
 			}
-			if o := h.takeOffer(); o.TaskID != 2 || o.Agent != "anna" {
-				t.Errorf("next offer %+v", o)
-			}
+			h.wantOffer(2, "anna", "")
 			if err := h.r.checkInvariants(h.now); err != nil {
 				t.Error(err)
 			}
@@ -1304,9 +1278,7 @@ func TestOperationsHandleDueDeadlinesFirst(t *testing.T) {
 			if len(h.revoked) != 1 || h.revoked[0].Agent != "anna" {
 				t.Errorf("revoked %+v, want anna's offer", h.revoked)
 			}
-			if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "ben" {
-				t.Errorf("next offer %+v, want task 1 to ben", o)
-			}
+			h.wantOffer(1, "ben", "")
 			if a := h.r.Agents()[0]; a.Load != cap3(0, 0, 0) || a.Offered != 0 {
 				t.Errorf("anna: %+v", a)
 			}

@@ -99,9 +99,7 @@ func TestSetSettingsVoiceBlocking(t *testing.T) {
 	h, cfg := onACallWithMailWaiting(t)
 	cfg.VoiceBlocksOthers = false
 	h.must(h.r.SetSettings(cfg))
-	if o := h.takeOffer(); o.TaskID != 2 || o.Agent != "anna" {
-		t.Errorf("offer %+v", o)
-	}
+	h.wantOffer(2, "anna", "")
 }
 
 // TestSetSettingsMaxWaitBeforeOffers: settings that shorten a max wait
