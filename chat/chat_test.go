@@ -136,9 +136,7 @@ func TestChatWithAnAgent(t *testing.T) {
 func TestChatOfARemovedAgent(t *testing.T) {
 	s := startSite(t, nil)
 	s.available(t, "anna")
-	b := s.dial(t, nil)
-	b.send(hello(nil))
-	b.until(FrameWelcome)
+	b := s.chatting(t, nil)
 	b.send(message("m1", "Hallo?"))
 	if n := b.until(FrameNotice); n.Code != "queued" {
 		t.Fatalf("notice %+v", n)
@@ -216,9 +214,7 @@ func TestResumeAfterReconnect(t *testing.T) {
 		t.Fatalf("transcript %+v, %v", msgs, err)
 	}
 	// A second tab resuming the same session takes it over.
-	b3 := s.dial(t, nil)
-	b3.send(hello(map[string]any{"session": token, "last_seq": 3}))
-	b3.until(FrameWelcome)
+	b3 := s.chatting(t, map[string]any{"session": token, "last_seq": 3})
 	b2.closedWith()
 	if err := s.ch.Send(bg, e.ConversationID, "anna", "Hallo?"); err != nil {
 		t.Fatal(err)
@@ -242,9 +238,7 @@ func TestResumeAfterReconnect(t *testing.T) {
 func TestBadFramesCloseOnlyThatSession(t *testing.T) {
 	s := startSite(t, nil)
 	s.available(t, "anna")
-	good := s.dial(t, nil)
-	good.send(hello(nil))
-	good.until(FrameWelcome)
+	good := s.chatting(t, nil)
 
 	for _, tc := range []struct {
 		name   string
@@ -275,9 +269,7 @@ func TestBadFramesCloseOnlyThatSession(t *testing.T) {
 		})
 	}
 	// Beyond even the frame size limit, the library closes with 1009.
-	huge := s.dial(t, nil)
-	huge.send(hello(nil))
-	huge.until(FrameWelcome)
+	huge := s.chatting(t, nil)
 	huge.send([]byte(`{"type":"message","id":"x","text":"` + strings.Repeat("x", 10000) + `"}`))
 	if _, status := huge.closedWith(); status != websocket.StatusMessageTooBig {
 		t.Errorf("huge frame closed with %v", status)
@@ -296,9 +288,7 @@ func TestBadFramesCloseOnlyThatSession(t *testing.T) {
 // connections beyond the per-address limit are turned away.
 func TestLimits(t *testing.T) {
 	s := startSite(t, func(c *Config, _ *Deps) { c.MessagesPerMinute = 3; c.MaxSessionsPerIP = 2 })
-	b := s.dial(t, nil)
-	b.send(hello(nil))
-	b.until(FrameWelcome)
+	b := s.chatting(t, nil)
 	for i := range 3 {
 		b.send(message(string(rune('a'+i)), "Nachricht"))
 		if ack := b.until(FrameMessage); ack.ID != string(rune('a'+i)) {
@@ -314,9 +304,7 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("stored %d messages, want 3", len(msgs))
 	}
 
-	second := s.dial(t, nil)
-	second.send(hello(nil))
-	second.until(FrameWelcome)
+	second := s.chatting(t, nil)
 	third := s.dial(t, nil)
 	frames, _ := third.closedWith()
 	if len(frames) != 1 || frames[0].Code != "sessions" {
@@ -421,9 +409,7 @@ func TestClosedAndNobodyAvailable(t *testing.T) {
 		}}
 	})
 	s.available(t, "anna")
-	b := s.dial(t, nil)
-	b.send(hello(nil))
-	b.until(FrameWelcome)
+	b := s.chatting(t, nil)
 	if n := b.until(FrameNotice); n.Code != "closed" || n.Text != "Wir sind Mo–Fr 8–18 Uhr für Sie da." {
 		t.Fatalf("closed notice %+v", n)
 	}
@@ -468,9 +454,7 @@ func TestClosedAndNobodyAvailable(t *testing.T) {
 	if err := s.router.SetAgent(router.AgentSpec{ID: "bert", Skills: map[string]int{"support": 3}, Capacity: [3]int{1, 3, 2}}); err != nil {
 		t.Fatal(err)
 	}
-	third := s.dial(t, nil)
-	third.send(hello(nil))
-	third.until(FrameWelcome)
+	third := s.chatting(t, nil)
 	third.send(message("y", "Hallo?"))
 	if n := third.until(FrameNotice); n.Code != "queued" {
 		t.Errorf("with bert taking chats, notice %+v", n)
@@ -497,9 +481,7 @@ func TestIdentifiedChatJoinsTheJourney(t *testing.T) {
 	if err := s.st.AppendContact(bg, earlier); err != nil {
 		t.Fatal(err)
 	}
-	b := s.dial(t, nil)
-	b.send(hello(map[string]any{"email": "JOE@example.com", "name": "Joe"}))
-	b.until(FrameWelcome)
+	b := s.chatting(t, map[string]any{"email": "JOE@example.com", "name": "Joe"})
 	b.send(message("m1", "Es geht noch mal um die Rechnung."))
 	b.until(FrameMessage)
 	e := s.event(t, "message")
@@ -726,9 +708,7 @@ func counterValue(c prometheus.Counter) float64 {
 // timeout ends by itself, with its transcript in the contact.
 func TestIdleChatEnds(t *testing.T) {
 	s := startSite(t, func(c *Config, _ *Deps) { c.IdleTimeout = 200 * time.Millisecond })
-	b := s.dial(t, nil)
-	b.send(hello(map[string]any{"name": "Ida"}))
-	b.until(FrameWelcome)
+	b := s.chatting(t, map[string]any{"name": "Ida"})
 	b.send(message("m1", "Hallo?"))
 	b.until(FrameMessage)
 	e := s.event(t, "message")
@@ -754,9 +734,7 @@ func TestForgetCustomer(t *testing.T) {
 	s := startSite(t, func(_ *Config, d *Deps) {
 		d.SIPReply = func(_ context.Context, _, text string) error { replies <- text; return nil }
 	})
-	b := s.dial(t, nil)
-	b.send(hello(map[string]any{"phone": "+49 30 123456"}))
-	b.until(FrameWelcome)
+	b := s.chatting(t, map[string]any{"phone": "+49 30 123456"})
 	b.send(message("m1", "Bitte löschen Sie meine Daten."))
 	web := s.event(t, "message")
 	if err := s.ch.Inbound(bg, "sip", PeerMessage{From: "+49 30 123456", ReplyTo: "sip:joe@192.0.2.7:5062", Text: "Auch per SIP"}); err != nil {
@@ -817,9 +795,7 @@ func TestNoGoroutinesLeftAfterRun(t *testing.T) {
 		s := startSite(t, nil)
 		s.available(t, "anna")
 		for i := range 3 {
-			b := s.dial(t, nil)
-			b.send(hello(nil))
-			b.until(FrameWelcome)
+			b := s.chatting(t, nil)
 			b.send(message("m", "Hallo"))
 			b.until(FrameMessage)
 			if i == 0 {
@@ -877,9 +853,7 @@ func TestInboundRate(t *testing.T) {
 // desk only within the typing rate.
 func TestTypingFloodIsBounded(t *testing.T) {
 	s := startSite(t, nil)
-	b := s.dial(t, nil)
-	b.send(hello(nil))
-	b.until(FrameWelcome)
+	b := s.chatting(t, nil)
 	for i := range 500 {
 		b.send(map[string]any{"type": "typing", "active": i%2 == 0})
 	}
@@ -911,9 +885,7 @@ func TestChatOfACustomerMergedAway(t *testing.T) {
 	if err := s.st.CreateCustomer(bg, kept); err != nil {
 		t.Fatal(err)
 	}
-	b := s.dial(t, nil)
-	b.send(hello(map[string]any{"name": "Joe", "email": "joe@example.com"}))
-	b.until(FrameWelcome)
+	b := s.chatting(t, map[string]any{"name": "Joe", "email": "joe@example.com"})
 	joe, err := s.st.LookupIdentity("email:joe@example.com")
 	if err != nil {
 		t.Fatal(err)

@@ -203,6 +203,16 @@ func (b *browser) closedWith() ([]ServerFrame, websocket.StatusCode) {
 
 func (b *browser) close() { b.ws.Close(websocket.StatusNormalClosure, "") }
 
+// chatting opens a chat as a customer's browser does: a hello with the
+// given fields, welcomed.
+func (s *site) chatting(t testing.TB, fields map[string]any) *browser {
+	t.Helper()
+	b := s.dial(t, nil)
+	b.send(hello(fields))
+	b.until(FrameWelcome)
+	return b
+}
+
 func hello(extra map[string]any) map[string]any {
 	m := map[string]any{"type": "hello", "lang": "de"}
 	for k, v := range extra {
