@@ -2,7 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"strings"
 	"syscall"
@@ -209,5 +213,61 @@ func TestReloadKeepsSkillsForTheRestart(t *testing.T) {
 		if len(warned) != 1 || warned[0]["msg"] != "reload: skills, queues and routing take effect at the next restart" || warned[0]["why"] != "needs a restart: skills changed" {
 			t.Errorf("the reload warned: %v", warned)
 		}
+	}
+}
+
+// TestDeskBehindTrustedProxy: behind a reverse proxy listed in
+// desk.trusted_proxies, failed logins are counted for the address the
+// proxy forwards, not for the proxy (which would lock every agent out
+// together), and an X-Forwarded-For the client wrote itself changes
+// nothing. The proxy is net/http/httputil's, connecting from 127.0.0.3;
+// the clients come from 127.0.0.2 and 127.0.0.4.
+func TestDeskBehindTrustedProxy(t *testing.T) {
+	cfgPath := writeConfig(t, t.TempDir(), "")
+	setInConfig(t, cfgPath, "desk", "trusted_proxies = [\"127.0.0.3\"]\n")
+	d := startDaemon(t, cfgPath)
+	target, err := url.Parse(d.desk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)}}).DialContext}
+	front := httptest.NewServer(proxy)
+	t.Cleanup(front.Close)
+	from := func(ip byte) *http.Client {
+		return &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, ip)}}).DialContext}}
+	}
+	login := func(c *http.Client, user, spoofed string) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, front.URL+"/api/desk/login", strings.NewReader(`{"user":"`+user+`","password":"falsch-falsch"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if spoofed != "" {
+			req.Header.Set("X-Forwarded-For", spoofed)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	guesser, agent := from(2), from(4)
+	// Each guess claims another address; all count for 127.0.0.2.
+	for i := range 20 {
+		if code := login(guesser, fmt.Sprintf("x%d", i), fmt.Sprintf("198.51.100.%d", i)); code != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, code)
+		}
+	}
+	if code := login(guesser, "x20", "198.51.100.20"); code != http.StatusTooManyRequests {
+		t.Errorf("the 21st guess from 127.0.0.2: %d, want 429", code)
+	}
+	if code := login(agent, "anna", ""); code != http.StatusUnauthorized {
+		t.Errorf("a login from 127.0.0.4 behind the same proxy: %d, want 401 (not locked out)", code)
+	}
+	if line := d.waitLog(t, "desk login refused"); line["remote"] != "127.0.0.2" {
+		t.Errorf("the failed login is logged from %v", line["remote"])
 	}
 }
