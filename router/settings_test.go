@@ -102,6 +102,29 @@ func TestSetSettingsVoiceBlocking(t *testing.T) {
 	h.wantOffer(2, "anna", "")
 }
 
+// TestSetSettingsVoiceBlockingOn: once calls block other channels, an
+// agent on a call is offered no mail until the call ends; a mail taken
+// before stays theirs.
+func TestSetSettingsVoiceBlockingOn(t *testing.T) {
+	cfg := basicConfig()
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("anna", Available, ""))
+	h.enqueue(1, "support", Voice)
+	h.acceptOffers(1, "anna")
+	h.enqueue(2, "support", Email)
+	h.wantOffer(2, "anna", "calls do not block mail yet")
+	h.must(h.r.Accept(2, "anna"))
+	cfg.VoiceBlocksOthers = true
+	h.must(h.r.SetSettings(cfg))
+	h.enqueue(3, "support", Email)
+	h.noOffer()
+	if held := h.r.Agents()[0].Held; len(held) != 2 {
+		t.Errorf("anna holds %+v", held)
+	}
+	h.must(h.r.End(1))
+	h.wantOffer(3, "anna", "after the call")
+}
+
 // TestSetSettingsMaxWaitBeforeOffers: settings that shorten a max wait
 // and free an agent at once (calls no longer block mail) move the task
 // that waited too long on before anyone is offered it.
