@@ -5,14 +5,18 @@ import (
 	"testing"
 	"time"
 
+	"dirigent/config"
 	"dirigent/router"
 )
 
 // A start takes up the presence of a stop at most presenceKeptFor ago,
-// once; agents no longer configured are left out.
+// once; agents no longer configured are left out, and so is an away
+// reason no longer configured.
 func TestTakeUpPresence(t *testing.T) {
 	st, _, r := journalSite(t, nil)
-	d := &daemon{store: st, router: r, logger: slog.New(slog.DiscardHandler)}
+	cfg, err := config.Default()
+	noErr(t, err)
+	d := &daemon{cfg: cfg, store: st, router: r, logger: slog.New(slog.DiscardHandler)}
 	demo := func() router.AgentStats {
 		for _, a := range r.Agents() {
 			if a.Agent == "demo" {
@@ -48,5 +52,11 @@ func TestTakeUpPresence(t *testing.T) {
 	d.takeUpPresence(stop.Add(time.Minute)) // taken already
 	if a := demo(); a.Presence != router.Offline {
 		t.Errorf("the same stop taken up twice: %s", a.Presence)
+	}
+	keep(router.Away)
+	d.cfg.Desk.AwayReasons = []string{"lunch"} // the restart was for this change
+	d.takeUpPresence(stop.Add(time.Minute))
+	if a := demo(); a.Presence != router.Offline {
+		t.Errorf("away for a reason no longer configured: %s (%s)", a.Presence, a.Reason)
 	}
 }
