@@ -103,15 +103,6 @@ func writeRouterError(w http.ResponseWriter, err error) {
 	}
 }
 
-func taskID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
-	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
-	if err != nil || id == 0 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("task id %q: want a positive number", r.PathValue("id")))
-		return 0, false
-	}
-	return id, true
-}
-
 func (s *Server) getOffers(w http.ResponseWriter, r *http.Request) {
 	out := []deskTask{}
 	for _, t := range s.desk.agentTasks(sessionOf(r).user) {
@@ -129,7 +120,7 @@ func (s *Server) getTasks(w http.ResponseWriter, r *http.Request) {
 // myTask finds task id of the session's agent in state ("" for any),
 // answering 404 or 409 when it is not there.
 func (s *Server) myTask(w http.ResponseWriter, r *http.Request, state string) (deskTask, bool) {
-	id, ok := taskID(w, r)
+	id, ok := pathID(w, r, "task")
 	if !ok {
 		return deskTask{}, false
 	}
@@ -484,7 +475,7 @@ func (s *Server) searchCustomers(w http.ResponseWriter, r *http.Request) {
 
 // getCustomer is GET /api/desk/customers/{id}: card and journey.
 func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request) {
-	id, ok := customerID(w, r)
+	id, ok := pathID(w, r, "customer")
 	if !ok {
 		return
 	}

@@ -106,7 +106,7 @@ type journeyPage struct {
 // getJourney serves a customer's journey, newest first, paged by
 // ?before=RFC3339 and ?limit= (1–200, default 50).
 func (s *Server) getJourney(w http.ResponseWriter, r *http.Request) {
-	id, ok := customerID(w, r)
+	id, ok := pathID(w, r, "customer")
 	if !ok {
 		return
 	}

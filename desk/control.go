@@ -114,7 +114,7 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 		writeJSON(w, http.StatusOK, res)
 	})
 	mux.HandleFunc("GET /customers/{id}/export", func(w http.ResponseWriter, r *http.Request) {
-		id, ok := customerID(w, r)
+		id, ok := pathID(w, r, "customer")
 		if !ok {
 			return
 		}
@@ -127,7 +127,7 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 		writeJSON(w, http.StatusOK, exp)
 	})
 	mux.HandleFunc("DELETE /customers/{id}", func(w http.ResponseWriter, r *http.Request) {
-		id, ok := customerID(w, r)
+		id, ok := pathID(w, r, "customer")
 		if !ok {
 			return
 		}
@@ -140,7 +140,7 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 		writeJSON(w, http.StatusOK, n)
 	})
 	mux.HandleFunc("GET /customers/{id}/merge-suggestions", func(w http.ResponseWriter, r *http.Request) {
-		id, ok := customerID(w, r)
+		id, ok := pathID(w, r, "customer")
 		if !ok {
 			return
 		}
@@ -152,7 +152,7 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 		writeJSON(w, http.StatusOK, map[string]any{"suggestions": sug})
 	})
 	mux.HandleFunc("POST /customers/{id}/merge/{other}", func(w http.ResponseWriter, r *http.Request) {
-		id, ok := customerID(w, r)
+		id, ok := pathID(w, r, "customer")
 		if !ok {
 			return
 		}

@@ -24,10 +24,12 @@ type Router interface {
 	SetAgentSkills(agentID string, skills map[string]int) error
 }
 
-// Mailer sends an agent's reply in a mail conversation (the mail
-// channel; the desk must not import it).
+// Mailer is the mail channel as the desk uses it (the desk must not
+// import it): it sends an agent's reply in a mail conversation, and reads
+// attachment n of a stored mail, as its contact lists them.
 type Mailer interface {
 	Reply(ctx context.Context, conversationID uint64, agent, text string) (*store.OutboundMail, error)
+	Attachment(mailID uint64, n int) (store.Attachment, []byte, error)
 }
 
 // deskTask is a task the desk shows an agent: offered, or accepted on

@@ -40,10 +40,12 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 }
 
 // customerID reads the {id} of the path, answering 400 when it is not one.
-func customerID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+// pathID reads the path's {id}, the id of a what ("task", "customer"):
+// 400 unless it is a positive number.
+func pathID(w http.ResponseWriter, r *http.Request, what string) (uint64, bool) {
 	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
 	if err != nil || id == 0 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("customer id %q: want a positive number", r.PathValue("id")))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s id %q: want a positive number", what, r.PathValue("id")))
 		return 0, false
 	}
 	return id, true

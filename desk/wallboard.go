@@ -181,7 +181,7 @@ type returnRequest struct {
 // puts a mail or chat an agent has taken back into its queue (the agent
 // is going home, or swamped); the others are offered it first.
 func (s *Server) returnTask(w http.ResponseWriter, r *http.Request) {
-	id, ok := taskID(w, r)
+	id, ok := pathID(w, r, "task")
 	if !ok {
 		return
 	}

@@ -130,3 +130,13 @@ func (c *Channel) Run(ctx context.Context) error {
 		c.sendDue(ctx)
 	}
 }
+
+// Attachment is attachment n (0 is the first) of stored mail mailID,
+// decoded, as its contact lists them: for the desk's download.
+func (c *Channel) Attachment(mailID uint64, n int) (store.Attachment, []byte, error) {
+	_, raw, err := c.deps.Store.Mail(mailID)
+	if err != nil {
+		return store.Attachment{}, nil, err
+	}
+	return AttachmentOf(raw, n)
+}

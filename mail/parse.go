@@ -2,6 +2,7 @@ package mail
 
 import (
 	"bytes"
+	"dirigent/store"
 	"errors"
 	"fmt"
 	"io"
@@ -29,27 +30,24 @@ type Parsed struct {
 	ReplyToName string
 	Subject     string
 	Text        string // the readable text: text/plain, else text/html made readable
-	Attachments []Attachment
+	Attachments []store.Attachment
 	// Automatic marks mail no person wrote: auto-replies, bounces, lists.
 	Automatic bool
-}
-
-// Attachment is a file that came with a message.
-type Attachment struct {
-	Name, Type string
-	Size       int
 }
 
 // ErrUnreadable wraps every reason a message cannot be read at all.
 var ErrUnreadable = errors.New("unreadable message")
 
+// ErrNoAttachment: the message has no attachment of that number.
+var ErrNoAttachment = errors.New("no such attachment")
+
 // Parse reads a raw message: MIME multipart, quoted-printable and base64,
 // encoded-word headers, charsets. A broken part is skipped, not fatal;
 // only a message without a usable From or with a broken header is.
 func Parse(raw []byte) (*Parsed, error) {
-	r, err := gomail.CreateReader(bytes.NewReader(raw))
-	if err != nil && !isUnknownCharset(err) {
-		return nil, fmt.Errorf("%w: %v", ErrUnreadable, err)
+	r, err := reader(raw)
+	if err != nil {
+		return nil, err
 	}
 	defer r.Close()
 	h := r.Header
@@ -69,41 +67,100 @@ func Parse(raw []byte) (*Parsed, error) {
 	p.Automatic = automatic(h, p.From)
 
 	var plain, htmlText string
-	for {
-		part, err := r.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
+	walk(r, func(ct string, body io.Reader) {
+		b, _ := io.ReadAll(io.LimitReader(body, maxTextBytes))
+		switch {
+		case ct == "text/plain" && plain == "":
+			plain = string(b)
+		case ct == "text/html" && htmlText == "":
+			htmlText = htmlToText(b)
 		}
-		if err != nil {
-			if isUnknownCharset(err) {
-				continue
-			}
-			break // a broken part ends the readable text; what was read stays
-		}
-		body, _ := io.ReadAll(io.LimitReader(part.Body, maxTextBytes))
-		switch ph := part.Header.(type) {
-		case *gomail.InlineHeader:
-			ct, _, _ := ph.ContentType()
-			switch {
-			case ct == "text/plain" && plain == "":
-				plain = string(body)
-			case ct == "text/html" && htmlText == "":
-				htmlText = htmlToText(body)
-			case ct != "text/plain" && ct != "text/html":
-				p.Attachments = append(p.Attachments, Attachment{Name: inlineName(ph), Type: ct, Size: len(body)})
-			}
-		case *gomail.AttachmentHeader:
-			name, _ := ph.Filename()
-			ct, _, _ := ph.ContentType()
-			p.Attachments = append(p.Attachments, Attachment{Name: name, Type: ct, Size: len(body)})
-		}
-	}
+	}, func(a store.Attachment, body io.Reader) bool {
+		a.Size, _ = io.Copy(io.Discard, body)
+		p.Attachments = append(p.Attachments, a)
+		return true
+	})
 	p.Text = plain
 	if strings.TrimSpace(p.Text) == "" {
 		p.Text = htmlText
 	}
 	p.Text = strings.TrimSpace(strings.ReplaceAll(strings.ToValidUTF8(p.Text, "\uFFFD"), "\r\n", "\n"))
 	return p, nil
+}
+
+// AttachmentOf returns attachment n of a raw message (0 is the first, in
+// the order Parse lists them), decoded: ErrNoAttachment if it has fewer.
+// Of a broken part (bad base64, cut off), what decodes up to the break,
+// as Parse counts it.
+func AttachmentOf(raw []byte, n int) (store.Attachment, []byte, error) {
+	if n < 0 {
+		return store.Attachment{}, nil, ErrNoAttachment
+	}
+	r, err := reader(raw)
+	if err != nil {
+		return store.Attachment{}, nil, err
+	}
+	defer r.Close()
+	var (
+		found store.Attachment
+		data  []byte
+		i     int
+	)
+	err = ErrNoAttachment
+	walk(r, func(string, io.Reader) {}, func(a store.Attachment, body io.Reader) bool {
+		if i++; i <= n {
+			return true
+		}
+		data, _ = io.ReadAll(body)
+		found, found.Size, err = a, int64(len(data)), nil
+		return false
+	})
+	return found, data, err
+}
+
+// reader opens a raw message: a header it cannot read makes it
+// unreadable; a charset it does not know is read as it is.
+func reader(raw []byte) (*gomail.Reader, error) {
+	r, err := gomail.CreateReader(bytes.NewReader(raw))
+	if err != nil && !isUnknownCharset(err) {
+		return nil, fmt.Errorf("%w: %v", ErrUnreadable, err)
+	}
+	return r, nil
+}
+
+// walk goes through the parts of a message after its header, in order:
+// text/plain and text/html parts to text, every attachment (a part with a
+// file name, or inline content that is not text) to attachment, which
+// says whether to go on. A part in an unknown charset is skipped; a
+// broken part ends the walk, and what came before it stays.
+func walk(r *gomail.Reader, text func(ct string, body io.Reader), attachment func(a store.Attachment, body io.Reader) bool) {
+	for {
+		part, err := r.NextPart()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			if isUnknownCharset(err) {
+				continue
+			}
+			return
+		}
+		switch ph := part.Header.(type) {
+		case *gomail.InlineHeader:
+			ct, _, _ := ph.ContentType()
+			if ct == "text/plain" || ct == "text/html" {
+				text(ct, part.Body)
+			} else if !attachment(store.Attachment{Name: inlineName(ph), Type: ct}, part.Body) {
+				return
+			}
+		case *gomail.AttachmentHeader:
+			name, _ := ph.Filename()
+			ct, _, _ := ph.ContentType()
+			if !attachment(store.Attachment{Name: name, Type: ct}, part.Body) {
+				return
+			}
+		}
+	}
 }
 
 func isUnknownCharset(err error) bool {

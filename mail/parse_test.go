@@ -1,10 +1,15 @@
 package mail
 
 import (
+	"bytes"
+	"dirigent/store"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -67,5 +72,51 @@ func FuzzParse(f *testing.F) {
 		if len(p.Text) > 2*maxTextBytes+8 {
 			t.Fatalf("text of %d bytes", len(p.Text))
 		}
+		// Each attachment listed is there to download, as listed.
+		for i, want := range p.Attachments[:min(len(p.Attachments), 3)] {
+			got, data, err := AttachmentOf(raw, i)
+			if err != nil || got != want || int64(len(data)) != want.Size {
+				t.Fatalf("attachment %d: %+v (%d bytes), %v; listed %+v", i, got, len(data), err, want)
+			}
+		}
 	})
+}
+
+// TestAttachments: a message's attachments are listed with their whole
+// size (beyond what is read of a text), and each is there decoded, by
+// its number.
+func TestAttachments(t *testing.T) {
+	picture := make([]byte, 3*maxTextBytes/2)
+	for i := range picture {
+		picture[i] = byte(i * 7)
+	}
+	encoded := base64.StdEncoding.EncodeToString(picture)
+	var lines strings.Builder
+	for len(encoded) > 76 {
+		lines.WriteString(encoded[:76] + "\r\n")
+		encoded = encoded[76:]
+	}
+	lines.WriteString(encoded + "\r\n")
+	raw := []byte("From: joe@example.org\r\nSubject: Fotos\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nAnbei.\r\n" +
+		"--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Disposition: attachment; filename=\"liste.txt\"\r\n\r\nEins\r\n" +
+		"--b\r\nContent-Type: image/png\r\nContent-Disposition: inline; filename=\"=?utf-8?q?Gr=C3=BC=C3=9Fe.png?=\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" + lines.String() +
+		"--b--\r\n")
+	p, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Attachment{{Name: "liste.txt", Type: "text/plain", Size: 4}, {Name: "Grüße.png", Type: "image/png", Size: int64(len(picture))}}
+	if p.Text != "Anbei." || !slices.Equal(p.Attachments, want) {
+		t.Fatalf("parsed %q with %+v, want %+v", p.Text, p.Attachments, want)
+	}
+	a, data, err := AttachmentOf(raw, 1)
+	if err != nil || a != want[1] || !bytes.Equal(data, picture) {
+		t.Errorf("attachment 1: %+v, %d bytes, %v", a, len(data), err)
+	}
+	for _, n := range []int{2, -1} {
+		if _, _, err := AttachmentOf(raw, n); !errors.Is(err, ErrNoAttachment) {
+			t.Errorf("attachment %d: %v", n, err)
+		}
+	}
 }

@@ -166,7 +166,7 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 	}
 	contact := &store.Contact{
 		CustomerID: customer.ID, Channel: "email", Direction: "in", Queue: queue, Intent: intent.Name,
-		Start: m.Received, Subject: p.Subject, Text: p.Text,
+		Start: m.Received, Subject: p.Subject, Text: p.Text, Attachments: p.Attachments,
 	}
 	task := router.Task{
 		Channel: router.Email, Queue: queue, CustomerID: customer.ID, ValueTier: customer.ValueTier,

@@ -32,6 +32,16 @@ type Contact struct {
 	Subject        string    `json:"subject,omitempty"`
 	Text           string    `json:"text,omitempty"`
 	MailID         uint64    `json:"mail_id,omitempty"` // the stored message an e-mail contact came from
+	// Attachments are the files the message came with, in its order; they
+	// stay in the stored message (MailID).
+	Attachments []Attachment `json:"attachments,omitempty"`
+}
+
+// Attachment is a file that came with a mail.
+type Attachment struct {
+	Name string `json:"name,omitempty"`
+	Type string `json:"type"`
+	Size int64  `json:"size"`
 }
 
 // Touchpoint is an event from another system: a web visit, an order, a

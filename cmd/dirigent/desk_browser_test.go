@@ -85,13 +85,15 @@ func sunk(t *testing.T, dir string) string {
 	}
 }
 
-// sendMail sends a customer's mail into dirigent with swaks.
-func sendMail(t *testing.T, smtpAddr, from, subject, body string) {
+// sendMail sends a customer's mail into dirigent with swaks; extra are
+// more of swaks's arguments (attachments).
+func sendMail(t *testing.T, smtpAddr, from, subject, body string, extra ...string) {
 	t.Helper()
 	swaks := testpeer.Require(t, "swaks", "swaks")
 	host, port, _ := strings.Cut(smtpAddr, ":")
-	out, err := exec.Command(swaks, "--server", host, "--port", port, "--from", from, "--to", "support@example.com",
-		"--header", "From: Joe Kunde <"+from+">", "--header", "Subject: "+subject, "--body", body).CombinedOutput()
+	args := append([]string{"--server", host, "--port", port, "--from", from, "--to", "support@example.com",
+		"--header", "From: Joe Kunde <" + from + ">", "--header", "Subject: " + subject, "--body", body}, extra...)
+	out, err := exec.Command(swaks, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("swaks: %v\n%s", err, out)
 	}
@@ -232,7 +234,9 @@ func TestDeskInTheBrowser(t *testing.T) {
 	agent.waitFor("presence available", `document.getElementById("presence-now").textContent === "Available"`)
 	super.waitFor("anna available on the wallboard", `document.querySelector('#board-presence [data-presence="available"]').textContent.endsWith(": 1")`)
 
-	sendMail(t, d.smtp, "joe@example.org", "Rechnung falsch", "Meine Rechnung vom November ist zu hoch.")
+	invoice := filepath.Join(t.TempDir(), "rechnung.pdf")
+	writeFile(t, invoice, "%PDF-1.4\n"+strings.Repeat("Posten\n", 300))
+	sendMail(t, d.smtp, "joe@example.org", "Rechnung falsch", "Meine Rechnung vom November ist zu hoch.", "--attach-type", "application/pdf", "--attach", "@"+invoice)
 	agent.waitFor("the offer", `document.getElementById("offer-accept") !== null`)
 	// The customer card is on screen while the offer waits.
 	agent.waitFor("the customer card", `document.getElementById("customer-name").textContent === "Joe Kunde"`)
@@ -253,6 +257,11 @@ func TestDeskInTheBrowser(t *testing.T) {
 	agent.waitFor("the next best action", `document.getElementById("nba").textContent.includes("Check the last invoice") && document.getElementById("nba").textContent.includes("Mail about an invoice")`)
 	agent.waitFor("the journey", `document.getElementById("journey").textContent.includes("Rechnung falsch")`)
 	agent.waitFor("the mail thread", `document.getElementById("thread").textContent.includes("Meine Rechnung vom November ist zu hoch.")`)
+	// Its attachment is a download link with its size, and the link
+	// serves it.
+	attachment := `document.querySelector('#thread .attachments a[download="rechnung.pdf"]')`
+	agent.waitFor("the attachment", attachment+` !== null && `+attachment+`.textContent === "📎 rechnung.pdf (2 kB)"`)
+	agent.waitFor("the attachment downloaded", `(window.attachmentStatus ??= fetch(`+attachment+`.href).then((r) => r.blob()).then((b) => window.attachmentSize = b.size), window.attachmentSize === 2109)`)
 	super.waitFor("answered 1, waiting 0", `document.querySelector('#board-queues tr[data-queue="support"] .answered').textContent === "1" && document.querySelector('#board-queues tr[data-queue="support"] .waiting').textContent === "0"`)
 	super.waitFor("anna busy", `document.querySelector('#board-presence [data-presence="busy"]').textContent.endsWith(": 1")`)
 	// Answered in time: the service level meets the queue's target, which

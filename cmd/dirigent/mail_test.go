@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +18,7 @@ import (
 	"time"
 
 	"dirigent/internal/testpeer"
+	"dirigent/internal/testrun"
 	"dirigent/store"
 )
 
@@ -131,5 +136,82 @@ func TestMailIntoTheQueue(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the mail did not become a waiting task:\n%s", metrics)
 		}
+	}
+}
+
+// TestMailAttachmentOnTheDesk: a customer's mail with a PDF (sent by
+// swaks) shows its attachment in the agent's thread, and the desk hands
+// it out whole, as a download only, to agents and supervisors.
+func TestMailAttachmentOnTheDesk(t *testing.T) {
+	d, _ := deskDaemon(t, "", "", "")
+	pdf := filepath.Join(t.TempDir(), "Rechnung März.pdf")
+	content := []byte("%PDF-1.4\n" + strings.Repeat("Rechnungsposten\n", 20000))
+	if err := os.WriteFile(pdf, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	anna := loginDesk(t, d.desk, "anna")
+	anna.do(t, http.MethodPut, "/api/desk/me/presence", map[string]any{"presence": "available"}, nil)
+	sendMail(t, d.smtp, "joe@example.org", "Rechnung", "Die Rechnung im Anhang stimmt nicht.", "--attach-type", "application/pdf", "--attach", "@"+pdf)
+	var tasks struct {
+		Tasks []struct {
+			ID uint64 `json:"id"`
+		} `json:"tasks"`
+	}
+	testrun.Eventually(t, 10*time.Second, "the mail offered", func() bool {
+		anna.do(t, http.MethodGet, "/api/desk/tasks", nil, &tasks)
+		return len(tasks.Tasks) > 0
+	})
+	id := strconv.FormatUint(tasks.Tasks[0].ID, 10)
+	anna.do(t, http.MethodPost, "/api/desk/offers/"+id+"/accept", nil, nil)
+	var task struct {
+		Thread []struct {
+			ID          uint64             `json:"id"`
+			Attachments []store.Attachment `json:"attachments"`
+		} `json:"thread"`
+	}
+	anna.do(t, http.MethodGet, "/api/desk/tasks/"+id, nil, &task)
+	want := store.Attachment{Name: "Rechnung März.pdf", Type: "application/pdf", Size: int64(len(content))}
+	if len(task.Thread) != 1 || len(task.Thread[0].Attachments) != 1 || task.Thread[0].Attachments[0] != want {
+		t.Fatalf("thread %+v, want one mail with %+v", task.Thread, want)
+	}
+	contact := strconv.FormatUint(task.Thread[0].ID, 10)
+	sven := loginDesk(t, d.desk, "sven")
+	for _, who := range []*deskClient{anna, sven} {
+		resp, err := who.http.Get(d.desk + "/api/desk/contacts/" + contact + "/attachments/0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Equal(body, content) {
+			t.Fatalf("download: %s, %d bytes", resp.Status, len(body))
+		}
+		for header, want := range map[string]string{
+			"Content-Type":            "application/pdf",
+			"Content-Disposition":     "attachment; filename*=utf-8''Rechnung%20M%C3%A4rz.pdf",
+			"X-Content-Type-Options":  "nosniff",
+			"Content-Security-Policy": "sandbox; default-src 'none'",
+		} {
+			if got := resp.Header.Get(header); got != want {
+				t.Errorf("%s: %q, want %q", header, got, want)
+			}
+		}
+	}
+	for path, code := range map[string]int{
+		"/api/desk/contacts/" + contact + "/attachments/1":  404,
+		"/api/desk/contacts/" + contact + "/attachments/-1": 400,
+		"/api/desk/contacts/999/attachments/0":              404,
+	} {
+		if got, answer := anna.try(t, http.MethodGet, path, nil); got != code {
+			t.Errorf("GET %s: %d %s, want %d", path, got, answer, code)
+		}
+	}
+	resp, err := http.Get(d.desk + "/api/desk/contacts/" + contact + "/attachments/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("without a login: %s", resp.Status)
 	}
 }

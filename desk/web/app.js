@@ -11,7 +11,7 @@ const texts = {
     offers: "Offers", offer_keys: "Alt+A accepts, Alt+D declines.", tasks: "My tasks", no_tasks: "No tasks.", no_offers: "No offers.",
     search: "Customer search", search_label: "Name, e-mail, phone or #id", search_go: "Search", no_results: "No customer found.",
     detail: "Contact", detail_empty: "No task selected.", customer: "Customer", tier: "Value tier", nba: "Next best actions",
-    thread: "Mail thread", reply: "Reply", send: "Send reply", journey: "Journey", wrapup: "Wrap-up", wrap_code: "Code",
+    thread: "Mail thread", attachment: "Attachment {n}", attachments: "Attachments", reply: "Reply", send: "Send reply", journey: "Journey", wrapup: "Wrap-up", wrap_code: "Code",
     note: "Note", wrap_send: "Finish task", queues: "Queues", queue: "Queue", waiting: "Waiting", longest: "Longest wait",
     return_task: "Back to the queue: {channel} #{id}", task_returned: "Task #{id} is back in its queue.", sl_target: "SL target", sl_goal: "{p} in {s} s", below_target: "below target", sl15: "SL 15 min", sltoday: "SL today", asa: "ASA", abandon: "Abandoned", answered: "Answered today", agents: "Agents",
     agent: "Agent", tasks_now: "Tasks", occupancy: "Occupancy", admin: "Agents' skills and presence", skills: "Skills (0 = none, 1–5)",
@@ -33,7 +33,7 @@ const texts = {
     offers: "Angebote", offer_keys: "Alt+A nimmt an, Alt+D lehnt ab.", tasks: "Meine Aufgaben", no_tasks: "Keine Aufgaben.", no_offers: "Keine Angebote.",
     search: "Kundensuche", search_label: "Name, E-Mail, Telefon oder #Nummer", search_go: "Suchen", no_results: "Kein Kunde gefunden.",
     detail: "Kontakt", detail_empty: "Keine Aufgabe ausgewählt.", customer: "Kunde", tier: "Wertstufe", nba: "Nächste beste Aktionen",
-    thread: "E-Mail-Verlauf", reply: "Antwort", send: "Antwort senden", journey: "Kundenreise", wrapup: "Abschluss", wrap_code: "Code",
+    thread: "E-Mail-Verlauf", attachment: "Anhang {n}", attachments: "Anhänge", reply: "Antwort", send: "Antwort senden", journey: "Kundenreise", wrapup: "Abschluss", wrap_code: "Code",
     note: "Notiz", wrap_send: "Aufgabe abschließen", queues: "Warteschlangen", queue: "Warteschlange", waiting: "Wartend", longest: "Längste Wartezeit",
     return_task: "Zurück in die Warteschlange: {channel} #{id}", task_returned: "Aufgabe #{id} ist zurück in ihrer Warteschlange.", sl_target: "SL-Ziel", sl_goal: "{p} in {s} s", below_target: "unter dem Ziel", sl15: "SL 15 Min.", sltoday: "SL heute", asa: "ASA", abandon: "Abgebrochen", answered: "Heute angenommen", agents: "Agenten",
     agent: "Agent", tasks_now: "Aufgaben", occupancy: "Auslastung", admin: "Fähigkeiten und Status der Agenten", skills: "Fähigkeiten (0 = keine, 1–5)",
@@ -134,6 +134,21 @@ function locale() {
 function fmtTime(iso) {
   if (!iso) return "";
   return new Date(iso).toLocaleString(locale(), { dateStyle: "short", timeStyle: "short" });
+}
+
+// attachmentList links a mail's attachments for download (the desk
+// serves them as downloads only).
+function attachmentList(m) {
+  return el("ul", { class: "attachments", "aria-label": t("attachments") }, ...m.attachments.map((a, i) => {
+    const name = a.name || t("attachment", { n: i + 1 });
+    return el("li", {}, el("a", { href: "/api/desk/contacts/" + m.id + "/attachments/" + i, download: name },
+      el("span", { "aria-hidden": "true" }, "📎 "), name + " (" + fmtSize(a.size) + ")"));
+  }));
+}
+
+function fmtSize(bytes) {
+  const [n, unit] = bytes < 1000 ? [bytes, "byte"] : bytes < 1e6 ? [bytes / 1e3, "kilobyte"] : [bytes / 1e6, "megabyte"];
+  return new Intl.NumberFormat(locale(), { style: "unit", unit, maximumFractionDigits: unit === "megabyte" ? 1 : 0 }).format(n);
 }
 
 function pct(v) {
@@ -442,7 +457,8 @@ function renderDetail() {
     $("thread-tag").textContent = "[#" + d.conversation.tag + "] " + (d.conversation.subject || "");
     $("thread").replaceChildren(...(d.thread || []).map((m) => el("li", { class: m.direction },
       el("span", { class: "meta" }, fmtTime(m.start) + " · " + (m.direction === "out" ? t("out") + (m.agent ? " (" + m.agent + ")" : "") : t("in"))),
-      el("pre", {}, m.text || m.subject || ""))));
+      el("pre", {}, m.text || m.subject || ""),
+      ...(m.attachments ? [attachmentList(m)] : []))));
   }
   const isChat = d.contact && d.contact.channel === "message";
   $("chat-card").hidden = !isChat;
