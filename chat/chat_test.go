@@ -640,6 +640,55 @@ func TestSIPNoticesInOrder(t *testing.T) {
 	}
 }
 
+// TestSIPNoticesDropped: notices still waiting for a slow phone are not
+// sent once its customer is erased, nor once the channel stops (which
+// waits for the one on its way only).
+func TestSIPNoticesDropped(t *testing.T) {
+	for _, how := range []string{"erased", "stopping"} {
+		t.Run(how, func(t *testing.T) {
+			var mu sync.Mutex
+			var sent []string
+			calling, release := make(chan struct{}, 10), make(chan struct{})
+			s := startSite(t, func(_ *Config, d *Deps) {
+				d.SIPReply = func(_ context.Context, _, text string) error {
+					calling <- struct{}{}
+					<-release // the phone answers once the test has queued more
+					mu.Lock()
+					defer mu.Unlock()
+					sent = append(sent, text)
+					return nil
+				}
+			})
+			s.available(t, "anna")
+			if err := s.ch.Inbound(bg, "sip", PeerMessage{From: "sip:joe@pbx.example.com", Text: "Hallo per SIP"}); err != nil {
+				t.Fatal(err)
+			}
+			o := s.offer(t)
+			<-calling // the "queued" notice is on its way
+			if err := s.router.Accept(o.TaskID, "anna"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.router.RemoveAgent("anna"); err != nil { // "returned" and "nobody" wait
+				t.Fatal(err)
+			}
+			if how == "erased" {
+				c, err := s.st.Contact(o.TaskID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.ch.ForgetCustomer(c.CustomerID)
+			} else {
+				s.stop()
+			}
+			close(release)
+			s.ch.notices.Wait()
+			if len(sent) != 1 || !strings.Contains(sent[0], "Gleich ist jemand für Sie da") {
+				t.Errorf("sent %q, want only the notice that was on its way", sent)
+			}
+		})
+	}
+}
+
 // A chat a SIP peer starts speaks the language of its Accept-Language,
 // German when it names none the chat speaks, from the first notice to
 // the last; later messages do not change it.
@@ -898,5 +947,18 @@ func TestChatOfACustomerMergedAway(t *testing.T) {
 	e := s.event(t, "message")
 	if c, err := s.st.Contact(e.TaskID); err != nil || c.CustomerID != kept.ID {
 		t.Errorf("the first message's contact %+v, %v: want customer %d's", c, err, kept.ID)
+	}
+}
+
+// A reload's names are shown from then on; an agent it no longer names
+// keeps the name their messages were shown with.
+func TestSetAgentNames(t *testing.T) {
+	s := startSite(t, nil)
+	s.ch.SetAgentNames(map[string]string{"bert": "Bert Berger"})
+	s.ch.SetAgentNames(map[string]string{"cleo": "Cleo"})
+	for id, want := range map[string]string{"anna": "Anna Adler", "bert": "Bert Berger", "cleo": "Cleo", "dora": "dora"} {
+		if got := s.ch.agentName(id); got != want {
+			t.Errorf("%s is shown as %q, want %q", id, got, want)
+		}
 	}
 }

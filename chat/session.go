@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,9 +32,11 @@ type session struct {
 	noticed    string // the availability notice already given ("closed", "nobody")
 	typing     bool   // the customer's typing state last told to the agent
 	// sipNotices wait to go to a SIP peer, in the order given; one
-	// goroutine at a time sends them (sendingNotices).
+	// goroutine at a time sends them (sendingNotices). silenced: the
+	// customer was erased, nothing more goes to their address.
 	sipNotices     []sipNotice
 	sendingNotices bool
+	silenced       bool
 }
 
 // sipNotice is a notice for a SIP MESSAGE session's peer.
@@ -198,20 +202,18 @@ func (c *Channel) tellAvailability(ctx context.Context, s *session, queue string
 // s.mu is held.
 func (c *Channel) toCustomer(ctx context.Context, s *session, f ServerFrame) {
 	if s.rec.Entrance == "sip" {
-		if f.Type == FrameNotice && c.deps.SIPReply != nil {
-			s.sipNotices = append(s.sipNotices, sipNotice{s.replyTo(), f.Text})
-			if s.sendingNotices {
-				return
-			}
+		if f.Type == FrameNotice && c.deps.SIPReply != nil && !s.silenced {
 			c.noticesMu.Lock()
 			defer c.noticesMu.Unlock()
 			if c.noticesDone {
 				c.deps.Logger.Debug("SIP MESSAGE notice not sent: the chat is stopping", "peer", s.replyTo())
-				s.sipNotices = nil
 				return
 			}
-			s.sendingNotices = true
-			c.notices.Go(func() { c.sendNotices(context.WithoutCancel(ctx), s) })
+			s.sipNotices = append(s.sipNotices, sipNotice{s.replyTo(), f.Text})
+			if !s.sendingNotices {
+				s.sendingNotices = true
+				c.notices.Go(func() { c.sendNotices(context.WithoutCancel(ctx), s) })
+			}
 		}
 		return
 	}
@@ -222,12 +224,18 @@ func (c *Channel) toCustomer(ctx context.Context, s *session, f ServerFrame) {
 
 // sendNotices sends s's SIP notices one after the other, in the order
 // given: each on its own goroutine, a "nobody" could reach the phone
-// before the "returned" said just before it.
+// before the "returned" said just before it. Once the channel stops, or
+// the customer is erased, what still waits is dropped: a stop waits for
+// one notice on its way, not for a queue of them to a peer that does
+// not answer.
 func (c *Channel) sendNotices(ctx context.Context, s *session) {
 	for {
 		s.mu.Lock()
-		if len(s.sipNotices) == 0 {
-			s.sendingNotices = false
+		c.noticesMu.Lock()
+		stop := c.noticesDone || s.silenced
+		c.noticesMu.Unlock()
+		if stop || len(s.sipNotices) == 0 {
+			s.sipNotices, s.sendingNotices = nil, false
 			s.mu.Unlock()
 			return
 		}
@@ -363,14 +371,17 @@ func (c *Channel) end(ctx context.Context, s *session, by string) error {
 		return err
 	}
 	s.rec = *rec
-	c.letGo(ctx, s, true, rec.Ended)
-	c.deps.Logger.Info("chat ended", "conversation", rec.ConversationID, "task", rec.ContactID, "by", by)
-	// Unknown: its wrap-up is over, or the chat's task was never queued
-	// (the open-task index queues it at the next start, as a chat not
-	// taken, which waits for an answer by other means).
+	// The router first, so that from the moment the desk hears of the end
+	// nobody can hand the chat to another agent. Under s.mu, as Staffed
+	// is asked: the router offers nothing here. Unknown: its wrap-up is
+	// over, or the chat's task was never queued (the open-task index
+	// queues it at the next start, as a chat not taken, which waits for
+	// an answer by other means).
 	if err := c.deps.Router.ConversationEnded(rec.ContactID); err != nil && !errors.Is(err, router.ErrUnknownTask) {
 		c.deps.Logger.Error("telling the router a chat ended", "task", rec.ContactID, "err", err)
 	}
+	c.letGo(ctx, s, true, rec.Ended)
+	c.deps.Logger.Info("chat ended", "conversation", rec.ConversationID, "task", rec.ContactID, "by", by)
 	if rec.TranscriptTo != "" && c.deps.SendTranscript != nil {
 		msgs, err := c.deps.Store.ChatMessages(rec.ID, 0)
 		if err == nil {
@@ -394,6 +405,8 @@ func (c *Channel) end(ctx context.Context, s *session, by string) error {
 func (c *Channel) letGo(ctx context.Context, s *session, tellSIPPeer bool, at time.Time) {
 	if tellSIPPeer || s.rec.Entrance != "sip" {
 		c.toCustomer(ctx, s, ServerFrame{Type: FrameNotice, Code: "ended", Text: c.notice("ended", s.rec.Queue, s.rec.Lang)})
+	} else {
+		s.silenced, s.sipNotices = true, nil
 	}
 	if s.conn != nil {
 		s.conn.closeAfterSend()
@@ -410,16 +423,17 @@ func (c *Channel) letGo(ctx context.Context, s *session, tellSIPPeer bool, at ti
 // ended and let go, the desk hears it ended, and nothing of them stays in
 // memory. The erased customer's SIP address is not written to.
 func (c *Channel) ForgetCustomer(customerID uint64) {
+	// A session's record is read under its own lock, which c.mu is never
+	// held to take.
 	c.mu.Lock()
-	var gone []*session
-	for _, s := range c.sessions {
-		if s.rec.CustomerID == customerID {
-			gone = append(gone, s)
-		}
-	}
+	all := slices.Collect(maps.Values(c.sessions))
 	c.mu.Unlock()
-	for _, s := range gone {
+	for _, s := range all {
 		s.mu.Lock()
+		if s.rec.CustomerID != customerID {
+			s.mu.Unlock()
+			continue
+		}
 		c.letGo(context.Background(), s, false, c.deps.Now().UTC())
 	}
 }
@@ -479,8 +493,15 @@ func (c *Channel) agentName(id string) string {
 	return id
 }
 
-// SetAgentNames replaces the names shown to customers (a reload): the
-// next message, notice or transcript uses them.
+// SetAgentNames puts the names shown to customers of a reload in force:
+// the next message, notice or transcript uses them. An agent no longer
+// named keeps the name they had: their messages in transcripts and in
+// resumed chats still show it.
 func (c *Channel) SetAgentNames(names map[string]string) {
-	c.agentNames.Store(&names)
+	merged := map[string]string{}
+	if old := c.agentNames.Load(); old != nil {
+		maps.Copy(merged, *old)
+	}
+	maps.Copy(merged, names)
+	c.agentNames.Store(&merged)
 }

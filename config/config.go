@@ -404,16 +404,31 @@ func DefaultTOML() []byte { return bytes.Clone(defaultTOML) }
 
 // Load reads, decodes and validates the file at path.
 func Load(path string) (*Config, error) {
+	return load(path, false)
+}
+
+// LoadToServe is Load that also reads the files the configuration names
+// (the listeners' certificates and keys), as a start or reload needs
+// them; their problems come with the others.
+func LoadToServe(path string) (*Config, error) {
+	return load(path, true)
+}
+
+func load(path string, files bool) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &Error{File: path, Msg: err.Error()}
 	}
-	return Parse(path, data)
+	return parse(path, data, files)
 }
 
 // Parse decodes and validates data; name is used in error messages. The
 // returned error joins every problem found, each an *Error.
 func Parse(name string, data []byte) (*Config, error) {
+	return parse(name, data, false)
+}
+
+func parse(name string, data []byte, files bool) (*Config, error) {
 	c := &Config{file: name}
 	var doc map[string]any
 	if err := toml.Unmarshal(data, &doc); err != nil {
@@ -423,6 +438,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	errs := c.decode(doc)
 	c.applyDefaults()
 	errs = append(errs, c.problems()...)
+	if files {
+		errs = append(errs, c.fileProblems()...)
+	}
 	if len(errs) > 0 {
 		slices.SortStableFunc(errs, func(a, b error) int { return a.(*Error).Line - b.(*Error).Line })
 		return nil, errors.Join(errs...)

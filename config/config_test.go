@@ -268,20 +268,22 @@ channels = ["email"]
 	}
 }
 
-// CheckFiles reads the certificates Parse only names, sip's only with
-// sip.tls_listen (without it they are not served).
-func TestCheckFiles(t *testing.T) {
-	c, err := Parse("t.toml", []byte("[mail]\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n[sip]\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n"))
-	if err != nil {
+// LoadToServe reads the certificates Parse only names, sip's only with
+// sip.tls_listen (without it they are not served), and reports what is
+// wrong with them together with the file's other problems.
+func TestLoadToServe(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.toml")
+	text := "[log]\nlevel = \"loud\"\n[mail]\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n[sip]\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n"
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want := `t.toml:3: mail.tls_key: certificate /nonexistent/c.pem with key /nonexistent/k.pem: open /nonexistent/c.pem: no such file or directory`
-	if err := c.CheckFiles(); err == nil || err.Error() != want {
-		t.Errorf("CheckFiles: %v\nwant %s", err, want)
+	if _, err := Load(path); err == nil || strings.Contains(err.Error(), "certificate") {
+		t.Errorf("Load: %v; want only the log level", err)
 	}
-	c.Mail.TLSCert, c.Mail.TLSKey = "", ""
-	if err := c.CheckFiles(); err != nil {
-		t.Errorf("sip's files read without sip.tls_listen: %v", err)
+	want := path + ":2: log.level: unknown level \"loud\" (want debug, info, warn or error)\n" +
+		path + ":5: mail.tls_key: certificate /nonexistent/c.pem with key /nonexistent/k.pem: open /nonexistent/c.pem: no such file or directory"
+	if _, err := LoadToServe(path); err == nil || err.Error() != want {
+		t.Errorf("LoadToServe: %v\nwant %s", err, want)
 	}
 }
 

@@ -25,12 +25,12 @@ func (c *Config) Validate() error {
 	return errors.Join(c.problems()...)
 }
 
-// CheckFiles reads the certificates and keys the listeners will serve,
+// fileProblems reads the certificates and keys the listeners will serve,
 // as the daemon will read them: a key the daemon's user cannot read stops
 // check-config, a start and a reload as a configuration error (a start
 // then exits 2, and systemd does not restart it in a loop). Admin
 // commands, which only look up the control socket, do not read them.
-func (c *Config) CheckFiles() error {
+func (c *Config) fileProblems() []error {
 	var errs []error
 	for _, tc := range c.certificates() {
 		if tc.cert == "" || tc.key == "" || tc.section == "sip" && c.SIP.TLSListen == "" { // not read then
@@ -40,7 +40,7 @@ func (c *Config) CheckFiles() error {
 			errs = append(errs, c.errorf(tc.section+".tls_key", "certificate %s with key %s: %v", tc.cert, tc.key, err))
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // certificate is a section's certificate and key files.

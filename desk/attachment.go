@@ -2,15 +2,19 @@ package desk
 
 import (
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
+
+	"dirigent/store"
 )
 
 // getAttachment is GET /api/desk/contacts/{id}/attachments/{n}: file n
 // (0 is the first) of the mail a contact came from, as the contact lists
-// them, for the agent to save and open. It is always a download: a file
-// from outside never runs on the desk's origin.
+// them, for the agent to save and open. It is always a download of
+// untyped bytes: a file from outside never runs on the desk's origin,
+// not even as a script or style sheet a page there might load.
 func (s *Server) getAttachment(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r, "contact")
 	if !ok {
@@ -34,34 +38,31 @@ func (s *Server) getAttachment(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "the mail channel is not running")
 		return
 	}
-	a, data, err := s.deps.Mailer.Attachment(contact.MailID, n)
-	if err != nil {
+	listed := contact.Attachments[n]
+	started := false
+	_, err = s.deps.Mailer.WriteAttachment(contact.MailID, n, func(a store.Attachment) (io.Writer, error) {
+		// Found by its number: it must be the file the agent clicked.
+		if a.Name != listed.Name || a.Type != listed.Type {
+			return nil, fmt.Errorf("contact %d lists attachment %d as %q (%s), its mail has %q (%s) there", id, n, listed.Name, listed.Type, a.Name, a.Type)
+		}
+		name := a.Name
+		if name == "" {
+			name = fmt.Sprintf("attachment-%d-%d", id, n+1)
+		}
+		h := w.Header()
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+		h.Set("Content-Length", strconv.FormatInt(listed.Size, 10))
+		h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "private, no-store")
+		started = true
+		return w, nil
+	})
+	switch {
+	case err != nil && started:
+		s.deps.Logger.Warn("attachment download broken off", "contact", id, "attachment", n, "err", err)
+	case err != nil:
 		writeStoreError(w, fmt.Errorf("contact %d: attachment %d: %w", id, n, err))
-		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", downloadType(a.Type))
-	name := a.Name
-	if name == "" {
-		name = fmt.Sprintf("attachment-%d-%d", id, n+1)
-	}
-	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
-	h.Set("Content-Length", strconv.Itoa(len(data)))
-	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "private, no-store")
-	w.Write(data)
-}
-
-// downloadType is the attachment's media type as the mail declared it,
-// re-formatted, or application/octet-stream for one that does not parse.
-func downloadType(declared string) string {
-	mt, params, err := mime.ParseMediaType(declared)
-	if err != nil {
-		return "application/octet-stream"
-	}
-	if t := mime.FormatMediaType(mt, params); t != "" {
-		return t
-	}
-	return "application/octet-stream"
 }

@@ -70,6 +70,9 @@ type Control struct {
 // killed process. It refuses to take over a socket that a live daemon
 // still answers on.
 func NewControl(path string, deps ControlDeps) (*Control, error) {
+	if deps.Logger == nil || deps.Store == nil || deps.Passwords == nil || deps.Logins == nil {
+		return nil, errors.New("control socket: Logger, Store, Passwords and Logins are required")
+	}
 	logger := deps.Logger
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)

@@ -3,6 +3,7 @@ package desk
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"time"
 
@@ -25,11 +26,12 @@ type Router interface {
 }
 
 // Mailer is the mail channel as the desk uses it (the desk must not
-// import it): it sends an agent's reply in a mail conversation, and reads
-// attachment n of a stored mail, as its contact lists them.
+// import it): it sends an agent's reply in a mail conversation, and
+// writes attachment n of a stored mail (as its contact lists them) to the
+// writer create gives for it, once it has seen its name and type.
 type Mailer interface {
 	Reply(ctx context.Context, conversationID uint64, agent, text string) (*store.OutboundMail, error)
-	Attachment(mailID uint64, n int) (store.Attachment, []byte, error)
+	WriteAttachment(mailID uint64, n int, create func(store.Attachment) (io.Writer, error)) (int64, error)
 }
 
 // deskTask is a task the desk shows an agent: offered, or accepted on

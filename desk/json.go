@@ -39,7 +39,6 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 }
 
-// customerID reads the {id} of the path, answering 400 when it is not one.
 // pathID reads the path's {id}, the id of a what ("task", "customer"):
 // 400 unless it is a positive number.
 func pathID(w http.ResponseWriter, r *http.Request, what string) (uint64, bool) {

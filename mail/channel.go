@@ -3,6 +3,7 @@ package mail
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -131,12 +132,13 @@ func (c *Channel) Run(ctx context.Context) error {
 	}
 }
 
-// Attachment is attachment n (0 is the first) of stored mail mailID,
-// decoded, as its contact lists them: for the desk's download.
-func (c *Channel) Attachment(mailID uint64, n int) (store.Attachment, []byte, error) {
+// WriteAttachment writes attachment n (0 is the first, as the mail's
+// contact lists them) of stored mail mailID, for the desk's download:
+// see the package's WriteAttachment.
+func (c *Channel) WriteAttachment(mailID uint64, n int, create func(store.Attachment) (io.Writer, error)) (int64, error) {
 	_, raw, err := c.deps.Store.Mail(mailID)
 	if err != nil {
-		return store.Attachment{}, nil, err
+		return 0, err
 	}
-	return AttachmentOf(raw, n)
+	return WriteAttachment(raw, n, create)
 }

@@ -1,17 +1,20 @@
 package mail
 
 import (
+	"bufio"
 	"bytes"
 	"dirigent/store"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
+	"math"
 	"strings"
 	"unicode"
 
+	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // ISO-8859-1/15, Windows-1252 and more, for German mail
 	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
 	"golang.org/x/net/html"
 )
 
@@ -41,16 +44,22 @@ var ErrUnreadable = errors.New("unreadable message")
 // ErrNoAttachment: the message has no attachment of that number.
 var ErrNoAttachment = errors.New("no such attachment")
 
+// maxAttachments bounds the attachments Parse lists, and a contact
+// keeps: a message of a million empty parts must not become a contact
+// the desk cannot show.
+const maxAttachments = 100
+
+// maxHeaderBytes bounds a message's header, as go-message's reader does.
+const maxHeaderBytes = 1 << 20
+
 // Parse reads a raw message: MIME multipart, quoted-printable and base64,
 // encoded-word headers, charsets. A broken part is skipped, not fatal;
 // only a message without a usable From or with a broken header is.
 func Parse(raw []byte) (*Parsed, error) {
-	r, err := reader(raw)
+	h, body, err := open(raw)
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
-	h := r.Header
 	p := &Parsed{}
 	p.Subject, _ = h.Subject()
 	p.MessageID, _ = h.MessageID()
@@ -67,7 +76,7 @@ func Parse(raw []byte) (*Parsed, error) {
 	p.Automatic = automatic(h, p.From)
 
 	var plain, htmlText string
-	walk(r, func(ct string, body io.Reader) {
+	walk(h.Header, body, func(ct string, body io.Reader) {
 		b, _ := io.ReadAll(io.LimitReader(body, maxTextBytes))
 		switch {
 		case ct == "text/plain" && plain == "":
@@ -76,8 +85,10 @@ func Parse(raw []byte) (*Parsed, error) {
 			htmlText = htmlToText(b)
 		}
 	}, func(a store.Attachment, body io.Reader) bool {
-		a.Size, _ = io.Copy(io.Discard, body)
-		p.Attachments = append(p.Attachments, a)
+		if len(p.Attachments) < maxAttachments {
+			a.Size, _ = io.Copy(io.Discard, body)
+			p.Attachments = append(p.Attachments, a)
+		}
 		return true
 	})
 	p.Text = plain
@@ -88,92 +99,110 @@ func Parse(raw []byte) (*Parsed, error) {
 	return p, nil
 }
 
-// AttachmentOf returns attachment n of a raw message (0 is the first, in
-// the order Parse lists them), decoded: ErrNoAttachment if it has fewer.
-// Of a broken part (bad base64, cut off), what decodes up to the break,
-// as Parse counts it.
-func AttachmentOf(raw []byte, n int) (store.Attachment, []byte, error) {
+// WriteAttachment writes attachment n of a raw message (0 is the first,
+// in the order Parse lists them), decoded from its transfer encoding,
+// its bytes as sent, to the writer create gives for it (create sees its
+// name and type, and may refuse it). Of a broken part (bad base64, cut off),
+// what decodes up to the break, as Parse counts it. It returns the bytes
+// written; ErrNoAttachment if the message has fewer attachments.
+func WriteAttachment(raw []byte, n int, create func(store.Attachment) (io.Writer, error)) (int64, error) {
 	if n < 0 {
-		return store.Attachment{}, nil, ErrNoAttachment
+		return 0, ErrNoAttachment
 	}
-	r, err := reader(raw)
+	h, body, err := open(raw)
 	if err != nil {
-		return store.Attachment{}, nil, err
+		return 0, err
 	}
-	defer r.Close()
 	var (
-		found store.Attachment
-		data  []byte
-		i     int
+		written int64
+		i       int
 	)
 	err = ErrNoAttachment
-	walk(r, func(string, io.Reader) {}, func(a store.Attachment, body io.Reader) bool {
+	walk(h.Header, body, func(string, io.Reader) {}, func(a store.Attachment, body io.Reader) bool {
 		if i++; i <= n {
 			return true
 		}
-		data, _ = io.ReadAll(body)
-		found, found.Size, err = a, int64(len(data)), nil
+		var w io.Writer
+		if w, err = create(a); err == nil {
+			written, err = io.Copy(markedWriter{w}, body)
+			if err != nil && !errors.Is(err, errWrite) {
+				err = nil // the break of a broken part, not the writer's
+			}
+		}
 		return false
 	})
-	return found, data, err
+	return written, err
 }
 
-// reader opens a raw message: a header it cannot read makes it
-// unreadable; a charset it does not know is read as it is.
-func reader(raw []byte) (*gomail.Reader, error) {
-	r, err := gomail.CreateReader(bytes.NewReader(raw))
-	if err != nil && !isUnknownCharset(err) {
-		return nil, fmt.Errorf("%w: %v", ErrUnreadable, err)
+// errWrite marks a failure of WriteAttachment's writer, which fails the
+// copy, apart from a break in the part, which only ends it early.
+var errWrite = errors.New("writing the attachment")
+
+type markedWriter struct{ w io.Writer }
+
+func (m markedWriter) Write(p []byte) (int, error) {
+	n, err := m.w.Write(p)
+	if err != nil {
+		err = fmt.Errorf("%w: %w", errWrite, err)
 	}
-	return r, nil
+	return n, err
 }
 
-// walk goes through the parts of a message after its header, in order:
-// text/plain and text/html parts to text, every attachment (a part with a
-// file name, or inline content that is not text) to attachment, which
-// says whether to go on. A part in an unknown charset is skipped; a
-// broken part ends the walk, and what came before it stays.
-func walk(r *gomail.Reader, text func(ct string, body io.Reader), attachment func(a store.Attachment, body io.Reader) bool) {
-	for {
-		part, err := r.NextPart()
-		if errors.Is(err, io.EOF) {
-			return
-		}
-		if err != nil {
-			if isUnknownCharset(err) {
-				continue
+// open reads a raw message's header; the body follows, still encoded.
+func open(raw []byte) (gomail.Header, io.Reader, error) {
+	lr := &io.LimitedReader{R: bytes.NewReader(raw), N: maxHeaderBytes}
+	br := bufio.NewReader(lr)
+	h, err := textproto.ReadHeader(br)
+	if err != nil {
+		return gomail.Header{}, nil, fmt.Errorf("%w: %v", ErrUnreadable, err)
+	}
+	lr.N = math.MaxInt64
+	return gomail.Header{Header: message.Header{Header: h}}, br, nil
+}
+
+// walk goes through the leaves of an entity (a message, or a part of
+// one) in order, depth first, with multiparts opened: a text/plain or
+// text/html part without a file name goes to text, decoded from its
+// transfer encoding and charset to UTF-8; every other part is an
+// attachment (files, inline images, forwarded messages), which goes to
+// attachment decoded from its transfer encoding only, and which says
+// whether to go on. An unknown charset or transfer encoding leaves the
+// bytes as they are; a broken multipart ends the walk, and what came
+// before it stays. walk reports whether it went through to the end.
+func walk(h message.Header, body io.Reader, text func(ct string, body io.Reader), attachment func(a store.Attachment, body io.Reader) bool) bool {
+	ct, params, _ := h.ContentType()
+	if strings.HasPrefix(ct, "multipart/") {
+		mr := textproto.NewMultipartReader(body, params["boundary"])
+		for {
+			part, err := mr.NextPart()
+			if err != nil {
+				return errors.Is(err, io.EOF)
 			}
-			return
-		}
-		switch ph := part.Header.(type) {
-		case *gomail.InlineHeader:
-			ct, _, _ := ph.ContentType()
-			if ct == "text/plain" || ct == "text/html" {
-				text(ct, part.Body)
-			} else if !attachment(store.Attachment{Name: inlineName(ph), Type: ct}, part.Body) {
-				return
-			}
-		case *gomail.AttachmentHeader:
-			name, _ := ph.Filename()
-			ct, _, _ := ph.ContentType()
-			if !attachment(store.Attachment{Name: name, Type: ct}, part.Body) {
-				return
+			if !walk(message.Header{Header: part.Header}, part, text, attachment) {
+				return false
 			}
 		}
 	}
-}
-
-func isUnknownCharset(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "unknown charset")
-}
-
-func inlineName(h *gomail.InlineHeader) string {
-	_, params, err := h.ContentDisposition()
-	if err == nil && params["filename"] != "" {
-		return params["filename"]
+	disposition, _, _ := h.ContentDisposition()
+	name := filename(h)
+	if (ct == "text/plain" || ct == "text/html") && name == "" && disposition != "attachment" {
+		e, _ := message.New(h, body)
+		text(ct, e.Body)
+		return true
 	}
-	_, params, _ = mime.ParseMediaType(h.Get("Content-Type"))
-	return params["name"]
+	// Its bytes as sent: go-message converts the charset of text/*
+	// parts, so it reads this one as untyped.
+	untyped := h.Copy()
+	untyped.Set("Content-Type", "application/octet-stream")
+	e, _ := message.New(untyped, body)
+	return attachment(store.Attachment{Name: name, Type: ct}, e.Body)
+}
+
+// filename is a part's file name, from Content-Disposition, else from
+// Content-Type's name, decoded.
+func filename(h message.Header) string {
+	name, _ := (&gomail.AttachmentHeader{Header: h}).Filename()
+	return name
 }
 
 // automatic reports mail that a program sent: auto-replies, bounces,

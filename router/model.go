@@ -111,6 +111,10 @@ const (
 	ReasonErased    = "erased"    // the customer was erased (GDPR) while the task was open (see EraseCustomer)
 )
 
+// ReasonMissedOffers is the away reason of an agent the router set away
+// for missing offers (Config.MaxMissedOffers).
+const ReasonMissedOffers = "missed offers"
+
 // Strategy chooses among free, qualified agents.
 type Strategy uint8
 
@@ -163,7 +167,7 @@ type Config struct {
 	// OfferTimeout is how long an offer waits for accept (or a phone rings).
 	OfferTimeout time.Duration
 	// MaxMissedOffers consecutive missed or declined offers put an agent
-	// away with reason "missed offers", like Asterisk's autopause. 0: never.
+	// away with reason ReasonMissedOffers, like Asterisk's autopause. 0: never.
 	MaxMissedOffers int
 	// RetryDelay keeps an agent who missed or declined a task from being
 	// offered that same task again for this long.

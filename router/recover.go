@@ -30,7 +30,7 @@ func (r *Router) Recover(history []Event, open []Unfinished) (requeued, canceled
 	}
 	for _, u := range open {
 		q, known := r.queues[u.Queue]
-		if u.Channel == Voice || !known || q.classes[0][u.Channel] == nil || r.tasks[u.ID] != nil {
+		if u.Channel == Voice || !q.takes(u.Channel) || r.tasks[u.ID] != nil {
 			if !known {
 				r.deps.Logger.Warn("unfinished task's queue is gone; canceling", "task", u.ID, "queue", u.Queue)
 			}

@@ -90,6 +90,12 @@ type queue struct {
 	rate     float64 // priority per second waited
 }
 
+// takes reports whether q takes tasks of channel ch; a nil q (no such
+// queue) takes none.
+func (q *queue) takes(ch Channel) bool {
+	return q != nil && ch < numChannels && q.classes[0][ch] != nil
+}
+
 type taskClass struct {
 	q      *queue
 	step   int

@@ -303,7 +303,7 @@ func (r *Router) Takes(queue string, ch Channel) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	q := r.queues[queue]
-	return q != nil && ch < numChannels && q.classes[0][ch] != nil
+	return q.takes(ch)
 }
 
 // Staffed reports whether an available agent, free or busy, meets what
@@ -314,7 +314,7 @@ func (r *Router) Staffed(queue string, ch Channel) bool {
 	r.lock()
 	defer r.unlock()
 	q := r.queues[queue]
-	if q == nil || ch >= numChannels || q.classes[0][ch] == nil {
+	if !q.takes(ch) {
 		return false
 	}
 	tc := q.classes[0][ch]

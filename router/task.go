@@ -17,7 +17,7 @@ func (r *Router) Enqueue(in Task) error {
 	if !ok {
 		return fmt.Errorf("%w %q", ErrUnknownQueue, in.Queue)
 	}
-	if in.Channel >= numChannels || q.classes[0][in.Channel] == nil {
+	if !q.takes(in.Channel) {
 		return fmt.Errorf("queue %s does not take %s tasks", in.Queue, in.Channel)
 	}
 	if _, dup := r.tasks[in.ID]; dup {
@@ -166,7 +166,7 @@ func (r *Router) returnOffer(t *task, kind EventKind, now time.Time) {
 	}
 	r.record(Event{At: now, Kind: kind, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived})
 	if r.cfg.MaxMissedOffers > 0 && a.missed >= r.cfg.MaxMissedOffers {
-		r.setPresence(a, Away, "missed offers", now)
+		r.setPresence(a, Away, ReasonMissedOffers, now)
 	}
 	r.refresh(a)
 	if t.expired {
@@ -185,7 +185,7 @@ func (r *Router) overflow(t *task, now time.Time) {
 	if dest := t.q.spec.OverflowQueue; dest != "" {
 		r.record(Event{At: now, Kind: TaskMoved, TaskID: t.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: dest})
 		q := r.queues[dest]
-		if q.classes[0][t.Channel] != nil {
+		if q.takes(t.Channel) {
 			r.enter(t, q, "", now)
 			return
 		}

@@ -328,13 +328,15 @@ func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, er
 			if err := json.Unmarshal(e.v, &ct); err != nil {
 				return 0, fmt.Errorf("contact at %x: %w", e.k, err)
 			}
-			if ct.Start.Before(before) && (ct.Text != "" || texts.Get(u64(ct.ID)) != nil || ct.MailID != 0 && raw.Get(u64(ct.MailID)) != nil) {
+			if ct.Start.Before(before) && (ct.Text != "" || len(ct.Attachments) > 0 || texts.Get(u64(ct.ID)) != nil || ct.MailID != 0 && raw.Get(u64(ct.MailID)) != nil) {
 				drop = append(drop, &ct)
 				keys = append(keys, bytes.Clone(e.k))
 			}
 		}
 		for i, ct := range drop {
-			ct.Text = ""
+			// The files' names say what they hold ("Attest Müller.pdf");
+			// the files go with the raw message.
+			ct.Text, ct.Attachments = "", nil
 			if err := putContact(tx, keys[i], ct); err != nil {
 				return 0, err
 			}

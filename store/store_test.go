@@ -601,7 +601,8 @@ func TestDropContactTexts(t *testing.T) {
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var ids []uint64
 	for i := range 12 {
-		c := &Contact{CustomerID: uint64(i%3) + 1, Start: base.Add(time.Duration(i) * 24 * time.Hour), Subject: "s", Text: "Meine IBAN ist DE12…"}
+		c := &Contact{CustomerID: uint64(i%3) + 1, Start: base.Add(time.Duration(i) * 24 * time.Hour), Subject: "s", Text: "Meine IBAN ist DE12…",
+			Attachments: []Attachment{{Name: "Attest Müller.pdf", Type: "application/pdf", Size: 1000}}}
 		if err := s.AppendContact(ctx, c); err != nil {
 			t.Fatal(err)
 		}
@@ -616,7 +617,7 @@ func TestDropContactTexts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if (c.Text == "") != (i < 5) || c.Subject != "s" {
+		if (c.Text == "") != (i < 5) || (c.Attachments == nil) != (i < 5) || c.Subject != "s" {
 			t.Errorf("contact %d (day %d): %+v", id, i, c)
 		}
 	}

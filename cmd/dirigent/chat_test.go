@@ -198,26 +198,30 @@ func TestEraseCustomerWithOpenChat(t *testing.T) {
 	}
 }
 
-// TestEraseCustomerWhileAnAgentHasTheChat: erasing a customer whose chat
-// anna has taken ends it in the customer's browser, takes the task off
-// anna's desk and frees her at once (no wrap-up for a customer who no
-// longer exists), without logging an error.
 // takeChat: the agent accepts the chat offered to them; it returns the
 // task's id and what the customer's browser is told of the agent.
 func takeChat(t *testing.T, agent *deskClient, c *chatClient) (string, map[string]any) {
+	t.Helper()
+	id := acceptOffered(t, agent)
+	return id, c.until("agent_joined")
+}
+
+// acceptOffered waits for the first task on the agent's desk, an offer,
+// and accepts it; it returns the task's id.
+func acceptOffered(t *testing.T, agent *deskClient) string {
 	t.Helper()
 	var tasks struct {
 		Tasks []struct {
 			ID uint64 `json:"id"`
 		} `json:"tasks"`
 	}
-	testrun.Eventually(t, 10*time.Second, "the chat offered", func() bool {
+	testrun.Eventually(t, 10*time.Second, "an offer", func() bool {
 		agent.do(t, http.MethodGet, "/api/desk/tasks", nil, &tasks)
 		return len(tasks.Tasks) > 0
 	})
 	id := strconv.FormatUint(tasks.Tasks[0].ID, 10)
 	agent.do(t, http.MethodPost, "/api/desk/offers/"+id+"/accept", nil, nil)
-	return id, c.until("agent_joined")
+	return id
 }
 
 // TestReloadRenamesAgentInChats: a name changed by a reload is what the
@@ -238,6 +242,10 @@ func TestReloadRenamesAgentInChats(t *testing.T) {
 	}
 }
 
+// TestEraseCustomerWhileAnAgentHasTheChat: erasing a customer whose chat
+// anna has taken ends it in the customer's browser, takes the task off
+// anna's desk and frees her at once (no wrap-up for a customer who no
+// longer exists), without logging an error.
 func TestEraseCustomerWhileAnAgentHasTheChat(t *testing.T) {
 	d, cfgPath := deskDaemon(t, "", "", "")
 	anna := loginDesk(t, d.desk, "anna")

@@ -165,8 +165,6 @@ func trustedProxies(list []string) clientaddr.Proxies {
 	return ps
 }
 
-// chatConfig translates the configuration into the message channel's
-// terms; rc is the router's, for the queues that take messages.
 // agentNames are the agents' names as customers see them in chats.
 func agentNames(c *config.Config) map[string]string {
 	names := map[string]string{}
@@ -176,6 +174,8 @@ func agentNames(c *config.Config) map[string]string {
 	return names
 }
 
+// chatConfig translates the configuration into the message channel's
+// terms.
 func chatConfig(c *config.Config) chat.Config {
 	loc := c.Chat.Location()
 	cc := chat.Config{

@@ -21,17 +21,13 @@ func loadConfig(path string) (*config.Config, error) {
 }
 
 // loadToServe is loadConfig with the certificates read, as serving needs
-// them (check-config, serve and reload); admin commands, which only look
-// up the control socket, do not need them readable.
+// them (check-config, serve and reload); admin commands do not need them
+// readable.
 func loadToServe(path string) (*config.Config, error) {
-	cfg, err := loadConfig(path)
-	if err != nil {
-		return nil, err
+	if path == "" {
+		return config.Default()
 	}
-	if err := cfg.CheckFiles(); err != nil {
-		return nil, err
-	}
-	return cfg, nil
+	return config.LoadToServe(path)
 }
 
 // controlTarget is the running daemon an admin command talks to, named

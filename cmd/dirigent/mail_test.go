@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"dirigent/internal/testpeer"
-	"dirigent/internal/testrun"
 	"dirigent/store"
 )
 
@@ -152,17 +151,7 @@ func TestMailAttachmentOnTheDesk(t *testing.T) {
 	anna := loginDesk(t, d.desk, "anna")
 	anna.do(t, http.MethodPut, "/api/desk/me/presence", map[string]any{"presence": "available"}, nil)
 	sendMail(t, d.smtp, "joe@example.org", "Rechnung", "Die Rechnung im Anhang stimmt nicht.", "--attach-type", "application/pdf", "--attach", "@"+pdf)
-	var tasks struct {
-		Tasks []struct {
-			ID uint64 `json:"id"`
-		} `json:"tasks"`
-	}
-	testrun.Eventually(t, 10*time.Second, "the mail offered", func() bool {
-		anna.do(t, http.MethodGet, "/api/desk/tasks", nil, &tasks)
-		return len(tasks.Tasks) > 0
-	})
-	id := strconv.FormatUint(tasks.Tasks[0].ID, 10)
-	anna.do(t, http.MethodPost, "/api/desk/offers/"+id+"/accept", nil, nil)
+	id := acceptOffered(t, anna)
 	var task struct {
 		Thread []struct {
 			ID          uint64             `json:"id"`
@@ -187,7 +176,7 @@ func TestMailAttachmentOnTheDesk(t *testing.T) {
 			t.Fatalf("download: %s, %d bytes", resp.Status, len(body))
 		}
 		for header, want := range map[string]string{
-			"Content-Type":            "application/pdf",
+			"Content-Type":            "application/octet-stream",
 			"Content-Disposition":     "attachment; filename*=utf-8''Rechnung%20M%C3%A4rz.pdf",
 			"X-Content-Type-Options":  "nosniff",
 			"Content-Security-Policy": "sandbox; default-src 'none'",

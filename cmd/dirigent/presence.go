@@ -31,7 +31,8 @@ func (d *daemon) keepPresence(agents []router.AgentStats, at time.Time) {
 // takeUpPresence gives agents the presence the last stop kept, when it
 // was at most presenceKeptFor ago. Agents no longer configured are left
 // out, and so is an agent away for a reason desk.away_reasons no longer
-// has (the desk would not let them pick it): they start offline.
+// has (the desk would not let them pick it; the router's own, missed
+// offers, stays): they start offline.
 func (d *daemon) takeUpPresence(now time.Time) {
 	kept, err := d.store.TakePresenceAtStop(context.Background())
 	if err != nil {
@@ -51,7 +52,7 @@ func (d *daemon) takeUpPresence(now time.Time) {
 		if err := p.UnmarshalText([]byte(a.Presence)); err != nil {
 			continue
 		}
-		if p == router.Away && !slices.Contains(d.cfg.Desk.AwayReasons, a.Reason) {
+		if p == router.Away && a.Reason != router.ReasonMissedOffers && !slices.Contains(d.cfg.Desk.AwayReasons, a.Reason) {
 			d.logger.Info("presence at the last stop not taken up: the away reason is no longer configured", "agent", a.Agent, "reason", a.Reason)
 			continue
 		}

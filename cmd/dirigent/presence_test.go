@@ -59,4 +59,10 @@ func TestTakeUpPresence(t *testing.T) {
 	if a := demo(); a.Presence != router.Offline {
 		t.Errorf("away for a reason no longer configured: %s (%s)", a.Presence, a.Reason)
 	}
+	// The router's own reason is never configured, and stays.
+	d.keepPresence([]router.AgentStats{{Agent: "demo", Presence: router.Away, Reason: router.ReasonMissedOffers}}, stop)
+	d.takeUpPresence(stop.Add(time.Minute))
+	if a := demo(); a.Presence != router.Away || a.Reason != router.ReasonMissedOffers {
+		t.Errorf("away for missed offers: %s (%s)", a.Presence, a.Reason)
+	}
 }
