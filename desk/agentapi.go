@@ -383,7 +383,9 @@ func (s *Server) wrapUp(w http.ResponseWriter, r *http.Request) {
 	// them. Unknown: the router finished it already (the wrap-up time
 	// passed, a restart); the outcome is recorded all the same, that is
 	// what wrap-up is for, and so it is when a retry follows a failed
-	// write below.
+	// write below. A crash between the two loses the outcome (the task
+	// is done in the router's journal), but the agent was not told it
+	// was recorded: the answer comes after the write.
 	if err := s.deps.Router.Complete(t.ID, t.Agent); err != nil && !errors.Is(err, router.ErrUnknownTask) {
 		writeRouterError(w, err)
 		return
