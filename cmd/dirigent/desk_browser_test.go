@@ -261,6 +261,7 @@ func TestDeskInTheBrowser(t *testing.T) {
 	// serves it.
 	attachment := `document.querySelector('#thread .attachments a[download="rechnung.pdf"]')`
 	agent.waitFor("the attachment", attachment+` !== null && `+attachment+`.textContent === "📎 rechnung.pdf (2 kB)"`)
+	agent.waitFor("the attachment in the journey", `document.querySelector('#journey .attachments a[download="rechnung.pdf"]') !== null`)
 	agent.waitFor("the attachment downloaded", `(window.attachmentStatus ??= fetch(`+attachment+`.href).then((r) => r.blob()).then((b) => window.attachmentSize = b.size), window.attachmentSize === 2109)`)
 	super.waitFor("answered 1, waiting 0", `document.querySelector('#board-queues tr[data-queue="support"] .answered').textContent === "1" && document.querySelector('#board-queues tr[data-queue="support"] .waiting').textContent === "0"`)
 	super.waitFor("anna busy", `document.querySelector('#board-presence [data-presence="busy"]').textContent.endsWith(": 1")`)

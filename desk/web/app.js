@@ -444,7 +444,8 @@ function renderDetail() {
     if (e.contact) {
       const x = e.contact;
       return el("li", {}, el("span", { class: "meta" }, fmtTime(x.start) + " · " + t(x.channel) + " · " + (x.direction === "out" ? t("out") : t("in"))),
-        " ", x.subject || x.intent || "", x.outcome ? " — " + x.outcome : "", x.agent ? " (" + x.agent + ")" : "");
+        " ", x.subject || x.intent || "", x.outcome ? " — " + x.outcome : "", x.agent ? " (" + x.agent + ")" : "",
+        ...(x.attachments ? [attachmentList(x)] : []));
     }
     const p = e.touchpoint;
     return el("li", {}, el("span", { class: "meta" }, fmtTime(p.at) + " · " + t("touchpoint")), " ", p.type,
