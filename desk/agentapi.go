@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"dirigent/journey"
@@ -23,17 +25,30 @@ const (
 	maxDeskBody  = 256 << 10
 	maxReplyText = 100 << 10
 	maxNoteRunes = 4000
+	// A reply's files: as many and as large as mail servers take.
+	maxReplyFiles     = 10
+	maxReplyFileBytes = 10 << 20 // all of them, decoded
 )
 
 // decodeBody reads a JSON request body into v, strictly: unknown fields,
 // trailing data and oversized bodies are errors that name the problem.
 func decodeBody(body io.Reader, v any) error {
-	data, err := io.ReadAll(io.LimitReader(body, maxDeskBody+1))
+	return decodeBodyUpTo(body, v, maxDeskBody)
+}
+
+// bodyTooLarge is a request body beyond its limit, in bytes.
+type bodyTooLarge int
+
+func (b bodyTooLarge) Error() string { return fmt.Sprintf("body larger than %d bytes", int(b)) }
+
+// decodeBodyUpTo is decodeBody for a body of up to limit bytes.
+func decodeBodyUpTo(body io.Reader, v any, limit int) error {
+	data, err := io.ReadAll(io.LimitReader(body, int64(limit)+1))
 	if err != nil {
 		return err
 	}
-	if len(data) > maxDeskBody {
-		return fmt.Errorf("body larger than %d bytes", maxDeskBody)
+	if len(data) > limit {
+		return bodyTooLarge(limit)
 	}
 	if !utf8.Valid(data) {
 		return errors.New("body is not UTF-8")
@@ -296,7 +311,40 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) {
 }
 
 type replyRequest struct {
-	Text string `json:"text"`
+	Text  string      `json:"text"`
+	Files []replyFile `json:"files"`
+}
+
+// replyFile is a file the agent attaches to a reply.
+type replyFile struct {
+	Name string `json:"name"`
+	Type string `json:"type"` // as the browser knows it; empty: application/octet-stream
+	Data []byte `json:"data"` // base64 in JSON
+}
+
+// files checks the request's files and gives them as the mail channel
+// takes them.
+func (req replyRequest) files() ([]store.File, error) {
+	if len(req.Files) > maxReplyFiles {
+		return nil, fmt.Errorf("%d files: at most %d", len(req.Files), maxReplyFiles)
+	}
+	var out []store.File
+	total := 0
+	for i, f := range req.Files {
+		name := strings.TrimSpace(f.Name)
+		if name == "" || utf8.RuneCountInString(name) > 255 || strings.ContainsFunc(name, unicode.IsControl) {
+			return nil, fmt.Errorf("files[%d].name: want a file name of 1 to 255 characters", i)
+		}
+		typ := "application/octet-stream"
+		if mt, _, err := mime.ParseMediaType(f.Type); err == nil && strings.Contains(mt, "/") {
+			typ = mt
+		}
+		if total += len(f.Data); total > maxReplyFileBytes {
+			return nil, fmt.Errorf("files larger than %d bytes together", maxReplyFileBytes)
+		}
+		out = append(out, store.File{Name: name, Type: typ, Data: f.Data})
+	}
+	return out, nil
 }
 
 // reply is POST /api/desk/tasks/{id}/reply: the answer goes out through
@@ -307,7 +355,17 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req replyRequest
-	if err := decodeBody(r.Body, &req); err != nil {
+	// Base64 makes four bytes of three, and the text comes with them.
+	err := decodeBodyUpTo(r.Body, &req, maxDeskBody+maxReplyFileBytes/3*4+maxReplyFiles*1024)
+	if errors.As(err, new(bodyTooLarge)) {
+		err = fmt.Errorf("files larger than %d bytes together", maxReplyFileBytes)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	files, err := req.files()
+	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -333,7 +391,7 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "the mail channel is not running")
 		return
 	}
-	out, err := s.deps.Mailer.Reply(r.Context(), contact.ConversationID, t.Agent, text)
+	out, err := s.deps.Mailer.Reply(r.Context(), contact.ConversationID, t.Agent, text, files...)
 	if err != nil {
 		writeStoreError(w, err)
 		return

@@ -30,7 +30,7 @@ type Router interface {
 // writes attachment n of a stored mail (as its contact lists them) to the
 // writer create gives for it, once it has seen its name and type.
 type Mailer interface {
-	Reply(ctx context.Context, conversationID uint64, agent, text string) (*store.OutboundMail, error)
+	Reply(ctx context.Context, conversationID uint64, agent, text string, files ...store.File) (*store.OutboundMail, error)
 	WriteAttachment(mailID uint64, n int, create func(store.Attachment) (io.Writer, error)) (int64, error)
 }
 

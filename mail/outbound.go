@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -34,12 +35,13 @@ type SmarthostConfig struct {
 
 const maxRetry = time.Hour
 
-// Reply queues an agent's answer in a conversation: addressed to the
-// customer's latest message in it (its Reply-To, else From), with
-// In-Reply-To, References and the ticket tag, so the customer's answer
-// threads back. It is durable in the outbox when Reply returns; sending
-// happens in the background, retried with backoff across restarts.
-func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, text string) (*store.OutboundMail, error) {
+// Reply queues an agent's answer in a conversation, with files if any:
+// addressed to the customer's latest message in it (its Reply-To, else
+// From), with In-Reply-To, References and the ticket tag, so the
+// customer's answer threads back. It is durable in the outbox when Reply
+// returns; sending happens in the background, retried with backoff
+// across restarts.
+func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, text string, files ...store.File) (*store.OutboundMail, error) {
 	conv, err := c.deps.Store.Conversation(conversationID)
 	if err != nil {
 		return nil, err
@@ -64,7 +66,7 @@ func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, text 
 	if err != nil {
 		return nil, err
 	}
-	raw, err := c.compose(to, subject, msgID, last.MessageID, refs, text)
+	raw, err := c.compose(to, subject, msgID, last.MessageID, refs, text, files)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +75,9 @@ func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, text 
 	contact := &store.Contact{
 		CustomerID: conv.CustomerID, Channel: "email", Direction: "out", ConversationID: conv.ID,
 		Agent: agent, Start: now, End: now, Subject: subject, Text: text,
+	}
+	for _, f := range files {
+		contact.Attachments = append(contact.Attachments, store.Attachment{Name: f.Name, Type: f.Type, Size: int64(len(f.Data))})
 	}
 	if err := c.deps.Store.QueueOutbound(ctx, m, contact); err != nil {
 		return nil, err
@@ -109,8 +114,9 @@ func (c *Channel) newMessageID() (string, error) {
 	return "dg-" + hex.EncodeToString(b) + "@" + c.cfg.Smarthost.Hostname, nil
 }
 
-// compose writes a plain-text reply as RFC 5322, UTF-8, quoted-printable.
-func (c *Channel) compose(to, subject, msgID, inReplyTo string, refs []string, text string) ([]byte, error) {
+// compose writes a plain-text reply as RFC 5322, UTF-8, quoted-printable;
+// with files, as multipart/mixed, each file in base64.
+func (c *Channel) compose(to, subject, msgID, inReplyTo string, refs []string, text string, files []store.File) ([]byte, error) {
 	var h gomail.Header
 	h.SetDate(time.Now())
 	h.SetAddressList("From", []*gomail.Address{{Address: c.cfg.Smarthost.From}})
@@ -129,14 +135,53 @@ func (c *Channel) compose(to, subject, msgID, inReplyTo string, refs []string, t
 	if len(clean) > 0 {
 		h.SetMsgIDList("References", clean)
 	}
-	h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
-	h.Set("Content-Transfer-Encoding", "quoted-printable")
+	body := []byte(strings.ReplaceAll(text, "\n", "\r\n"))
 	var buf bytes.Buffer
-	w, err := gomail.CreateSingleInlineWriter(&buf, h)
+	if len(files) == 0 {
+		h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+		h.Set("Content-Transfer-Encoding", "quoted-printable")
+		w, err := gomail.CreateSingleInlineWriter(&buf, h)
+		if err != nil {
+			return nil, err
+		}
+		return closed(&buf, w, body)
+	}
+	mw, err := gomail.CreateWriter(&buf, h)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := w.Write([]byte(strings.ReplaceAll(text, "\n", "\r\n"))); err != nil {
+	var th gomail.InlineHeader
+	th.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+	th.Set("Content-Transfer-Encoding", "quoted-printable")
+	w, err := mw.CreateSingleInline(th)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := closed(&buf, w, body); err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		var ah gomail.AttachmentHeader
+		ah.SetContentType(f.Type, nil)
+		ah.SetFilename(f.Name)
+		ah.Set("Content-Transfer-Encoding", "base64")
+		w, err := mw.CreateAttachment(ah)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := closed(&buf, w, f.Data); err != nil {
+			return nil, err
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// closed writes data to w and closes it: buf's bytes then.
+func closed(buf *bytes.Buffer, w io.WriteCloser, data []byte) ([]byte, error) {
+	if _, err := w.Write(data); err != nil {
 		return nil, err
 	}
 	if err := w.Close(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"dirigent/internal/testpeer"
 	"dirigent/internal/testrun"
+	"dirigent/store"
 )
 
 // sinkDir makes a directory smtp-sink can write to after dropping root
@@ -46,6 +48,16 @@ func freeAddr(t *testing.T) string {
 // outbox has it sent: the sink has answered its end.
 func received(t *testing.T, s *site, dir string) *gomail.Reader {
 	t.Helper()
+	r, err := gomail.CreateReader(bytes.NewReader(receivedRaw(t, s, dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// receivedRaw is received's message as it arrived.
+func receivedRaw(t *testing.T, s *site, dir string) []byte {
+	t.Helper()
 	var files []string
 	testrun.Eventually(t, 20*time.Second, "one message sent and arrived", func() bool {
 		files, _ = filepath.Glob(filepath.Join(dir, "*"))
@@ -59,11 +71,41 @@ func received(t *testing.T, s *site, dir string) *gomail.Reader {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := gomail.CreateReader(bytes.NewReader(raw))
+	return raw
+}
+
+// A reply's files arrive with it, as they were, and its contact lists
+// them.
+func TestReplyWithFiles(t *testing.T) {
+	dir := sinkDir(t)
+	addr := freeAddr(t)
+	testpeer.SMTPSink(t, addr, dir)
+	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond}})
+	s.send(t, "joe@example.org", "Subject: Rechnung", "Bitte die Rechnung noch einmal.")
+	joe := s.journeyOf(t, "joe@example.org")
+	pdf := []byte("%PDF-1.4\n" + strings.Repeat("\x00\xff Posten\n", 5000))
+	files := []store.File{{Name: "Rechnung März.pdf", Type: "application/pdf", Data: pdf}, {Name: "liste.csv", Type: "text/csv", Data: []byte("M\xfcller;1\r\n")}}
+	if _, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "Anbei die Rechnung.", files...); err != nil {
+		t.Fatal(err)
+	}
+	raw := receivedRaw(t, s, dir)
+	p, err := Parse(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r
+	want := []store.Attachment{{Name: "Rechnung März.pdf", Type: "application/pdf", Size: int64(len(pdf))}, {Name: "liste.csv", Type: "text/csv", Size: 10}}
+	if p.Text != "Anbei die Rechnung." || !slices.Equal(p.Attachments, want) {
+		t.Fatalf("arrived %q with %+v, want %+v", p.Text, p.Attachments, want)
+	}
+	for i, f := range files {
+		if _, data, err := attachment(raw, i); err != nil || !bytes.Equal(data, f.Data) {
+			t.Errorf("file %d arrived as %d bytes, %v", i, len(data), err)
+		}
+	}
+	joe = s.journeyOf(t, "joe@example.org")
+	if len(joe) != 2 || !slices.Equal(joe[1].Attachments, want) {
+		t.Errorf("the reply's contact: %+v", joe[len(joe)-1])
+	}
 }
 
 func TestReplyArrivesThreaded(t *testing.T) {

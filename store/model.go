@@ -37,11 +37,19 @@ type Contact struct {
 	Attachments []Attachment `json:"attachments,omitempty"`
 }
 
-// Attachment is a file that came with a mail.
+// Attachment is a file that came with a mail, or went with a reply.
 type Attachment struct {
 	Name string `json:"name,omitempty"`
 	Type string `json:"type"`
 	Size int64  `json:"size"`
+}
+
+// File is a file an agent's reply carries: its contents, which the
+// outbox keeps in the composed message, and its Attachment entry.
+type File struct {
+	Name string
+	Type string
+	Data []byte
 }
 
 // Touchpoint is an event from another system: a web visit, an order, a

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"net"
 	"os"
 	"os/exec"
@@ -302,13 +303,19 @@ func TestDeskInTheBrowser(t *testing.T) {
 	}
 	agent.shot("07-task")
 
-	// Reply, typed and sent from the keyboard.
-	agent.do("type the reply", chromedp.SendKeys("#reply-text", "Guten Tag, wir haben die Rechnung korrigiert."), chromedp.Focus("#reply-send"))
+	// Reply, typed and sent from the keyboard, with the corrected invoice
+	// attached (Chromium's file chooser, filled as a person would).
+	corrected := filepath.Join(t.TempDir(), "rechnung-korrigiert.pdf")
+	writeFile(t, corrected, "%PDF-1.4\nkorrigiert\n")
+	agent.do("type the reply", chromedp.SendKeys("#reply-text", "Guten Tag, wir haben die Rechnung korrigiert."),
+		chromedp.SetUploadFiles("#reply-files", []string{corrected}), chromedp.Focus("#reply-send"))
 	agent.press("send", "\r")
 	agent.waitFor("the reply in the thread", `document.getElementById("thread").textContent.includes("wir haben die Rechnung korrigiert")`)
+	agent.waitFor("its file in the thread", `document.querySelector('#thread li.out .attachments a[download="rechnung-korrigiert.pdf"]') !== null && document.getElementById("reply-files").files.length === 0`)
 	agent.shot("08-replied")
 	msg := sunk(t, sinkDir)
-	for _, want := range []string{"To: <joe@example.org>", "Subject: Re: Rechnung falsch [#DG-1]", "In-Reply-To: <", "wir haben die Rechnung korrigiert"} {
+	for _, want := range []string{"To: <joe@example.org>", "Subject: Re: Rechnung falsch [#DG-1]", "In-Reply-To: <", "wir haben die Rechnung korrigiert",
+		"Content-Disposition: attachment; filename=rechnung-korrigiert.pdf", base64.StdEncoding.EncodeToString([]byte("%PDF-1.4\nkorrigiert\n"))} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("the reply at the sink lacks %q:\n%s", want, msg)
 		}

@@ -203,4 +203,35 @@ func TestMailAttachmentOnTheDesk(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Errorf("without a login: %s", resp.Status)
 	}
+
+	// A reply's files beyond the limits are refused, each for its reason.
+	file := func(name string, size int) map[string]any {
+		return map[string]any{"name": name, "type": "application/pdf", "data": make([]byte, size)}
+	}
+	eleven := []map[string]any{}
+	for i := range 11 {
+		eleven = append(eleven, file(fmt.Sprintf("%d.pdf", i), 10))
+	}
+	for _, tc := range []struct {
+		files []map[string]any
+		want  string
+	}{
+		{eleven, "11 files: at most 10"},
+		{[]map[string]any{file("", 10)}, "files[0].name: want a file name of 1 to 255 characters"},
+		{[]map[string]any{file("a.pdf", 10), file("b\r\nBcc: x@example.org", 10)}, "files[1].name: want a file name of 1 to 255 characters"},
+		{[]map[string]any{file("a.pdf", 6<<20), file("b.pdf", 6<<20)}, "files larger than 10485760 bytes together"},
+	} {
+		code, answer := anna.try(t, http.MethodPost, "/api/desk/tasks/"+id+"/reply", map[string]any{"text": "Anbei.", "files": tc.files})
+		if code != 400 || !strings.Contains(string(answer), tc.want) {
+			t.Errorf("reply with %d files: %d %s, want 400 %q", len(tc.files), code, answer, tc.want)
+		}
+	}
+	var out struct {
+		ContactID uint64 `json:"contact_id"`
+	}
+	anna.do(t, http.MethodPost, "/api/desk/tasks/"+id+"/reply", map[string]any{"text": "Anbei die richtige.", "files": []map[string]any{file("Rechnung neu.pdf", 1000)}}, &out)
+	anna.do(t, http.MethodGet, "/api/desk/tasks/"+id, nil, &task)
+	if n := len(task.Thread); n != 2 || task.Thread[1].ID != out.ContactID || len(task.Thread[1].Attachments) != 1 || task.Thread[1].Attachments[0] != (store.Attachment{Name: "Rechnung neu.pdf", Type: "application/pdf", Size: 1000}) {
+		t.Errorf("the thread after the reply: %+v", task.Thread)
+	}
 }
