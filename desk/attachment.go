@@ -11,8 +11,8 @@ import (
 )
 
 // getAttachment is GET /api/desk/contacts/{id}/attachments/{n}: file n
-// (0 is the first) of the mail a contact came from, as the contact lists
-// them, for the agent to save and open. It is always a download of
+// (0 is the first) of the mail a contact came from or a reply went out
+// as, as the contact lists them, for the agent to save and open. It is always a download of
 // untyped bytes: a file from outside never runs on the desk's origin,
 // not even as a script or style sheet a page there might load.
 func (s *Server) getAttachment(w http.ResponseWriter, r *http.Request) {
@@ -30,7 +30,7 @@ func (s *Server) getAttachment(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	if contact.MailID == 0 || n >= len(contact.Attachments) {
+	if n >= len(contact.Attachments) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("contact %d has no attachment %d", id, n))
 		return
 	}
@@ -40,7 +40,7 @@ func (s *Server) getAttachment(w http.ResponseWriter, r *http.Request) {
 	}
 	listed := contact.Attachments[n]
 	started := false
-	_, err = s.deps.Mailer.WriteAttachment(contact.MailID, n, func(a store.Attachment) (io.Writer, error) {
+	_, err = s.deps.Mailer.WriteAttachment(contact, n, func(a store.Attachment) (io.Writer, error) {
 		// Found by its number: it must be the file the agent clicked.
 		if a.Name != listed.Name || a.Type != listed.Type {
 			return nil, fmt.Errorf("contact %d lists attachment %d as %q (%s), its mail has %q (%s) there", id, n, listed.Name, listed.Type, a.Name, a.Type)

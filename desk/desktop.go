@@ -27,11 +27,12 @@ type Router interface {
 
 // Mailer is the mail channel as the desk uses it (the desk must not
 // import it): it sends an agent's reply in a mail conversation, and
-// writes attachment n of a stored mail (as its contact lists them) to the
-// writer create gives for it, once it has seen its name and type.
+// writes attachment n of the mail a contact came from or went out as (as
+// the contact lists them) to the writer create gives for it, once it has
+// seen its name and type.
 type Mailer interface {
 	Reply(ctx context.Context, conversationID uint64, agent, text string, files ...store.File) (*store.OutboundMail, error)
-	WriteAttachment(mailID uint64, n int, create func(store.Attachment) (io.Writer, error)) (int64, error)
+	WriteAttachment(contact *store.Contact, n int, create func(store.Attachment) (io.Writer, error)) (int64, error)
 }
 
 // deskTask is a task the desk shows an agent: offered, or accepted on

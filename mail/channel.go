@@ -3,6 +3,7 @@ package mail
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -132,13 +133,26 @@ func (c *Channel) Run(ctx context.Context) error {
 	}
 }
 
-// WriteAttachment writes attachment n (0 is the first, as the mail's
-// contact lists them) of stored mail mailID, for the desk's download:
-// see the package's WriteAttachment.
-func (c *Channel) WriteAttachment(mailID uint64, n int, create func(store.Attachment) (io.Writer, error)) (int64, error) {
-	_, raw, err := c.deps.Store.Mail(mailID)
-	if err != nil {
-		return 0, err
+// WriteAttachment writes attachment n (0 is the first, as the contact
+// lists them) of the mail a contact came from or went out as, for the
+// desk's download: see the package's WriteAttachment.
+func (c *Channel) WriteAttachment(contact *store.Contact, n int, create func(store.Attachment) (io.Writer, error)) (int64, error) {
+	var raw []byte
+	switch {
+	case contact.MailID != 0:
+		_, m, err := c.deps.Store.Mail(contact.MailID)
+		if err != nil {
+			return 0, err
+		}
+		raw = m
+	case contact.OutboundID != 0:
+		m, err := c.deps.Store.OutboundMessage(contact.OutboundID)
+		if err != nil {
+			return 0, err
+		}
+		raw = m.Raw
+	default:
+		return 0, fmt.Errorf("contact %d has no stored mail: %w", contact.ID, store.ErrNotFound)
 	}
 	return WriteAttachment(raw, n, create)
 }

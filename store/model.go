@@ -31,9 +31,10 @@ type Contact struct {
 	Note           string    `json:"note,omitempty"`
 	Subject        string    `json:"subject,omitempty"`
 	Text           string    `json:"text,omitempty"`
-	MailID         uint64    `json:"mail_id,omitempty"` // the stored message an e-mail contact came from
-	// Attachments are the files the message came with, in its order; they
-	// stay in the stored message (MailID).
+	MailID         uint64    `json:"mail_id,omitempty"`     // the stored message an e-mail contact came from
+	OutboundID     uint64    `json:"outbound_id,omitempty"` // the outbox message a reply went out as
+	// Attachments are the files the message came with, or went with, in
+	// its order; they stay in the stored message (MailID, OutboundID).
 	Attachments []Attachment `json:"attachments,omitempty"`
 }
 

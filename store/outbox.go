@@ -28,15 +28,17 @@ type OutboundMail struct {
 
 // QueueOutbound stores a message in the outbox together with its contact
 // in the customer's journey, and threads its Message-ID into the
-// conversation, in one transaction; the IDs are set in m and c.
+// conversation, in one transaction; the IDs are set in m and c (and
+// c.OutboundID).
 func (s *Store) QueueOutbound(ctx context.Context, m *OutboundMail, c *Contact) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
-		if err := appendContact(tx, c); err != nil {
-			return err
-		}
 		out := tx.Bucket(bucketOutbox)
 		id, err := out.NextSequence()
 		if err != nil {
+			return err
+		}
+		c.OutboundID = id
+		if err := appendContact(tx, c); err != nil {
 			return err
 		}
 		m.ID, m.ContactID = id, c.ID

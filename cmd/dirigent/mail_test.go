@@ -234,4 +234,14 @@ func TestMailAttachmentOnTheDesk(t *testing.T) {
 	if n := len(task.Thread); n != 2 || task.Thread[1].ID != out.ContactID || len(task.Thread[1].Attachments) != 1 || task.Thread[1].Attachments[0] != (store.Attachment{Name: "Rechnung neu.pdf", Type: "application/pdf", Size: 1000}) {
 		t.Errorf("the thread after the reply: %+v", task.Thread)
 	}
+	// The reply's file is there to download too, from the outbox.
+	resp, err = anna.http.Get(d.desk + "/api/desk/contacts/" + strconv.FormatUint(out.ContactID, 10) + "/attachments/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Equal(body, make([]byte, 1000)) {
+		t.Errorf("the reply's file: %s, %d bytes", resp.Status, len(body))
+	}
 }
