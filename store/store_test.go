@@ -625,3 +625,38 @@ func TestDropContactTexts(t *testing.T) {
 		t.Errorf("second run dropped %d", n)
 	}
 }
+
+// Retention drops a reply's text and files from its outbox message once
+// it was sent; one still to be sent keeps them until it goes out.
+func TestDropContactTextsOfReplies(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	createCustomers(t, s, 1)
+	old := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var ids []uint64
+	for i := range 2 {
+		m := &OutboundMail{To: "joe@example.org", MessageID: fmt.Sprintf("r%d@dirigent", i), Raw: []byte("Subject: Re\r\n\r\nIhre IBAN DE12…"), Queued: old}
+		c := &Contact{CustomerID: 1, Channel: "email", Direction: "out", Start: old, Text: "Ihre IBAN DE12…", Attachments: []Attachment{{Name: "Vertrag.pdf", Type: "application/pdf", Size: 9}}}
+		if err := s.QueueOutbound(ctx, m, c); err != nil {
+			t.Fatal(err)
+		}
+		if c.OutboundID != m.ID {
+			t.Fatalf("the contact names outbox message %d, want %d", c.OutboundID, m.ID)
+		}
+		ids = append(ids, m.ID)
+	}
+	if err := s.OutboundAttempt(ctx, ids[0], old, nil, time.Time{}); err != nil { // the first was sent
+		t.Fatal(err)
+	}
+	if _, err := s.DropContactTexts(ctx, old.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		m, err := s.OutboundMessage(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (m.Raw == nil) != (i == 0) {
+			t.Errorf("outbox message %d (sent: %v) keeps %d bytes", id, !m.Sent.IsZero(), len(m.Raw))
+		}
+	}
+}
