@@ -216,6 +216,10 @@ type Mail struct {
 	SmarthostTLS      string `toml:"smarthost_tls"`
 	SmarthostUser     string `toml:"smarthost_user"`
 	SmarthostPassword string `toml:"smarthost_password"`
+	// SmarthostMaxBytes is the largest message the smarthost takes (its
+	// SIZE): a reply with files beyond it is refused on the desk, not
+	// bounced later. Default 10,000,000 (Postfix takes 10,240,000).
+	SmarthostMaxBytes int `toml:"smarthost_max_bytes"`
 	// From is the address replies come from. Default: the first of
 	// Addresses.
 	From string `toml:"from"`
@@ -559,6 +563,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Mail.SmarthostTLS == "" {
 		c.Mail.SmarthostTLS = "starttls"
+	}
+	if c.Mail.SmarthostMaxBytes == 0 {
+		c.Mail.SmarthostMaxBytes = 10_000_000
 	}
 	for i := range c.Mail.IMAP {
 		mb := &c.Mail.IMAP[i]

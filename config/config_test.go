@@ -172,12 +172,13 @@ repeat = "yes"
 		},
 		{
 			name: "mail",
-			toml: "[mail]\naddresses = [\"support\"]\ndomains = [\"ex ample.com\"]\nqueue = \"calls\"\ntls_cert = \"c.pem\"\n[[queues]]\nname = \"calls\"\nchannels = [\"voice\"]\n",
+			toml: "[mail]\naddresses = [\"support\"]\ndomains = [\"ex ample.com\"]\nqueue = \"calls\"\ntls_cert = \"c.pem\"\nsmarthost_max_bytes = 1000\n[[queues]]\nname = \"calls\"\nchannels = [\"voice\"]\n",
 			want: []string{
 				`t.toml:2: mail.addresses[0]: "support" is not an e-mail address`,
 				`t.toml:3: mail.domains[0]: "ex ample.com" is not a domain`,
 				`t.toml:4: mail.queue: queue "calls" does not take email (see its channels)`,
 				`t.toml:5: mail.tls_cert: needs tls_key too`,
+				`t.toml:6: mail.smarthost_max_bytes: at least 65536`,
 			},
 		},
 		{

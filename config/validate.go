@@ -141,6 +141,9 @@ func (c *Config) problems() []error {
 	if c.Mail.MaxMessageBytes < 1024 {
 		bad("mail.max_message_bytes", "at least 1024")
 	}
+	if c.Mail.SmarthostMaxBytes < 1<<16 {
+		bad("mail.smarthost_max_bytes", "at least 65536")
+	}
 	if c.Mail.MaxConnectionsPerIP < 1 {
 		bad("mail.max_connections_per_ip", "at least 1")
 	}

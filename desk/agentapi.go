@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -25,7 +24,8 @@ const (
 	maxDeskBody  = 256 << 10
 	maxReplyText = 100 << 10
 	maxNoteRunes = 4000
-	// A reply's files: as many and as large as mail servers take.
+	// A reply's files; the mail channel also holds the whole reply to
+	// what the smarthost takes.
 	maxReplyFiles     = 10
 	maxReplyFileBytes = 10 << 20 // all of them, decoded
 )
@@ -318,9 +318,15 @@ type replyRequest struct {
 // replyFile is a file the agent attaches to a reply.
 type replyFile struct {
 	Name string `json:"name"`
-	Type string `json:"type"` // as the browser knows it; empty: application/octet-stream
+	Type string `json:"type"` // as the browser knows it; the mail channel decides what it goes as
 	Data []byte `json:"data"` // base64 in JSON
 }
+
+// hidden are characters a file name must not have: control characters,
+// and format characters (the right-to-left override turns "gpj.exe"
+// around). "=?" is refused too: a mail program would decode the name as
+// an encoded word, and the customer see another name than the agent.
+func hidden(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
 
 // files checks the request's files and gives them as the mail channel
 // takes them.
@@ -332,17 +338,13 @@ func (req replyRequest) files() ([]store.File, error) {
 	total := 0
 	for i, f := range req.Files {
 		name := strings.TrimSpace(f.Name)
-		if name == "" || utf8.RuneCountInString(name) > 255 || strings.ContainsFunc(name, unicode.IsControl) {
-			return nil, fmt.Errorf("files[%d].name: want a file name of 1 to 255 characters", i)
-		}
-		typ := "application/octet-stream"
-		if mt, _, err := mime.ParseMediaType(f.Type); err == nil && strings.Contains(mt, "/") {
-			typ = mt
+		if name == "" || utf8.RuneCountInString(name) > 255 || strings.Contains(name, "=?") || strings.ContainsFunc(name, hidden) {
+			return nil, fmt.Errorf("files[%d].name: want a file name of 1 to 255 characters, without control or direction characters or \"=?\"", i)
 		}
 		if total += len(f.Data); total > maxReplyFileBytes {
 			return nil, fmt.Errorf("files larger than %d bytes together", maxReplyFileBytes)
 		}
-		out = append(out, store.File{Name: name, Type: typ, Data: f.Data})
+		out = append(out, store.File{Name: name, Type: f.Type, Data: f.Data})
 	}
 	return out, nil
 }
@@ -358,7 +360,7 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) {
 	// Base64 makes four bytes of three, and the text comes with them.
 	err := decodeBodyUpTo(r.Body, &req, maxDeskBody+maxReplyFileBytes/3*4+maxReplyFiles*1024)
 	if errors.As(err, new(bodyTooLarge)) {
-		err = fmt.Errorf("files larger than %d bytes together", maxReplyFileBytes)
+		err = fmt.Errorf("the reply is larger than the desk takes: files up to %d bytes together", maxReplyFileBytes)
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())

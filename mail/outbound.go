@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +30,9 @@ type SmarthostConfig struct {
 	Password string
 	From     string // the address replies come from
 	Hostname string // for EHLO and Message-IDs
+	// MaxBytes is the largest message the smarthost takes: Reply refuses
+	// a larger one (store.ErrTooLarge). 0: no limit.
+	MaxBytes int
 	// RetryBase is the first retry delay; each failure doubles it, up to
 	// an hour.
 	RetryBase time.Duration
@@ -66,9 +71,16 @@ func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, text 
 	if err != nil {
 		return nil, err
 	}
+	files = slices.Clone(files)
+	for i := range files {
+		files[i].Type = attachmentType(files[i].Type)
+	}
 	raw, err := c.compose(to, subject, msgID, last.MessageID, refs, text, files)
 	if err != nil {
 		return nil, err
+	}
+	if limit := c.cfg.Smarthost.MaxBytes; limit > 0 && len(raw) > limit {
+		return nil, fmt.Errorf("%w: the reply with its files would be %d bytes, the smarthost takes %d (mail.smarthost_max_bytes)", store.ErrTooLarge, len(raw), limit)
 	}
 	now := time.Now().UTC()
 	m := &store.OutboundMail{ConversationID: conv.ID, From: c.cfg.Smarthost.From, To: to, MessageID: msgID, Raw: raw, Queued: now, NextAttempt: now}
@@ -162,7 +174,7 @@ func (c *Channel) compose(to, subject, msgID, inReplyTo string, refs []string, t
 	}
 	for _, f := range files {
 		var ah gomail.AttachmentHeader
-		ah.SetContentType(f.Type, nil)
+		ah.SetContentType(f.Type, nil) // attachmentType's
 		ah.SetFilename(f.Name)
 		ah.Set("Content-Transfer-Encoding", "base64")
 		w, err := mw.CreateAttachment(ah)
@@ -177,6 +189,18 @@ func (c *Channel) compose(to, subject, msgID, inReplyTo string, refs []string, t
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// attachmentType is the type a file is sent as: as given, unless the
+// mail would take it for structure (multipart/*, which go-message writes
+// without transfer encoding, and message/*, which must not be base64):
+// those, and types that do not parse, go as application/octet-stream.
+func attachmentType(t string) string {
+	mt, _, err := mime.ParseMediaType(t)
+	if err != nil || !strings.Contains(mt, "/") || strings.HasPrefix(mt, "multipart/") || strings.HasPrefix(mt, "message/") {
+		return "application/octet-stream"
+	}
+	return mt
 }
 
 // closed writes data to w and closes it: buf's bytes then.

@@ -21,6 +21,9 @@ var (
 	ErrLocked   = errors.New("store is locked by another process")
 	ErrNotFound = errors.New("not found")
 	ErrClosed   = errors.New("store is closed")
+	// ErrTooLarge: something to keep is beyond its limit (a reply beyond
+	// what the smarthost takes).
+	ErrTooLarge = errors.New("too large")
 )
 
 // Options for Open.

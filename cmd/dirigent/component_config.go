@@ -118,6 +118,7 @@ func mailConfig(c *config.Config) mail.Config {
 			TLS:      c.Mail.SmarthostTLS,
 			User:     c.Mail.SmarthostUser,
 			Password: c.Mail.SmarthostPassword,
+			MaxBytes: c.Mail.SmarthostMaxBytes,
 			From:     c.Mail.From,
 			Hostname: c.Mail.Hostname,
 		},

@@ -307,6 +307,16 @@ func TestDeskInTheBrowser(t *testing.T) {
 	// attached (Chromium's file chooser, filled as a person would).
 	corrected := filepath.Join(t.TempDir(), "rechnung-korrigiert.pdf")
 	writeFile(t, corrected, "%PDF-1.4\nkorrigiert\n")
+	// A draft and its file stay with their task: looking up a customer
+	// meanwhile drops them, so that they cannot go to someone else.
+	agent.do("a draft", chromedp.SendKeys("#reply-text", "Entwurf"), chromedp.SetUploadFiles("#reply-files", []string{corrected}))
+	agent.do("look up a customer", chromedp.SendKeys("#search-q", "kunde\r"))
+	agent.do("show them", chromedp.WaitVisible("#search-results button"), chromedp.Focus("#search-results button"))
+	agent.press("show", "\r")
+	agent.waitFor("the customer, outside the task", `document.getElementById("wrap-form").hidden`)
+	agent.do("back to the task", chromedp.Evaluate[chromedp.Void](`document.getElementById("search-q").value = ""`), chromedp.Focus("#tasks button"))
+	agent.press("open", "\r")
+	agent.waitFor("the task again, its draft gone", `!document.getElementById("reply-send").disabled && document.getElementById("reply-text").value === "" && document.getElementById("reply-files").files.length === 0`)
 	agent.do("type the reply", chromedp.SendKeys("#reply-text", "Guten Tag, wir haben die Rechnung korrigiert."),
 		chromedp.SetUploadFiles("#reply-files", []string{corrected}), chromedp.Focus("#reply-send"))
 	agent.press("send", "\r")

@@ -11,7 +11,7 @@ const texts = {
     offers: "Offers", offer_keys: "Alt+A accepts, Alt+D declines.", tasks: "My tasks", no_tasks: "No tasks.", no_offers: "No offers.",
     search: "Customer search", search_label: "Name, e-mail, phone or #id", search_go: "Search", no_results: "No customer found.",
     detail: "Contact", detail_empty: "No task selected.", customer: "Customer", tier: "Value tier", nba: "Next best actions",
-    thread: "Mail thread", attachment: "Attachment {n}", attachments: "Attachments", attach: "Attach files (up to 10 MB)", reply: "Reply", send: "Send reply", journey: "Journey", wrapup: "Wrap-up", wrap_code: "Code",
+    thread: "Mail thread", attachment: "Attachment {n}", attachments: "Attachments", attach: "Attach files", too_many_files: "At most 10 files of 10 MB together.", sending: "Sending…", reply: "Reply", send: "Send reply", journey: "Journey", wrapup: "Wrap-up", wrap_code: "Code",
     note: "Note", wrap_send: "Finish task", queues: "Queues", queue: "Queue", waiting: "Waiting", longest: "Longest wait",
     return_task: "Back to the queue: {channel} #{id}", task_returned: "Task #{id} is back in its queue.", sl_target: "SL target", sl_goal: "{p} in {s} s", below_target: "below target", sl15: "SL 15 min", sltoday: "SL today", asa: "ASA", abandon: "Abandoned", answered: "Answered today", agents: "Agents",
     agent: "Agent", tasks_now: "Tasks", occupancy: "Occupancy", admin: "Agents' skills and presence", skills: "Skills (0 = none, 1–5)",
@@ -33,7 +33,7 @@ const texts = {
     offers: "Angebote", offer_keys: "Alt+A nimmt an, Alt+D lehnt ab.", tasks: "Meine Aufgaben", no_tasks: "Keine Aufgaben.", no_offers: "Keine Angebote.",
     search: "Kundensuche", search_label: "Name, E-Mail, Telefon oder #Nummer", search_go: "Suchen", no_results: "Kein Kunde gefunden.",
     detail: "Kontakt", detail_empty: "Keine Aufgabe ausgewählt.", customer: "Kunde", tier: "Wertstufe", nba: "Nächste beste Aktionen",
-    thread: "E-Mail-Verlauf", attachment: "Anhang {n}", attachments: "Anhänge", attach: "Dateien anhängen (bis 10 MB)", reply: "Antwort", send: "Antwort senden", journey: "Kundenreise", wrapup: "Abschluss", wrap_code: "Code",
+    thread: "E-Mail-Verlauf", attachment: "Anhang {n}", attachments: "Anhänge", attach: "Dateien anhängen", too_many_files: "Höchstens 10 Dateien mit zusammen 10 MB.", sending: "Wird gesendet…", reply: "Antwort", send: "Antwort senden", journey: "Kundenreise", wrapup: "Abschluss", wrap_code: "Code",
     note: "Notiz", wrap_send: "Aufgabe abschließen", queues: "Warteschlangen", queue: "Warteschlange", waiting: "Wartend", longest: "Längste Wartezeit",
     return_task: "Zurück in die Warteschlange: {channel} #{id}", task_returned: "Aufgabe #{id} ist zurück in ihrer Warteschlange.", sl_target: "SL-Ziel", sl_goal: "{p} in {s} s", below_target: "unter dem Ziel", sl15: "SL 15 Min.", sltoday: "SL heute", asa: "ASA", abandon: "Abgebrochen", answered: "Heute angenommen", agents: "Agenten",
     agent: "Agent", tasks_now: "Aufgaben", occupancy: "Auslastung", admin: "Fähigkeiten und Status der Agenten", skills: "Fähigkeiten (0 = keine, 1–5)",
@@ -395,6 +395,7 @@ async function loadTasks() {
 function clearDetail() {
   opening = 0;
   current = null;
+  resetReply();
   $("detail-body").hidden = true;
   $("detail-empty").hidden = false;
 }
@@ -412,6 +413,7 @@ async function openTask(id, focus) {
       d.chat = read.concat((current.chat || []).filter((m) => m.seq > last));
       d.chatEnded = current.chatEnded;
     }
+    if (!current || current.task.id !== id) resetReply(); // a draft and its files stay with their task
     current = d;
     renderDetail();
     if (focus) $("detail").focus();
@@ -464,24 +466,50 @@ function renderDetail() {
   const isChat = d.contact && d.contact.channel === "message";
   $("chat-card").hidden = !isChat;
   if (isChat) renderChat();
-  const assigned = d.task.state === "assigned";
-  $("reply-send").disabled = !assigned;
-  $("reply-text").disabled = !assigned;
-  $("reply-files").disabled = !assigned;
-  $("wrap-form").hidden = !assigned && d.task.state !== "wrapping";
+  enableReply();
+  $("wrap-form").hidden = d.task.state !== "assigned" && d.task.state !== "wrapping";
+}
+
+// The reply form: usable for a task taken, not while a reply is on its
+// way (a second Enter would send it twice).
+let sendingReply = false;
+
+function enableReply() {
+  const off = sendingReply || !current || current.task.state !== "assigned";
+  for (const id of ["reply-send", "reply-text", "reply-files"]) $(id).disabled = off;
+}
+
+function resetReply() {
+  $("reply-text").value = "";
+  $("reply-files").value = "";
 }
 
 $("reply-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  if (!current) return;
+  if (!current || sendingReply) return;
+  // What is sent is what the form held for this task when the agent sent
+  // it, whatever they open while the files are read and sent.
+  const id = current.task.id, text = $("reply-text").value, picked = [...$("reply-files").files];
+  if (picked.length > 10 || picked.reduce((n, f) => n + f.size, 0) > 10 << 20) {
+    say(t("too_many_files"), true);
+    return;
+  }
+  sendingReply = true;
+  enableReply();
+  say(t("sending"));
   try {
-    const files = await Promise.all([...$("reply-files").files].map(async (f) => ({ name: f.name, type: f.type, data: await base64Of(f) })));
-    const r = await api("POST", "/tasks/" + current.task.id + "/reply", { text: $("reply-text").value, files });
-    $("reply-text").value = "";
-    $("reply-files").value = "";
+    const files = await Promise.all(picked.map(async (f) => ({ name: f.name, type: f.type, data: await base64Of(f) })));
+    const r = await api("POST", "/tasks/" + id + "/reply", { text, files });
     say(t("reply_sent", { to: r.to }));
-    await openTask(current.task.id, false);
+    if (current && current.task.id === id) {
+      resetReply();
+      await openTask(id, false);
+    }
   } catch (e) { say(e.message, true); }
+  finally {
+    sendingReply = false;
+    enableReply();
+  }
 });
 
 // base64Of reads a file the agent picked, for the JSON of a reply.
@@ -583,6 +611,7 @@ $("search-form").addEventListener("submit", async (ev) => {
 async function showCustomer(id) {
   try {
     const c = await api("GET", "/customers/" + id);
+    resetReply();
     current = {
       task: { id: 0, state: "none" }, customer: c.customer, journey: c.journey, next_best_actions: [],
     };
