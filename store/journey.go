@@ -310,25 +310,14 @@ func (s *Store) ScanContacts(fn func(*Contact) error) error {
 	}
 }
 
-// sentRawLeft reports whether outbox message id (0: none) was sent and
-// still holds its raw message: a reply still to be sent keeps it.
-func sentRawLeft(outbox *bolt.Bucket, id uint64) bool {
-	if id == 0 {
-		return false
-	}
-	var m OutboundMail
-	v := outbox.Get(u64(id))
-	return v != nil && json.Unmarshal(v, &m) == nil && !m.Sent.IsZero() && m.Raw != nil
-}
-
 // DropContactTexts empties the text of every contact that started before
 // before, deletes the raw message an e-mail contact came from (and that
-// of a reply once sent) and empties the chat messages written before it
+// of a reply sent before it) and empties the chat messages written before it
 // (retention: the facts of a contact stay, what was written goes), a
 // page per transaction. It returns how many texts it dropped.
 func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, error) {
 	dropped, err := s.updatePages(ctx, bucketJourney, func(tx *bolt.Tx, entries []entry) (int, error) {
-		texts, raw, outbox := tx.Bucket(bucketContactTexts), tx.Bucket(bucketMailRaw), tx.Bucket(bucketOutbox)
+		texts, raw := tx.Bucket(bucketContactTexts), tx.Bucket(bucketMailRaw)
 		var drop []*Contact
 		var keys [][]byte
 		for _, e := range entries {
@@ -339,7 +328,7 @@ func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, er
 			if err := json.Unmarshal(e.v, &ct); err != nil {
 				return 0, fmt.Errorf("contact at %x: %w", e.k, err)
 			}
-			if ct.Start.Before(before) && (ct.Text != "" || len(ct.Attachments) > 0 || texts.Get(u64(ct.ID)) != nil || ct.MailID != 0 && raw.Get(u64(ct.MailID)) != nil || sentRawLeft(outbox, ct.OutboundID)) {
+			if ct.Start.Before(before) && (ct.Text != "" || len(ct.Attachments) > 0 || texts.Get(u64(ct.ID)) != nil || ct.MailID != 0 && raw.Get(u64(ct.MailID)) != nil) {
 				drop = append(drop, &ct)
 				keys = append(keys, bytes.Clone(e.k))
 			}
@@ -354,16 +343,6 @@ func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, er
 			// The raw message holds the same text; its envelope stays.
 			if ct.MailID != 0 {
 				if err := raw.Delete(u64(ct.MailID)); err != nil {
-					return 0, err
-				}
-			}
-			if sentRawLeft(outbox, ct.OutboundID) {
-				var m OutboundMail
-				if err := getJSON(outbox, u64(ct.OutboundID), &m, "outbound mail", ct.OutboundID); err != nil {
-					return 0, err
-				}
-				m.Raw = nil
-				if err := putJSON(outbox, u64(m.ID), &m); err != nil {
 					return 0, err
 				}
 			}
@@ -392,6 +371,39 @@ func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, er
 		b := tx.Bucket(bucketChatMessages)
 		for _, d := range drop {
 			if err := putJSON(b, d.key, &d.m); err != nil {
+				return 0, err
+			}
+		}
+		return len(drop), nil
+	})
+	if err != nil {
+		return dropped + n, err
+	}
+	// Replies sent before before: their bytes (the agent's text, their
+	// files) go; what is to be sent still keeps them. Not counted: their
+	// contacts' texts are.
+	_, err = s.updatePages(ctx, bucketOutbox, func(tx *bolt.Tx, entries []entry) (int, error) {
+		type change struct {
+			key []byte
+			m   OutboundMail
+		}
+		var drop []change
+		raws := tx.Bucket(bucketOutboxRaw)
+		for _, e := range entries {
+			var m OutboundMail
+			if err := json.Unmarshal(e.v, &m); err != nil {
+				return 0, fmt.Errorf("outbox %x: %w", e.k, err)
+			}
+			if !m.Sent.IsZero() && m.Queued.Before(before) && (m.Raw != nil || raws.Get(e.k) != nil) {
+				m.Raw = nil
+				drop = append(drop, change{bytes.Clone(e.k), m})
+			}
+		}
+		for _, d := range drop {
+			if err := raws.Delete(d.key); err != nil {
+				return 0, err
+			}
+			if err := putJSON(tx.Bucket(bucketOutbox), d.key, &d.m); err != nil {
 				return 0, err
 			}
 		}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -12,18 +13,21 @@ import (
 
 // OutboundMail is a message waiting in, or sent from, the outbox.
 type OutboundMail struct {
-	ID             uint64    `json:"id"`
-	ConversationID uint64    `json:"conversation_id"`
-	ContactID      uint64    `json:"contact_id"`
-	From           string    `json:"from"`
-	To             string    `json:"to"`
-	MessageID      string    `json:"message_id"`
-	Raw            []byte    `json:"raw"` // the whole message, as it will be sent
-	Queued         time.Time `json:"queued"`
-	Attempts       int       `json:"attempts"`
-	NextAttempt    time.Time `json:"next_attempt"`
-	LastError      string    `json:"last_error,omitempty"`
-	Sent           time.Time `json:"sent,omitzero"`
+	ID             uint64 `json:"id"`
+	ConversationID uint64 `json:"conversation_id"`
+	ContactID      uint64 `json:"contact_id"`
+	From           string `json:"from"`
+	To             string `json:"to"`
+	MessageID      string `json:"message_id"`
+	// Raw is the whole message, as it will be sent. It is kept apart from
+	// the record (bucketOutboxRaw): a reply with files is megabytes, and
+	// the sender reads the records of the waiting ones every few seconds.
+	Raw         []byte    `json:"raw,omitempty"`
+	Queued      time.Time `json:"queued"`
+	Attempts    int       `json:"attempts"`
+	NextAttempt time.Time `json:"next_attempt"`
+	LastError   string    `json:"last_error,omitempty"`
+	Sent        time.Time `json:"sent,omitzero"`
 }
 
 // QueueOutbound stores a message in the outbox together with its contact
@@ -42,7 +46,12 @@ func (s *Store) QueueOutbound(ctx context.Context, m *OutboundMail, c *Contact) 
 			return err
 		}
 		m.ID, m.ContactID = id, c.ID
-		if err := putJSON(out, u64(id), m); err != nil {
+		if err := tx.Bucket(bucketOutboxRaw).Put(u64(id), m.Raw); err != nil {
+			return err
+		}
+		record := *m
+		record.Raw = nil
+		if err := putJSON(out, u64(id), &record); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketOutboxDue).Put(u64(id), nil); err != nil {
@@ -53,7 +62,7 @@ func (s *Store) QueueOutbound(ctx context.Context, m *OutboundMail, c *Contact) 
 }
 
 // DueOutbound returns the outbox messages not yet sent whose next attempt
-// is due at now.
+// is due at now, with their bytes.
 func (s *Store) DueOutbound(now time.Time) ([]*OutboundMail, error) {
 	var out []*OutboundMail
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -64,12 +73,20 @@ func (s *Store) DueOutbound(now time.Time) ([]*OutboundMail, error) {
 				return fmt.Errorf("outbox %d: %w", binary.BigEndian.Uint64(k), err)
 			}
 			if !m.NextAttempt.After(now) {
+				readOutboundRaw(tx, &m)
 				out = append(out, &m)
 			}
 			return nil
 		})
 	})
 	return out, err
+}
+
+// readOutboundRaw sets m.Raw, unless the record held it (before schema 9).
+func readOutboundRaw(tx *bolt.Tx, m *OutboundMail) {
+	if m.Raw == nil {
+		m.Raw = bytes.Clone(tx.Bucket(bucketOutboxRaw).Get(u64(m.ID)))
+	}
 }
 
 // OutboundAttempt records the result of a delivery attempt: sent (err
@@ -98,7 +115,11 @@ func (s *Store) OutboundAttempt(ctx context.Context, id uint64, at time.Time, se
 func (s *Store) OutboundMessage(id uint64) (*OutboundMail, error) {
 	var m OutboundMail
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return getJSON(tx.Bucket(bucketOutbox), u64(id), &m, "outbound mail", id)
+		if err := getJSON(tx.Bucket(bucketOutbox), u64(id), &m, "outbound mail", id); err != nil {
+			return err
+		}
+		readOutboundRaw(tx, &m)
+		return nil
 	})
 	if err != nil {
 		return nil, err

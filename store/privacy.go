@@ -199,6 +199,9 @@ func (s *Store) EraseCustomer(ctx context.Context, id uint64, taskCustomer func(
 			if !contacts[m.ContactID] {
 				return false, nil
 			}
+			if err := tx.Bucket(bucketOutboxRaw).Delete(u64(m.ID)); err != nil {
+				return false, err
+			}
 			return true, due.Delete(u64(m.ID))
 		}, &n.Mails); err != nil {
 			return err

@@ -31,7 +31,8 @@ var (
 	bucketMailPending   = []byte("mail_pending")  // mail id → nothing, until processed
 	bucketMailContacts  = []byte("mail_contacts") // mail id → contact id
 	bucketMessageIDs    = []byte("message_ids")   // Message-ID → conversation id
-	bucketOutbox        = []byte("outbox")        // outbound id → OutboundMail
+	bucketOutbox        = []byte("outbox")        // outbound id → OutboundMail, without Raw since schema 9
+	bucketOutboxRaw     = []byte("outbox_raw")    // outbound id → the message's bytes
 	bucketOutboxDue     = []byte("outbox_due")    // outbound id → nothing, until sent
 	bucketMailSources   = []byte("mail_sources")  // "id:"+source id, "msg:"+source+"|"+Message-ID → mail id
 	bucketFetchState    = []byte("fetch_state")   // mailbox name → FetchState
@@ -135,6 +136,13 @@ var migrations = []func(*bolt.Tx) error{
 	},
 	func(tx *bolt.Tx) error { // 7 → 8: desk sessions that outlive a restart
 		_, err := tx.CreateBucketIfNotExists(bucketDeskSessions)
+		return err
+	},
+	func(tx *bolt.Tx) error { // 8 → 9: replies' bytes apart from the outbox's records
+		// Records written before keep their bytes in them (OutboundMail.Raw),
+		// read as they are: moving them all could outlast a start's
+		// timeout, and they are small (no files).
+		_, err := tx.CreateBucketIfNotExists(bucketOutboxRaw)
 		return err
 	},
 }

@@ -660,3 +660,30 @@ func TestDropContactTextsOfReplies(t *testing.T) {
 		}
 	}
 }
+
+// An outbox record of schema 8 holds its bytes itself: they are read as
+// they are, sent, and dropped by retention as the newer ones are.
+func TestOutboxOfSchema8(t *testing.T) {
+	queued := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	path := storeAtSchema(t, 8, func(tx *bolt.Tx) error {
+		m := OutboundMail{ID: 1, To: "joe@example.org", MessageID: "old@dirigent", Raw: []byte("Subject: alt\r\n\r\nalt"), Queued: queued, NextAttempt: queued}
+		if err := putJSON(tx.Bucket(bucketOutbox), u64(1), &m); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketOutboxDue).Put(u64(1), nil)
+	})
+	s := openTest(t, path)
+	due, err := s.DueOutbound(queued)
+	if err != nil || len(due) != 1 || string(due[0].Raw) != "Subject: alt\r\n\r\nalt" {
+		t.Fatalf("due %+v, %v", due, err)
+	}
+	if err := s.OutboundAttempt(ctx, 1, queued, nil, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DropContactTexts(ctx, queued.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.OutboundMessage(1); err != nil || m.Raw != nil || m.Sent.IsZero() {
+		t.Errorf("after retention: %+v, %v", m, err)
+	}
+}
