@@ -29,10 +29,12 @@ type Router interface {
 // import it): it sends an agent's reply in a mail conversation, and
 // writes attachment n of the mail a contact came from or went out as (as
 // the contact lists them) to the writer create gives for it, once it has
-// seen its name and type.
+// seen its name and type. MaxReplyBytes is the largest reply the
+// smarthost takes.
 type Mailer interface {
 	Reply(ctx context.Context, conversationID uint64, agent, text string, files ...store.File) (*store.OutboundMail, error)
 	WriteAttachment(contact *store.Contact, n int, create func(store.Attachment) (io.Writer, error)) (int64, error)
+	MaxReplyBytes() int
 }
 
 // deskTask is a task the desk shows an agent: offered, or accepted on

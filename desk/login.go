@@ -45,10 +45,16 @@ type meAnswer struct {
 	Reason      string   `json:"reason,omitempty"`
 	AwayReasons []string `json:"away_reasons"`
 	WrapCodes   []string `json:"wrap_codes"`
+	// ReplyMaxBytes is the largest reply the mail server takes, files
+	// included, for the page to say so before it sends; 0: no mail.
+	ReplyMaxBytes int `json:"reply_max_bytes,omitempty"`
 }
 
 func (s *Server) me(sess *session) meAnswer {
 	m := meAnswer{User: sess.user, Roles: sess.roles, CSRFToken: sess.csrf, AwayReasons: s.deps.AwayReasons, WrapCodes: s.deps.WrapCodes}
+	if s.deps.Mailer != nil {
+		m.ReplyMaxBytes = s.deps.Mailer.MaxReplyBytes()
+	}
 	if sess.has(RoleAgent) {
 		for _, a := range s.deps.Router.Agents() {
 			if a.Agent == sess.user {

@@ -31,7 +31,8 @@ type SmarthostConfig struct {
 	From     string // the address replies come from
 	Hostname string // for EHLO and Message-IDs
 	// MaxBytes is the largest message the smarthost takes: Reply refuses
-	// a larger one (store.ErrTooLarge). 0: no limit.
+	// a larger one (store.ErrTooLarge). 0: no limit (the configuration
+	// always sets one).
 	MaxBytes int
 	// RetryBase is the first retry delay; each failure doubles it, up to
 	// an hour.
@@ -191,6 +192,10 @@ func (c *Channel) compose(to, subject, msgID, inReplyTo string, refs []string, t
 	return buf.Bytes(), nil
 }
 
+// MaxReplyBytes is the largest reply the smarthost takes, files
+// included; 0: no limit.
+func (c *Channel) MaxReplyBytes() int { return c.cfg.Smarthost.MaxBytes }
+
 // attachmentType is the type a file is sent as: as given, unless the
 // mail would take it for structure (multipart/*, which go-message writes
 // without transfer encoding, and message/*, which must not be base64):
@@ -228,6 +233,19 @@ func (c *Channel) sendDue(ctx context.Context) {
 	for _, m := range due {
 		if ctx.Err() != nil {
 			return
+		}
+		// Its bytes now, one reply in memory at a time; gone: its
+		// customer was erased since.
+		m, err := c.deps.Store.OutboundMessage(m.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err == nil && len(m.Raw) == 0 {
+			err = fmt.Errorf("outbox message %d has no bytes to send", m.ID)
+		}
+		if err != nil {
+			c.deps.Logger.Error("reading a reply to send", "err", err)
+			continue
 		}
 		sendErr := c.deliver(m)
 		now := time.Now().UTC()

@@ -62,7 +62,8 @@ func (s *Store) QueueOutbound(ctx context.Context, m *OutboundMail, c *Contact) 
 }
 
 // DueOutbound returns the outbox messages not yet sent whose next attempt
-// is due at now, with their bytes.
+// is due at now, without their bytes (OutboundMessage reads them, one at
+// a time, as each is sent), unless a record of schema 8 holds them.
 func (s *Store) DueOutbound(now time.Time) ([]*OutboundMail, error) {
 	var out []*OutboundMail
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -73,7 +74,6 @@ func (s *Store) DueOutbound(now time.Time) ([]*OutboundMail, error) {
 				return fmt.Errorf("outbox %d: %w", binary.BigEndian.Uint64(k), err)
 			}
 			if !m.NextAttempt.After(now) {
-				readOutboundRaw(tx, &m)
 				out = append(out, &m)
 			}
 			return nil

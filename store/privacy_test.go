@@ -16,7 +16,7 @@ import (
 func TestExportAndEraseCustomer(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
 	at := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
-	var ids [2]uint64
+	var ids, replies [2]uint64
 	for i, crm := range []string{"K-1", "K-2"} {
 		c := &Customer{CRMID: crm, Name: crm}
 		if err := s.CreateCustomer(ctx, c); err != nil {
@@ -42,12 +42,17 @@ func TestExportAndEraseCustomer(t *testing.T) {
 		if err := s.AppendJournal(ctx, JournalBatch{Open: map[uint64][]byte{uint64(100 + i): u64(c.ID)}}); err != nil {
 			t.Fatal(err)
 		}
+		reply := &OutboundMail{To: crm + "@example.com", MessageID: crm + "@dirigent", Raw: []byte("Subject: Re\r\n\r\nIhre Rechnung"), Queued: at}
+		if err := s.QueueOutbound(ctx, reply, &Contact{CustomerID: c.ID, Channel: "email", Direction: "out", Start: at.Add(4 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		replies[i] = reply.ID
 	}
 	exp, err := s.ExportCustomer(ids[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if exp.Customer.CRMID != "K-1" || len(exp.Identities) != 2 || len(exp.Journey) != 4 || len(exp.Conversations) != 1 {
+	if exp.Customer.CRMID != "K-1" || len(exp.Identities) != 2 || len(exp.Journey) != 5 || len(exp.Conversations) != 1 {
 		t.Errorf("export %+v", exp)
 	}
 	taskCustomer := func(p []byte) uint64 { return binary.BigEndian.Uint64(p) }
@@ -55,7 +60,7 @@ func TestExportAndEraseCustomer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(n, ErasedCustomer{Identities: 2, JourneyItems: 4, Conversations: 1, OpenTasks: 1}) {
+	if !reflect.DeepEqual(n, ErasedCustomer{Identities: 2, JourneyItems: 5, Conversations: 1, OpenTasks: 1, Mails: 1}) {
 		t.Errorf("erased %+v", n)
 	}
 	if _, err := s.Customer(ids[0]); !errors.Is(err, ErrNotFound) {
@@ -73,8 +78,17 @@ func TestExportAndEraseCustomer(t *testing.T) {
 	if _, err := s.Contact(exp.Journey[0].Contact.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("contact still findable: %v", err)
 	}
+	// The reply to them is gone with its bytes; the other's stays.
+	s.db.View(func(tx *bolt.Tx) error {
+		for i, id := range replies {
+			if gone := tx.Bucket(bucketOutbox).Get(u64(id)) == nil && tx.Bucket(bucketOutboxRaw).Get(u64(id)) == nil; gone != (i == 0) {
+				t.Errorf("reply %d to customer %d gone: %v", id, ids[i], gone)
+			}
+		}
+		return nil
+	})
 	// The other customer is untouched.
-	if exp2, err := s.ExportCustomer(ids[1]); err != nil || len(exp2.Journey) != 4 || len(exp2.Identities) != 2 || len(exp2.Conversations) != 1 {
+	if exp2, err := s.ExportCustomer(ids[1]); err != nil || len(exp2.Journey) != 5 || len(exp2.Identities) != 2 || len(exp2.Conversations) != 1 {
 		t.Errorf("other customer after the erase: %+v %v", exp2, err)
 	}
 	var open int

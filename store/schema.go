@@ -141,7 +141,7 @@ var migrations = []func(*bolt.Tx) error{
 	func(tx *bolt.Tx) error { // 8 → 9: replies' bytes apart from the outbox's records
 		// Records written before keep their bytes in them (OutboundMail.Raw),
 		// read as they are: moving them all could outlast a start's
-		// timeout, and they are small (no files).
+		// timeout.
 		_, err := tx.CreateBucketIfNotExists(bucketOutboxRaw)
 		return err
 	},

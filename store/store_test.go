@@ -633,8 +633,12 @@ func TestDropContactTextsOfReplies(t *testing.T) {
 	createCustomers(t, s, 1)
 	old := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var ids []uint64
-	for i := range 2 {
-		m := &OutboundMail{To: "joe@example.org", MessageID: fmt.Sprintf("r%d@dirigent", i), Raw: []byte("Subject: Re\r\n\r\nIhre IBAN DE12…"), Queued: old}
+	for i := range 3 {
+		queued := old
+		if i == 2 {
+			queued = old.Add(2 * time.Hour) // sent after the limit
+		}
+		m := &OutboundMail{To: "joe@example.org", MessageID: fmt.Sprintf("r%d@dirigent", i), Raw: []byte("Subject: Re\r\n\r\nIhre IBAN DE12…"), Queued: queued}
 		c := &Contact{CustomerID: 1, Channel: "email", Direction: "out", Start: old, Text: "Ihre IBAN DE12…", Attachments: []Attachment{{Name: "Vertrag.pdf", Type: "application/pdf", Size: 9}}}
 		if err := s.QueueOutbound(ctx, m, c); err != nil {
 			t.Fatal(err)
@@ -644,9 +648,20 @@ func TestDropContactTextsOfReplies(t *testing.T) {
 		}
 		ids = append(ids, m.ID)
 	}
-	if err := s.OutboundAttempt(ctx, ids[0], old, nil, time.Time{}); err != nil { // the first was sent
-		t.Fatal(err)
+	for _, id := range []uint64{ids[0], ids[2]} { // the first and the last were sent
+		if err := s.OutboundAttempt(ctx, id, old, nil, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
 	}
+	// The records hold no bytes: those are apart.
+	s.db.View(func(tx *bolt.Tx) error {
+		for _, id := range ids {
+			if strings.Contains(string(tx.Bucket(bucketOutbox).Get(u64(id))), `"raw"`) {
+				t.Errorf("outbox record %d holds its bytes", id)
+			}
+		}
+		return nil
+	})
 	if _, err := s.DropContactTexts(ctx, old.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -655,7 +670,7 @@ func TestDropContactTextsOfReplies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if (m.Raw == nil) != (i == 0) {
+		if (m.Raw == nil) != (i == 0) { // sent before the limit
 			t.Errorf("outbox message %d (sent: %v) keeps %d bytes", id, !m.Sent.IsZero(), len(m.Raw))
 		}
 	}

@@ -308,15 +308,27 @@ func TestDeskInTheBrowser(t *testing.T) {
 	corrected := filepath.Join(t.TempDir(), "rechnung-korrigiert.pdf")
 	writeFile(t, corrected, "%PDF-1.4\nkorrigiert\n")
 	// A draft and its file stay with their task: looking up a customer
-	// meanwhile drops them, so that they cannot go to someone else.
+	// meanwhile puts them aside (they cannot go to someone else), and
+	// they are back with the task.
 	agent.do("a draft", chromedp.SendKeys("#reply-text", "Entwurf"), chromedp.SetUploadFiles("#reply-files", []string{corrected}))
 	agent.do("look up a customer", chromedp.SendKeys("#search-q", "kunde\r"))
 	agent.do("show them", chromedp.WaitVisible("#search-results button"), chromedp.Focus("#search-results button"))
 	agent.press("show", "\r")
-	agent.waitFor("the customer, outside the task", `document.getElementById("wrap-form").hidden`)
+	agent.waitFor("the customer, outside the task, without the draft", `document.getElementById("wrap-form").hidden && document.getElementById("reply-text").value === "" && document.getElementById("reply-files").files.length === 0`)
 	agent.do("back to the task", chromedp.Evaluate[chromedp.Void](`document.getElementById("search-q").value = ""`), chromedp.Focus("#tasks button"))
 	agent.press("open", "\r")
-	agent.waitFor("the task again, its draft gone", `!document.getElementById("reply-send").disabled && document.getElementById("reply-text").value === "" && document.getElementById("reply-files").files.length === 0`)
+	agent.waitFor("the task again, with its draft", `!document.getElementById("reply-send").disabled && document.getElementById("reply-text").value === "Entwurf" && document.getElementById("reply-files").files.length === 1`)
+	agent.do("the draft cleared", chromedp.Evaluate[chromedp.Void](`document.getElementById("reply-text").value = ""`))
+	// A file that would make the reply larger than the mail server takes
+	// is refused before it is read and sent.
+	huge := filepath.Join(t.TempDir(), "scan.pdf")
+	if err := os.WriteFile(huge, nil, 0o644); err != nil || os.Truncate(huge, 8_000_000) != nil {
+		t.Fatal("a large file")
+	}
+	agent.do("a large file", chromedp.SetUploadFiles("#reply-files", []string{huge}), chromedp.SendKeys("#reply-text", "x"), chromedp.Focus("#reply-send"))
+	agent.press("send it", "\r")
+	agent.waitFor("told it is too large", `document.getElementById("status").textContent.includes("(10 MB)") && document.getElementById("status").classList.contains("error")`)
+	agent.do("the large file dropped", chromedp.SetUploadFiles("#reply-files", []string{}), chromedp.Evaluate[chromedp.Void](`document.getElementById("reply-text").value = ""`))
 	agent.do("type the reply", chromedp.SendKeys("#reply-text", "Guten Tag, wir haben die Rechnung korrigiert."),
 		chromedp.SetUploadFiles("#reply-files", []string{corrected}), chromedp.Focus("#reply-send"))
 	agent.press("send", "\r")

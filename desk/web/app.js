@@ -11,7 +11,7 @@ const texts = {
     offers: "Offers", offer_keys: "Alt+A accepts, Alt+D declines.", tasks: "My tasks", no_tasks: "No tasks.", no_offers: "No offers.",
     search: "Customer search", search_label: "Name, e-mail, phone or #id", search_go: "Search", no_results: "No customer found.",
     detail: "Contact", detail_empty: "No task selected.", customer: "Customer", tier: "Value tier", nba: "Next best actions",
-    thread: "Mail thread", attachment: "Attachment {n}", attachments: "Attachments", attach: "Attach files", too_many_files: "At most 10 files of 10 MB together.", sending: "Sending…", reply: "Reply", send: "Send reply", journey: "Journey", wrapup: "Wrap-up", wrap_code: "Code",
+    thread: "Mail thread", attachment: "Attachment {n}", attachments: "Attachments", attach: "Attach files", too_many_files: "At most 10 files of 10 MiB together.", reply_too_large: "With its files the reply would be larger than the mail server takes ({mb} MB).", sending: "Sending…", reply: "Reply", send: "Send reply", journey: "Journey", wrapup: "Wrap-up", wrap_code: "Code",
     note: "Note", wrap_send: "Finish task", queues: "Queues", queue: "Queue", waiting: "Waiting", longest: "Longest wait",
     return_task: "Back to the queue: {channel} #{id}", task_returned: "Task #{id} is back in its queue.", sl_target: "SL target", sl_goal: "{p} in {s} s", below_target: "below target", sl15: "SL 15 min", sltoday: "SL today", asa: "ASA", abandon: "Abandoned", answered: "Answered today", agents: "Agents",
     agent: "Agent", tasks_now: "Tasks", occupancy: "Occupancy", admin: "Agents' skills and presence", skills: "Skills (0 = none, 1–5)",
@@ -33,7 +33,7 @@ const texts = {
     offers: "Angebote", offer_keys: "Alt+A nimmt an, Alt+D lehnt ab.", tasks: "Meine Aufgaben", no_tasks: "Keine Aufgaben.", no_offers: "Keine Angebote.",
     search: "Kundensuche", search_label: "Name, E-Mail, Telefon oder #Nummer", search_go: "Suchen", no_results: "Kein Kunde gefunden.",
     detail: "Kontakt", detail_empty: "Keine Aufgabe ausgewählt.", customer: "Kunde", tier: "Wertstufe", nba: "Nächste beste Aktionen",
-    thread: "E-Mail-Verlauf", attachment: "Anhang {n}", attachments: "Anhänge", attach: "Dateien anhängen", too_many_files: "Höchstens 10 Dateien mit zusammen 10 MB.", sending: "Wird gesendet…", reply: "Antwort", send: "Antwort senden", journey: "Kundenreise", wrapup: "Abschluss", wrap_code: "Code",
+    thread: "E-Mail-Verlauf", attachment: "Anhang {n}", attachments: "Anhänge", attach: "Dateien anhängen", too_many_files: "Höchstens 10 Dateien mit zusammen 10 MiB.", reply_too_large: "Mit den Dateien wäre die Antwort größer, als der Mailserver annimmt ({mb} MB).", sending: "Wird gesendet…", reply: "Antwort", send: "Antwort senden", journey: "Kundenreise", wrapup: "Abschluss", wrap_code: "Code",
     note: "Notiz", wrap_send: "Aufgabe abschließen", queues: "Warteschlangen", queue: "Warteschlange", waiting: "Wartend", longest: "Längste Wartezeit",
     return_task: "Zurück in die Warteschlange: {channel} #{id}", task_returned: "Aufgabe #{id} ist zurück in ihrer Warteschlange.", sl_target: "SL-Ziel", sl_goal: "{p} in {s} s", below_target: "unter dem Ziel", sl15: "SL 15 Min.", sltoday: "SL heute", asa: "ASA", abandon: "Abgebrochen", answered: "Heute angenommen", agents: "Agenten",
     agent: "Agent", tasks_now: "Aufgaben", occupancy: "Auslastung", admin: "Fähigkeiten und Status der Agenten", skills: "Fähigkeiten (0 = keine, 1–5)",
@@ -177,6 +177,7 @@ function showLogin() {
   offers = [];
   adminData = null;
   clearDetail();
+  drafts.clear(); // nothing of a customer stays for whoever logs in next
   $("search-results").replaceChildren();
   for (const id of ["agent", "board", "views", "logout"]) $(id).hidden = true;
   $("whoami").textContent = "";
@@ -394,8 +395,9 @@ async function loadTasks() {
 
 function clearDetail() {
   opening = 0;
+  if (current) drafts.delete(current.task.id); // the task is done, or gone
   current = null;
-  resetReply();
+  showDraft(0);
   $("detail-body").hidden = true;
   $("detail-empty").hidden = false;
 }
@@ -413,7 +415,10 @@ async function openTask(id, focus) {
       d.chat = read.concat((current.chat || []).filter((m) => m.seq > last));
       d.chatEnded = current.chatEnded;
     }
-    if (!current || current.task.id !== id) resetReply(); // a draft and its files stay with their task
+    if (!current || current.task.id !== id) {
+      keepDraft();
+      showDraft(id);
+    }
     current = d;
     renderDetail();
     if (focus) $("detail").focus();
@@ -479,9 +484,30 @@ function enableReply() {
   for (const id of ["reply-send", "reply-text", "reply-files"]) $(id).disabled = off;
 }
 
-function resetReply() {
-  $("reply-text").value = "";
-  $("reply-files").value = "";
+// An unsent reply, its text and files, stays with its task: opening
+// another (an offer arriving, a customer looked up) keeps it for when the
+// agent comes back, and it cannot go to another customer.
+const drafts = new Map(); // task id → { text, files }
+
+function keepDraft() {
+  if (!current || !current.task.id) return;
+  const text = $("reply-text").value, files = fileList($("reply-files").files);
+  if (text || files.length) drafts.set(current.task.id, { text, files });
+  else drafts.delete(current.task.id);
+}
+
+function showDraft(id) {
+  const d = drafts.get(id);
+  $("reply-text").value = d ? d.text : "";
+  $("reply-files").files = d ? d.files : fileList([]);
+}
+
+// fileList copies files into a FileList of their own, which an input
+// may be given.
+function fileList(files) {
+  const dt = new DataTransfer();
+  for (const f of files) dt.items.add(f);
+  return dt.files;
 }
 
 $("reply-form").addEventListener("submit", async (ev) => {
@@ -494,6 +520,12 @@ $("reply-form").addEventListener("submit", async (ev) => {
     say(t("too_many_files"), true);
     return;
   }
+  // Base64 makes four bytes of three: what the mail server takes is told
+  // here, before megabytes are read and sent only to be refused.
+  if (me.reply_max_bytes && text.length + picked.reduce((n, f) => n + Math.ceil(f.size / 57) * 78, 0) > me.reply_max_bytes) {
+    say(t("reply_too_large", { mb: (me.reply_max_bytes / 1e6).toLocaleString(locale(), { maximumFractionDigits: 1 }) }), true);
+    return;
+  }
   sendingReply = true;
   enableReply();
   say(t("sending"));
@@ -501,11 +533,17 @@ $("reply-form").addEventListener("submit", async (ev) => {
     const files = await Promise.all(picked.map(async (f) => ({ name: f.name, type: f.type, data: await base64Of(f) })));
     const r = await api("POST", "/tasks/" + id + "/reply", { text, files });
     say(t("reply_sent", { to: r.to }));
+    drafts.delete(id);
     if (current && current.task.id === id) {
-      resetReply();
+      showDraft(0);
       await openTask(id, false);
     }
-  } catch (e) { say(e.message, true); }
+  } catch (e) {
+    // Not sent: the draft waits with its task, also when the agent has
+    // opened another meanwhile.
+    if (!current || current.task.id !== id) drafts.set(id, { text, files: fileList(picked) });
+    say("#" + id + ": " + e.message, true);
+  }
   finally {
     sendingReply = false;
     enableReply();
@@ -611,7 +649,8 @@ $("search-form").addEventListener("submit", async (ev) => {
 async function showCustomer(id) {
   try {
     const c = await api("GET", "/customers/" + id);
-    resetReply();
+    keepDraft();
+    showDraft(0);
     current = {
       task: { id: 0, state: "none" }, customer: c.customer, journey: c.journey, next_best_actions: [],
     };
