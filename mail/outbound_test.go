@@ -43,6 +43,21 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// siteWithSink is a site whose replies go to a real receiving server
+// (smtp-sink, writing each message into dir), with autoAck's text as
+// mail.auto_ack.
+func siteWithSink(t *testing.T, autoAck string) (*site, string) {
+	t.Helper()
+	dir := sinkDir(t)
+	addr := freeAddr(t)
+	testpeer.SMTPSink(t, addr, dir)
+	return startSite(t, Config{
+		SMTP:      SMTPConfig{Addresses: []string{"support@example.com"}},
+		Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond},
+		AutoAck:   autoAck,
+	}), dir
+}
+
 // received waits for the sink's one message and parses it. smtp-sink
 // writes its file as the message comes in, so it is read only once the
 // outbox has it sent: the sink has answered its end.
@@ -77,10 +92,7 @@ func receivedRaw(t *testing.T, s *site, dir string) []byte {
 // A reply's files arrive with it, as they were, and its contact lists
 // them.
 func TestReplyWithFiles(t *testing.T) {
-	dir := sinkDir(t)
-	addr := freeAddr(t)
-	testpeer.SMTPSink(t, addr, dir)
-	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond}})
+	s, dir := siteWithSink(t, "")
 	s.send(t, "joe@example.org", "Subject: Rechnung", "Bitte die Rechnung noch einmal.")
 	joe := s.journeyOf(t, "joe@example.org")
 	pdf := []byte("%PDF-1.4\n" + strings.Repeat("\x00\xff Posten\n", 5000))
@@ -109,10 +121,7 @@ func TestReplyWithFiles(t *testing.T) {
 }
 
 func TestReplyArrivesThreaded(t *testing.T) {
-	dir := sinkDir(t)
-	addr := freeAddr(t)
-	testpeer.SMTPSink(t, addr, dir)
-	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond}})
+	s, dir := siteWithSink(t, "")
 	s.send(t, "Joe <joe@example.org>", "Subject: Rechnung falsch\r\nMessage-ID: <m1@example.org>", "Meine Rechnung stimmt nicht.")
 	joe := s.journeyOf(t, "joe@example.org")
 	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "Guten Tag Joe,\nwir prüfen das.")
@@ -184,14 +193,7 @@ func TestOutboxRetriesUntilTheSmarthostAnswers(t *testing.T) {
 }
 
 func TestAutoAckOncePerSenderAndNeverToRobots(t *testing.T) {
-	dir := sinkDir(t)
-	addr := freeAddr(t)
-	testpeer.SMTPSink(t, addr, dir)
-	s := startSite(t, Config{
-		SMTP:      SMTPConfig{Addresses: []string{"support@example.com"}},
-		Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond},
-		AutoAck:   "Danke! Ihre Nummer: {tag}",
-	})
+	s, dir := siteWithSink(t, "Danke! Ihre Nummer: {tag}")
 	s.send(t, "joe@example.org", "Subject: Hilfe", "Bitte melden.")
 	s.send(t, "joe@example.org", "Subject: Noch was", "Und noch etwas.")                          // within the hour: no second ack
 	s.send(t, "robot@example.net", "Subject: Out of office\r\nAuto-Submitted: auto-replied", "x") // never acked
