@@ -247,7 +247,18 @@ type taskDetail struct {
 	NextBestActions []journey.Action     `json:"next_best_actions"`
 	Conversation    *store.Conversation  `json:"conversation,omitempty"`
 	Thread          []*store.Contact     `json:"thread,omitempty"` // the conversation's mails, oldest first
-	Chat            []store.ChatMessage  `json:"chat,omitempty"`   // a chat's messages so far
+	// Deliveries say how the thread's replies stand with the smarthost,
+	// by contact id: one not sent yet shows its last error.
+	Deliveries map[uint64]delivery `json:"deliveries,omitempty"`
+	Chat       []store.ChatMessage `json:"chat,omitempty"` // a chat's messages so far
+}
+
+// delivery is how a reply stands in the outbox.
+type delivery struct {
+	Sent        time.Time `json:"sent,omitzero"`
+	Attempts    int       `json:"attempts"`
+	LastError   string    `json:"last_error,omitempty"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"` // while not sent
 }
 
 // maxThread bounds how much of a customer's journey is read for one
@@ -305,6 +316,24 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) {
 			if e.Contact != nil && e.Contact.ConversationID == contact.ConversationID {
 				d.Thread = append(d.Thread, e.Contact)
 			}
+		}
+		for _, c := range d.Thread {
+			if c.OutboundID == 0 {
+				continue
+			}
+			m, err := s.deps.Store.OutboundStatus(c.OutboundID)
+			if err != nil {
+				writeStoreError(w, err)
+				return
+			}
+			if d.Deliveries == nil {
+				d.Deliveries = map[uint64]delivery{}
+			}
+			dl := delivery{Sent: m.Sent, Attempts: m.Attempts, LastError: m.LastError}
+			if m.Sent.IsZero() {
+				dl.NextAttempt = m.NextAttempt
+			}
+			d.Deliveries[c.ID] = dl
 		}
 	}
 	writeJSON(w, http.StatusOK, d)

@@ -111,6 +111,20 @@ func (s *Store) OutboundAttempt(ctx context.Context, id uint64, at time.Time, se
 	})
 }
 
+// OutboundStatus returns one message of the outbox without its bytes:
+// how its delivery stands.
+func (s *Store) OutboundStatus(id uint64) (*OutboundMail, error) {
+	var m OutboundMail
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bucketOutbox), u64(id), &m, "outbound mail", id)
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.Raw = nil // a record of schema 8 held them
+	return &m, nil
+}
+
 // OutboundMessage returns one message of the outbox.
 func (s *Store) OutboundMessage(id uint64) (*OutboundMail, error) {
 	var m OutboundMail

@@ -334,6 +334,8 @@ func TestDeskInTheBrowser(t *testing.T) {
 	agent.press("send", "\r")
 	agent.waitFor("the reply in the thread", `document.getElementById("thread").textContent.includes("wir haben die Rechnung korrigiert")`)
 	agent.waitFor("its file in the thread", `document.querySelector('#thread li.out .attachments a[download="rechnung-korrigiert.pdf"]') !== null && document.getElementById("reply-files").files.length === 0`)
+	// How it stands with the mail server: waiting, or sent already.
+	agent.waitFor("its delivery", `/^(Waiting to be sent|Sent .+)$/.test(document.querySelector('#thread li.out .delivery').textContent)`)
 	agent.shot("08-replied")
 	msg := sunk(t, sinkDir)
 	for _, want := range []string{"To: <joe@example.org>", "Subject: Re: Rechnung falsch [#DG-1]", "In-Reply-To: <", "wir haben die Rechnung korrigiert",

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"dirigent/internal/testpeer"
+	"dirigent/internal/testrun"
 	"dirigent/store"
 )
 
@@ -256,5 +257,48 @@ func TestMailAttachmentOnTheDesk(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !bytes.Equal(body, make([]byte, 7_000_000)) {
 		t.Errorf("the reply's file: %s, %d bytes", resp.Status, len(body))
+	}
+}
+
+// TestReplyNotSentShowsOnTheDesk: a reply the smarthost refuses (a real
+// smtp-sink refusing every recipient) waits in the outbox, and the
+// agent's thread says so, with the server's answer; a reply it takes is
+// shown as sent.
+func TestReplyNotSentShowsOnTheDesk(t *testing.T) {
+	for _, refuse := range []bool{true, false} {
+		t.Run(map[bool]string{true: "refused", false: "taken"}[refuse], func(t *testing.T) {
+			var extra []string
+			if refuse {
+				extra = []string{"-f", "rcpt"}
+			}
+			d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", deskSinkDir(t), extra...), "", "")
+			anna := loginDesk(t, d.desk, "anna")
+			anna.do(t, http.MethodPut, "/api/desk/me/presence", map[string]any{"presence": "available"}, nil)
+			sendMail(t, d.smtp, "joe@example.org", "Rechnung", "Die Rechnung stimmt nicht.")
+			id := acceptOffered(t, anna)
+			var out struct {
+				ContactID uint64 `json:"contact_id"`
+			}
+			anna.do(t, http.MethodPost, "/api/desk/tasks/"+id+"/reply", map[string]any{"text": "Wir prüfen das."}, &out)
+			var task struct {
+				Deliveries map[string]struct {
+					Sent      time.Time `json:"sent"`
+					Attempts  int       `json:"attempts"`
+					LastError string    `json:"last_error"`
+				} `json:"deliveries"`
+			}
+			key := strconv.FormatUint(out.ContactID, 10)
+			testrun.Eventually(t, 20*time.Second, "the reply tried", func() bool {
+				anna.do(t, http.MethodGet, "/api/desk/tasks/"+id, nil, &task)
+				return task.Deliveries[key].Attempts > 0
+			})
+			dl := task.Deliveries[key]
+			if refuse && (!dl.Sent.IsZero() || !strings.Contains(dl.LastError, "smarthost answered 5")) {
+				t.Errorf("a refused reply: %+v", dl)
+			}
+			if !refuse && (dl.Sent.IsZero() || dl.LastError != "") {
+				t.Errorf("a reply taken: %+v", dl)
+			}
+		})
 	}
 }

@@ -11,7 +11,8 @@ const texts = {
     offers: "Offers", offer_keys: "Alt+A accepts, Alt+D declines.", tasks: "My tasks", no_tasks: "No tasks.", no_offers: "No offers.",
     search: "Customer search", search_label: "Name, e-mail, phone or #id", search_go: "Search", no_results: "No customer found.",
     detail: "Contact", detail_empty: "No task selected.", customer: "Customer", tier: "Value tier", nba: "Next best actions",
-    thread: "Mail thread", attachment: "Attachment {n}", attachments: "Attachments", attach: "Attach files", too_many_files: "At most 10 files of 10 MiB together.", reply_too_large: "With its files the reply would be larger than the mail server takes ({mb} MB).", sending: "Sending…", reply: "Reply", send: "Send reply", journey: "Journey", wrapup: "Wrap-up", wrap_code: "Code",
+    thread: "Mail thread", attachment: "Attachment {n}", attachments: "Attachments", attach: "Attach files", too_many_files: "At most 10 files of 10 MiB together.", reply_too_large: "With its files the reply would be larger than the mail server takes ({mb} MB).", sending: "Sending…",
+    delivered: "Sent {at}", not_sent_yet: "Waiting to be sent", not_delivered: "Not sent yet ({n} attempts, next {at}): {error}", reply: "Reply", send: "Send reply", journey: "Journey", wrapup: "Wrap-up", wrap_code: "Code",
     note: "Note", wrap_send: "Finish task", queues: "Queues", queue: "Queue", waiting: "Waiting", longest: "Longest wait",
     return_task: "Back to the queue: {channel} #{id}", task_returned: "Task #{id} is back in its queue.", sl_target: "SL target", sl_goal: "{p} in {s} s", below_target: "below target", sl15: "SL 15 min", sltoday: "SL today", asa: "ASA", abandon: "Abandoned", answered: "Answered today", agents: "Agents",
     agent: "Agent", tasks_now: "Tasks", occupancy: "Occupancy", admin: "Agents' skills and presence", skills: "Skills (0 = none, 1–5)",
@@ -33,7 +34,8 @@ const texts = {
     offers: "Angebote", offer_keys: "Alt+A nimmt an, Alt+D lehnt ab.", tasks: "Meine Aufgaben", no_tasks: "Keine Aufgaben.", no_offers: "Keine Angebote.",
     search: "Kundensuche", search_label: "Name, E-Mail, Telefon oder #Nummer", search_go: "Suchen", no_results: "Kein Kunde gefunden.",
     detail: "Kontakt", detail_empty: "Keine Aufgabe ausgewählt.", customer: "Kunde", tier: "Wertstufe", nba: "Nächste beste Aktionen",
-    thread: "E-Mail-Verlauf", attachment: "Anhang {n}", attachments: "Anhänge", attach: "Dateien anhängen", too_many_files: "Höchstens 10 Dateien mit zusammen 10 MiB.", reply_too_large: "Mit den Dateien wäre die Antwort größer, als der Mailserver annimmt ({mb} MB).", sending: "Wird gesendet…", reply: "Antwort", send: "Antwort senden", journey: "Kundenreise", wrapup: "Abschluss", wrap_code: "Code",
+    thread: "E-Mail-Verlauf", attachment: "Anhang {n}", attachments: "Anhänge", attach: "Dateien anhängen", too_many_files: "Höchstens 10 Dateien mit zusammen 10 MiB.", reply_too_large: "Mit den Dateien wäre die Antwort größer, als der Mailserver annimmt ({mb} MB).", sending: "Wird gesendet…",
+    delivered: "Gesendet {at}", not_sent_yet: "Wartet auf den Versand", not_delivered: "Noch nicht gesendet ({n} Versuche, nächster {at}): {error}", reply: "Antwort", send: "Antwort senden", journey: "Kundenreise", wrapup: "Abschluss", wrap_code: "Code",
     note: "Notiz", wrap_send: "Aufgabe abschließen", queues: "Warteschlangen", queue: "Warteschlange", waiting: "Wartend", longest: "Längste Wartezeit",
     return_task: "Zurück in die Warteschlange: {channel} #{id}", task_returned: "Aufgabe #{id} ist zurück in ihrer Warteschlange.", sl_target: "SL-Ziel", sl_goal: "{p} in {s} s", below_target: "unter dem Ziel", sl15: "SL 15 Min.", sltoday: "SL heute", asa: "ASA", abandon: "Abgebrochen", answered: "Heute angenommen", agents: "Agenten",
     agent: "Agent", tasks_now: "Aufgaben", occupancy: "Auslastung", admin: "Fähigkeiten und Status der Agenten", skills: "Fähigkeiten (0 = keine, 1–5)",
@@ -134,6 +136,14 @@ function locale() {
 function fmtTime(iso) {
   if (!iso) return "";
   return new Date(iso).toLocaleString(locale(), { dateStyle: "short", timeStyle: "short" });
+}
+
+// deliveryNote says how a reply stands with the mail server: sent, or
+// not yet, with what the server answered last.
+function deliveryNote(dl) {
+  if (dl.sent) return el("span", { class: "meta delivery" }, t("delivered", { at: fmtTime(dl.sent) }));
+  if (!dl.attempts) return el("span", { class: "meta delivery" }, t("not_sent_yet"));
+  return el("span", { class: "delivery error" }, t("not_delivered", { n: dl.attempts, error: dl.last_error || "", at: fmtTime(dl.next_attempt) }));
 }
 
 // attachmentList links a mail's attachments for download (the desk
@@ -466,7 +476,8 @@ function renderDetail() {
     $("thread").replaceChildren(...(d.thread || []).map((m) => el("li", { class: m.direction },
       el("span", { class: "meta" }, fmtTime(m.start) + " · " + (m.direction === "out" ? t("out") + (m.agent ? " (" + m.agent + ")" : "") : t("in"))),
       el("pre", {}, m.text || m.subject || ""),
-      ...(m.attachments ? [attachmentList(m)] : []))));
+      ...(m.attachments ? [attachmentList(m)] : []),
+      ...(d.deliveries && d.deliveries[m.id] ? [deliveryNote(d.deliveries[m.id])] : []))));
   }
   const isChat = d.contact && d.contact.channel === "message";
   $("chat-card").hidden = !isChat;

@@ -11,8 +11,9 @@ import (
 
 // SMTPSink starts postfix's smtp-sink on addr (a free loopback port when
 // empty), dumping every message it receives into a file in dir, and
-// returns the address once it listens. It ends with the test.
-func SMTPSink(t testing.TB, addr, dir string) string {
+// returns the address once it listens. It ends with the test. extra are
+// more of smtp-sink's options ("-f", "rcpt": refuse every recipient).
+func SMTPSink(t testing.TB, addr, dir string, extra ...string) string {
 	t.Helper()
 	bin := Require(t, "smtp-sink", "postfix")
 	if addr == "" {
@@ -23,7 +24,7 @@ func SMTPSink(t testing.TB, addr, dir string) string {
 		addr = ln.Addr().String()
 		ln.Close()
 	}
-	args := []string{"-d", filepath.Join(dir, "%M.")}
+	args := append([]string{"-d", filepath.Join(dir, "%M.")}, extra...)
 	if os.Getuid() == 0 {
 		args = append(args, "-u", "postfix") // it refuses to run as root
 	}
