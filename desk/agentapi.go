@@ -258,7 +258,17 @@ type delivery struct {
 	Sent        time.Time `json:"sent,omitzero"`
 	Attempts    int       `json:"attempts"`
 	LastError   string    `json:"last_error,omitempty"`
-	NextAttempt time.Time `json:"next_attempt,omitzero"` // while not sent
+	NextAttempt time.Time `json:"next_attempt,omitzero"` // while tried
+	GaveUp      time.Time `json:"gave_up,omitzero"`
+	GaveUpBy    string    `json:"gave_up_by,omitempty"`
+}
+
+func deliveryOf(m *store.OutboundMail) delivery {
+	dl := delivery{Sent: m.Sent, Attempts: m.Attempts, LastError: m.LastError, GaveUp: m.GaveUp, GaveUpBy: m.GaveUpBy}
+	if m.Sent.IsZero() && m.GaveUp.IsZero() {
+		dl.NextAttempt = m.NextAttempt
+	}
+	return dl
 }
 
 // maxThread bounds how much of a customer's journey is read for one
@@ -329,11 +339,7 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) {
 			if d.Deliveries == nil {
 				d.Deliveries = map[uint64]delivery{}
 			}
-			dl := delivery{Sent: m.Sent, Attempts: m.Attempts, LastError: m.LastError}
-			if m.Sent.IsZero() {
-				dl.NextAttempt = m.NextAttempt
-			}
-			d.Deliveries[c.ID] = dl
+			d.Deliveries[c.ID] = deliveryOf(m)
 		}
 	}
 	writeJSON(w, http.StatusOK, d)
@@ -509,6 +515,33 @@ func (s *Server) wrapUp(w http.ResponseWriter, r *http.Request) {
 	s.events.publish(toUser(t.Agent), "tasks", map[string]uint64{"id": t.ID})
 	s.publishWallboard()
 	writeJSON(w, http.StatusOK, map[string]any{"id": t.ID, "outcome": req.Code})
+}
+
+// giveUp is POST /api/desk/contacts/{id}/give-up: the tries to send a
+// reply the smarthost keeps refusing stop (a wrong address); its text and
+// files go, who gave it up stays. 409 once it was sent.
+func (s *Server) giveUp(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r, "contact")
+	if !ok {
+		return
+	}
+	contact, err := s.deps.Store.Contact(id)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	if contact.OutboundID == 0 {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("contact %d is not a reply in the outbox", id))
+		return
+	}
+	by := sessionOf(r).user
+	m, err := s.deps.Store.GiveUpOutbound(r.Context(), contact.OutboundID, s.now(), by)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	s.deps.Logger.Info("reply given up", "contact", id, "outbound", m.ID, "to", m.To, "by", by)
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "delivery": deliveryOf(m)})
 }
 
 // maxSearchResults bounds a customer search's answer.

@@ -56,6 +56,7 @@ func (s *Server) routeDesk(mux *http.ServeMux) {
 	handle(mux, http.MethodGet, api+"/customers", s.authed(staff, s.searchCustomers))
 	handle(mux, http.MethodGet, api+"/customers/{id}", s.authed(staff, s.getCustomer))
 	handle(mux, http.MethodGet, api+"/contacts/{id}/attachments/{n}", s.authed(staff, s.getAttachment))
+	handle(mux, http.MethodPost, api+"/contacts/{id}/give-up", s.authed(staff, s.giveUp))
 	handle(mux, http.MethodGet, api+"/wallboard", s.authed(board, s.getWallboard))
 	handle(mux, http.MethodPost, api+"/wallboard/tasks/{id}/return", s.authed(board, s.returnTask))
 	handle(mux, http.MethodGet, api+"/admin", s.authed(admin, s.getAdmin))

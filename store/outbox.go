@@ -28,6 +28,10 @@ type OutboundMail struct {
 	NextAttempt time.Time `json:"next_attempt"`
 	LastError   string    `json:"last_error,omitempty"`
 	Sent        time.Time `json:"sent,omitzero"`
+	// GaveUp: someone stopped the tries (GiveUpOutbound); the bytes are
+	// gone.
+	GaveUp   time.Time `json:"gave_up,omitzero"`
+	GaveUpBy string    `json:"gave_up_by,omitempty"`
 }
 
 // QueueOutbound stores a message in the outbox together with its contact
@@ -109,6 +113,38 @@ func (s *Store) OutboundAttempt(ctx context.Context, id uint64, at time.Time, se
 		}
 		return putJSON(box, u64(id), &m)
 	})
+}
+
+// GiveUpOutbound stops the tries to send a reply the smarthost keeps
+// refusing (a wrong address): it leaves the queue, its bytes (the text
+// and files) go, and who gave it up when stays. ErrConflict once it was
+// sent; giving up again changes nothing.
+func (s *Store) GiveUpOutbound(ctx context.Context, id uint64, at time.Time, by string) (*OutboundMail, error) {
+	var m OutboundMail
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		box := tx.Bucket(bucketOutbox)
+		if err := getJSON(box, u64(id), &m, "outbound mail", id); err != nil {
+			return err
+		}
+		switch {
+		case !m.Sent.IsZero():
+			return fmt.Errorf("%w: reply %d was sent %s", ErrConflict, id, m.Sent.Format(time.RFC3339))
+		case !m.GaveUp.IsZero():
+			return nil
+		}
+		m.Raw, m.GaveUp, m.GaveUpBy = nil, at, by
+		if err := tx.Bucket(bucketOutboxDue).Delete(u64(id)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketOutboxRaw).Delete(u64(id)); err != nil {
+			return err
+		}
+		return putJSON(box, u64(id), &m)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
 }
 
 // OutboundStatus returns one message of the outbox without its bytes:

@@ -702,3 +702,37 @@ func TestOutboxOfSchema8(t *testing.T) {
 		t.Errorf("after retention: %+v, %v", m, err)
 	}
 }
+
+// A reply given up leaves the queue with its bytes; one sent cannot be.
+func TestGiveUpOutbound(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	createCustomers(t, s, 1)
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	var ids []uint64
+	for i := range 2 {
+		m := &OutboundMail{To: "jeo@example.org", MessageID: fmt.Sprintf("g%d@dirigent", i), Raw: []byte("Subject: Re\r\n\r\nx"), Queued: at, NextAttempt: at}
+		if err := s.QueueOutbound(ctx, m, &Contact{CustomerID: 1, Channel: "email", Direction: "out", Start: at}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	if err := s.OutboundAttempt(ctx, ids[1], at, nil, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GiveUpOutbound(ctx, ids[0], at, "anna")
+	if err != nil || !m.GaveUp.Equal(at) || m.GaveUpBy != "anna" {
+		t.Fatalf("given up: %+v, %v", m, err)
+	}
+	if again, err := s.GiveUpOutbound(ctx, ids[0], at.Add(time.Hour), "bert"); err != nil || again.GaveUpBy != "anna" {
+		t.Errorf("given up again: %+v, %v", again, err)
+	}
+	if due, err := s.DueOutbound(at.Add(time.Hour)); err != nil || len(due) != 0 {
+		t.Errorf("due after giving up: %+v, %v", due, err)
+	}
+	if m, err := s.OutboundMessage(ids[0]); err != nil || m.Raw != nil {
+		t.Errorf("its bytes: %+v, %v", m, err)
+	}
+	if _, err := s.GiveUpOutbound(ctx, ids[1], at, "anna"); !errors.Is(err, ErrConflict) {
+		t.Errorf("giving up a reply sent: %v", err)
+	}
+}

@@ -575,3 +575,38 @@ func TestDeskChatInTheBrowser(t *testing.T) {
 	agent.waitFor("the task gone", `!document.getElementById("detail-empty").hidden && document.getElementById("tasks").textContent === "No tasks."`)
 	agent.shot("chat-2-wrapped-up")
 }
+
+// TestDeskStuckReplyInTheBrowser: a reply the mail server refuses (a real
+// smtp-sink refusing every recipient) shows on anna's desk as not sent,
+// with the server's answer, and she stops it with the button beside it.
+func TestDeskStuckReplyInTheBrowser(t *testing.T) {
+	testpeer.Require(t, "chromium", "chromium")
+	d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", deskSinkDir(t), "-f", "rcpt"), "", "")
+	shots := t.ArtifactDir()
+	agent := newBrowser(t, shots)
+	agent.login(d.desk, "anna")
+	agent.do("available", chromedp.Focus("#presence-available"))
+	agent.press("enter", "\r")
+	agent.waitFor("presence available", `document.getElementById("presence-now").textContent === "Available"`)
+	sendMail(t, d.smtp, "joe@example.org", "Adresse", "Bitte an meine neue Adresse antworten.")
+	agent.waitFor("the offer", `document.getElementById("offer-accept") !== null`)
+	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
+	agent.waitFor("the mail taken", `!document.getElementById("reply-send").disabled`)
+	agent.do("reply", chromedp.SendKeys("#reply-text", "Gern."), chromedp.Focus("#reply-send"))
+	agent.press("send", "\r")
+	agent.waitFor("the reply in the thread", `document.querySelector('#thread li.out .delivery') !== null`)
+	// The page reads how it stands when the task is opened: anna opens it
+	// again until the server's refusal is there.
+	stuck := `document.querySelector('#thread li.out .delivery.error') !== null && document.querySelector('#thread li.out .delivery.error').textContent.includes("smarthost answered 5") && document.querySelector('#thread li.out button.give-up') !== null`
+	for deadline := time.Now().Add(20 * time.Second); !eval[bool](agent, stuck); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			agent.shot("failed-stuck")
+			t.Fatal("the refused reply is not shown as not sent")
+		}
+		agent.do("open the task again", chromedp.Evaluate[chromedp.Void](`document.querySelector("#tasks button").click()`))
+	}
+	agent.do("stop sending", chromedp.Focus("#thread li.out button.give-up"))
+	agent.press("stop", "\r")
+	agent.waitFor("stopped", `document.getElementById("status").textContent === "The reply will not be sent." && document.querySelector('#thread li.out .delivery').textContent.startsWith("Not sent: stopped") && document.querySelector('#thread li.out button.give-up') === null`)
+	agent.shot("stuck-reply-stopped")
+}

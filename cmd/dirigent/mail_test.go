@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -262,8 +263,8 @@ func TestMailAttachmentOnTheDesk(t *testing.T) {
 
 // TestReplyNotSentShowsOnTheDesk: a reply the smarthost refuses (a real
 // smtp-sink refusing every recipient) waits in the outbox, and the
-// agent's thread says so, with the server's answer; a reply it takes is
-// shown as sent.
+// agent's thread says so, with the server's answer, until the agent
+// gives it up; a reply it takes is shown as sent, and cannot be given up.
 func TestReplyNotSentShowsOnTheDesk(t *testing.T) {
 	for _, refuse := range []bool{true, false} {
 		t.Run(map[bool]string{true: "refused", false: "taken"}[refuse], func(t *testing.T) {
@@ -298,6 +299,28 @@ func TestReplyNotSentShowsOnTheDesk(t *testing.T) {
 			}
 			if !refuse && (dl.Sent.IsZero() || dl.LastError != "") {
 				t.Errorf("a reply taken: %+v", dl)
+			}
+			code, answer := anna.try(t, http.MethodPost, "/api/desk/contacts/"+key+"/give-up", nil)
+			if !refuse {
+				if code != 409 || !strings.Contains(string(answer), "was sent") {
+					t.Errorf("giving up a reply sent: %d %s", code, answer)
+				}
+				return
+			}
+			var given struct {
+				Delivery struct {
+					GaveUp   time.Time `json:"gave_up"`
+					GaveUpBy string    `json:"gave_up_by"`
+				} `json:"delivery"`
+			}
+			if code != 200 || json.Unmarshal(answer, &given) != nil || given.Delivery.GaveUp.IsZero() || given.Delivery.GaveUpBy != "anna" {
+				t.Fatalf("giving up: %d %s", code, answer)
+			}
+			if _, metrics := get(t, d.desk+"/metrics"); !strings.Contains(metrics, "dirigent_mail_outbox_messages 0") {
+				t.Error("the reply given up still waits in the outbox")
+			}
+			if code, answer := anna.try(t, http.MethodPost, "/api/desk/contacts/"+id+"/give-up", nil); code != 404 {
+				t.Errorf("giving up the customer's mail: %d %s", code, answer)
 			}
 		})
 	}

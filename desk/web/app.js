@@ -12,7 +12,8 @@ const texts = {
     search: "Customer search", search_label: "Name, e-mail, phone or #id", search_go: "Search", no_results: "No customer found.",
     detail: "Contact", detail_empty: "No task selected.", customer: "Customer", tier: "Value tier", nba: "Next best actions",
     thread: "Mail thread", attachment: "Attachment {n}", attachments: "Attachments", attach: "Attach files", too_many_files: "At most 10 files of 10 MiB together.", reply_too_large: "With its files the reply would be larger than the mail server takes ({mb} MB).", sending: "Sending…",
-    delivered: "Sent {at}", not_sent_yet: "Waiting to be sent", not_delivered: "Not sent yet ({n} attempts, next {at}): {error}", reply: "Reply", send: "Send reply", journey: "Journey", wrapup: "Wrap-up", wrap_code: "Code",
+    delivered: "Sent {at}", not_sent_yet: "Waiting to be sent", not_delivered: "Not sent yet ({n} attempts, next {at}): {error}",
+    give_up: "Stop sending", given_up: "The reply will not be sent.", gave_up: "Not sent: stopped {at} by {by}", reply: "Reply", send: "Send reply", journey: "Journey", wrapup: "Wrap-up", wrap_code: "Code",
     note: "Note", wrap_send: "Finish task", queues: "Queues", queue: "Queue", waiting: "Waiting", longest: "Longest wait",
     return_task: "Back to the queue: {channel} #{id}", task_returned: "Task #{id} is back in its queue.", sl_target: "SL target", sl_goal: "{p} in {s} s", below_target: "below target", sl15: "SL 15 min", sltoday: "SL today", asa: "ASA", abandon: "Abandoned", answered: "Answered today", agents: "Agents",
     agent: "Agent", tasks_now: "Tasks", occupancy: "Occupancy", admin: "Agents' skills and presence", skills: "Skills (0 = none, 1–5)",
@@ -35,7 +36,8 @@ const texts = {
     search: "Kundensuche", search_label: "Name, E-Mail, Telefon oder #Nummer", search_go: "Suchen", no_results: "Kein Kunde gefunden.",
     detail: "Kontakt", detail_empty: "Keine Aufgabe ausgewählt.", customer: "Kunde", tier: "Wertstufe", nba: "Nächste beste Aktionen",
     thread: "E-Mail-Verlauf", attachment: "Anhang {n}", attachments: "Anhänge", attach: "Dateien anhängen", too_many_files: "Höchstens 10 Dateien mit zusammen 10 MiB.", reply_too_large: "Mit den Dateien wäre die Antwort größer, als der Mailserver annimmt ({mb} MB).", sending: "Wird gesendet…",
-    delivered: "Gesendet {at}", not_sent_yet: "Wartet auf den Versand", not_delivered: "Noch nicht gesendet ({n} Versuche, nächster {at}): {error}", reply: "Antwort", send: "Antwort senden", journey: "Kundenreise", wrapup: "Abschluss", wrap_code: "Code",
+    delivered: "Gesendet {at}", not_sent_yet: "Wartet auf den Versand", not_delivered: "Noch nicht gesendet ({n} Versuche, nächster {at}): {error}",
+    give_up: "Versand abbrechen", given_up: "Die Antwort wird nicht gesendet.", gave_up: "Nicht gesendet: abgebrochen {at} von {by}", reply: "Antwort", send: "Antwort senden", journey: "Kundenreise", wrapup: "Abschluss", wrap_code: "Code",
     note: "Notiz", wrap_send: "Aufgabe abschließen", queues: "Warteschlangen", queue: "Warteschlange", waiting: "Wartend", longest: "Längste Wartezeit",
     return_task: "Zurück in die Warteschlange: {channel} #{id}", task_returned: "Aufgabe #{id} ist zurück in ihrer Warteschlange.", sl_target: "SL-Ziel", sl_goal: "{p} in {s} s", below_target: "unter dem Ziel", sl15: "SL 15 Min.", sltoday: "SL heute", asa: "ASA", abandon: "Abgebrochen", answered: "Heute angenommen", agents: "Agenten",
     agent: "Agent", tasks_now: "Aufgaben", occupancy: "Auslastung", admin: "Fähigkeiten und Status der Agenten", skills: "Fähigkeiten (0 = keine, 1–5)",
@@ -139,11 +141,23 @@ function fmtTime(iso) {
 }
 
 // deliveryNote says how a reply stands with the mail server: sent, or
-// not yet, with what the server answered last.
-function deliveryNote(dl) {
-  if (dl.sent) return el("span", { class: "meta delivery" }, t("delivered", { at: fmtTime(dl.sent) }));
-  if (!dl.attempts) return el("span", { class: "meta delivery" }, t("not_sent_yet"));
-  return el("span", { class: "delivery error" }, t("not_delivered", { n: dl.attempts, error: dl.last_error || "", at: fmtTime(dl.next_attempt) }));
+// not yet, with what the server answered last and a button that stops
+// the tries (a wrong address), or given up.
+function deliveryNote(contactID, dl) {
+  if (dl.sent) return [el("span", { class: "meta delivery" }, t("delivered", { at: fmtTime(dl.sent) }))];
+  if (dl.gave_up) return [el("span", { class: "meta delivery" }, t("gave_up", { at: fmtTime(dl.gave_up), by: dl.gave_up_by || "" }))];
+  if (!dl.attempts) return [el("span", { class: "meta delivery" }, t("not_sent_yet"))];
+  return [el("span", { class: "delivery error" }, t("not_delivered", { n: dl.attempts, error: dl.last_error || "", at: fmtTime(dl.next_attempt) })),
+    el("button", { type: "button", class: "give-up", onclick: () => giveUp(contactID) }, t("give_up"))];
+}
+
+async function giveUp(contactID) {
+  const id = current && current.task.id;
+  try {
+    await api("POST", "/contacts/" + contactID + "/give-up");
+    say(t("given_up"));
+    if (id && current && current.task.id === id) await openTask(id, false);
+  } catch (e) { say(e.message, true); }
 }
 
 // attachmentList links a mail's attachments for download (the desk
@@ -477,7 +491,7 @@ function renderDetail() {
       el("span", { class: "meta" }, fmtTime(m.start) + " · " + (m.direction === "out" ? t("out") + (m.agent ? " (" + m.agent + ")" : "") : t("in"))),
       el("pre", {}, m.text || m.subject || ""),
       ...(m.attachments ? [attachmentList(m)] : []),
-      ...(d.deliveries && d.deliveries[m.id] ? [deliveryNote(d.deliveries[m.id])] : []))));
+      ...(d.deliveries && d.deliveries[m.id] ? deliveryNote(m.id, d.deliveries[m.id]) : []))));
   }
   const isChat = d.contact && d.contact.channel === "message";
   $("chat-card").hidden = !isChat;
