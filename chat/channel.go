@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -335,16 +337,19 @@ func (c *Channel) session(id uint64) *session {
 	return c.sessions[id]
 }
 
+// allSessions are the sessions open now. c.mu is released before any of
+// their locks is taken (it is never held to take one), so a session's
+// record is read only after this returns.
+func (c *Channel) allSessions() []*session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Collect(maps.Values(c.sessions))
+}
+
 // dropConnections closes every customer connection with "going away":
 // the widget reconnects and resumes when dirigent is back.
 func (c *Channel) dropConnections() {
-	c.mu.Lock()
-	all := make([]*session, 0, len(c.sessions))
-	for _, s := range c.sessions {
-		all = append(all, s)
-	}
-	c.mu.Unlock()
-	for _, s := range all {
+	for _, s := range c.allSessions() {
 		s.mu.Lock()
 		if s.conn != nil {
 			s.conn.kill()

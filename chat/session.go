@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -423,12 +422,7 @@ func (c *Channel) letGo(ctx context.Context, s *session, tellSIPPeer bool, at ti
 // ended and let go, the desk hears it ended, and nothing of them stays in
 // memory. The erased customer's SIP address is not written to.
 func (c *Channel) ForgetCustomer(customerID uint64) {
-	// A session's record is read under its own lock, which c.mu is never
-	// held to take.
-	c.mu.Lock()
-	all := slices.Collect(maps.Values(c.sessions))
-	c.mu.Unlock()
-	for _, s := range all {
+	for _, s := range c.allSessions() {
 		s.mu.Lock()
 		if s.rec.CustomerID != customerID {
 			s.mu.Unlock()
@@ -442,19 +436,13 @@ func (c *Channel) ForgetCustomer(customerID uint64) {
 // wrote for the idle timeout.
 func (c *Channel) endIdle(ctx context.Context) {
 	now := c.deps.Now()
-	c.mu.Lock()
-	var idle []*session
-	for _, s := range c.sessions {
-		idle = append(idle, s)
-	}
-	c.mu.Unlock()
-	for _, s := range idle {
+	for _, s := range c.allSessions() {
 		s.mu.Lock()
-		gone := s.conn == nil && now.Sub(s.lastActive) >= c.cfg.IdleTimeout
+		gone, conv := s.conn == nil && now.Sub(s.lastActive) >= c.cfg.IdleTimeout, s.rec.ConversationID
 		s.mu.Unlock()
 		if gone {
 			if err := c.end(ctx, s, "idle"); err != nil && !errors.Is(err, ErrEnded) {
-				c.deps.Logger.Error("ending an idle chat", "conversation", s.rec.ConversationID, "err", err)
+				c.deps.Logger.Error("ending an idle chat", "conversation", conv, "err", err)
 			}
 		}
 	}

@@ -29,7 +29,7 @@ func (c *Config) Validate() error {
 // as the daemon will read them: a key the daemon's user cannot read stops
 // check-config, a start and a reload as a configuration error (a start
 // then exits 2, and systemd does not restart it in a loop). Admin
-// commands, which only look up the control socket, do not read them.
+// commands do not read them.
 func (c *Config) fileProblems() []error {
 	var errs []error
 	for _, tc := range c.certificates() {

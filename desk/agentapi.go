@@ -521,15 +521,11 @@ func (s *Server) wrapUp(w http.ResponseWriter, r *http.Request) {
 // reply the smarthost keeps refusing stop (a wrong address); its text and
 // files go, who gave it up stays. 409 once it was sent.
 func (s *Server) giveUp(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, "contact")
+	contact, ok := s.pathContact(w, r)
 	if !ok {
 		return
 	}
-	contact, err := s.deps.Store.Contact(id)
-	if err != nil {
-		writeStoreError(w, err)
-		return
-	}
+	id := contact.ID
 	if contact.OutboundID == 0 {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("contact %d is not a reply in the outbox", id))
 		return

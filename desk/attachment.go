@@ -10,26 +10,38 @@ import (
 	"dirigent/store"
 )
 
-// getAttachment is GET /api/desk/contacts/{id}/attachments/{n}: file n
-// (0 is the first) of the mail a contact came from or a reply went out
-// as, as the contact lists them, for the agent to save and open. It is always a download of
-// untyped bytes: a file from outside never runs on the desk's origin,
-// not even as a script or style sheet a page there might load.
-func (s *Server) getAttachment(w http.ResponseWriter, r *http.Request) {
+// pathContact is the contact the path's {id} names: 400 or 404 when
+// there is none.
+func (s *Server) pathContact(w http.ResponseWriter, r *http.Request) (*store.Contact, bool) {
 	id, ok := pathID(w, r, "contact")
 	if !ok {
-		return
+		return nil, false
 	}
+	contact, err := s.deps.Store.Contact(id)
+	if err != nil {
+		writeStoreError(w, err)
+		return nil, false
+	}
+	return contact, true
+}
+
+// getAttachment is GET /api/desk/contacts/{id}/attachments/{n}: file n
+// (0 is the first) of the mail a contact came from or a reply went out
+// as, as the contact lists them, for the agent to save and open. It is
+// always a download of untyped bytes: a file from outside never runs on
+// the desk's origin, not even as a script or style sheet a page there
+// might load.
+func (s *Server) getAttachment(w http.ResponseWriter, r *http.Request) {
 	n, err := strconv.Atoi(r.PathValue("n"))
 	if err != nil || n < 0 {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("attachment %q: want 0 for the first, 1 for the second…", r.PathValue("n")))
 		return
 	}
-	contact, err := s.deps.Store.Contact(id)
-	if err != nil {
-		writeStoreError(w, err)
+	contact, ok := s.pathContact(w, r)
+	if !ok {
 		return
 	}
+	id := contact.ID
 	if n >= len(contact.Attachments) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("contact %d has no attachment %d", id, n))
 		return

@@ -46,12 +46,16 @@ type meAnswer struct {
 	AwayReasons []string `json:"away_reasons"`
 	WrapCodes   []string `json:"wrap_codes"`
 	// ReplyMaxBytes is the largest reply the mail server takes, files
-	// included, for the page to say so before it sends; 0: no mail.
-	ReplyMaxBytes int `json:"reply_max_bytes,omitempty"`
+	// included; ReplyMaxFiles and ReplyMaxFileBytes bound a reply's files
+	// on the desk. The page says so before it sends.
+	ReplyMaxBytes     int `json:"reply_max_bytes,omitempty"` // 0: no mail
+	ReplyMaxFiles     int `json:"reply_max_files"`
+	ReplyMaxFileBytes int `json:"reply_max_file_bytes"`
 }
 
 func (s *Server) me(sess *session) meAnswer {
-	m := meAnswer{User: sess.user, Roles: sess.roles, CSRFToken: sess.csrf, AwayReasons: s.deps.AwayReasons, WrapCodes: s.deps.WrapCodes}
+	m := meAnswer{User: sess.user, Roles: sess.roles, CSRFToken: sess.csrf, AwayReasons: s.deps.AwayReasons, WrapCodes: s.deps.WrapCodes,
+		ReplyMaxFiles: maxReplyFiles, ReplyMaxFileBytes: maxReplyFileBytes}
 	if s.deps.Mailer != nil {
 		m.ReplyMaxBytes = s.deps.Mailer.MaxReplyBytes()
 	}
@@ -92,7 +96,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many failed logins: try again in %d minutes", int(wait.Minutes())+1))
 		return
 	}
-	roles, err := checkLogin(s.deps.Store, *s.logins.Load(), req.User, req.Password)
+	roles, err := checkLogin(s.deps.Store, s.Logins(), req.User, req.Password)
 	if errors.Is(err, errBadLogin) {
 		s.limiter.failed(ip, req.User, now)
 		s.metrics.logins.WithLabelValues("refused").Inc()

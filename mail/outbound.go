@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emersion/go-message"
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -151,8 +152,7 @@ func (c *Channel) compose(to, subject, msgID, inReplyTo string, refs []string, t
 	body := []byte(strings.ReplaceAll(text, "\n", "\r\n"))
 	var buf bytes.Buffer
 	if len(files) == 0 {
-		h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
-		h.Set("Content-Transfer-Encoding", "quoted-printable")
+		plainText(&h.Header)
 		w, err := gomail.CreateSingleInlineWriter(&buf, h)
 		if err != nil {
 			return nil, err
@@ -164,8 +164,7 @@ func (c *Channel) compose(to, subject, msgID, inReplyTo string, refs []string, t
 		return nil, err
 	}
 	var th gomail.InlineHeader
-	th.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
-	th.Set("Content-Transfer-Encoding", "quoted-printable")
+	plainText(&th.Header)
 	w, err := mw.CreateSingleInline(th)
 	if err != nil {
 		return nil, err
@@ -190,6 +189,13 @@ func (c *Channel) compose(to, subject, msgID, inReplyTo string, refs []string, t
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// plainText makes h the header of the reply's text: UTF-8,
+// quoted-printable.
+func plainText(h *message.Header) {
+	h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+	h.Set("Content-Transfer-Encoding", "quoted-printable")
 }
 
 // MaxReplyBytes is the largest reply the smarthost takes, files

@@ -3,7 +3,6 @@ package mail
 import (
 	"bufio"
 	"bytes"
-	"dirigent/store"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,8 @@ import (
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 	"golang.org/x/net/html"
+
+	"dirigent/store"
 )
 
 // maxTextBytes bounds the text kept from one message.

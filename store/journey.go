@@ -384,8 +384,9 @@ func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, er
 	// contacts' texts are.
 	_, err = s.updatePages(ctx, bucketOutbox, func(tx *bolt.Tx, entries []entry) (int, error) {
 		type change struct {
-			key []byte
-			m   OutboundMail
+			key    []byte
+			m      OutboundMail
+			inline bool // a record of schema 8, which holds its bytes itself
 		}
 		var drop []change
 		raws := tx.Bucket(bucketOutboxRaw)
@@ -395,13 +396,17 @@ func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, er
 				return 0, fmt.Errorf("outbox %x: %w", e.k, err)
 			}
 			if !m.Sent.IsZero() && m.Queued.Before(before) && (m.Raw != nil || raws.Get(e.k) != nil) {
+				inline := m.Raw != nil
 				m.Raw = nil
-				drop = append(drop, change{bytes.Clone(e.k), m})
+				drop = append(drop, change{bytes.Clone(e.k), m, inline})
 			}
 		}
 		for _, d := range drop {
 			if err := raws.Delete(d.key); err != nil {
 				return 0, err
+			}
+			if !d.inline {
+				continue
 			}
 			if err := putJSON(tx.Bucket(bucketOutbox), d.key, &d.m); err != nil {
 				return 0, err

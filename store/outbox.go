@@ -150,25 +150,25 @@ func (s *Store) GiveUpOutbound(ctx context.Context, id uint64, at time.Time, by 
 // OutboundStatus returns one message of the outbox without its bytes:
 // how its delivery stands.
 func (s *Store) OutboundStatus(id uint64) (*OutboundMail, error) {
-	var m OutboundMail
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return getJSON(tx.Bucket(bucketOutbox), u64(id), &m, "outbound mail", id)
-	})
-	if err != nil {
-		return nil, err
-	}
-	m.Raw = nil // a record of schema 8 held them
-	return &m, nil
+	return s.outbound(id, false)
 }
 
-// OutboundMessage returns one message of the outbox.
+// OutboundMessage returns one message of the outbox, with its bytes.
 func (s *Store) OutboundMessage(id uint64) (*OutboundMail, error) {
+	return s.outbound(id, true)
+}
+
+func (s *Store) outbound(id uint64, withRaw bool) (*OutboundMail, error) {
 	var m OutboundMail
 	err := s.db.View(func(tx *bolt.Tx) error {
 		if err := getJSON(tx.Bucket(bucketOutbox), u64(id), &m, "outbound mail", id); err != nil {
 			return err
 		}
-		readOutboundRaw(tx, &m)
+		if withRaw {
+			readOutboundRaw(tx, &m)
+		} else {
+			m.Raw = nil // a record of schema 8 held them
+		}
 		return nil
 	})
 	if err != nil {

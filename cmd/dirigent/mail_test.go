@@ -153,10 +153,15 @@ func TestMailAttachmentOnTheDesk(t *testing.T) {
 	anna := loginDesk(t, d.desk, "anna")
 	anna.do(t, http.MethodPut, "/api/desk/me/presence", map[string]any{"presence": "available"}, nil)
 	var me struct {
-		ReplyMaxBytes int `json:"reply_max_bytes"`
+		ReplyMaxBytes     int `json:"reply_max_bytes"`
+		ReplyMaxFiles     int `json:"reply_max_files"`
+		ReplyMaxFileBytes int `json:"reply_max_file_bytes"`
 	}
 	if anna.do(t, http.MethodGet, "/api/desk/me", nil, &me); me.ReplyMaxBytes != 10_000_000 {
 		t.Errorf("the page is told replies may have %d bytes, want mail.smarthost_max_bytes", me.ReplyMaxBytes)
+	}
+	if me.ReplyMaxFiles != 10 || me.ReplyMaxFileBytes != 10<<20 {
+		t.Errorf("the page is told replies may carry %d files of %d bytes", me.ReplyMaxFiles, me.ReplyMaxFileBytes)
 	}
 	sendMail(t, d.smtp, "joe@example.org", "Rechnung", "Die Rechnung im Anhang stimmt nicht.", "--attach-type", "application/pdf", "--attach", "@"+pdf)
 	id := acceptOffered(t, anna)

@@ -11,7 +11,7 @@ const texts = {
     offers: "Offers", offer_keys: "Alt+A accepts, Alt+D declines.", tasks: "My tasks", no_tasks: "No tasks.", no_offers: "No offers.",
     search: "Customer search", search_label: "Name, e-mail, phone or #id", search_go: "Search", no_results: "No customer found.",
     detail: "Contact", detail_empty: "No task selected.", customer: "Customer", tier: "Value tier", nba: "Next best actions",
-    thread: "Mail thread", attachment: "Attachment {n}", attachments: "Attachments", attach: "Attach files", too_many_files: "At most 10 files of 10 MiB together.", reply_too_large: "With its files the reply would be larger than the mail server takes ({mb} MB).", sending: "Sending…",
+    thread: "Mail thread", attachment: "Attachment {n}", attachments: "Attachments", attach: "Attach files", too_many_files: "At most {n} files of {mib} MiB together.", reply_too_large: "With its files the reply would be larger than the mail server takes ({mb} MB).", sending: "Sending…",
     delivered: "Sent {at}", not_sent_yet: "Waiting to be sent", not_delivered: "Not sent yet ({n} attempts, next {at}): {error}",
     give_up: "Stop sending", given_up: "The reply will not be sent.", gave_up: "Not sent: stopped {at} by {by}", reply: "Reply", send: "Send reply", journey: "Journey", wrapup: "Wrap-up", wrap_code: "Code",
     note: "Note", wrap_send: "Finish task", queues: "Queues", queue: "Queue", waiting: "Waiting", longest: "Longest wait",
@@ -35,7 +35,7 @@ const texts = {
     offers: "Angebote", offer_keys: "Alt+A nimmt an, Alt+D lehnt ab.", tasks: "Meine Aufgaben", no_tasks: "Keine Aufgaben.", no_offers: "Keine Angebote.",
     search: "Kundensuche", search_label: "Name, E-Mail, Telefon oder #Nummer", search_go: "Suchen", no_results: "Kein Kunde gefunden.",
     detail: "Kontakt", detail_empty: "Keine Aufgabe ausgewählt.", customer: "Kunde", tier: "Wertstufe", nba: "Nächste beste Aktionen",
-    thread: "E-Mail-Verlauf", attachment: "Anhang {n}", attachments: "Anhänge", attach: "Dateien anhängen", too_many_files: "Höchstens 10 Dateien mit zusammen 10 MiB.", reply_too_large: "Mit den Dateien wäre die Antwort größer, als der Mailserver annimmt ({mb} MB).", sending: "Wird gesendet…",
+    thread: "E-Mail-Verlauf", attachment: "Anhang {n}", attachments: "Anhänge", attach: "Dateien anhängen", too_many_files: "Höchstens {n} Dateien mit zusammen {mib} MiB.", reply_too_large: "Mit den Dateien wäre die Antwort größer, als der Mailserver annimmt ({mb} MB).", sending: "Wird gesendet…",
     delivered: "Gesendet {at}", not_sent_yet: "Wartet auf den Versand", not_delivered: "Noch nicht gesendet ({n} Versuche, nächster {at}): {error}",
     give_up: "Versand abbrechen", given_up: "Die Antwort wird nicht gesendet.", gave_up: "Nicht gesendet: abgebrochen {at} von {by}", reply: "Antwort", send: "Antwort senden", journey: "Kundenreise", wrapup: "Abschluss", wrap_code: "Code",
     note: "Notiz", wrap_send: "Aufgabe abschließen", queues: "Warteschlangen", queue: "Warteschlange", waiting: "Wartend", longest: "Längste Wartezeit",
@@ -541,12 +541,12 @@ $("reply-form").addEventListener("submit", async (ev) => {
   // What is sent is what the form held for this task when the agent sent
   // it, whatever they open while the files are read and sent.
   const id = current.task.id, text = $("reply-text").value, picked = [...$("reply-files").files];
-  if (picked.length > 10 || picked.reduce((n, f) => n + f.size, 0) > 10 << 20) {
-    say(t("too_many_files"), true);
+  if (picked.length > me.reply_max_files || picked.reduce((n, f) => n + f.size, 0) > me.reply_max_file_bytes) {
+    say(t("too_many_files", { n: me.reply_max_files, mib: me.reply_max_file_bytes / (1 << 20) }), true);
     return;
   }
-  // Base64 makes four bytes of three: what the mail server takes is told
-  // here, before megabytes are read and sent only to be refused.
+  // Base64 makes 78 bytes (a line) of 57: what the mail server takes is
+  // told here, before megabytes are read and sent only to be refused.
   if (me.reply_max_bytes && text.length + picked.reduce((n, f) => n + Math.ceil(f.size / 57) * 78, 0) > me.reply_max_bytes) {
     say(t("reply_too_large", { mb: (me.reply_max_bytes / 1e6).toLocaleString(locale(), { maximumFractionDigits: 1 }) }), true);
     return;
