@@ -270,11 +270,13 @@ channels = ["email"]
 }
 
 // LoadToServe reads the certificates Parse only names, sip's only with
-// sip.tls_listen (without it they are not served), and reports what is
-// wrong with them together with the file's other problems.
+// sip.tls_listen and the chat's only while a queue takes messages
+// (without, they are not served), and reports what is wrong with them
+// together with the file's other problems.
 func TestLoadToServe(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "t.toml")
-	text := "[log]\nlevel = \"loud\"\n[mail]\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n[sip]\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n"
+	text := "[log]\nlevel = \"loud\"\n[mail]\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n[sip]\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n" +
+		"[chat]\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n" // no queue takes messages: the chat is off
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

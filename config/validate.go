@@ -33,7 +33,7 @@ func (c *Config) Validate() error {
 func (c *Config) fileProblems() []error {
 	var errs []error
 	for _, tc := range c.certificates() {
-		if tc.cert == "" || tc.key == "" || tc.section == "sip" && c.SIP.TLSListen == "" { // not read then
+		if tc.cert == "" || tc.key == "" || !tc.served {
 			continue
 		}
 		if _, err := tls.LoadX509KeyPair(tc.cert, tc.key); err != nil {
@@ -43,15 +43,20 @@ func (c *Config) fileProblems() []error {
 	return errs
 }
 
-// certificate is a section's certificate and key files.
-type certificate struct{ section, cert, key string }
+// certificate is a section's certificate and key files, and whether its
+// listener serves them: SIP only on sip.tls_listen, the chat only while
+// a queue takes messages (else it is off).
+type certificate struct {
+	section, cert, key string
+	served             bool
+}
 
 func (c *Config) certificates() []certificate {
 	return []certificate{
-		{"sip", c.SIP.TLSCert, c.SIP.TLSKey},
-		{"mail", c.Mail.TLSCert, c.Mail.TLSKey},
-		{"desk", c.Desk.TLSCert, c.Desk.TLSKey},
-		{"chat", c.Chat.TLSCert, c.Chat.TLSKey},
+		{"sip", c.SIP.TLSCert, c.SIP.TLSKey, c.SIP.TLSListen != ""},
+		{"mail", c.Mail.TLSCert, c.Mail.TLSKey, true},
+		{"desk", c.Desk.TLSCert, c.Desk.TLSKey, true},
+		{"chat", c.Chat.TLSCert, c.Chat.TLSKey, c.Chat.Queue != ""},
 	}
 }
 

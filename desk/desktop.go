@@ -20,6 +20,7 @@ type Router interface {
 	ReturnTask(taskID uint64, agentID, reason string) error
 	Stats() []router.QueueStats
 	Agents() []router.AgentStats
+	Held() map[string][]router.HeldTask
 	Queues() []router.QueueSpec
 	Skills() []string
 	SetAgentSkills(agentID string, skills map[string]int) error
@@ -94,8 +95,9 @@ func (s *Server) OnRevoke(o router.Offer) {
 // elsewhere (the caller hung up, the wrap-up time passed) it stays there
 // as "wrapping" until the agent records its outcome. A task canceled
 // after it was taken (its customer was erased) leaves the desk at once:
-// there is nothing left to show or record; so does one its agent gave
-// back (they were removed), for whoever takes it next. It is called for every router
+// there is nothing left to show or record; so does one given back (its
+// agent was removed, or a supervisor returned it), for whoever takes it
+// next. It is called for every router
 // event, under the router's lock: it must not call the router or block,
 // and the desk never calls the router holding its own lock.
 func (s *Server) RouterEvent(e router.Event) {

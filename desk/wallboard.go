@@ -73,9 +73,10 @@ func (s *Server) wallboard() wallboard {
 			Last15m: boardOf(q.Last15m), Today: boardOf(q.Today),
 		})
 	}
+	held := s.deps.Router.Held()
 	for _, a := range s.deps.Router.Agents() {
 		ab := agentBoard{Agent: a.Agent, Presence: a.Presence.String(), Reason: a.Reason, Occupancy: a.Occupancy, Tasks: map[string]int{}, Held: []heldBoard{}}
-		for _, h := range a.Held {
+		for _, h := range held[a.Agent] {
 			ab.Held = append(ab.Held, heldBoard{ID: h.ID, Channel: h.Channel.String(), Queue: h.Queue, Returnable: h.Returnable})
 		}
 		for ch, n := range a.Load {
@@ -153,8 +154,9 @@ func (s *Server) setAgentSkills(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	skills := s.deps.Router.Skills()
 	for _, name := range slices.Sorted(maps.Keys(req.Skills)) {
-		if skills := s.deps.Router.Skills(); !slices.Contains(skills, name) {
+		if !slices.Contains(skills, name) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown skill %q (known: %v)", name, skills))
 			return
 		}

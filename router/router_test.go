@@ -724,7 +724,7 @@ func TestReturnTask(t *testing.T) {
 	h.acceptOffers(2, "anna")
 	h.must(h.r.SetPresence("ben", Away, "lunch"))
 	h.enqueue(3, "billing", Email) // anna lacks billing: waits, not taken
-	if held := h.r.Agents()[0].Held; len(held) != 2 || held[0].ID != 1 || !held[0].Returnable || held[1].ID != 2 || held[1].Returnable {
+	if held := h.r.Held()["anna"]; len(held) != 2 || held[0].ID != 1 || !held[0].Returnable || held[1].ID != 2 || held[1].Returnable {
 		t.Fatalf("anna holds %+v", held)
 	}
 	for id, want := range map[uint64]error{2: ErrWrongState, 3: ErrWrongState, 9: ErrUnknownTask} {
@@ -739,7 +739,7 @@ func TestReturnTask(t *testing.T) {
 	h.noOffer() // anna, free for mail, is not offered it at once
 	h.must(h.r.SetPresence("ben", Available, ""))
 	h.wantOffer(1, "ben", "")
-	if held := h.r.Agents()[0].Held; len(held) != 1 || held[0].ID != 2 {
+	if held := h.r.Held()["anna"]; len(held) != 1 || held[0].ID != 2 {
 		t.Errorf("anna holds %+v after the return", held)
 	}
 	h.must(h.r.Accept(1, "ben"))
@@ -771,7 +771,7 @@ func TestEndedChatStaysForItsWrapUp(t *testing.T) {
 	if err := h.r.ConversationEnded(9); !errors.Is(err, ErrUnknownTask) {
 		t.Errorf("an unknown task ended: %v", err)
 	}
-	if held := h.r.Agents()[0].Held; len(held) != 2 || held[0].ID != 1 || held[0].Returnable || held[1].ID != 2 || !held[1].Returnable {
+	if held := h.r.Held()["anna"]; len(held) != 2 || held[0].ID != 1 || held[0].Returnable || held[1].ID != 2 || !held[1].Returnable {
 		t.Fatalf("anna holds %+v", held)
 	}
 	if err := h.r.ReturnTask(1, "anna", "by sven"); !errors.Is(err, ErrWrongState) || !strings.Contains(err.Error(), "the chat has ended; its agent wraps it up") {

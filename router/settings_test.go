@@ -118,7 +118,7 @@ func TestSetSettingsVoiceBlockingOn(t *testing.T) {
 	h.must(h.r.SetSettings(cfg))
 	h.enqueue(3, "support", Email)
 	h.noOffer()
-	if held := h.r.Agents()[0].Held; len(held) != 2 {
+	if held := h.r.Held()["anna"]; len(held) != 2 {
 		t.Errorf("anna holds %+v", held)
 	}
 	h.must(h.r.End(1))

@@ -273,7 +273,6 @@ type HeldTask struct {
 	ID         uint64
 	Channel    Channel
 	Queue      string
-	State      State
 	Returnable bool // ReturnTask may put it back into its queue
 }
 
@@ -284,10 +283,8 @@ type AgentStats struct {
 	// configuration's, or an admin's change since. Skills is the router's
 	// own map, shared (a change replaces it, never writes into it): read
 	// it only.
-	Skills   map[string]int
-	Capacity [numChannels]int
-	// Held are the tasks the agent has taken or wraps up, oldest first.
-	Held      []HeldTask
+	Skills    map[string]int
+	Capacity  [numChannels]int
 	Presence  Presence
 	Reason    string
 	Load      [numChannels]int
@@ -341,6 +338,24 @@ func (r *Router) Skills() []string {
 	return slices.Clone(r.cfg.Skills)
 }
 
+// Held are the tasks each agent (not removed) has taken or wraps up,
+// oldest first, by agent: the wallboard's, apart from Agents, which
+// metrics, registrations and every /me read without needing them.
+func (r *Router) Held() map[string][]HeldTask {
+	r.lock()
+	defer r.unlock()
+	out := map[string][]HeldTask{}
+	for _, a := range r.byOrder {
+		if a.removed {
+			continue
+		}
+		for _, t := range heldBy(a) {
+			out[a.spec.ID] = append(out[a.spec.ID], HeldTask{ID: t.ID, Channel: t.Channel, Queue: t.Queue, Returnable: returnable(t)})
+		}
+	}
+	return out
+}
+
 // Agents returns every agent's state, in configuration order; removed
 // agents are not among them.
 func (r *Router) Agents() []AgentStats {
@@ -356,9 +371,6 @@ func (r *Router) Agents() []AgentStats {
 			Presence: a.presence, Reason: a.reason, Load: a.load, Wrapping: a.wrapping, Busy: a.occ.busy, Idle: a.occ.idle}
 		if a.offer != nil {
 			st.Offered = a.offer.ID
-		}
-		for _, t := range heldBy(a) {
-			st.Held = append(st.Held, HeldTask{ID: t.ID, Channel: t.Channel, Queue: t.Queue, State: t.state, Returnable: returnable(t)})
 		}
 		if sum := st.Busy + st.Idle; sum > 0 {
 			st.Occupancy = float64(st.Busy) / float64(sum)
