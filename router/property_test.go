@@ -418,6 +418,8 @@ func checkJournal(t *testing.T, events []Event, tasks uint64) {
 			t.Fatalf("event %d: task %d assigned (%q), answered before: %v", i, e.TaskID, e.Reason, answered[e.TaskID])
 		case e.Kind == TaskCreated && e.Answered != answered[e.TaskID]:
 			t.Fatalf("event %d: task %d queued with answered %v, answered before: %v", i, e.TaskID, e.Answered, answered[e.TaskID])
+		case e.Kind == TaskCanceled && e.Answered != answered[e.TaskID]: // an abandon after an answer is not counted
+			t.Fatalf("event %d: task %d canceled (%q) with answered %v, answered before: %v", i, e.TaskID, e.Reason, e.Answered, answered[e.TaskID])
 		case e.Kind == TaskAssigned:
 			answered[e.TaskID] = true
 		}

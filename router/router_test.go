@@ -800,6 +800,22 @@ func TestEndedChatStaysForItsWrapUp(t *testing.T) {
 	}
 }
 
+// TestAbandonAfterAnAnswer: a chat answered, returned and then given up
+// by its customer while it waits again is not an abandon: it was
+// answered.
+func TestAbandonAfterAnAnswer(t *testing.T) {
+	h := newHarness(t, basicConfig())
+	h.must(h.r.SetPresence("anna", Available, ""))
+	h.enqueue(1, "support", Message)
+	h.acceptOffers(1, "anna")
+	h.must(h.r.SetPresence("anna", Away, "lunch"))
+	h.must(h.r.ReturnTask(1, "anna", "by sven"))
+	h.must(h.r.Cancel(1, ReasonAbandoned))
+	if st := h.r.Stats()[0].Today; st.Answered != 1 || st.Abandoned != 0 || st.AbandonedInThreshold != 0 {
+		t.Errorf("support today %+v: want it answered, not abandoned", st)
+	}
+}
+
 // TestReturnedTaskGoesToOthersFirst: a mail taken back from anna, her
 // customer's previous agent, is not kept for her, and a decline of
 // another task does not lift her exclusion from it.
@@ -887,8 +903,15 @@ func TestLettingGoOfTasksWaitingForAnAgent(t *testing.T) {
 	check(h)
 	h.wantOffer(1, "ben", "after anna went offline")
 
-	// Queued again after a restart for anna, offline; she is removed.
-	h = newHarness(t, cfg)
+	// Queued again after a restart for anna, offline; she is removed. Her
+	// skills, and billing's own wait for a last agent, would let it wait
+	// for her in billing too.
+	moved := cfg
+	moved.Queues = slices.Clone(cfg.Queues)
+	moved.Queues[1].LastAgentWait = 10 * time.Minute
+	moved.Agents = slices.Clone(cfg.Agents)
+	moved.Agents[0].Skills = map[string]int{"support": 5, "billing": 3}
+	h = newHarness(t, moved)
 	if n, _ := h.r.Recover(nil, []Unfinished{{Task: Task{ID: 2, Queue: "support", Channel: Email, Arrived: h.now}, Agent: "anna"}}); n != 1 {
 		t.Fatalf("requeued %d", n)
 	}
@@ -942,8 +965,9 @@ func TestLettingGoOfTasksWaitingForAnAgent(t *testing.T) {
 }
 
 // TestLetGoInQueueOrder: the tasks an agent lets go of are offered best
-// first: here the older of two mails that waited for anna, whoever is
-// free taking one at a time.
+// first: here the oldest of three mails that waited for anna (it came
+// second, with an earlier arrival: queue order is neither the order they
+// waited in nor its reverse), whoever is free taking one at a time.
 func TestLetGoInQueueOrder(t *testing.T) {
 	cfg := basicConfig()
 	cfg.Queues[0].Strategy, cfg.Queues[0].LastAgentWait = LastAgent, 10*time.Minute
@@ -951,12 +975,13 @@ func TestLetGoInQueueOrder(t *testing.T) {
 	h.must(h.r.SetPresence("anna", Away, "lunch"))
 	h.must(h.r.Enqueue(Task{ID: 1, Queue: "support", Channel: Email, PreferredAgent: "anna"}))
 	h.advance(time.Second)
-	h.must(h.r.Enqueue(Task{ID: 2, Queue: "support", Channel: Email, PreferredAgent: "anna"}))
+	h.must(h.r.Enqueue(Task{ID: 2, Queue: "support", Channel: Email, PreferredAgent: "anna", Arrived: h.now.Add(-time.Minute)}))
+	h.must(h.r.Enqueue(Task{ID: 3, Queue: "support", Channel: Email, PreferredAgent: "anna"}))
 	h.must(h.r.SetAgent(AgentSpec{ID: "ben", Skills: map[string]int{"support": 2}, Capacity: cap3(0, 1, 0)}))
 	h.must(h.r.SetPresence("ben", Available, ""))
 	h.noOffer()
 	h.must(h.r.SetPresence("anna", Offline, ""))
-	h.wantOffer(1, "ben", "the older mail")
+	h.wantOffer(2, "ben", "the oldest mail")
 }
 
 // TestRecoveredWaitsOnlyForAnAgentTakingItsChannel: a mail queued again

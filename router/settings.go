@@ -101,14 +101,7 @@ func (r *Router) restartNeeded(cfg Config) error {
 	if !slices.Equal(r.cfg.Skills, cfg.Skills) {
 		changed = append(changed, "skills")
 	}
-	names := func(qs []QueueSpec) []string {
-		var out []string
-		for _, q := range qs {
-			out = append(out, q.Name)
-		}
-		return out
-	}
-	if !slices.Equal(names(r.cfg.Queues), names(cfg.Queues)) {
+	if !slices.EqualFunc(r.cfg.Queues, cfg.Queues, func(a, b QueueSpec) bool { return a.Name == b.Name }) {
 		changed = append(changed, "the queues (added, removed or reordered)")
 	} else {
 		for i, qs := range cfg.Queues {
