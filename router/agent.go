@@ -165,7 +165,7 @@ func (r *Router) setAgent(a *agent, spec AgentSpec, now time.Time) error {
 	if t := a.offer; t != nil && (!qualified(a, t) || a.load[t.Channel] >= spec.Capacity[t.Channel]) {
 		withdrawn = r.withdrawOffer(a, "agent changed", now)
 	}
-	released := r.stopWaitingFor(a, func(t *task) bool { return !qualified(a, t) || spec.Capacity[t.Channel] == 0 })
+	released := r.stopWaitingFor(a, func(t *task) bool { return !mayWaitFor(a, t) })
 	r.refresh(a)
 	// The agent first: freed by the change, it takes the best task it
 	// can; a task it let go of may move to a queue where it is that.

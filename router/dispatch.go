@@ -66,6 +66,12 @@ func qualified(a *agent, t *task) bool {
 	return ok
 }
 
+// mayWaitFor reports whether t may wait for a in particular: a is routed,
+// takes t's channel and qualifies for it at its step.
+func mayWaitFor(a *agent, t *task) bool {
+	return !a.removed && a.spec.Capacity[t.Channel] > 0 && qualified(a, t)
+}
+
 // bestAgent chooses the free agent for t by its queue's strategy, or nil.
 func (r *Router) bestAgent(t *task, now time.Time) *agent {
 	if a := t.waitFor; a != nil {

@@ -71,12 +71,11 @@ func (r *Router) enter(t *task, q *queue, reason string, now time.Time) {
 	// wait only while fewer of the agent's customers wait for them on the
 	// channel than the agent takes at once: a popular agent's further
 	// customers go to whoever is free rather than queue behind the others.
-	if a := r.agents[t.PreferredAgent]; a != nil && !a.removed && a.spec.Capacity[t.Channel] > 0 && (a.presence != Offline && (q.spec.Strategy == LastAgent || t.Repeat) && a.waitedFor(t.Channel) < a.spec.Capacity[t.Channel] || t.recovered) && q.spec.LastAgentWait > 0 {
-		if qualified(a, t) {
-			t.waitFor = a
-			t.waitUntil = now.Add(q.spec.LastAgentWait)
-			r.addTimer(&timer{at: t.waitUntil, kind: timerPreferred, task: t})
-		}
+	if a := r.agents[t.PreferredAgent]; a != nil && q.spec.LastAgentWait > 0 && mayWaitFor(a, t) &&
+		(t.recovered || a.presence != Offline && (q.spec.Strategy == LastAgent || t.Repeat) && a.waitedFor(t.Channel) < a.spec.Capacity[t.Channel]) {
+		t.waitFor = a
+		t.waitUntil = now.Add(q.spec.LastAgentWait)
+		r.addTimer(&timer{at: t.waitUntil, kind: timerPreferred, task: t})
 	}
 	q.waiting.push(t)
 	r.record(Event{At: now, Kind: TaskCreated, TaskID: t.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: reason,

@@ -88,7 +88,7 @@ func (r *Router) fire(tm *timer, now time.Time) {
 		t.step = tm.step
 		t.class = t.q.classes[t.step][t.Channel]
 		r.scheduleWidening(t)
-		if t.parked == parkedForAgent && !qualified(t.waitFor, t) {
+		if t.parked == parkedForAgent && !mayWaitFor(t.waitFor, t) {
 			// The step's requirements leave out the agent it waited for.
 			r.unpark(t)
 			t.waitFor = nil
