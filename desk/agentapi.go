@@ -261,11 +261,15 @@ type delivery struct {
 	NextAttempt time.Time `json:"next_attempt,omitzero"` // while tried
 	GaveUp      time.Time `json:"gave_up,omitzero"`
 	GaveUpBy    string    `json:"gave_up_by,omitempty"`
+	// Bounced: it did not reach the customer, and will not (a delivery
+	// report came back, or the smarthost refused it for good).
+	Bounced      time.Time `json:"bounced,omitzero"`
+	BounceReason string    `json:"bounce_reason,omitempty"`
 }
 
 func deliveryOf(m *store.OutboundMail) delivery {
-	dl := delivery{Sent: m.Sent, Attempts: m.Attempts, LastError: m.LastError, GaveUp: m.GaveUp, GaveUpBy: m.GaveUpBy}
-	if m.Sent.IsZero() && m.GaveUp.IsZero() {
+	dl := delivery{Sent: m.Sent, Attempts: m.Attempts, LastError: m.LastError, GaveUp: m.GaveUp, GaveUpBy: m.GaveUpBy, Bounced: m.Bounced, BounceReason: m.BounceReason}
+	if m.Sent.IsZero() && m.GaveUp.IsZero() && m.Bounced.IsZero() {
 		dl.NextAttempt = m.NextAttempt
 	}
 	return dl

@@ -17,7 +17,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "dirigent", Subsystem: "mail", Name: "messages_processed_total",
-			Help: "Stored messages processed, by outcome: new (conversation), reply, automatic (no task), already (processed before a restart), gone (its customer was erased or merged meanwhile), unreadable, error.",
+			Help: "Stored messages processed, by outcome: new (conversation), reply, bounce (a delivery report about one of the site's replies; a task when an agent wrote it), automatic (no task), already (processed before a restart), gone (its customer was erased or merged meanwhile), unreadable, error.",
 		}, []string{"outcome"}),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "dirigent", Subsystem: "mail", Name: "messages_received_total",
@@ -37,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		sendFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "dirigent", Subsystem: "mail", Name: "send_failures_total",
-			Help: "Delivery attempts to the smarthost that failed (retried with backoff).",
+			Help: "Delivery attempts to the smarthost that failed: retried with backoff, unless the smarthost refused the reply for good (it bounces).",
 		}),
 		autoAcks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "dirigent", Subsystem: "mail", Name: "auto_acks_total",
@@ -52,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.autoAcks.WithLabelValues("sent")
 	m.autoAcks.WithLabelValues("suppressed")
 	m.received.WithLabelValues("smtp")
-	for _, o := range []string{"new", "reply", "automatic", "already", "unreadable", "error"} {
+	for _, o := range []string{"new", "reply", "bounce", "automatic", "already", "unreadable", "error"} {
 		m.processed.WithLabelValues(o)
 	}
 	for _, r := range []string{"recipient", "size", "rate", "connections", "store"} {

@@ -102,13 +102,13 @@ func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, text 
 
 // lastInbound parses the customer's latest stored message of conv.
 func (c *Channel) lastInbound(conv *store.Conversation) (*Parsed, error) {
-	entries, err := c.deps.Store.Journey(conv.CustomerID, time.Time{}, 200)
+	entries, err := c.deps.Store.Journey(conv.CustomerID, time.Time{}, maxConversationContacts)
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range entries {
 		ct := e.Contact
-		if ct == nil || ct.ConversationID != conv.ID || ct.Direction != "in" || ct.MailID == 0 {
+		if ct == nil || ct.ConversationID != conv.ID || ct.Direction != "in" || ct.MailID == 0 || ct.BounceOf != 0 {
 			continue
 		}
 		_, raw, err := c.deps.Store.Mail(ct.MailID)
@@ -255,6 +255,10 @@ func (c *Channel) sendDue(ctx context.Context) {
 		}
 		sendErr := c.deliver(m)
 		now := time.Now().UTC()
+		if r := (*refusal)(nil); errors.As(sendErr, &r) && r.final {
+			c.refused(m, r, now)
+			continue
+		}
 		next := now.Add(min(c.cfg.Smarthost.RetryBase<<min(m.Attempts, 20), maxRetry))
 		if sendErr != nil {
 			c.metrics.sendFailures.Inc()
@@ -297,12 +301,40 @@ func (c *Channel) deliver(m *store.OutboundMail) error {
 			return fmt.Errorf("smarthost login: %w", err)
 		}
 	}
-	if err := cl.SendMail(m.From, []string{m.To}, bytes.NewReader(m.Raw)); err != nil {
-		var se *smtp.SMTPError
-		if errors.As(err, &se) {
-			return fmt.Errorf("smarthost answered %d: %s", se.Code, se.Message)
-		}
-		return err
+	if err := cl.Mail(m.From, nil); err != nil {
+		return answered(err, false)
+	}
+	if err := cl.Rcpt(m.To, nil); err != nil {
+		return answered(err, true)
+	}
+	w, err := cl.Data()
+	if err != nil {
+		return answered(err, true)
+	}
+	if _, err := w.Write(m.Raw); err != nil {
+		return answered(err, true)
+	}
+	if err := w.Close(); err != nil {
+		return answered(err, true)
 	}
 	return cl.Quit()
+}
+
+// refused records a reply the smarthost refused for good: it is not
+// tried again, and the delivery report written for it comes back into
+// the conversation as a bounce from further on would. Should that fail,
+// the reply stays in the outbox, and is tried again.
+func (c *Channel) refused(m *store.OutboundMail, r *refusal, at time.Time) {
+	c.metrics.sendFailures.Inc()
+	c.deps.Logger.Warn("reply refused for good; not sent", "outbound", m.ID, "to", m.To, "err", r)
+	raw, err := c.refusalReport(m, r, at)
+	if err == nil {
+		report := &store.InboundMail{Received: at, Source: "smarthost", Recipients: []string{m.From}}
+		err = c.deps.Store.RefuseOutbound(context.Background(), m.ID, at, r.Error(), report, raw)
+	}
+	if err != nil {
+		c.deps.Logger.Error("recording a refused reply", "outbound", m.ID, "err", err)
+		return
+	}
+	c.stored(0) // process the report
 }

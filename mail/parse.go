@@ -37,6 +37,9 @@ type Parsed struct {
 	Attachments []store.Attachment
 	// Automatic marks mail no person wrote: auto-replies, bounces, lists.
 	Automatic bool
+	// Bounce: the message is a delivery status notification saying that
+	// a message did not reach its recipient.
+	Bounce *Bounce
 }
 
 // ErrUnreadable wraps every reason a message cannot be read at all.
@@ -75,6 +78,10 @@ func Parse(raw []byte) (*Parsed, error) {
 		p.ReplyTo, p.ReplyToName = rt[0].Address, rt[0].Name
 	}
 	p.Automatic = automatic(h, p.From)
+	var report *deliveryReport
+	if isDeliveryReport(h.Header) {
+		report = &deliveryReport{}
+	}
 
 	var plain, htmlText string
 	walk(h.Header, body, func(ct string, body io.Reader) {
@@ -86,12 +93,18 @@ func Parse(raw []byte) (*Parsed, error) {
 			htmlText = htmlToText(b)
 		}
 	}, func(a store.Attachment, body io.Reader) bool {
+		if report != nil {
+			body = report.read(a.Type, body)
+		}
 		if len(p.Attachments) < maxAttachments {
 			a.Size, _ = io.Copy(io.Discard, body)
 			p.Attachments = append(p.Attachments, a)
 		}
 		return true
 	})
+	if report != nil {
+		p.Bounce = report.bounce(p)
+	}
 	p.Text = plain
 	if strings.TrimSpace(p.Text) == "" {
 		p.Text = htmlText
@@ -209,6 +222,9 @@ func filename(h message.Header) string {
 // automatic reports mail that a program sent: auto-replies, bounces,
 // mailing lists. They must never be answered automatically (mail loops).
 func automatic(h gomail.Header, from string) bool {
+	if isDeliveryReport(h.Header) {
+		return true
+	}
 	if v := strings.ToLower(h.Get("Auto-Submitted")); v != "" && v != "no" {
 		return true
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"dirigent/journey"
 	"dirigent/router"
@@ -17,6 +18,10 @@ import (
 
 // ticketTag finds a conversation's tag, [#DG-123], in a subject.
 var ticketTag = regexp.MustCompile(`\[#DG-(\d+)\]`)
+
+// maxConversationContacts bounds how much of a customer's journey is
+// read to find a conversation's messages.
+const maxConversationContacts = 200
 
 // batchSize bounds the messages recorded in one transaction: one commit
 // (two fsyncs) carries many messages, so processing keeps up with intake
@@ -84,6 +89,7 @@ type prepared struct {
 	task   router.Task
 	parsed *Parsed
 	reply  bool // continues a conversation
+	bounce bool // says that one of its replies did not arrive
 }
 
 // conversationOf is the conversation of a message of the batch with
@@ -134,47 +140,72 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 		}
 		return fail("unreadable", err)
 	}
-	addr, name := c.customerAddress(p)
-	customer, _, err := c.deps.Journey.Identify(ctx, journey.KindEmail, addr, name)
+	back, err := c.returnedReply(p.Bounce)
 	if err != nil {
-		if errors.Is(err, journey.ErrBadIdentity) {
-			if perr := c.deps.Store.MailProcessed(ctx, id); perr != nil {
-				return fail("error", perr)
-			}
-			return fail("unreadable", err)
-		}
 		return fail("error", err)
 	}
-	conv := c.thread(p, customer.ID, b)
-	reply := conv != nil
-	if !reply {
-		conv = &store.Conversation{CustomerID: customer.ID, Channel: "email", Subject: p.Subject, Status: "open", Created: m.Received}
+	var conv *store.Conversation
+	reply := back != nil
+	if reply {
+		// The report is the conversation's, whoever sent it: the
+		// mail system is not a customer.
+		conv = back.conv
+	} else {
+		addr, name := c.customerAddress(p)
+		customer, _, err := c.deps.Journey.Identify(ctx, journey.KindEmail, addr, name)
+		if err != nil {
+			if errors.Is(err, journey.ErrBadIdentity) {
+				if perr := c.deps.Store.MailProcessed(ctx, id); perr != nil {
+					return fail("error", perr)
+				}
+				return fail("unreadable", err)
+			}
+			return fail("error", err)
+		}
+		conv = c.thread(p, customer.ID, b)
+		reply = conv != nil
+		if !reply {
+			conv = &store.Conversation{CustomerID: customer.ID, Channel: "email", Subject: p.Subject, Status: "open", Created: m.Received}
+		}
 	}
 	conv.Updated = m.Received
-	recipient := ""
-	if len(m.Recipients) > 0 {
-		recipient = m.Recipients[0]
+	customerID := conv.CustomerID
+	queue, intent := c.cfg.DefaultQueue, ""
+	if back != nil {
+		if back.queue != "" {
+			queue, intent = back.queue, back.intent
+		}
+	} else {
+		recipient := ""
+		if len(m.Recipients) > 0 {
+			recipient = m.Recipients[0]
+		}
+		if in, recognised := c.deps.Journey.Recognize(journey.Incoming{Channel: "email", Subject: p.Subject, Body: p.Text, Recipient: recipient}); recognised {
+			queue, intent = in.Queue, in.Name
+		}
 	}
-	queue := c.cfg.DefaultQueue
-	intent, recognised := c.deps.Journey.Recognize(journey.Incoming{Channel: "email", Subject: p.Subject, Body: p.Text, Recipient: recipient})
-	if recognised {
-		queue = intent.Queue
-	}
-	jc, err := c.deps.Journey.RoutingContextFor(customer.ID, m.Received, b.contactsOf(customer.ID))
+	jc, err := c.deps.Journey.RoutingContextFor(customerID, m.Received, b.contactsOf(customerID))
 	if err != nil {
 		return fail("error", err)
 	}
 	contact := &store.Contact{
-		CustomerID: customer.ID, Channel: "email", Direction: "in", Queue: queue, Intent: intent.Name,
+		CustomerID: customerID, Channel: "email", Direction: "in", Queue: queue, Intent: intent,
 		Start: m.Received, Subject: p.Subject, Text: p.Text, Attachments: p.Attachments,
 	}
 	task := router.Task{
-		Channel: router.Email, Queue: queue, CustomerID: customer.ID, ValueTier: customer.ValueTier,
+		Channel: router.Email, Queue: queue, CustomerID: customerID, ValueTier: jc.Customer.ValueTier,
 		Repeat: jc.RepeatOf != nil, PreferredAgent: jc.LastAgent, Arrived: m.Received,
 	}
 	rec := store.InboundRecord{MailID: id, Contact: contact, Conversation: conv, MessageIDs: []string{p.MessageID}}
-	if p.Automatic {
-		contact.Outcome = "automatic" // in the journey, but no task: nobody is to answer a robot
+	if back != nil {
+		contact.BounceOf = back.reply.ID
+		rec.Bounced, rec.BounceReason = back.reply.OutboundID, p.Bounce.Reason()
+	}
+	if p.Automatic && (back == nil || back.reply.Agent == "") {
+		// In the journey, but no task: nobody is to answer a robot. A
+		// bounce of an agent's reply is for an agent; of an
+		// acknowledgement, it only shows.
+		contact.Outcome = "automatic"
 	} else {
 		rec.OpenTask = func(contactID uint64) ([]byte, error) {
 			t := task
@@ -182,8 +213,57 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 			return json.Marshal(router.Unfinished{Task: t})
 		}
 	}
-	b.mails = append(b.mails, prepared{rec: rec, task: task, parsed: p, reply: reply})
+	b.mails = append(b.mails, prepared{rec: rec, task: task, parsed: p, reply: reply, bounce: back != nil})
 	return o, false
+}
+
+// returned is a reply that a delivery report says did not reach the
+// customer.
+type returned struct {
+	conv  *store.Conversation
+	reply *store.Contact
+	// queue and intent are those of the customer's mail before it, for
+	// the task the report becomes.
+	queue, intent string
+}
+
+// returnedReply finds the reply a bounce is about among the replies sent
+// into its conversation; nil for no bounce, or one about a message that
+// is not such a reply.
+func (c *Channel) returnedReply(bounce *Bounce) (*returned, error) {
+	if bounce == nil {
+		return nil, nil
+	}
+	conv, err := c.deps.Store.ConversationByMessageID(bounce.MessageID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	entries, err := c.deps.Store.Journey(conv.CustomerID, time.Time{}, maxConversationContacts)
+	if err != nil {
+		return nil, err
+	}
+	var r *returned
+	for _, e := range entries { // newest first
+		ct := e.Contact
+		switch {
+		case ct == nil || ct.ConversationID != conv.ID:
+		case r == nil && ct.OutboundID != 0:
+			m, err := c.deps.Store.OutboundStatus(ct.OutboundID)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return nil, err
+			}
+			if err == nil && m.MessageID == bounce.MessageID {
+				r = &returned{conv: conv, reply: ct}
+			}
+		case r != nil && ct.Direction == "in" && ct.BounceOf == 0:
+			r.queue, r.intent = ct.Queue, ct.Intent
+			return r, nil
+		}
+	}
+	return r, nil
 }
 
 // record stores the batch in one transaction, then acknowledges new
@@ -222,8 +302,11 @@ func (c *Channel) recorded(ctx context.Context, m prepared, r store.RecordedMail
 	case r.Err != nil:
 		o.name, o.err = "error", r.Err
 		return o
-	case m.parsed.Automatic:
+	case m.rec.OpenTask == nil:
 		o.name = "automatic"
+		if m.bounce {
+			o.name = "bounce"
+		}
 		return o
 	}
 	if !m.reply && !r.Existed {
@@ -242,6 +325,8 @@ func (c *Channel) recorded(ctx context.Context, m prepared, r store.RecordedMail
 	switch {
 	case r.Existed:
 		o.name = "already"
+	case m.bounce:
+		o.name = "bounce"
 	case m.reply:
 		o.name = "reply"
 	default:

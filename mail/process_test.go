@@ -256,22 +256,23 @@ func TestStopIsNoProcessingError(t *testing.T) {
 	if log.Len() != 0 {
 		t.Errorf("a canceled context is logged:\n%s", &log)
 	}
-	if n := errorsCounted(t, m); n != 0 {
+	if n := processedCount(t, m, "error"); n != 0 {
 		t.Errorf("a canceled context counts as %v errors", n)
 	}
 	c.count(outcome{mail: 8, name: "error", err: errors.New("disk full")})
 	if !strings.Contains(log.String(), "level=ERROR") {
 		t.Errorf("a real error is not logged as one:\n%s", &log)
 	}
-	if n := errorsCounted(t, m); n != 1 {
+	if n := processedCount(t, m, "error"); n != 1 {
 		t.Errorf("a real error counts as %v errors", n)
 	}
 }
 
-func errorsCounted(t *testing.T, m *metrics) float64 {
+// processedCount is how many messages processing counted with outcome.
+func processedCount(t *testing.T, m *metrics, outcome string) float64 {
 	t.Helper()
 	var d dto.Metric
-	if err := m.processed.WithLabelValues("error").Write(&d); err != nil {
+	if err := m.processed.WithLabelValues(outcome).Write(&d); err != nil {
 		t.Fatal(err)
 	}
 	return d.GetCounter().GetValue()

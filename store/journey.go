@@ -379,9 +379,9 @@ func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, er
 	if err != nil {
 		return dropped + n, err
 	}
-	// Replies sent before before: their bytes (the agent's text, their
-	// files) go; what is to be sent still keeps them. Not counted: their
-	// contacts' texts are.
+	// Replies sent (or bounced) before before: their bytes (the agent's
+	// text, their files) go; what is to be sent still keeps them. Not
+	// counted: their contacts' texts are.
 	_, err = s.updatePages(ctx, bucketOutbox, func(tx *bolt.Tx, entries []entry) (int, error) {
 		type change struct {
 			key    []byte
@@ -395,7 +395,7 @@ func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, er
 			if err := json.Unmarshal(e.v, &m); err != nil {
 				return 0, fmt.Errorf("outbox %x: %w", e.k, err)
 			}
-			if !m.Sent.IsZero() && m.Queued.Before(before) && (m.Raw != nil || raws.Get(e.k) != nil) {
+			if (!m.Sent.IsZero() || !m.Bounced.IsZero()) && m.Queued.Before(before) && (m.Raw != nil || raws.Get(e.k) != nil) {
 				inline := m.Raw != nil
 				m.Raw = nil
 				drop = append(drop, change{bytes.Clone(e.k), m, inline})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -14,13 +15,15 @@ import (
 // it: the raw bytes are kept exactly, so parsing can be improved and run
 // again, and nothing the sender wrote is lost.
 type InboundMail struct {
-	ID         uint64    `json:"id"`
-	Received   time.Time `json:"received"`
-	Source     string    `json:"source"` // "smtp" or "imap:<mailbox>"
-	Remote     string    `json:"remote,omitempty"`
-	From       string    `json:"from"` // envelope sender
-	Recipients []string  `json:"recipients"`
-	Size       int       `json:"size"`
+	ID       uint64    `json:"id"`
+	Received time.Time `json:"received"`
+	// Source: "smtp", "imap:<mailbox>", or "smarthost" for the delivery
+	// report dirigent writes when its smarthost refuses a reply for good.
+	Source     string   `json:"source"`
+	Remote     string   `json:"remote,omitempty"`
+	From       string   `json:"from"` // envelope sender
+	Recipients []string `json:"recipients"`
+	Size       int      `json:"size"`
 	// SourceID makes fetching idempotent: mailbox, UIDVALIDITY and UID of
 	// an IMAP message; empty for SMTP.
 	SourceID string `json:"source_id,omitempty"`
@@ -170,6 +173,10 @@ type InboundRecord struct {
 	// OpenTask is the open-task index entry of the task this contact
 	// becomes, given the contact's ID; nil when it becomes none.
 	OpenTask func(contactID uint64) ([]byte, error)
+	// Bounced is the outbox message this one, a delivery report, says did
+	// not arrive, for BounceReason; 0 for any other message.
+	Bounced      uint64
+	BounceReason string
 }
 
 // RecordedMail is what recording one message gave.
@@ -257,6 +264,14 @@ func recordInboundMail(tx *bolt.Tx, in *InboundRecord) (RecordedMail, error) {
 	in.Contact.MailID = in.MailID
 	if err := appendContact(tx, in.Contact); err != nil {
 		return RecordedMail{}, err
+	}
+	if in.Bounced != 0 {
+		// Not found cannot be while its customer is (erasure takes
+		// both); were it so, the report still becomes a contact rather
+		// than hold up the batch.
+		if _, err := bounceOutbound(tx, in.Bounced, in.Contact.Start, in.BounceReason); err != nil && !errors.Is(err, ErrNotFound) {
+			return RecordedMail{}, err
+		}
 	}
 	if in.OpenTask != nil {
 		p, err := in.OpenTask(in.Contact.ID)

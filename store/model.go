@@ -36,6 +36,9 @@ type Contact struct {
 	// Attachments are the files the message came with, or went with, in
 	// its order; they stay in the stored message (MailID, OutboundID).
 	Attachments []Attachment `json:"attachments,omitempty"`
+	// BounceOf: this mail is a delivery report saying that the reply of
+	// contact BounceOf did not reach the customer.
+	BounceOf uint64 `json:"bounce_of,omitempty"`
 }
 
 // Attachment is a file that came with a mail, or went with a reply.

@@ -32,6 +32,11 @@ type OutboundMail struct {
 	// gone.
 	GaveUp   time.Time `json:"gave_up,omitzero"`
 	GaveUpBy string    `json:"gave_up_by,omitempty"`
+	// Bounced: the reply did not reach its recipient, and will not; a
+	// delivery report said so (or the smarthost refused it for good), for
+	// the reason given. A reply that was sent may bounce later.
+	Bounced      time.Time `json:"bounced,omitzero"`
+	BounceReason string    `json:"bounce_reason,omitempty"`
 }
 
 // QueueOutbound stores a message in the outbox together with its contact
@@ -115,6 +120,43 @@ func (s *Store) OutboundAttempt(ctx context.Context, id uint64, at time.Time, se
 	})
 }
 
+// RefuseOutbound records that the smarthost refused a reply for good
+// (reason): it is not tried again, and the delivery report
+// written for it (report, raw) is stored, to be processed as a mail that
+// came back, in the same transaction.
+func (s *Store) RefuseOutbound(ctx context.Context, id uint64, at time.Time, reason string, report *InboundMail, raw []byte) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		m, err := bounceOutbound(tx, id, at, reason)
+		if err != nil {
+			return err
+		}
+		m.Attempts++
+		m.LastError = reason
+		if err := putJSON(tx.Bucket(bucketOutbox), u64(id), m); err != nil {
+			return err
+		}
+		return putMail(tx, report, raw)
+	})
+}
+
+// bounceOutbound marks a reply bounced, unless it was already: it leaves
+// the queue; its bytes stay until retention drops them, as a sent
+// reply's. The record is written back.
+func bounceOutbound(tx *bolt.Tx, id uint64, at time.Time, reason string) (*OutboundMail, error) {
+	box := tx.Bucket(bucketOutbox)
+	var m OutboundMail
+	if err := getJSON(box, u64(id), &m, "outbound mail", id); err != nil {
+		return nil, err
+	}
+	if m.Bounced.IsZero() {
+		m.Bounced, m.BounceReason = at, reason
+	}
+	if err := tx.Bucket(bucketOutboxDue).Delete(u64(id)); err != nil {
+		return nil, err
+	}
+	return &m, putJSON(box, u64(id), &m)
+}
+
 // GiveUpOutbound stops the tries to send a reply the smarthost keeps
 // refusing (a wrong address): it leaves the queue, its bytes (the text
 // and files) go, and who gave it up when stays. ErrConflict once it was
@@ -129,8 +171,8 @@ func (s *Store) GiveUpOutbound(ctx context.Context, id uint64, at time.Time, by 
 		switch {
 		case !m.Sent.IsZero():
 			return fmt.Errorf("%w: reply %d was sent %s", ErrConflict, id, m.Sent.Format(time.RFC3339))
-		case !m.GaveUp.IsZero():
-			return nil
+		case !m.GaveUp.IsZero(), !m.Bounced.IsZero():
+			return nil // stopped already
 		}
 		m.Raw, m.GaveUp, m.GaveUpBy = nil, at, by
 		if err := tx.Bucket(bucketOutboxDue).Delete(u64(id)); err != nil {

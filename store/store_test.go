@@ -736,3 +736,39 @@ func TestGiveUpOutbound(t *testing.T) {
 		t.Errorf("giving up a reply sent: %v", err)
 	}
 }
+
+// A reply the smarthost refused for good leaves the queue in the same
+// transaction that stores the delivery report written for it; its bytes
+// stay until retention, as a sent reply's; giving it up changes nothing.
+func TestRefuseOutbound(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	createCustomers(t, s, 1)
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	m := &OutboundMail{To: "joe@example.org", MessageID: "r@dirigent", Raw: []byte("Subject: Re\r\n\r\nx"), Queued: at, NextAttempt: at}
+	if err := s.QueueOutbound(ctx, m, &Contact{CustomerID: 1, Channel: "email", Direction: "out", Start: at}); err != nil {
+		t.Fatal(err)
+	}
+	report := &InboundMail{Received: at, Source: "smarthost", Recipients: []string{"support@example.com"}}
+	if err := s.RefuseOutbound(ctx, m.ID, at, "smarthost answered 550 5.1.1: unknown", report, []byte("Subject: Undelivered\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.OutboundMessage(m.ID)
+	if err != nil || !got.Bounced.Equal(at) || got.BounceReason != "smarthost answered 550 5.1.1: unknown" || got.Attempts != 1 || got.LastError != got.BounceReason || string(got.Raw) != "Subject: Re\r\n\r\nx" {
+		t.Errorf("refused: %+v, %v", got, err)
+	}
+	if due, err := s.DueOutbound(at.Add(time.Hour)); err != nil || len(due) != 0 {
+		t.Errorf("due after the refusal: %+v, %v", due, err)
+	}
+	if pending, err := s.PendingMails(); err != nil || len(pending) != 1 || pending[0] != report.ID {
+		t.Errorf("the report waits to be processed: %v, %v (id %d)", pending, err, report.ID)
+	}
+	if again, err := s.GiveUpOutbound(ctx, m.ID, at, "anna"); err != nil || !again.GaveUp.IsZero() {
+		t.Errorf("giving up a bounced reply: %+v, %v", again, err)
+	}
+	if _, err := s.DropContactTexts(ctx, at.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.OutboundMessage(m.ID); err != nil || got.Raw != nil {
+		t.Errorf("after retention: %d bytes, %v", len(got.Raw), err)
+	}
+}

@@ -577,11 +577,11 @@ func TestDeskChatInTheBrowser(t *testing.T) {
 }
 
 // TestDeskStuckReplyInTheBrowser: a reply the mail server refuses (a real
-// smtp-sink refusing every recipient) shows on anna's desk as not sent,
+// smtp-sink refusing every recipient for now, 450) shows on anna's desk as not sent,
 // with the server's answer, and she stops it with the button beside it.
 func TestDeskStuckReplyInTheBrowser(t *testing.T) {
 	testpeer.Require(t, "chromium", "chromium")
-	d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", deskSinkDir(t), "-f", "rcpt"), "", "")
+	d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", deskSinkDir(t), "-r", "rcpt"), "", "")
 	shots := t.ArtifactDir()
 	agent := newBrowser(t, shots)
 	agent.login(d.desk, "anna")
@@ -600,7 +600,7 @@ func TestDeskStuckReplyInTheBrowser(t *testing.T) {
 	agent.waitFor("the reply in the thread", `document.querySelector('#thread li.out .delivery') !== null`)
 	// The page reads how it stands when the task is opened: anna opens it
 	// again until the server's refusal is there.
-	stuck := `document.querySelector('#thread li.out .delivery.error') !== null && document.querySelector('#thread li.out .delivery.error').textContent.includes("smarthost answered 5") && document.querySelector('#thread li.out button.give-up') !== null`
+	stuck := `document.querySelector('#thread li.out .delivery.error') !== null && document.querySelector('#thread li.out .delivery.error').textContent.includes("smarthost answered 450") && document.querySelector('#thread li.out button.give-up') !== null`
 	for deadline := time.Now().Add(20 * time.Second); !eval[bool](agent, stuck); time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			agent.shot("failed-stuck")
@@ -612,4 +612,38 @@ func TestDeskStuckReplyInTheBrowser(t *testing.T) {
 	agent.press("stop", "\r")
 	agent.waitFor("stopped", `document.getElementById("status").textContent === "The reply will not be sent." && document.querySelector('#thread li.out .delivery').textContent.startsWith("Not sent: stopped") && document.querySelector('#thread li.out button.give-up') === null`)
 	agent.shot("stuck-reply-stopped")
+}
+
+// TestDeskBounceInTheBrowser: a reply the mail server refuses for good (a
+// real smtp-sink answering its recipient 500) comes back to anna as an
+// offer; taken, its thread shows her reply as not delivered, why, and the
+// bounce.
+func TestDeskBounceInTheBrowser(t *testing.T) {
+	testpeer.Require(t, "chromium", "chromium")
+	d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", deskSinkDir(t), "-f", "rcpt"), "", "")
+	agent := newBrowser(t, t.ArtifactDir())
+	agent.login(d.desk, "anna")
+	agent.do("available", chromedp.Focus("#presence-available"))
+	agent.press("enter", "\r")
+	agent.waitFor("presence available", `document.getElementById("presence-now").textContent === "Available"`)
+	sendMail(t, d.smtp, "joe@example.org", "Adresse", "Bitte antworten.")
+	agent.waitFor("the offer", `document.getElementById("offer-accept") !== null`)
+	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
+	agent.waitFor("the mail taken", `!document.getElementById("reply-send").disabled && document.getElementById("offer-accept") === null`)
+	agent.do("reply", chromedp.Evaluate[chromedp.Void](`document.getElementById("reply-text").value = "Gern."`), chromedp.Focus("#reply-send"))
+	agent.press("send", "\r")
+	agent.waitFor("the bounce offered", `document.getElementById("offer-accept") !== null`)
+	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
+	agent.waitFor("the bounce taken, with its thread", `document.getElementById("offer-accept") === null && document.querySelectorAll("#thread > li").length === 3`)
+	note := eval[string](agent, `document.querySelector('#thread li.out .delivery.error').textContent`)
+	if !strings.HasPrefix(note, "Not delivered (") || !strings.HasSuffix(note, "): smarthost answered 500 5.3.0: Error: command failed") {
+		t.Errorf("the reply's note: %q", note)
+	}
+	if eval[bool](agent, `document.querySelector('#thread li.out button.give-up') !== null`) {
+		t.Error("a bounced reply offers to stop its tries")
+	}
+	if meta, text := eval[string](agent, `document.querySelector('#thread > li:last-child .meta').textContent`), eval[string](agent, `document.querySelector('#thread > li:last-child pre').textContent`); !strings.HasSuffix(meta, "returned by the mail system: a reply was not delivered") || !strings.Contains(text, "refused the reply to joe@example.org for good") {
+		t.Errorf("the bounce in the thread: %q: %q", meta, text)
+	}
+	agent.shot("bounce-taken")
 }

@@ -20,6 +20,7 @@ import (
 
 	"dirigent/internal/testpeer"
 	"dirigent/internal/testrun"
+	"dirigent/mail"
 	"dirigent/store"
 )
 
@@ -266,18 +267,25 @@ func TestMailAttachmentOnTheDesk(t *testing.T) {
 	}
 }
 
-// TestReplyNotSentShowsOnTheDesk: a reply the smarthost refuses (a real
-// smtp-sink refusing every recipient) waits in the outbox, and the
-// agent's thread says so, with the server's answer, until the agent
-// gives it up; a reply it takes is shown as sent, and cannot be given up.
+// TestReplyNotSentShowsOnTheDesk: a reply the smarthost refuses for now
+// (a real smtp-sink answering every recipient 450) waits in the outbox,
+// and the agent's thread says so, with the server's answer, until the
+// agent gives it up; one it refuses for good (500) bounces: the thread
+// says it was not delivered, and the bounce comes back as a task with the
+// conversation; a reply it takes is shown as sent, and cannot be given
+// up.
 func TestReplyNotSentShowsOnTheDesk(t *testing.T) {
-	for _, refuse := range []bool{true, false} {
-		t.Run(map[bool]string{true: "refused", false: "taken"}[refuse], func(t *testing.T) {
-			var extra []string
-			if refuse {
-				extra = []string{"-f", "rcpt"}
-			}
-			d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", deskSinkDir(t), extra...), "", "")
+	for _, tc := range []struct {
+		name  string
+		sink  []string
+		state string
+	}{
+		{"refused for now", []string{"-r", "rcpt"}, "waiting"},
+		{"refused for good", []string{"-f", "rcpt"}, "bounced"},
+		{"taken", nil, "sent"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", deskSinkDir(t), tc.sink...), "", "")
 			anna := loginDesk(t, d.desk, "anna")
 			anna.do(t, http.MethodPut, "/api/desk/me/presence", map[string]any{"presence": "available"}, nil)
 			sendMail(t, d.smtp, "joe@example.org", "Rechnung", "Die Rechnung stimmt nicht.")
@@ -288,9 +296,11 @@ func TestReplyNotSentShowsOnTheDesk(t *testing.T) {
 			anna.do(t, http.MethodPost, "/api/desk/tasks/"+id+"/reply", map[string]any{"text": "Wir prüfen das."}, &out)
 			var task struct {
 				Deliveries map[string]struct {
-					Sent      time.Time `json:"sent"`
-					Attempts  int       `json:"attempts"`
-					LastError string    `json:"last_error"`
+					Sent         time.Time `json:"sent"`
+					Attempts     int       `json:"attempts"`
+					LastError    string    `json:"last_error"`
+					Bounced      time.Time `json:"bounced"`
+					BounceReason string    `json:"bounce_reason"`
 				} `json:"deliveries"`
 			}
 			key := strconv.FormatUint(out.ContactID, 10)
@@ -299,17 +309,26 @@ func TestReplyNotSentShowsOnTheDesk(t *testing.T) {
 				return task.Deliveries[key].Attempts > 0
 			})
 			dl := task.Deliveries[key]
-			if refuse && (!dl.Sent.IsZero() || !strings.Contains(dl.LastError, "smarthost answered 5")) {
-				t.Errorf("a refused reply: %+v", dl)
-			}
-			if !refuse && (dl.Sent.IsZero() || dl.LastError != "") {
+			switch {
+			case tc.state == "waiting" && (!dl.Sent.IsZero() || !dl.Bounced.IsZero() || !strings.Contains(dl.LastError, "smarthost answered 450 4.3.0")):
+				t.Errorf("a reply refused for now: %+v", dl)
+			case tc.state == "bounced" && (!dl.Sent.IsZero() || dl.Bounced.IsZero() || dl.BounceReason != "smarthost answered 500 5.3.0: Error: command failed"):
+				t.Errorf("a reply refused for good: %+v", dl)
+			case tc.state == "sent" && (dl.Sent.IsZero() || dl.LastError != "" || !dl.Bounced.IsZero()):
 				t.Errorf("a reply taken: %+v", dl)
 			}
 			code, answer := anna.try(t, http.MethodPost, "/api/desk/contacts/"+key+"/give-up", nil)
-			if !refuse {
+			switch tc.state {
+			case "sent":
 				if code != 409 || !strings.Contains(string(answer), "was sent") {
 					t.Errorf("giving up a reply sent: %d %s", code, answer)
 				}
+				return
+			case "bounced":
+				if code != 200 || !strings.Contains(string(answer), `"bounced"`) || strings.Contains(string(answer), "gave_up") {
+					t.Errorf("giving up a reply bounced: %d %s", code, answer)
+				}
+				bounceOffered(t, anna, id, out.ContactID, "500 5.3.0 Error: command failed")
 				return
 			}
 			var given struct {
@@ -328,5 +347,76 @@ func TestReplyNotSentShowsOnTheDesk(t *testing.T) {
 				t.Errorf("giving up the customer's mail: %d %s", code, answer)
 			}
 		})
+	}
+}
+
+// bounceOffered checks that the agent, holding task taskID, is offered
+// the bounce of her reply (contact reply) as a second task, its thread
+// the conversation with the bounce, whose text says why.
+func bounceOffered(t *testing.T, agent *deskClient, taskID string, reply uint64, why string) {
+	t.Helper()
+	var tasks struct {
+		Tasks []struct {
+			ID uint64 `json:"id"`
+		} `json:"tasks"`
+	}
+	testrun.Eventually(t, 10*time.Second, "the bounce offered", func() bool {
+		agent.do(t, http.MethodGet, "/api/desk/tasks", nil, &tasks)
+		return len(tasks.Tasks) == 2
+	})
+	bounce := tasks.Tasks[0].ID
+	if strconv.FormatUint(bounce, 10) == taskID {
+		bounce = tasks.Tasks[1].ID
+	}
+	var task struct {
+		Thread []store.Contact `json:"thread"`
+	}
+	agent.do(t, http.MethodGet, "/api/desk/tasks/"+strconv.FormatUint(bounce, 10), nil, &task)
+	if n := len(task.Thread); n != 3 || task.Thread[2].ID != bounce || task.Thread[2].BounceOf != reply || !strings.Contains(task.Thread[2].Text, why) {
+		t.Errorf("the bounce's thread: %+v", task.Thread)
+	}
+}
+
+// TestBounceReachesTheDesk: a delivery report (a Postfix bounce, sent
+// with swaks from the null sender) about a reply the smarthost took marks
+// the reply not delivered, and comes back to its agent as a task.
+func TestBounceReachesTheDesk(t *testing.T) {
+	dir := deskSinkDir(t)
+	d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", dir), "", "")
+	anna := loginDesk(t, d.desk, "anna")
+	anna.do(t, http.MethodPut, "/api/desk/me/presence", map[string]any{"presence": "available"}, nil)
+	sendMail(t, d.smtp, "joe@example.org", "Rechnung", "Die Rechnung stimmt nicht.")
+	id := acceptOffered(t, anna)
+	var out struct {
+		ContactID uint64 `json:"contact_id"`
+	}
+	anna.do(t, http.MethodPost, "/api/desk/tasks/"+id+"/reply", map[string]any{"text": "Wir prüfen das."}, &out)
+	sent, err := mail.Parse([]byte(sunk(t, dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := strings.ReplaceAll(mustRead(t, filepath.Join("..", "..", "mail", "testdata", "corpus", "postfix-bounce.eml")),
+		"dg-5f1c2a9e0b7d4c3a8e6f1b2d@dirigent.example.com", sent.MessageID)
+	file := filepath.Join(t.TempDir(), "bounce.eml")
+	writeFile(t, file, report)
+	swaks := testpeer.Require(t, "swaks", "swaks")
+	host, port, _ := strings.Cut(d.smtp, ":")
+	if out, err := exec.Command(swaks, "--server", host, "--port", port, "--from", "", "--to", "support@example.com", "--data", file).CombinedOutput(); err != nil {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+	bounceOffered(t, anna, id, out.ContactID, "User unknown in virtual")
+	var task struct {
+		Deliveries map[string]struct {
+			Sent         time.Time `json:"sent"`
+			Bounced      time.Time `json:"bounced"`
+			BounceReason string    `json:"bounce_reason"`
+		} `json:"deliveries"`
+	}
+	anna.do(t, http.MethodGet, "/api/desk/tasks/"+id, nil, &task)
+	if dl := task.Deliveries[strconv.FormatUint(out.ContactID, 10)]; dl.Sent.IsZero() || dl.Bounced.IsZero() || !strings.HasPrefix(dl.BounceReason, "joe@example.org: 550 5.1.1") {
+		t.Errorf("the reply bounced: %+v", dl)
+	}
+	if _, metrics := get(t, d.desk+"/metrics"); !strings.Contains(metrics, `dirigent_mail_messages_processed_total{outcome="bounce"} 1`) {
+		t.Error("the bounce is not counted")
 	}
 }

@@ -12,7 +12,7 @@ const texts = {
     search: "Customer search", search_label: "Name, e-mail, phone or #id", search_go: "Search", no_results: "No customer found.",
     detail: "Contact", detail_empty: "No task selected.", customer: "Customer", tier: "Value tier", nba: "Next best actions",
     thread: "Mail thread", attachment: "Attachment {n}", attachments: "Attachments", attach: "Attach files", too_many_files: "At most {n} files of {mib} MiB together.", reply_too_large: "With its files the reply would be larger than the mail server takes ({mb} MB).", sending: "Sending…",
-    delivered: "Sent {at}", not_sent_yet: "Waiting to be sent", not_delivered: "Not sent yet ({n} attempts, next {at}): {error}",
+    delivered: "Sent {at}", bounced: "Not delivered ({at}): {reason}", not_sent_yet: "Waiting to be sent", not_delivered: "Not sent yet ({n} attempts, next {at}): {error}",
     give_up: "Stop sending", given_up: "The reply will not be sent.", gave_up: "Not sent: stopped {at} by {by}", reply: "Reply", send: "Send reply", journey: "Journey", wrapup: "Wrap-up", wrap_code: "Code",
     note: "Note", wrap_send: "Finish task", queues: "Queues", queue: "Queue", waiting: "Waiting", longest: "Longest wait",
     return_task: "Back to the queue: {channel} #{id}", task_returned: "Task #{id} is back in its queue.", sl_target: "SL target", sl_goal: "{p} in {s} s", below_target: "below target", sl15: "SL 15 min", sltoday: "SL today", asa: "ASA", abandon: "Abandoned", answered: "Answered today", agents: "Agents",
@@ -21,7 +21,7 @@ const texts = {
     offered: "offered", assigned: "in progress", wrapping: "to wrap up", ringing: "Your phone rings: answer there.", new_offer: "New {channel} task from queue {queue}: accept with Alt+A",
     seconds: "{n} s", repeat: "Repeat contact: earlier {channel} contact on {date}, {outcome}.", still_open: "still open",
     outcome: "outcome {o}", last_agent: "Last agent: {a}.", reply_sent: "Reply queued for {to}.", wrapped: "Task finished.",
-    touchpoint: "Touchpoint", logged_out: "Logged out.", in: "from customer", out: "to customer", none: "none",
+    touchpoint: "Touchpoint", logged_out: "Logged out.", in: "from customer", out: "to customer", bounce_in: "returned by the mail system: a reply was not delivered", none: "none",
     voice: "call", email: "mail", message: "message", busy: "busy", saved: "Saved.",
     queue_setup: "Queues: required skills", skills_needed: "Skills (minimum)", channels: "Channels", strategy: "Strategy",
     agent_setup: "Agents: skills and capacity", skills_have: "Skills", capacity: "Capacity", show: "Show",
@@ -36,7 +36,7 @@ const texts = {
     search: "Kundensuche", search_label: "Name, E-Mail, Telefon oder #Nummer", search_go: "Suchen", no_results: "Kein Kunde gefunden.",
     detail: "Kontakt", detail_empty: "Keine Aufgabe ausgewählt.", customer: "Kunde", tier: "Wertstufe", nba: "Nächste beste Aktionen",
     thread: "E-Mail-Verlauf", attachment: "Anhang {n}", attachments: "Anhänge", attach: "Dateien anhängen", too_many_files: "Höchstens {n} Dateien mit zusammen {mib} MiB.", reply_too_large: "Mit den Dateien wäre die Antwort größer, als der Mailserver annimmt ({mb} MB).", sending: "Wird gesendet…",
-    delivered: "Gesendet {at}", not_sent_yet: "Wartet auf den Versand", not_delivered: "Noch nicht gesendet ({n} Versuche, nächster {at}): {error}",
+    delivered: "Gesendet {at}", bounced: "Nicht zugestellt ({at}): {reason}", not_sent_yet: "Wartet auf den Versand", not_delivered: "Noch nicht gesendet ({n} Versuche, nächster {at}): {error}",
     give_up: "Versand abbrechen", given_up: "Die Antwort wird nicht gesendet.", gave_up: "Nicht gesendet: abgebrochen {at} von {by}", reply: "Antwort", send: "Antwort senden", journey: "Kundenreise", wrapup: "Abschluss", wrap_code: "Code",
     note: "Notiz", wrap_send: "Aufgabe abschließen", queues: "Warteschlangen", queue: "Warteschlange", waiting: "Wartend", longest: "Längste Wartezeit",
     return_task: "Zurück in die Warteschlange: {channel} #{id}", task_returned: "Aufgabe #{id} ist zurück in ihrer Warteschlange.", sl_target: "SL-Ziel", sl_goal: "{p} in {s} s", below_target: "unter dem Ziel", sl15: "SL 15 Min.", sltoday: "SL heute", asa: "ASA", abandon: "Abgebrochen", answered: "Heute angenommen", agents: "Agenten",
@@ -45,7 +45,7 @@ const texts = {
     offered: "angeboten", assigned: "in Bearbeitung", wrapping: "abzuschließen", ringing: "Ihr Telefon klingelt: dort annehmen.", new_offer: "Neue Aufgabe ({channel}) aus {queue}: mit Alt+A annehmen",
     seconds: "{n} s", repeat: "Wiederholter Kontakt: früherer Kontakt ({channel}) am {date}, {outcome}.", still_open: "noch offen",
     outcome: "Ergebnis {o}", last_agent: "Zuletzt betreut von {a}.", reply_sent: "Antwort an {to} ist unterwegs.", wrapped: "Aufgabe abgeschlossen.",
-    touchpoint: "Ereignis", logged_out: "Abgemeldet.", in: "vom Kunden", out: "an den Kunden", none: "keine",
+    touchpoint: "Ereignis", logged_out: "Abgemeldet.", in: "vom Kunden", out: "an den Kunden", bounce_in: "vom Mailsystem zurück: eine Antwort wurde nicht zugestellt", none: "keine",
     voice: "Anruf", email: "E-Mail", message: "Nachricht", busy: "Beschäftigt", saved: "Gespeichert.",
     queue_setup: "Warteschlangen: nötige Fähigkeiten", skills_needed: "Fähigkeiten (mindestens)", channels: "Kanäle", strategy: "Strategie",
     agent_setup: "Agenten: Fähigkeiten und Kapazität", skills_have: "Fähigkeiten", capacity: "Kapazität", show: "Anzeigen",
@@ -140,10 +140,11 @@ function fmtTime(iso) {
   return new Date(iso).toLocaleString(locale(), { dateStyle: "short", timeStyle: "short" });
 }
 
-// deliveryNote says how a reply stands with the mail server: sent, or
-// not yet, with what the server answered last and a button that stops
-// the tries (a wrong address), or given up.
+// deliveryNote says how a reply stands with the mail server: bounced,
+// sent, or not yet, with what the server answered last and a button that
+// stops the tries (a wrong address), or given up.
 function deliveryNote(contactID, dl) {
+  if (dl.bounced) return [el("span", { class: "delivery error" }, t("bounced", { at: fmtTime(dl.bounced), reason: dl.bounce_reason || "" }))];
   if (dl.sent) return [el("span", { class: "meta delivery" }, t("delivered", { at: fmtTime(dl.sent) }))];
   if (dl.gave_up) return [el("span", { class: "meta delivery" }, t("gave_up", { at: fmtTime(dl.gave_up), by: dl.gave_up_by || "" }))];
   if (!dl.attempts) return [el("span", { class: "meta delivery" }, t("not_sent_yet"))];
@@ -488,7 +489,7 @@ function renderDetail() {
   if (isMail) {
     $("thread-tag").textContent = "[#" + d.conversation.tag + "] " + (d.conversation.subject || "");
     $("thread").replaceChildren(...(d.thread || []).map((m) => el("li", { class: m.direction },
-      el("span", { class: "meta" }, fmtTime(m.start) + " · " + (m.direction === "out" ? t("out") + (m.agent ? " (" + m.agent + ")" : "") : t("in"))),
+      el("span", { class: "meta" }, fmtTime(m.start) + " · " + (m.direction === "out" ? t("out") + (m.agent ? " (" + m.agent + ")" : "") : t(m.bounce_of ? "bounce_in" : "in"))),
       el("pre", {}, m.text || m.subject || ""),
       ...(m.attachments ? [attachmentList(m)] : []),
       ...(d.deliveries && d.deliveries[m.id] ? deliveryNote(m.id, d.deliveries[m.id]) : []))));
