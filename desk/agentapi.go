@@ -395,6 +395,13 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if r.ContentLength < 0 || r.ContentLength > maxDeskBody { // files come with it
+		release, ok := s.uploadTurn(w, r)
+		if !ok {
+			return
+		}
+		defer release()
+	}
 	var req replyRequest
 	// Base64 makes four bytes of three, and the text comes with them.
 	err := decodeBodyUpTo(r.Body, &req, maxDeskBody+maxReplyFileBytes/3*4+maxReplyFiles*1024)
@@ -440,6 +447,29 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) {
 	s.metrics.replies.Inc()
 	s.deps.Logger.Info("reply queued", "task", t.ID, "agent", t.Agent, "outbound", out.ID)
 	writeJSON(w, http.StatusAccepted, map[string]any{"id": out.ID, "to": out.To, "message_id": out.MessageID, "contact_id": out.ContactID})
+}
+
+// maxUploads bounds the replies with files taken in at once: for a
+// moment, one needs some sixteen times its files' size in memory (the
+// JSON, its base64 decoded, the composed message, the store's copy), and
+// a handful of agents sending 10 MiB each must not exhaust a small
+// server. More wait their turn.
+const maxUploads = 2
+
+// uploadTurn waits for a place to take in a reply with files, up to
+// s.uploadWait; then 503, to be sent again. release gives the place back.
+func (s *Server) uploadTurn(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	t := time.NewTimer(s.uploadWait)
+	defer t.Stop()
+	select {
+	case s.uploads <- struct{}{}:
+		return func() { <-s.uploads }, true
+	case <-t.C:
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusServiceUnavailable, "other replies with files are being taken in: send again in a moment")
+	case <-r.Context().Done():
+	}
+	return nil, false
 }
 
 type wrapUpRequest struct {

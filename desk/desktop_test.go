@@ -3,6 +3,7 @@ package desk
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -608,6 +609,24 @@ func TestDeskAgentHandlesAMail(t *testing.T) {
 	if code, body := anna.do("GET", "/api/desk/tasks", ""); code != 200 || len(body["tasks"].([]any)) != 1 {
 		t.Errorf("tasks: %d %v", code, body)
 	}
+
+	// Replies with files take turns: while every place is taken, one
+	// waits, then is told to send again; a reply of text alone does not
+	// wait. (Past its turn, each meets the missing mail channel.)
+	env.srv.uploadWait = 10 * time.Millisecond
+	for range maxUploads {
+		env.srv.uploads <- struct{}{}
+	}
+	withFile := `{"text":"Anbei.","files":[{"name":"a.pdf","type":"application/pdf","data":"` + base64.StdEncoding.EncodeToString(make([]byte, maxDeskBody)) + `"}]}`
+	code, body = anna.do("POST", "/api/desk/tasks/"+id+"/reply", withFile)
+	expect(t, "a reply with files, no place", code, body, 503, "other replies with files are being taken in: send again in a moment")
+	code, body = anna.do("POST", "/api/desk/tasks/"+id+"/reply", `{"text":"Hallo"}`)
+	expect(t, "a reply of text, no place", code, body, 503, "the mail channel is not running")
+	for range maxUploads {
+		<-env.srv.uploads
+	}
+	code, body = anna.do("POST", "/api/desk/tasks/"+id+"/reply", withFile)
+	expect(t, "a reply with files, its turn", code, body, 503, "the mail channel is not running")
 
 	for _, tt := range []struct {
 		path, body string

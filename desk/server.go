@@ -74,6 +74,10 @@ type Server struct {
 	// that would otherwise hold the drain for its whole timeout.
 	stopping chan struct{}
 	stopOnce sync.Once
+	// uploads holds a place for each reply with files being taken in
+	// (maxUploads); uploadWait is how long one waits for a place.
+	uploads    chan struct{}
+	uploadWait time.Duration
 }
 
 // New validates deps and binds the listener, so that the daemon can tell
@@ -88,7 +92,8 @@ func New(listen string, deps Deps) (*Server, error) {
 	if deps.SessionTimeout <= 0 {
 		deps.SessionTimeout = 12 * time.Hour
 	}
-	s := &Server{deps: deps, sessions: newSessions(deps.Store, deps.SessionTimeout), limiter: newLoginLimiter(), desk: newDesktop(), stopping: make(chan struct{})}
+	s := &Server{deps: deps, sessions: newSessions(deps.Store, deps.SessionTimeout), limiter: newLoginLimiter(), desk: newDesktop(), stopping: make(chan struct{}),
+		uploads: make(chan struct{}, maxUploads), uploadWait: 30 * time.Second}
 	s.logins.Store(&deps.Logins)
 	// Before the metrics: the sessions gauge counts the restored ones.
 	if err := s.sessions.restore(context.Background(), deps.Logins, s.now(), deps.Logger); err != nil {
