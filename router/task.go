@@ -154,16 +154,9 @@ func (r *Router) offered(taskID uint64, agentID string) (*task, *agent, error) {
 
 // returnOffer ends an offer the agent missed or declined.
 func (r *Router) returnOffer(t *task, kind EventKind, now time.Time) {
-	a := t.agent
-	a.offer = nil
+	a := r.unoffer(t, kind, "", now)
 	a.missed++
 	r.exclude(a, t, now)
-	t.state = Pending
-	t.agent = nil
-	if t.waitFor == a {
-		t.waitFor = nil // the preferred agent passed: anyone may take it
-	}
-	r.record(Event{At: now, Kind: kind, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived})
 	if r.cfg.MaxMissedOffers > 0 && a.missed >= r.cfg.MaxMissedOffers {
 		r.setPresence(a, Away, ReasonMissedOffers, now)
 	}
@@ -579,12 +572,21 @@ func (r *Router) withdrawOffer(a *agent, reason string, now time.Time) *task {
 		return nil
 	}
 	r.outbox = append(r.outbox, notice{offer: t.offer(), revoke: true})
+	r.unoffer(t, OfferTimedOut, reason, now)
+	return t
+}
+
+// unoffer ends t's offer to its agent, whom it returns, recording kind
+// for reason: t is pending again, and no longer waits for that agent in
+// particular, who passed it or went.
+func (r *Router) unoffer(t *task, kind EventKind, reason string, now time.Time) *agent {
+	a := t.agent
 	a.offer = nil
 	t.agent = nil
 	t.state = Pending
 	if t.waitFor == a {
 		t.waitFor = nil
 	}
-	r.record(Event{At: now, Kind: OfferTimedOut, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: reason})
-	return t
+	r.record(Event{At: now, Kind: kind, TaskID: t.ID, Agent: a.spec.ID, Queue: t.Queue, Channel: t.Channel, Arrived: t.Arrived, Reason: reason})
+	return a
 }
