@@ -92,3 +92,24 @@ func TestRecoverAfterAnErasure(t *testing.T) {
 		t.Errorf("waiting %v, want [2]", got)
 	}
 }
+
+// TestReturnedRecoveredTask: a task queued again after a restart waits
+// for its agent of before, even offline; given back by the agent who took
+// it meanwhile, it waits for nobody offline, and goes to whoever is free.
+func TestReturnedRecoveredTask(t *testing.T) {
+	cfg := basicConfig()
+	cfg.Queues[0].LastAgentWait = 30 * time.Second
+	cfg.RetryDelay = time.Hour
+	cfg.Agents = append(cfg.Agents, AgentSpec{ID: "carl", Skills: map[string]int{"support": 1}, Capacity: cap3(1, 3, 2)})
+	h := newHarness(t, cfg)
+	h.r.Recover(nil, []Unfinished{{Task: Task{ID: 1, Queue: "support", Channel: Email, Arrived: h.now}, Agent: "anna", Answered: true}})
+	h.must(h.r.SetPresence("ben", Available, ""))
+	h.noOffer() // it waits for anna
+	h.advance(31 * time.Second)
+	h.must(h.r.Accept(h.takeOffer().TaskID, "ben"))
+	h.must(h.r.ReturnTask(1, "ben", "supervisor"))
+	h.must(h.r.SetPresence("carl", Available, ""))
+	if o := h.takeOffer(); o.TaskID != 1 || o.Agent != "carl" {
+		t.Errorf("offer %+v, want task 1 to carl", o)
+	}
+}

@@ -209,3 +209,24 @@ func TestSetSettingsNeedsRestart(t *testing.T) {
 		t.Errorf("overflow into an undefined queue: %v", err)
 	}
 }
+
+// TestSetSettingsMaxWaitLengthenedDuringAnOffer: a task whose max wait
+// passed while it was offered moves on when the offer ends; a reload that
+// lengthens its max wait meanwhile lets it wait on instead.
+func TestSetSettingsMaxWaitLengthenedDuringAnOffer(t *testing.T) {
+	cfg := basicConfig()
+	cfg.OfferTimeout = time.Minute
+	cfg.Queues[1].MaxWait = 10 * time.Second
+	h := newHarness(t, cfg)
+	h.must(h.r.SetPresence("ben", Available, ""))
+	h.enqueue(1, "billing", Email)
+	h.takeOffer()
+	h.advance(15 * time.Second)
+	cfg.Queues[1].MaxWait = time.Hour
+	h.must(h.r.SetSettings(cfg))
+	from := len(h.journal.events)
+	h.must(h.r.Decline(1, "ben"))
+	if ev := h.taskEvents(1, from); len(ev) != 1 || ev[0].Kind != OfferDeclined {
+		t.Errorf("task 1 after the decline: %v, want it declined and waiting on", kindsOf(ev))
+	}
+}
