@@ -1000,14 +1000,7 @@ func TestRecoveredWaitsOnlyForAnAgentTakingItsChannel(t *testing.T) {
 // while it was offered moves on when the offer is withdrawn (the agent
 // went away), as when it times out.
 func TestMaxWaitPassedDuringAWithdrawnOffer(t *testing.T) {
-	cfg := basicConfig()
-	cfg.OfferTimeout = time.Minute
-	cfg.Queues[1].MaxWait = 10 * time.Second
-	h := newHarness(t, cfg)
-	h.must(h.r.SetPresence("ben", Available, ""))
-	h.enqueue(1, "billing", Email)
-	h.takeOffer()
-	h.advance(15 * time.Second)
+	h, _ := maxWaitPassedDuringAnOffer(t)
 	h.must(h.r.SetPresence("ben", Away, "break"))
 	ev := h.taskEvents(1, 0)
 	if last := ev[len(ev)-1]; last.Kind != TaskCanceled || last.Reason != ReasonMaxWait {

@@ -210,10 +210,10 @@ func TestSetSettingsNeedsRestart(t *testing.T) {
 	}
 }
 
-// TestSetSettingsMaxWaitLengthenedDuringAnOffer: a task whose max wait
-// passed while it was offered moves on when the offer ends; a reload that
-// lengthens its max wait meanwhile lets it wait on instead.
-func TestSetSettingsMaxWaitLengthenedDuringAnOffer(t *testing.T) {
+// maxWaitPassedDuringAnOffer: mail 1, offered to ben for a minute, has
+// waited 15 s of its 10 s max wait in billing.
+func maxWaitPassedDuringAnOffer(t *testing.T) (*harness, Config) {
+	t.Helper()
 	cfg := basicConfig()
 	cfg.OfferTimeout = time.Minute
 	cfg.Queues[1].MaxWait = 10 * time.Second
@@ -222,6 +222,14 @@ func TestSetSettingsMaxWaitLengthenedDuringAnOffer(t *testing.T) {
 	h.enqueue(1, "billing", Email)
 	h.takeOffer()
 	h.advance(15 * time.Second)
+	return h, cfg
+}
+
+// TestSetSettingsMaxWaitLengthenedDuringAnOffer: a task whose max wait
+// passed while it was offered moves on when the offer ends; a reload that
+// lengthens its max wait meanwhile lets it wait on instead.
+func TestSetSettingsMaxWaitLengthenedDuringAnOffer(t *testing.T) {
+	h, cfg := maxWaitPassedDuringAnOffer(t)
 	cfg.Queues[1].MaxWait = time.Hour
 	h.must(h.r.SetSettings(cfg))
 	from := len(h.journal.events)

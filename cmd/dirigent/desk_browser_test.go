@@ -580,23 +580,7 @@ func TestDeskChatInTheBrowser(t *testing.T) {
 // smtp-sink refusing every recipient for now, 450) shows on anna's desk as not sent,
 // with the server's answer, and she stops it with the button beside it.
 func TestDeskStuckReplyInTheBrowser(t *testing.T) {
-	testpeer.Require(t, "chromium", "chromium")
-	d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", deskSinkDir(t), "-r", "rcpt"), "", "")
-	shots := t.ArtifactDir()
-	agent := newBrowser(t, shots)
-	agent.login(d.desk, "anna")
-	agent.do("available", chromedp.Focus("#presence-available"))
-	agent.press("enter", "\r")
-	agent.waitFor("presence available", `document.getElementById("presence-now").textContent === "Available"`)
-	sendMail(t, d.smtp, "joe@example.org", "Adresse", "Bitte an meine neue Adresse antworten.")
-	agent.waitFor("the offer", `document.getElementById("offer-accept") !== null`)
-	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
-	agent.waitFor("the mail taken", `!document.getElementById("reply-send").disabled && document.getElementById("offer-accept") === null && document.activeElement.id === "detail"`)
-	// Set, not typed: chromedp's SendKeys reads the node's attributes
-	// while its DOM events may still change them (a data race in the
-	// library under -race), and typing is not what this test is about.
-	agent.do("reply", chromedp.Evaluate[chromedp.Void](`document.getElementById("reply-text").value = "Gern."`), chromedp.Focus("#reply-send"))
-	agent.press("send", "\r")
+	agent := repliedInTheBrowser(t, "-r", "rcpt")
 	agent.waitFor("the reply in the thread", `document.querySelector('#thread li.out .delivery') !== null`)
 	// The page reads how it stands when the task is opened: anna opens it
 	// again until the server's refusal is there.
@@ -619,19 +603,7 @@ func TestDeskStuckReplyInTheBrowser(t *testing.T) {
 // offer; taken, its thread shows her reply as not delivered, why, and the
 // bounce.
 func TestDeskBounceInTheBrowser(t *testing.T) {
-	testpeer.Require(t, "chromium", "chromium")
-	d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", deskSinkDir(t), "-f", "rcpt"), "", "")
-	agent := newBrowser(t, t.ArtifactDir())
-	agent.login(d.desk, "anna")
-	agent.do("available", chromedp.Focus("#presence-available"))
-	agent.press("enter", "\r")
-	agent.waitFor("presence available", `document.getElementById("presence-now").textContent === "Available"`)
-	sendMail(t, d.smtp, "joe@example.org", "Adresse", "Bitte antworten.")
-	agent.waitFor("the offer", `document.getElementById("offer-accept") !== null`)
-	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
-	agent.waitFor("the mail taken", `!document.getElementById("reply-send").disabled && document.getElementById("offer-accept") === null`)
-	agent.do("reply", chromedp.Evaluate[chromedp.Void](`document.getElementById("reply-text").value = "Gern."`), chromedp.Focus("#reply-send"))
-	agent.press("send", "\r")
+	agent := repliedInTheBrowser(t, "-f", "rcpt")
 	agent.waitFor("the bounce offered", `document.getElementById("offer-accept") !== null`)
 	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
 	agent.waitFor("the bounce taken, with its thread", `document.getElementById("offer-accept") === null && document.querySelectorAll("#thread > li").length === 3`)
@@ -646,4 +618,27 @@ func TestDeskBounceInTheBrowser(t *testing.T) {
 		t.Errorf("the bounce in the thread: %q: %q", meta, text)
 	}
 	agent.shot("bounce-taken")
+}
+
+// repliedInTheBrowser: anna, available in Chromium, takes Joe's mail and
+// sends a reply through a real smtp-sink run with sinkFlags.
+func repliedInTheBrowser(t *testing.T, sinkFlags ...string) *browserSession {
+	t.Helper()
+	testpeer.Require(t, "chromium", "chromium")
+	d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", deskSinkDir(t), sinkFlags...), "", "")
+	agent := newBrowser(t, t.ArtifactDir())
+	agent.login(d.desk, "anna")
+	agent.do("available", chromedp.Focus("#presence-available"))
+	agent.press("enter", "\r")
+	agent.waitFor("presence available", `document.getElementById("presence-now").textContent === "Available"`)
+	sendMail(t, d.smtp, "joe@example.org", "Adresse", "Bitte antworten.")
+	agent.waitFor("the offer", `document.getElementById("offer-accept") !== null`)
+	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
+	agent.waitFor("the mail taken", `!document.getElementById("reply-send").disabled && document.getElementById("offer-accept") === null && document.activeElement.id === "detail"`)
+	// Set, not typed: chromedp's SendKeys reads the node's attributes
+	// while its DOM events may still change them (a data race in the
+	// library under -race), and typing is not what these tests are about.
+	agent.do("reply", chromedp.Evaluate[chromedp.Void](`document.getElementById("reply-text").value = "Gern."`), chromedp.Focus("#reply-send"))
+	agent.press("send", "\r")
+	return agent
 }

@@ -285,15 +285,7 @@ func TestReplyNotSentShowsOnTheDesk(t *testing.T) {
 		{"taken", nil, "sent"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", deskSinkDir(t), tc.sink...), "", "")
-			anna := loginDesk(t, d.desk, "anna")
-			anna.do(t, http.MethodPut, "/api/desk/me/presence", map[string]any{"presence": "available"}, nil)
-			sendMail(t, d.smtp, "joe@example.org", "Rechnung", "Die Rechnung stimmt nicht.")
-			id := acceptOffered(t, anna)
-			var out struct {
-				ContactID uint64 `json:"contact_id"`
-			}
-			anna.do(t, http.MethodPost, "/api/desk/tasks/"+id+"/reply", map[string]any{"text": "Wir prüfen das."}, &out)
+			d, anna, id, reply := repliedOnTheDesk(t, deskSinkDir(t), tc.sink...)
 			var task struct {
 				Deliveries map[string]struct {
 					Sent         time.Time `json:"sent"`
@@ -303,7 +295,7 @@ func TestReplyNotSentShowsOnTheDesk(t *testing.T) {
 					BounceReason string    `json:"bounce_reason"`
 				} `json:"deliveries"`
 			}
-			key := strconv.FormatUint(out.ContactID, 10)
+			key := strconv.FormatUint(reply, 10)
 			testrun.Eventually(t, 20*time.Second, "the reply tried", func() bool {
 				anna.do(t, http.MethodGet, "/api/desk/tasks/"+id, nil, &task)
 				return task.Deliveries[key].Attempts > 0
@@ -328,7 +320,7 @@ func TestReplyNotSentShowsOnTheDesk(t *testing.T) {
 				if code != 200 || !strings.Contains(string(answer), `"bounced"`) || strings.Contains(string(answer), "gave_up") {
 					t.Errorf("giving up a reply bounced: %d %s", code, answer)
 				}
-				bounceOffered(t, anna, id, out.ContactID, "500 5.3.0 Error: command failed")
+				bounceOffered(t, anna, id, reply, "500 5.3.0 Error: command failed")
 				return
 			}
 			var given struct {
@@ -382,15 +374,7 @@ func bounceOffered(t *testing.T, agent *deskClient, taskID string, reply uint64,
 // the reply not delivered, and comes back to its agent as a task.
 func TestBounceReachesTheDesk(t *testing.T) {
 	dir := deskSinkDir(t)
-	d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", dir), "", "")
-	anna := loginDesk(t, d.desk, "anna")
-	anna.do(t, http.MethodPut, "/api/desk/me/presence", map[string]any{"presence": "available"}, nil)
-	sendMail(t, d.smtp, "joe@example.org", "Rechnung", "Die Rechnung stimmt nicht.")
-	id := acceptOffered(t, anna)
-	var out struct {
-		ContactID uint64 `json:"contact_id"`
-	}
-	anna.do(t, http.MethodPost, "/api/desk/tasks/"+id+"/reply", map[string]any{"text": "Wir prüfen das."}, &out)
+	d, anna, id, reply := repliedOnTheDesk(t, dir)
 	sent, err := mail.Parse([]byte(sunk(t, dir)))
 	if err != nil {
 		t.Fatal(err)
@@ -404,7 +388,7 @@ func TestBounceReachesTheDesk(t *testing.T) {
 	if out, err := exec.Command(swaks, "--server", host, "--port", port, "--from", "", "--to", "support@example.com", "--data", file).CombinedOutput(); err != nil {
 		t.Fatalf("swaks: %v\n%s", err, out)
 	}
-	bounceOffered(t, anna, id, out.ContactID, "User unknown in virtual")
+	bounceOffered(t, anna, id, reply, "User unknown in virtual")
 	var task struct {
 		Deliveries map[string]struct {
 			Sent         time.Time `json:"sent"`
@@ -413,10 +397,27 @@ func TestBounceReachesTheDesk(t *testing.T) {
 		} `json:"deliveries"`
 	}
 	anna.do(t, http.MethodGet, "/api/desk/tasks/"+id, nil, &task)
-	if dl := task.Deliveries[strconv.FormatUint(out.ContactID, 10)]; dl.Sent.IsZero() || dl.Bounced.IsZero() || !strings.HasPrefix(dl.BounceReason, "joe@example.org: 550 5.1.1") {
+	if dl := task.Deliveries[strconv.FormatUint(reply, 10)]; dl.Sent.IsZero() || dl.Bounced.IsZero() || !strings.HasPrefix(dl.BounceReason, "joe@example.org: 550 5.1.1") {
 		t.Errorf("the reply bounced: %+v", dl)
 	}
 	if _, metrics := get(t, d.desk+"/metrics"); !strings.Contains(metrics, `dirigent_mail_messages_processed_total{outcome="bounce"} 1`) {
 		t.Error("the bounce is not counted")
 	}
+}
+
+// repliedOnTheDesk: anna, available, takes Joe's mail (task id) and
+// replies (contact reply) through a real smtp-sink writing into dir, run
+// with sinkFlags.
+func repliedOnTheDesk(t *testing.T, dir string, sinkFlags ...string) (d *runningDaemon, anna *deskClient, id string, reply uint64) {
+	t.Helper()
+	d, _ = deskDaemon(t, testpeer.SMTPSink(t, "", dir, sinkFlags...), "", "")
+	anna = loginDesk(t, d.desk, "anna")
+	anna.do(t, http.MethodPut, "/api/desk/me/presence", map[string]any{"presence": "available"}, nil)
+	sendMail(t, d.smtp, "joe@example.org", "Rechnung", "Die Rechnung stimmt nicht.")
+	id = acceptOffered(t, anna)
+	var out struct {
+		ContactID uint64 `json:"contact_id"`
+	}
+	anna.do(t, http.MethodPost, "/api/desk/tasks/"+id+"/reply", map[string]any{"text": "Wir prüfen das."}, &out)
+	return d, anna, id, out.ContactID
 }
