@@ -23,9 +23,7 @@ import (
 func dovecot(t *testing.T) string {
 	t.Helper()
 	bin := testpeer.Require(t, "dovecot", "dovecot-imapd")
-	if os.Getuid() != 0 {
-		t.Skip("the dovecot test runs as root: dovecot switches to the mail user it is given")
-	}
+	testpeer.RequireRoot(t, "dovecot (it switches to the mail user it is given)")
 	dir, err := os.MkdirTemp("", "dirigent-dovecot-")
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +38,7 @@ func dovecot(t *testing.T) string {
 	os.Mkdir(home, 0o755)
 	exec.Command("chown", nobody.Uid+":"+nobody.Gid, home).Run()
 	os.WriteFile(filepath.Join(dir, "passwd"), []byte("joe:{PLAIN}secret\n"), 0o644)
-	addr := freeAddr(t)
+	addr := testpeer.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	conf := fmt.Sprintf(`base_dir = %[1]s/run
 state_dir = %[1]s/state

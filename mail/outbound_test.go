@@ -3,7 +3,6 @@ package mail
 import (
 	"bytes"
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,23 +32,13 @@ func sinkDir(t *testing.T) string {
 	return dir
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // siteWithSink is a site whose replies go to a real receiving server
 // (smtp-sink, writing each message into dir), with autoAck's text as
 // mail.auto_ack.
 func siteWithSink(t *testing.T, autoAck string) (*site, string) {
 	t.Helper()
 	dir := sinkDir(t)
-	addr := freeAddr(t)
+	addr := testpeer.FreeAddr(t)
 	testpeer.SMTPSink(t, addr, dir)
 	return startSite(t, Config{
 		SMTP:      SMTPConfig{Addresses: []string{"support@example.com"}},
@@ -169,7 +158,7 @@ func TestReplyArrivesThreaded(t *testing.T) {
 
 func TestOutboxRetriesUntilTheSmarthostAnswers(t *testing.T) {
 	dir := sinkDir(t)
-	addr := freeAddr(t) // nobody listens yet
+	addr := testpeer.FreeAddr(t) // nobody listens yet
 	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond}})
 	s.send(t, "joe@example.org", "Subject: Hilfe", "Bitte melden.")
 	out, err := s.ch.Reply(context.Background(), s.journeyOf(t, "joe@example.org")[0].ConversationID, "anna", "Wir melden uns.")

@@ -14,7 +14,7 @@ import (
 // outgoing e-mail contact of the customer.
 func TestTranscriptArrives(t *testing.T) {
 	dir := sinkDir(t)
-	addr := freeAddr(t)
+	addr := testpeer.FreeAddr(t)
 	testpeer.SMTPSink(t, addr, dir)
 	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond}})
 	text := "[2026-11-23 09:00:01] Joe: Hallo\n[2026-11-23 09:00:09] Anna: Guten Tag!\n"

@@ -418,25 +418,12 @@ func TestUnitSandbox(t *testing.T) {
 	}
 }
 
-// requireRoot skips a test that needs root, or fails it where every peer
-// is required (CI runs as root).
-func requireRoot(t *testing.T, why string) {
-	t.Helper()
-	if os.Getuid() != 0 {
-		msg := why + " needs root; run make test as root"
-		if os.Getenv("DIRIGENT_REQUIRE_PEERS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-}
-
 // TestUnitUnderSystemd runs scripts/systemd-test.sh: the .deb installed,
 // started, reloaded, upgraded and purged under systemd 252 booted in a
 // minimal Debian 12 with systemd-nspawn, the sandbox and the watchdog
 // checked on the running daemon.
 func TestUnitUnderSystemd(t *testing.T) {
-	requireRoot(t, "booting systemd in a container (systemd-nspawn)")
+	testpeer.RequireRoot(t, "booting systemd in a container (systemd-nspawn)")
 	// The two root tests share nothing but the packages and mostly wait
 	// for debootstrap's downloads and dpkg: they run side by side.
 	t.Parallel()
@@ -461,7 +448,7 @@ func TestUnitUnderSystemd(t *testing.T) {
 // installed, configured, run, reloaded, backed up and restored, upgraded,
 // removed and purged in a debootstrapped Debian 12 root.
 func TestInstallInDebianRoot(t *testing.T) {
-	requireRoot(t, "the install test (chroot, dpkg into a root, namespaces)")
+	testpeer.RequireRoot(t, "the install test (chroot, dpkg into a root, namespaces)")
 	t.Parallel()
 	for _, peer := range [][2]string{
 		{"debootstrap", "debootstrap"}, {"curl", "curl"}, {"swaks", "swaks"}, {"promtool", "prometheus"},

@@ -17,12 +17,7 @@ func SMTPSink(t testing.TB, addr, dir string, extra ...string) string {
 	t.Helper()
 	bin := Require(t, "smtp-sink", "postfix")
 	if addr == "" {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr = ln.Addr().String()
-		ln.Close()
+		addr = FreeAddr(t)
 	}
 	args := append([]string{"-d", filepath.Join(dir, "%M.")}, extra...)
 	if os.Getuid() == 0 {

@@ -1,0 +1,166 @@
+package testpeer
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Postfix starts a private Postfix, the MTA sites use as their smarthost,
+// on addr (a free loopback port when empty), and returns the address
+// once it listens; it stops with the test. It relays for loopback clients, as a site's smarthost does for
+// its own servers, and:
+//   - refuses, at RCPT, recipients at example.org (a domain it keeps
+//     mailboxes for) but known@example.org: 550 5.1.1 User unknown;
+//   - takes mail for anyone at bounce.example (its own domain), then
+//     bounces it, there being no such user: a real delivery status
+//     notification to the sender;
+//   - delivers mail for returnDomain (the bounces too) to returnAddr.
+//
+// Postfix runs only as root; without root the test is skipped, or fails
+// under DIRIGENT_REQUIRE_PEERS=1.
+func Postfix(t testing.TB, addr, returnDomain, returnAddr string) string {
+	t.Helper()
+	RequireRoot(t, "Postfix")
+	bin := Require(t, "postfix", "postfix")
+	owner, err := user.Lookup("postfix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(owner.Uid)
+	if addr == "" {
+		addr = FreeAddr(t)
+	}
+
+	dir, err := os.MkdirTemp("", "dirigent-postfix-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	conf, queue, data := filepath.Join(dir, "conf"), filepath.Join(dir, "queue"), filepath.Join(dir, "data")
+	for _, d := range []string{conf, queue, data} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // postfix's own daemons walk it
+		t.Fatal(err)
+	}
+	if err := os.Chown(data, uid, -1); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(conf, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("recipients", "known@example.org x\n")
+	returnHost, returnPort, err := net.SplitHostPort(returnAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("transport", fmt.Sprintf("%s smtp:[%s]:%s\n", returnDomain, returnHost, returnPort))
+	write("main.cf", fmt.Sprintf(`compatibility_level = 3.6
+queue_directory = %s
+data_directory = %s
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = smarthost.test
+mydomain = smarthost.test
+myorigin = smarthost.test
+mydestination = bounce.example
+local_recipient_maps =
+virtual_mailbox_domains = example.org
+virtual_mailbox_maps = texthash:%[3]s/recipients
+virtual_mailbox_base = %[4]s
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+alias_maps =
+transport_maps = texthash:%[3]s/transport
+smtp_host_lookup = native
+maillog_file = /dev/stdout
+`, queue, data, conf, filepath.Join(dir, "mailboxes")))
+	// Debian's services, on the test's port and without a chroot (which
+	// would need a copy of /etc in the queue directory).
+	master, err := os.ReadFile("/etc/postfix/master.cf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	master = regexp.MustCompile(`(?m)^smtp(\s+)inet `).ReplaceAll(master, []byte(addr+"${1}inet "))
+	master = regexp.MustCompile(`(?m)^(\S+\s+\S+\s+\S+\s+\S+\s+)y(\s)`).ReplaceAll(master, []byte("${1}n${2}"))
+	write("master.cf", string(master))
+
+	logPath := filepath.Join(dir, "log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close() // the child has its own
+	log := func() string {
+		b, _ := os.ReadFile(logPath)
+		return string(b)
+	}
+	cmd := exec.Command(bin, "-c", conf, "start-fg")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("postfix's log:\n%s", log())
+		}
+	})
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("postfix does not listen on %s:\n%s", addr, log())
+		}
+	}
+}
+
+// RequireRoot skips a test that needs root, or fails it where every peer
+// is required (CI runs as root).
+func RequireRoot(t testing.TB, what string) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		msg := what + " needs root; run make test as root"
+		if os.Getenv("DIRIGENT_REQUIRE_PEERS") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+}
+
+// FreeAddr is a loopback address with a port nobody listens on, for a
+// peer to take.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
