@@ -275,8 +275,8 @@ func deliveryOf(m *store.OutboundMail) delivery {
 	return dl
 }
 
-// maxThread bounds how much of a customer's journey is read for one
-// conversation's thread.
+// maxThread bounds the mails of a conversation's thread shown, the
+// newest.
 const maxThread = 200
 
 // getTask is GET /api/desk/tasks/{id}: shown as soon as a task is
@@ -321,16 +321,15 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) {
 			writeStoreError(w, err)
 			return
 		}
-		entries, err := s.deps.Store.Journey(contact.CustomerID, time.Time{}, maxThread)
+		err := s.deps.Store.ConversationContacts(d.Conversation, true, func(c *store.Contact) bool {
+			d.Thread = append(d.Thread, c)
+			return len(d.Thread) < maxThread
+		})
 		if err != nil {
 			writeStoreError(w, err)
 			return
 		}
-		for _, e := range slices.Backward(entries) {
-			if e.Contact != nil && e.Contact.ConversationID == contact.ConversationID {
-				d.Thread = append(d.Thread, e.Contact)
-			}
-		}
+		slices.Reverse(d.Thread)
 		for _, c := range d.Thread {
 			if c.OutboundID == 0 {
 				continue

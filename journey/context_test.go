@@ -23,6 +23,7 @@ func TestRepeatContactsInAGeneratedHistory(t *testing.T) {
 		outcome string
 		agent   string
 		id      uint64
+		bounce  bool
 	}
 	history := map[uint64][]past{}
 	var customers []uint64
@@ -47,7 +48,7 @@ func TestRepeatContactsInAGeneratedHistory(t *testing.T) {
 			if wantAgent == "" && p.agent != "" {
 				wantAgent = p.agent
 			}
-			if wantRepeat == 0 && now.Sub(p.at) <= 72*time.Hour && p.outcome != "resolved" {
+			if wantRepeat == 0 && now.Sub(p.at) <= 72*time.Hour && p.outcome != "resolved" && p.outcome != store.OutcomeAutomatic && !p.bounce {
 				wantRepeat = p.id
 			}
 		}
@@ -79,7 +80,10 @@ func TestRepeatContactsInAGeneratedHistory(t *testing.T) {
 
 		c := &store.Contact{
 			CustomerID: cust, Channel: []string{"voice", "email", "message"}[rng.IntN(3)], Start: now,
-			Outcome: []string{"resolved", "resolved", "callback", ""}[rng.IntN(4)], Text: "Guten Tag",
+			Outcome: []string{"resolved", "resolved", "callback", "", store.OutcomeAutomatic}[rng.IntN(5)], Text: "Guten Tag",
+		}
+		if rng.IntN(8) == 0 {
+			c.BounceOf = 1 // a bounce: repeats nothing, as an automatic mail
 		}
 		if rng.IntN(5) > 0 {
 			c.Agent = fmt.Sprintf("agent%d", rng.IntN(6))
@@ -87,7 +91,7 @@ func TestRepeatContactsInAGeneratedHistory(t *testing.T) {
 		if err := st.AppendContact(ctx, c); err != nil {
 			t.Fatal(err)
 		}
-		history[cust] = append(history[cust], past{at: now, outcome: c.Outcome, agent: c.Agent, id: c.ID})
+		history[cust] = append(history[cust], past{at: now, outcome: c.Outcome, agent: c.Agent, id: c.ID, bounce: c.BounceOf != 0})
 	}
 	if repeats < 50 {
 		t.Errorf("only %d repeat contacts in the history: the test does not exercise them", repeats)

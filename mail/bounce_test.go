@@ -162,78 +162,133 @@ func TestBounceOfAStrangersMessageStaysAutomatic(t *testing.T) {
 	}
 }
 
-// A reply the smarthost refuses for good (a real smtp-sink refusing its
-// recipient with a 5xx) is not tried again: a delivery report comes back
-// into the conversation as for a bounce from further on. A 4xx is tried
-// again.
+// A reply the smarthost refuses for good (a real Postfix refusing an
+// unknown recipient of a domain it keeps mailboxes for, 550 5.1.1) is
+// not tried again: a
+// delivery report comes back into the conversation as for a bounce from
+// further on.
 func TestReplyRefusedForGoodBounces(t *testing.T) {
-	for _, hard := range []bool{true, false} {
-		t.Run(map[bool]string{true: "5xx", false: "4xx"}[hard], func(t *testing.T) {
-			flag := map[bool]string{true: "-f", false: "-r"}[hard]
-			addr := testpeer.SMTPSink(t, "", sinkDir(t), flag, "rcpt")
+	addr := testpeer.FreeAddr(t)
+	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond}})
+	testpeer.Postfix(t, addr, "example.com", s.ch.SMTPAddr().String())
+	s.send(t, "joe@example.org", "Subject: Hilfe", "Bitte melden.")
+	out, err := s.ch.Reply(context.Background(), s.journeyOf(t, "joe@example.org")[0].ConversationID, "anna", "Wir melden uns.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testrun.Eventually(t, 20*time.Second, "the refusal's report processed", func() bool {
+		return len(s.journeyOf(t, "joe@example.org")) == 3
+	})
+	const answer = "smarthost answered 550 5.1.1: <joe@example.org>: Recipient address rejected: User unknown in virtual mailbox table"
+	m, err := s.st.OutboundStatus(out.ID)
+	if err != nil || m.Bounced.IsZero() || m.Attempts != 1 || m.BounceReason != answer || m.LastError != answer {
+		t.Errorf("the reply's record: %+v %v", m, err)
+	}
+	if n, _ := s.st.OutboxDepth(); n != 0 {
+		t.Errorf("the refused reply still waits in the outbox (%d)", n)
+	}
+	joe := s.journeyOf(t, "joe@example.org")
+	if back := joe[2]; back.BounceOf != joe[1].ID || back.Outcome != "" || !strings.Contains(back.Text, "refused the reply to joe@example.org for good") || !strings.Contains(back.Text, "User unknown in virtual mailbox table") {
+		t.Errorf("the refusal's contact: %+v", back)
+	}
+	if _, err := s.st.LookupIdentity("email:mailer-daemon@dirigent.test"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the report's sender became a customer: %v", err)
+	}
+}
+
+// A reply the smarthost takes, and a receiving server further on does
+// not, comes back as the real bounce Postfix writes (to a mailbox at
+// bounce.example), into the reply's conversation.
+func TestBounceFromPostfix(t *testing.T) {
+	addr := testpeer.FreeAddr(t)
+	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond}})
+	testpeer.Postfix(t, addr, "example.com", s.ch.SMTPAddr().String())
+	s.send(t, "joe@bounce.example", "Subject: Rechnung", "Bitte die Rechnung.")
+	out, err := s.ch.Reply(context.Background(), s.journeyOf(t, "joe@bounce.example")[0].ConversationID, "anna", "Anbei.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testrun.Eventually(t, 30*time.Second, "Postfix's bounce processed", func() bool {
+		return len(s.journeyOf(t, "joe@bounce.example")) == 3
+	})
+	joe := s.journeyOf(t, "joe@bounce.example")
+	if back := joe[2]; back.BounceOf != joe[1].ID || back.Outcome != "" || back.Queue != "billing" {
+		t.Errorf("the bounce's contact: %+v", back)
+	}
+	if m, err := s.st.OutboundStatus(out.ID); err != nil || m.Sent.IsZero() || m.Bounced.IsZero() || m.BounceReason != `joe@bounce.example: unknown user: "joe"` {
+		t.Errorf("the reply's record: %+v %v", m, err)
+	}
+	if n := processedCount(t, s.ch.metrics, "bounce"); n != 1 {
+		t.Errorf("%v messages counted as bounces", n)
+	}
+}
+
+// What a smarthost answers that is not about the reply alone is tried
+// again (real smtp-sinks): a 4xx; a 5xx to the sender (MAIL FROM); a
+// 5xx to the recipient without a status that says it is about the
+// recipient (smtp-sink's 500 5.3.0).
+func TestReplyRefusedForNowIsTriedAgain(t *testing.T) {
+	for _, tc := range []struct {
+		sink   []string
+		answer string
+	}{
+		{[]string{"-r", "rcpt"}, "smarthost answered 450 4.3.0: Error: command failed"},
+		{[]string{"-f", "mail"}, "smarthost answered 500 5.3.0: Error: command failed"},
+		{[]string{"-f", "rcpt"}, "smarthost answered 500 5.3.0: Error: command failed"},
+		{[]string{"-f", "."}, "smarthost answered 500 5.3.0: Error: command failed"},
+	} {
+		t.Run(strings.Join(tc.sink, " "), func(t *testing.T) {
+			addr := testpeer.SMTPSink(t, "", sinkDir(t), tc.sink...)
 			s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond}})
 			s.send(t, "joe@example.org", "Subject: Hilfe", "Bitte melden.")
 			out, err := s.ch.Reply(context.Background(), s.journeyOf(t, "joe@example.org")[0].ConversationID, "anna", "Wir melden uns.")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !hard {
-				testrun.Eventually(t, 10*time.Second, "two attempts", func() bool {
-					m, err := s.st.OutboundStatus(out.ID)
-					return err == nil && m.Attempts >= 2
-				})
-				m, _ := s.st.OutboundStatus(out.ID)
-				if !m.Bounced.IsZero() || !strings.Contains(m.LastError, "smarthost answered 450 4.3.0") {
-					t.Errorf("a reply refused for now: %+v", m)
-				}
-				return
-			}
-			testrun.Eventually(t, 10*time.Second, "the refusal's report processed", func() bool {
-				j := s.journeyOf(t, "joe@example.org")
-				return len(j) == 3
+			testrun.Eventually(t, 10*time.Second, "two attempts", func() bool {
+				m, err := s.st.OutboundStatus(out.ID)
+				return err == nil && m.Attempts >= 2
 			})
-			m, err := s.st.OutboundStatus(out.ID)
-			if err != nil || m.Bounced.IsZero() || m.Attempts != 1 || m.BounceReason != "smarthost answered 500 5.3.0: Error: command failed" {
-				t.Errorf("the reply's record: %+v %v", m, err)
-			}
-			if n, _ := s.st.OutboxDepth(); n != 0 {
-				t.Errorf("the refused reply still waits in the outbox (%d)", n)
-			}
-			joe := s.journeyOf(t, "joe@example.org")
-			if back := joe[2]; back.BounceOf != joe[1].ID || back.Outcome != "" || !strings.Contains(back.Text, "refused the reply to joe@example.org for good") || !strings.Contains(back.Text, "500 5.3.0 Error: command failed") {
-				t.Errorf("the refusal's contact: %+v", back)
-			}
-			if _, err := s.st.LookupIdentity("email:mailer-daemon@dirigent.test"); !errors.Is(err, store.ErrNotFound) {
-				t.Errorf("the report's sender became a customer: %v", err)
+			if m, _ := s.st.OutboundStatus(out.ID); !m.Bounced.IsZero() || m.LastError != tc.answer {
+				t.Errorf("the reply: %+v, want it waiting after %q", m, tc.answer)
 			}
 		})
 	}
 }
 
-// Only a 5xx about the reply itself refuses it for good; one about
-// dirigent's sender or set-up (5.7.x: relay access denied) is the
-// admin's to mend, and the reply waits for it.
+// Only a permanent status about the reply's recipient or content refuses
+// it for good; one about dirigent's sender or set-up (a 5xx to MAIL
+// FROM, 5.7.x: relay access denied, an answer naming the sender) is the
+// admin's to mend, and one without a status cannot be told apart.
 func TestAnsweredForGood(t *testing.T) {
 	for _, c := range []struct {
 		code       int
 		enhanced   gosmtp.EnhancedCode
+		message    string
 		aboutReply bool
 		final      bool
 	}{
-		{550, gosmtp.EnhancedCode{5, 1, 1}, true, true},
-		{552, gosmtp.EnhancedCode{5, 3, 4}, true, true},
-		{550, gosmtp.NoEnhancedCode, true, true},
-		{554, gosmtp.EnhancedCode{5, 7, 1}, true, false},
-		{550, gosmtp.EnhancedCode{5, 1, 0}, false, false},
-		{450, gosmtp.EnhancedCode{4, 2, 0}, true, false},
+		{550, gosmtp.EnhancedCode{5, 1, 1}, "<joe@example.org>: User unknown", true, true},
+		{550, gosmtp.EnhancedCode{5, 1, 10}, "null MX", true, true},
+		{552, gosmtp.EnhancedCode{5, 2, 2}, "mailbox full", true, true},
+		{552, gosmtp.EnhancedCode{5, 3, 4}, "too big", true, true},
+		{554, gosmtp.EnhancedCode{5, 6, 0}, "content", true, true},
+		{550, gosmtp.EnhancedCode{}, "relay not permitted", true, false}, // Exim, no status: go-smtp's zero code
+		{550, gosmtp.NoEnhancedCode, "User unknown", true, false},
+		{554, gosmtp.EnhancedCode{5, 7, 1}, "Relay access denied", true, false},
+		{550, gosmtp.EnhancedCode{5, 1, 1}, "<Support@example.com>: Sender address rejected: User unknown", true, false},
+		{553, gosmtp.EnhancedCode{5, 1, 8}, "Sender address rejected: Domain not found", true, false},
+		{550, gosmtp.EnhancedCode{5, 3, 0}, "Error", true, false},
+		{550, gosmtp.EnhancedCode{5, 1, 1}, "x", false, false},
+		{450, gosmtp.EnhancedCode{4, 2, 0}, "later", true, false},
 	} {
-		err := answered(&gosmtp.SMTPError{Code: c.code, EnhancedCode: c.enhanced, Message: "x"}, c.aboutReply)
+		err := answered(&gosmtp.SMTPError{Code: c.code, EnhancedCode: c.enhanced, Message: c.message}, "support@example.com", c.aboutReply)
 		var r *refusal
 		if !errors.As(err, &r) || r.final != c.final {
-			t.Errorf("%d %v (about the reply: %v): %#v, want final %v", c.code, c.enhanced, c.aboutReply, err, c.final)
+			t.Errorf("%d %v %q (about the reply: %v): %#v, want final %v", c.code, c.enhanced, c.message, c.aboutReply, err, c.final)
 		}
 	}
-	if err := answered(context.DeadlineExceeded, true); err != context.DeadlineExceeded {
+	if err := answered(context.DeadlineExceeded, "support@example.com", true); err != context.DeadlineExceeded {
 		t.Errorf("a failure without an answer: %v", err)
 	}
 }
@@ -246,7 +301,95 @@ func TestBounceWithoutTheReturnedMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Bounce == nil || p.Bounce.MessageID != "dg-1@dirigent.test" || p.Bounce.Reason() != "joe@example.org: status 5.1.1" || !p.Automatic {
+	if p.Bounce == nil || p.Bounce.MessageID != "dg-1@dirigent.test" || p.Bounce.For("joe@example.org").Reason() != "joe@example.org: status 5.1.1" || !p.Automatic {
 		t.Errorf("parsed %+v, bounce %+v", p, p.Bounce)
+	}
+}
+
+// An international report (RFC 6533) is a bounce too; a report names the
+// failure for the reply's recipient, or its only one, and its Action may
+// carry a comment.
+func TestBounceReports(t *testing.T) {
+	report := func(reportType, statusType, recipients string) string {
+		return "From: MAILER-DAEMON@mx.example.org\r\nContent-Type: multipart/report; report-type=" + reportType + "; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nNot delivered.\r\n--B\r\nContent-Type: " + statusType + "\r\n\r\nReporting-MTA: dns; mx\r\n" + recipients + "--B\r\nContent-Type: message/global-headers\r\n\r\nMessage-ID: <dg-2@dirigent.test>\r\n--B--\r\n"
+	}
+	block := func(to, action string) string {
+		return "\r\nFinal-Recipient: rfc822; " + to + "\r\nAction: " + action + "\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 " + to + " unknown\r\n"
+	}
+	for _, tc := range []struct {
+		name, raw, to, want string
+	}{
+		{"global", report("global-delivery-status", "message/global-delivery-status", block("jörg@example.org", "failed")), "jörg@example.org", "jörg@example.org: 550 jörg@example.org unknown"},
+		{"the reply's recipient of two", report("delivery-status", "message/delivery-status", block("a@example.org", "failed")+block("joe@example.org", "failed")), "joe@example.org", "joe@example.org: 550 joe@example.org unknown"},
+		{"the only one, forwarded", report("delivery-status", "message/delivery-status", block("joe@elsewhere.example", "failed(forwarded)")), "joe@example.org", "joe@elsewhere.example: 550 joe@elsewhere.example unknown"},
+		{"another's of two", report("delivery-status", "message/delivery-status", block("a@example.org", "failed")+block("b@example.org", "failed")), "joe@example.org", ""},
+		{"delivered", report("delivery-status", "message/delivery-status", block("joe@example.org", "delivered")), "joe@example.org", ""},
+	} {
+		p, err := Parse([]byte(tc.raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if p.Bounce != nil && p.Bounce.MessageID == "dg-2@dirigent.test" {
+			if f := p.Bounce.For(tc.to); f != nil {
+				got = f.Reason()
+			}
+		}
+		if got != tc.want || !p.Automatic {
+			t.Errorf("%s: %q (automatic %v), want %q", tc.name, got, p.Automatic, tc.want)
+		}
+	}
+}
+
+// A second report about the same reply shows, but makes no second task;
+// a report about the customer's own mail in the conversation is no bounce
+// of a reply.
+func TestBounceOnce(t *testing.T) {
+	s, dir := siteWithSink(t, "")
+	s.send(t, "joe@example.org", "Subject: Rechnung falsch\r\nMessage-ID: <m1@example.org>", "Meine Rechnung stimmt nicht.")
+	joe := s.journeyOf(t, "joe@example.org")
+	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "Wir prüfen das.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	received(t, s, dir)
+	s.sendReport(t, postfixBounce(t, out.MessageID))
+	s.sendReport(t, postfixBounce(t, out.MessageID))
+	s.sendReport(t, postfixBounce(t, "m1@example.org"))
+	joe = s.journeyOf(t, "joe@example.org")
+	if len(joe) != 4 || joe[2].BounceOf != joe[1].ID || joe[2].Outcome != "" || joe[3].BounceOf != joe[1].ID || joe[3].Outcome != "automatic" {
+		t.Fatalf("Joe's journey: %+v", joe)
+	}
+	offered := 0
+	for _, q := range s.router.Stats() {
+		offered += q.Today.Offered
+	}
+	if offered != 2 {
+		t.Errorf("%d tasks, want 2: Joe's mail and the first bounce", offered)
+	}
+	if robot := s.journeyOf(t, "mailer-daemon@mx.example.org"); len(robot) != 1 || robot[0].BounceOf != 0 {
+		t.Errorf("the report about Joe's own mail: %+v", robot)
+	}
+}
+
+// A bounce finds its reply however much of the customer's journey came
+// since: MTAs retry for days, and a shop posts touchpoints meanwhile.
+func TestLateBounce(t *testing.T) {
+	s, dir := siteWithSink(t, "")
+	s.send(t, "joe@example.org", "Subject: Hilfe", "Bitte melden.")
+	joe := s.journeyOf(t, "joe@example.org")
+	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "Wir melden uns.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	received(t, s, dir)
+	for i := range 300 {
+		if err := s.st.AddTouchpoint(context.Background(), &store.Touchpoint{CustomerID: joe[0].CustomerID, Type: "web_visit", At: time.Now().Add(time.Duration(i) * time.Millisecond)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.sendReport(t, postfixBounce(t, out.MessageID))
+	if m, err := s.st.OutboundStatus(out.ID); err != nil || m.Bounced.IsZero() {
+		t.Errorf("the reply after a late bounce: %+v %v", m, err)
 	}
 }

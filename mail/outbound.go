@@ -100,24 +100,27 @@ func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, text 
 	return m, nil
 }
 
-// lastInbound parses the customer's latest stored message of conv.
+// lastInbound parses the customer's latest stored message of conv (not a
+// bounce: the mail system is not whom a reply is for).
 func (c *Channel) lastInbound(conv *store.Conversation) (*Parsed, error) {
-	entries, err := c.deps.Store.Journey(conv.CustomerID, time.Time{}, maxConversationContacts)
+	var mailID uint64
+	err := c.deps.Store.ConversationContacts(conv, false, func(ct *store.Contact) bool {
+		if ct.Direction == "in" && ct.MailID != 0 && ct.BounceOf == 0 {
+			mailID = ct.MailID
+		}
+		return mailID == 0
+	})
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range entries {
-		ct := e.Contact
-		if ct == nil || ct.ConversationID != conv.ID || ct.Direction != "in" || ct.MailID == 0 || ct.BounceOf != 0 {
-			continue
-		}
-		_, raw, err := c.deps.Store.Mail(ct.MailID)
-		if err != nil {
-			return nil, err
-		}
-		return Parse(raw)
+	if mailID == 0 {
+		return nil, fmt.Errorf("conversation %d has no message from the customer to answer: %w", conv.ID, store.ErrNotFound)
 	}
-	return nil, fmt.Errorf("conversation %d has no message from the customer to answer: %w", conv.ID, store.ErrNotFound)
+	_, raw, err := c.deps.Store.Mail(mailID)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(raw)
 }
 
 func (c *Channel) newMessageID() (string, error) {
@@ -255,8 +258,7 @@ func (c *Channel) sendDue(ctx context.Context) {
 		}
 		sendErr := c.deliver(m)
 		now := time.Now().UTC()
-		if r := (*refusal)(nil); errors.As(sendErr, &r) && r.final {
-			c.refused(m, r, now)
+		if r := (*refusal)(nil); errors.As(sendErr, &r) && r.final && c.refused(m, r, now) {
 			continue
 		}
 		next := now.Add(min(c.cfg.Smarthost.RetryBase<<min(m.Attempts, 20), maxRetry))
@@ -302,31 +304,30 @@ func (c *Channel) deliver(m *store.OutboundMail) error {
 		}
 	}
 	if err := cl.Mail(m.From, nil); err != nil {
-		return answered(err, false)
+		return answered(err, m.From, false)
 	}
 	if err := cl.Rcpt(m.To, nil); err != nil {
-		return answered(err, true)
+		return answered(err, m.From, true)
 	}
 	w, err := cl.Data()
 	if err != nil {
-		return answered(err, true)
+		return answered(err, m.From, true)
 	}
 	if _, err := w.Write(m.Raw); err != nil {
-		return answered(err, true)
+		return answered(err, m.From, true)
 	}
 	if err := w.Close(); err != nil {
-		return answered(err, true)
+		return answered(err, m.From, true)
 	}
 	return cl.Quit()
 }
 
 // refused records a reply the smarthost refused for good: it is not
 // tried again, and the delivery report written for it comes back into
-// the conversation as a bounce from further on would. Should that fail,
-// the reply stays in the outbox, and is tried again.
-func (c *Channel) refused(m *store.OutboundMail, r *refusal, at time.Time) {
-	c.metrics.sendFailures.Inc()
-	c.deps.Logger.Warn("reply refused for good; not sent", "outbound", m.ID, "to", m.To, "err", r)
+// the conversation as a bounce from further on would. It reports whether
+// that was recorded; if not, the reply is an attempt that failed, tried
+// again with backoff.
+func (c *Channel) refused(m *store.OutboundMail, r *refusal, at time.Time) bool {
 	raw, err := c.refusalReport(m, r, at)
 	if err == nil {
 		report := &store.InboundMail{Received: at, Source: "smarthost", Recipients: []string{m.From}}
@@ -334,7 +335,10 @@ func (c *Channel) refused(m *store.OutboundMail, r *refusal, at time.Time) {
 	}
 	if err != nil {
 		c.deps.Logger.Error("recording a refused reply", "outbound", m.ID, "err", err)
-		return
+		return false
 	}
+	c.metrics.sendFailures.Inc()
+	c.deps.Logger.Warn("reply refused for good; not sent", "outbound", m.ID, "to", m.To, "err", r)
 	c.stored(0) // process the report
+	return true
 }

@@ -1,6 +1,7 @@
 package mail
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"dirigent/journey"
 	"dirigent/router"
@@ -18,10 +18,6 @@ import (
 
 // ticketTag finds a conversation's tag, [#DG-123], in a subject.
 var ticketTag = regexp.MustCompile(`\[#DG-(\d+)\]`)
-
-// maxConversationContacts bounds how much of a customer's journey is
-// read to find a conversation's messages.
-const maxConversationContacts = 200
 
 // batchSize bounds the messages recorded in one transaction: one commit
 // (two fsyncs) carries many messages, so processing keeps up with intake
@@ -140,16 +136,16 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 		}
 		return fail("unreadable", err)
 	}
-	back, err := c.returnedReply(p.Bounce)
+	bounced, err := c.bouncedReply(p.Bounce, b)
 	if err != nil {
 		return fail("error", err)
 	}
 	var conv *store.Conversation
-	reply := back != nil
+	reply := bounced != nil
 	if reply {
 		// The report is the conversation's, whoever sent it: the
 		// mail system is not a customer.
-		conv = back.conv
+		conv = bounced.conv
 	} else {
 		addr, name := c.customerAddress(p)
 		customer, _, err := c.deps.Journey.Identify(ctx, journey.KindEmail, addr, name)
@@ -171,9 +167,9 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 	conv.Updated = m.Received
 	customerID := conv.CustomerID
 	queue, intent := c.cfg.DefaultQueue, ""
-	if back != nil {
-		if back.queue != "" {
-			queue, intent = back.queue, back.intent
+	if bounced != nil {
+		if bounced.queue != "" {
+			queue, intent = bounced.queue, bounced.intent
 		}
 	} else {
 		recipient := ""
@@ -197,15 +193,15 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 		Repeat: jc.RepeatOf != nil, PreferredAgent: jc.LastAgent, Arrived: m.Received,
 	}
 	rec := store.InboundRecord{MailID: id, Contact: contact, Conversation: conv, MessageIDs: []string{p.MessageID}}
-	if back != nil {
-		contact.BounceOf = back.reply.ID
-		rec.Bounced, rec.BounceReason = back.reply.OutboundID, p.Bounce.Reason()
+	if bounced != nil {
+		contact.BounceOf = bounced.reply.ID
+		rec.BouncedOutboundID, rec.BounceReason = bounced.reply.OutboundID, bounced.failure.Reason()
 	}
-	if p.Automatic && (back == nil || back.reply.Agent == "") {
+	if p.Automatic && (bounced == nil || bounced.reply.Agent == "" || bounced.again) {
 		// In the journey, but no task: nobody is to answer a robot. A
-		// bounce of an agent's reply is for an agent; of an
+		// bounce of an agent's reply is for an agent, once; of an
 		// acknowledgement, it only shows.
-		contact.Outcome = "automatic"
+		contact.Outcome = store.OutcomeAutomatic
 	} else {
 		rec.OpenTask = func(contactID uint64) ([]byte, error) {
 			t := task
@@ -213,24 +209,29 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 			return json.Marshal(router.Unfinished{Task: t})
 		}
 	}
-	b.mails = append(b.mails, prepared{rec: rec, task: task, parsed: p, reply: reply, bounce: back != nil})
+	b.mails = append(b.mails, prepared{rec: rec, task: task, parsed: p, reply: reply, bounce: bounced != nil})
 	return o, false
 }
 
-// returned is a reply that a delivery report says did not reach the
+// bounced is a reply that a delivery report says did not reach the
 // customer.
-type returned struct {
-	conv  *store.Conversation
-	reply *store.Contact
-	// queue and intent are those of the customer's mail before it, for
-	// the task the report becomes.
+type bounced struct {
+	conv    *store.Conversation
+	reply   *store.Contact
+	failure *Failure // the report's, for the reply's recipient
+	// again: a report said so before (or one earlier in the batch):
+	// there was a task for it already.
+	again bool
+	// queue and intent are those of the customer's mail before the reply,
+	// for the task the report becomes.
 	queue, intent string
 }
 
-// returnedReply finds the reply a bounce is about among the replies sent
-// into its conversation; nil for no bounce, or one about a message that
-// is not such a reply.
-func (c *Channel) returnedReply(bounce *Bounce) (*returned, error) {
+// bouncedReply finds the reply a bounce is about among the replies sent
+// into its conversation: by its Message-ID, and only when the report
+// says the reply's recipient failed. nil for no bounce, or one about any
+// other message (a forged sender's mail in the site's name).
+func (c *Channel) bouncedReply(bounce *Bounce, b *batch) (*bounced, error) {
 	if bounce == nil {
 		return nil, nil
 	}
@@ -241,29 +242,44 @@ func (c *Channel) returnedReply(bounce *Bounce) (*returned, error) {
 	if err != nil {
 		return nil, err
 	}
-	entries, err := c.deps.Store.Journey(conv.CustomerID, time.Time{}, maxConversationContacts)
-	if err != nil {
-		return nil, err
-	}
-	var r *returned
-	for _, e := range entries { // newest first
-		ct := e.Contact
+	var (
+		r       *bounced
+		readErr error
+		before  = map[uint64]bool{} // replies bounced before, by contact
+	)
+	err = c.deps.Store.ConversationContacts(conv, false, func(ct *store.Contact) bool {
 		switch {
-		case ct == nil || ct.ConversationID != conv.ID:
+		case r == nil && ct.BounceOf != 0:
+			before[ct.BounceOf] = true
 		case r == nil && ct.OutboundID != 0:
 			m, err := c.deps.Store.OutboundStatus(ct.OutboundID)
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return nil, err
+				readErr = err
+				return false
 			}
 			if err == nil && m.MessageID == bounce.MessageID {
-				r = &returned{conv: conv, reply: ct}
+				f := bounce.For(m.To)
+				if f == nil {
+					return false // about other recipients
+				}
+				r = &bounced{conv: conv, reply: ct, failure: f, again: before[ct.ID] || b.bounces(m.ID)}
 			}
 		case r != nil && ct.Direction == "in" && ct.BounceOf == 0:
 			r.queue, r.intent = ct.Queue, ct.Intent
-			return r, nil
+			return false
 		}
+		return true
+	})
+	if err := cmp.Or(err, readErr); err != nil {
+		return nil, err
 	}
 	return r, nil
+}
+
+// bounces reports whether a message of the batch is a bounce of outbox
+// message id.
+func (b *batch) bounces(id uint64) bool {
+	return slices.ContainsFunc(b.mails, func(m prepared) bool { return m.rec.BouncedOutboundID == id })
 }
 
 // record stores the batch in one transaction, then acknowledges new

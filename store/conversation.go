@@ -32,3 +32,18 @@ func (s *Store) Conversation(id uint64) (*Conversation, error) {
 	}
 	return &c, nil
 }
+
+// ConversationContacts calls fn with a conversation's contacts, newest
+// first, until fn returns false: its customer's journey read back to when
+// the conversation began, however many other contacts and touchpoints
+// came since; the contacts' texts only when texts is set.
+func (s *Store) ConversationContacts(conv *Conversation, texts bool, fn func(*Contact) bool) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return walkJourney(tx, conv.CustomerID, nil, texts, func(e JourneyEntry) bool {
+			if e.At().Before(conv.Created) {
+				return false
+			}
+			return e.Contact == nil || e.Contact.ConversationID != conv.ID || fn(e.Contact)
+		})
+	})
+}

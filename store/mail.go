@@ -173,10 +173,11 @@ type InboundRecord struct {
 	// OpenTask is the open-task index entry of the task this contact
 	// becomes, given the contact's ID; nil when it becomes none.
 	OpenTask func(contactID uint64) ([]byte, error)
-	// Bounced is the outbox message this one, a delivery report, says did
-	// not arrive, for BounceReason; 0 for any other message.
-	Bounced      uint64
-	BounceReason string
+	// BouncedOutboundID is the outbox message this one, a delivery
+	// report, says did not arrive, for BounceReason; 0 for any other
+	// message.
+	BouncedOutboundID uint64
+	BounceReason      string
 }
 
 // RecordedMail is what recording one message gave.
@@ -250,6 +251,20 @@ func recordInboundMail(tx *bolt.Tx, in *InboundRecord) (RecordedMail, error) {
 		// Erased since it was looked up; nothing written for this one.
 		return RecordedMail{Err: fmt.Errorf("conversation %d: %w", conv.ID, ErrNotFound)}, nil
 	}
+	var bounced *OutboundMail
+	if id := in.BouncedOutboundID; id != 0 {
+		var m OutboundMail
+		switch err := getJSON(tx.Bucket(bucketOutbox), u64(id), &m, "outbound mail", id); {
+		case err == nil:
+			bounced = &m
+		case !errors.Is(err, ErrNotFound):
+			// A record that cannot be read holds up this message alone:
+			// nothing of it is written yet.
+			return RecordedMail{Err: err}, nil
+		}
+		// Not found cannot be while its customer is (erasure takes
+		// both); were it so, the report still becomes a contact.
+	}
 	if err := putJSON(convs, u64(conv.ID), conv); err != nil {
 		return RecordedMail{}, err
 	}
@@ -265,11 +280,8 @@ func recordInboundMail(tx *bolt.Tx, in *InboundRecord) (RecordedMail, error) {
 	if err := appendContact(tx, in.Contact); err != nil {
 		return RecordedMail{}, err
 	}
-	if in.Bounced != 0 {
-		// Not found cannot be while its customer is (erasure takes
-		// both); were it so, the report still becomes a contact rather
-		// than hold up the batch.
-		if _, err := bounceOutbound(tx, in.Bounced, in.Contact.Start, in.BounceReason); err != nil && !errors.Is(err, ErrNotFound) {
+	if bounced != nil {
+		if err := markBounced(tx, bounced, in.Contact.Start, in.BounceReason); err != nil {
 			return RecordedMail{}, err
 		}
 	}

@@ -41,6 +41,11 @@ type Contact struct {
 	BounceOf uint64 `json:"bounce_of,omitempty"`
 }
 
+// OutcomeAutomatic is the outcome of a contact nobody is to answer: mail
+// a program sent (an auto-reply, a list's mail, a bounce of an
+// acknowledgement).
+const OutcomeAutomatic = "automatic"
+
 // Attachment is a file that came with a mail, or went with a reply.
 type Attachment struct {
 	Name string `json:"name,omitempty"`

@@ -139,22 +139,26 @@ func (s *Store) RefuseOutbound(ctx context.Context, id uint64, at time.Time, rea
 	})
 }
 
-// bounceOutbound marks a reply bounced, unless it was already: it leaves
-// the queue; its bytes stay until retention drops them, as a sent
-// reply's. The record is written back.
+// bounceOutbound marks a reply bounced (markBounced).
 func bounceOutbound(tx *bolt.Tx, id uint64, at time.Time, reason string) (*OutboundMail, error) {
-	box := tx.Bucket(bucketOutbox)
 	var m OutboundMail
-	if err := getJSON(box, u64(id), &m, "outbound mail", id); err != nil {
+	if err := getJSON(tx.Bucket(bucketOutbox), u64(id), &m, "outbound mail", id); err != nil {
 		return nil, err
 	}
+	return &m, markBounced(tx, &m, at, reason)
+}
+
+// markBounced marks a reply bounced, unless it was already: it leaves
+// the queue; its bytes stay until retention drops them, as a sent
+// reply's. The record is written back.
+func markBounced(tx *bolt.Tx, m *OutboundMail, at time.Time, reason string) error {
 	if m.Bounced.IsZero() {
 		m.Bounced, m.BounceReason = at, reason
 	}
-	if err := tx.Bucket(bucketOutboxDue).Delete(u64(id)); err != nil {
-		return nil, err
+	if err := tx.Bucket(bucketOutboxDue).Delete(u64(m.ID)); err != nil {
+		return err
 	}
-	return &m, putJSON(box, u64(id), &m)
+	return putJSON(tx.Bucket(bucketOutbox), u64(m.ID), m)
 }
 
 // GiveUpOutbound stops the tries to send a reply the smarthost keeps

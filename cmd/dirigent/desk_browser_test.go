@@ -580,7 +580,8 @@ func TestDeskChatInTheBrowser(t *testing.T) {
 // smtp-sink refusing every recipient for now, 450) shows on anna's desk as not sent,
 // with the server's answer, and she stops it with the button beside it.
 func TestDeskStuckReplyInTheBrowser(t *testing.T) {
-	agent := repliedInTheBrowser(t, "-r", "rcpt")
+	d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", deskSinkDir(t), "-r", "rcpt"), "", "")
+	agent := repliedInTheBrowser(t, d)
 	agent.waitFor("the reply in the thread", `document.querySelector('#thread li.out .delivery') !== null`)
 	// The page reads how it stands when the task is opened: anna opens it
 	// again until the server's refusal is there.
@@ -599,16 +600,16 @@ func TestDeskStuckReplyInTheBrowser(t *testing.T) {
 }
 
 // TestDeskBounceInTheBrowser: a reply the mail server refuses for good (a
-// real smtp-sink answering its recipient 500) comes back to anna as an
+// real Postfix with no such mailbox: 550 5.1.1) comes back to anna as an
 // offer; taken, its thread shows her reply as not delivered, why, and the
 // bounce.
 func TestDeskBounceInTheBrowser(t *testing.T) {
-	agent := repliedInTheBrowser(t, "-f", "rcpt")
+	agent := repliedInTheBrowser(t, deskBehindPostfix(t))
 	agent.waitFor("the bounce offered", `document.getElementById("offer-accept") !== null`)
 	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
 	agent.waitFor("the bounce taken, with its thread", `document.getElementById("offer-accept") === null && document.querySelectorAll("#thread > li").length === 3`)
 	note := eval[string](agent, `document.querySelector('#thread li.out .delivery.error').textContent`)
-	if !strings.HasPrefix(note, "Not delivered (") || !strings.HasSuffix(note, "): smarthost answered 500 5.3.0: Error: command failed") {
+	if !strings.HasPrefix(note, "Not delivered (") || !strings.HasSuffix(note, "): smarthost answered 550 5.1.1: <joe@example.org>: Recipient address rejected: User unknown in virtual mailbox table") {
 		t.Errorf("the reply's note: %q", note)
 	}
 	if eval[bool](agent, `document.querySelector('#thread li.out button.give-up') !== null`) {
@@ -621,11 +622,10 @@ func TestDeskBounceInTheBrowser(t *testing.T) {
 }
 
 // repliedInTheBrowser: anna, available in Chromium, takes Joe's mail and
-// sends a reply through a real smtp-sink run with sinkFlags.
-func repliedInTheBrowser(t *testing.T, sinkFlags ...string) *browserSession {
+// sends a reply.
+func repliedInTheBrowser(t *testing.T, d *runningDaemon) *browserSession {
 	t.Helper()
 	testpeer.Require(t, "chromium", "chromium")
-	d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", deskSinkDir(t), sinkFlags...), "", "")
 	agent := newBrowser(t, t.ArtifactDir())
 	agent.login(d.desk, "anna")
 	agent.do("available", chromedp.Focus("#presence-available"))

@@ -20,7 +20,6 @@ import (
 
 	"dirigent/internal/testpeer"
 	"dirigent/internal/testrun"
-	"dirigent/mail"
 	"dirigent/store"
 )
 
@@ -270,22 +269,29 @@ func TestMailAttachmentOnTheDesk(t *testing.T) {
 // TestReplyNotSentShowsOnTheDesk: a reply the smarthost refuses for now
 // (a real smtp-sink answering every recipient 450) waits in the outbox,
 // and the agent's thread says so, with the server's answer, until the
-// agent gives it up; one it refuses for good (500) bounces: the thread
-// says it was not delivered, and the bounce comes back as a task with the
-// conversation; a reply it takes is shown as sent, and cannot be given
-// up.
+// agent gives it up; one it refuses for good (a real Postfix: 550 5.1.1,
+// no such mailbox) bounces: the thread says it was not delivered, and the
+// bounce comes back as a task with the conversation; a reply it takes is
+// shown as sent, and cannot be given up.
 func TestReplyNotSentShowsOnTheDesk(t *testing.T) {
+	behindSink := func(flags ...string) func(t *testing.T) *runningDaemon {
+		return func(t *testing.T) *runningDaemon {
+			d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", deskSinkDir(t), flags...), "", "")
+			return d
+		}
+	}
 	for _, tc := range []struct {
-		name  string
-		sink  []string
-		state string
+		name   string
+		daemon func(t *testing.T) *runningDaemon
+		state  string
 	}{
-		{"refused for now", []string{"-r", "rcpt"}, "waiting"},
-		{"refused for good", []string{"-f", "rcpt"}, "bounced"},
-		{"taken", nil, "sent"},
+		{"refused for now", behindSink("-r", "rcpt"), "waiting"},
+		{"refused for good", deskBehindPostfix, "bounced"},
+		{"taken", behindSink(), "sent"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d, anna, id, reply := repliedOnTheDesk(t, deskSinkDir(t), tc.sink...)
+			d := tc.daemon(t)
+			anna, id, reply := replyOnTheDesk(t, d, "joe@example.org")
 			var task struct {
 				Deliveries map[string]struct {
 					Sent         time.Time `json:"sent"`
@@ -304,7 +310,7 @@ func TestReplyNotSentShowsOnTheDesk(t *testing.T) {
 			switch {
 			case tc.state == "waiting" && (!dl.Sent.IsZero() || !dl.Bounced.IsZero() || !strings.Contains(dl.LastError, "smarthost answered 450 4.3.0")):
 				t.Errorf("a reply refused for now: %+v", dl)
-			case tc.state == "bounced" && (!dl.Sent.IsZero() || dl.Bounced.IsZero() || dl.BounceReason != "smarthost answered 500 5.3.0: Error: command failed"):
+			case tc.state == "bounced" && (!dl.Sent.IsZero() || dl.Bounced.IsZero() || dl.BounceReason != "smarthost answered 550 5.1.1: <joe@example.org>: Recipient address rejected: User unknown in virtual mailbox table"):
 				t.Errorf("a reply refused for good: %+v", dl)
 			case tc.state == "sent" && (dl.Sent.IsZero() || dl.LastError != "" || !dl.Bounced.IsZero()):
 				t.Errorf("a reply taken: %+v", dl)
@@ -320,7 +326,7 @@ func TestReplyNotSentShowsOnTheDesk(t *testing.T) {
 				if code != 200 || !strings.Contains(string(answer), `"bounced"`) || strings.Contains(string(answer), "gave_up") {
 					t.Errorf("giving up a reply bounced: %d %s", code, answer)
 				}
-				bounceOffered(t, anna, id, reply, "500 5.3.0 Error: command failed")
+				bounceOffered(t, anna, id, reply, "550 5.1.1 <joe@example.org>: Recipient address rejected")
 				return
 			}
 			var given struct {
@@ -369,26 +375,13 @@ func bounceOffered(t *testing.T, agent *deskClient, taskID string, reply uint64,
 	}
 }
 
-// TestBounceReachesTheDesk: a delivery report (a Postfix bounce, sent
-// with swaks from the null sender) about a reply the smarthost took marks
-// the reply not delivered, and comes back to its agent as a task.
+// TestBounceReachesTheDesk: a reply the smarthost (a real Postfix) takes
+// and then cannot deliver comes back as Postfix's bounce: the reply shows
+// as not delivered, and the bounce as a task for its agent.
 func TestBounceReachesTheDesk(t *testing.T) {
-	dir := deskSinkDir(t)
-	d, anna, id, reply := repliedOnTheDesk(t, dir)
-	sent, err := mail.Parse([]byte(sunk(t, dir)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	report := strings.ReplaceAll(mustRead(t, filepath.Join("..", "..", "mail", "testdata", "corpus", "postfix-bounce.eml")),
-		"dg-5f1c2a9e0b7d4c3a8e6f1b2d@dirigent.example.com", sent.MessageID)
-	file := filepath.Join(t.TempDir(), "bounce.eml")
-	writeFile(t, file, report)
-	swaks := testpeer.Require(t, "swaks", "swaks")
-	host, port, _ := strings.Cut(d.smtp, ":")
-	if out, err := exec.Command(swaks, "--server", host, "--port", port, "--from", "", "--to", "support@example.com", "--data", file).CombinedOutput(); err != nil {
-		t.Fatalf("swaks: %v\n%s", err, out)
-	}
-	bounceOffered(t, anna, id, reply, "User unknown in virtual")
+	d := deskBehindPostfix(t)
+	anna, id, reply := replyOnTheDesk(t, d, "joe@bounce.example")
+	bounceOffered(t, anna, id, reply, "unknown user")
 	var task struct {
 		Deliveries map[string]struct {
 			Sent         time.Time `json:"sent"`
@@ -397,7 +390,7 @@ func TestBounceReachesTheDesk(t *testing.T) {
 		} `json:"deliveries"`
 	}
 	anna.do(t, http.MethodGet, "/api/desk/tasks/"+id, nil, &task)
-	if dl := task.Deliveries[strconv.FormatUint(reply, 10)]; dl.Sent.IsZero() || dl.Bounced.IsZero() || !strings.HasPrefix(dl.BounceReason, "joe@example.org: 550 5.1.1") {
+	if dl := task.Deliveries[strconv.FormatUint(reply, 10)]; dl.Sent.IsZero() || dl.Bounced.IsZero() || dl.BounceReason != `joe@bounce.example: unknown user: "joe"` {
 		t.Errorf("the reply bounced: %+v", dl)
 	}
 	if _, metrics := get(t, d.desk+"/metrics"); !strings.Contains(metrics, `dirigent_mail_messages_processed_total{outcome="bounce"} 1`) {
@@ -405,19 +398,28 @@ func TestBounceReachesTheDesk(t *testing.T) {
 	}
 }
 
-// repliedOnTheDesk: anna, available, takes Joe's mail (task id) and
-// replies (contact reply) through a real smtp-sink writing into dir, run
-// with sinkFlags.
-func repliedOnTheDesk(t *testing.T, dir string, sinkFlags ...string) (d *runningDaemon, anna *deskClient, id string, reply uint64) {
+// deskBehindPostfix is the desk's daemon with a real Postfix as its
+// smarthost, which hands the mail for example.com back to the daemon (see
+// testpeer.Postfix).
+func deskBehindPostfix(t *testing.T) *runningDaemon {
 	t.Helper()
-	d, _ = deskDaemon(t, testpeer.SMTPSink(t, "", dir, sinkFlags...), "", "")
+	smarthost := testpeer.FreeAddr(t)
+	d, _ := deskDaemon(t, smarthost, "", "")
+	testpeer.Postfix(t, smarthost, "example.com", d.smtp)
+	return d
+}
+
+// replyOnTheDesk: anna, available, takes a mail from the customer at
+// from (task id) and replies (contact reply).
+func replyOnTheDesk(t *testing.T, d *runningDaemon, from string) (anna *deskClient, id string, reply uint64) {
+	t.Helper()
 	anna = loginDesk(t, d.desk, "anna")
 	anna.do(t, http.MethodPut, "/api/desk/me/presence", map[string]any{"presence": "available"}, nil)
-	sendMail(t, d.smtp, "joe@example.org", "Rechnung", "Die Rechnung stimmt nicht.")
+	sendMail(t, d.smtp, from, "Rechnung", "Die Rechnung stimmt nicht.")
 	id = acceptOffered(t, anna)
 	var out struct {
 		ContactID uint64 `json:"contact_id"`
 	}
 	anna.do(t, http.MethodPost, "/api/desk/tasks/"+id+"/reply", map[string]any{"text": "Wir prüfen das."}, &out)
-	return d, anna, id, out.ContactID
+	return anna, id, out.ContactID
 }
