@@ -162,20 +162,23 @@ func TestBounceOfAStrangersMessageStaysAutomatic(t *testing.T) {
 	}
 }
 
+// siteBehindPostfix is a site whose smarthost is a real Postfix, which
+// hands the mail for example.com back to the site (testpeer.Postfix).
+func siteBehindPostfix(t *testing.T) *site {
+	t.Helper()
+	addr := testpeer.FreeAddr(t)
+	s := siteSendingTo(t, addr, "")
+	testpeer.Postfix(t, addr, "example.com", s.ch.SMTPAddr().String())
+	return s
+}
+
 // A reply the smarthost refuses for good (a real Postfix refusing an
 // unknown recipient of a domain it keeps mailboxes for, 550 5.1.1) is
-// not tried again: a
-// delivery report comes back into the conversation as for a bounce from
-// further on.
+// not tried again: a delivery report comes back into the conversation as
+// for a bounce from further on.
 func TestReplyRefusedForGoodBounces(t *testing.T) {
-	addr := testpeer.FreeAddr(t)
-	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond}})
-	testpeer.Postfix(t, addr, "example.com", s.ch.SMTPAddr().String())
-	s.send(t, "joe@example.org", "Subject: Hilfe", "Bitte melden.")
-	out, err := s.ch.Reply(context.Background(), s.journeyOf(t, "joe@example.org")[0].ConversationID, "anna", "Wir melden uns.")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := siteBehindPostfix(t)
+	out := s.repliedTo(t, "joe@example.org")
 	testrun.Eventually(t, 20*time.Second, "the refusal's report processed", func() bool {
 		return len(s.journeyOf(t, "joe@example.org")) == 3
 	})
@@ -200,14 +203,8 @@ func TestReplyRefusedForGoodBounces(t *testing.T) {
 // not, comes back as the real bounce Postfix writes (to a mailbox at
 // bounce.example), into the reply's conversation.
 func TestBounceFromPostfix(t *testing.T) {
-	addr := testpeer.FreeAddr(t)
-	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond}})
-	testpeer.Postfix(t, addr, "example.com", s.ch.SMTPAddr().String())
-	s.send(t, "joe@bounce.example", "Subject: Rechnung", "Bitte die Rechnung.")
-	out, err := s.ch.Reply(context.Background(), s.journeyOf(t, "joe@bounce.example")[0].ConversationID, "anna", "Anbei.")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := siteBehindPostfix(t)
+	out := s.repliedTo(t, "joe@bounce.example")
 	testrun.Eventually(t, 30*time.Second, "Postfix's bounce processed", func() bool {
 		return len(s.journeyOf(t, "joe@bounce.example")) == 3
 	})
@@ -238,13 +235,8 @@ func TestReplyRefusedForNowIsTriedAgain(t *testing.T) {
 		{[]string{"-f", "."}, "smarthost answered 500 5.3.0: Error: command failed"},
 	} {
 		t.Run(strings.Join(tc.sink, " "), func(t *testing.T) {
-			addr := testpeer.SMTPSink(t, "", sinkDir(t), tc.sink...)
-			s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond}})
-			s.send(t, "joe@example.org", "Subject: Hilfe", "Bitte melden.")
-			out, err := s.ch.Reply(context.Background(), s.journeyOf(t, "joe@example.org")[0].ConversationID, "anna", "Wir melden uns.")
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := siteSendingTo(t, testpeer.SMTPSink(t, "", sinkDir(t), tc.sink...), "")
+			out := s.repliedTo(t, "joe@example.org")
 			testrun.Eventually(t, 10*time.Second, "two attempts", func() bool {
 				m, err := s.st.OutboundStatus(out.ID)
 				return err == nil && m.Attempts >= 2

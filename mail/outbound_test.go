@@ -38,13 +38,30 @@ func sinkDir(t *testing.T) string {
 func siteWithSink(t *testing.T, autoAck string) (*site, string) {
 	t.Helper()
 	dir := sinkDir(t)
-	addr := testpeer.FreeAddr(t)
-	testpeer.SMTPSink(t, addr, dir)
+	return siteSendingTo(t, testpeer.SMTPSink(t, "", dir), autoAck), dir
+}
+
+// siteSendingTo is a site whose replies go to the smarthost at addr,
+// tried again 50 ms after a failure at first, with autoAck's text as
+// mail.auto_ack.
+func siteSendingTo(t *testing.T, addr, autoAck string) *site {
+	t.Helper()
 	return startSite(t, Config{
 		SMTP:      SMTPConfig{Addresses: []string{"support@example.com"}},
 		Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond},
 		AutoAck:   autoAck,
-	}), dir
+	})
+}
+
+// repliedTo: the customer at from writes, and anna answers.
+func (s *site) repliedTo(t *testing.T, from string) *store.OutboundMail {
+	t.Helper()
+	s.send(t, from, "Subject: Rechnung", "Bitte melden.")
+	out, err := s.ch.Reply(context.Background(), s.journeyOf(t, from)[0].ConversationID, "anna", "Wir melden uns.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // received waits for the sink's one message and parses it. smtp-sink
@@ -159,12 +176,8 @@ func TestReplyArrivesThreaded(t *testing.T) {
 func TestOutboxRetriesUntilTheSmarthostAnswers(t *testing.T) {
 	dir := sinkDir(t)
 	addr := testpeer.FreeAddr(t) // nobody listens yet
-	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond}})
-	s.send(t, "joe@example.org", "Subject: Hilfe", "Bitte melden.")
-	out, err := s.ch.Reply(context.Background(), s.journeyOf(t, "joe@example.org")[0].ConversationID, "anna", "Wir melden uns.")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := siteSendingTo(t, addr, "")
+	out := s.repliedTo(t, "joe@example.org")
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		m, _ := s.st.OutboundMessage(out.ID)
 		if m != nil && m.Attempts >= 1 && m.LastError != "" {

@@ -5,18 +5,12 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
-
-	"dirigent/internal/testpeer"
 )
 
 // A chat transcript goes out through the smarthost (smtp-sink) and is an
 // outgoing e-mail contact of the customer.
 func TestTranscriptArrives(t *testing.T) {
-	dir := sinkDir(t)
-	addr := testpeer.FreeAddr(t)
-	testpeer.SMTPSink(t, addr, dir)
-	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{Addr: addr, TLS: "none", RetryBase: 50 * time.Millisecond}})
+	s, dir := siteWithSink(t, "")
 	text := "[2026-11-23 09:00:01] Joe: Hallo\n[2026-11-23 09:00:09] Anna: Guten Tag!\n"
 	if err := s.ch.SendTranscript(context.Background(), "Joe@Example.org", "Ihr Chat mit uns vom 23.11.2026", text); err != nil {
 		t.Fatal(err)
