@@ -321,7 +321,7 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) {
 			writeStoreError(w, err)
 			return
 		}
-		err := s.deps.Store.ConversationContacts(d.Conversation, true, func(c *store.Contact) bool {
+		err := s.deps.Store.ConversationContacts(contact.CustomerID, d.Conversation, true, func(c *store.Contact) bool {
 			d.Thread = append(d.Thread, c)
 			return len(d.Thread) < maxThread
 		})

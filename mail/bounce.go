@@ -23,35 +23,42 @@ import (
 // the mail system's "Undelivered Mail Returned to Sender") says about a
 // message that did not reach its recipients.
 type Bounce struct {
-	MessageID string    // of the message that was not delivered
-	Failed    []Failure // the recipients it failed for, at most maxFailures
+	MessageID string // of the message that was not delivered
+	// Recipients are those the report names (at most maxRecipients), one
+	// at least failed.
+	Recipients []Recipient
 }
 
-// Failure is one recipient a message was not delivered to, and why.
-type Failure struct {
+// Recipient is what a report says of one recipient.
+type Recipient struct {
 	Recipient  string // Final-Recipient
 	Original   string // Original-Recipient, when the report has it: the address as sent, before forwarding
+	Action     string // failed, delayed, delivered, relayed, expanded
 	Status     string // 5.1.1
 	Diagnostic string // the receiving server's answer: 550 5.1.1 … User unknown
 }
 
-// For is the failure for a message sent to addr: the one naming it, else
-// the report's only one (an alias the report names by where it led);
-// nil when the report does not say that addr failed.
-func (b *Bounce) For(addr string) *Failure {
-	for i, f := range b.Failed {
-		if strings.EqualFold(f.Recipient, addr) || strings.EqualFold(f.Original, addr) {
-			return &b.Failed[i]
+// For is the failure of a message sent to addr: the recipient the report
+// names so, if it failed; else, the report naming only one recipient
+// and not as sent, that one (an alias the report names by where it led),
+// if it failed. nil when the report does not say that addr failed.
+func (b *Bounce) For(addr string) *Recipient {
+	for i, r := range b.Recipients {
+		if strings.EqualFold(r.Recipient, addr) || strings.EqualFold(r.Original, addr) {
+			if r.Action != "failed" {
+				return nil
+			}
+			return &b.Recipients[i]
 		}
 	}
-	if len(b.Failed) == 1 {
-		return &b.Failed[0]
+	if len(b.Recipients) == 1 && b.Recipients[0].Action == "failed" && b.Recipients[0].Original == "" {
+		return &b.Recipients[0]
 	}
 	return nil
 }
 
 // Reason is the failure in one line, for the reply's delivery note.
-func (f *Failure) Reason() string {
+func (f *Recipient) Reason() string {
 	why := f.Diagnostic
 	if why == "" {
 		why = "status " + f.Status
@@ -69,19 +76,17 @@ const (
 	// maxReasonBytes bounds a bounce's reason as a reply keeps it.
 	maxReasonBytes = 1000
 	// maxStatusBytes bounds what is read of a report's
-	// message/delivery-status part; maxStatusBlocks the field blocks (one
-	// for the message, one per recipient) looked through; maxFailures the
-	// failed recipients kept.
-	maxStatusBytes  = 64 << 10
-	maxStatusBlocks = 100
-	maxFailures     = 10
+	// message/delivery-status part; maxRecipients the recipients kept of
+	// its field blocks (one for the message, then one per recipient).
+	maxStatusBytes = 64 << 10
+	maxRecipients  = 10
 )
 
 // deliveryReport gathers what a multipart/report of a delivery-status
 // report type says, from its parts as Parse's walk meets them.
 type deliveryReport struct {
 	statusRead bool
-	failed     []Failure
+	recipients []Recipient
 	original   string // the Message-ID of the message reported on
 }
 
@@ -111,7 +116,7 @@ func (r *deliveryReport) read(ct string, body io.Reader) io.Reader {
 	// ends a header.
 	br := bufio.NewReader(io.MultiReader(bytes.NewReader(b), strings.NewReader("\r\n\r\n")))
 	if status {
-		r.statusRead, r.failed = true, failures(br)
+		r.statusRead, r.recipients = true, recipients(br)
 	} else if h, err := textproto.ReadHeader(br); err == nil {
 		mh := gomail.Header{Header: message.Header{Header: h}}
 		r.original, _ = mh.MessageID()
@@ -119,13 +124,12 @@ func (r *deliveryReport) read(ct string, body io.Reader) io.Reader {
 	return io.MultiReader(bytes.NewReader(b), body)
 }
 
-// failures reads a message/delivery-status part: blocks of fields, the
-// message's first, then one per recipient; it returns the recipients
-// whose Action is failed.
-func failures(br *bufio.Reader) []Failure {
-	var out []Failure
-	for range maxStatusBlocks {
-		if _, err := br.Peek(1); err != nil || len(out) == maxFailures {
+// recipients reads a message/delivery-status part: blocks of fields, the
+// message's first, then one per recipient.
+func recipients(br *bufio.Reader) []Recipient {
+	var out []Recipient
+	for range maxRecipients + 1 {
+		if _, err := br.Peek(1); err != nil {
 			break
 		}
 		h, err := textproto.ReadHeader(br)
@@ -137,10 +141,11 @@ func failures(br *bufio.Reader) []Failure {
 		if i := strings.IndexAny(action, " (;"); i >= 0 {
 			action = action[:i]
 		}
-		if action != "failed" {
-			continue
+		if action == "" {
+			continue // the message's block, or an empty one
 		}
-		out = append(out, Failure{
+		out = append(out, Recipient{
+			Action:     action,
 			Recipient:  typedValue(h.Get("Final-Recipient")),
 			Original:   typedValue(h.Get("Original-Recipient")),
 			Status:     strings.TrimSpace(h.Get("Status")),
@@ -164,10 +169,10 @@ func typedValue(v string) string {
 // In-Reply-To, References); nil when it reports no failure, or on no
 // message that can be told.
 func (r *deliveryReport) bounce(p *Parsed) *Bounce {
-	if len(r.failed) == 0 {
+	if !slices.ContainsFunc(r.recipients, func(r Recipient) bool { return r.Action == "failed" }) {
 		return nil
 	}
-	b := &Bounce{MessageID: r.original, Failed: r.failed}
+	b := &Bounce{MessageID: r.original, Recipients: r.recipients}
 	if b.MessageID == "" && len(p.InReplyTo) > 0 {
 		b.MessageID = p.InReplyTo[0]
 	}
@@ -208,60 +213,103 @@ func hasEnhancedCode(se *smtp.SMTPError) bool {
 	return c == 2 || c == 4 || c == 5
 }
 
-// answered makes a smarthost's error answer a refusal. from is the
-// reply's sender; aboutReply: the answer was to the reply's recipient or
-// content, not to its sender address or dirigent's login.
+// stage is the step of the SMTP transaction a smarthost answered.
+type stage int
+
+const (
+	atSender    stage = iota // MAIL FROM, or the login before it
+	atRecipient              // RCPT TO
+	atContent                // DATA, and the data's end
+)
+
+// answered makes a smarthost's error answer, at stage, a refusal; from
+// is the reply's sender.
 //
-// Only some of those refuse the reply for good, as an MTA bounces it:
-// a permanent status (RFC 3463) about the recipient's address or mailbox,
-// the message's size or its content. Everything else is retried: a
-// temporary refusal; one without a status, which cannot be told apart
-// from one about dirigent's own set-up; a security or policy status
-// (5.7.x: "relay access denied", "authentication required"); and one
-// naming the sender, which Postfix makes at RCPT ("Sender address
-// rejected"). Those an admin mends, and then every reply goes; meanwhile
-// an agent can stop one.
-func answered(err error, from string, aboutReply bool) error {
+// Only some refuse the reply for good, as an MTA bounces it: a permanent
+// status (RFC 3463) about the recipient's address (5.1.1, 5.1.2, 5.1.3,
+// 5.1.6, 5.1.10) or mailbox (5.2.x, at RCPT), the message's size (5.3.4)
+// or its content (5.6.x). Everything else is retried: a temporary
+// refusal; one to the sender; one without a status, which cannot be told
+// apart from one about dirigent's own set-up; a security or policy status
+// (5.7.x: "relay access denied", "authentication required"); one about
+// the sender, which Postfix gives at RCPT ("Sender address rejected"),
+// and a submission server may give as 5.2.x at the data's end (its
+// quota). Those an admin mends, and then every reply goes; meanwhile an
+// agent can stop one, and after maxQueueTime it bounces.
+func answered(err error, from string, at stage) error {
 	var se *smtp.SMTPError
 	if !errors.As(err, &se) {
 		return err
 	}
-	return &refusal{err: se, final: aboutReply && se.Code/100 == 5 && refusesReply(se) && !strings.Contains(strings.ToLower(se.Message), strings.ToLower(from))}
+	return &refusal{err: se, final: se.Code/100 == 5 && refusesReply(se, at) && !namesSender(se, from)}
 }
 
-// refusesReply reports a permanent status about a message's recipient
-// or content: a bad mailbox, domain or address syntax, a moved mailbox or
-// a domain that takes no mail (5.1.1, 5.1.2, 5.1.3, 5.1.6, 5.1.10); the
-// mailbox (5.2.x); a message too big (5.3.4); its content (5.6.x).
-func refusesReply(se *smtp.SMTPError) bool {
+// refusesReply reports a permanent status, at stage, about a message's
+// recipient or content.
+func refusesReply(se *smtp.SMTPError, at stage) bool {
 	e := se.EnhancedCode
-	if !hasEnhancedCode(se) || e[0] != 5 {
+	if !hasEnhancedCode(se) || e[0] != 5 || at == atSender {
 		return false
 	}
 	switch e[1] {
 	case 1:
 		return slices.Contains([]int{1, 2, 3, 6, 10}, e[2])
-	case 2, 6:
-		return true
+	case 2:
+		return at == atRecipient
 	case 3:
 		return e[2] == 4
+	case 6:
+		return true
 	}
 	return false
 }
 
-// refusalReport writes the delivery status notification for a reply the
-// smarthost refused for good, as an MTA writes one to the sender: it is
-// stored as the mail that came back, so that the refusal reaches the
-// conversation, and an agent, as a bounce from further on does.
-func (c *Channel) refusalReport(m *store.OutboundMail, r *refusal, at time.Time) ([]byte, error) {
+// namesSender reports an answer about the sender rather than the
+// recipient: Postfix's "Sender address rejected", or one naming <from>.
+func namesSender(se *smtp.SMTPError, from string) bool {
+	m := strings.ToLower(se.Message)
+	return strings.Contains(m, "sender address") || strings.Contains(m, "<"+strings.ToLower(from)+">")
+}
+
+// undeliverable is why a reply will not be sent, as a delivery report
+// says it.
+type undeliverable struct {
+	why        string // the report's first sentence
+	status     string // RFC 3463
+	diagnostic string // the smarthost's answer, or what failed
+}
+
+// refused: the smarthost refused the reply for good.
+func (r *refusal) undeliverable(m *store.OutboundMail, relay string) undeliverable {
+	u := undeliverable{
+		why:        fmt.Sprintf("The mail server %s refused the reply to %s for good, and it was not sent:", relay, m.To),
+		status:     "5.0.0",
+		diagnostic: fmt.Sprintf("%d %s", r.err.Code, r.err.Message),
+	}
+	if hasEnhancedCode(r.err) {
+		u.status = r.enhancedCode()
+		u.diagnostic = fmt.Sprintf("%d %s %s", r.err.Code, u.status, r.err.Message)
+	}
+	return u
+}
+
+// expired: the reply could not be sent in maxQueueTime.
+func expired(m *store.OutboundMail, last error, lifetime time.Duration) undeliverable {
+	return undeliverable{
+		why:        fmt.Sprintf("The reply to %s could not be sent in %s, and is not tried again. The last attempt:", m.To, span(lifetime)),
+		status:     "4.4.7", // delivery time expired
+		diagnostic: last.Error(),
+	}
+}
+
+// undeliverableReport writes the delivery status notification for a
+// reply that will not be sent, as an MTA writes one to the sender: it is
+// stored as the mail that came back, so that it reaches the conversation,
+// and an agent, as a bounce from further on does.
+func (c *Channel) undeliverableReport(m *store.OutboundMail, u undeliverable, at time.Time) ([]byte, error) {
 	sh := c.cfg.Smarthost
 	relay, _, _ := net.SplitHostPort(sh.Addr)
-	status, diagnostic := "5.0.0", fmt.Sprintf("%d %s", r.err.Code, r.err.Message)
-	if hasEnhancedCode(r.err) {
-		status = r.enhancedCode()
-		diagnostic = fmt.Sprintf("%d %s %s", r.err.Code, status, r.err.Message)
-	}
-	diagnostic = strings.ReplaceAll(diagnostic, "\n", " ")
+	status, diagnostic := u.status, strings.ReplaceAll(u.diagnostic, "\n", " ")
 	var h gomail.Header
 	h.SetDate(at)
 	h.SetAddressList("From", []*gomail.Address{{Name: "Mail Delivery System", Address: "MAILER-DAEMON@" + sh.Hostname}})
@@ -279,7 +327,7 @@ func (c *Channel) refusalReport(m *store.OutboundMail, r *refusal, at time.Time)
 		ct   string
 		body string
 	}{
-		{"text/plain", fmt.Sprintf("The mail server %s refused the reply to %s for good, and it was not sent:\r\n\r\n%s\r\n", relay, m.To, diagnostic)},
+		{"text/plain", fmt.Sprintf("%s\r\n\r\n%s\r\n", u.why, diagnostic)},
 		{"message/delivery-status", fmt.Sprintf("Reporting-MTA: dns; %s\r\nArrival-Date: %s\r\n\r\nFinal-Recipient: rfc822; %s\r\nAction: failed\r\nStatus: %s\r\nRemote-MTA: dns; %s\r\nDiagnostic-Code: smtp; %s\r\n",
 			sh.Hostname, m.Queued.Format(time.RFC1123Z), m.To, status, relay, diagnostic)},
 		{"text/rfc822-headers", string(replyHeader(m.Raw))},
@@ -310,4 +358,12 @@ func replyHeader(raw []byte) []byte {
 		return raw[:i+2]
 	}
 	return raw
+}
+
+// span says a duration as a person would: in days when it is whole days.
+func span(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return d.String()
 }

@@ -3,6 +3,7 @@ package mail
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/smtp"
 	"os"
 	"path/filepath"
@@ -221,16 +222,14 @@ func TestBounceFromPostfix(t *testing.T) {
 }
 
 // What a smarthost answers that is not about the reply alone is tried
-// again (real smtp-sinks): a 4xx; a 5xx to the sender (MAIL FROM); a
-// 5xx to the recipient without a status that says it is about the
-// recipient (smtp-sink's 500 5.3.0).
+// again (real smtp-sinks): a 4xx; a 5xx to the recipient or the data
+// without a status that says it is about them (smtp-sink's 500 5.3.0).
 func TestReplyRefusedForNowIsTriedAgain(t *testing.T) {
 	for _, tc := range []struct {
 		sink   []string
 		answer string
 	}{
 		{[]string{"-r", "rcpt"}, "smarthost answered 450 4.3.0: Error: command failed"},
-		{[]string{"-f", "mail"}, "smarthost answered 500 5.3.0: Error: command failed"},
 		{[]string{"-f", "rcpt"}, "smarthost answered 500 5.3.0: Error: command failed"},
 		{[]string{"-f", "."}, "smarthost answered 500 5.3.0: Error: command failed"},
 	} {
@@ -250,38 +249,63 @@ func TestReplyRefusedForNowIsTriedAgain(t *testing.T) {
 
 // Only a permanent status about the reply's recipient or content refuses
 // it for good; one about dirigent's sender or set-up (a 5xx to MAIL
-// FROM, 5.7.x: relay access denied, an answer naming the sender) is the
-// admin's to mend, and one without a status cannot be told apart.
+// FROM, 5.7.x: relay access denied, an answer about the sender, a 5.2.x at
+// the data's end: the sender's quota) is the admin's to mend, and one
+// without a status cannot be told apart.
 func TestAnsweredForGood(t *testing.T) {
 	for _, c := range []struct {
-		code       int
-		enhanced   gosmtp.EnhancedCode
-		message    string
-		aboutReply bool
-		final      bool
+		code     int
+		enhanced gosmtp.EnhancedCode
+		message  string
+		at       stage
+		final    bool
 	}{
-		{550, gosmtp.EnhancedCode{5, 1, 1}, "<joe@example.org>: User unknown", true, true},
-		{550, gosmtp.EnhancedCode{5, 1, 10}, "null MX", true, true},
-		{552, gosmtp.EnhancedCode{5, 2, 2}, "mailbox full", true, true},
-		{552, gosmtp.EnhancedCode{5, 3, 4}, "too big", true, true},
-		{554, gosmtp.EnhancedCode{5, 6, 0}, "content", true, true},
-		{550, gosmtp.EnhancedCode{}, "relay not permitted", true, false}, // Exim, no status: go-smtp's zero code
-		{550, gosmtp.NoEnhancedCode, "User unknown", true, false},
-		{554, gosmtp.EnhancedCode{5, 7, 1}, "Relay access denied", true, false},
-		{550, gosmtp.EnhancedCode{5, 1, 1}, "<Support@example.com>: Sender address rejected: User unknown", true, false},
-		{553, gosmtp.EnhancedCode{5, 1, 8}, "Sender address rejected: Domain not found", true, false},
-		{550, gosmtp.EnhancedCode{5, 3, 0}, "Error", true, false},
-		{550, gosmtp.EnhancedCode{5, 1, 1}, "x", false, false},
-		{450, gosmtp.EnhancedCode{4, 2, 0}, "later", true, false},
+		{550, gosmtp.EnhancedCode{5, 1, 1}, "<joe@example.org>: User unknown", atRecipient, true},
+		{550, gosmtp.EnhancedCode{5, 1, 10}, "null MX", atRecipient, true},
+		{552, gosmtp.EnhancedCode{5, 2, 2}, "mailbox full", atRecipient, true},
+		{552, gosmtp.EnhancedCode{5, 3, 4}, "too big", atContent, true},
+		{554, gosmtp.EnhancedCode{5, 6, 0}, "content", atContent, true},
+		{550, gosmtp.EnhancedCode{5, 1, 1}, "<joe@example.org>: User unknown", atContent, true},
+		{554, gosmtp.EnhancedCode{5, 2, 0}, "SubmissionQuotaExceededException", atContent, false},
+		{550, gosmtp.EnhancedCode{}, "relay not permitted", atRecipient, false}, // Exim, no status: go-smtp's zero code
+		{550, gosmtp.NoEnhancedCode, "User unknown", atRecipient, false},
+		{554, gosmtp.EnhancedCode{5, 7, 1}, "Relay access denied", atRecipient, false},
+		{550, gosmtp.EnhancedCode{5, 1, 1}, "<Support@example.com>: Sender address rejected: User unknown", atRecipient, false},
+		{550, gosmtp.EnhancedCode{5, 1, 1}, "<support@example.com> unknown", atRecipient, false},
+		{550, gosmtp.EnhancedCode{5, 1, 1}, "<xsupport@example.com> unknown", atRecipient, true},
+		{553, gosmtp.EnhancedCode{5, 1, 8}, "Domain not found", atRecipient, false},
+		{550, gosmtp.EnhancedCode{5, 3, 0}, "Error", atRecipient, false},
+		{550, gosmtp.EnhancedCode{5, 1, 1}, "x", atSender, false},
+		{450, gosmtp.EnhancedCode{4, 2, 0}, "later", atRecipient, false},
 	} {
-		err := answered(&gosmtp.SMTPError{Code: c.code, EnhancedCode: c.enhanced, Message: c.message}, "support@example.com", c.aboutReply)
+		err := answered(&gosmtp.SMTPError{Code: c.code, EnhancedCode: c.enhanced, Message: c.message}, "support@example.com", c.at)
 		var r *refusal
 		if !errors.As(err, &r) || r.final != c.final {
-			t.Errorf("%d %v %q (about the reply: %v): %#v, want final %v", c.code, c.enhanced, c.message, c.aboutReply, err, c.final)
+			t.Errorf("%d %v %q (stage %d): %#v, want final %v", c.code, c.enhanced, c.message, c.at, err, c.final)
 		}
 	}
-	if err := answered(context.DeadlineExceeded, "support@example.com", true); err != context.DeadlineExceeded {
+	if err := answered(context.DeadlineExceeded, "support@example.com", atRecipient); err != context.DeadlineExceeded {
 		t.Errorf("a failure without an answer: %v", err)
+	}
+}
+
+// A reply the smarthost keeps refusing for now (a real smtp-sink, 450)
+// bounces once it has been tried for MaxQueueTime, with the last answer,
+// as an MTA gives up after its queue lifetime.
+func TestReplyTriedTooLongBounces(t *testing.T) {
+	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{
+		Addr: testpeer.SMTPSink(t, "", sinkDir(t), "-r", "rcpt"), TLS: "none", RetryBase: 50 * time.Millisecond, MaxQueueTime: 300 * time.Millisecond}})
+	out := s.repliedTo(t, "joe@example.org")
+	testrun.Eventually(t, 10*time.Second, "the report processed", func() bool {
+		return len(s.journeyOf(t, "joe@example.org")) == 3
+	})
+	m, err := s.st.OutboundStatus(out.ID)
+	if err != nil || m.Bounced.IsZero() || m.BounceReason != "not sent in 300ms: smarthost answered 450 4.3.0: Error: command failed" || m.Attempts < 2 {
+		t.Errorf("the reply's record: %+v %v", m, err)
+	}
+	joe := s.journeyOf(t, "joe@example.org")
+	if back := joe[2]; back.BounceOf != joe[1].ID || back.Outcome != "" || !strings.Contains(back.Text, "could not be sent in 300ms") {
+		t.Errorf("the report's contact: %+v", back)
 	}
 }
 
@@ -314,7 +338,10 @@ func TestBounceReports(t *testing.T) {
 		{"global", report("global-delivery-status", "message/global-delivery-status", block("jörg@example.org", "failed")), "jörg@example.org", "jörg@example.org: 550 jörg@example.org unknown"},
 		{"the reply's recipient of two", report("delivery-status", "message/delivery-status", block("a@example.org", "failed")+block("joe@example.org", "failed")), "joe@example.org", "joe@example.org: 550 joe@example.org unknown"},
 		{"the only one, forwarded", report("delivery-status", "message/delivery-status", block("joe@elsewhere.example", "failed(forwarded)")), "joe@example.org", "joe@elsewhere.example: 550 joe@elsewhere.example unknown"},
+		{"named as sent", report("delivery-status", "message/delivery-status", block("a@example.org", "failed")+strings.Replace(block("joe@elsewhere.example", "failed"), "Action:", "Original-Recipient: rfc822; joe@example.org\r\nAction:", 1)), "joe@example.org", "joe@elsewhere.example: 550 joe@elsewhere.example unknown"},
+		{"the only one, as sent to another", report("delivery-status", "message/delivery-status", strings.Replace(block("jane@elsewhere.example", "failed"), "Action:", "Original-Recipient: rfc822; jane@example.org\r\nAction:", 1)), "joe@example.org", ""},
 		{"another's of two", report("delivery-status", "message/delivery-status", block("a@example.org", "failed")+block("b@example.org", "failed")), "joe@example.org", ""},
+		{"delivered to joe, not to jane", report("delivery-status", "message/delivery-status", block("joe@example.org", "delivered")+block("jane@example.org", "failed")), "joe@example.org", ""},
 		{"delivered", report("delivery-status", "message/delivery-status", block("joe@example.org", "delivered")), "joe@example.org", ""},
 	} {
 		p, err := Parse([]byte(tc.raw))
@@ -383,5 +410,42 @@ func TestLateBounce(t *testing.T) {
 	s.sendReport(t, postfixBounce(t, out.MessageID))
 	if m, err := s.st.OutboundStatus(out.ID); err != nil || m.Bounced.IsZero() {
 		t.Errorf("the reply after a late bounce: %+v %v", m, err)
+	}
+}
+
+// Two reports about one reply in the same batch make one task.
+func TestBounceTwiceInABatch(t *testing.T) {
+	s := newSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}})
+	store1 := func(raw []byte) uint64 {
+		t.Helper()
+		m := &store.InboundMail{Received: time.Now().UTC(), Source: "smtp", Recipients: []string{"support@example.com"}}
+		if _, err := s.st.StoreMail(context.Background(), m, raw); err != nil {
+			t.Fatal(err)
+		}
+		return m.ID
+	}
+	if o, err := s.ch.process(context.Background(), store1([]byte("From: joe@example.org\r\nSubject: Rechnung\r\n\r\nFalsch"))); err != nil || o != "new" {
+		t.Fatalf("Joe's mail: %s %v", o, err)
+	}
+	joe := s.journeyOf(t, "joe@example.org")
+	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "Wir prüfen das.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []uint64{store1(postfixBounce(t, out.MessageID)), store1(postfixBounce(t, out.MessageID))}
+	var b batch
+	for _, id := range ids {
+		if o, done := s.ch.prepare(context.Background(), id, &b); done {
+			t.Fatalf("mail %d: %s %v", id, o.name, o.err)
+		}
+	}
+	var got []string
+	for _, o := range s.ch.record(context.Background(), &b) {
+		got = append(got, o.name)
+	}
+	open := 0
+	s.st.OpenTasks(func(uint64, []byte) error { open++; return nil })
+	if fmt.Sprint(got) != "[bounce bounce]" || open != 2 {
+		t.Errorf("outcomes %v, %d open tasks; want two bounces, and tasks for Joe's mail and the first", got, open)
 	}
 }

@@ -63,6 +63,9 @@ func New(cfg Config, deps Deps) (*Channel, error) {
 	if cfg.Smarthost.RetryBase <= 0 {
 		cfg.Smarthost.RetryBase = 30 * time.Second
 	}
+	if cfg.Smarthost.MaxQueueTime <= 0 {
+		cfg.Smarthost.MaxQueueTime = 5 * 24 * time.Hour
+	}
 	c := &Channel{cfg: cfg, deps: deps, metrics: m, wake: make(chan struct{}, 1), acked: map[string]time.Time{}}
 	// The outbox depth is read from the store at scrape time.
 	if err := deps.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -38,6 +38,9 @@ type SmarthostConfig struct {
 	// RetryBase is the first retry delay; each failure doubles it, up to
 	// an hour.
 	RetryBase time.Duration
+	// MaxQueueTime is how long a reply is tried: then it bounces, with
+	// the last answer (0: five days, as Postfix's maximal_queue_lifetime).
+	MaxQueueTime time.Duration
 }
 
 const maxRetry = time.Hour
@@ -104,7 +107,7 @@ func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, text 
 // bounce: the mail system is not whom a reply is for).
 func (c *Channel) lastInbound(conv *store.Conversation) (*Parsed, error) {
 	var mailID uint64
-	err := c.deps.Store.ConversationContacts(conv, false, func(ct *store.Contact) bool {
+	err := c.deps.Store.ConversationContacts(conv.CustomerID, conv, false, func(ct *store.Contact) bool {
 		if ct.Direction == "in" && ct.MailID != 0 && ct.BounceOf == 0 {
 			mailID = ct.MailID
 		}
@@ -258,7 +261,12 @@ func (c *Channel) sendDue(ctx context.Context) {
 		}
 		sendErr := c.deliver(m)
 		now := time.Now().UTC()
-		if r := (*refusal)(nil); errors.As(sendErr, &r) && r.final && c.refused(m, r, now) {
+		relay, _, _ := net.SplitHostPort(c.cfg.Smarthost.Addr)
+		if r := (*refusal)(nil); errors.As(sendErr, &r) && r.final && c.undeliverable(m, r.undeliverable(m, relay), r.Error(), now) {
+			continue
+		}
+		if lifetime := c.cfg.Smarthost.MaxQueueTime; sendErr != nil && now.Sub(m.Queued) >= lifetime &&
+			c.undeliverable(m, expired(m, sendErr, lifetime), fmt.Sprintf("not sent in %s: %v", span(lifetime), sendErr), now) {
 			continue
 		}
 		next := now.Add(min(c.cfg.Smarthost.RetryBase<<min(m.Attempts, 20), maxRetry))
@@ -304,41 +312,42 @@ func (c *Channel) deliver(m *store.OutboundMail) error {
 		}
 	}
 	if err := cl.Mail(m.From, nil); err != nil {
-		return answered(err, m.From, false)
+		return answered(err, m.From, atSender)
 	}
 	if err := cl.Rcpt(m.To, nil); err != nil {
-		return answered(err, m.From, true)
+		return answered(err, m.From, atRecipient)
 	}
 	w, err := cl.Data()
 	if err != nil {
-		return answered(err, m.From, true)
+		return answered(err, m.From, atContent)
 	}
 	if _, err := w.Write(m.Raw); err != nil {
-		return answered(err, m.From, true)
+		return answered(err, m.From, atContent)
 	}
 	if err := w.Close(); err != nil {
-		return answered(err, m.From, true)
+		return answered(err, m.From, atContent)
 	}
 	return cl.Quit()
 }
 
-// refused records a reply the smarthost refused for good: it is not
-// tried again, and the delivery report written for it comes back into
-// the conversation as a bounce from further on would. It reports whether
-// that was recorded; if not, the reply is an attempt that failed, tried
-// again with backoff.
-func (c *Channel) refused(m *store.OutboundMail, r *refusal, at time.Time) bool {
-	raw, err := c.refusalReport(m, r, at)
+// undeliverable records a reply that will not be sent (the smarthost
+// refused it for good, or it was tried for MaxQueueTime), for reason: it
+// is not tried again, and the delivery report written for it comes back
+// into the conversation as a bounce from further on would. It reports
+// whether that was recorded; if not, the reply is an attempt that failed,
+// tried again with backoff.
+func (c *Channel) undeliverable(m *store.OutboundMail, u undeliverable, reason string, at time.Time) bool {
+	raw, err := c.undeliverableReport(m, u, at)
 	if err == nil {
 		report := &store.InboundMail{Received: at, Source: "smarthost", Recipients: []string{m.From}}
-		err = c.deps.Store.RefuseOutbound(context.Background(), m.ID, at, r.Error(), report, raw)
+		err = c.deps.Store.RefuseOutbound(context.Background(), m.ID, at, reason, report, raw)
 	}
 	if err != nil {
-		c.deps.Logger.Error("recording a refused reply", "outbound", m.ID, "err", err)
+		c.deps.Logger.Error("recording a reply that will not be sent", "outbound", m.ID, "err", err)
 		return false
 	}
 	c.metrics.sendFailures.Inc()
-	c.deps.Logger.Warn("reply refused for good; not sent", "outbound", m.ID, "to", m.To, "err", r)
+	c.deps.Logger.Warn("reply not sent, and not tried again", "outbound", m.ID, "to", m.To, "reason", reason)
 	c.stored(0) // process the report
 	return true
 }

@@ -77,7 +77,7 @@ func Parse(raw []byte) (*Parsed, error) {
 	if rt, err := h.AddressList("Reply-To"); err == nil && len(rt) > 0 {
 		p.ReplyTo, p.ReplyToName = rt[0].Address, rt[0].Name
 	}
-	p.Automatic = automatic(h, p.From)
+	p.Automatic = automatic(h, p.From, p.ReplyTo)
 	var report *deliveryReport
 	if isDeliveryReport(h.Header) {
 		report = &deliveryReport{}
@@ -221,7 +221,9 @@ func filename(h message.Header) string {
 
 // automatic reports mail that a program sent: auto-replies, bounces,
 // mailing lists. They must never be answered automatically (mail loops).
-func automatic(h gomail.Header, from string) bool {
+// A noreply sender is a program only when answers go to it: a web shop's
+// contact form sends as noreply@ on behalf of the customer in Reply-To.
+func automatic(h gomail.Header, from, replyTo string) bool {
 	if isDeliveryReport(h.Header) {
 		return true
 	}
@@ -234,6 +236,9 @@ func automatic(h gomail.Header, from string) bool {
 	}
 	if h.Get("List-Id") != "" || h.Get("X-Autoreply") != "" || h.Get("X-Autorespond") != "" {
 		return true
+	}
+	if replyTo != "" {
+		from = replyTo
 	}
 	local, _, _ := strings.Cut(strings.ToLower(from), "@")
 	return local == "mailer-daemon" || local == "postmaster" || strings.HasPrefix(local, "noreply") || strings.HasPrefix(local, "no-reply") || strings.HasPrefix(local, "donotreply")

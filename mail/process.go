@@ -136,7 +136,7 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 		}
 		return fail("unreadable", err)
 	}
-	bounced, err := c.bouncedReply(p.Bounce, b)
+	bounced, err := c.findBouncedReply(p.Bounce, b)
 	if err != nil {
 		return fail("error", err)
 	}
@@ -213,12 +213,12 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 	return o, false
 }
 
-// bounced is a reply that a delivery report says did not reach the
+// bouncedReply is a reply that a delivery report says did not reach the
 // customer.
-type bounced struct {
+type bouncedReply struct {
 	conv    *store.Conversation
 	reply   *store.Contact
-	failure *Failure // the report's, for the reply's recipient
+	failure *Recipient // the report's, for the reply's recipient
 	// again: a report said so before (or one earlier in the batch):
 	// there was a task for it already.
 	again bool
@@ -227,11 +227,11 @@ type bounced struct {
 	queue, intent string
 }
 
-// bouncedReply finds the reply a bounce is about among the replies sent
+// findBouncedReply finds the reply a bounce is about among the replies sent
 // into its conversation: by its Message-ID, and only when the report
 // says the reply's recipient failed. nil for no bounce, or one about any
 // other message (a forged sender's mail in the site's name).
-func (c *Channel) bouncedReply(bounce *Bounce, b *batch) (*bounced, error) {
+func (c *Channel) findBouncedReply(bounce *Bounce, b *batch) (*bouncedReply, error) {
 	if bounce == nil {
 		return nil, nil
 	}
@@ -243,11 +243,11 @@ func (c *Channel) bouncedReply(bounce *Bounce, b *batch) (*bounced, error) {
 		return nil, err
 	}
 	var (
-		r       *bounced
+		r       *bouncedReply
 		readErr error
 		before  = map[uint64]bool{} // replies bounced before, by contact
 	)
-	err = c.deps.Store.ConversationContacts(conv, false, func(ct *store.Contact) bool {
+	err = c.deps.Store.ConversationContacts(conv.CustomerID, conv, false, func(ct *store.Contact) bool {
 		switch {
 		case r == nil && ct.BounceOf != 0:
 			before[ct.BounceOf] = true
@@ -262,7 +262,7 @@ func (c *Channel) bouncedReply(bounce *Bounce, b *batch) (*bounced, error) {
 				if f == nil {
 					return false // about other recipients
 				}
-				r = &bounced{conv: conv, reply: ct, failure: f, again: before[ct.ID] || b.bounces(m.ID)}
+				r = &bouncedReply{conv: conv, reply: ct, failure: f, again: before[ct.ID] || b.bounces(m.ID)}
 			}
 		case r != nil && ct.Direction == "in" && ct.BounceOf == 0:
 			r.queue, r.intent = ct.Queue, ct.Intent

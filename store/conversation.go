@@ -1,7 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -33,17 +37,51 @@ func (s *Store) Conversation(id uint64) (*Conversation, error) {
 	return &c, nil
 }
 
-// ConversationContacts calls fn with a conversation's contacts, newest
-// first, until fn returns false: its customer's journey read back to when
-// the conversation began, however many other contacts and touchpoints
-// came since; the contacts' texts only when texts is set.
-func (s *Store) ConversationContacts(conv *Conversation, texts bool, fn func(*Contact) bool) error {
+// conversationSkew is how much earlier than its conversation's
+// beginning a contact of it may start: times come from the clock as each
+// mail is taken in, and a clock set back (NTP, a restored VM) or
+// concurrent SMTP sessions can put a conversation's later mail before it.
+const conversationSkew = 48 * time.Hour
+
+// ConversationContacts calls fn with a conversation's contacts in
+// customerID's journey (the conversation's customer, or the one a
+// contact of it stayed with after an unmerge), newest first, until fn
+// returns false: the journey read back to shortly before the
+// conversation began (conversationSkew), however many other contacts and
+// touchpoints came since; the contacts' texts only when texts is set.
+func (s *Store) ConversationContacts(customerID uint64, conv *Conversation, texts bool, fn func(*Contact) bool) error {
+	stop := u64(customerID) // the whole journey, for one whose beginning is not known
+	if !conv.Created.IsZero() {
+		stop = journeyKey(customerID, conv.Created.Add(-conversationSkew), 0, 0)
+	}
 	return s.db.View(func(tx *bolt.Tx) error {
-		return walkJourney(tx, conv.CustomerID, nil, texts, func(e JourneyEntry) bool {
-			if e.At().Before(conv.Created) {
-				return false
+		c := tx.Bucket(bucketJourney).Cursor()
+		k, v := c.Seek(u64(customerID + 1))
+		if k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		for ; k != nil && bytes.Compare(k, stop) >= 0; k, v = c.Prev() {
+			if k[16] != kindContact {
+				continue
 			}
-			return e.Contact == nil || e.Contact.ConversationID != conv.ID || fn(e.Contact)
-		})
+			var ct Contact
+			if err := json.Unmarshal(v, &ct); err != nil {
+				return fmt.Errorf("journey of customer %d: %w", customerID, err)
+			}
+			if ct.ConversationID != conv.ID {
+				continue
+			}
+			if texts {
+				readText(tx, &ct)
+			} else {
+				ct.Text = "" // one written before schema 6 holds it
+			}
+			if !fn(&ct) {
+				return nil
+			}
+		}
+		return nil
 	})
 }

@@ -772,3 +772,54 @@ func TestRefuseOutbound(t *testing.T) {
 		t.Errorf("after retention: %d bytes, %v", len(got.Raw), err)
 	}
 }
+
+// A conversation's contacts, newest first, with or without their texts,
+// among other conversations' and touchpoints: also one that starts a
+// little before the conversation (a clock set back), not one days before.
+func TestConversationContacts(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	createCustomers(t, s, 1)
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	conv := &Conversation{CustomerID: 1, Channel: "email", Created: at}
+	if err := s.PutConversation(ctx, conv); err != nil {
+		t.Fatal(err)
+	}
+	var want []uint64
+	for i, c := range []struct {
+		conv  uint64
+		start time.Duration
+	}{{conv.ID, -72 * time.Hour}, {conv.ID, -time.Hour}, {conv.ID, 0}, {conv.ID + 1, time.Minute}, {conv.ID, time.Hour}} {
+		ct := &Contact{CustomerID: 1, Channel: "email", ConversationID: c.conv, Start: at.Add(c.start), Text: fmt.Sprintf("text %d", i)}
+		if err := s.AppendContact(ctx, ct); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddTouchpoint(ctx, &Touchpoint{CustomerID: 1, Type: "web_visit", At: at.Add(c.start + time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+		if c.conv == conv.ID && c.start > -72*time.Hour {
+			want = append([]uint64{ct.ID}, want...)
+		}
+	}
+	for _, texts := range []bool{true, false} {
+		var got []uint64
+		err := s.ConversationContacts(1, conv, texts, func(c *Contact) bool {
+			got = append(got, c.ID)
+			if (c.Text != "") != texts {
+				t.Errorf("contact %d with texts %v: %q", c.ID, texts, c.Text)
+			}
+			return true
+		})
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("texts %v: %v, %v; want %v", texts, got, err, want)
+		}
+	}
+	// Without a beginning, the whole journey; and fn stops the walk.
+	var got []uint64
+	s.ConversationContacts(1, &Conversation{ID: conv.ID}, false, func(c *Contact) bool {
+		got = append(got, c.ID)
+		return len(got) < 4
+	})
+	if len(got) != 4 || got[3] != 1 {
+		t.Errorf("without a beginning: %v", got)
+	}
+}
