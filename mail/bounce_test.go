@@ -365,17 +365,12 @@ func TestBounceReports(t *testing.T) {
 // of a reply.
 func TestBounceOnce(t *testing.T) {
 	s, dir := siteWithSink(t, "")
-	s.send(t, "joe@example.org", "Subject: Rechnung falsch\r\nMessage-ID: <m1@example.org>", "Meine Rechnung stimmt nicht.")
-	joe := s.journeyOf(t, "joe@example.org")
-	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "Wir prüfen das.")
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := s.repliedTo(t, "joe@example.org")
 	received(t, s, dir)
 	s.sendReport(t, postfixBounce(t, out.MessageID))
 	s.sendReport(t, postfixBounce(t, out.MessageID))
-	s.sendReport(t, postfixBounce(t, "m1@example.org"))
-	joe = s.journeyOf(t, "joe@example.org")
+	s.sendReport(t, postfixBounce(t, "first-joe@example.org"))
+	joe := s.journeyOf(t, "joe@example.org")
 	if len(joe) != 4 || joe[2].BounceOf != joe[1].ID || joe[2].Outcome != "" || joe[3].BounceOf != joe[1].ID || joe[3].Outcome != "automatic" {
 		t.Fatalf("Joe's journey: %+v", joe)
 	}
@@ -395,13 +390,9 @@ func TestBounceOnce(t *testing.T) {
 // since: MTAs retry for days, and a shop posts touchpoints meanwhile.
 func TestLateBounce(t *testing.T) {
 	s, dir := siteWithSink(t, "")
-	s.send(t, "joe@example.org", "Subject: Hilfe", "Bitte melden.")
-	joe := s.journeyOf(t, "joe@example.org")
-	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "Wir melden uns.")
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := s.repliedTo(t, "joe@example.org")
 	received(t, s, dir)
+	joe := s.journeyOf(t, "joe@example.org")
 	for i := range 300 {
 		if err := s.st.AddTouchpoint(context.Background(), &store.Touchpoint{CustomerID: joe[0].CustomerID, Type: "web_visit", At: time.Now().Add(time.Duration(i) * time.Millisecond)}); err != nil {
 			t.Fatal(err)
@@ -432,17 +423,7 @@ func TestBounceTwiceInABatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := []uint64{store1(postfixBounce(t, out.MessageID)), store1(postfixBounce(t, out.MessageID))}
-	var b batch
-	for _, id := range ids {
-		if o, done := s.ch.prepare(context.Background(), id, &b); done {
-			t.Fatalf("mail %d: %s %v", id, o.name, o.err)
-		}
-	}
-	var got []string
-	for _, o := range s.ch.record(context.Background(), &b) {
-		got = append(got, o.name)
-	}
+	got := s.processBatch(t, store1(postfixBounce(t, out.MessageID)), store1(postfixBounce(t, out.MessageID)))
 	open := 0
 	s.st.OpenTasks(func(uint64, []byte) error { open++; return nil })
 	if fmt.Sprint(got) != "[bounce bounce]" || open != 2 {

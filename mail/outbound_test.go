@@ -53,10 +53,11 @@ func siteSendingTo(t *testing.T, addr, autoAck string) *site {
 	})
 }
 
-// repliedTo: the customer at from writes, and anna answers.
+// repliedTo: the customer at from writes (Message-ID <first-from>), and
+// anna answers.
 func (s *site) repliedTo(t *testing.T, from string) *store.OutboundMail {
 	t.Helper()
-	s.send(t, from, "Subject: Rechnung", "Bitte melden.")
+	s.send(t, from, "Subject: Rechnung\r\nMessage-ID: <first-"+from+">", "Bitte melden.")
 	out, err := s.ch.Reply(context.Background(), s.journeyOf(t, from)[0].ConversationID, "anna", "Wir melden uns.")
 	if err != nil {
 		t.Fatal(err)

@@ -161,16 +161,7 @@ func TestBatchSeesItsEarlierMessages(t *testing.T) {
 		ids = append(ids, m.ID)
 	}
 	// Nothing else processes them: the channel does not run.
-	var b batch
-	for _, id := range ids {
-		if o, done := s.ch.prepare(context.Background(), id, &b); done {
-			t.Fatalf("mail %d: %s %v", id, o.name, o.err)
-		}
-	}
-	var got []string
-	for _, o := range s.ch.record(context.Background(), &b) {
-		got = append(got, o.name)
-	}
+	got := s.processBatch(t, ids...)
 	if want := []string{"new", "reply", "new"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("outcomes %v, want %v", got, want)
 	}
@@ -230,6 +221,23 @@ func TestContactFormMailBelongsToReplyTo(t *testing.T) {
 	if tom := s.journeyOf(t, "tom@example.net"); len(tom) != 1 {
 		t.Errorf("Tom has %d contacts, want 1", len(tom))
 	}
+}
+
+// processBatch processes stored messages as one batch, and returns
+// their outcomes.
+func (s *site) processBatch(t *testing.T, ids ...uint64) []string {
+	t.Helper()
+	var b batch
+	for _, id := range ids {
+		if o, done := s.ch.prepare(context.Background(), id, &b); done {
+			t.Fatalf("mail %d: %s %v", id, o.name, o.err)
+		}
+	}
+	var got []string
+	for _, o := range s.ch.record(context.Background(), &b) {
+		got = append(got, o.name)
+	}
+	return got
 }
 
 // process processes one stored message as a batch of its own.
