@@ -147,6 +147,30 @@ func (s *Server) ForgetTasks(ids []uint64) {
 	}
 }
 
+// DeliveryChanged: how a reply stands with the mail server changed (an
+// attempt, a bounce). Each agent holding a task of its conversation, or
+// offered one, is told, so that the thread on screen shows it.
+func (s *Server) DeliveryChanged(replyContactID uint64) {
+	reply, err := s.deps.Store.Contact(replyContactID)
+	if err != nil || reply.ConversationID == 0 {
+		return
+	}
+	holders := map[uint64]string{} // task → agent
+	s.desk.mu.Lock()
+	for id, t := range s.desk.tasks {
+		holders[id] = t.Agent
+	}
+	for agent, o := range s.desk.offers {
+		holders[o.TaskID] = agent
+	}
+	s.desk.mu.Unlock()
+	for id, agent := range holders {
+		if c, err := s.deps.Store.Contact(id); err == nil && c.ConversationID == reply.ConversationID {
+			s.events.publish(toUser(agent), "delivery", map[string]uint64{"id": id})
+		}
+	}
+}
+
 // dropOffer forgets agent's offer of task id (accepted or declined) but
 // not a newer offer the router made meanwhile.
 func (d *desktop) dropOffer(agent string, id uint64) {

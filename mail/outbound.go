@@ -278,7 +278,9 @@ func (c *Channel) sendDue(ctx context.Context) {
 		}
 		if err := c.deps.Store.OutboundAttempt(context.Background(), m.ID, now, sendErr, next); err != nil {
 			c.deps.Logger.Error("recording a delivery attempt", "outbound", m.ID, "err", err)
+			continue
 		}
+		c.delivery(m.ContactID)
 	}
 }
 
@@ -348,6 +350,14 @@ func (c *Channel) undeliverable(m *store.OutboundMail, u undeliverable, reason s
 	}
 	c.metrics.sendFailures.Inc()
 	c.deps.Logger.Warn("reply not sent, and not tried again", "outbound", m.ID, "to", m.To, "reason", reason)
+	c.delivery(m.ContactID)
 	c.stored(0) // process the report
 	return true
+}
+
+// delivery tells Deps.OnDelivery that a reply's delivery changed.
+func (c *Channel) delivery(replyContactID uint64) {
+	if c.deps.OnDelivery != nil {
+		c.deps.OnDelivery(replyContactID)
+	}
 }

@@ -318,7 +318,11 @@ func (c *Channel) recorded(ctx context.Context, m prepared, r store.RecordedMail
 	case r.Err != nil:
 		o.name, o.err = "error", r.Err
 		return o
-	case m.rec.OpenTask == nil:
+	}
+	if m.bounce {
+		c.delivery(m.rec.Contact.BounceOf)
+	}
+	if m.rec.OpenTask == nil {
 		o.name = "automatic"
 		if m.bounce {
 			o.name = "bounce"

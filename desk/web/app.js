@@ -260,6 +260,11 @@ function openStream() {
     }
   });
   stream.addEventListener("chat", (e) => onChat(JSON.parse(e.data)));
+  // A reply of the thread on screen was sent, or bounced.
+  stream.addEventListener("delivery", (e) => {
+    const id = JSON.parse(e.data).id;
+    if (current && current.task.id === id) openTask(id, false);
+  });
   stream.addEventListener("presence", (e) => {
     const p = JSON.parse(e.data);
     me.presence = p.presence;
