@@ -105,33 +105,39 @@ maillog_file = /dev/stdout
 		b, _ := os.ReadFile(logPath)
 		return string(b)
 	}
-	// start-fg runs a script that starts the master daemon in a session
-	// of its own: stopping the script stops nothing. Postfix stops it, and
-	// the group it leads goes if it lingers.
-	cmd := exec.Command(bin, "-c", conf, "start-fg")
+	// The master daemon itself, in the foreground and leading a process
+	// group of its own (its services), so that the test stops them all;
+	// and with an end, should the test's process die without stopping it.
+	if out, err := exec.Command(bin, "-c", conf, "check").CombinedOutput(); err != nil { // makes the queue's directories
+		t.Fatalf("postfix check: %v\n%s", err, out)
+	}
+	daemons, err := exec.Command(Require(t, "postconf", "postfix"), "-h", "daemon_directory").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lifetime := 30 * time.Minute
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if end, ok := d.Deadline(); ok {
+			lifetime = time.Until(end) + time.Minute
+		}
+	}
+	cmd := exec.Command(filepath.Join(strings.TrimSpace(string(daemons)), "master"), "-c", conf, "-d", "-e", strconv.Itoa(int(lifetime.Seconds())))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		exec.Command(bin, "-c", conf, "abort").Run()
-		if b, err := os.ReadFile(filepath.Join(queue, "pid", "master.pid")); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-				for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(20 * time.Millisecond) {
-					if time.Now().After(deadline) {
-						syscall.Kill(-pid, syscall.SIGKILL)
-						break
-					}
-				}
-			}
-		}
+		group := -cmd.Process.Pid
+		syscall.Kill(group, syscall.SIGTERM)
 		select {
 		case <-exited:
 		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
 		}
+		syscall.Kill(group, syscall.SIGKILL) // what lingers
+		<-exited
 		if t.Failed() {
 			t.Logf("postfix's log:\n%s", log())
 		}
