@@ -262,7 +262,8 @@ type delivery struct {
 	GaveUp      time.Time `json:"gave_up,omitzero"`
 	GaveUpBy    string    `json:"gave_up_by,omitempty"`
 	// Bounced: it did not reach the customer, and will not (a delivery
-	// report came back, or the smarthost refused it for good).
+	// report came back, the smarthost refused it for good, or it was not
+	// sent in its queue time).
 	Bounced      time.Time `json:"bounced,omitzero"`
 	BounceReason string    `json:"bounce_reason,omitempty"`
 }

@@ -92,10 +92,11 @@ func (j *Journey) RoutingContextFor(customerID uint64, at time.Time, unstored []
 
 // repeats tells whether a new contact arriving at at repeats ct: ct
 // started before it, within the repeat window, and was not resolved.
-// Mail that a program sent (an auto-reply, a bounce) repeats nothing: the
-// customer did not come back.
+// Mail that a program sent (an auto-reply, a bounce) and the site's own
+// (a reply, an acknowledgement) repeat nothing: the customer did not come
+// back.
 func (j *Journey) repeats(ct *store.Contact, at time.Time) bool {
-	return ct != nil && ct.Outcome != store.OutcomeAutomatic && ct.BounceOf == 0 &&
+	return ct != nil && ct.Direction != "out" && ct.Outcome != store.OutcomeAutomatic && ct.BounceOf == 0 &&
 		ct.Start.Before(at) && j.cfg.RepeatWindow > 0 && at.Sub(ct.Start) <= j.cfg.RepeatWindow && !j.resolved(ct)
 }
 

@@ -24,6 +24,7 @@ func TestRepeatContactsInAGeneratedHistory(t *testing.T) {
 		agent   string
 		id      uint64
 		bounce  bool
+		out     bool
 	}
 	history := map[uint64][]past{}
 	var customers []uint64
@@ -48,7 +49,7 @@ func TestRepeatContactsInAGeneratedHistory(t *testing.T) {
 			if wantAgent == "" && p.agent != "" {
 				wantAgent = p.agent
 			}
-			if wantRepeat == 0 && now.Sub(p.at) <= 72*time.Hour && p.outcome != "resolved" && p.outcome != store.OutcomeAutomatic && !p.bounce {
+			if wantRepeat == 0 && now.Sub(p.at) <= 72*time.Hour && p.outcome != "resolved" && p.outcome != store.OutcomeAutomatic && !p.bounce && !p.out {
 				wantRepeat = p.id
 			}
 		}
@@ -82,8 +83,11 @@ func TestRepeatContactsInAGeneratedHistory(t *testing.T) {
 			CustomerID: cust, Channel: []string{"voice", "email", "message"}[rng.IntN(3)], Start: now,
 			Outcome: []string{"resolved", "resolved", "callback", "", store.OutcomeAutomatic}[rng.IntN(5)], Text: "Guten Tag",
 		}
-		if rng.IntN(8) == 0 {
+		switch rng.IntN(8) {
+		case 0:
 			c.BounceOf = 1 // a bounce: repeats nothing, as an automatic mail
+		case 1:
+			c.Direction = "out" // the site's reply: neither
 		}
 		if rng.IntN(5) > 0 {
 			c.Agent = fmt.Sprintf("agent%d", rng.IntN(6))
@@ -91,7 +95,7 @@ func TestRepeatContactsInAGeneratedHistory(t *testing.T) {
 		if err := st.AppendContact(ctx, c); err != nil {
 			t.Fatal(err)
 		}
-		history[cust] = append(history[cust], past{at: now, outcome: c.Outcome, agent: c.Agent, id: c.ID, bounce: c.BounceOf != 0})
+		history[cust] = append(history[cust], past{at: now, outcome: c.Outcome, agent: c.Agent, id: c.ID, bounce: c.BounceOf != 0, out: c.Direction == "out"})
 	}
 	if repeats < 50 {
 		t.Errorf("only %d repeat contacts in the history: the test does not exercise them", repeats)

@@ -3,10 +3,10 @@ package mail
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"slices"
 	"strings"
 	"time"
@@ -58,13 +58,13 @@ func (b *Bounce) For(addr string) *Recipient {
 }
 
 // Reason is the failure in one line, for the reply's delivery note.
-func (f *Recipient) Reason() string {
-	why := f.Diagnostic
+func (r *Recipient) Reason() string {
+	why := r.Diagnostic
 	if why == "" {
-		why = "status " + f.Status
+		why = "status " + r.Status
 	}
-	if f.Recipient != "" {
-		why = f.Recipient + ": " + why
+	if r.Recipient != "" {
+		why = r.Recipient + ": " + why
 	}
 	if len(why) > maxReasonBytes {
 		why = strings.ToValidUTF8(why[:maxReasonBytes], "") + "…"
@@ -128,7 +128,7 @@ func (r *deliveryReport) read(ct string, body io.Reader) io.Reader {
 // message's first, then one per recipient.
 func recipients(br *bufio.Reader) []Recipient {
 	var out []Recipient
-	for range maxRecipients + 1 {
+	for blocks := 0; blocks <= maxRecipients; {
 		if _, err := br.Peek(1); err != nil {
 			break
 		}
@@ -136,19 +136,27 @@ func recipients(br *bufio.Reader) []Recipient {
 		if err != nil {
 			break
 		}
+		if h.Len() == 0 {
+			continue // a blank line more between blocks
+		}
+		blocks++
 		// "failed", "failed (bad address)", "failed(x)"
 		action := strings.ToLower(strings.TrimSpace(h.Get("Action")))
 		if i := strings.IndexAny(action, " (;"); i >= 0 {
 			action = action[:i]
 		}
+		status := strings.TrimSpace(h.Get("Status"))
+		if action == "" && strings.HasPrefix(status, "5.") {
+			action = "failed" // a report that leaves Action out
+		}
 		if action == "" {
-			continue // the message's block, or an empty one
+			continue // the message's block
 		}
 		out = append(out, Recipient{
 			Action:     action,
 			Recipient:  typedValue(h.Get("Final-Recipient")),
 			Original:   typedValue(h.Get("Original-Recipient")),
-			Status:     strings.TrimSpace(h.Get("Status")),
+			Status:     status,
 			Diagnostic: collapseSpace(typedValue(h.Get("Diagnostic-Code"))),
 		})
 	}
@@ -156,12 +164,17 @@ func recipients(br *bufio.Reader) []Recipient {
 }
 
 // typedValue is a report field's value without its type: "rfc822;
-// joe@example.org" is joe@example.org, "smtp; 550 …" is 550 ….
+// joe@example.org" (or "rfc822; <joe@example.org>") is joe@example.org,
+// "smtp; 550 …" is 550 ….
 func typedValue(v string) string {
 	if _, after, ok := strings.Cut(v, ";"); ok {
 		v = after
 	}
-	return strings.TrimSpace(v)
+	v = strings.TrimSpace(v)
+	if strings.HasPrefix(v, "<") && strings.HasSuffix(v, ">") && !strings.Contains(v[1:], "<") {
+		v = v[1 : len(v)-1]
+	}
+	return v
 }
 
 // bounce is the report's bounce, once the walk is through: about the
@@ -235,7 +248,7 @@ const (
 // the sender, which Postfix gives at RCPT ("Sender address rejected"),
 // and a submission server may give as 5.2.x at the data's end (its
 // quota). Those an admin mends, and then every reply goes; meanwhile an
-// agent can stop one, and after maxQueueTime it bounces.
+// agent can stop one, and after SmarthostConfig.MaxQueueTime it bounces.
 func answered(err error, from string, at stage) error {
 	var se *smtp.SMTPError
 	if !errors.As(err, &se) {
@@ -271,51 +284,76 @@ func namesSender(se *smtp.SMTPError, from string) bool {
 	return strings.Contains(m, "sender address") || strings.Contains(m, "<"+strings.ToLower(from)+">")
 }
 
-// undeliverable is why a reply will not be sent, as a delivery report
-// says it.
-type undeliverable struct {
-	why        string // the report's first sentence
-	status     string // RFC 3463
-	diagnostic string // the smarthost's answer, or what failed
+// dsn is what the delivery status notification for a reply that will
+// not be sent says.
+type dsn struct {
+	why    string // its first sentence
+	status string // RFC 3463
+	// answer is the smarthost's last answer; "" when none answered, and
+	// then failure says what failed.
+	answer, failure string
 }
 
-// refused: the smarthost refused the reply for good.
-func (r *refusal) undeliverable(m *store.OutboundMail, relay string) undeliverable {
-	u := undeliverable{
-		why:        fmt.Sprintf("The mail server %s refused the reply to %s for good, and it was not sent:", relay, m.To),
-		status:     "5.0.0",
-		diagnostic: fmt.Sprintf("%d %s", r.err.Code, r.err.Message),
-	}
-	if hasEnhancedCode(r.err) {
-		u.status = r.enhancedCode()
-		u.diagnostic = fmt.Sprintf("%d %s %s", r.err.Code, u.status, r.err.Message)
-	}
-	return u
-}
-
-// expired: the reply could not be sent in maxQueueTime.
-func expired(m *store.OutboundMail, last error, lifetime time.Duration) undeliverable {
-	return undeliverable{
-		why:        fmt.Sprintf("The reply to %s could not be sent in %s, and is not tried again. The last attempt:", m.To, span(lifetime)),
-		status:     "4.4.7", // delivery time expired
-		diagnostic: last.Error(),
+// report: the smarthost refused the reply for good.
+func (r *refusal) report(m *store.OutboundMail, relay string) dsn {
+	return dsn{
+		why:    fmt.Sprintf("The mail server %s refused the reply to %s for good, and it was not sent:", relay, m.To),
+		status: cmp.Or(r.status(), "5.0.0"),
+		answer: r.answer(),
 	}
 }
 
-// undeliverableReport writes the delivery status notification for a
-// reply that will not be sent, as an MTA writes one to the sender: it is
-// stored as the mail that came back, so that it reaches the conversation,
-// and an agent, as a bounce from further on does.
-func (c *Channel) undeliverableReport(m *store.OutboundMail, u undeliverable, at time.Time) ([]byte, error) {
+// status is the answer's RFC 3463 status; "" for none.
+func (r *refusal) status() string {
+	if !hasEnhancedCode(r.err) {
+		return ""
+	}
+	return r.enhancedCode()
+}
+
+// answer is the smarthost's answer as it gave it.
+func (r *refusal) answer() string {
+	if s := r.status(); s != "" {
+		return fmt.Sprintf("%d %s %s", r.err.Code, s, r.err.Message)
+	}
+	return fmt.Sprintf("%d %s", r.err.Code, r.err.Message)
+}
+
+// expired: the reply could not be sent in its queue time; last is the
+// last attempt's failure. With no answer from the smarthost, it could not
+// be reached: the site's mail server, not the customer's address, failed.
+func expired(m *store.OutboundMail, last error, lifetime time.Duration, relay string) dsn {
+	if r := (*refusal)(nil); errors.As(last, &r) {
+		return dsn{
+			why:    fmt.Sprintf("The reply to %s could not be sent in %s, and is not tried again. The mail server %s answered last:", m.To, span(lifetime), relay),
+			status: cmp.Or(r.status(), "4.4.7"), // delivery time expired
+			answer: r.answer(),
+		}
+	}
+	return dsn{
+		why:     fmt.Sprintf("The reply to %s could not be sent in %s, and is not tried again: the site's mail server %s could not be reached:", m.To, span(lifetime), relay),
+		status:  "4.4.1", // no answer from host
+		failure: last.Error(),
+	}
+}
+
+// dsnReport writes the delivery status notification for a reply that
+// will not be sent, as an MTA writes one to the sender: it is stored as
+// the mail that came back, so that it reaches the conversation, and an
+// agent, as a bounce from further on does.
+func (c *Channel) dsnReport(m *store.OutboundMail, u dsn, relay string, at time.Time) ([]byte, error) {
 	sh := c.cfg.Smarthost
-	relay, _, _ := net.SplitHostPort(sh.Addr)
-	status, diagnostic := u.status, strings.ReplaceAll(u.diagnostic, "\n", " ")
+	diagnostic := strings.ReplaceAll(cmp.Or(u.answer, u.failure), "\n", " ")
+	remote := "Remote-MTA: dns; " + relay + "\r\nDiagnostic-Code: smtp; " + diagnostic + "\r\n"
+	if u.answer == "" {
+		remote = "Diagnostic-Code: X-dirigent; " + diagnostic + "\r\n"
+	}
 	var h gomail.Header
 	h.SetDate(at)
 	h.SetAddressList("From", []*gomail.Address{{Name: "Mail Delivery System", Address: "MAILER-DAEMON@" + sh.Hostname}})
 	h.SetAddressList("To", []*gomail.Address{{Address: m.From}})
 	h.SetSubject("Undelivered Mail Returned to Sender")
-	h.SetMessageID(fmt.Sprintf("refused-%d@%s", m.ID, sh.Hostname))
+	h.SetMessageID(fmt.Sprintf("unsent-%d@%s", m.ID, sh.Hostname))
 	h.Set("Auto-Submitted", "auto-replied")
 	h.SetContentType("multipart/report", map[string]string{"report-type": "delivery-status"})
 	var buf bytes.Buffer
@@ -328,8 +366,8 @@ func (c *Channel) undeliverableReport(m *store.OutboundMail, u undeliverable, at
 		body string
 	}{
 		{"text/plain", fmt.Sprintf("%s\r\n\r\n%s\r\n", u.why, diagnostic)},
-		{"message/delivery-status", fmt.Sprintf("Reporting-MTA: dns; %s\r\nArrival-Date: %s\r\n\r\nFinal-Recipient: rfc822; %s\r\nAction: failed\r\nStatus: %s\r\nRemote-MTA: dns; %s\r\nDiagnostic-Code: smtp; %s\r\n",
-			sh.Hostname, m.Queued.Format(time.RFC1123Z), m.To, status, relay, diagnostic)},
+		{"message/delivery-status", fmt.Sprintf("Reporting-MTA: dns; %s\r\nArrival-Date: %s\r\n\r\nFinal-Recipient: rfc822; %s\r\nAction: failed\r\nStatus: %s\r\n%s",
+			sh.Hostname, m.Queued.Format(time.RFC1123Z), m.To, u.status, remote)},
 		{"text/rfc822-headers", string(replyHeader(m.Raw))},
 	}
 	for _, p := range parts {

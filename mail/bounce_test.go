@@ -95,9 +95,7 @@ func TestBounceOfAReplyComesBackToAnAgent(t *testing.T) {
 	if _, err := s.st.LookupIdentity("email:mailer-daemon@mx.example.org"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the mail system became a customer: %v", err)
 	}
-	if n := processedCount(t, s.ch.metrics, "bounce"); n != 1 {
-		t.Errorf("%v messages counted as bounces", n)
-	}
+	s.counted(t, "bounce", 1)
 
 	// The agent's next reply goes to Joe again, not to the mail system.
 	if err := os.Remove(firstFile(t, dir)); err != nil {
@@ -158,9 +156,7 @@ func TestBounceOfAStrangersMessageStaysAutomatic(t *testing.T) {
 	if len(robot) != 1 || robot[0].Outcome != "automatic" || robot[0].BounceOf != 0 {
 		t.Errorf("the report: %+v", robot)
 	}
-	if n := processedCount(t, s.ch.metrics, "automatic"); n != 1 {
-		t.Errorf("%v messages counted automatic", n)
-	}
+	s.counted(t, "automatic", 1)
 }
 
 // siteBehindPostfix is a site whose smarthost is a real Postfix, which
@@ -216,9 +212,7 @@ func TestBounceFromPostfix(t *testing.T) {
 	if m, err := s.st.OutboundStatus(out.ID); err != nil || m.Sent.IsZero() || m.Bounced.IsZero() || m.BounceReason != `joe@bounce.example: unknown user: "joe"` {
 		t.Errorf("the reply's record: %+v %v", m, err)
 	}
-	if n := processedCount(t, s.ch.metrics, "bounce"); n != 1 {
-		t.Errorf("%v messages counted as bounces", n)
-	}
+	s.counted(t, "bounce", 1)
 }
 
 // What a smarthost answers that is not about the reply alone is tried
@@ -289,6 +283,33 @@ func TestAnsweredForGood(t *testing.T) {
 	}
 }
 
+// A reply the smarthost does not take while nothing answers on its port
+// bounces after MaxQueueTime as the site's mail server's failure, not the
+// customer's address's.
+func TestReplyUnsentWhileTheSmarthostIsDownBounces(t *testing.T) {
+	s := startSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}, Smarthost: SmarthostConfig{
+		Addr: testpeer.FreeAddr(t), TLS: "none", RetryBase: 50 * time.Millisecond, MaxQueueTime: 300 * time.Millisecond}})
+	out := s.repliedTo(t, "joe@example.org")
+	testrun.Eventually(t, 10*time.Second, "the report processed", func() bool {
+		return len(s.journeyOf(t, "joe@example.org")) == 3
+	})
+	if m, err := s.st.OutboundStatus(out.ID); err != nil || !strings.HasPrefix(m.BounceReason, "not sent in 300ms: dial tcp") {
+		t.Errorf("the reply's record: %+v %v", m, err)
+	}
+	joe := s.journeyOf(t, "joe@example.org")
+	if back := joe[2]; back.BounceOf != joe[1].ID || !strings.Contains(back.Text, "the site's mail server 127.0.0.1 could not be reached") {
+		t.Errorf("the report's contact: %+v", back)
+	}
+	_, raw, err := s.st.Mail(joe[2].MailID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Parse(raw)
+	if err != nil || p.Bounce == nil || p.Bounce.Recipients[0].Status != "4.4.1" || !strings.Contains(p.Bounce.Recipients[0].Diagnostic, "connection refused") {
+		t.Errorf("the report: %+v %v", p, err)
+	}
+}
+
 // A reply the smarthost keeps refusing for now (a real smtp-sink, 450)
 // bounces once it has been tried for MaxQueueTime, with the last answer,
 // as an MTA gives up after its queue lifetime.
@@ -341,6 +362,7 @@ func TestBounceReports(t *testing.T) {
 		{"named as sent", report("delivery-status", "message/delivery-status", block("a@example.org", "failed")+strings.Replace(block("joe@elsewhere.example", "failed"), "Action:", "Original-Recipient: rfc822; joe@example.org\r\nAction:", 1)), "joe@example.org", "joe@elsewhere.example: 550 joe@elsewhere.example unknown"},
 		{"the only one, as sent to another", report("delivery-status", "message/delivery-status", strings.Replace(block("jane@elsewhere.example", "failed"), "Action:", "Original-Recipient: rfc822; jane@example.org\r\nAction:", 1)), "joe@example.org", ""},
 		{"another's of two", report("delivery-status", "message/delivery-status", block("a@example.org", "failed")+block("b@example.org", "failed")), "joe@example.org", ""},
+		{"no Action, a permanent Status; an address in brackets, blank lines between", report("delivery-status", "message/delivery-status", "\r\n\r\n"+strings.Replace(strings.Replace(block("joe@example.org", "x"), "Action: x\r\n", "", 1), "rfc822; joe@example.org", "rfc822; <joe@example.org>", 1)), "joe@example.org", "joe@example.org: 550 joe@example.org unknown"},
 		{"delivered to joe, not to jane", report("delivery-status", "message/delivery-status", block("joe@example.org", "delivered")+block("jane@example.org", "failed")), "joe@example.org", ""},
 		{"delivered", report("delivery-status", "message/delivery-status", block("joe@example.org", "delivered")), "joe@example.org", ""},
 	} {
@@ -429,4 +451,14 @@ func TestBounceTwiceInABatch(t *testing.T) {
 	if fmt.Sprint(got) != "[bounce bounce]" || open != 2 {
 		t.Errorf("outcomes %v, %d open tasks; want two bounces, and tasks for Joe's mail and the first", got, open)
 	}
+}
+
+// counted waits until processing has counted n messages with outcome:
+// it counts each once its batch is recorded, moments after the message
+// left the pending ones.
+func (s *site) counted(t *testing.T, outcome string, n float64) {
+	t.Helper()
+	testrun.Eventually(t, 10*time.Second, fmt.Sprintf("%v messages counted %s", n, outcome), func() bool {
+		return processedCount(t, s.ch.metrics, outcome) == n
+	})
 }

@@ -80,6 +80,20 @@ func New(cfg Config, deps Deps) (*Channel, error) {
 	})); err != nil {
 		return nil, err
 	}
+	// So that an admin hears of a smarthost that takes nothing before the
+	// replies bounce (MaxQueueTime).
+	if err := deps.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "dirigent", Subsystem: "mail", Name: "outbox_oldest_seconds",
+		Help: "How long the reply waiting longest in the outbox has waited; 0 when none waits.",
+	}, func() float64 {
+		oldest, err := deps.Store.OldestOutbound()
+		if err != nil || oldest.IsZero() {
+			return 0
+		}
+		return time.Since(oldest).Seconds()
+	})); err != nil {
+		return nil, err
+	}
 	if c.smtp, err = newSMTP(cfg.SMTP, deps, m); err != nil {
 		return nil, err
 	}

@@ -37,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		sendFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "dirigent", Subsystem: "mail", Name: "send_failures_total",
-			Help: "Delivery attempts to the smarthost that failed: retried with backoff, unless the smarthost refused the reply for good (it bounces).",
+			Help: "Delivery attempts to the smarthost that failed: retried with backoff, unless the smarthost refused the reply for good or it waited its queue time (then it bounces).",
 		}),
 		autoAcks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "dirigent", Subsystem: "mail", Name: "auto_acks_total",

@@ -60,10 +60,7 @@ func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, text 
 	if err != nil {
 		return nil, err
 	}
-	to := last.ReplyTo
-	if to == "" {
-		to = last.From
-	}
+	to, _ := c.customerAddress(last)
 	subject := last.Subject
 	if !strings.HasPrefix(strings.ToLower(subject), "re:") {
 		subject = "Re: " + subject
@@ -80,7 +77,13 @@ func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, text 
 	for i := range files {
 		files[i].Type = attachmentType(files[i].Type)
 	}
-	raw, err := c.compose(to, subject, msgID, last.MessageID, refs, text, files)
+	auto := "" // an agent's
+	if agent == "" {
+		// The acknowledgement says it is one (RFC 3834), so that the
+		// customer's own responder does not answer it.
+		auto = "auto-replied"
+	}
+	raw, err := c.compose(to, subject, msgID, last.MessageID, refs, auto, text, files)
 	if err != nil {
 		return nil, err
 	}
@@ -135,10 +138,14 @@ func (c *Channel) newMessageID() (string, error) {
 }
 
 // compose writes a plain-text reply as RFC 5322, UTF-8, quoted-printable;
-// with files, as multipart/mixed, each file in base64.
-func (c *Channel) compose(to, subject, msgID, inReplyTo string, refs []string, text string, files []store.File) ([]byte, error) {
+// with files, as multipart/mixed, each file in base64. autoSubmitted, when
+// not empty, is its Auto-Submitted (RFC 3834): a program sent it.
+func (c *Channel) compose(to, subject, msgID, inReplyTo string, refs []string, autoSubmitted, text string, files []store.File) ([]byte, error) {
 	var h gomail.Header
 	h.SetDate(time.Now())
+	if autoSubmitted != "" {
+		h.Set("Auto-Submitted", autoSubmitted)
+	}
 	h.SetAddressList("From", []*gomail.Address{{Address: c.cfg.Smarthost.From}})
 	h.SetAddressList("To", []*gomail.Address{{Address: to}})
 	h.SetSubject(subject)
@@ -239,8 +246,8 @@ func (c *Channel) sendDue(ctx context.Context) {
 	}
 	due, err := c.deps.Store.DueOutbound(time.Now())
 	if err != nil {
+		// Those that could be read are sent all the same.
 		c.deps.Logger.Error("reading the outbox", "err", err)
-		return
 	}
 	for _, m := range due {
 		if ctx.Err() != nil {
@@ -252,21 +259,23 @@ func (c *Channel) sendDue(ctx context.Context) {
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
-		if err == nil && len(m.Raw) == 0 {
-			err = fmt.Errorf("outbox message %d has no bytes to send", m.ID)
-		}
 		if err != nil {
 			c.deps.Logger.Error("reading a reply to send", "err", err)
 			continue
 		}
-		sendErr := c.deliver(m)
+		// One without bytes is an attempt that fails, so that it is not
+		// read every few seconds, and bounces in the end.
+		sendErr := fmt.Errorf("outbox message %d has no bytes to send", m.ID)
+		if len(m.Raw) > 0 {
+			sendErr = c.deliver(m)
+		}
 		now := time.Now().UTC()
 		relay, _, _ := net.SplitHostPort(c.cfg.Smarthost.Addr)
-		if r := (*refusal)(nil); errors.As(sendErr, &r) && r.final && c.undeliverable(m, r.undeliverable(m, relay), r.Error(), now) {
+		if r := (*refusal)(nil); errors.As(sendErr, &r) && r.final && c.bounceUnsent(m, r.report(m, relay), relay, r.Error(), now) {
 			continue
 		}
 		if lifetime := c.cfg.Smarthost.MaxQueueTime; sendErr != nil && now.Sub(m.Queued) >= lifetime &&
-			c.undeliverable(m, expired(m, sendErr, lifetime), fmt.Sprintf("not sent in %s: %v", span(lifetime), sendErr), now) {
+			c.bounceUnsent(m, expired(m, sendErr, lifetime, relay), relay, fmt.Sprintf("not sent in %s: %v", span(lifetime), sendErr), now) {
 			continue
 		}
 		next := now.Add(min(c.cfg.Smarthost.RetryBase<<min(m.Attempts, 20), maxRetry))
@@ -329,20 +338,28 @@ func (c *Channel) deliver(m *store.OutboundMail) error {
 	if err := w.Close(); err != nil {
 		return answered(err, m.From, atContent)
 	}
-	return cl.Quit()
+	// Taken: a failing goodbye changes nothing (sending again would send
+	// it twice).
+	if err := cl.Quit(); err != nil {
+		c.deps.Logger.Debug("smarthost goodbye failed after the reply was taken", "outbound", m.ID, "err", err)
+	}
+	return nil
 }
 
-// undeliverable records a reply that will not be sent (the smarthost
+// bounceUnsent records a reply that will not be sent (the smarthost
 // refused it for good, or it was tried for MaxQueueTime), for reason: it
 // is not tried again, and the delivery report written for it comes back
 // into the conversation as a bounce from further on would. It reports
 // whether that was recorded; if not, the reply is an attempt that failed,
 // tried again with backoff.
-func (c *Channel) undeliverable(m *store.OutboundMail, u undeliverable, reason string, at time.Time) bool {
-	raw, err := c.undeliverableReport(m, u, at)
+func (c *Channel) bounceUnsent(m *store.OutboundMail, u dsn, relay, reason string, at time.Time) bool {
+	raw, err := c.dsnReport(m, u, relay, at)
 	if err == nil {
 		report := &store.InboundMail{Received: at, Source: "smarthost", Recipients: []string{m.From}}
 		err = c.deps.Store.RefuseOutbound(context.Background(), m.ID, at, reason, report, raw)
+	}
+	if errors.Is(err, store.ErrConflict) {
+		return true // an agent stopped it during the attempt: nothing to report
 	}
 	if err != nil {
 		c.deps.Logger.Error("recording a reply that will not be sent", "outbound", m.ID, "err", err)

@@ -141,7 +141,7 @@ func TestReplyArrivesThreaded(t *testing.T) {
 	subject, _ := h.Subject()
 	to, _ := h.AddressList("To")
 	inReplyTo, _ := h.MsgIDList("In-Reply-To")
-	if subject != "Re: Rechnung falsch [#DG-1]" || len(to) != 1 || to[0].Address != "joe@example.org" || len(inReplyTo) != 1 || inReplyTo[0] != "m1@example.org" {
+	if subject != "Re: Rechnung falsch [#DG-1]" || len(to) != 1 || to[0].Address != "joe@example.org" || len(inReplyTo) != 1 || inReplyTo[0] != "m1@example.org" || h.Get("Auto-Submitted") != "" {
 		t.Errorf("arrived: subject %q, to %v, in-reply-to %v", subject, to, inReplyTo)
 	}
 	part, err := r.NextPart()
@@ -209,7 +209,7 @@ func TestAutoAckOncePerSenderAndNeverToRobots(t *testing.T) {
 	}
 	var body bytes.Buffer
 	body.ReadFrom(part.Body)
-	if subject != "Re: Hilfe [#DG-1]" || to[0].Address != "joe@example.org" || !strings.Contains(body.String(), "Ihre Nummer: [#DG-1]") {
+	if subject != "Re: Hilfe [#DG-1]" || to[0].Address != "joe@example.org" || !strings.Contains(body.String(), "Ihre Nummer: [#DG-1]") || r.Header.Get("Auto-Submitted") != "auto-replied" {
 		t.Errorf("acknowledgement: %q to %v: %q", subject, to, body.String())
 	}
 	// Acknowledgements are queued while the mail is processed, which
@@ -225,5 +225,18 @@ func TestAutoAckOncePerSenderAndNeverToRobots(t *testing.T) {
 	}
 	if joe, robot := outgoing("joe@example.org"), outgoing("robot@example.net"); joe != 1 || robot != 0 {
 		t.Errorf("acknowledgements: joe %d, robot %d; want 1 and 0", joe, robot)
+	}
+}
+
+// A reply goes to whom the customer's mail says answers go to, not to a
+// Reply-To naming the site itself.
+func TestReplyToTheCustomerNotTheSite(t *testing.T) {
+	s, dir := siteWithSink(t, "")
+	s.send(t, "tom@example.net", "Subject: Frage\r\nReply-To: support@example.com", "Hallo")
+	if _, err := s.ch.Reply(context.Background(), s.journeyOf(t, "tom@example.net")[0].ConversationID, "anna", "Guten Tag."); err != nil {
+		t.Fatal(err)
+	}
+	if to, _ := received(t, s, dir).Header.AddressList("To"); len(to) != 1 || to[0].Address != "tom@example.net" {
+		t.Errorf("the reply went to %v", to)
 	}
 }

@@ -35,8 +35,13 @@ type Parsed struct {
 	Subject     string
 	Text        string // the readable text: text/plain, else text/html made readable
 	Attachments []store.Attachment
-	// Automatic marks mail no person wrote: auto-replies, bounces, lists.
+	// Automatic marks mail no person wrote: auto-replies, bounces, lists,
+	// the mail system's (mailer-daemon@, postmaster@).
 	Automatic bool
+	// NoReply: From is a noreply address. A program's mail, unless it
+	// sent on behalf of someone answers go to (Reply-To): a web shop's
+	// contact form does; the channel tells (Channel.customerAddress).
+	NoReply bool
 	// Bounce: the message is a delivery status notification saying that
 	// a message did not reach its recipient.
 	Bounce *Bounce
@@ -77,7 +82,7 @@ func Parse(raw []byte) (*Parsed, error) {
 	if rt, err := h.AddressList("Reply-To"); err == nil && len(rt) > 0 {
 		p.ReplyTo, p.ReplyToName = rt[0].Address, rt[0].Name
 	}
-	p.Automatic = automatic(h, p.From, p.ReplyTo)
+	p.Automatic, p.NoReply = automatic(h, p.From), noReply(p.From)
 	var report *deliveryReport
 	if isDeliveryReport(h.Header) {
 		report = &deliveryReport{}
@@ -221,9 +226,7 @@ func filename(h message.Header) string {
 
 // automatic reports mail that a program sent: auto-replies, bounces,
 // mailing lists. They must never be answered automatically (mail loops).
-// A noreply sender is a program only when answers go to it: a web shop's
-// contact form sends as noreply@ on behalf of the customer in Reply-To.
-func automatic(h gomail.Header, from, replyTo string) bool {
+func automatic(h gomail.Header, from string) bool {
 	if isDeliveryReport(h.Header) {
 		return true
 	}
@@ -237,11 +240,14 @@ func automatic(h gomail.Header, from, replyTo string) bool {
 	if h.Get("List-Id") != "" || h.Get("X-Autoreply") != "" || h.Get("X-Autorespond") != "" {
 		return true
 	}
-	if replyTo != "" {
-		from = replyTo
-	}
 	local, _, _ := strings.Cut(strings.ToLower(from), "@")
-	return local == "mailer-daemon" || local == "postmaster" || strings.HasPrefix(local, "noreply") || strings.HasPrefix(local, "no-reply") || strings.HasPrefix(local, "donotreply")
+	return local == "mailer-daemon" || local == "postmaster"
+}
+
+// noReply reports a sender address that takes no answers.
+func noReply(from string) bool {
+	local, _, _ := strings.Cut(strings.ToLower(from), "@")
+	return strings.HasPrefix(local, "noreply") || strings.HasPrefix(local, "no-reply") || strings.HasPrefix(local, "donotreply")
 }
 
 // htmlToText makes an HTML-only mail readable: the text of the document,

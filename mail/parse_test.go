@@ -157,3 +157,23 @@ func TestAttachments(t *testing.T) {
 		t.Errorf("a message of %d parts: %d attachments listed, %v", 3*maxAttachments, len(p.Attachments), err)
 	}
 }
+
+// The mail system's mail is a program's whatever its Reply-To; a noreply
+// sender is marked apart, for the channel to weigh against Reply-To.
+func TestAutomaticSenders(t *testing.T) {
+	for _, tc := range []struct {
+		headers            string
+		automatic, noReply bool
+	}{
+		{"From: MAILER-DAEMON@mx.example.org\r\nReply-To: bob@example.org", true, false},
+		{"From: postmaster@example.org", true, false},
+		{"From: noreply@shop.example\r\nReply-To: jana@example.org", false, true},
+		{"From: joe@example.org\r\nAuto-Submitted: auto-replied", true, false},
+		{"From: joe@example.org", false, false},
+	} {
+		p, err := Parse([]byte(tc.headers + "\r\n\r\nx"))
+		if err != nil || p.Automatic != tc.automatic || p.NoReply != tc.noReply {
+			t.Errorf("%q: automatic %v, noreply %v, %v", tc.headers, p.Automatic, p.NoReply, err)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package mail
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -140,6 +139,10 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 	if err != nil {
 		return fail("error", err)
 	}
+	addr, name := c.customerAddress(p)
+	// A noreply sender is a program, unless it wrote on behalf of whom
+	// answers go to.
+	p.Automatic = p.Automatic || p.NoReply && strings.EqualFold(addr, p.From)
 	var conv *store.Conversation
 	reply := bounced != nil
 	if reply {
@@ -147,7 +150,6 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 		// mail system is not a customer.
 		conv = bounced.conv
 	} else {
-		addr, name := c.customerAddress(p)
 		customer, _, err := c.deps.Journey.Identify(ctx, journey.KindEmail, addr, name)
 		if err != nil {
 			if errors.Is(err, journey.ErrBadIdentity) {
@@ -242,38 +244,48 @@ func (c *Channel) findBouncedReply(bounce *Bounce, b *batch) (*bouncedReply, err
 	if err != nil {
 		return nil, err
 	}
-	var (
-		r       *bouncedReply
-		readErr error
-		before  = map[uint64]bool{} // replies bounced before, by contact
-	)
+	// The conversation's contacts first, newest first, and the outbox
+	// after: a read inside the walk's read could deadlock bbolt.
+	var contacts []*store.Contact
 	err = c.deps.Store.ConversationContacts(conv.CustomerID, conv, false, func(ct *store.Contact) bool {
-		switch {
-		case r == nil && ct.BounceOf != 0:
-			before[ct.BounceOf] = true
-		case r == nil && ct.OutboundID != 0:
-			m, err := c.deps.Store.OutboundStatus(ct.OutboundID)
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				readErr = err
-				return false
-			}
-			if err == nil && m.MessageID == bounce.MessageID {
-				f := bounce.For(m.To)
-				if f == nil {
-					return false // about other recipients
-				}
-				r = &bouncedReply{conv: conv, reply: ct, failure: f, again: before[ct.ID] || b.bounces(m.ID)}
-			}
-		case r != nil && ct.Direction == "in" && ct.BounceOf == 0:
-			r.queue, r.intent = ct.Queue, ct.Intent
-			return false
-		}
+		contacts = append(contacts, ct)
 		return true
 	})
-	if err := cmp.Or(err, readErr); err != nil {
+	if err != nil {
 		return nil, err
 	}
-	return r, nil
+	before := map[uint64]bool{} // replies bounced before, by contact
+	for i, ct := range contacts {
+		if ct.BounceOf != 0 {
+			before[ct.BounceOf] = true
+		}
+		if ct.OutboundID == 0 {
+			continue
+		}
+		m, err := c.deps.Store.OutboundStatus(ct.OutboundID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m.MessageID != bounce.MessageID {
+			continue
+		}
+		f := bounce.For(m.To)
+		if f == nil {
+			return nil, nil // about other recipients
+		}
+		r := &bouncedReply{conv: conv, reply: ct, failure: f, again: before[ct.ID] || b.bounces(m.ID)}
+		for _, in := range contacts[i+1:] {
+			if in.Direction == "in" && in.BounceOf == 0 {
+				r.queue, r.intent = in.Queue, in.Intent
+				break
+			}
+		}
+		return r, nil
+	}
+	return nil, nil
 }
 
 // bounces reports whether a message of the batch is a bounce of outbox

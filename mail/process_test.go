@@ -206,6 +206,8 @@ func TestContactFormMailBelongsToReplyTo(t *testing.T) {
 	s.send(t, "jana@example.org", "Subject: Re: Lieferung fehlt\r\nIn-Reply-To: <f1@shop.example>", "Immer noch nicht.")
 	// A Reply-To naming the support address itself changes nothing.
 	s.send(t, "tom@example.net", "Subject: Frage\r\nReply-To: support@example.com", "Hallo")
+	// A shop's noreply confirmation copied to support is a program's.
+	s.send(t, "noreply@orders.example", "Subject: Ihre Bestellung\r\nReply-To: support@example.com", "Bestellt.")
 
 	jana := s.journeyOf(t, "jana@example.org")
 	if len(jana) != 2 || jana[0].ConversationID != jana[1].ConversationID || jana[0].Outcome != "" {
@@ -220,6 +222,9 @@ func TestContactFormMailBelongsToReplyTo(t *testing.T) {
 	}
 	if tom := s.journeyOf(t, "tom@example.net"); len(tom) != 1 {
 		t.Errorf("Tom has %d contacts, want 1", len(tom))
+	}
+	if shop := s.journeyOf(t, "noreply@orders.example"); len(shop) != 1 || shop[0].Outcome != store.OutcomeAutomatic {
+		t.Errorf("the shop's confirmation: %+v", shop)
 	}
 }
 

@@ -30,7 +30,7 @@ func (c *Channel) SendTranscript(ctx context.Context, to, subject, text string) 
 	if err != nil {
 		return err
 	}
-	raw, err := c.compose(addr, subject, msgID, "", nil, text, nil)
+	raw, err := c.compose(addr, subject, msgID, "", nil, "auto-generated", text, nil)
 	if err != nil {
 		return err
 	}

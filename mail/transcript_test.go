@@ -18,8 +18,8 @@ func TestTranscriptArrives(t *testing.T) {
 	r := received(t, s, dir)
 	subject, _ := r.Header.Subject()
 	to, _ := r.Header.AddressList("To")
-	if subject != "Ihr Chat mit uns vom 23.11.2026" || len(to) != 1 || to[0].Address != "joe@example.org" {
-		t.Errorf("arrived: subject %q, to %v", subject, to)
+	if subject != "Ihr Chat mit uns vom 23.11.2026" || len(to) != 1 || to[0].Address != "joe@example.org" || r.Header.Get("Auto-Submitted") != "auto-generated" {
+		t.Errorf("arrived: subject %q, to %v, Auto-Submitted %q", subject, to, r.Header.Get("Auto-Submitted"))
 	}
 	part, err := r.NextPart()
 	if err != nil {

@@ -49,6 +49,8 @@ const conversationSkew = 48 * time.Hour
 // returns false: the journey read back to shortly before the
 // conversation began (conversationSkew), however many other contacts and
 // touchpoints came since; the contacts' texts only when texts is set.
+// fn runs inside a read transaction: it must not use the Store, whose
+// reads inside a read can deadlock with a write that grows the file.
 func (s *Store) ConversationContacts(customerID uint64, conv *Conversation, texts bool, fn func(*Contact) bool) error {
 	stop := u64(customerID) // the whole journey, for one whose beginning is not known
 	if !conv.Created.IsZero() {

@@ -2,9 +2,11 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -33,8 +35,9 @@ type OutboundMail struct {
 	GaveUp   time.Time `json:"gave_up,omitzero"`
 	GaveUpBy string    `json:"gave_up_by,omitempty"`
 	// Bounced: the reply did not reach its recipient, and will not; a
-	// delivery report said so (or the smarthost refused it for good), for
-	// the reason given. A reply that was sent may bounce later.
+	// delivery report said so (or the smarthost refused it for good, or
+	// it was not sent in its queue time), for the reason given. A reply
+	// that was sent may bounce later.
 	Bounced      time.Time `json:"bounced,omitzero"`
 	BounceReason string    `json:"bounce_reason,omitempty"`
 }
@@ -73,14 +76,21 @@ func (s *Store) QueueOutbound(ctx context.Context, m *OutboundMail, c *Contact) 
 // DueOutbound returns the outbox messages not yet sent whose next attempt
 // is due at now, without their bytes (OutboundMessage reads them, one at
 // a time, as each is sent), unless a record of schema 8 holds them.
+//
+// A record that cannot be read is left out and named in the error; the
+// others are returned all the same, so that one holds up none.
 func (s *Store) DueOutbound(now time.Time) ([]*OutboundMail, error) {
-	var out []*OutboundMail
+	var (
+		out []*OutboundMail
+		bad []error
+	)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		box := tx.Bucket(bucketOutbox)
 		return tx.Bucket(bucketOutboxDue).ForEach(func(k, _ []byte) error {
 			var m OutboundMail
 			if err := json.Unmarshal(box.Get(k), &m); err != nil {
-				return fmt.Errorf("outbox %d: %w", binary.BigEndian.Uint64(k), err)
+				bad = append(bad, fmt.Errorf("outbox %d: %w", binary.BigEndian.Uint64(k), err))
+				return nil
 			}
 			if !m.NextAttempt.After(now) {
 				out = append(out, &m)
@@ -88,7 +98,24 @@ func (s *Store) DueOutbound(now time.Time) ([]*OutboundMail, error) {
 			return nil
 		})
 	})
-	return out, err
+	return out, cmp.Or(err, errors.Join(bad...))
+}
+
+// OldestOutbound is when the reply waiting longest in the outbox was
+// queued; zero when none waits.
+func (s *Store) OldestOutbound() (time.Time, error) {
+	var oldest time.Time
+	err := s.db.View(func(tx *bolt.Tx) error {
+		box := tx.Bucket(bucketOutbox)
+		return tx.Bucket(bucketOutboxDue).ForEach(func(k, _ []byte) error {
+			var m OutboundMail
+			if json.Unmarshal(box.Get(k), &m) == nil && (oldest.IsZero() || m.Queued.Before(oldest)) {
+				oldest = m.Queued
+			}
+			return nil
+		})
+	})
+	return oldest, err
 }
 
 // readOutboundRaw sets m.Raw, unless the record held it (before schema 9).
@@ -121,11 +148,17 @@ func (s *Store) OutboundAttempt(ctx context.Context, id uint64, at time.Time, se
 }
 
 // RefuseOutbound records that the smarthost refused a reply for good
-// (reason): it is not tried again, and the delivery report
+// (reason), or that it is not tried any longer: it is not tried again, and
+// the delivery report
 // written for it (report, raw) is stored, to be processed as a mail that
 // came back, in the same transaction.
+// ErrConflict when it was no longer waiting: an agent stopped it
+// meanwhile.
 func (s *Store) RefuseOutbound(ctx context.Context, id uint64, at time.Time, reason string, report *InboundMail, raw []byte) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketOutboxDue).Get(u64(id)) == nil {
+			return fmt.Errorf("%w: reply %d is no longer waiting to be sent", ErrConflict, id)
+		}
 		m, err := bounceOutbound(tx, id, at, reason)
 		if err != nil {
 			return err

@@ -774,14 +774,19 @@ func TestRefuseOutbound(t *testing.T) {
 }
 
 // A conversation's contacts, newest first, with or without their texts,
-// among other conversations' and touchpoints: also one that starts a
-// little before the conversation (a clock set back), not one days before.
+// among other conversations' and touchpoints and the next customer's
+// journey: also one that starts a little before the conversation (a
+// clock set back), not one days before.
 func TestConversationContacts(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
-	createCustomers(t, s, 1)
+	createCustomers(t, s, 2)
 	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 	conv := &Conversation{CustomerID: 1, Channel: "email", Created: at}
 	if err := s.PutConversation(ctx, conv); err != nil {
+		t.Fatal(err)
+	}
+	// The next customer's, in the same conversation after an unmerge.
+	if err := s.AppendContact(ctx, &Contact{CustomerID: 2, Channel: "email", ConversationID: conv.ID, Start: at.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	var want []uint64
@@ -815,11 +820,11 @@ func TestConversationContacts(t *testing.T) {
 	}
 	// Without a beginning, the whole journey; and fn stops the walk.
 	var got []uint64
-	s.ConversationContacts(1, &Conversation{ID: conv.ID}, false, func(c *Contact) bool {
+	err := s.ConversationContacts(1, &Conversation{ID: conv.ID}, false, func(c *Contact) bool {
 		got = append(got, c.ID)
 		return len(got) < 4
 	})
-	if len(got) != 4 || got[3] != 1 {
-		t.Errorf("without a beginning: %v", got)
+	if err != nil || len(got) != 4 || got[3] != 2 {
+		t.Errorf("without a beginning: %v, %v", got, err)
 	}
 }
