@@ -352,6 +352,9 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) {
 type replyRequest struct {
 	Text  string      `json:"text"`
 	Files []replyFile `json:"files"`
+	// To is another address than the customer's mail names, which
+	// becomes the customer's (one a bounce made them give by phone).
+	To string `json:"to"`
 }
 
 // replyFile is a file the agent attaches to a reply.
@@ -439,7 +442,11 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "the mail channel is not running")
 		return
 	}
-	out, err := s.deps.Mailer.Reply(r.Context(), contact.ConversationID, t.Agent, text, files...)
+	out, err := s.deps.Mailer.Reply(r.Context(), contact.ConversationID, t.Agent, strings.TrimSpace(req.To), text, files...)
+	if errors.Is(err, journey.ErrBadIdentity) {
+		writeError(w, http.StatusBadRequest, "to: "+err.Error())
+		return
+	}
 	if err != nil {
 		writeStoreError(w, err)
 		return

@@ -33,7 +33,7 @@ type Router interface {
 // seen its name and type. MaxReplyBytes is the largest reply the
 // smarthost takes.
 type Mailer interface {
-	Reply(ctx context.Context, conversationID uint64, agent, text string, files ...store.File) (*store.OutboundMail, error)
+	Reply(ctx context.Context, conversationID uint64, agent, to, text string, files ...store.File) (*store.OutboundMail, error)
 	WriteAttachment(contact *store.Contact, n int, create func(store.Attachment) (io.Writer, error)) (int64, error)
 	MaxReplyBytes() int
 }

@@ -34,7 +34,7 @@ func (c *Channel) autoAck(ctx context.Context, conv *store.Conversation, p *Pars
 	// Queued even while the daemon stops: the message counts as processed
 	// already, so nothing would acknowledge it after the restart. The
 	// store stays open until the channels have returned.
-	if _, err := c.Reply(context.WithoutCancel(ctx), conv.ID, "", text); err != nil {
+	if _, err := c.Reply(context.WithoutCancel(ctx), conv.ID, "", "", text); err != nil {
 		c.deps.Logger.Error("auto-acknowledgement not queued", "conversation", conv.ID, "err", err)
 		return
 	}

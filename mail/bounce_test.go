@@ -68,7 +68,7 @@ func TestBounceOfAReplyComesBackToAnAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	joe := s.journeyOf(t, "joe@example.org")
-	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "Wir prüfen das.")
+	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "", "Wir prüfen das.")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestBounceOfAReplyComesBackToAnAgent(t *testing.T) {
 	if err := os.Remove(firstFile(t, dir)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "Bitte rufen Sie uns an."); err != nil {
+	if _, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "", "Bitte rufen Sie uns an."); err != nil {
 		t.Fatal(err)
 	}
 	if to, _ := received(t, s, dir).Header.AddressList("To"); len(to) != 1 || to[0].Address != "joe@example.org" {
@@ -441,7 +441,7 @@ func TestBounceTwiceInABatch(t *testing.T) {
 		t.Fatalf("Joe's mail: %s %v", o, err)
 	}
 	joe := s.journeyOf(t, "joe@example.org")
-	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "Wir prüfen das.")
+	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "", "Wir prüfen das.")
 	if err != nil {
 		t.Fatal(err)
 	}

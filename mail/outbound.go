@@ -20,6 +20,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"dirigent/journey"
 	"dirigent/store"
 )
 
@@ -47,11 +48,13 @@ const maxRetry = time.Hour
 
 // Reply queues an agent's answer in a conversation, with files if any:
 // addressed to the customer's latest message in it (its Reply-To, else
-// From), with In-Reply-To, References and the ticket tag, so the
-// customer's answer threads back. It is durable in the outbox when Reply
-// returns; sending happens in the background, retried with backoff
-// across restarts.
-func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, text string, files ...store.File) (*store.OutboundMail, error) {
+// From), or to another address to when given, which then becomes one of
+// the customer's (journey.ErrBadIdentity for one that is no address,
+// store.ErrConflict for another customer's), with In-Reply-To,
+// References and the ticket tag, so the customer's answer threads back.
+// It is durable in the outbox when Reply returns; sending happens in the
+// background, retried with backoff across restarts.
+func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, to, text string, files ...store.File) (*store.OutboundMail, error) {
 	conv, err := c.deps.Store.Conversation(conversationID)
 	if err != nil {
 		return nil, err
@@ -60,7 +63,16 @@ func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, text 
 	if err != nil {
 		return nil, err
 	}
-	to, _ := c.customerAddress(last)
+	given := to != ""
+	if given {
+		id, err := c.deps.Journey.Normalizer().Normalize(journey.KindEmail, to)
+		if err != nil {
+			return nil, err
+		}
+		to = id.Value
+	} else {
+		to, _ = c.customerAddress(last)
+	}
 	subject := last.Subject
 	if !strings.HasPrefix(strings.ToLower(subject), "re:") {
 		subject = "Re: " + subject
@@ -98,6 +110,12 @@ func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, text 
 	}
 	for _, f := range files {
 		contact.Attachments = append(contact.Attachments, store.Attachment{Name: f.Name, Type: f.Type, Size: int64(len(f.Data))})
+	}
+	if given {
+		// The customer's now: their answer from it threads back.
+		if _, err := c.deps.Journey.AddIdentity(ctx, conv.CustomerID, journey.KindEmail, to); err != nil {
+			return nil, err
+		}
 	}
 	if err := c.deps.Store.QueueOutbound(ctx, m, contact); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package mail
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"dirigent/internal/testpeer"
 	"dirigent/internal/testrun"
+	"dirigent/journey"
 	"dirigent/store"
 )
 
@@ -58,7 +60,7 @@ func siteSendingTo(t *testing.T, addr, autoAck string) *site {
 func (s *site) repliedTo(t *testing.T, from string) *store.OutboundMail {
 	t.Helper()
 	s.send(t, from, "Subject: Rechnung\r\nMessage-ID: <first-"+from+">", "Bitte melden.")
-	out, err := s.ch.Reply(context.Background(), s.journeyOf(t, from)[0].ConversationID, "anna", "Wir melden uns.")
+	out, err := s.ch.Reply(context.Background(), s.journeyOf(t, from)[0].ConversationID, "anna", "", "Wir melden uns.")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +106,7 @@ func TestReplyWithFiles(t *testing.T) {
 	joe := s.journeyOf(t, "joe@example.org")
 	pdf := []byte("%PDF-1.4\n" + strings.Repeat("\x00\xff Posten\n", 5000))
 	files := []store.File{{Name: "Rechnung März.pdf", Type: "application/pdf", Data: pdf}, {Name: "liste.csv", Type: "text/csv", Data: []byte("M\xfcller;1\r\n")}}
-	if _, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "Anbei die Rechnung.", files...); err != nil {
+	if _, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "", "Anbei die Rechnung.", files...); err != nil {
 		t.Fatal(err)
 	}
 	raw := receivedRaw(t, s, dir)
@@ -131,7 +133,7 @@ func TestReplyArrivesThreaded(t *testing.T) {
 	s, dir := siteWithSink(t, "")
 	s.send(t, "Joe <joe@example.org>", "Subject: Rechnung falsch\r\nMessage-ID: <m1@example.org>", "Meine Rechnung stimmt nicht.")
 	joe := s.journeyOf(t, "joe@example.org")
-	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "Guten Tag Joe,\nwir prüfen das.")
+	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "", "Guten Tag Joe,\nwir prüfen das.")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,10 +235,46 @@ func TestAutoAckOncePerSenderAndNeverToRobots(t *testing.T) {
 func TestReplyToTheCustomerNotTheSite(t *testing.T) {
 	s, dir := siteWithSink(t, "")
 	s.send(t, "tom@example.net", "Subject: Frage\r\nReply-To: support@example.com", "Hallo")
-	if _, err := s.ch.Reply(context.Background(), s.journeyOf(t, "tom@example.net")[0].ConversationID, "anna", "Guten Tag."); err != nil {
+	if _, err := s.ch.Reply(context.Background(), s.journeyOf(t, "tom@example.net")[0].ConversationID, "anna", "", "Guten Tag."); err != nil {
 		t.Fatal(err)
 	}
 	if to, _ := received(t, s, dir).Header.AddressList("To"); len(to) != 1 || to[0].Address != "tom@example.net" {
 		t.Errorf("the reply went to %v", to)
+	}
+}
+
+// An agent may send a reply to another address than the customer's mail
+// names (one the customer gave by phone after a bounce): it becomes the
+// customer's, so that their answer from it threads back. Another
+// customer's address, or none, is refused, and nothing is queued.
+func TestReplyToAnotherAddress(t *testing.T) {
+	s, dir := siteWithSink(t, "")
+	s.send(t, "eve@example.net", "Subject: Hallo", "Hallo")
+	s.send(t, "joe@example.org", "Subject: Rechnung", "Bitte die Rechnung.")
+	joe := s.journeyOf(t, "joe@example.org")
+	for _, tc := range []struct {
+		to   string
+		want error
+	}{{"eve@example.net", store.ErrConflict}, {"kein Name", journey.ErrBadIdentity}} {
+		if _, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", tc.to, "Anbei."); !errors.Is(err, tc.want) {
+			t.Errorf("a reply to %q: %v, want %v", tc.to, err, tc.want)
+		}
+	}
+	if n, _ := s.st.OutboxDepth(); n != 0 {
+		t.Fatalf("%d replies queued for refused addresses", n)
+	}
+	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", " Joe.Neu@Example.ORG ", "Anbei.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if to, _ := received(t, s, dir).Header.AddressList("To"); len(to) != 1 || to[0].Address != "joe.neu@example.org" || out.To != "joe.neu@example.org" {
+		t.Errorf("the reply went to %v (%s)", to, out.To)
+	}
+	if id, err := s.st.LookupIdentity("email:joe.neu@example.org"); err != nil || id != joe[0].CustomerID {
+		t.Errorf("the new address is customer %d's, %v; want Joe's (%d)", id, err, joe[0].CustomerID)
+	}
+	s.send(t, "joe.neu@example.org", "Subject: Re: Rechnung\r\nIn-Reply-To: <"+out.MessageID+">", "Danke!")
+	if joe = s.journeyOf(t, "joe@example.org"); len(joe) != 3 || joe[2].ConversationID != joe[0].ConversationID {
+		t.Errorf("Joe's answer from his new address: %+v", joe)
 	}
 }

@@ -594,7 +594,8 @@ func TestDeskStuckReplyInTheBrowser(t *testing.T) {
 // it, and then sends its bounce: no such user) shows on the thread on
 // anna's screen as sent, then, live, as not delivered; the bounce comes to
 // her as an offer, and taken, its thread shows her reply, why, and the
-// bounce.
+// bounce; she sends the reply again to another address, which Postfix
+// takes.
 func TestDeskBounceInTheBrowser(t *testing.T) {
 	agent := repliedInTheBrowser(t, deskBehindPostfix(t), "joe@bounce.example")
 	agent.waitFor("the reply sent", `document.querySelector('#thread li.out .delivery') !== null && document.querySelector('#thread li.out .delivery').textContent.startsWith("Sent")`)
@@ -613,6 +614,12 @@ func TestDeskBounceInTheBrowser(t *testing.T) {
 		t.Errorf("the bounce in the thread: %q: %q", meta, text)
 	}
 	agent.shot("bounce-taken")
+	// Joe gave another address by phone: anna sends there.
+	agent.do("reply to another address", chromedp.Evaluate[chromedp.Void](`document.getElementById("reply-to").value = "known@example.org"; document.getElementById("reply-text").value = "Hier noch einmal."`), chromedp.Focus("#reply-send"))
+	agent.press("send", "\r")
+	agent.waitFor("queued for the other address", `document.getElementById("status").textContent === "Reply queued for known@example.org." && document.getElementById("reply-to").value === ""`)
+	agent.waitFor("sent there", `document.querySelectorAll('#thread li.out').length === 2 && document.querySelectorAll('#thread li.out')[1].querySelector('.delivery').textContent.startsWith("Sent")`)
+	agent.shot("sent-to-another-address")
 }
 
 // repliedInTheBrowser: anna, available in Chromium, takes the mail of

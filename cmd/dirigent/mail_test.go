@@ -382,6 +382,9 @@ func TestBounceReachesTheDesk(t *testing.T) {
 	d := deskBehindPostfix(t)
 	anna, id, reply := replyOnTheDesk(t, d, "joe@bounce.example")
 	bounceOffered(t, anna, id, reply, "unknown user")
+	if code, answer := anna.try(t, http.MethodPost, "/api/desk/tasks/"+id+"/reply", map[string]any{"text": "Noch einmal.", "to": "kein Name"}); code != 400 || !strings.Contains(string(answer), "to: ") {
+		t.Errorf("a reply to no address: %d %s", code, answer)
+	}
 	var task struct {
 		Deliveries map[string]struct {
 			Sent         time.Time `json:"sent"`

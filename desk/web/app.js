@@ -11,7 +11,7 @@ const texts = {
     offers: "Offers", offer_keys: "Alt+A accepts, Alt+D declines.", tasks: "My tasks", no_tasks: "No tasks.", no_offers: "No offers.",
     search: "Customer search", search_label: "Name, e-mail, phone or #id", search_go: "Search", no_results: "No customer found.",
     detail: "Contact", detail_empty: "No task selected.", customer: "Customer", tier: "Value tier", nba: "Next best actions",
-    thread: "Mail thread", attachment: "Attachment {n}", attachments: "Attachments", attach: "Attach files", too_many_files: "At most {n} files of {mib} MiB together.", reply_too_large: "With its files the reply would be larger than the mail server takes ({mb} MB).", sending: "Sending…",
+    thread: "Mail thread", attachment: "Attachment {n}", attachments: "Attachments", attach: "Attach files", reply_to: "To another address (empty: the customer's, as their mail says)", too_many_files: "At most {n} files of {mib} MiB together.", reply_too_large: "With its files the reply would be larger than the mail server takes ({mb} MB).", sending: "Sending…",
     delivered: "Sent {at}", bounced: "Not delivered ({at}): {reason}", not_sent_yet: "Waiting to be sent", not_delivered: "Not sent yet ({n} attempts, next {at}): {error}",
     give_up: "Stop sending", given_up: "The reply will not be sent.", gave_up: "Not sent: stopped {at} by {by}", reply: "Reply", send: "Send reply", journey: "Journey", wrapup: "Wrap-up", wrap_code: "Code",
     note: "Note", wrap_send: "Finish task", queues: "Queues", queue: "Queue", waiting: "Waiting", longest: "Longest wait",
@@ -35,7 +35,7 @@ const texts = {
     offers: "Angebote", offer_keys: "Alt+A nimmt an, Alt+D lehnt ab.", tasks: "Meine Aufgaben", no_tasks: "Keine Aufgaben.", no_offers: "Keine Angebote.",
     search: "Kundensuche", search_label: "Name, E-Mail, Telefon oder #Nummer", search_go: "Suchen", no_results: "Kein Kunde gefunden.",
     detail: "Kontakt", detail_empty: "Keine Aufgabe ausgewählt.", customer: "Kunde", tier: "Wertstufe", nba: "Nächste beste Aktionen",
-    thread: "E-Mail-Verlauf", attachment: "Anhang {n}", attachments: "Anhänge", attach: "Dateien anhängen", too_many_files: "Höchstens {n} Dateien mit zusammen {mib} MiB.", reply_too_large: "Mit den Dateien wäre die Antwort größer, als der Mailserver annimmt ({mb} MB).", sending: "Wird gesendet…",
+    thread: "E-Mail-Verlauf", attachment: "Anhang {n}", attachments: "Anhänge", attach: "Dateien anhängen", reply_to: "An eine andere Adresse (leer: die des Kunden, wie seine Mail sie nennt)", too_many_files: "Höchstens {n} Dateien mit zusammen {mib} MiB.", reply_too_large: "Mit den Dateien wäre die Antwort größer, als der Mailserver annimmt ({mb} MB).", sending: "Wird gesendet…",
     delivered: "Gesendet {at}", bounced: "Nicht zugestellt ({at}): {reason}", not_sent_yet: "Wartet auf den Versand", not_delivered: "Noch nicht gesendet ({n} Versuche, nächster {at}): {error}",
     give_up: "Versand abbrechen", given_up: "Die Antwort wird nicht gesendet.", gave_up: "Nicht gesendet: abgebrochen {at} von {by}", reply: "Antwort", send: "Antwort senden", journey: "Kundenreise", wrapup: "Abschluss", wrap_code: "Code",
     note: "Notiz", wrap_send: "Aufgabe abschließen", queues: "Warteschlangen", queue: "Warteschlange", waiting: "Wartend", longest: "Längste Wartezeit",
@@ -512,24 +512,25 @@ let sendingReply = false;
 
 function enableReply() {
   const off = sendingReply || !current || current.task.state !== "assigned";
-  for (const id of ["reply-send", "reply-text", "reply-files"]) $(id).disabled = off;
+  for (const id of ["reply-send", "reply-text", "reply-to", "reply-files"]) $(id).disabled = off;
 }
 
 // An unsent reply, its text and files, stays with its task: opening
 // another (an offer arriving, a customer looked up) keeps it for when the
 // agent comes back, and it cannot go to another customer.
-const drafts = new Map(); // task id → { text, files }
+const drafts = new Map(); // task id → { text, to, files }
 
 function keepDraft() {
   if (!current || !current.task.id) return;
-  const text = $("reply-text").value, files = fileList($("reply-files").files);
-  if (text || files.length) drafts.set(current.task.id, { text, files });
+  const text = $("reply-text").value, to = $("reply-to").value, files = fileList($("reply-files").files);
+  if (text || to || files.length) drafts.set(current.task.id, { text, to, files });
   else drafts.delete(current.task.id);
 }
 
 function showDraft(id) {
   const d = drafts.get(id);
   $("reply-text").value = d ? d.text : "";
+  $("reply-to").value = d ? d.to : "";
   $("reply-files").files = d ? d.files : fileList([]);
 }
 
@@ -546,7 +547,7 @@ $("reply-form").addEventListener("submit", async (ev) => {
   if (!current || sendingReply) return;
   // What is sent is what the form held for this task when the agent sent
   // it, whatever they open while the files are read and sent.
-  const id = current.task.id, text = $("reply-text").value, picked = [...$("reply-files").files];
+  const id = current.task.id, text = $("reply-text").value, to = $("reply-to").value.trim(), picked = [...$("reply-files").files];
   if (picked.length > me.reply_max_files || picked.reduce((n, f) => n + f.size, 0) > me.reply_max_file_bytes) {
     say(t("too_many_files", { n: me.reply_max_files, mib: me.reply_max_file_bytes / (1 << 20) }), true);
     return;
@@ -562,7 +563,7 @@ $("reply-form").addEventListener("submit", async (ev) => {
   say(t("sending"));
   try {
     const files = await Promise.all(picked.map(async (f) => ({ name: f.name, type: f.type, data: await base64Of(f) })));
-    const r = await api("POST", "/tasks/" + id + "/reply", { text, files });
+    const r = await api("POST", "/tasks/" + id + "/reply", { text, to, files });
     say(t("reply_sent", { to: r.to }));
     drafts.delete(id);
     if (current && current.task.id === id) {
@@ -572,7 +573,7 @@ $("reply-form").addEventListener("submit", async (ev) => {
   } catch (e) {
     // Not sent: the draft waits with its task, also when the agent has
     // opened another meanwhile.
-    if (!current || current.task.id !== id) drafts.set(id, { text, files: fileList(picked) });
+    if (!current || current.task.id !== id) drafts.set(id, { text, to, files: fileList(picked) });
     say("#" + id + ": " + e.message, true);
   }
   finally {
