@@ -828,3 +828,30 @@ func TestConversationContacts(t *testing.T) {
 		t.Errorf("without a beginning: %v, %v", got, err)
 	}
 }
+
+// A new identity goes to the customer; one of theirs changes nothing;
+// another's is a conflict and stays where it is.
+func TestAddIdentity(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	createCustomers(t, s, 2)
+	for _, tc := range []struct {
+		identity string
+		customer uint64
+		want     error
+		owner    uint64
+	}{
+		{"email:joe.neu@example.org", 1, nil, 1},
+		{"email:joe.neu@example.org", 1, nil, 1},
+		{"email:joe.neu@example.org", 2, ErrConflict, 1},
+		{"email:x@example.org", 9, ErrNotFound, 0},
+	} {
+		err := s.AddIdentity(ctx, tc.identity, tc.customer)
+		owner, _ := s.LookupIdentity(tc.identity)
+		if !errors.Is(err, tc.want) || tc.want == nil && err != nil || owner != tc.owner {
+			t.Errorf("%s to %d: %v, owner %d; want %v, %d", tc.identity, tc.customer, err, owner, tc.want, tc.owner)
+		}
+	}
+	if ids, _ := s.Identities(1); !slices.Contains(ids, "email:joe.neu@example.org") {
+		t.Errorf("customer 1's identities: %v", ids)
+	}
+}
