@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -147,14 +149,11 @@ func (s *Server) ForgetTasks(ids []uint64) {
 	}
 }
 
-// DeliveryChanged: how a reply stands with the mail server changed (an
-// attempt, a bounce). Each agent holding a task of its conversation, or
-// offered one, is told, so that the thread on screen shows it.
-func (s *Server) DeliveryChanged(replyContactID uint64) {
-	reply, err := s.deps.Store.Contact(replyContactID)
-	if err != nil || reply.ConversationID == 0 {
-		return
-	}
+// DeliveryChanged: how a reply of a conversation stands with the mail
+// server changed (an attempt, a bounce). Each agent holding a task of the
+// conversation, or offered one, is told, so that the thread on screen
+// shows it.
+func (s *Server) DeliveryChanged(conversationID uint64) {
 	holders := map[uint64]string{} // task → agent
 	s.desk.mu.Lock()
 	for id, t := range s.desk.tasks {
@@ -164,8 +163,13 @@ func (s *Server) DeliveryChanged(replyContactID uint64) {
 		holders[o.TaskID] = agent
 	}
 	s.desk.mu.Unlock()
+	convs, err := s.deps.Store.ConversationsOf(slices.Collect(maps.Keys(holders)))
+	if err != nil {
+		s.deps.Logger.Error("reading the conversations of the desks' tasks", "err", err)
+		return
+	}
 	for id, agent := range holders {
-		if c, err := s.deps.Store.Contact(id); err == nil && c.ConversationID == reply.ConversationID {
+		if convs[id] == conversationID {
 			s.events.publish(toUser(agent), "delivery", map[string]uint64{"id": id})
 		}
 	}

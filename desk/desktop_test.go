@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -1229,5 +1230,48 @@ func TestDeskStopEndsEventStreams(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines after stopping, %d before", n, before)
+	}
+}
+
+// A reply's delivery changing is told to the agent holding, or offered, a
+// task of its conversation, and of no other.
+func TestDeskDeliveryChanged(t *testing.T) {
+	env := startDesk(t)
+	anna := newBrowser(t, env.base)
+	anna.login("anna")
+	events := openEvents(t, anna)
+	if code, body := anna.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`); code != 200 {
+		t.Fatalf("available: %d %v", code, body)
+	}
+	held, _ := newMailTask(t, env, "joe@example.org", "Rechnung")
+	events.next(t, "offer")
+	if code, body := anna.do("POST", "/api/desk/offers/"+jsonNumber(held)+"/accept", ""); code != 200 {
+		t.Fatalf("accept: %d %v", code, body)
+	}
+	offered, _ := newMailTask(t, env, "eve@example.net", "Frage")
+	events.next(t, "offer")
+	convOf := func(id uint64) uint64 {
+		c, err := env.store.Contact(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.ConversationID
+	}
+	for _, task := range []uint64{held, offered} {
+		env.srv.DeliveryChanged(convOf(task))
+		env.srv.DeliveryChanged(convOf(task) + 100) // nobody's
+		env.srv.events.publish(toUser("anna"), "done", map[string]uint64{})
+		var got []string
+		for e := range events.events {
+			if e[0] == "done" {
+				break
+			}
+			if e[0] == "delivery" {
+				got = append(got, e[1])
+			}
+		}
+		if want := fmt.Sprintf(`{"id":%d}`, task); len(got) != 1 || got[0] != want {
+			t.Errorf("delivery events %v, want one, %s", got, want)
+		}
 	}
 }

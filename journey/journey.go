@@ -85,19 +85,6 @@ func New(cfg Config, deps Deps) (*Journey, error) {
 // Normalizer returns the identity normaliser for the configured region.
 func (j *Journey) Normalizer() Normalizer { return j.normalizer }
 
-// AddIdentity gives a customer one more identity, as raw names it (an
-// address the customer gave an agent), and returns it normalised. One of
-// theirs already changes nothing; one of another customer's is a
-// conflict (store.ErrConflict): the two are to be merged first, not
-// silently robbed.
-func (j *Journey) AddIdentity(ctx context.Context, customerID uint64, kind, raw string) (Identity, error) {
-	id, err := j.normalizer.Normalize(kind, raw)
-	if err != nil {
-		return id, err
-	}
-	return id, j.deps.Store.AddIdentity(ctx, id.String(), customerID)
-}
-
 // Identify returns the customer behind an identity as a channel saw it
 // (a caller number, a From address, a SIP URI). An unknown identity gets a
 // new customer, named name when the channel knows one.

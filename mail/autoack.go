@@ -12,14 +12,15 @@ import (
 // that two automatic responders can never keep each other busy.
 const ackInterval = time.Hour
 
-// autoAck acknowledges a new conversation to its sender with the ticket
-// tag. Mail that a program sent was already kept out (it makes no task);
-// the per-sender interval is the second guard against mail loops.
-func (c *Channel) autoAck(ctx context.Context, conv *store.Conversation, p *Parsed, at time.Time) {
-	if c.cfg.AutoAck == "" || p.Automatic {
+// autoAck acknowledges a new conversation with the ticket tag to sender,
+// whom answers go to. Mail that a program sent was already kept out (it
+// makes no task); the interval per recipient is the second guard against
+// mail loops.
+func (c *Channel) autoAck(ctx context.Context, conv *store.Conversation, sender string, at time.Time) {
+	if c.cfg.AutoAck == "" {
 		return
 	}
-	sender := strings.ToLower(p.From)
+	sender = strings.ToLower(sender)
 	if last, ok := c.acked[sender]; ok && at.Sub(last) < ackInterval {
 		c.metrics.autoAcks.WithLabelValues("suppressed").Inc()
 		return

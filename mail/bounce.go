@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -320,19 +321,30 @@ func (r *refusal) answer() string {
 }
 
 // expired: the reply could not be sent in its queue time; last is the
-// last attempt's failure. With no answer from the smarthost, it could not
-// be reached: the site's mail server, not the customer's address, failed.
+// last attempt's failure: the smarthost's answer (to the reply, or to the
+// login), no connection to it (the site's mail server, not the
+// customer's address, failed), or something else on the way.
 func expired(m *store.OutboundMail, last error, lifetime time.Duration, relay string) dsn {
-	if r := (*refusal)(nil); errors.As(last, &r) {
+	unsent := fmt.Sprintf("The reply to %s could not be sent in %s, and is not tried again", m.To, span(lifetime))
+	var se *smtp.SMTPError
+	if errors.As(last, &se) {
+		r := &refusal{err: se}
 		return dsn{
-			why:    fmt.Sprintf("The reply to %s could not be sent in %s, and is not tried again. The mail server %s answered last:", m.To, span(lifetime), relay),
+			why:    fmt.Sprintf("%s. The mail server %s answered last:", unsent, relay),
 			status: cmp.Or(r.status(), "4.4.7"), // delivery time expired
 			answer: r.answer(),
 		}
 	}
+	if op := (*net.OpError)(nil); errors.As(last, &op) && op.Op == "dial" {
+		return dsn{
+			why:     fmt.Sprintf("%s: the site's mail server %s could not be reached:", unsent, relay),
+			status:  "4.4.1", // no answer from host
+			failure: last.Error(),
+		}
+	}
 	return dsn{
-		why:     fmt.Sprintf("The reply to %s could not be sent in %s, and is not tried again: the site's mail server %s could not be reached:", m.To, span(lifetime), relay),
-		status:  "4.4.1", // no answer from host
+		why:     fmt.Sprintf("%s. The last attempt failed:", unsent),
+		status:  "4.4.7",
 		failure: last.Error(),
 	}
 }

@@ -37,9 +37,9 @@ type Deps struct {
 	Router       *router.Router
 	Registerer   prometheus.Registerer
 	DrainTimeout time.Duration
-	// OnDelivery, if set, hears that how a reply (its contact) stands
+	// OnDelivery, if set, hears that how a reply of a conversation stands
 	// changed: an attempt was made, or it bounced.
-	OnDelivery func(replyContactID uint64)
+	OnDelivery func(conversationID uint64)
 }
 
 // Channel is the e-mail channel: the SMTP server and the processing of

@@ -59,19 +59,15 @@ func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, to, t
 	if err != nil {
 		return nil, err
 	}
-	last, err := c.lastInbound(conv)
+	last, lastTo, err := c.answering(conv)
 	if err != nil {
 		return nil, err
 	}
-	given := to != ""
-	if given {
-		id, err := c.deps.Journey.Normalizer().Normalize(journey.KindEmail, to)
-		if err != nil {
-			return nil, err
-		}
-		to = id.Value
-	} else {
-		to, _ = c.customerAddress(last)
+	var identity string // the address given, as the customer's identity
+	if to == "" {
+		to = lastTo
+	} else if to, identity, err = c.givenAddress(to); err != nil {
+		return nil, err
 	}
 	subject := last.Subject
 	if !strings.HasPrefix(strings.ToLower(subject), "re:") {
@@ -103,19 +99,13 @@ func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, to, t
 		return nil, fmt.Errorf("%w: the reply with its files would be %d bytes, the smarthost takes %d (mail.smarthost_max_bytes)", store.ErrTooLarge, len(raw), limit)
 	}
 	now := time.Now().UTC()
-	m := &store.OutboundMail{ConversationID: conv.ID, From: c.cfg.Smarthost.From, To: to, MessageID: msgID, Raw: raw, Queued: now, NextAttempt: now}
+	m := &store.OutboundMail{ConversationID: conv.ID, From: c.cfg.Smarthost.From, To: to, MessageID: msgID, Raw: raw, Queued: now, NextAttempt: now, ToIdentity: identity}
 	contact := &store.Contact{
 		CustomerID: conv.CustomerID, Channel: "email", Direction: "out", ConversationID: conv.ID,
 		Agent: agent, Start: now, End: now, Subject: subject, Text: text,
 	}
 	for _, f := range files {
 		contact.Attachments = append(contact.Attachments, store.Attachment{Name: f.Name, Type: f.Type, Size: int64(len(f.Data))})
-	}
-	if given {
-		// The customer's now: their answer from it threads back.
-		if _, err := c.deps.Journey.AddIdentity(ctx, conv.CustomerID, journey.KindEmail, to); err != nil {
-			return nil, err
-		}
 	}
 	if err := c.deps.Store.QueueOutbound(ctx, m, contact); err != nil {
 		return nil, err
@@ -124,27 +114,65 @@ func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, to, t
 	return m, nil
 }
 
-// lastInbound parses the customer's latest stored message of conv (not a
-// bounce: the mail system is not whom a reply is for).
-func (c *Channel) lastInbound(conv *store.Conversation) (*Parsed, error) {
-	var mailID uint64
-	err := c.deps.Store.ConversationContacts(conv.CustomerID, conv, false, func(ct *store.Contact) bool {
-		if ct.Direction == "in" && ct.MailID != 0 && ct.BounceOf == 0 {
+// answering parses the customer's latest stored message of conv (not a
+// bounce: the mail system is not whom a reply is for), which a reply
+// answers, and says where the reply goes: where that message says
+// answers go (customerAddress), unless an agent's reply since went to
+// another address they gave, which is then where the customer is reached.
+func (c *Channel) answering(conv *store.Conversation) (last *Parsed, to string, err error) {
+	var mailID, since uint64 // since: the newest agent's reply after it
+	err = c.deps.Store.ConversationContacts(conv.CustomerID, conv, false, func(ct *store.Contact) bool {
+		switch {
+		case ct.Direction == "in" && ct.MailID != 0 && ct.BounceOf == 0:
 			mailID = ct.MailID
+		case since == 0 && ct.OutboundID != 0 && ct.Agent != "":
+			since = ct.OutboundID
 		}
 		return mailID == 0
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if mailID == 0 {
-		return nil, fmt.Errorf("conversation %d has no message from the customer to answer: %w", conv.ID, store.ErrNotFound)
+		return nil, "", fmt.Errorf("conversation %d has no message from the customer to answer: %w", conv.ID, store.ErrNotFound)
 	}
 	_, raw, err := c.deps.Store.Mail(mailID)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return Parse(raw)
+	if last, err = Parse(raw); err != nil {
+		return nil, "", err
+	}
+	to, _ = c.customerAddress(last)
+	if since != 0 {
+		m, err := c.deps.Store.OutboundStatus(since)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, "", err
+		}
+		if err == nil && m.ToIdentity != "" {
+			to = m.To
+		}
+	}
+	return last, to, nil
+}
+
+// givenAddress checks an address an agent gave for a reply: it goes out as
+// typed (a sub-address kept), and becomes the customer's identity as
+// normalised. The site's own addresses, and those of programs, are no
+// customer's (journey.ErrBadIdentity).
+func (c *Channel) givenAddress(raw string) (to, identity string, err error) {
+	a, err := gomail.ParseAddress(raw)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %q is no e-mail address", journey.ErrBadIdentity, raw)
+	}
+	if c.smtp.accepts(a.Address) || strings.EqualFold(a.Address, c.cfg.Smarthost.From) || isProgram(a.Address) || noReply(a.Address) {
+		return "", "", fmt.Errorf("%w: %s is the site's own address or a program's, no customer's", journey.ErrBadIdentity, a.Address)
+	}
+	id, err := c.deps.Journey.Normalizer().Normalize(journey.KindEmail, a.Address)
+	if err != nil {
+		return "", "", err
+	}
+	return a.Address, id.String(), nil
 }
 
 func (c *Channel) newMessageID() (string, error) {
@@ -307,7 +335,7 @@ func (c *Channel) sendDue(ctx context.Context) {
 			c.deps.Logger.Error("recording a delivery attempt", "outbound", m.ID, "err", err)
 			continue
 		}
-		c.delivery(m.ContactID)
+		c.notifyDelivery(m.ConversationID)
 	}
 }
 
@@ -385,14 +413,14 @@ func (c *Channel) bounceUnsent(m *store.OutboundMail, u dsn, relay, reason strin
 	}
 	c.metrics.sendFailures.Inc()
 	c.deps.Logger.Warn("reply not sent, and not tried again", "outbound", m.ID, "to", m.To, "reason", reason)
-	c.delivery(m.ContactID)
+	c.notifyDelivery(m.ConversationID)
 	c.stored(0) // process the report
 	return true
 }
 
-// delivery tells Deps.OnDelivery that a reply's delivery changed.
-func (c *Channel) delivery(replyContactID uint64) {
+// notifyDelivery tells Deps.OnDelivery that a reply's delivery changed.
+func (c *Channel) notifyDelivery(conversationID uint64) {
 	if c.deps.OnDelivery != nil {
-		c.deps.OnDelivery(replyContactID)
+		c.deps.OnDelivery(conversationID)
 	}
 }

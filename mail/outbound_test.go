@@ -255,7 +255,13 @@ func TestReplyToAnotherAddress(t *testing.T) {
 	for _, tc := range []struct {
 		to   string
 		want error
-	}{{"eve@example.net", store.ErrConflict}, {"kein Name", journey.ErrBadIdentity}} {
+	}{
+		{"eve@example.net", store.ErrConflict},
+		{"kein Name", journey.ErrBadIdentity},
+		{"Support@Example.com", journey.ErrBadIdentity},
+		{"noreply@example.org", journey.ErrBadIdentity},
+		{"MAILER-DAEMON@example.org", journey.ErrBadIdentity},
+	} {
 		if _, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", tc.to, "Anbei."); !errors.Is(err, tc.want) {
 			t.Errorf("a reply to %q: %v, want %v", tc.to, err, tc.want)
 		}
@@ -263,18 +269,41 @@ func TestReplyToAnotherAddress(t *testing.T) {
 	if n, _ := s.st.OutboxDepth(); n != 0 {
 		t.Fatalf("%d replies queued for refused addresses", n)
 	}
-	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", " Joe.Neu@Example.ORG ", "Anbei.")
+	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", " Joe.Neu+Shop@Example.ORG ", "Anbei.")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if to, _ := received(t, s, dir).Header.AddressList("To"); len(to) != 1 || to[0].Address != "joe.neu@example.org" || out.To != "joe.neu@example.org" {
+	// It goes as typed; the identity is the address normalised.
+	if to, _ := received(t, s, dir).Header.AddressList("To"); len(to) != 1 || to[0].Address != "Joe.Neu+Shop@Example.ORG" || out.To != "Joe.Neu+Shop@Example.ORG" {
 		t.Errorf("the reply went to %v (%s)", to, out.To)
 	}
 	if id, err := s.st.LookupIdentity("email:joe.neu@example.org"); err != nil || id != joe[0].CustomerID {
 		t.Errorf("the new address is customer %d's, %v; want Joe's (%d)", id, err, joe[0].CustomerID)
 	}
+	// The next reply goes there too, until Joe writes again.
+	os.Remove(firstFile(t, dir))
+	if _, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "", "Noch etwas."); err != nil {
+		t.Fatal(err)
+	}
+	if to, _ := received(t, s, dir).Header.AddressList("To"); len(to) != 1 || to[0].Address != "Joe.Neu+Shop@Example.ORG" {
+		t.Errorf("the next reply went to %v", to)
+	}
 	s.send(t, "joe.neu@example.org", "Subject: Re: Rechnung\r\nIn-Reply-To: <"+out.MessageID+">", "Danke!")
-	if joe = s.journeyOf(t, "joe@example.org"); len(joe) != 3 || joe[2].ConversationID != joe[0].ConversationID {
+	if joe = s.journeyOf(t, "joe@example.org"); len(joe) != 4 || joe[3].ConversationID != joe[0].ConversationID {
 		t.Errorf("Joe's answer from his new address: %+v", joe)
 	}
+}
+
+// Acknowledgements are counted per recipient: two customers writing
+// through the same shop's contact form (noreply@, their address in
+// Reply-To) are both acknowledged.
+func TestAutoAckPerRecipient(t *testing.T) {
+	s, dir := siteWithSink(t, "Danke! Ihre Nummer: {tag}")
+	s.send(t, "noreply@shop.example", "Subject: Lieferung\r\nReply-To: jana@example.org", "Wo ist mein Paket?")
+	s.send(t, "noreply@shop.example", "Subject: Rechnung\r\nReply-To: tom@example.net", "Rechnung fehlt.")
+	testrun.Eventually(t, 20*time.Second, "two acknowledgements sent", func() bool {
+		files, _ := filepath.Glob(filepath.Join(dir, "*"))
+		n, _ := s.st.OutboxDepth()
+		return len(files) == 2 && n == 0
+	})
 }

@@ -36,12 +36,10 @@ type Parsed struct {
 	Text        string // the readable text: text/plain, else text/html made readable
 	Attachments []store.Attachment
 	// Automatic marks mail no person wrote: auto-replies, bounces, lists,
-	// the mail system's (mailer-daemon@, postmaster@).
+	// the mail system's (mailer-daemon@, postmaster@). (A noreply@
+	// sender's is a program's too, unless it wrote on behalf of whom
+	// answers go to: the channel tells, knowing its own addresses.)
 	Automatic bool
-	// NoReply: From is a noreply address. A program's mail, unless it
-	// sent on behalf of someone answers go to (Reply-To): a web shop's
-	// contact form does; the channel tells (Channel.customerAddress).
-	NoReply bool
 	// Bounce: the message is a delivery status notification saying that
 	// a message did not reach its recipient.
 	Bounce *Bounce
@@ -82,7 +80,7 @@ func Parse(raw []byte) (*Parsed, error) {
 	if rt, err := h.AddressList("Reply-To"); err == nil && len(rt) > 0 {
 		p.ReplyTo, p.ReplyToName = rt[0].Address, rt[0].Name
 	}
-	p.Automatic, p.NoReply = automatic(h, p.From), noReply(p.From)
+	p.Automatic = automatic(h, p.From)
 	var report *deliveryReport
 	if isDeliveryReport(h.Header) {
 		report = &deliveryReport{}
@@ -240,7 +238,12 @@ func automatic(h gomail.Header, from string) bool {
 	if h.Get("List-Id") != "" || h.Get("X-Autoreply") != "" || h.Get("X-Autorespond") != "" {
 		return true
 	}
-	local, _, _ := strings.Cut(strings.ToLower(from), "@")
+	return isProgram(from)
+}
+
+// isProgram reports the mail system's own addresses.
+func isProgram(addr string) bool {
+	local, _, _ := strings.Cut(strings.ToLower(addr), "@")
 	return local == "mailer-daemon" || local == "postmaster"
 }
 

@@ -83,8 +83,9 @@ type prepared struct {
 	rec    store.InboundRecord
 	task   router.Task
 	parsed *Parsed
-	reply  bool // continues a conversation
-	bounce bool // says that one of its replies did not arrive
+	reply  bool   // continues a conversation
+	bounce bool   // says that one of its replies did not arrive
+	sender string // whom answers go to (customerAddress)
 }
 
 // conversationOf is the conversation of a message of the batch with
@@ -140,9 +141,9 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 		return fail("error", err)
 	}
 	addr, name := c.customerAddress(p)
-	// A noreply sender is a program, unless it wrote on behalf of whom
-	// answers go to.
-	p.Automatic = p.Automatic || p.NoReply && strings.EqualFold(addr, p.From)
+	// A noreply address to answer is a program's: a web shop's contact
+	// form sending as noreply@ on behalf of its customer is not.
+	robot := p.Automatic || noReply(addr)
 	var conv *store.Conversation
 	reply := bounced != nil
 	if reply {
@@ -199,7 +200,7 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 		contact.BounceOf = bounced.reply.ID
 		rec.BouncedOutboundID, rec.BounceReason = bounced.reply.OutboundID, bounced.failure.Reason()
 	}
-	if p.Automatic && (bounced == nil || bounced.reply.Agent == "" || bounced.again) {
+	if robot && (bounced == nil || bounced.reply.Agent == "" || bounced.again) {
 		// In the journey, but no task: nobody is to answer a robot. A
 		// bounce of an agent's reply is for an agent, once; of an
 		// acknowledgement, it only shows.
@@ -211,7 +212,7 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 			return json.Marshal(router.Unfinished{Task: t})
 		}
 	}
-	b.mails = append(b.mails, prepared{rec: rec, task: task, parsed: p, reply: reply, bounce: bounced != nil})
+	b.mails = append(b.mails, prepared{rec: rec, task: task, parsed: p, reply: reply, bounce: bounced != nil, sender: addr})
 	return o, false
 }
 
@@ -332,7 +333,7 @@ func (c *Channel) recorded(ctx context.Context, m prepared, r store.RecordedMail
 		return o
 	}
 	if m.bounce {
-		c.delivery(m.rec.Contact.BounceOf)
+		c.notifyDelivery(m.rec.Conversation.ID)
 	}
 	if m.rec.OpenTask == nil {
 		o.name = "automatic"
@@ -342,7 +343,7 @@ func (c *Channel) recorded(ctx context.Context, m prepared, r store.RecordedMail
 		return o
 	}
 	if !m.reply && !r.Existed {
-		c.autoAck(ctx, m.rec.Conversation, m.parsed, m.rec.Contact.Start)
+		c.autoAck(ctx, m.rec.Conversation, m.sender, m.rec.Contact.Start)
 	}
 	task := m.task
 	task.ID = r.ContactID

@@ -206,8 +206,11 @@ func TestContactFormMailBelongsToReplyTo(t *testing.T) {
 	s.send(t, "jana@example.org", "Subject: Re: Lieferung fehlt\r\nIn-Reply-To: <f1@shop.example>", "Immer noch nicht.")
 	// A Reply-To naming the support address itself changes nothing.
 	s.send(t, "tom@example.net", "Subject: Frage\r\nReply-To: support@example.com", "Hallo")
-	// A shop's noreply confirmation copied to support is a program's.
+	// A shop's noreply confirmation copied to support is a program's, as
+	// are a newsletter's and one whose answers go to noreply@.
 	s.send(t, "noreply@orders.example", "Subject: Ihre Bestellung\r\nReply-To: support@example.com", "Bestellt.")
+	s.send(t, "no-reply@news.example", "Subject: Neuigkeiten", "Neu!")
+	s.send(t, "shop@mall.example", "Subject: Versandt\r\nReply-To: donotreply@mall.example", "Unterwegs.")
 
 	jana := s.journeyOf(t, "jana@example.org")
 	if len(jana) != 2 || jana[0].ConversationID != jana[1].ConversationID || jana[0].Outcome != "" {
@@ -223,8 +226,10 @@ func TestContactFormMailBelongsToReplyTo(t *testing.T) {
 	if tom := s.journeyOf(t, "tom@example.net"); len(tom) != 1 {
 		t.Errorf("Tom has %d contacts, want 1", len(tom))
 	}
-	if shop := s.journeyOf(t, "noreply@orders.example"); len(shop) != 1 || shop[0].Outcome != store.OutcomeAutomatic {
-		t.Errorf("the shop's confirmation: %+v", shop)
+	for _, robot := range []string{"noreply@orders.example", "no-reply@news.example", "donotreply@mall.example"} {
+		if mail := s.journeyOf(t, robot); len(mail) != 1 || mail[0].Outcome != store.OutcomeAutomatic {
+			t.Errorf("%s's mail: %+v", robot, mail)
+		}
 	}
 }
 

@@ -121,21 +121,19 @@ func (s *Store) LinkIdentity(ctx context.Context, identity string, customerID ui
 	})
 }
 
-// AddIdentity points a new identity at a customer; one of theirs
+// addIdentity points a new identity at a customer; one of theirs
 // already changes nothing, one of another customer's is ErrConflict.
-func (s *Store) AddIdentity(ctx context.Context, identity string, customerID uint64) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		if err := customerExists(tx, customerID); err != nil {
-			return err
+func addIdentity(tx *bolt.Tx, identity string, customerID uint64) error {
+	if err := customerExists(tx, customerID); err != nil {
+		return err
+	}
+	if v := tx.Bucket(bucketIdentities).Get([]byte(identity)); v != nil {
+		if owner := binary.BigEndian.Uint64(v); owner != customerID {
+			return fmt.Errorf("%w: %s belongs to customer %d; merge the two first", ErrConflict, identity, owner)
 		}
-		if v := tx.Bucket(bucketIdentities).Get([]byte(identity)); v != nil {
-			if owner := binary.BigEndian.Uint64(v); owner != customerID {
-				return fmt.Errorf("%w: %s belongs to customer %d; merge the two first", ErrConflict, identity, owner)
-			}
-			return nil
-		}
-		return linkIdentity(tx, identity, customerID)
-	})
+		return nil
+	}
+	return linkIdentity(tx, identity, customerID)
 }
 
 // customerExists is ErrNotFound for a customer never created or erased:

@@ -153,6 +153,32 @@ func (s *Store) Contact(id uint64) (*Contact, error) {
 	return &c, nil
 }
 
+// ConversationsOf returns the conversation of each of the contacts ids
+// that has one, in one read: which of the tasks on the agents' desks
+// belong to a conversation.
+func (s *Store) ConversationsOf(ids []uint64) (map[uint64]uint64, error) {
+	out := map[uint64]uint64{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, id := range ids {
+			jk := tx.Bucket(bucketJourneyKeys).Get(journeyKeysKey(kindContact, id))
+			if jk == nil {
+				continue
+			}
+			var c struct {
+				ConversationID uint64 `json:"conversation_id"`
+			}
+			if err := getJSON(tx.Bucket(bucketJourney), jk, &c, "contact", id); err != nil {
+				return err
+			}
+			if c.ConversationID != 0 {
+				out[id] = c.ConversationID
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // AddTouchpoint stores a touchpoint under a new ID, which it sets in t.
 func (s *Store) AddTouchpoint(ctx context.Context, t *Touchpoint) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {

@@ -40,6 +40,10 @@ type OutboundMail struct {
 	// that was sent may bounce later.
 	Bounced      time.Time `json:"bounced,omitzero"`
 	BounceReason string    `json:"bounce_reason,omitempty"`
+	// ToIdentity: an agent gave To (not the customer's mail). It is
+	// linked to the reply's customer as this identity in the transaction
+	// that queues the reply; ErrConflict when another customer has it.
+	ToIdentity string `json:"to_identity,omitempty"`
 }
 
 // QueueOutbound stores a message in the outbox together with its contact
@@ -54,6 +58,11 @@ func (s *Store) QueueOutbound(ctx context.Context, m *OutboundMail, c *Contact) 
 			return err
 		}
 		c.OutboundID = id
+		if m.ToIdentity != "" {
+			if err := addIdentity(tx, m.ToIdentity, c.CustomerID); err != nil {
+				return err
+			}
+		}
 		if err := appendContact(tx, c); err != nil {
 			return err
 		}
@@ -152,8 +161,8 @@ func (s *Store) OutboundAttempt(ctx context.Context, id uint64, at time.Time, se
 // the delivery report
 // written for it (report, raw) is stored, to be processed as a mail that
 // came back, in the same transaction.
-// ErrConflict when it was no longer waiting: an agent stopped it
-// meanwhile.
+// ErrConflict when it was no longer waiting: an agent stopped it, or its
+// customer was erased, meanwhile.
 func (s *Store) RefuseOutbound(ctx context.Context, id uint64, at time.Time, reason string, report *InboundMail, raw []byte) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketOutboxDue).Get(u64(id)) == nil {

@@ -829,29 +829,26 @@ func TestConversationContacts(t *testing.T) {
 	}
 }
 
-// A new identity goes to the customer; one of theirs changes nothing;
-// another's is a conflict and stays where it is.
-func TestAddIdentity(t *testing.T) {
+// A reply to an address an agent gave links it to the customer in the
+// transaction that queues it; one of theirs changes nothing; another
+// customer's is a conflict, stays where it is, and nothing is queued.
+func TestQueueOutboundToAGivenAddress(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
 	createCustomers(t, s, 2)
-	for _, tc := range []struct {
-		identity string
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	for i, tc := range []struct {
 		customer uint64
 		want     error
 		owner    uint64
-	}{
-		{"email:joe.neu@example.org", 1, nil, 1},
-		{"email:joe.neu@example.org", 1, nil, 1},
-		{"email:joe.neu@example.org", 2, ErrConflict, 1},
-		{"email:x@example.org", 9, ErrNotFound, 0},
-	} {
-		err := s.AddIdentity(ctx, tc.identity, tc.customer)
-		owner, _ := s.LookupIdentity(tc.identity)
+	}{{1, nil, 1}, {1, nil, 1}, {2, ErrConflict, 1}, {9, ErrNotFound, 1}} {
+		m := &OutboundMail{To: "Joe.Neu@example.org", ToIdentity: "email:joe.neu@example.org", MessageID: fmt.Sprintf("g%d@dirigent", i), Raw: []byte("x"), Queued: at}
+		err := s.QueueOutbound(ctx, m, &Contact{CustomerID: tc.customer, Channel: "email", Direction: "out", Start: at})
+		owner, _ := s.LookupIdentity("email:joe.neu@example.org")
 		if !errors.Is(err, tc.want) || tc.want == nil && err != nil || owner != tc.owner {
-			t.Errorf("%s to %d: %v, owner %d; want %v, %d", tc.identity, tc.customer, err, owner, tc.want, tc.owner)
+			t.Errorf("to customer %d: %v, owner %d; want %v, %d", tc.customer, err, owner, tc.want, tc.owner)
 		}
 	}
-	if ids, _ := s.Identities(1); !slices.Contains(ids, "email:joe.neu@example.org") {
-		t.Errorf("customer 1's identities: %v", ids)
+	if n, _ := s.OutboxDepth(); n != 2 {
+		t.Errorf("%d replies queued, want the two that went", n)
 	}
 }

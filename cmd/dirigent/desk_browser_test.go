@@ -584,7 +584,9 @@ func TestDeskStuckReplyInTheBrowser(t *testing.T) {
 	d, _ := deskDaemon(t, testpeer.SMTPSink(t, "", deskSinkDir(t), "-r", "rcpt"), "", "")
 	agent := repliedInTheBrowser(t, d, "joe@example.org")
 	agent.waitFor("the refusal in the thread", `document.querySelector('#thread li.out .delivery.error') !== null && document.querySelector('#thread li.out .delivery.error').textContent.includes("smarthost answered 450") && document.querySelector('#thread li.out button.give-up') !== null`)
-	agent.do("stop sending", chromedp.Focus("#thread li.out button.give-up"))
+	// Focused by the page's own lookup: the thread may be drawn anew
+	// between a lookup of chromedp's and its focus (a delivery event).
+	agent.do("stop sending", chromedp.Evaluate[chromedp.Void](`document.querySelector("#thread li.out button.give-up").focus()`))
 	agent.press("stop", "\r")
 	agent.waitFor("stopped", `document.getElementById("status").textContent === "The reply will not be sent." && document.querySelector('#thread li.out .delivery').textContent.startsWith("Not sent: stopped") && document.querySelector('#thread li.out button.give-up') === null`)
 	agent.shot("stuck-reply-stopped")

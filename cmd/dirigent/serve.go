@@ -179,9 +179,9 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 		Logger: logger.With("component", "mail"), Store: d.store, Journey: d.journey, Router: d.router,
 		Registerer: reg, DrainTimeout: drain,
 		// A thread on an agent's screen shows its replies' delivery live.
-		OnDelivery: func(reply uint64) {
+		OnDelivery: func(conversation uint64) {
 			if d.desk != nil { // set while the daemon is built, before mail runs
-				d.desk.DeliveryChanged(reply)
+				d.desk.DeliveryChanged(conversation)
 			}
 		},
 	})

@@ -149,7 +149,7 @@ function deliveryNote(contactID, dl) {
   if (dl.gave_up) return [el("span", { class: "meta delivery" }, t("gave_up", { at: fmtTime(dl.gave_up), by: dl.gave_up_by || "" }))];
   if (!dl.attempts) return [el("span", { class: "meta delivery" }, t("not_sent_yet"))];
   return [el("span", { class: "delivery error" }, t("not_delivered", { n: dl.attempts, error: dl.last_error || "", at: fmtTime(dl.next_attempt) })),
-    el("button", { type: "button", class: "give-up", onclick: () => giveUp(contactID) }, t("give_up"))];
+    el("button", { type: "button", class: "give-up", "data-contact": String(contactID), onclick: () => giveUp(contactID) }, t("give_up"))];
 }
 
 async function giveUp(contactID) {
@@ -261,10 +261,7 @@ function openStream() {
   });
   stream.addEventListener("chat", (e) => onChat(JSON.parse(e.data)));
   // A reply of the thread on screen was sent, or bounced.
-  stream.addEventListener("delivery", (e) => {
-    const id = JSON.parse(e.data).id;
-    if (current && current.task.id === id) openTask(id, false);
-  });
+  stream.addEventListener("delivery", (e) => refreshTask(JSON.parse(e.data).id));
   stream.addEventListener("presence", (e) => {
     const p = JSON.parse(e.data);
     me.presence = p.presence;
@@ -437,14 +434,7 @@ async function openTask(id, focus) {
   try {
     const d = await api("GET", "/tasks/" + id);
     if (opening !== id) return;
-    if (current && current.task.id === id) {
-      // What the chat said live while the task was being read is not in
-      // what was read (the customer may answer at once): keep it.
-      const read = d.chat || [];
-      const last = read.length ? read[read.length - 1].seq : 0;
-      d.chat = read.concat((current.chat || []).filter((m) => m.seq > last));
-      d.chatEnded = current.chatEnded;
-    }
+    if (current && current.task.id === id) keepLive(d);
     if (!current || current.task.id !== id) {
       keepDraft();
       showDraft(id);
@@ -453,6 +443,29 @@ async function openTask(id, focus) {
     renderDetail();
     if (focus) $("detail").focus();
   } catch (e) { say(e.message, true); }
+}
+
+// keepLive keeps in a task read again what the chat said live while it
+// was being read, which is not in what was read (the customer may answer
+// at once).
+function keepLive(d) {
+  const read = d.chat || [];
+  const last = read.length ? read[read.length - 1].seq : 0;
+  d.chat = read.concat((current.chat || []).filter((m) => m.seq > last));
+  d.chatEnded = current.chatEnded;
+}
+
+// refreshTask reads the task on screen again, leaving alone one the agent
+// is opening meanwhile, and what they type (the form is not rendered). The
+// thread is drawn anew only when it changed.
+async function refreshTask(id) {
+  if (!current || current.task.id !== id || opening !== id) return;
+  const d = await api("GET", "/tasks/" + id).catch(() => null);
+  if (!d || !current || current.task.id !== id || opening !== id) return;
+  if (JSON.stringify([d.thread, d.deliveries]) === JSON.stringify([current.thread, current.deliveries])) return;
+  keepLive(d);
+  current = d;
+  renderDetail();
 }
 
 function renderDetail() {
@@ -493,11 +506,16 @@ function renderDetail() {
   $("thread-card").hidden = !isMail;
   if (isMail) {
     $("thread-tag").textContent = "[#" + d.conversation.tag + "] " + (d.conversation.subject || "");
+    // A stop button the agent is on keeps the focus when the thread is
+    // drawn anew (a delivery changed).
+    const on = document.activeElement && document.activeElement.dataset.contact;
     $("thread").replaceChildren(...(d.thread || []).map((m) => el("li", { class: m.direction },
       el("span", { class: "meta" }, fmtTime(m.start) + " · " + (m.direction === "out" ? t("out") + (m.agent ? " (" + m.agent + ")" : "") : t(m.bounce_of ? "bounce_in" : "in"))),
       el("pre", {}, m.text || m.subject || ""),
       ...(m.attachments ? [attachmentList(m)] : []),
       ...(d.deliveries && d.deliveries[m.id] ? deliveryNote(m.id, d.deliveries[m.id]) : []))));
+    const again = on && document.querySelector('#thread button.give-up[data-contact="' + on + '"]');
+    if (again) again.focus();
   }
   const isChat = d.contact && d.contact.channel === "message";
   $("chat-card").hidden = !isChat;
