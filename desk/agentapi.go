@@ -255,6 +255,7 @@ type taskDetail struct {
 
 // delivery is how a reply stands in the outbox.
 type delivery struct {
+	To          string    `json:"to"` // the address it goes to
 	Sent        time.Time `json:"sent,omitzero"`
 	Attempts    int       `json:"attempts"`
 	LastError   string    `json:"last_error,omitempty"`
@@ -269,7 +270,7 @@ type delivery struct {
 }
 
 func deliveryOf(m *store.OutboundMail) delivery {
-	dl := delivery{Sent: m.Sent, Attempts: m.Attempts, LastError: m.LastError, GaveUp: m.GaveUp, GaveUpBy: m.GaveUpBy, Bounced: m.Bounced, BounceReason: m.BounceReason}
+	dl := delivery{To: m.To, Sent: m.Sent, Attempts: m.Attempts, LastError: m.LastError, GaveUp: m.GaveUp, GaveUpBy: m.GaveUpBy, Bounced: m.Bounced, BounceReason: m.BounceReason}
 	if m.Sent.IsZero() && m.GaveUp.IsZero() && m.Bounced.IsZero() {
 		dl.NextAttempt = m.NextAttempt
 	}

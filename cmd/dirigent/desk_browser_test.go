@@ -335,7 +335,7 @@ func TestDeskInTheBrowser(t *testing.T) {
 	agent.waitFor("the reply in the thread", `document.getElementById("thread").textContent.includes("wir haben die Rechnung korrigiert")`)
 	agent.waitFor("its file in the thread", `document.querySelector('#thread li.out .attachments a[download="rechnung-korrigiert.pdf"]') !== null && document.getElementById("reply-files").files.length === 0`)
 	// How it stands with the mail server: waiting, or sent already.
-	agent.waitFor("its delivery", `/^(Waiting to be sent|Sent .+)$/.test(document.querySelector('#thread li.out .delivery').textContent)`)
+	agent.waitFor("its delivery", `/^(Waiting to be sent to joe@example.org|Sent .+ to joe@example.org)$/.test(document.querySelector('#thread li.out .delivery').textContent)`)
 	agent.shot("08-replied")
 	msg := sunk(t, sinkDir)
 	for _, want := range []string{"To: <joe@example.org>", "Subject: Re: Rechnung falsch [#DG-1]", "In-Reply-To: <", "wir haben die Rechnung korrigiert",
@@ -620,7 +620,7 @@ func TestDeskBounceInTheBrowser(t *testing.T) {
 	agent.do("reply to another address", chromedp.Evaluate[chromedp.Void](`document.getElementById("reply-to").value = "known@example.org"; document.getElementById("reply-text").value = "Hier noch einmal."`), chromedp.Focus("#reply-send"))
 	agent.press("send", "\r")
 	agent.waitFor("queued for the other address", `document.getElementById("status").textContent === "Reply queued for known@example.org." && document.getElementById("reply-to").value === ""`)
-	agent.waitFor("sent there", `document.querySelectorAll('#thread li.out').length === 2 && document.querySelectorAll('#thread li.out')[1].querySelector('.delivery').textContent.startsWith("Sent")`)
+	agent.waitFor("sent there", `document.querySelectorAll('#thread li.out').length === 2 && document.querySelectorAll('#thread li.out')[1].querySelector('.delivery').textContent.startsWith("Sent") && document.querySelectorAll('#thread li.out')[1].querySelector('.delivery').textContent.endsWith(" to known@example.org")`)
 	agent.shot("sent-to-another-address")
 }
 

@@ -12,7 +12,7 @@ const texts = {
     search: "Customer search", search_label: "Name, e-mail, phone or #id", search_go: "Search", no_results: "No customer found.",
     detail: "Contact", detail_empty: "No task selected.", customer: "Customer", tier: "Value tier", nba: "Next best actions",
     thread: "Mail thread", attachment: "Attachment {n}", attachments: "Attachments", attach: "Attach files", reply_to: "To another address (empty: the customer's, as their mail says)", too_many_files: "At most {n} files of {mib} MiB together.", reply_too_large: "With its files the reply would be larger than the mail server takes ({mb} MB).", sending: "Sending…",
-    delivered: "Sent {at}", bounced: "Not delivered ({at}): {reason}", not_sent_yet: "Waiting to be sent", not_delivered: "Not sent yet ({n} attempts, next {at}): {error}",
+    delivered: "Sent {at} to {to}", bounced: "Not delivered ({at}): {reason}", not_sent_yet: "Waiting to be sent to {to}", not_delivered: "Not sent yet ({n} attempts, next {at}): {error}",
     give_up: "Stop sending", given_up: "The reply will not be sent.", gave_up: "Not sent: stopped {at} by {by}", reply: "Reply", send: "Send reply", journey: "Journey", wrapup: "Wrap-up", wrap_code: "Code",
     note: "Note", wrap_send: "Finish task", queues: "Queues", queue: "Queue", waiting: "Waiting", longest: "Longest wait",
     return_task: "Back to the queue: {channel} #{id}", task_returned: "Task #{id} is back in its queue.", sl_target: "SL target", sl_goal: "{p} in {s} s", below_target: "below target", sl15: "SL 15 min", sltoday: "SL today", asa: "ASA", abandon: "Abandoned", answered: "Answered today", agents: "Agents",
@@ -36,7 +36,7 @@ const texts = {
     search: "Kundensuche", search_label: "Name, E-Mail, Telefon oder #Nummer", search_go: "Suchen", no_results: "Kein Kunde gefunden.",
     detail: "Kontakt", detail_empty: "Keine Aufgabe ausgewählt.", customer: "Kunde", tier: "Wertstufe", nba: "Nächste beste Aktionen",
     thread: "E-Mail-Verlauf", attachment: "Anhang {n}", attachments: "Anhänge", attach: "Dateien anhängen", reply_to: "An eine andere Adresse (leer: die des Kunden, wie seine Mail sie nennt)", too_many_files: "Höchstens {n} Dateien mit zusammen {mib} MiB.", reply_too_large: "Mit den Dateien wäre die Antwort größer, als der Mailserver annimmt ({mb} MB).", sending: "Wird gesendet…",
-    delivered: "Gesendet {at}", bounced: "Nicht zugestellt ({at}): {reason}", not_sent_yet: "Wartet auf den Versand", not_delivered: "Noch nicht gesendet ({n} Versuche, nächster {at}): {error}",
+    delivered: "Gesendet {at} an {to}", bounced: "Nicht zugestellt ({at}): {reason}", not_sent_yet: "Wartet auf den Versand an {to}", not_delivered: "Noch nicht gesendet ({n} Versuche, nächster {at}): {error}",
     give_up: "Versand abbrechen", given_up: "Die Antwort wird nicht gesendet.", gave_up: "Nicht gesendet: abgebrochen {at} von {by}", reply: "Antwort", send: "Antwort senden", journey: "Kundenreise", wrapup: "Abschluss", wrap_code: "Code",
     note: "Notiz", wrap_send: "Aufgabe abschließen", queues: "Warteschlangen", queue: "Warteschlange", waiting: "Wartend", longest: "Längste Wartezeit",
     return_task: "Zurück in die Warteschlange: {channel} #{id}", task_returned: "Aufgabe #{id} ist zurück in ihrer Warteschlange.", sl_target: "SL-Ziel", sl_goal: "{p} in {s} s", below_target: "unter dem Ziel", sl15: "SL 15 Min.", sltoday: "SL heute", asa: "ASA", abandon: "Abgebrochen", answered: "Heute angenommen", agents: "Agenten",
@@ -145,9 +145,9 @@ function fmtTime(iso) {
 // stops the tries (a wrong address), or given up.
 function deliveryNote(contactID, dl) {
   if (dl.bounced) return [el("span", { class: "delivery error" }, t("bounced", { at: fmtTime(dl.bounced), reason: dl.bounce_reason || "" }))];
-  if (dl.sent) return [el("span", { class: "meta delivery" }, t("delivered", { at: fmtTime(dl.sent) }))];
+  if (dl.sent) return [el("span", { class: "meta delivery" }, t("delivered", { at: fmtTime(dl.sent), to: dl.to }))];
   if (dl.gave_up) return [el("span", { class: "meta delivery" }, t("gave_up", { at: fmtTime(dl.gave_up), by: dl.gave_up_by || "" }))];
-  if (!dl.attempts) return [el("span", { class: "meta delivery" }, t("not_sent_yet"))];
+  if (!dl.attempts) return [el("span", { class: "meta delivery" }, t("not_sent_yet", { to: dl.to }))];
   return [el("span", { class: "delivery error" }, t("not_delivered", { n: dl.attempts, error: dl.last_error || "", at: fmtTime(dl.next_attempt) })),
     el("button", { type: "button", class: "give-up", "data-contact": String(contactID), onclick: () => giveUp(contactID) }, t("give_up"))];
 }
