@@ -560,8 +560,8 @@ func (s *Server) wrapUp(w http.ResponseWriter, r *http.Request) {
 }
 
 // giveUp is POST /api/desk/contacts/{id}/give-up: the tries to send a
-// reply the smarthost keeps refusing stop (a wrong address); its text and
-// files go, who gave it up stays. 409 once it was sent.
+// reply the smarthost keeps refusing stop (a wrong address); its message
+// with its files goes, who gave it up stays. 409 once it was sent.
 func (s *Server) giveUp(w http.ResponseWriter, r *http.Request) {
 	contact, ok := s.pathContact(w, r)
 	if !ok {
@@ -579,6 +579,7 @@ func (s *Server) giveUp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.deps.Logger.Info("reply given up", "contact", id, "outbound", m.ID, "to", m.To, "by", by)
+	s.DeliveryChanged(contact.ConversationID) // for others holding the conversation
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "delivery": deliveryOf(m)})
 }
 

@@ -209,15 +209,10 @@ type refusal struct {
 
 func (r *refusal) Error() string {
 	code := ""
-	if hasEnhancedCode(r.err) {
-		code = " " + r.enhancedCode()
+	if s := r.status(); s != "" {
+		code = " " + s
 	}
 	return fmt.Sprintf("smarthost answered %d%s: %s", r.err.Code, code, r.err.Message)
-}
-
-func (r *refusal) enhancedCode() string {
-	e := r.err.EnhancedCode
-	return fmt.Sprintf("%d.%d.%d", e[0], e[1], e[2])
 }
 
 // hasEnhancedCode: the answer had an RFC 3463 status (go-smtp leaves
@@ -309,7 +304,8 @@ func (r *refusal) status() string {
 	if !hasEnhancedCode(r.err) {
 		return ""
 	}
-	return r.enhancedCode()
+	e := r.err.EnhancedCode
+	return fmt.Sprintf("%d.%d.%d", e[0], e[1], e[2])
 }
 
 // answer is the smarthost's answer as it gave it.

@@ -170,6 +170,9 @@ func (c *Channel) WriteAttachment(contact *store.Contact, n int, create func(sto
 		if err != nil {
 			return 0, err
 		}
+		if len(m.Raw) == 0 { // stopped, or dropped by retention
+			return 0, fmt.Errorf("reply %d: its message is gone: %w", contact.ID, store.ErrNotFound)
+		}
 		raw = m.Raw
 	default:
 		return 0, fmt.Errorf("contact %d has no stored mail: %w", contact.ID, store.ErrNotFound)

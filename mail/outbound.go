@@ -295,6 +295,7 @@ func (c *Channel) sendDue(ctx context.Context) {
 		// Those that could be read are sent all the same.
 		c.deps.Logger.Error("reading the outbox", "err", err)
 	}
+	relay, _, _ := net.SplitHostPort(c.cfg.Smarthost.Addr)
 	for _, m := range due {
 		if ctx.Err() != nil {
 			return
@@ -316,7 +317,6 @@ func (c *Channel) sendDue(ctx context.Context) {
 			sendErr = c.deliver(m)
 		}
 		now := time.Now().UTC()
-		relay, _, _ := net.SplitHostPort(c.cfg.Smarthost.Addr)
 		if r := (*refusal)(nil); errors.As(sendErr, &r) && r.final && c.bounceUnsent(m, r.report(m, relay), relay, r.Error(), now) {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -306,4 +307,26 @@ func TestAutoAckPerRecipient(t *testing.T) {
 		n, _ := s.st.OutboxDepth()
 		return len(files) == 2 && n == 0
 	})
+}
+
+// A reply stopped before it went keeps its text in the thread, but its
+// files are gone: asking for one is "not found", not a broken message.
+func TestFilesOfAStoppedReplyAreGone(t *testing.T) {
+	s := siteSendingTo(t, testpeer.SMTPSink(t, "", sinkDir(t), "-r", "rcpt"), "")
+	s.send(t, "joe@example.org", "Subject: Rechnung", "Bitte.")
+	out, err := s.ch.Reply(context.Background(), s.journeyOf(t, "joe@example.org")[0].ConversationID, "anna", "", "Anbei.", store.File{Name: "a.pdf", Type: "application/pdf", Data: []byte("%PDF")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.st.GiveUpOutbound(context.Background(), out.ID, time.Now(), "anna"); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := s.st.Contact(out.ContactID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.ch.WriteAttachment(reply, 0, func(store.Attachment) (io.Writer, error) { return io.Discard, nil })
+	if !errors.Is(err, store.ErrNotFound) || reply.Text != "Anbei." {
+		t.Errorf("a stopped reply's file: %v; its text %q", err, reply.Text)
+	}
 }

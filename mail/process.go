@@ -82,11 +82,12 @@ type batch struct {
 type prepared struct {
 	rec    store.InboundRecord
 	task   router.Task
-	parsed *Parsed
 	reply  bool   // continues a conversation
-	bounce bool   // says that one of its replies did not arrive
 	sender string // whom answers go to (customerAddress)
 }
+
+// bounce: the message says that one of the site's replies did not arrive.
+func (m prepared) bounce() bool { return m.rec.BouncedOutboundID != 0 }
 
 // conversationOf is the conversation of a message of the batch with
 // Message-ID mid; nil when none has it.
@@ -212,7 +213,7 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 			return json.Marshal(router.Unfinished{Task: t})
 		}
 	}
-	b.mails = append(b.mails, prepared{rec: rec, task: task, parsed: p, reply: reply, bounce: bounced != nil, sender: addr})
+	b.mails = append(b.mails, prepared{rec: rec, task: task, reply: reply, sender: addr})
 	return o, false
 }
 
@@ -332,12 +333,12 @@ func (c *Channel) recorded(ctx context.Context, m prepared, r store.RecordedMail
 		o.name, o.err = "error", r.Err
 		return o
 	}
-	if m.bounce {
+	if m.bounce() {
 		c.notifyDelivery(m.rec.Conversation.ID)
 	}
 	if m.rec.OpenTask == nil {
 		o.name = "automatic"
-		if m.bounce {
+		if m.bounce() {
 			o.name = "bounce"
 		}
 		return o
@@ -358,7 +359,7 @@ func (c *Channel) recorded(ctx context.Context, m prepared, r store.RecordedMail
 	switch {
 	case r.Existed:
 		o.name = "already"
-	case m.bounce:
+	case m.bounce():
 		o.name = "bounce"
 	case m.reply:
 		o.name = "reply"

@@ -405,9 +405,9 @@ func (s *Store) DropContactTexts(ctx context.Context, before time.Time) (int, er
 	if err != nil {
 		return dropped + n, err
 	}
-	// Replies sent (or bounced) before before: their bytes (the agent's
-	// text, their files) go; what is to be sent still keeps them. Not
-	// counted: their contacts' texts are.
+	// Replies queued before before and since sent (or bounced): their
+	// bytes (the agent's text, their files) go; what is to be sent still
+	// keeps them. Not counted: their contacts' texts are.
 	_, err = s.updatePages(ctx, bucketOutbox, func(tx *bolt.Tx, entries []entry) (int, error) {
 		type change struct {
 			key    []byte

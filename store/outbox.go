@@ -168,26 +168,17 @@ func (s *Store) RefuseOutbound(ctx context.Context, id uint64, at time.Time, rea
 		if tx.Bucket(bucketOutboxDue).Get(u64(id)) == nil {
 			return fmt.Errorf("%w: reply %d is no longer waiting to be sent", ErrConflict, id)
 		}
-		m, err := bounceOutbound(tx, id, at, reason)
-		if err != nil {
+		var m OutboundMail
+		if err := getJSON(tx.Bucket(bucketOutbox), u64(id), &m, "outbound mail", id); err != nil {
 			return err
 		}
 		m.Attempts++
 		m.LastError = reason
-		if err := putJSON(tx.Bucket(bucketOutbox), u64(id), m); err != nil {
+		if err := markBounced(tx, &m, at, reason); err != nil {
 			return err
 		}
 		return putMail(tx, report, raw)
 	})
-}
-
-// bounceOutbound marks a reply bounced (markBounced).
-func bounceOutbound(tx *bolt.Tx, id uint64, at time.Time, reason string) (*OutboundMail, error) {
-	var m OutboundMail
-	if err := getJSON(tx.Bucket(bucketOutbox), u64(id), &m, "outbound mail", id); err != nil {
-		return nil, err
-	}
-	return &m, markBounced(tx, &m, at, reason)
 }
 
 // markBounced marks a reply bounced, unless it was already: it leaves
@@ -204,8 +195,8 @@ func markBounced(tx *bolt.Tx, m *OutboundMail, at time.Time, reason string) erro
 }
 
 // GiveUpOutbound stops the tries to send a reply the smarthost keeps
-// refusing (a wrong address): it leaves the queue, its bytes (the text
-// and files) go, and who gave it up when stays. ErrConflict once it was
+// refusing (a wrong address): it leaves the queue, its bytes (the
+// message with its files) go, and who gave it up when stays. ErrConflict once it was
 // sent; giving up again changes nothing.
 func (s *Store) GiveUpOutbound(ctx context.Context, id uint64, at time.Time, by string) (*OutboundMail, error) {
 	var m OutboundMail

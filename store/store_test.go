@@ -636,7 +636,7 @@ func TestDropContactTextsOfReplies(t *testing.T) {
 	for i := range 3 {
 		queued := old
 		if i == 2 {
-			queued = old.Add(2 * time.Hour) // sent after the limit
+			queued = old.Add(2 * time.Hour) // queued after the limit
 		}
 		m := &OutboundMail{To: "joe@example.org", MessageID: fmt.Sprintf("r%d@dirigent", i), Raw: []byte("Subject: Re\r\n\r\nIhre IBAN DE12…"), Queued: queued}
 		c := &Contact{CustomerID: 1, Channel: "email", Direction: "out", Start: old, Text: "Ihre IBAN DE12…", Attachments: []Attachment{{Name: "Vertrag.pdf", Type: "application/pdf", Size: 9}}}

@@ -181,28 +181,3 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 `
-
-// RequireRoot skips a test that needs root, or fails it where every peer
-// is required (CI runs as root).
-func RequireRoot(t testing.TB, what string) {
-	t.Helper()
-	if os.Getuid() != 0 {
-		msg := what + " needs root; run make test as root"
-		if os.Getenv("DIRIGENT_REQUIRE_PEERS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-}
-
-// FreeAddr is a loopback address with a port nobody listens on, for a
-// peer to take.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
