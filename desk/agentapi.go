@@ -332,19 +332,24 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		slices.Reverse(d.Thread)
+		var replies []uint64
 		for _, c := range d.Thread {
-			if c.OutboundID == 0 {
-				continue
+			if c.OutboundID != 0 {
+				replies = append(replies, c.OutboundID)
 			}
-			m, err := s.deps.Store.OutboundStatus(c.OutboundID)
-			if err != nil {
-				writeStoreError(w, err)
-				return
+		}
+		sent, err := s.deps.Store.OutboundStatuses(replies)
+		if err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		for _, c := range d.Thread {
+			if m := sent[c.OutboundID]; m != nil {
+				if d.Deliveries == nil {
+					d.Deliveries = map[uint64]delivery{}
+				}
+				d.Deliveries[c.ID] = deliveryOf(m)
 			}
-			if d.Deliveries == nil {
-				d.Deliveries = map[uint64]delivery{}
-			}
-			d.Deliveries[c.ID] = deliveryOf(m)
 		}
 	}
 	writeJSON(w, http.StatusOK, d)
@@ -353,8 +358,9 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) {
 type replyRequest struct {
 	Text  string      `json:"text"`
 	Files []replyFile `json:"files"`
-	// To is another address than the customer's mail names, which
-	// becomes the customer's (one a bounce made them give by phone).
+	// To is another address than the customer's mail names (one a
+	// bounce made them give by phone); it becomes the customer's once
+	// their answer from it threads back.
 	To string `json:"to"`
 }
 

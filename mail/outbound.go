@@ -48,10 +48,11 @@ const maxRetry = time.Hour
 
 // Reply queues an agent's answer in a conversation, with files if any:
 // addressed to the customer's latest message in it (its Reply-To, else
-// From), or to another address to when given, which then becomes one of
-// the customer's (journey.ErrBadIdentity for one that is no address,
-// store.ErrConflict for another customer's), with In-Reply-To,
-// References and the ticket tag, so the customer's answer threads back.
+// From), or to another address to when given (journey.ErrBadIdentity
+// for one that is no address, store.ErrConflict for another customer's),
+// which becomes one of the customer's once mail from it answers the reply
+// (sender); with In-Reply-To, References and the ticket tag, so the
+// customer's answer threads back.
 // It is durable in the outbox when Reply returns; sending happens in the
 // background, retried with backoff across restarts.
 func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, to, text string, files ...store.File) (*store.OutboundMail, error) {
@@ -157,7 +158,7 @@ func (c *Channel) answering(conv *store.Conversation) (last *Parsed, to string, 
 }
 
 // givenAddress checks an address an agent gave for a reply: it goes out as
-// typed (a sub-address kept), and becomes the customer's identity as
+// typed (a sub-address kept), and is the customer's identity as
 // normalised. The site's own addresses, and those of programs, are no
 // customer's (journey.ErrBadIdentity).
 func (c *Channel) givenAddress(raw string) (to, identity string, err error) {

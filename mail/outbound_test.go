@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -246,7 +247,8 @@ func TestReplyToTheCustomerNotTheSite(t *testing.T) {
 
 // An agent may send a reply to another address than the customer's mail
 // names (one the customer gave by phone after a bounce): it becomes the
-// customer's, so that their answer from it threads back. Another
+// customer's when their answer from it threads back, not before, so that
+// a typing error files no stranger's mail under the customer. Another
 // customer's address, or none, is refused, and nothing is queued.
 func TestReplyToAnotherAddress(t *testing.T) {
 	s, dir := siteWithSink(t, "")
@@ -278,8 +280,8 @@ func TestReplyToAnotherAddress(t *testing.T) {
 	if to, _ := received(t, s, dir).Header.AddressList("To"); len(to) != 1 || to[0].Address != "Joe.Neu+Shop@Example.ORG" || out.To != "Joe.Neu+Shop@Example.ORG" {
 		t.Errorf("the reply went to %v (%s)", to, out.To)
 	}
-	if id, err := s.st.LookupIdentity("email:joe.neu@example.org"); err != nil || id != joe[0].CustomerID {
-		t.Errorf("the new address is customer %d's, %v; want Joe's (%d)", id, err, joe[0].CustomerID)
+	if id, err := s.st.LookupIdentity("email:joe.neu@example.org"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the address is customer %d's before any answer from it, %v", id, err)
 	}
 	// The next reply goes there too, until Joe writes again.
 	os.Remove(firstFile(t, dir))
@@ -289,9 +291,28 @@ func TestReplyToAnotherAddress(t *testing.T) {
 	if to, _ := received(t, s, dir).Header.AddressList("To"); len(to) != 1 || to[0].Address != "Joe.Neu+Shop@Example.ORG" {
 		t.Errorf("the next reply went to %v", to)
 	}
+	os.Remove(firstFile(t, dir))
+	// A typing error: a stranger at the address writes, naming the
+	// ticket but not answering the reply, and is someone else.
+	if _, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "jeo@example.org", "Anbei."); err != nil {
+		t.Fatal(err)
+	}
+	received(t, s, dir)
+	conv, err := s.st.Conversation(joe[0].ConversationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.send(t, "jeo@example.org", "Subject: Re: Rechnung [#"+conv.Tag+"]", "Wer sind Sie?")
+	if id, err := s.st.LookupIdentity("email:jeo@example.org"); err != nil || id == joe[0].CustomerID {
+		t.Errorf("the stranger is customer %d (%v), Joe is %d", id, err, joe[0].CustomerID)
+	}
+	// Joe's answer from his new address proves it his.
 	s.send(t, "joe.neu@example.org", "Subject: Re: Rechnung\r\nIn-Reply-To: <"+out.MessageID+">", "Danke!")
-	if joe = s.journeyOf(t, "joe@example.org"); len(joe) != 4 || joe[3].ConversationID != joe[0].ConversationID {
+	if joe = s.journeyOf(t, "joe@example.org"); len(joe) != 5 || joe[4].ConversationID != joe[0].ConversationID || joe[4].Direction != "in" {
 		t.Errorf("Joe's answer from his new address: %+v", joe)
+	}
+	if id, err := s.st.LookupIdentity("email:joe.neu@example.org"); err != nil || id != joe[0].CustomerID {
+		t.Errorf("the new address is customer %d's, %v; want Joe's (%d)", id, err, joe[0].CustomerID)
 	}
 }
 
@@ -328,5 +349,36 @@ func TestFilesOfAStoppedReplyAreGone(t *testing.T) {
 	_, err = s.ch.WriteAttachment(reply, 0, func(store.Attachment) (io.Writer, error) { return io.Discard, nil })
 	if !errors.Is(err, store.ErrNotFound) || reply.Text != "Anbei." {
 		t.Errorf("a stopped reply's file: %v; its text %q", err, reply.Text)
+	}
+}
+
+// An answer from a given address proves it the customer's for the rest of
+// its batch too: a second mail from it, answering nothing, is the
+// customer's, not a new customer's that the proof would then conflict
+// with.
+func TestGivenAddressProvenInABatch(t *testing.T) {
+	s := newSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}})
+	stored := func(raw string) uint64 {
+		t.Helper()
+		m := &store.InboundMail{Received: time.Now().UTC(), Source: "smtp", Recipients: []string{"support@example.com"}}
+		if _, err := s.st.StoreMail(context.Background(), m, []byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		return m.ID
+	}
+	if o, err := s.ch.process(context.Background(), stored("From: joe@example.org\r\nSubject: Rechnung\r\n\r\nFalsch")); err != nil || o != "new" {
+		t.Fatalf("Joe's mail: %s %v", o, err)
+	}
+	joe := s.journeyOf(t, "joe@example.org")
+	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "joe.neu@example.org", "Wir prüfen das.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.processBatch(t,
+		stored("From: joe.neu@example.org\r\nSubject: Re: Rechnung\r\nIn-Reply-To: <"+out.MessageID+">\r\n\r\nDanke"),
+		stored("From: joe.neu@example.org\r\nSubject: Noch etwas\r\n\r\nUnd die Lieferung?"))
+	joe = s.journeyOf(t, "joe@example.org")
+	if fmt.Sprint(got) != "[reply new]" || len(joe) != 4 || joe[2].ConversationID != joe[0].ConversationID || joe[3].ConversationID == joe[0].ConversationID {
+		t.Errorf("outcomes %v, Joe's journey %+v; want the answer in the conversation and the other mail a new one", got, joe)
 	}
 }

@@ -80,7 +80,7 @@ type batch struct {
 }
 
 type prepared struct {
-	rec    store.InboundRecord
+	rec    store.InboundRecord // rec.Identity: the sender's address proven the customer's
 	task   router.Task
 	reply  bool   // continues a conversation
 	sender string // whom answers go to (customerAddress)
@@ -101,6 +101,17 @@ func (b *batch) conversationOf(mid string) *store.Conversation {
 		}
 	}
 	return nil
+}
+
+// proven is the customer whose a message of the batch proved identity,
+// an address an agent sent a reply to (sender); 0 for none.
+func (b *batch) proven(identity string) uint64 {
+	for _, m := range b.mails {
+		if m.rec.Identity == identity {
+			return m.rec.Contact.CustomerID
+		}
+	}
+	return 0
 }
 
 // contactsOf are the batch's contacts of a customer, oldest first.
@@ -146,13 +157,15 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 	// form sending as noreply@ on behalf of its customer is not.
 	robot := p.Automatic || noReply(addr)
 	var conv *store.Conversation
+	var proven string // the sender's address, proven the customer's
 	reply := bounced != nil
 	if reply {
 		// The report is the conversation's, whoever sent it: the
 		// mail system is not a customer.
 		conv = bounced.conv
 	} else {
-		customer, _, err := c.deps.Journey.Identify(ctx, journey.KindEmail, addr, name)
+		var customerID uint64
+		customerID, proven, err = c.sender(ctx, p, addr, name, b)
 		if err != nil {
 			if errors.Is(err, journey.ErrBadIdentity) {
 				if perr := c.deps.Store.MailProcessed(ctx, id); perr != nil {
@@ -162,10 +175,10 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 			}
 			return fail("error", err)
 		}
-		conv = c.thread(p, customer.ID, b)
+		conv = c.thread(p, customerID, b)
 		reply = conv != nil
 		if !reply {
-			conv = &store.Conversation{CustomerID: customer.ID, Channel: "email", Subject: p.Subject, Status: "open", Created: m.Received}
+			conv = &store.Conversation{CustomerID: customerID, Channel: "email", Subject: p.Subject, Status: "open", Created: m.Received}
 		}
 	}
 	conv.Updated = m.Received
@@ -196,7 +209,7 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 		Channel: router.Email, Queue: queue, CustomerID: customerID, ValueTier: jc.Customer.ValueTier,
 		Repeat: jc.RepeatOf != nil, PreferredAgent: jc.LastAgent, Arrived: m.Received,
 	}
-	rec := store.InboundRecord{MailID: id, Contact: contact, Conversation: conv, MessageIDs: []string{p.MessageID}}
+	rec := store.InboundRecord{MailID: id, Contact: contact, Conversation: conv, MessageIDs: []string{p.MessageID}, Identity: proven}
 	if bounced != nil {
 		contact.BounceOf = bounced.reply.ID
 		rec.BouncedOutboundID, rec.BounceReason = bounced.reply.OutboundID, bounced.failure.Reason()
@@ -246,13 +259,7 @@ func (c *Channel) findBouncedReply(bounce *Bounce, b *batch) (*bouncedReply, err
 	if err != nil {
 		return nil, err
 	}
-	// The conversation's contacts first, newest first, and the outbox
-	// after: a read inside the walk's read could deadlock bbolt.
-	var contacts []*store.Contact
-	err = c.deps.Store.ConversationContacts(conv.CustomerID, conv, false, func(ct *store.Contact) bool {
-		contacts = append(contacts, ct)
-		return true
-	})
+	contacts, replies, err := c.conversationReplies(conv)
 	if err != nil {
 		return nil, err
 	}
@@ -261,17 +268,8 @@ func (c *Channel) findBouncedReply(bounce *Bounce, b *batch) (*bouncedReply, err
 		if ct.BounceOf != 0 {
 			before[ct.BounceOf] = true
 		}
-		if ct.OutboundID == 0 {
-			continue
-		}
-		m, err := c.deps.Store.OutboundStatus(ct.OutboundID)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if m.MessageID != bounce.MessageID {
+		m := replies[ct.OutboundID]
+		if m == nil || m.MessageID != bounce.MessageID {
 			continue
 		}
 		f := bounce.For(m.To)
@@ -288,6 +286,80 @@ func (c *Channel) findBouncedReply(bounce *Bounce, b *batch) (*bouncedReply, err
 		return r, nil
 	}
 	return nil, nil
+}
+
+// conversationReplies reads a conversation's contacts, newest first, and
+// the outbox records of the replies among them, by outbox ID.
+func (c *Channel) conversationReplies(conv *store.Conversation) ([]*store.Contact, map[uint64]*store.OutboundMail, error) {
+	// The contacts first and the outbox after: a read inside the walk's
+	// read could deadlock bbolt.
+	var (
+		contacts []*store.Contact
+		ids      []uint64
+	)
+	err := c.deps.Store.ConversationContacts(conv.CustomerID, conv, false, func(ct *store.Contact) bool {
+		contacts = append(contacts, ct)
+		if ct.OutboundID != 0 {
+			ids = append(ids, ct.OutboundID)
+		}
+		return true
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	replies, err := c.deps.Store.OutboundStatuses(ids)
+	return contacts, replies, err
+}
+
+// sender is the customer a message is from: whose identity its address
+// (addr, customerAddress) is. An address nobody has yet is a new
+// customer's, unless the message answers a reply an agent sent to that
+// address (one the customer gave by phone): only that address received
+// the reply's Message-ID, so the answer proves the address the reply's
+// customer's, and it becomes theirs (proven) when the message is recorded.
+// A typing error thus files no stranger's mail under the customer.
+func (c *Channel) sender(ctx context.Context, p *Parsed, addr, name string, b *batch) (customerID uint64, proven string, err error) {
+	id, err := c.deps.Journey.Normalizer().Normalize(journey.KindEmail, addr)
+	if err != nil {
+		return 0, "", err
+	}
+	identity := id.String()
+	if customerID := b.proven(identity); customerID != 0 {
+		return customerID, identity, nil
+	}
+	customerID, err = c.deps.Store.LookupIdentity(identity)
+	if !errors.Is(err, store.ErrNotFound) {
+		return customerID, "", err
+	}
+	// The reply's Message-ID is what the answer names as its parent: its
+	// In-Reply-To, or the last of its References.
+	parents := slices.Clone(p.InReplyTo)
+	if n := len(p.References); n > 0 {
+		parents = append(parents, p.References[n-1])
+	}
+	for _, mid := range parents {
+		conv, err := c.deps.Store.ConversationByMessageID(mid)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, "", err
+		}
+		_, replies, err := c.conversationReplies(conv)
+		if err != nil {
+			return 0, "", err
+		}
+		for _, m := range replies {
+			if m.MessageID == mid && m.ToIdentity == identity {
+				return conv.CustomerID, identity, nil
+			}
+		}
+	}
+	customer, _, err := c.deps.Journey.Identify(ctx, journey.KindEmail, addr, name)
+	if err != nil {
+		return 0, "", err
+	}
+	return customer.ID, "", nil
 }
 
 // bounces reports whether a message of the batch is a bounce of outbox
@@ -323,10 +395,11 @@ func (c *Channel) record(ctx context.Context, b *batch) []outcome {
 func (c *Channel) recorded(ctx context.Context, m prepared, r store.RecordedMail) outcome {
 	o := outcome{mail: m.rec.MailID}
 	switch {
-	case errors.Is(r.Err, store.ErrNotFound):
+	case errors.Is(r.Err, store.ErrNotFound), errors.Is(r.Err, store.ErrConflict):
 		// Its customer or conversation was erased, or merged into
-		// another, while it was being processed: it is still pending, and
-		// is processed again for whoever its sender is now.
+		// another, or its proven address became another customer's, while
+		// it was being processed: it is still pending, and is processed
+		// again for whoever its sender is now.
 		o.name = "gone"
 		return o
 	case r.Err != nil:

@@ -1,18 +1,22 @@
 package mail
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
 
+	"dirigent/journey"
 	"dirigent/store"
 )
 
 // FuzzProcess stores and processes any message beside a conversation of
-// Joe's and checks what threading promises: nothing panics, and a
-// message joins a conversation only of the customer it was identified as
-// (never someone else's ticket, whatever its In-Reply-To, References or
-// tag say).
+// Joe's, with a reply an agent sent to another address of his (REPLY in
+// the message is its Message-ID), and checks what threading promises:
+// nothing panics, a message joins a conversation only of the customer it
+// was identified as (never someone else's ticket, whatever its
+// In-Reply-To, References or tag say), and it is filed under a customer
+// only when its sender's address is that customer's.
 func FuzzProcess(f *testing.F) {
 	for _, seed := range []string{
 		"From: eve@example.net\r\nSubject: Re: Rechnung\r\nIn-Reply-To: <m1@example.org>\r\n\r\nIch auch",
@@ -21,6 +25,8 @@ func FuzzProcess(f *testing.F) {
 		"From: form@shop.example\r\nReply-To: joe@example.org\r\nSubject: [#DG-1]\r\n\r\nForm",
 		"From: =?utf-8?q?J=C3=B6e?= <joe@example.org>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--",
 		"Subject: kein Absender\r\n\r\n",
+		"From: joe.neu@example.org\r\nSubject: Re: Rechnung\r\nIn-Reply-To: <REPLY>\r\n\r\nDanke",
+		"From: eve@example.net\r\nSubject: Re: Rechnung\r\nReferences: <REPLY>\r\n\r\nIch auch",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -48,6 +54,11 @@ func FuzzProcess(f *testing.F) {
 		if joe == nil {
 			t.Fatal("Joe's first mail made no contact")
 		}
+		reply, err := s.ch.Reply(ctx, joe.ConversationID, "anna", "joe.neu@example.org", "Anbei.")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = bytes.ReplaceAll(raw, []byte("REPLY"), []byte(reply.MessageID))
 		c := process(raw)
 		if c == nil {
 			return // unreadable: kept, no contact
@@ -58,6 +69,21 @@ func FuzzProcess(f *testing.F) {
 		}
 		if conv.CustomerID != c.CustomerID {
 			t.Fatalf("the message of customer %d joined conversation %d of customer %d", c.CustomerID, conv.ID, conv.CustomerID)
+		}
+		if c.BounceOf != 0 {
+			return // the mail system's, in the conversation of the reply it returns
+		}
+		p, err := Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, _ := s.ch.customerAddress(p)
+		id, err := s.ch.deps.Journey.Normalizer().Normalize(journey.KindEmail, addr)
+		if err != nil {
+			t.Fatalf("a contact from %q, no address: %v", addr, err)
+		}
+		if owner, err := s.st.LookupIdentity(id.String()); err != nil || owner != c.CustomerID {
+			t.Fatalf("the message from %s was filed under customer %d; the address is %d's (%v)", id, c.CustomerID, owner, err)
 		}
 	})
 }

@@ -124,16 +124,26 @@ func (s *Store) LinkIdentity(ctx context.Context, identity string, customerID ui
 // addIdentity points a new identity at a customer; one of theirs
 // already changes nothing, one of another customer's is ErrConflict.
 func addIdentity(tx *bolt.Tx, identity string, customerID uint64) error {
-	if err := customerExists(tx, customerID); err != nil {
+	if known, err := identityOf(tx, identity, customerID); known || err != nil {
 		return err
 	}
-	if v := tx.Bucket(bucketIdentities).Get([]byte(identity)); v != nil {
-		if owner := binary.BigEndian.Uint64(v); owner != customerID {
-			return fmt.Errorf("%w: %s belongs to customer %d; merge the two first", ErrConflict, identity, owner)
-		}
-		return nil
-	}
 	return linkIdentity(tx, identity, customerID)
+}
+
+// identityOf reports whether identity is the customer's already;
+// ErrConflict when it is another's, ErrNotFound when the customer is not.
+func identityOf(tx *bolt.Tx, identity string, customerID uint64) (bool, error) {
+	if err := customerExists(tx, customerID); err != nil {
+		return false, err
+	}
+	v := tx.Bucket(bucketIdentities).Get([]byte(identity))
+	if v == nil {
+		return false, nil
+	}
+	if owner := binary.BigEndian.Uint64(v); owner != customerID {
+		return false, fmt.Errorf("%w: %s belongs to customer %d; merge the two first", ErrConflict, identity, owner)
+	}
+	return true, nil
 }
 
 // customerExists is ErrNotFound for a customer never created or erased:

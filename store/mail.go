@@ -178,6 +178,11 @@ type InboundRecord struct {
 	// message.
 	BouncedOutboundID uint64
 	BounceReason      string
+	// Identity, when set, becomes the contact's customer's in the same
+	// transaction: the message answers a reply an agent sent to this
+	// address (OutboundMail.ToIdentity). Another customer's by then
+	// leaves the message waiting (ErrConflict), to be processed again.
+	Identity string
 }
 
 // RecordedMail is what recording one message gave.
@@ -235,6 +240,14 @@ func recordInboundMail(tx *bolt.Tx, in *InboundRecord) (RecordedMail, error) {
 		// identified; nothing written for it: it stays pending, and is
 		// processed again for whoever its sender is now.
 		return RecordedMail{Err: err}, nil
+	}
+	if in.Identity != "" {
+		switch err := addIdentity(tx, in.Identity, in.Contact.CustomerID); {
+		case errors.Is(err, ErrConflict):
+			return RecordedMail{Err: err}, nil // nothing written yet
+		case err != nil:
+			return RecordedMail{}, err
+		}
 	}
 	convs := tx.Bucket(bucketConversations)
 	conv := in.Conversation

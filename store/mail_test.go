@@ -84,3 +84,49 @@ func TestRecordInboundMails(t *testing.T) {
 		t.Errorf("again: %+v, %v", again, err)
 	}
 }
+
+// A record's Identity becomes its customer's in the transaction; one
+// another customer has by then leaves the message waiting, with nothing
+// of it written.
+func TestRecordInboundMailLinksIdentity(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	createCustomers(t, s, 2)
+	var mails []uint64
+	for range 3 {
+		m := &InboundMail{Received: time.Now().UTC(), Source: "smtp", From: "joe.neu@example.org"}
+		if _, err := s.StoreMail(ctx, m, []byte("Subject: Re\r\n\r\nx")); err != nil {
+			t.Fatal(err)
+		}
+		mails = append(mails, m.ID)
+	}
+	record := func(mail, customer uint64) RecordedMail {
+		t.Helper()
+		out, err := s.RecordInboundMails(ctx, []InboundRecord{{
+			MailID: mail, Identity: "email:joe.neu@example.org",
+			Contact:      &Contact{CustomerID: customer, Channel: "email", Direction: "in"},
+			Conversation: &Conversation{CustomerID: customer, Channel: "email", Status: "open"},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out[0]
+	}
+	if r := record(mails[0], 1); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if owner, err := s.LookupIdentity("email:joe.neu@example.org"); err != nil || owner != 1 {
+		t.Fatalf("the identity is customer %d's, %v; want 1's", owner, err)
+	}
+	if r := record(mails[1], 1); r.Err != nil {
+		t.Errorf("the customer's own identity again: %v", r.Err)
+	}
+	if r := record(mails[2], 2); !errors.Is(r.Err, ErrConflict) {
+		t.Errorf("another customer's identity: %+v", r)
+	}
+	if pending, _ := s.PendingMails(); len(pending) != 1 || pending[0] != mails[2] {
+		t.Errorf("pending %v, want the conflicting message", pending)
+	}
+	if j, _ := s.Journey(2, time.Now().Add(time.Hour), 10); len(j) != 0 {
+		t.Errorf("customer 2's journey: %+v", j)
+	}
+}

@@ -40,9 +40,12 @@ type OutboundMail struct {
 	// that was sent may bounce later.
 	Bounced      time.Time `json:"bounced,omitzero"`
 	BounceReason string    `json:"bounce_reason,omitempty"`
-	// ToIdentity: an agent gave To (not the customer's mail). It is
-	// linked to the reply's customer as this identity in the transaction
-	// that queues the reply; ErrConflict when another customer has it.
+	// ToIdentity: an agent gave To (not the customer's mail), which is
+	// this identity. QueueOutbound refuses it with ErrConflict when it is
+	// another customer's; an unknown one becomes the reply's customer's
+	// only when mail from it answers this reply (InboundRecord.Identity),
+	// which proves it theirs: a typing error files no stranger's mail
+	// under the customer.
 	ToIdentity string `json:"to_identity,omitempty"`
 }
 
@@ -59,7 +62,7 @@ func (s *Store) QueueOutbound(ctx context.Context, m *OutboundMail, c *Contact) 
 		}
 		c.OutboundID = id
 		if m.ToIdentity != "" {
-			if err := addIdentity(tx, m.ToIdentity, c.CustomerID); err != nil {
+			if _, err := identityOf(tx, m.ToIdentity, c.CustomerID); err != nil {
 				return err
 			}
 		}
@@ -237,21 +240,46 @@ func (s *Store) OutboundMessage(id uint64) (*OutboundMail, error) {
 	return s.outbound(id, true)
 }
 
-func (s *Store) outbound(id uint64, withRaw bool) (*OutboundMail, error) {
-	var m OutboundMail
+// OutboundStatuses returns messages of the outbox without their bytes,
+// by ID, in one read: a thread's replies. IDs not found are left out.
+func (s *Store) OutboundStatuses(ids []uint64) (map[uint64]*OutboundMail, error) {
+	out := make(map[uint64]*OutboundMail, len(ids))
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if err := getJSON(tx.Bucket(bucketOutbox), u64(id), &m, "outbound mail", id); err != nil {
-			return err
-		}
-		if withRaw {
-			readOutboundRaw(tx, &m)
-		} else {
-			m.Raw = nil // a record of schema 8 held them
+		for _, id := range ids {
+			m, err := getOutbound(tx, id, false)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out[id] = m
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Store) outbound(id uint64, withRaw bool) (m *OutboundMail, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		m, err = getOutbound(tx, id, withRaw)
+		return err
+	})
+	return m, err
+}
+
+func getOutbound(tx *bolt.Tx, id uint64, withRaw bool) (*OutboundMail, error) {
+	var m OutboundMail
+	if err := getJSON(tx.Bucket(bucketOutbox), u64(id), &m, "outbound mail", id); err != nil {
+		return nil, err
+	}
+	if withRaw {
+		readOutboundRaw(tx, &m)
+	} else {
+		m.Raw = nil // a record of schema 8 held them
 	}
 	return &m, nil
 }
