@@ -641,8 +641,8 @@ func TestSIPNoticesInOrder(t *testing.T) {
 }
 
 // TestSIPNoticesDropped: notices still waiting for a slow phone are not
-// sent once its customer is erased, nor once the channel stops (which
-// waits for the one on its way only).
+// sent once its customer is erased (nor one given after), nor once the
+// channel stops (which waits for the one on its way only).
 func TestSIPNoticesDropped(t *testing.T) {
 	for _, how := range []string{"erased", "stopping"} {
 		t.Run(how, func(t *testing.T) {
@@ -676,7 +676,15 @@ func TestSIPNoticesDropped(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				s.ch.mu.Lock()
+				sess := s.ch.byPeer["sip:joe@pbx.example.com"]
+				s.ch.mu.Unlock()
 				s.ch.ForgetCustomer(c.CustomerID)
+				// A notice of the task's end that found the session
+				// before it was let go comes after: it goes nowhere.
+				sess.mu.Lock()
+				s.ch.toCustomer(bg, sess, ServerFrame{Type: FrameNotice, Code: "nobody", Text: "zu spät"})
+				sess.mu.Unlock()
 			} else {
 				s.stop()
 			}

@@ -223,15 +223,15 @@ func (c *Channel) toCustomer(ctx context.Context, s *session, f ServerFrame) {
 
 // sendNotices sends s's SIP notices one after the other, in the order
 // given: each on its own goroutine, a "nobody" could reach the phone
-// before the "returned" said just before it. Once the channel stops, or
-// the customer is erased, what still waits is dropped: a stop waits for
-// one notice on its way, not for a queue of them to a peer that does
-// not answer.
+// before the "returned" said just before it. Once the channel stops,
+// what still waits is dropped: a stop waits for one notice on its way,
+// not for a queue of them to a peer that does not answer. (An erasure
+// drops them in letGo.)
 func (c *Channel) sendNotices(ctx context.Context, s *session) {
 	for {
 		s.mu.Lock()
 		c.noticesMu.Lock()
-		stop := c.noticesDone || s.silenced
+		stop := c.noticesDone
 		c.noticesMu.Unlock()
 		if stop || len(s.sipNotices) == 0 {
 			s.sipNotices, s.sendingNotices = nil, false
