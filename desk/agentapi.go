@@ -405,6 +405,16 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// A task that is no mail is refused before a body of megabytes is read.
+	contact, err := s.deps.Store.Contact(t.ID)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	if contact.Channel != "email" || contact.ConversationID == 0 {
+		writeError(w, http.StatusConflict, fmt.Sprintf("task %d is a %s contact, not a mail conversation", t.ID, contact.Channel))
+		return
+	}
 	if r.ContentLength < 0 || r.ContentLength > maxDeskBody { // files come with it
 		release, ok := s.uploadTurn(w, r)
 		if !ok {
@@ -414,7 +424,7 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) {
 	}
 	var req replyRequest
 	// Base64 makes four bytes of three, and the text comes with them.
-	err := decodeBodyUpTo(r.Body, &req, maxDeskBody+maxReplyFileBytes/3*4+maxReplyFiles*1024)
+	err = decodeBodyUpTo(r.Body, &req, maxDeskBody+maxReplyFileBytes/3*4+maxReplyFiles*1024)
 	if errors.As(err, new(bodyTooLarge)) {
 		err = fmt.Errorf("the reply is larger than the desk takes: files up to %d bytes together", maxReplyFileBytes)
 	}
@@ -434,15 +444,6 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) {
 		return
 	case len(text) > maxReplyText:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("text longer than %d bytes", maxReplyText))
-		return
-	}
-	contact, err := s.deps.Store.Contact(t.ID)
-	if err != nil {
-		writeStoreError(w, err)
-		return
-	}
-	if contact.Channel != "email" || contact.ConversationID == 0 {
-		writeError(w, http.StatusConflict, fmt.Sprintf("task %d is a %s contact, not a mail conversation", t.ID, contact.Channel))
 		return
 	}
 	if s.deps.Mailer == nil {
