@@ -44,6 +44,10 @@ type Chat struct {
 	Queues []ChatQueue `toml:"queues"`
 }
 
+// On reports whether the chat runs: only while a queue takes its
+// messages.
+func (c *Chat) On() bool { return c.Queue != "" }
+
 // ChatQueue is how one queue answers chats: when it is open, and what a
 // customer reads when it is closed or nobody is there.
 type ChatQueue struct {

@@ -151,6 +151,9 @@ type SIP struct {
 	IVR []SIPMenu `toml:"ivr"`
 }
 
+// TLSOn reports whether SIP over TLS is served: on tls_listen only.
+func (s *SIP) TLSOn() bool { return s.TLSListen != "" }
+
 // SIPUser is one agent's SIP account. An agent may have several phones
 // (contacts) registered under one user.
 type SIPUser struct {

@@ -15,7 +15,7 @@ import (
 // defined queues.
 func (c *Config) sipProblems(bad func(key, format string, args ...any)) {
 	s := &c.SIP
-	if s.TLSListen != "" {
+	if s.TLSOn() {
 		if err := checkListen(s.TLSListen); err != nil {
 			bad("sip.tls_listen", "%v", err)
 		}

@@ -53,10 +53,10 @@ type certificate struct {
 
 func (c *Config) certificates() []certificate {
 	return []certificate{
-		{"sip", c.SIP.TLSCert, c.SIP.TLSKey, c.SIP.TLSListen != ""},
+		{"sip", c.SIP.TLSCert, c.SIP.TLSKey, c.SIP.TLSOn()},
 		{"mail", c.Mail.TLSCert, c.Mail.TLSKey, true},
 		{"desk", c.Desk.TLSCert, c.Desk.TLSKey, true},
-		{"chat", c.Chat.TLSCert, c.Chat.TLSKey, c.Chat.Queue != ""},
+		{"chat", c.Chat.TLSCert, c.Chat.TLSKey, c.Chat.On()},
 	}
 }
 

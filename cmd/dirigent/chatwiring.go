@@ -78,7 +78,7 @@ func (d *daemon) chatAddr() string {
 // sipMessages takes SIP MESSAGE into the message channel; nil when it is
 // off, so that MESSAGE is answered 405.
 func (d *daemon) sipMessages(cfg *config.Config) func(context.Context, sip.Message) error {
-	if cfg.Chat.Queue == "" {
+	if !cfg.Chat.On() {
 		return nil
 	}
 	return d.sipMessage

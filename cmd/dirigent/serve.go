@@ -170,7 +170,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	if mc.SMTP.TLS, err = d.serverTLS("mail", cfg.Mail.TLSCert, cfg.Mail.TLSKey); err != nil {
 		return nil, err
 	}
-	if cfg.SIP.TLSListen != "" {
+	if cfg.SIP.TLSOn() {
 		if sc.TLS, err = d.serverTLS("sip", cfg.SIP.TLSCert, cfg.SIP.TLSKey); err != nil {
 			return nil, err
 		}
@@ -197,7 +197,7 @@ func start(cfg *config.Config, cfgPath string, logger *slog.Logger, level *slog.
 	}
 	// Voice offers ring the agent's phones; the channel ignores others.
 	d.offers.add(d.sip.OnOffer, d.sip.OnRevoke)
-	if cfg.Chat.Queue != "" {
+	if cfg.Chat.On() {
 		cc := chatConfig(cfg)
 		if cc.TLS, err = d.serverTLS("chat", cfg.Chat.TLSCert, cfg.Chat.TLSKey); err != nil {
 			return nil, err
