@@ -114,18 +114,22 @@ func (s *Store) DueOutbound(now time.Time) ([]*OutboundMail, error) {
 }
 
 // OldestOutbound is when the reply waiting longest in the outbox was
-// queued; zero when none waits.
+// queued; zero when none waits. Replies get their IDs in the order they
+// are queued, so that is the first waiting one (that can be read): a
+// scrape of the gauge decodes one record, not the queue.
 func (s *Store) OldestOutbound() (time.Time, error) {
 	var oldest time.Time
 	err := s.db.View(func(tx *bolt.Tx) error {
 		box := tx.Bucket(bucketOutbox)
-		return tx.Bucket(bucketOutboxDue).ForEach(func(k, _ []byte) error {
+		c := tx.Bucket(bucketOutboxDue).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			var m OutboundMail
-			if json.Unmarshal(box.Get(k), &m) == nil && (oldest.IsZero() || m.Queued.Before(oldest)) {
+			if json.Unmarshal(box.Get(k), &m) == nil {
 				oldest = m.Queued
+				return nil
 			}
-			return nil
-		})
+		}
+		return nil
 	})
 	return oldest, err
 }

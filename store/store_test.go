@@ -866,6 +866,30 @@ func TestQueueOutboundToAGivenAddress(t *testing.T) {
 	}
 }
 
+// OldestOutbound is when the first reply still waiting was queued.
+func TestOldestOutbound(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	createCustomers(t, s, 1)
+	if at, err := s.OldestOutbound(); err != nil || !at.IsZero() {
+		t.Fatalf("an empty outbox: %v, %v", at, err)
+	}
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	var ids []uint64
+	for i := range 3 {
+		m := &OutboundMail{To: "joe@example.org", MessageID: fmt.Sprintf("o%d@dirigent", i), Raw: []byte("x"), Queued: at.Add(time.Duration(i) * time.Minute)}
+		if err := s.QueueOutbound(ctx, m, &Contact{CustomerID: 1, Channel: "email", Direction: "out", Start: m.Queued}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	if err := s.OutboundAttempt(ctx, ids[0], at.Add(time.Hour), nil, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.OldestOutbound(); err != nil || !got.Equal(at.Add(time.Minute)) {
+		t.Errorf("the oldest waiting was queued %v (%v), want %v", got, err, at.Add(time.Minute))
+	}
+}
+
 // OutboundStatuses reads a thread's replies at once, without their bytes;
 // IDs not in the outbox are left out.
 func TestOutboundStatuses(t *testing.T) {
