@@ -248,6 +248,9 @@ func (s *Store) OutboundMessage(id uint64) (*OutboundMail, error) {
 // by ID, in one read: a thread's replies. IDs not found are left out.
 func (s *Store) OutboundStatuses(ids []uint64) (map[uint64]*OutboundMail, error) {
 	out := make(map[uint64]*OutboundMail, len(ids))
+	if len(ids) == 0 {
+		return out, nil // no transaction for a thread without replies
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		for _, id := range ids {
 			m, err := getOutbound(tx, id, false)
