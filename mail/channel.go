@@ -51,6 +51,9 @@ type Channel struct {
 	smtp     *smtpServer
 	wake     chan struct{}
 	acked    map[string]time.Time // sender → last acknowledgement; processor only
+	// outboxErr is the last error reading the outbox, logged once while
+	// it lasts, not at every pass; sender only.
+	outboxErr string
 	fetchers sync.WaitGroup
 }
 

@@ -292,10 +292,7 @@ func (c *Channel) sendDue(ctx context.Context) {
 		return
 	}
 	due, err := c.deps.Store.DueOutbound(time.Now())
-	if err != nil {
-		// Those that could be read are sent all the same.
-		c.deps.Logger.Error("reading the outbox", "err", err)
-	}
+	c.outboxRead(err) // those that could be read are sent all the same
 	relay, _, _ := net.SplitHostPort(c.cfg.Smarthost.Addr)
 	for _, m := range due {
 		if ctx.Err() != nil {
@@ -337,6 +334,20 @@ func (c *Channel) sendDue(ctx context.Context) {
 			continue
 		}
 		c.notifyDelivery(m.ConversationID)
+	}
+}
+
+// outboxRead logs an error reading the outbox once while it lasts (a
+// broken record would otherwise be an ERROR every few seconds), and when
+// it is over.
+func (c *Channel) outboxRead(err error) {
+	switch {
+	case err != nil && err.Error() != c.outboxErr:
+		c.deps.Logger.Error("reading the outbox", "err", err)
+		c.outboxErr = err.Error()
+	case err == nil && c.outboxErr != "":
+		c.deps.Logger.Info("the outbox is readable again")
+		c.outboxErr = ""
 	}
 }
 

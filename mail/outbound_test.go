@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -380,5 +381,22 @@ func TestGivenAddressProvenInABatch(t *testing.T) {
 	joe = s.journeyOf(t, "joe@example.org")
 	if fmt.Sprint(got) != "[reply new]" || len(joe) != 4 || joe[2].ConversationID != joe[0].ConversationID || joe[3].ConversationID == joe[0].ConversationID {
 		t.Errorf("outcomes %v, Joe's journey %+v; want the answer in the conversation and the other mail a new one", got, joe)
+	}
+}
+
+// An outbox record that cannot be read is an ERROR once while it lasts,
+// not at every pass of the sender; another, and its end, are told.
+func TestOutboxReadErrorLoggedOnce(t *testing.T) {
+	var log bytes.Buffer
+	c := &Channel{deps: Deps{Logger: slog.New(slog.NewTextHandler(&log, nil))}}
+	bad := errors.New("outbox 3: invalid character")
+	for _, err := range []error{bad, bad, bad, errors.New("outbox 4: unexpected end"), nil, nil, bad} {
+		c.outboxRead(err)
+	}
+	if got := strings.Count(log.String(), "level=ERROR"); got != 3 {
+		t.Errorf("%d errors logged, want 3 (the first, another, the first again):\n%s", got, &log)
+	}
+	if got := strings.Count(log.String(), "readable again"); got != 1 {
+		t.Errorf("the end told %d times:\n%s", got, &log)
 	}
 }
