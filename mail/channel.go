@@ -45,16 +45,16 @@ type Deps struct {
 // Channel is the e-mail channel: the SMTP server and the processing of
 // stored messages into contacts and tasks.
 type Channel struct {
-	cfg      Config
-	deps     Deps
-	metrics  *metrics
-	smtp     *smtpServer
-	wake     chan struct{}
-	acked    map[string]time.Time // sender → last acknowledgement; processor only
+	cfg     Config
+	deps    Deps
+	metrics *metrics
+	smtp    *smtpServer
+	wake    chan struct{}
+	acked   map[string]time.Time // sender → last acknowledgement; processor only
 	// outboxErr is the last error reading the outbox, logged once while
 	// it lasts, not at every pass; sender only.
 	outboxErr string
-	fetchers sync.WaitGroup
+	fetchers  sync.WaitGroup
 }
 
 // New checks cfg and binds the SMTP listener.
