@@ -33,6 +33,7 @@ type ControlDeps struct {
 		MergeSuggestions(id uint64) ([]store.MergeSuggestion, error)
 		MergeCustomers(ctx context.Context, keep, other uint64, at time.Time) (*store.Merge, error)
 		UnmergeCustomers(ctx context.Context, mergeID uint64, at time.Time) (*store.Merge, error)
+		UnlinkIdentity(ctx context.Context, identity string, customerID uint64) error
 	}
 	// Passwords keeps desk logins' password hashes for `dirigent passwd`;
 	// Logins says which names are logins now (the desk's Server.Logins,
@@ -171,6 +172,23 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 		}
 		logger.Info("customers merged", "keep", id, "merged", other, "merge", rec.ID)
 		writeJSON(w, http.StatusOK, rec)
+	})
+	mux.HandleFunc("DELETE /customers/{id}/identities/{identity}", func(w http.ResponseWriter, r *http.Request) {
+		id, ok := pathID(w, r, "customer")
+		if !ok {
+			return
+		}
+		identity, err := deps.Journey.Normalizer().Parse(r.PathValue("identity"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if err := deps.Customers.UnlinkIdentity(r.Context(), identity.String(), id); err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		logger.Info("identity unlinked", "customer", id, "identity", identity.String())
+		writeJSON(w, http.StatusOK, map[string]any{"customer": id, "identity": identity.String()})
 	})
 	mux.HandleFunc("POST /merges/{id}/undo", func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)

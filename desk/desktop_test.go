@@ -992,9 +992,12 @@ func TestDeskVoiceOfferShowsTheCaller(t *testing.T) {
 		t.Fatal(err)
 	}
 	events.next(t, "tasks")
-	// A call is no mail: the reply composer refuses it.
+	// A call is no mail: the reply composer refuses it, before it reads
+	// what was sent.
 	code, body := anna.do("POST", "/api/desk/tasks/"+jsonNumber(contact.ID)+"/reply", `{"text":"Hallo"}`)
 	expect(t, "reply to a call", code, body, 409, "task "+jsonNumber(contact.ID)+" is a voice contact, not a mail conversation")
+	code, body = anna.do("POST", "/api/desk/tasks/"+jsonNumber(contact.ID)+"/reply", `{"txt":`)
+	expect(t, "a broken reply to a call", code, body, 409, "task "+jsonNumber(contact.ID)+" is a voice contact, not a mail conversation")
 
 	// The caller is erased during the call: the call goes on, but the
 	// card leaves anna's desk at once, and the call's end changes nothing.

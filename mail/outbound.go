@@ -60,13 +60,13 @@ func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, to, t
 	if err != nil {
 		return nil, err
 	}
-	last, lastTo, err := c.answering(conv)
+	last, lastTo, lastIdentity, err := c.answering(conv)
 	if err != nil {
 		return nil, err
 	}
-	var identity string // the address given, as the customer's identity
+	var identity string // an address an agent gave, as an identity
 	if to == "" {
-		to = lastTo
+		to, identity = lastTo, lastIdentity
 	} else if to, identity, err = c.givenAddress(to); err != nil {
 		return nil, err
 	}
@@ -119,8 +119,10 @@ func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, to, t
 // bounce: the mail system is not whom a reply is for), which a reply
 // answers, and says where the reply goes: where that message says
 // answers go (customerAddress), unless an agent's reply since went to
-// another address they gave, which is then where the customer is reached.
-func (c *Channel) answering(conv *store.Conversation) (last *Parsed, to string, err error) {
+// another address they gave (identity), which is then where the customer
+// is reached, and the reply goes there as given too, so that an answer
+// to it proves the address.
+func (c *Channel) answering(conv *store.Conversation) (last *Parsed, to, identity string, err error) {
 	var mailID, since uint64 // since: the newest agent's reply after it
 	err = c.deps.Store.ConversationContacts(conv.CustomerID, conv, false, func(ct *store.Contact) bool {
 		switch {
@@ -132,29 +134,29 @@ func (c *Channel) answering(conv *store.Conversation) (last *Parsed, to string, 
 		return mailID == 0
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	if mailID == 0 {
-		return nil, "", fmt.Errorf("conversation %d has no message from the customer to answer: %w", conv.ID, store.ErrNotFound)
+		return nil, "", "", fmt.Errorf("conversation %d has no message from the customer to answer: %w", conv.ID, store.ErrNotFound)
 	}
 	_, raw, err := c.deps.Store.Mail(mailID)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	if last, err = Parse(raw); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	to, _ = c.customerAddress(last)
 	if since != 0 {
 		m, err := c.deps.Store.OutboundStatus(since)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return nil, "", err
+			return nil, "", "", err
 		}
 		if err == nil && m.ToIdentity != "" {
-			to = m.To
+			to, identity = m.To, m.ToIdentity
 		}
 	}
-	return last, to, nil
+	return last, to, identity, nil
 }
 
 // givenAddress checks an address an agent gave for a reply: it goes out as

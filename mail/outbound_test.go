@@ -284,18 +284,24 @@ func TestReplyToAnotherAddress(t *testing.T) {
 	if id, err := s.st.LookupIdentity("email:joe.neu@example.org"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the address is customer %d's before any answer from it, %v", id, err)
 	}
-	// The next reply goes there too, until Joe writes again.
-	os.Remove(firstFile(t, dir))
-	if _, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "", "Noch etwas."); err != nil {
-		t.Fatal(err)
+	// The next replies go there too, until Joe writes again.
+	var next *store.OutboundMail
+	for range 2 {
+		os.Remove(firstFile(t, dir))
+		if next, err = s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "", "Noch etwas."); err != nil {
+			t.Fatal(err)
+		}
+		if to, _ := received(t, s, dir).Header.AddressList("To"); len(to) != 1 || to[0].Address != "Joe.Neu+Shop@Example.ORG" {
+			t.Errorf("the next reply went to %v", to)
+		}
 	}
-	if to, _ := received(t, s, dir).Header.AddressList("To"); len(to) != 1 || to[0].Address != "Joe.Neu+Shop@Example.ORG" {
-		t.Errorf("the next reply went to %v", to)
-	}
 	os.Remove(firstFile(t, dir))
-	// A typing error: a stranger at the address writes, naming the
-	// ticket but not answering the reply, and is someone else.
-	if _, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "jeo@example.org", "Anbei."); err != nil {
+	// A typing error: the stranger at the address is not taken for Joe
+	// when their responder answers the reply, nor when they write naming
+	// the ticket; nor is someone answering a copy of a reply sent to
+	// another address.
+	typo, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "jeo@example.org", "Anbei.")
+	if err != nil {
 		t.Fatal(err)
 	}
 	received(t, s, dir)
@@ -303,13 +309,18 @@ func TestReplyToAnotherAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.send(t, "jeo@example.org", "Subject: Abwesend\r\nAuto-Submitted: auto-replied\r\nIn-Reply-To: <"+typo.MessageID+">", "Bin im Urlaub.")
 	s.send(t, "jeo@example.org", "Subject: Re: Rechnung [#"+conv.Tag+"]", "Wer sind Sie?")
-	if id, err := s.st.LookupIdentity("email:jeo@example.org"); err != nil || id == joe[0].CustomerID {
-		t.Errorf("the stranger is customer %d (%v), Joe is %d", id, err, joe[0].CustomerID)
+	s.send(t, "fremd@example.net", "Subject: Fwd: Re: Rechnung\r\nIn-Reply-To: <"+out.MessageID+">", "Weitergeleitet bekommen.")
+	for _, addr := range []string{"jeo@example.org", "fremd@example.net"} {
+		if id, err := s.st.LookupIdentity("email:" + addr); err != nil || id == joe[0].CustomerID {
+			t.Errorf("%s is customer %d (%v), Joe is %d", addr, id, err, joe[0].CustomerID)
+		}
 	}
-	// Joe's answer from his new address proves it his.
-	s.send(t, "joe.neu@example.org", "Subject: Re: Rechnung\r\nIn-Reply-To: <"+out.MessageID+">", "Danke!")
-	if joe = s.journeyOf(t, "joe@example.org"); len(joe) != 5 || joe[4].ConversationID != joe[0].ConversationID || joe[4].Direction != "in" {
+	// Joe's answer from his new address, to the latest reply there,
+	// proves it his.
+	s.send(t, "joe.neu@example.org", "Subject: Re: Rechnung\r\nIn-Reply-To: <"+next.MessageID+">", "Danke!")
+	if joe = s.journeyOf(t, "joe@example.org"); len(joe) != 6 || joe[5].ConversationID != joe[0].ConversationID || joe[5].Direction != "in" {
 		t.Errorf("Joe's answer from his new address: %+v", joe)
 	}
 	if id, err := s.st.LookupIdentity("email:joe.neu@example.org"); err != nil || id != joe[0].CustomerID {

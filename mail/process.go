@@ -165,7 +165,7 @@ func (c *Channel) prepare(ctx context.Context, id uint64, b *batch) (o outcome, 
 		conv = bounced.conv
 	} else {
 		var customerID uint64
-		customerID, proven, err = c.sender(ctx, p, addr, name, b)
+		customerID, proven, err = c.sender(ctx, p, addr, name, robot, b)
 		if err != nil {
 			if errors.Is(err, journey.ErrBadIdentity) {
 				if perr := c.deps.Store.MailProcessed(ctx, id); perr != nil {
@@ -313,12 +313,16 @@ func (c *Channel) conversationReplies(conv *store.Conversation) ([]*store.Contac
 
 // sender is the customer a message is from: whose identity its address
 // (addr, customerAddress) is. An address nobody has yet is a new
-// customer's, unless the message answers a reply an agent sent to that
-// address (one the customer gave by phone): only that address received
-// the reply's Message-ID, so the answer proves the address the reply's
-// customer's, and it becomes theirs (proven) when the message is recorded.
-// A typing error thus files no stranger's mail under the customer.
-func (c *Channel) sender(ctx context.Context, p *Parsed, addr, name string, b *batch) (customerID uint64, proven string, err error) {
+// customer's, unless a person (not a program: robot) answers from it a
+// reply an agent sent to that address (one the customer gave by phone):
+// only that address received the reply's Message-ID, so the answer
+// proves the address the reply's customer's, and it becomes theirs
+// (proven) when the message is recorded. A typing error thus files no
+// stranger's mail under the customer unless the stranger answers the
+// reply. Whoever has the address first keeps it: a mail from it that
+// made it a new customer's, also earlier in the same batch, wins over a
+// later answer's proof.
+func (c *Channel) sender(ctx context.Context, p *Parsed, addr, name string, robot bool, b *batch) (customerID uint64, proven string, err error) {
 	id, err := c.deps.Journey.Normalizer().Normalize(journey.KindEmail, addr)
 	if err != nil {
 		return 0, "", err
@@ -331,28 +335,13 @@ func (c *Channel) sender(ctx context.Context, p *Parsed, addr, name string, b *b
 	if !errors.Is(err, store.ErrNotFound) {
 		return customerID, "", err
 	}
-	// The reply's Message-ID is what the answer names as its parent: its
-	// In-Reply-To, or the last of its References.
-	parents := slices.Clone(p.InReplyTo)
-	if n := len(p.References); n > 0 {
-		parents = append(parents, p.References[n-1])
-	}
-	for _, mid := range parents {
-		conv, err := c.deps.Store.ConversationByMessageID(mid)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
+	if !robot {
+		conv, err := c.givenAddressAnswered(p, identity)
 		if err != nil {
 			return 0, "", err
 		}
-		_, replies, err := c.conversationReplies(conv)
-		if err != nil {
-			return 0, "", err
-		}
-		for _, m := range replies {
-			if m.MessageID == mid && m.ToIdentity == identity {
-				return conv.CustomerID, identity, nil
-			}
+		if conv != nil {
+			return conv.CustomerID, identity, nil
 		}
 	}
 	customer, _, err := c.deps.Journey.Identify(ctx, journey.KindEmail, addr, name)
@@ -360,6 +349,42 @@ func (c *Channel) sender(ctx context.Context, p *Parsed, addr, name string, b *b
 		return 0, "", err
 	}
 	return customer.ID, "", nil
+}
+
+// maxParents bounds the Message-IDs of a message's In-Reply-To and
+// References looked at for a reply it answers: a crafted References of
+// thousands costs no more than this many lookups.
+const maxParents = 20
+
+// givenAddressAnswered is the conversation of a reply an agent sent to
+// identity, an address they gave, that p answers: whose Message-ID its
+// In-Reply-To or References names (newest first); nil for none.
+func (c *Channel) givenAddressAnswered(p *Parsed, identity string) (*store.Conversation, error) {
+	parents := append(slices.Clone(p.InReplyTo), reversed(p.References)...)
+	if len(parents) > maxParents {
+		parents = parents[:maxParents]
+	}
+	walked := map[uint64]bool{}
+	for _, mid := range parents {
+		conv, err := c.deps.Store.ConversationByMessageID(mid)
+		if errors.Is(err, store.ErrNotFound) || err == nil && walked[conv.ID] {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		walked[conv.ID] = true
+		_, replies, err := c.conversationReplies(conv)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range replies {
+			if m.ToIdentity == identity && slices.Contains(parents, m.MessageID) {
+				return conv, nil
+			}
+		}
+	}
+	return nil, nil
 }
 
 // bounces reports whether a message of the batch is a bounce of outbox

@@ -15,8 +15,9 @@ import (
 // the message is its Message-ID), and checks what threading promises:
 // nothing panics, a message joins a conversation only of the customer it
 // was identified as (never someone else's ticket, whatever its
-// In-Reply-To, References or tag say), and it is filed under a customer
-// only when its sender's address is that customer's.
+// In-Reply-To, References or tag say), it is filed under a customer
+// only when its sender's address is that customer's, and no address but
+// his own and the one the reply went to becomes Joe's.
 func FuzzProcess(f *testing.F) {
 	for _, seed := range []string{
 		"From: eve@example.net\r\nSubject: Re: Rechnung\r\nIn-Reply-To: <m1@example.org>\r\n\r\nIch auch",
@@ -84,6 +85,9 @@ func FuzzProcess(f *testing.F) {
 		}
 		if owner, err := s.st.LookupIdentity(id.String()); err != nil || owner != c.CustomerID {
 			t.Fatalf("the message from %s was filed under customer %d; the address is %d's (%v)", id, c.CustomerID, owner, err)
+		}
+		if c.CustomerID == joe.CustomerID && id.String() != "email:joe@example.org" && id.String() != "email:joe.neu@example.org" {
+			t.Fatalf("%s became Joe's", id)
 		}
 	})
 }

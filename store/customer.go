@@ -121,6 +121,22 @@ func (s *Store) LinkIdentity(ctx context.Context, identity string, customerID ui
 	})
 }
 
+// UnlinkIdentity takes identity from the customer it belongs to: later
+// contacts from it are someone else's (a new customer's), while those
+// filed under the customer stay. ErrNotFound when it is not customerID's.
+func (s *Store) UnlinkIdentity(ctx context.Context, identity string, customerID uint64) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		ids := tx.Bucket(bucketIdentities)
+		if v := ids.Get([]byte(identity)); v == nil || binary.BigEndian.Uint64(v) != customerID {
+			return fmt.Errorf("identity %s of customer %d: %w", identity, customerID, ErrNotFound)
+		}
+		if err := ids.Delete([]byte(identity)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketCustomerIDs).Delete(append(u64(customerID), identity...))
+	})
+}
+
 // addIdentity points a new identity at a customer; one of theirs
 // already changes nothing, one of another customer's is ErrConflict.
 func addIdentity(tx *bolt.Tx, identity string, customerID uint64) error {

@@ -241,6 +241,12 @@ func recordInboundMail(tx *bolt.Tx, in *InboundRecord) (RecordedMail, error) {
 		// processed again for whoever its sender is now.
 		return RecordedMail{Err: err}, nil
 	}
+	convs := tx.Bucket(bucketConversations)
+	conv := in.Conversation
+	if conv.ID != 0 && convs.Get(u64(conv.ID)) == nil {
+		// Erased since it was looked up; nothing written for this one.
+		return RecordedMail{Err: fmt.Errorf("conversation %d: %w", conv.ID, ErrNotFound)}, nil
+	}
 	if in.Identity != "" {
 		switch err := addIdentity(tx, in.Identity, in.Contact.CustomerID); {
 		case errors.Is(err, ErrConflict):
@@ -249,8 +255,6 @@ func recordInboundMail(tx *bolt.Tx, in *InboundRecord) (RecordedMail, error) {
 			return RecordedMail{}, err
 		}
 	}
-	convs := tx.Bucket(bucketConversations)
-	conv := in.Conversation
 	if conv.ID == 0 {
 		id, err := convs.NextSequence()
 		if err != nil {
@@ -260,9 +264,6 @@ func recordInboundMail(tx *bolt.Tx, in *InboundRecord) (RecordedMail, error) {
 		if conv.Tag == "" {
 			conv.Tag = fmt.Sprintf("DG-%d", id)
 		}
-	} else if convs.Get(u64(conv.ID)) == nil {
-		// Erased since it was looked up; nothing written for this one.
-		return RecordedMail{Err: fmt.Errorf("conversation %d: %w", conv.ID, ErrNotFound)}, nil
 	}
 	var bounced *OutboundMail
 	if id := in.BouncedOutboundID; id != 0 {

@@ -86,8 +86,8 @@ func TestRecordInboundMails(t *testing.T) {
 }
 
 // A record's Identity becomes its customer's in the transaction; one
-// another customer has by then leaves the message waiting, with nothing
-// of it written.
+// another customer has by then, or a conversation gone, leaves the
+// message waiting, with nothing of it written.
 func TestRecordInboundMailLinksIdentity(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
 	createCustomers(t, s, 2)
@@ -128,5 +128,21 @@ func TestRecordInboundMailLinksIdentity(t *testing.T) {
 	}
 	if j, _ := s.Journey(2, time.Now().Add(time.Hour), 10); len(j) != 0 {
 		t.Errorf("customer 2's journey: %+v", j)
+	}
+	// A message whose conversation is gone links nothing either.
+	m := &InboundMail{Received: time.Now().UTC(), Source: "smtp", From: "jana@example.org"}
+	if _, err := s.StoreMail(ctx, m, []byte("Subject: Re\r\n\r\nx")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.RecordInboundMails(ctx, []InboundRecord{{
+		MailID: m.ID, Identity: "email:jana@example.org",
+		Contact:      &Contact{CustomerID: 2, Channel: "email", Direction: "in"},
+		Conversation: &Conversation{ID: 99, CustomerID: 2},
+	}})
+	if err != nil || !errors.Is(out[0].Err, ErrNotFound) {
+		t.Fatalf("into a conversation that is gone: %+v, %v", out, err)
+	}
+	if _, err := s.LookupIdentity("email:jana@example.org"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the identity was linked for a message not recorded: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"time"
@@ -114,19 +115,24 @@ const customerUsage = `usage: dirigent customer VERB [--config FILE | --socket P
   erase ID           erase the customer completely
   suggest ID         customers that may be the same person, with reasons
   merge KEEP OTHER   make OTHER part of KEEP (prints the merge, its id undoes it)
-  unmerge MERGE-ID   undo a merge`
+  unmerge MERGE-ID   undo a merge
+  unlink ID IDENTITY take an identity (email:joe@example.com) from the customer:
+                     later contacts from it are someone else's`
 
-// customerVerbs maps each verb to its method, path and number of ids.
+// customerVerbs maps each verb to its method, path and number of ids;
+// identity: an identity follows them, the path's last segment.
 var customerVerbs = map[string]struct {
-	method string
-	path   func(ids []uint64) string
-	ids    int
+	method   string
+	path     func(ids []uint64) string
+	ids      int
+	identity bool
 }{
-	"export":  {http.MethodGet, func(ids []uint64) string { return fmt.Sprintf("/customers/%d/export", ids[0]) }, 1},
-	"erase":   {http.MethodDelete, func(ids []uint64) string { return fmt.Sprintf("/customers/%d", ids[0]) }, 1},
-	"suggest": {http.MethodGet, func(ids []uint64) string { return fmt.Sprintf("/customers/%d/merge-suggestions", ids[0]) }, 1},
-	"merge":   {http.MethodPost, func(ids []uint64) string { return fmt.Sprintf("/customers/%d/merge/%d", ids[0], ids[1]) }, 2},
-	"unmerge": {http.MethodPost, func(ids []uint64) string { return fmt.Sprintf("/merges/%d/undo", ids[0]) }, 1},
+	"export":  {http.MethodGet, func(ids []uint64) string { return fmt.Sprintf("/customers/%d/export", ids[0]) }, 1, false},
+	"erase":   {http.MethodDelete, func(ids []uint64) string { return fmt.Sprintf("/customers/%d", ids[0]) }, 1, false},
+	"suggest": {http.MethodGet, func(ids []uint64) string { return fmt.Sprintf("/customers/%d/merge-suggestions", ids[0]) }, 1, false},
+	"merge":   {http.MethodPost, func(ids []uint64) string { return fmt.Sprintf("/customers/%d/merge/%d", ids[0], ids[1]) }, 2, false},
+	"unmerge": {http.MethodPost, func(ids []uint64) string { return fmt.Sprintf("/merges/%d/undo", ids[0]) }, 1, false},
+	"unlink":  {http.MethodDelete, func(ids []uint64) string { return fmt.Sprintf("/customers/%d/identities", ids[0]) }, 1, true},
 }
 
 // customer runs an admin action on customers through the running daemon
@@ -144,7 +150,11 @@ func customer(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args[1:]); err != nil {
 		return usageError{err}
 	}
-	if fs.NArg() != v.ids {
+	n := v.ids
+	if v.identity {
+		n++
+	}
+	if fs.NArg() != n {
 		return usageError{errors.New(customerUsage)}
 	}
 	ids := make([]uint64, v.ids)
@@ -155,7 +165,11 @@ func customer(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		ids[i] = id
 	}
-	resp, err := target.do(ctx, v.method, v.path(ids), nil)
+	path := v.path(ids)
+	if v.identity {
+		path += "/" + url.PathEscape(fs.Arg(v.ids))
+	}
+	resp, err := target.do(ctx, v.method, path, nil)
 	if err != nil {
 		return fmt.Errorf("customer %s: %w", verb, err)
 	}

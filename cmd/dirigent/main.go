@@ -22,7 +22,7 @@ commands:
                                  copy the running daemon's store to FILE, consistently
   import customers [--config FILE | --socket PATH] FILE.csv
                                  create or update customers from a CRM export
-  customer export|erase|suggest|merge|unmerge [--config FILE | --socket PATH] ID...
+  customer export|erase|suggest|merge|unmerge|unlink [--config FILE | --socket PATH] ID...
                                  GDPR export and erasure, merge suggestions, merge and undo
   token new NAME                 make an API token for another system (web shop, survey tool)
   passwd [--config FILE | --socket PATH] USER

@@ -570,6 +570,30 @@ func TestImportCustomers(t *testing.T) {
 	if out, err := dirigentCmd(t, nil, "customer", "suggest", "--config", cfgPath, "2").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), `{"suggestions":`) {
 		t.Errorf("suggest: %v\n%s", err, out)
 	}
+
+	// An address taken from customer 4 (given as written, normalised) is
+	// no longer theirs; only theirs can be taken from them.
+	for _, tc := range []struct {
+		args   []string
+		status int
+		want   string
+	}{
+		{[]string{"3", "email:new@example.org"}, 1, "404 Not Found: identity email:new@example.org of customer 3: not found"},
+		{[]string{"4", "email:New@Example.org"}, 0, `{"customer":4,"identity":"email:new@example.org"}`},
+		{[]string{"4", "email:new@example.org"}, 1, "404 Not Found"},
+		{[]string{"4", "kein"}, 1, "400 Bad Request"},
+		{[]string{"4"}, 2, "usage: dirigent customer"},
+	} {
+		out, err := dirigentCmd(t, nil, append([]string{"customer", "unlink", "--config", cfgPath}, tc.args...)...).CombinedOutput()
+		if exitStatus(err) != tc.status || !strings.Contains(string(out), tc.want) {
+			t.Errorf("unlink %v: status %d, want %d %q\n%s", tc.args, exitStatus(err), tc.status, tc.want, out)
+		}
+	}
+	exp, err = dirigentCmd(t, nil, "customer", "export", "--config", cfgPath, "4").Output()
+	doc.Identities = nil
+	if err != nil || json.Unmarshal(exp, &doc) != nil || len(doc.Identities) != 0 {
+		t.Errorf("customer 4 after the unlink: %v\n%s", err, exp)
+	}
 }
 
 func TestWatchdogFedOnlyWhileChecksPass(t *testing.T) {
