@@ -874,14 +874,7 @@ func TestOldestOutbound(t *testing.T) {
 		t.Fatalf("an empty outbox: %v, %v", at, err)
 	}
 	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-	var ids []uint64
-	for i := range 3 {
-		m := &OutboundMail{To: "joe@example.org", MessageID: fmt.Sprintf("o%d@dirigent", i), Raw: []byte("x"), Queued: at.Add(time.Duration(i) * time.Minute)}
-		if err := s.QueueOutbound(ctx, m, &Contact{CustomerID: 1, Channel: "email", Direction: "out", Start: m.Queued}); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, m.ID)
-	}
+	ids := queueReplies(t, s, 3, at)
 	if err := s.OutboundAttempt(ctx, ids[0], at.Add(time.Hour), nil, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
@@ -895,17 +888,24 @@ func TestOldestOutbound(t *testing.T) {
 func TestOutboundStatuses(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
 	createCustomers(t, s, 1)
-	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	ids := queueReplies(t, s, 2, time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC))
+	got, err := s.OutboundStatuses(append(ids, 99))
+	if err != nil || len(got) != 2 || got[ids[1]].MessageID != "r1@dirigent" || got[ids[0]].Raw != nil || got[99] != nil {
+		t.Errorf("statuses %v, %v", got, err)
+	}
+}
+
+// queueReplies queues n replies to customer 1, a minute apart from at,
+// and gives their IDs.
+func queueReplies(t *testing.T, s *Store, n int, at time.Time) []uint64 {
+	t.Helper()
 	var ids []uint64
-	for i := range 2 {
-		m := &OutboundMail{To: "joe@example.org", MessageID: fmt.Sprintf("s%d@dirigent", i), Raw: []byte("x"), Queued: at}
-		if err := s.QueueOutbound(ctx, m, &Contact{CustomerID: 1, Channel: "email", Direction: "out", Start: at}); err != nil {
+	for i := range n {
+		m := &OutboundMail{To: "joe@example.org", MessageID: fmt.Sprintf("r%d@dirigent", i), Raw: []byte("x"), Queued: at.Add(time.Duration(i) * time.Minute)}
+		if err := s.QueueOutbound(ctx, m, &Contact{CustomerID: 1, Channel: "email", Direction: "out", Start: m.Queued}); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, m.ID)
 	}
-	got, err := s.OutboundStatuses(append(ids, 99))
-	if err != nil || len(got) != 2 || got[ids[1]].MessageID != "s1@dirigent" || got[ids[0]].Raw != nil || got[99] != nil {
-		t.Errorf("statuses %v, %v", got, err)
-	}
+	return ids
 }
