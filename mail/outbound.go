@@ -2,6 +2,7 @@ package mail
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -115,48 +116,81 @@ func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, to, t
 	return m, nil
 }
 
-// answering parses the customer's latest stored message of conv (not a
-// bounce: the mail system is not whom a reply is for), which a reply
-// answers, and says where the reply goes: where that message says
+// answering parses the customer's latest stored message of conv, which a
+// reply answers, and says where the reply goes: where that message says
 // answers go (customerAddress), unless an agent's reply since went to
 // another address they gave (identity), which is then where the customer
 // is reached, and the reply goes there as given too, so that an answer
-// to it proves the address.
+// to it proves the address. A message from an address that is no longer
+// the customer's (customer unlink), and a given address that has become
+// another customer's, are passed over: answers must not go to a stranger.
+// Automatic mail is answered only in a conversation of nothing else; a
+// bounce never (the mail system is not whom a reply is for).
 func (c *Channel) answering(conv *store.Conversation) (last *Parsed, to, identity string, err error) {
-	var mailID, since uint64 // since: the newest agent's reply after it
+	var (
+		mails []uint64 // the customer's, newest first
+		auto  uint64   // the newest automatic one
+		since uint64   // the newest agent's reply after the newest of mails
+	)
 	err = c.deps.Store.ConversationContacts(conv.CustomerID, conv, false, func(ct *store.Contact) bool {
 		switch {
+		case ct.Direction == "in" && ct.MailID != 0 && ct.BounceOf == 0 && ct.Outcome == store.OutcomeAutomatic:
+			auto = cmp.Or(auto, ct.MailID)
 		case ct.Direction == "in" && ct.MailID != 0 && ct.BounceOf == 0:
-			mailID = ct.MailID
-		case since == 0 && ct.OutboundID != 0 && ct.Agent != "":
+			mails = append(mails, ct.MailID)
+		case len(mails) == 0 && since == 0 && ct.OutboundID != 0 && ct.Agent != "":
 			since = ct.OutboundID
 		}
-		return mailID == 0
+		return true
 	})
 	if err != nil {
 		return nil, "", "", err
 	}
-	if mailID == 0 {
+	if len(mails) == 0 && auto != 0 {
+		mails = []uint64{auto}
+	}
+	if len(mails) == 0 {
 		return nil, "", "", fmt.Errorf("conversation %d has no message from the customer to answer: %w", conv.ID, store.ErrNotFound)
 	}
-	_, raw, err := c.deps.Store.Mail(mailID)
-	if err != nil {
-		return nil, "", "", err
+	for i, id := range mails {
+		_, raw, err := c.deps.Store.Mail(id)
+		if err != nil {
+			return nil, "", "", err
+		}
+		p, err := Parse(raw)
+		if err != nil {
+			return nil, "", "", err
+		}
+		addr, _ := c.customerAddress(p)
+		if i == 0 {
+			last, to = p, addr // when none is from an address of theirs
+		}
+		if owner, _ := c.owner(addr); owner == conv.CustomerID {
+			last, to = p, addr
+			break
+		}
 	}
-	if last, err = Parse(raw); err != nil {
-		return nil, "", "", err
-	}
-	to, _ = c.customerAddress(last)
 	if since != 0 {
 		m, err := c.deps.Store.OutboundStatus(since)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, "", "", err
 		}
 		if err == nil && m.ToIdentity != "" {
-			to, identity = m.To, m.ToIdentity
+			if owner, err := c.deps.Store.LookupIdentity(m.ToIdentity); errors.Is(err, store.ErrNotFound) || owner == conv.CustomerID {
+				to, identity = m.To, m.ToIdentity
+			}
 		}
 	}
 	return last, to, identity, nil
+}
+
+// owner is the customer whose identity an e-mail address is; 0 for none.
+func (c *Channel) owner(addr string) (uint64, error) {
+	id, err := c.deps.Journey.Normalizer().Normalize(journey.KindEmail, addr)
+	if err != nil {
+		return 0, err
+	}
+	return c.deps.Store.LookupIdentity(id.String())
 }
 
 // givenAddress checks an address an agent gave for a reply: it goes out as

@@ -297,9 +297,9 @@ func TestReplyToAnotherAddress(t *testing.T) {
 	}
 	os.Remove(firstFile(t, dir))
 	// A typing error: the stranger at the address is not taken for Joe
-	// when their responder answers the reply, nor when they write naming
-	// the ticket; nor is someone answering a copy of a reply sent to
-	// another address.
+	// when their responder answers the reply (which is the conversation's,
+	// and makes no customer), nor when they write naming the ticket; nor
+	// is someone answering a copy of a reply sent to another address.
 	typo, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "jeo@example.org", "Anbei.")
 	if err != nil {
 		t.Fatal(err)
@@ -310,6 +310,12 @@ func TestReplyToAnotherAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.send(t, "jeo@example.org", "Subject: Abwesend\r\nAuto-Submitted: auto-replied\r\nIn-Reply-To: <"+typo.MessageID+">", "Bin im Urlaub.")
+	if _, err := s.st.LookupIdentity("email:jeo@example.org"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the responder made the address someone's: %v", err)
+	}
+	if joe = s.journeyOf(t, "joe@example.org"); len(joe) != 6 || joe[5].ConversationID != joe[0].ConversationID || joe[5].Outcome != store.OutcomeAutomatic {
+		t.Errorf("the responder's answer in Joe's journey: %+v", joe)
+	}
 	s.send(t, "jeo@example.org", "Subject: Re: Rechnung [#"+conv.Tag+"]", "Wer sind Sie?")
 	s.send(t, "fremd@example.net", "Subject: Fwd: Re: Rechnung\r\nIn-Reply-To: <"+out.MessageID+">", "Weitergeleitet bekommen.")
 	for _, addr := range []string{"jeo@example.org", "fremd@example.net"} {
@@ -320,7 +326,7 @@ func TestReplyToAnotherAddress(t *testing.T) {
 	// Joe's answer from his new address, to the latest reply there,
 	// proves it his.
 	s.send(t, "joe.neu@example.org", "Subject: Re: Rechnung\r\nIn-Reply-To: <"+next.MessageID+">", "Danke!")
-	if joe = s.journeyOf(t, "joe@example.org"); len(joe) != 6 || joe[5].ConversationID != joe[0].ConversationID || joe[5].Direction != "in" {
+	if joe = s.journeyOf(t, "joe@example.org"); len(joe) != 7 || joe[6].ConversationID != joe[0].ConversationID || joe[6].Direction != "in" {
 		t.Errorf("Joe's answer from his new address: %+v", joe)
 	}
 	if id, err := s.st.LookupIdentity("email:joe.neu@example.org"); err != nil || id != joe[0].CustomerID {
@@ -409,5 +415,38 @@ func TestOutboxReadErrorLoggedOnce(t *testing.T) {
 	}
 	if got := strings.Count(log.String(), "readable again"); got != 1 {
 		t.Errorf("the end told %d times:\n%s", got, &log)
+	}
+}
+
+// A stranger at a mistyped address who answers the reply is taken for the
+// customer; once the address is taken from the customer (customer
+// unlink), replies no longer go there, and the stranger's next answer to
+// that reply is their own.
+func TestUnlinkedAddressIsNoLongerAnswered(t *testing.T) {
+	s, dir := siteWithSink(t, "")
+	s.send(t, "joe@example.org", "Subject: Rechnung", "Bitte die Rechnung.")
+	joe := s.journeyOf(t, "joe@example.org")
+	typo, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "jeo@example.org", "Anbei.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	received(t, s, dir)
+	os.Remove(firstFile(t, dir))
+	s.send(t, "jeo@example.org", "Subject: Re: Rechnung\r\nIn-Reply-To: <"+typo.MessageID+">", "Ich bin nicht Joe.")
+	if id, _ := s.st.LookupIdentity("email:jeo@example.org"); id != joe[0].CustomerID {
+		t.Fatalf("the stranger's answer: the address is customer %d's", id)
+	}
+	if err := s.st.UnlinkIdentity(context.Background(), "email:jeo@example.org", joe[0].CustomerID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "", "Entschuldigung, Joe."); err != nil {
+		t.Fatal(err)
+	}
+	if to, _ := received(t, s, dir).Header.AddressList("To"); len(to) != 1 || to[0].Address != "joe@example.org" {
+		t.Errorf("the next reply went to %v, want Joe's own address", to)
+	}
+	s.send(t, "jeo@example.org", "Subject: Re: Rechnung\r\nReferences: <"+typo.MessageID+">", "Noch einmal: nicht Joe.")
+	if id, err := s.st.LookupIdentity("email:jeo@example.org"); err != nil || id == joe[0].CustomerID {
+		t.Errorf("after the unlink the stranger is customer %d (%v), Joe is %d", id, err, joe[0].CustomerID)
 	}
 }

@@ -319,7 +319,8 @@ func (c *Channel) conversationReplies(conv *store.Conversation) ([]*store.Contac
 // proves the address the reply's customer's, and it becomes theirs
 // (proven) when the message is recorded. A typing error thus files no
 // stranger's mail under the customer unless the stranger answers the
-// reply. Whoever has the address first keeps it: a mail from it that
+// reply. A program's answer to such a reply is the reply's customer's,
+// and links nothing. Whoever has the address first keeps it: a mail from it that
 // made it a new customer's, also earlier in the same batch, wins over a
 // later answer's proof.
 func (c *Channel) sender(ctx context.Context, p *Parsed, addr, name string, robot bool, b *batch) (customerID uint64, proven string, err error) {
@@ -335,14 +336,17 @@ func (c *Channel) sender(ctx context.Context, p *Parsed, addr, name string, robo
 	if !errors.Is(err, store.ErrNotFound) {
 		return customerID, "", err
 	}
-	if !robot {
-		conv, err := c.givenAddressAnswered(p, identity)
-		if err != nil {
-			return 0, "", err
-		}
-		if conv != nil {
-			return conv.CustomerID, identity, nil
-		}
+	conv, err := c.givenAddressAnswered(p, identity)
+	switch {
+	case err != nil:
+		return 0, "", err
+	case conv != nil && robot:
+		// A responder's answer is the conversation's (it says the reply
+		// arrived, or that nobody reads it), but proves no one: it
+		// neither links the address nor makes it a new customer's.
+		return conv.CustomerID, "", nil
+	case conv != nil:
+		return conv.CustomerID, identity, nil
 	}
 	customer, _, err := c.deps.Journey.Identify(ctx, journey.KindEmail, addr, name)
 	if err != nil {

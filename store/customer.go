@@ -123,7 +123,10 @@ func (s *Store) LinkIdentity(ctx context.Context, identity string, customerID ui
 
 // UnlinkIdentity takes identity from the customer it belongs to: later
 // contacts from it are someone else's (a new customer's), while those
-// filed under the customer stay. ErrNotFound when it is not customerID's.
+// filed under the customer stay. Replies an agent sent the customer at
+// that address no longer count it as given (OutboundMail.ToIdentity), so
+// that an answer to one proves nothing again. ErrNotFound when it is not
+// customerID's.
 func (s *Store) UnlinkIdentity(ctx context.Context, identity string, customerID uint64) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		ids := tx.Bucket(bucketIdentities)
@@ -133,7 +136,35 @@ func (s *Store) UnlinkIdentity(ctx context.Context, identity string, customerID 
 		if err := ids.Delete([]byte(identity)); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketCustomerIDs).Delete(append(u64(customerID), identity...))
+		if err := tx.Bucket(bucketCustomerIDs).Delete(append(u64(customerID), identity...)); err != nil {
+			return err
+		}
+		var given []OutboundMail
+		box := tx.Bucket(bucketOutbox)
+		err := box.ForEach(func(k, v []byte) error {
+			if !bytes.Contains(v, []byte(identity)) {
+				return nil // most records, without decoding
+			}
+			var m OutboundMail
+			if json.Unmarshal(v, &m) != nil || m.ToIdentity != identity {
+				return nil
+			}
+			var conv Conversation
+			if json.Unmarshal(tx.Bucket(bucketConversations).Get(u64(m.ConversationID)), &conv) == nil && conv.CustomerID == customerID {
+				given = append(given, m)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, m := range given {
+			m.ToIdentity = ""
+			if err := putJSON(box, u64(m.ID), &m); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -40,12 +40,14 @@ type OutboundMail struct {
 	// that was sent may bounce later.
 	Bounced      time.Time `json:"bounced,omitzero"`
 	BounceReason string    `json:"bounce_reason,omitempty"`
-	// ToIdentity: an agent gave To (not the customer's mail), which is
-	// this identity. QueueOutbound refuses it with ErrConflict when it is
+	// ToIdentity: To is an address an agent gave (for this reply or one
+	// before it in the conversation), not the customer's mail, and this
+	// identity. QueueOutbound refuses it with ErrConflict when it is
 	// another customer's; an unknown one becomes the reply's customer's
-	// only when mail from it answers this reply (InboundRecord.Identity),
-	// which proves it theirs: a typing error files no stranger's mail
-	// under the customer.
+	// only when a person's mail from it answers this reply
+	// (InboundRecord.Identity), which proves it theirs: a typing error
+	// files no stranger's mail under the customer. UnlinkIdentity clears
+	// it.
 	ToIdentity string `json:"to_identity,omitempty"`
 }
 

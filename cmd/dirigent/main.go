@@ -23,7 +23,8 @@ commands:
   import customers [--config FILE | --socket PATH] FILE.csv
                                  create or update customers from a CRM export
   customer export|erase|suggest|merge|unmerge|unlink [--config FILE | --socket PATH] ID...
-                                 GDPR export and erasure, merge suggestions, merge and undo
+                                 GDPR export and erasure, merge suggestions, merge and
+                                 undo, taking an identity from a customer (unlink ID IDENTITY)
   token new NAME                 make an API token for another system (web shop, survey tool)
   passwd [--config FILE | --socket PATH] USER
                                  set a desk login's password (read from the terminal or stdin)
