@@ -141,7 +141,9 @@ func (c *Channel) answering(conv *store.Conversation) (last *Parsed, to, identit
 		case len(mails) == 0 && since == 0 && ct.OutboundID != 0 && ct.Agent != "":
 			since = ct.OutboundID
 		}
-		return true
+		// A long thread is not read to its beginning: one of the newest
+		// messages is the customer's.
+		return len(mails) < maxAnswering
 	})
 	if err != nil {
 		return nil, "", "", err
@@ -183,6 +185,10 @@ func (c *Channel) answering(conv *store.Conversation) (last *Parsed, to, identit
 	}
 	return last, to, identity, nil
 }
+
+// maxAnswering bounds the customer's messages answering looks at for one
+// from an address still theirs.
+const maxAnswering = 10
 
 // owner is the customer whose identity an e-mail address is; 0 for none.
 func (c *Channel) owner(addr string) (uint64, error) {
