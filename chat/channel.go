@@ -320,14 +320,16 @@ func (c *Channel) register(s *session) {
 	}
 }
 
-func (c *Channel) forget(s *session) {
+// forget makes a session unfindable; rec is its record, read under s.mu
+// before it was released (s.rec may change under it after).
+func (c *Channel) forget(s *session, rec store.ChatSession) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.sessions, s.rec.ID)
-	delete(c.byConv, s.rec.ConversationID)
-	delete(c.byTask, s.rec.ContactID)
-	if c.byPeer[s.rec.Peer] == s {
-		delete(c.byPeer, s.rec.Peer)
+	delete(c.sessions, rec.ID)
+	delete(c.byConv, rec.ConversationID)
+	delete(c.byTask, rec.ContactID)
+	if c.byPeer[rec.Peer] == s {
+		delete(c.byPeer, rec.Peer)
 	}
 }
 

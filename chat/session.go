@@ -362,9 +362,10 @@ func (c *Channel) end(ctx context.Context, s *session, by string) error {
 	s.mu.Lock()
 	rec, err := c.deps.Store.EndChatSession(ctx, s.rec.ID, c.deps.Now().UTC(), c.renderTranscript)
 	if err != nil {
+		cur := s.rec
 		s.mu.Unlock()
 		if errors.Is(err, store.ErrChatEnded) {
-			c.forget(s)
+			c.forget(s, cur)
 			return ErrEnded
 		}
 		return err
@@ -413,7 +414,7 @@ func (c *Channel) letGo(ctx context.Context, s *session, tellSIPPeer bool, at ti
 	}
 	rec := s.rec
 	s.mu.Unlock()
-	c.forget(s)
+	c.forget(s, rec)
 	c.emit(Event{Kind: "ended", ConversationID: rec.ConversationID, TaskID: rec.ContactID, Agent: rec.Agent, At: at})
 }
 
