@@ -150,19 +150,26 @@ func (s *Server) ForgetTasks(ids []uint64) {
 }
 
 // DeliveryChanged: how a reply of a conversation stands with the mail
-// server changed (an attempt, a bounce). Each agent holding a task of the
-// conversation, or offered one, is told, so that the thread on screen
-// shows it.
+// server changed (an attempt, a bounce, a stop). Each agent holding a
+// mail task of the conversation, or offered one, is told, so that the
+// thread on screen shows it.
 func (s *Server) DeliveryChanged(conversationID uint64) {
 	holders := map[uint64]string{} // task → agent
 	s.desk.mu.Lock()
 	for id, t := range s.desk.tasks {
-		holders[id] = t.Agent
+		if t.Channel == router.Email {
+			holders[id] = t.Agent
+		}
 	}
 	for agent, o := range s.desk.offers {
-		holders[o.TaskID] = agent
+		if o.Channel == router.Email {
+			holders[o.TaskID] = agent
+		}
 	}
 	s.desk.mu.Unlock()
+	if len(holders) == 0 {
+		return // no store read for desks without mail
+	}
 	convs, err := s.deps.Store.ConversationsOf(slices.Collect(maps.Keys(holders)))
 	if err != nil {
 		s.deps.Logger.Error("reading the conversations of the desks' tasks", "err", err)

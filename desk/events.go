@@ -105,7 +105,7 @@ func (h *eventHub) count() int {
 //	event: tasks     data: the agent's tasks changed (reload /api/desk/tasks)
 //	event: presence  data: an admin changed the agent's presence
 //	event: chat      data: the customer in one of the agent's chats
-//	event: delivery  data: {"id": task}: a reply of its thread was sent or bounced
+//	event: delivery  data: {"id": task}: a reply of its thread was sent, failed an attempt, bounced or was stopped
 //	event: wallboard data: the wallboard (supervisors and admins, every 2 s)
 func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	flusher, ok := w.(http.Flusher)

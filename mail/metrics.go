@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		autoAcks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "dirigent", Subsystem: "mail", Name: "auto_acks_total",
-			Help: "Automatic acknowledgements of new conversations: sent, or suppressed (the sender had one within the hour).",
+			Help: "Automatic acknowledgements of new conversations: sent, or suppressed (the recipient had one within the hour).",
 		}, []string{"result"}),
 	}
 	m.fetchErrors = prometheus.NewCounter(prometheus.CounterOpts{

@@ -192,11 +192,19 @@ const maxAnswering = 10
 
 // owner is the customer whose identity an e-mail address is; 0 for none.
 func (c *Channel) owner(addr string) (uint64, error) {
-	id, err := c.deps.Journey.Normalizer().Normalize(journey.KindEmail, addr)
+	identity, err := c.emailIdentity(addr)
 	if err != nil {
 		return 0, err
 	}
-	return c.deps.Store.LookupIdentity(id.String())
+	return c.deps.Store.LookupIdentity(identity)
+}
+
+// emailIdentity is an e-mail address as a customer's identity
+// ("email:joe@example.org", normalised); journey.ErrBadIdentity for no
+// address.
+func (c *Channel) emailIdentity(addr string) (string, error) {
+	id, err := c.deps.Journey.Normalizer().Normalize(journey.KindEmail, addr)
+	return id.String(), err
 }
 
 // givenAddress checks an address an agent gave for a reply: it goes out as
@@ -211,11 +219,10 @@ func (c *Channel) givenAddress(raw string) (to, identity string, err error) {
 	if c.smtp.accepts(a.Address) || strings.EqualFold(a.Address, c.cfg.Smarthost.From) || isProgram(a.Address) || noReply(a.Address) {
 		return "", "", fmt.Errorf("%w: %s is the site's own address or a program's, no customer's", journey.ErrBadIdentity, a.Address)
 	}
-	id, err := c.deps.Journey.Normalizer().Normalize(journey.KindEmail, a.Address)
-	if err != nil {
+	if identity, err = c.emailIdentity(a.Address); err != nil {
 		return "", "", err
 	}
-	return a.Address, id.String(), nil
+	return a.Address, identity, nil
 }
 
 func (c *Channel) newMessageID() (string, error) {

@@ -320,15 +320,14 @@ func (c *Channel) conversationReplies(conv *store.Conversation) ([]*store.Contac
 // (proven) when the message is recorded. A typing error thus files no
 // stranger's mail under the customer unless the stranger answers the
 // reply. A program's answer to such a reply is the reply's customer's,
-// and links nothing. Whoever has the address first keeps it: a mail from it that
-// made it a new customer's, also earlier in the same batch, wins over a
-// later answer's proof.
+// and links nothing. Whoever has the address first keeps it: a mail from
+// it that made it a new customer's, also earlier in the same batch, wins
+// over a later answer's proof.
 func (c *Channel) sender(ctx context.Context, p *Parsed, addr, name string, robot bool, b *batch) (customerID uint64, proven string, err error) {
-	id, err := c.deps.Journey.Normalizer().Normalize(journey.KindEmail, addr)
+	identity, err := c.emailIdentity(addr)
 	if err != nil {
 		return 0, "", err
 	}
-	identity := id.String()
 	if customerID := b.proven(identity); customerID != 0 {
 		return customerID, identity, nil
 	}

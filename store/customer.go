@@ -141,8 +141,12 @@ func (s *Store) UnlinkIdentity(ctx context.Context, identity string, customerID 
 		}
 		var given []OutboundMail
 		box := tx.Bucket(bucketOutbox)
-		err := box.ForEach(func(k, v []byte) error {
-			if !bytes.Contains(v, []byte(identity)) {
+		needle, err := json.Marshal(identity) // as the records hold it: & is \u0026
+		if err != nil {
+			return err
+		}
+		err = box.ForEach(func(k, v []byte) error {
+			if !bytes.Contains(v, needle) {
 				return nil // most records, without decoding
 			}
 			var m OutboundMail

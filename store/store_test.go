@@ -708,14 +708,7 @@ func TestGiveUpOutbound(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
 	createCustomers(t, s, 1)
 	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-	var ids []uint64
-	for i := range 2 {
-		m := &OutboundMail{To: "jeo@example.org", MessageID: fmt.Sprintf("g%d@dirigent", i), Raw: []byte("Subject: Re\r\n\r\nx"), Queued: at, NextAttempt: at}
-		if err := s.QueueOutbound(ctx, m, &Contact{CustomerID: 1, Channel: "email", Direction: "out", Start: at}); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, m.ID)
-	}
+	ids := queueReplies(t, s, 2, at)
 	if err := s.OutboundAttempt(ctx, ids[1], at, nil, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
@@ -892,6 +885,38 @@ func TestOutboundStatuses(t *testing.T) {
 	got, err := s.OutboundStatuses(append(ids, 99))
 	if err != nil || len(got) != 2 || got[ids[1]].MessageID != "r1@dirigent" || got[ids[0]].Raw != nil || got[99] != nil {
 		t.Errorf("statuses %v, %v", got, err)
+	}
+}
+
+// UnlinkIdentity takes an identity from its customer only, and clears it
+// as given on the customer's replies, also one JSON writes escaped.
+func TestUnlinkIdentity(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	createCustomers(t, s, 2)
+	const given = "email:sales&info@example.org"
+	if err := s.LinkIdentity(ctx, given, 1); err != nil {
+		t.Fatal(err)
+	}
+	conv := &Conversation{CustomerID: 1, Channel: "email", Status: "open"}
+	if err := s.PutConversation(ctx, conv); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	m := &OutboundMail{ConversationID: conv.ID, To: "sales&info@example.org", ToIdentity: given, MessageID: "u@dirigent", Raw: []byte("x"), Queued: at}
+	if err := s.QueueOutbound(ctx, m, &Contact{CustomerID: 1, Channel: "email", Direction: "out", ConversationID: conv.ID, Start: at}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UnlinkIdentity(ctx, given, 2); !errors.Is(err, ErrNotFound) {
+		t.Errorf("taken from another customer: %v", err)
+	}
+	if err := s.UnlinkIdentity(ctx, given, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LookupIdentity(given); !errors.Is(err, ErrNotFound) {
+		t.Errorf("still linked: %v", err)
+	}
+	if got, err := s.OutboundStatus(m.ID); err != nil || got.ToIdentity != "" {
+		t.Errorf("the reply still names it as given: %+v, %v", got, err)
 	}
 }
 

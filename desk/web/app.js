@@ -157,7 +157,8 @@ async function giveUp(contactID) {
   try {
     await api("POST", "/contacts/" + contactID + "/give-up");
     say(t("given_up"));
-    if (id && current && current.task.id === id) await openTask(id, false);
+    // Read again, drawn only if the delivery event has not done so.
+    if (id) await refreshTask(id);
   } catch (e) { say(e.message, true); }
 }
 
@@ -260,7 +261,8 @@ function openStream() {
     }
   });
   stream.addEventListener("chat", (e) => onChat(JSON.parse(e.data)));
-  // A reply of the thread on screen was sent, or bounced.
+  // A reply of the thread on screen was sent, failed an attempt, bounced or
+  // was stopped.
   stream.addEventListener("delivery", (e) => refreshTask(JSON.parse(e.data).id));
   stream.addEventListener("presence", (e) => {
     const p = JSON.parse(e.data);
