@@ -19,7 +19,7 @@ import (
 	"golang.org/x/text/language"
 
 	"dirigent/internal/clientaddr"
-	"dirigent/internal/httplog"
+	"dirigent/internal/serverlog"
 	"dirigent/journey"
 	"dirigent/router"
 	"dirigent/store"
@@ -225,7 +225,7 @@ func New(cfg Config, deps Deps) (*Channel, error) {
 	if c.widgetJS, err = widgetScript(); err != nil {
 		return nil, err
 	}
-	c.srv = &http.Server{Handler: c.routes(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: httplog.ErrorLog(deps.Logger)}
+	c.srv = &http.Server{Handler: c.routes(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: serverlog.HTTP(deps.Logger)}
 	if c.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}

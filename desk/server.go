@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"dirigent/internal/clientaddr"
-	"dirigent/internal/httplog"
+	"dirigent/internal/serverlog"
 	"dirigent/journey"
 	"dirigent/store"
 )
@@ -129,7 +129,7 @@ func New(listen string, deps Deps) (*Server, error) {
 	s.srv = &http.Server{
 		Handler:           m.instrument(mux),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          httplog.ErrorLog(deps.Logger),
+		ErrorLog:          serverlog.HTTP(deps.Logger),
 	}
 	s.srv.RegisterOnShutdown(s.stop)
 	return s, nil

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"dirigent/internal/serverlog"
 	"dirigent/store"
 )
 
@@ -66,7 +66,7 @@ func newSMTP(cfg SMTPConfig, deps Deps, m *metrics) (*smtpServer, error) {
 	s.srv.MaxRecipients = 50
 	s.srv.ReadTimeout = 5 * time.Minute
 	s.srv.WriteTimeout = time.Minute
-	s.srv.ErrorLog = slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn)
+	s.srv.ErrorLog = serverlog.SMTP(deps.Logger)
 	s.srv.TLSConfig = cfg.TLS
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("mail: listen %s: %w", cfg.Listen, err)
