@@ -2,6 +2,7 @@ package desk
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -644,6 +645,38 @@ func (s *Server) searchCustomers(w http.ResponseWriter, r *http.Request) {
 }
 
 // getCustomer is GET /api/desk/customers/{id}: card and journey.
+// unlinkCustomerIdentity is DELETE
+// /api/desk/customers/{id}/identities/{identity}: an agent who sees a
+// stranger's mail or call filed under a customer (a mistyped address an
+// answer came from, a wrong number imported) takes that identity from the
+// customer, at once; those filed stay, later ones are someone else's.
+func (s *Server) unlinkCustomerIdentity(w http.ResponseWriter, r *http.Request) {
+	if id, identity, ok := unlinkIdentity(w, r, s.deps.Journey, s.deps.Store.UnlinkIdentity); ok {
+		s.deps.Logger.Info("identity unlinked on the desk", "customer", id, "identity", identity, "by", sessionOf(r).user)
+	}
+}
+
+// unlinkIdentity takes the identity the path names ({identity}, as typed:
+// it is normalised) from the customer {id}, and answers; it returns both
+// for the log once it did.
+func unlinkIdentity(w http.ResponseWriter, r *http.Request, j *journey.Journey, unlink func(ctx context.Context, identity string, customerID uint64) error) (uint64, string, bool) {
+	id, ok := pathID(w, r, "customer")
+	if !ok {
+		return 0, "", false
+	}
+	identity, err := j.Normalizer().Parse(r.PathValue("identity"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return 0, "", false
+	}
+	if err := unlink(r.Context(), identity.String(), id); err != nil {
+		writeStoreError(w, err)
+		return 0, "", false
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"customer": id, "identity": identity.String()})
+	return id, identity.String(), true
+}
+
 func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r, "customer")
 	if !ok {

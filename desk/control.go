@@ -174,21 +174,9 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 		writeJSON(w, http.StatusOK, rec)
 	})
 	mux.HandleFunc("DELETE /customers/{id}/identities/{identity}", func(w http.ResponseWriter, r *http.Request) {
-		id, ok := pathID(w, r, "customer")
-		if !ok {
-			return
+		if id, identity, ok := unlinkIdentity(w, r, deps.Journey, deps.Customers.UnlinkIdentity); ok {
+			logger.Info("identity unlinked", "customer", id, "identity", identity)
 		}
-		identity, err := deps.Journey.Normalizer().Parse(r.PathValue("identity"))
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		if err := deps.Customers.UnlinkIdentity(r.Context(), identity.String(), id); err != nil {
-			writeStoreError(w, err)
-			return
-		}
-		logger.Info("identity unlinked", "customer", id, "identity", identity.String())
-		writeJSON(w, http.StatusOK, map[string]any{"customer": id, "identity": identity.String()})
 	})
 	mux.HandleFunc("POST /merges/{id}/undo", func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)

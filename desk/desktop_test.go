@@ -1142,6 +1142,62 @@ func TestDeskCustomerSearch(t *testing.T) {
 	expect(t, "unknown customer", code, body, 404, "customer 999: not found")
 }
 
+// TestDeskUnlinkIdentity: an agent takes a stranger's address from the
+// customer it was filed under; the stranger's next mail is someone
+// else's, the customer keeps the rest.
+func TestDeskUnlinkIdentity(t *testing.T) {
+	env := startDesk(t)
+	ctx := context.Background()
+	joe, _, err := env.journey.Identify(ctx, journey.KindEmail, "joe@example.org", "Joe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.store.LinkIdentity(ctx, "email:joe@exampel.org", joe.ID); err != nil {
+		t.Fatal(err)
+	}
+	eve, _, err := env.journey.Identify(ctx, journey.KindEmail, "eve@example.net", "Eve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anna := newBrowser(t, env.base)
+	anna.login("anna")
+	noToken := newBrowser(t, env.base)
+	noToken.login("bert")
+	noToken.csrf = ""
+	path := func(id uint64, identity string) string {
+		return "/api/desk/customers/" + jsonNumber(id) + "/identities/" + url.PathEscape(identity)
+	}
+	for _, tt := range []struct {
+		who  *browser
+		path string
+		code int
+		msg  string
+	}{
+		{noToken, path(joe.ID, "email:joe@exampel.org"), 403, "missing or wrong X-CSRF-Token, or a request from another site: reload the page"},
+		{anna, path(joe.ID, "email:eve@example.net"), 404, "identity email:eve@example.net of customer " + jsonNumber(joe.ID) + ": not found"},
+		{anna, path(joe.ID, "fax:123"), 400, `not a usable identity: unknown kind "fax" (want phone, email or sip)`},
+		{anna, "/api/desk/customers/x/identities/email:joe@exampel.org", 400, `customer id "x": want a positive number`},
+	} {
+		code, body := tt.who.do("DELETE", tt.path, "")
+		expect(t, tt.path, code, body, tt.code, tt.msg)
+	}
+	// As written, and normalised.
+	code, body := anna.do("DELETE", path(joe.ID, "email:Joe@Exampel.ORG"), "")
+	if code != 200 || body["identity"] != "email:joe@exampel.org" || body["customer"] != float64(joe.ID) {
+		t.Fatalf("unlink: %d %v", code, body)
+	}
+	code, body = anna.do("GET", "/api/desk/customers/"+jsonNumber(joe.ID), "")
+	if ids := body["customer"].(map[string]any)["identities"].([]any); code != 200 || len(ids) != 1 || ids[0] != "email:joe@example.org" {
+		t.Errorf("joe's card after the unlink: %d %v", code, body)
+	}
+	stranger, created, err := env.journey.Identify(ctx, journey.KindEmail, "joe@exampel.org", "")
+	if err != nil || !created || stranger.ID == joe.ID || stranger.ID == eve.ID {
+		t.Errorf("the stranger's next mail: customer %d (new %v, joe %d), %v", stranger.ID, created, joe.ID, err)
+	}
+	code, body = anna.do("DELETE", path(joe.ID, "email:joe@exampel.org"), "")
+	expect(t, "again", code, body, 404, "identity email:joe@exampel.org of customer "+jsonNumber(joe.ID)+": not found")
+}
+
 func TestDeskPages(t *testing.T) {
 	env := startDesk(t)
 	for _, tt := range []struct{ path, accept, lang string }{

@@ -55,6 +55,7 @@ func (s *Server) routeDesk(mux *http.ServeMux) {
 	handle(mux, http.MethodPost, api+"/tasks/{id}/chat/end", s.authed(agent, s.endChat))
 	handle(mux, http.MethodGet, api+"/customers", s.authed(staff, s.searchCustomers))
 	handle(mux, http.MethodGet, api+"/customers/{id}", s.authed(staff, s.getCustomer))
+	handle(mux, http.MethodDelete, api+"/customers/{id}/identities/{identity}", s.authed(staff, s.unlinkCustomerIdentity))
 	handle(mux, http.MethodGet, api+"/contacts/{id}/attachments/{n}", s.authed(staff, s.getAttachment))
 	handle(mux, http.MethodPost, api+"/contacts/{id}/give-up", s.authed(staff, s.giveUp))
 	handle(mux, http.MethodGet, api+"/wallboard", s.authed(board, s.getWallboard))

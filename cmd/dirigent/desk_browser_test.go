@@ -448,13 +448,7 @@ cidrs = ["127.0.0.0/8"]
 number = "+49301234500"
 queue = "support"
 `)
-	shots := t.ArtifactDir()
-	t.Logf("screenshots in %s", shots)
-	agent := newBrowser(t, shots)
-	agent.login(d.desk, "anna")
-	agent.do("available", chromedp.Focus("#presence-available"))
-	agent.press("enter", "\r")
-	agent.waitFor("presence available", `document.getElementById("presence-now").textContent === "Available"`)
+	agent := availableInTheBrowser(t, d)
 
 	testdata := filepath.Join("..", "..", "sip", "testdata")
 	run := func(name string, args ...string) chan error {
@@ -496,7 +490,7 @@ queue = "support"
 		document.querySelector("#offers li").textContent.startsWith("call") &&
 		document.getElementById("offer-accept") === null &&
 		document.getElementById("customer-name").textContent === "Erika Mustermann" &&
-		document.getElementById("customer-identities").textContent === "phone:+493055510001"`)
+		`+cardIdentities+` === "phone:+493055510001"`)
 	agent.shot("call-1-ringing")
 	select {
 	case err := <-caller:
@@ -527,13 +521,7 @@ func TestDeskChatInTheBrowser(t *testing.T) {
 	if d.chat == "" || d.chat == "off" {
 		t.Fatalf("chat address %q", d.chat)
 	}
-	shots := t.ArtifactDir()
-	t.Logf("screenshots in %s", shots)
-	agent := newBrowser(t, shots)
-	agent.login(d.desk, "anna")
-	agent.do("available", chromedp.Focus("#presence-available"))
-	agent.press("enter", "\r")
-	agent.waitFor("presence available", `document.getElementById("presence-now").textContent === "Available"`)
+	agent := availableInTheBrowser(t, d)
 
 	customer := dialChat(t, d.chat)
 	customer.send(map[string]any{"type": "hello", "lang": "de", "queue": "support", "name": "Klara Kunde", "email": "klara@example.org"})
@@ -624,16 +612,57 @@ func TestDeskBounceInTheBrowser(t *testing.T) {
 	agent.shot("sent-to-another-address")
 }
 
+// TestDeskUnlinkInTheBrowser: the CRM gave Joe a mistyped second address,
+// a stranger's; the stranger's mail comes to anna as Joe's. She takes the
+// address from Joe on the card, by keyboard (asked once more; "Keep"
+// first, then "Take it away"), and the stranger's next mail is someone
+// else's: a customer of that address alone, with no history of Joe's.
+func TestDeskUnlinkInTheBrowser(t *testing.T) {
+	d, cfgPath := deskDaemon(t, "", "", "")
+	csv := filepath.Join(t.TempDir(), "crm.csv")
+	writeFile(t, csv, "crm_id;name;email\nK-7;Joe Kunde;joe@example.org|joe@exampel.org\n")
+	if out, err := dirigentCmd(t, nil, "import", "customers", "--config", cfgPath, csv).CombinedOutput(); err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	agent := availableInTheBrowser(t, d)
+	sendMail(t, d.smtp, "joe@exampel.org", "Werbung", "Kaufen Sie jetzt!")
+	agent.waitFor("the offer", `document.getElementById("offer-accept") !== null`)
+	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
+	agent.waitFor("Joe's card with both addresses", `document.activeElement.id === "detail" && `+cardIdentities+` === "email:joe@exampel.org,email:joe@example.org"`)
+	stranger := `#customer-identities button.unlink[data-identity="email:joe@exampel.org"]`
+	if label := eval[string](agent, `document.querySelector('`+stranger+`').getAttribute("aria-label")`); label != "email:joe@exampel.org: not this customer's" {
+		t.Errorf("the button's label: %q", label)
+	}
+	agent.do("not this customer", chromedp.Focus(stranger))
+	agent.press("ask", "\r")
+	agent.waitFor("asked once more", `document.activeElement.classList.contains("unlink-yes") && document.querySelector("#customer-identities li.unlinking").textContent.startsWith("Take email:joe@exampel.org from this customer?")`)
+	agent.shot("unlink-1-asked")
+	agent.press("to Keep", "\t")
+	agent.press("keep", "\r")
+	agent.waitFor("kept, the focus back on the button", `document.querySelector("#customer-identities li.unlinking") === null && document.activeElement.dataset.identity === "email:joe@exampel.org"`)
+	agent.press("ask again", "\r")
+	agent.waitFor("asked again", `document.activeElement.classList.contains("unlink-yes")`)
+	agent.press("take it away", "\r")
+	agent.waitFor("taken", `document.getElementById("status").textContent === "email:joe@exampel.org is no longer this customer's." && `+cardIdentities+` === "email:joe@example.org"`)
+	agent.shot("unlink-2-taken")
+	agent.do("wrap-up", chromedp.SetValue("#wrap-code", "resolved"), chromedp.Focus("#wrap-send"))
+	agent.press("finish", "\r")
+	agent.waitFor("the task gone", `document.getElementById("tasks").textContent === "No tasks."`)
+
+	sendMail(t, d.smtp, "joe@exampel.org", "Werbung", "Letzte Chance!")
+	agent.waitFor("the next offer", `document.getElementById("offer-accept") !== null`)
+	agent.waitFor("someone else's card", cardIdentities+` === "email:joe@exampel.org" && document.querySelectorAll("#journey > li").length === 1`)
+}
+
+// cardIdentities is a JavaScript expression: the identities on the
+// customer card, "a,b".
+const cardIdentities = `[...document.querySelectorAll("#customer-identities .identity")].map((e) => e.textContent).join()`
+
 // repliedInTheBrowser: anna, available in Chromium, takes the mail of
 // the customer at from, and sends a reply.
 func repliedInTheBrowser(t *testing.T, d *runningDaemon, from string) *browserSession {
 	t.Helper()
-	testpeer.Require(t, "chromium", "chromium")
-	agent := newBrowser(t, t.ArtifactDir())
-	agent.login(d.desk, "anna")
-	agent.do("available", chromedp.Focus("#presence-available"))
-	agent.press("enter", "\r")
-	agent.waitFor("presence available", `document.getElementById("presence-now").textContent === "Available"`)
+	agent := availableInTheBrowser(t, d)
 	sendMail(t, d.smtp, from, "Adresse", "Bitte antworten.")
 	agent.waitFor("the offer", `document.getElementById("offer-accept") !== null`)
 	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
@@ -643,5 +672,20 @@ func repliedInTheBrowser(t *testing.T, d *runningDaemon, from string) *browserSe
 	// library under -race), and typing is not what these tests are about.
 	agent.do("reply", chromedp.Evaluate[chromedp.Void](`document.getElementById("reply-text").value = "Gern."`), chromedp.Focus("#reply-send"))
 	agent.press("send", "\r")
+	return agent
+}
+
+// availableInTheBrowser: anna logs in to Chromium and goes available, by
+// keyboard; screenshots go to the test's artifact directory.
+func availableInTheBrowser(t *testing.T, d *runningDaemon) *browserSession {
+	t.Helper()
+	testpeer.Require(t, "chromium", "chromium")
+	shots := t.ArtifactDir()
+	t.Logf("screenshots in %s", shots)
+	agent := newBrowser(t, shots)
+	agent.login(d.desk, "anna")
+	agent.do("available", chromedp.Focus("#presence-available"))
+	agent.press("enter", "\r")
+	agent.waitFor("presence available", `document.getElementById("presence-now").textContent === "Available"`)
 	return agent
 }
