@@ -401,6 +401,43 @@ func TestGivenAddressProvenInABatch(t *testing.T) {
 	}
 }
 
+// Who has a given address first keeps it: a fresh mail from it that
+// comes before the customer's answer (here in the same batch) makes it a
+// new customer's, the answer then goes to that customer too, and later
+// replies to the customer go to their own address again.
+func TestGivenAddressSomeoneHasFirst(t *testing.T) {
+	s, dir := siteWithSink(t, "")
+	s.send(t, "joe@example.org", "Subject: Rechnung", "Falsch")
+	joe := s.journeyOf(t, "joe@example.org")
+	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "joe.neu@example.org", "Wir prüfen das.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	received(t, s, dir)
+	os.Remove(firstFile(t, dir))
+	stored := func(raw string) uint64 {
+		t.Helper()
+		m := &store.InboundMail{Received: time.Now().UTC(), Source: "smtp", Recipients: []string{"support@example.com"}}
+		if _, err := s.st.StoreMail(context.Background(), m, []byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		return m.ID
+	}
+	got := s.processBatch(t,
+		stored("From: joe.neu@example.org\r\nSubject: Frage\r\n\r\nWer bin ich?"),
+		stored("From: joe.neu@example.org\r\nSubject: Re: Rechnung\r\nIn-Reply-To: <"+out.MessageID+">\r\n\r\nDanke"))
+	neu := s.journeyOf(t, "joe.neu@example.org")
+	if joe = s.journeyOf(t, "joe@example.org"); fmt.Sprint(got) != "[new new]" || len(joe) != 2 || len(neu) != 2 || neu[0].CustomerID == joe[0].CustomerID {
+		t.Errorf("outcomes %v; Joe's journey %+v, the address's %+v", got, joe, neu)
+	}
+	if _, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "", "Noch etwas."); err != nil {
+		t.Fatal(err)
+	}
+	if to, _ := received(t, s, dir).Header.AddressList("To"); len(to) != 1 || to[0].Address != "joe@example.org" {
+		t.Errorf("the next reply went to %v, want Joe's own address", to)
+	}
+}
+
 // An outbox record that cannot be read is an ERROR once while it lasts,
 // not at every pass of the sender; another, and its end, are told.
 func TestOutboxReadErrorLoggedOnce(t *testing.T) {
