@@ -324,26 +324,12 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) {
 			writeStoreError(w, err)
 			return
 		}
-		err := s.deps.Store.ConversationContacts(contact.CustomerID, d.Conversation, true, func(c *store.Contact) bool {
-			d.Thread = append(d.Thread, c)
-			return len(d.Thread) < maxThread
-		})
-		if err != nil {
+		var sent map[uint64]*store.OutboundMail
+		if d.Thread, sent, err = s.deps.Store.Thread(contact.CustomerID, d.Conversation, true, maxThread); err != nil {
 			writeStoreError(w, err)
 			return
 		}
 		slices.Reverse(d.Thread)
-		var replies []uint64
-		for _, c := range d.Thread {
-			if c.OutboundID != 0 {
-				replies = append(replies, c.OutboundID)
-			}
-		}
-		sent, err := s.deps.Store.OutboundStatuses(replies)
-		if err != nil {
-			writeStoreError(w, err)
-			return
-		}
 		for _, c := range d.Thread {
 			if m := sent[c.OutboundID]; m != nil {
 				if d.Deliveries == nil {

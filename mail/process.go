@@ -259,7 +259,7 @@ func (c *Channel) findBouncedReply(bounce *Bounce, b *batch) (*bouncedReply, err
 	if err != nil {
 		return nil, err
 	}
-	contacts, replies, err := c.conversationReplies(conv)
+	contacts, replies, err := c.deps.Store.Thread(conv.CustomerID, conv, false, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -286,29 +286,6 @@ func (c *Channel) findBouncedReply(bounce *Bounce, b *batch) (*bouncedReply, err
 		return r, nil
 	}
 	return nil, nil
-}
-
-// conversationReplies reads a conversation's contacts, newest first, and
-// the outbox records of the replies among them, by outbox ID.
-func (c *Channel) conversationReplies(conv *store.Conversation) ([]*store.Contact, map[uint64]*store.OutboundMail, error) {
-	// The contacts first and the outbox after: a read inside the walk's
-	// read could deadlock bbolt.
-	var (
-		contacts []*store.Contact
-		ids      []uint64
-	)
-	err := c.deps.Store.ConversationContacts(conv.CustomerID, conv, false, func(ct *store.Contact) bool {
-		contacts = append(contacts, ct)
-		if ct.OutboundID != 0 {
-			ids = append(ids, ct.OutboundID)
-		}
-		return true
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	replies, err := c.deps.Store.OutboundStatuses(ids)
-	return contacts, replies, err
 }
 
 // sender is the customer a message is from: whose identity its address
@@ -377,7 +354,7 @@ func (c *Channel) givenAddressAnswered(p *Parsed, identity string) (*store.Conve
 			return nil, err
 		}
 		walked[conv.ID] = true
-		_, replies, err := c.conversationReplies(conv)
+		_, replies, err := c.deps.Store.Thread(conv.CustomerID, conv, false, 0)
 		if err != nil {
 			return nil, err
 		}

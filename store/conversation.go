@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -50,40 +51,81 @@ const conversationSkew = 48 * time.Hour
 // conversation began (conversationSkew), however many other contacts and
 // touchpoints came since; the contacts' texts only when texts is set.
 // fn runs inside a read transaction: it must not use the Store, whose
-// reads inside a read can deadlock with a write that grows the file.
+// reads inside a read can deadlock with a write that grows the file
+// (Thread reads the replies' records too).
 func (s *Store) ConversationContacts(customerID uint64, conv *Conversation, texts bool, fn func(*Contact) bool) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return conversationContacts(tx, customerID, conv, texts, fn)
+	})
+}
+
+// Thread returns a conversation's contacts as ConversationContacts finds
+// them, newest first, at most max (every one when 0), and the outbox
+// records, without their bytes, of those that are replies, by OutboundID
+// (a record gone is left out), from one read.
+func (s *Store) Thread(customerID uint64, conv *Conversation, texts bool, max int) ([]*Contact, map[uint64]*OutboundMail, error) {
+	var contacts []*Contact
+	replies := map[uint64]*OutboundMail{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		err := conversationContacts(tx, customerID, conv, texts, func(c *Contact) bool {
+			contacts = append(contacts, c)
+			return max == 0 || len(contacts) < max
+		})
+		if err != nil {
+			return err
+		}
+		for _, c := range contacts {
+			if c.OutboundID == 0 {
+				continue
+			}
+			m, err := getOutbound(tx, c.OutboundID, false)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			replies[c.OutboundID] = m
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return contacts, replies, nil
+}
+
+func conversationContacts(tx *bolt.Tx, customerID uint64, conv *Conversation, texts bool, fn func(*Contact) bool) error {
 	stop := u64(customerID) // the whole journey, for one whose beginning is not known
 	if !conv.Created.IsZero() {
 		stop = journeyKey(customerID, conv.Created.Add(-conversationSkew), 0, 0)
 	}
-	return s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketJourney).Cursor()
-		k, v := c.Seek(u64(customerID + 1))
-		if k == nil {
-			k, v = c.Last()
+	c := tx.Bucket(bucketJourney).Cursor()
+	k, v := c.Seek(u64(customerID + 1))
+	if k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	for ; k != nil && bytes.Compare(k, stop) >= 0; k, v = c.Prev() {
+		if k[16] != kindContact {
+			continue
+		}
+		var ct Contact
+		if err := json.Unmarshal(v, &ct); err != nil {
+			return fmt.Errorf("journey of customer %d: %w", customerID, err)
+		}
+		if ct.ConversationID != conv.ID {
+			continue
+		}
+		if texts {
+			readText(tx, &ct)
 		} else {
-			k, v = c.Prev()
+			ct.Text = "" // one written before schema 6 holds it
 		}
-		for ; k != nil && bytes.Compare(k, stop) >= 0; k, v = c.Prev() {
-			if k[16] != kindContact {
-				continue
-			}
-			var ct Contact
-			if err := json.Unmarshal(v, &ct); err != nil {
-				return fmt.Errorf("journey of customer %d: %w", customerID, err)
-			}
-			if ct.ConversationID != conv.ID {
-				continue
-			}
-			if texts {
-				readText(tx, &ct)
-			} else {
-				ct.Text = "" // one written before schema 6 holds it
-			}
-			if !fn(&ct) {
-				return nil
-			}
+		if !fn(&ct) {
+			return nil
 		}
-		return nil
-	})
+	}
+	return nil
 }

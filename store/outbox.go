@@ -246,32 +246,6 @@ func (s *Store) OutboundMessage(id uint64) (*OutboundMail, error) {
 	return s.outbound(id, true)
 }
 
-// OutboundStatuses returns messages of the outbox without their bytes,
-// by ID, in one read: a thread's replies. IDs not found are left out.
-func (s *Store) OutboundStatuses(ids []uint64) (map[uint64]*OutboundMail, error) {
-	out := make(map[uint64]*OutboundMail, len(ids))
-	if len(ids) == 0 {
-		return out, nil // no transaction for a thread without replies
-	}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		for _, id := range ids {
-			m, err := getOutbound(tx, id, false)
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			out[id] = m
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 func (s *Store) outbound(id uint64, withRaw bool) (m *OutboundMail, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
 		m, err = getOutbound(tx, id, withRaw)

@@ -876,15 +876,38 @@ func TestOldestOutbound(t *testing.T) {
 	}
 }
 
-// OutboundStatuses reads a thread's replies at once, without their bytes;
-// IDs not in the outbox are left out.
-func TestOutboundStatuses(t *testing.T) {
+// Thread reads a conversation's contacts and its replies' records at
+// once, without their bytes; a record gone leaves its reply without one.
+func TestThread(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
 	createCustomers(t, s, 1)
-	ids := queueReplies(t, s, 2, time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC))
-	got, err := s.OutboundStatuses(append(ids, 99))
-	if err != nil || len(got) != 2 || got[ids[1]].MessageID != "r1@dirigent" || got[ids[0]].Raw != nil || got[99] != nil {
-		t.Errorf("statuses %v, %v", got, err)
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	conv := &Conversation{CustomerID: 1, Channel: "email", Created: at}
+	if err := s.PutConversation(ctx, conv); err != nil {
+		t.Fatal(err)
+	}
+	mail := &Contact{CustomerID: 1, Channel: "email", Direction: "in", ConversationID: conv.ID, Start: at, Text: "Bitte."}
+	if err := s.AppendContact(ctx, mail); err != nil {
+		t.Fatal(err)
+	}
+	var replies []*OutboundMail
+	for i := range 2 {
+		m := &OutboundMail{ConversationID: conv.ID, To: "joe@example.org", MessageID: fmt.Sprintf("r%d@dirigent", i), Raw: []byte("x"), Queued: at.Add(time.Duration(i+1) * time.Minute)}
+		if err := s.QueueOutbound(ctx, m, &Contact{CustomerID: 1, Channel: "email", Direction: "out", ConversationID: conv.ID, Start: m.Queued, Text: "Gern."}); err != nil {
+			t.Fatal(err)
+		}
+		replies = append(replies, m)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketOutbox).Delete(u64(replies[0].ID)) }); err != nil {
+		t.Fatal(err)
+	}
+	contacts, got, err := s.Thread(1, conv, true, 0)
+	if err != nil || len(contacts) != 3 || contacts[0].OutboundID != replies[1].ID || contacts[2].ID != mail.ID || contacts[2].Text != "Bitte." ||
+		len(got) != 1 || got[replies[1].ID].MessageID != "r1@dirigent" || got[replies[1].ID].Raw != nil {
+		t.Errorf("thread %+v, replies %+v, %v", contacts, got, err)
+	}
+	if contacts, got, err = s.Thread(1, conv, false, 1); err != nil || len(contacts) != 1 || contacts[0].Text != "" || len(got) != 1 {
+		t.Errorf("the newest alone, without texts: %+v, %+v, %v", contacts, got, err)
 	}
 }
 
