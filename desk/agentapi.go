@@ -630,22 +630,55 @@ func (s *Server) searchCustomers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"customers": found})
 }
 
-// getCustomer is GET /api/desk/customers/{id}: card and journey.
 // unlinkCustomerIdentity is DELETE
-// /api/desk/customers/{id}/identities/{identity}: an agent who sees a
-// stranger's mail or call filed under a customer (a mistyped address an
-// answer came from, a wrong number imported) takes that identity from the
-// customer, at once; those filed stay, later ones are someone else's.
+// /api/desk/customers/{id}/identities/{identity}: the agent who sees a
+// stranger's mail or call filed under the customer of a task they have
+// taken (a mistyped address an answer came from, a wrong number
+// imported), or a supervisor or admin for any customer, takes that
+// identity from the customer, at once; those filed stay, later ones are
+// someone else's. Not a customer's only identity: that is an admin's
+// decision (dirigent customer unlink).
 func (s *Server) unlinkCustomerIdentity(w http.ResponseWriter, r *http.Request) {
-	if id, identity, ok := unlinkIdentity(w, r, s.deps.Journey, s.deps.Store.UnlinkIdentity); ok {
-		s.deps.Logger.Info("identity unlinked on the desk", "customer", id, "identity", identity, "by", sessionOf(r).user)
+	sess := sessionOf(r)
+	allowed := func(id uint64, identity string) bool {
+		if !sess.has(RoleSupervisor, RoleAdmin) && !s.holdsCustomer(sess.user, id) {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("customer %d is not of a task you have taken", id))
+			return false
+		}
+		ids, err := s.deps.Store.Identities(id)
+		if err != nil {
+			writeStoreError(w, err)
+			return false
+		}
+		if len(ids) == 1 && ids[0] == identity {
+			writeError(w, http.StatusConflict, fmt.Sprintf("%s is customer %d's only identity: an admin takes it (dirigent customer unlink)", identity, id))
+			return false
+		}
+		return true
+	}
+	if id, identity, ok := unlinkIdentity(w, r, s.deps.Journey, allowed, s.deps.Store.UnlinkIdentity); ok {
+		s.deps.Logger.Info("identity unlinked on the desk", "customer", id, "identity", identity, "by", sess.user)
 	}
 }
 
+// holdsCustomer reports whether agent has taken a task of the customer.
+func (s *Server) holdsCustomer(agent string, customerID uint64) bool {
+	for _, t := range s.desk.agentTasks(agent) {
+		if t.State == "offered" {
+			continue
+		}
+		if c, err := s.deps.Store.Contact(t.ID); err == nil && c.CustomerID == customerID {
+			return true
+		}
+	}
+	return false
+}
+
 // unlinkIdentity takes the identity the path names ({identity}, as typed:
-// it is normalised) from the customer {id}, and answers; it returns both
-// for the log once it did.
-func unlinkIdentity(w http.ResponseWriter, r *http.Request, j *journey.Journey, unlink func(ctx context.Context, identity string, customerID uint64) error) (uint64, string, bool) {
+// it is normalised) from the customer {id} if allowed (which answers when
+// not; nil allows all), and answers; it returns both for the log once it
+// did.
+func unlinkIdentity(w http.ResponseWriter, r *http.Request, j *journey.Journey, allowed func(customerID uint64, identity string) bool, unlink func(ctx context.Context, identity string, customerID uint64) error) (uint64, string, bool) {
 	id, ok := pathID(w, r, "customer")
 	if !ok {
 		return 0, "", false
@@ -653,6 +686,9 @@ func unlinkIdentity(w http.ResponseWriter, r *http.Request, j *journey.Journey, 
 	identity, err := j.Normalizer().Parse(r.PathValue("identity"))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return 0, "", false
+	}
+	if allowed != nil && !allowed(id, identity.String()) {
 		return 0, "", false
 	}
 	if err := unlink(r.Context(), identity.String(), id); err != nil {
@@ -663,6 +699,7 @@ func unlinkIdentity(w http.ResponseWriter, r *http.Request, j *journey.Journey, 
 	return id, identity.String(), true
 }
 
+// getCustomer is GET /api/desk/customers/{id}: card and journey.
 func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r, "customer")
 	if !ok {

@@ -174,7 +174,7 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 		writeJSON(w, http.StatusOK, rec)
 	})
 	mux.HandleFunc("DELETE /customers/{id}/identities/{identity}", func(w http.ResponseWriter, r *http.Request) {
-		if id, identity, ok := unlinkIdentity(w, r, deps.Journey, deps.Customers.UnlinkIdentity); ok {
+		if id, identity, ok := unlinkIdentity(w, r, deps.Journey, nil, deps.Customers.UnlinkIdentity); ok {
 			logger.Info("identity unlinked", "customer", id, "identity", identity)
 		}
 	})

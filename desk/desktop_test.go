@@ -1143,59 +1143,78 @@ func TestDeskCustomerSearch(t *testing.T) {
 }
 
 // TestDeskUnlinkIdentity: an agent takes a stranger's address from the
-// customer it was filed under; the stranger's next mail is someone
-// else's, the customer keeps the rest.
+// customer of a task she has taken; the stranger's next mail is someone
+// else's, the customer keeps the rest. A supervisor may for any customer;
+// nobody on the desk takes a customer's only identity.
 func TestDeskUnlinkIdentity(t *testing.T) {
 	env := startDesk(t)
 	ctx := context.Background()
-	joe, _, err := env.journey.Identify(ctx, journey.KindEmail, "joe@example.org", "Joe")
-	if err != nil {
-		t.Fatal(err)
+	anna := newBrowser(t, env.base)
+	anna.login("anna")
+	events := openEvents(t, anna)
+	if code, body := anna.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`); code != 200 {
+		t.Fatalf("available: %d %v", code, body)
 	}
-	if err := env.store.LinkIdentity(ctx, "email:joe@exampel.org", joe.ID); err != nil {
-		t.Fatal(err)
-	}
+	task, joe := newMailTask(t, env, "joe@example.org", "Rechnung")
+	events.next(t, "offer")
 	eve, _, err := env.journey.Identify(ctx, journey.KindEmail, "eve@example.net", "Eve")
 	if err != nil {
 		t.Fatal(err)
 	}
-	anna := newBrowser(t, env.base)
-	anna.login("anna")
+	for _, link := range []struct {
+		identity string
+		customer uint64
+	}{{"email:joe@exampel.org", joe}, {"email:a/b&c@example.org", joe}, {"email:eve.alt@example.net", eve.ID}} {
+		if err := env.store.LinkIdentity(ctx, link.identity, link.customer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sven := newBrowser(t, env.base)
+	sven.login("sven")
 	noToken := newBrowser(t, env.base)
 	noToken.login("bert")
 	noToken.csrf = ""
 	path := func(id uint64, identity string) string {
 		return "/api/desk/customers/" + jsonNumber(id) + "/identities/" + url.PathEscape(identity)
 	}
-	for _, tt := range []struct {
-		who  *browser
-		path string
-		code int
-		msg  string
-	}{
-		{noToken, path(joe.ID, "email:joe@exampel.org"), 403, "missing or wrong X-CSRF-Token, or a request from another site: reload the page"},
-		{anna, path(joe.ID, "email:eve@example.net"), 404, "identity email:eve@example.net of customer " + jsonNumber(joe.ID) + ": not found"},
-		{anna, path(joe.ID, "fax:123"), 400, `not a usable identity: unknown kind "fax" (want phone, email or sip)`},
-		{anna, "/api/desk/customers/x/identities/email:joe@exampel.org", 400, `customer id "x": want a positive number`},
+	check := func(who *browser, path string, code int, msg string) {
+		t.Helper()
+		got, body := who.do("DELETE", path, "")
+		expect(t, path, got, body, code, msg)
+	}
+	check(anna, path(joe, "email:joe@exampel.org"), 403, "customer "+jsonNumber(joe)+" is not of a task you have taken") // offered, not taken
+	if code, body := anna.do("POST", "/api/desk/offers/"+jsonNumber(task)+"/accept", ""); code != 200 {
+		t.Fatalf("accept: %d %v", code, body)
+	}
+	check(noToken, path(joe, "email:joe@exampel.org"), 403, "missing or wrong X-CSRF-Token, or a request from another site: reload the page")
+	check(anna, path(eve.ID, "email:eve.alt@example.net"), 403, "customer "+jsonNumber(eve.ID)+" is not of a task you have taken")
+	check(anna, path(joe, "email:eve@example.net"), 404, "identity email:eve@example.net of customer "+jsonNumber(joe)+": not found")
+	check(anna, path(joe, "fax:123"), 400, `not a usable identity: unknown kind "fax" (want phone, email or sip)`)
+	check(anna, "/api/desk/customers/x/identities/email:joe@exampel.org", 400, `customer id "x": want a positive number`)
+	// As written, and normalised; and one with characters a path escapes.
+	for _, tc := range []struct{ written, identity string }{
+		{"email:Joe@Exampel.ORG", "email:joe@exampel.org"},
+		{"email:a/b&c@example.org", "email:a/b&c@example.org"},
 	} {
-		code, body := tt.who.do("DELETE", tt.path, "")
-		expect(t, tt.path, code, body, tt.code, tt.msg)
+		code, body := anna.do("DELETE", path(joe, tc.written), "")
+		if code != 200 || body["identity"] != tc.identity || body["customer"] != float64(joe) {
+			t.Fatalf("unlink %s: %d %v", tc.written, code, body)
+		}
 	}
-	// As written, and normalised.
-	code, body := anna.do("DELETE", path(joe.ID, "email:Joe@Exampel.ORG"), "")
-	if code != 200 || body["identity"] != "email:joe@exampel.org" || body["customer"] != float64(joe.ID) {
-		t.Fatalf("unlink: %d %v", code, body)
-	}
-	code, body = anna.do("GET", "/api/desk/customers/"+jsonNumber(joe.ID), "")
+	code, body := anna.do("GET", "/api/desk/customers/"+jsonNumber(joe), "")
 	if ids := body["customer"].(map[string]any)["identities"].([]any); code != 200 || len(ids) != 1 || ids[0] != "email:joe@example.org" {
 		t.Errorf("joe's card after the unlink: %d %v", code, body)
 	}
 	stranger, created, err := env.journey.Identify(ctx, journey.KindEmail, "joe@exampel.org", "")
-	if err != nil || !created || stranger.ID == joe.ID || stranger.ID == eve.ID {
-		t.Errorf("the stranger's next mail: customer %d (new %v, joe %d), %v", stranger.ID, created, joe.ID, err)
+	if err != nil || !created || stranger.ID == joe || stranger.ID == eve.ID {
+		t.Errorf("the stranger's next mail: customer %d (new %v, joe %d), %v", stranger.ID, created, joe, err)
 	}
-	code, body = anna.do("DELETE", path(joe.ID, "email:joe@exampel.org"), "")
-	expect(t, "again", code, body, 404, "identity email:joe@exampel.org of customer "+jsonNumber(joe.ID)+": not found")
+	check(anna, path(joe, "email:joe@exampel.org"), 404, "identity email:joe@exampel.org of customer "+jsonNumber(joe)+": not found")
+	check(anna, path(joe, "email:joe@example.org"), 409, "email:joe@example.org is customer "+jsonNumber(joe)+"'s only identity: an admin takes it (dirigent customer unlink)")
+	// A supervisor, for a customer of nobody's task.
+	if code, body := sven.do("DELETE", path(eve.ID, "email:eve.alt@example.net"), ""); code != 200 {
+		t.Errorf("the supervisor's unlink: %d %v", code, body)
+	}
 }
 
 func TestDeskPages(t *testing.T) {

@@ -123,8 +123,12 @@ func (c *Channel) Reply(ctx context.Context, conversationID uint64, agent, to, t
 // is reached, and the reply goes there as given too, so that an answer
 // to it proves the address. A message from an address that is no longer
 // the customer's (customer unlink), and a given address that has become
-// another customer's, are passed over: answers must not go to a stranger.
-// Automatic mail is answered only in a conversation of nothing else; a
+// another customer's, are passed over for one from an address still
+// theirs: answers must not go to a stranger in a thread the customer
+// wrote in. A thread with no message from an address of theirs (a
+// stranger's mail filed under them, the address taken from them since)
+// is answered where its newest message came from: that is the mail the
+// agent answers. Automatic mail is answered only in a conversation of nothing else; a
 // bounce never (the mail system is not whom a reply is for).
 func (c *Channel) answering(conv *store.Conversation) (last *Parsed, to, identity string, err error) {
 	var (

@@ -615,8 +615,10 @@ func TestDeskBounceInTheBrowser(t *testing.T) {
 // TestDeskUnlinkInTheBrowser: the CRM gave Joe a mistyped second address,
 // a stranger's; the stranger's mail comes to anna as Joe's. She takes the
 // address from Joe on the card, by keyboard (asked once more; "Keep"
-// first, then "Take it away"), and the stranger's next mail is someone
-// else's: a customer of that address alone, with no history of Joe's.
+// first, then "Remove", the focus kept while the card is drawn anew), and
+// the stranger's next mail is someone
+// else's: a customer of that address alone, with no history of Joe's
+// (and no button: a customer's only identity is not taken on the desk).
 func TestDeskUnlinkInTheBrowser(t *testing.T) {
 	d, cfgPath := deskDaemon(t, "", "", "")
 	csv := filepath.Join(t.TempDir(), "crm.csv")
@@ -635,14 +637,18 @@ func TestDeskUnlinkInTheBrowser(t *testing.T) {
 	}
 	agent.do("not this customer", chromedp.Focus(stranger))
 	agent.press("ask", "\r")
-	agent.waitFor("asked once more", `document.activeElement.classList.contains("unlink-yes") && document.querySelector("#customer-identities li.unlinking").textContent.startsWith("Take email:joe@exampel.org from this customer?")`)
+	agent.waitFor("asked once more", `document.activeElement.classList.contains("unlink-yes") && document.querySelector("#customer-identities li.unlinking").textContent.startsWith("Remove email:joe@exampel.org from this customer?")`)
 	agent.shot("unlink-1-asked")
 	agent.press("to Keep", "\t")
 	agent.press("keep", "\r")
 	agent.waitFor("kept, the focus back on the button", `document.querySelector("#customer-identities li.unlinking") === null && document.activeElement.dataset.identity === "email:joe@exampel.org"`)
 	agent.press("ask again", "\r")
 	agent.waitFor("asked again", `document.activeElement.classList.contains("unlink-yes")`)
-	agent.press("take it away", "\r")
+	agent.do("draw the card anew", chromedp.Evaluate[chromedp.Void](`renderDetail()`))
+	if !eval[bool](agent, `document.activeElement.classList.contains("unlink-yes") && document.activeElement.getAttribute("aria-describedby") === "unlink-question"`) {
+		t.Error("the focus left the question when the card was drawn anew")
+	}
+	agent.press("remove", "\r")
 	agent.waitFor("taken", `document.getElementById("status").textContent === "email:joe@exampel.org is no longer this customer's." && `+cardIdentities+` === "email:joe@example.org"`)
 	agent.shot("unlink-2-taken")
 	agent.do("wrap-up", chromedp.SetValue("#wrap-code", "resolved"), chromedp.Focus("#wrap-send"))
@@ -652,6 +658,8 @@ func TestDeskUnlinkInTheBrowser(t *testing.T) {
 	sendMail(t, d.smtp, "joe@exampel.org", "Werbung", "Letzte Chance!")
 	agent.waitFor("the next offer", `document.getElementById("offer-accept") !== null`)
 	agent.waitFor("someone else's card", cardIdentities+` === "email:joe@exampel.org" && document.querySelectorAll("#journey > li").length === 1`)
+	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
+	agent.waitFor("taken, with no button for the only identity", `document.getElementById("offer-accept") === null && document.querySelector("#customer-identities button") === null`)
 }
 
 // cardIdentities is a JavaScript expression: the identities on the

@@ -13,7 +13,7 @@ const texts = {
     detail: "Contact", detail_empty: "No task selected.", customer: "Customer", tier: "Value tier", nba: "Next best actions",
     thread: "Mail thread", attachment: "Attachment {n}", attachments: "Attachments", attach: "Attach files", reply_to: "To another address (empty: the customer's, as their mail says)", too_many_files: "At most {n} files of {mib} MiB together.", reply_too_large: "With its files the reply would be larger than the mail server takes ({mb} MB).", sending: "Sending…",
     delivered: "Sent {at} to {to}", bounced: "Not delivered ({at}): {reason}", not_sent_yet: "Waiting to be sent to {to}", not_delivered: "Not sent yet ({n} attempts, next {at}): {error}",
-    not_theirs: "Not this customer", not_theirs_label: "{i}: not this customer's", unlink_ask: "Take {i} from this customer? What comes from it later is someone else's; what is filed here stays.", unlink: "Take it away", keep: "Keep", unlinked: "{i} is no longer this customer's.",
+    not_theirs: "Not this customer", not_theirs_label: "{i}: not this customer's", unlink_ask: "Remove {i} from this customer? What comes from it later is someone else's; what is filed here stays.", unlink: "Remove", keep: "Keep", unlinked: "{i} is no longer this customer's.",
     give_up: "Stop sending", given_up: "The reply will not be sent.", gave_up: "Not sent: stopped {at} by {by}", reply: "Reply", send: "Send reply", journey: "Journey", wrapup: "Wrap-up", wrap_code: "Code",
     note: "Note", wrap_send: "Finish task", queues: "Queues", queue: "Queue", waiting: "Waiting", longest: "Longest wait",
     return_task: "Back to the queue: {channel} #{id}", task_returned: "Task #{id} is back in its queue.", sl_target: "SL target", sl_goal: "{p} in {s} s", below_target: "below target", sl15: "SL 15 min", sltoday: "SL today", asa: "ASA", abandon: "Abandoned", answered: "Answered today", agents: "Agents",
@@ -38,7 +38,7 @@ const texts = {
     detail: "Kontakt", detail_empty: "Keine Aufgabe ausgewählt.", customer: "Kunde", tier: "Wertstufe", nba: "Nächste beste Aktionen",
     thread: "E-Mail-Verlauf", attachment: "Anhang {n}", attachments: "Anhänge", attach: "Dateien anhängen", reply_to: "An eine andere Adresse (leer: die des Kunden, wie seine Mail sie nennt)", too_many_files: "Höchstens {n} Dateien mit zusammen {mib} MiB.", reply_too_large: "Mit den Dateien wäre die Antwort größer, als der Mailserver annimmt ({mb} MB).", sending: "Wird gesendet…",
     delivered: "Gesendet {at} an {to}", bounced: "Nicht zugestellt ({at}): {reason}", not_sent_yet: "Wartet auf den Versand an {to}", not_delivered: "Noch nicht gesendet ({n} Versuche, nächster {at}): {error}",
-    not_theirs: "Nicht dieser Kunde", not_theirs_label: "{i}: gehört nicht zu diesem Kunden", unlink_ask: "{i} von diesem Kunden lösen? Was später von dort kommt, gehört zu jemand anderem; was hier abgelegt ist, bleibt.", unlink: "Lösen", keep: "Behalten", unlinked: "{i} gehört nicht mehr zu diesem Kunden.",
+    not_theirs: "Nicht dieser Kunde", not_theirs_label: "{i}: gehört nicht zu diesem Kunden", unlink_ask: "{i} von diesem Kunden entfernen? Was später von dort kommt, gehört zu jemand anderem; was hier abgelegt ist, bleibt.", unlink: "Entfernen", keep: "Behalten", unlinked: "{i} gehört nicht mehr zu diesem Kunden.",
     give_up: "Versand abbrechen", given_up: "Die Antwort wird nicht gesendet.", gave_up: "Nicht gesendet: abgebrochen {at} von {by}", reply: "Antwort", send: "Antwort senden", journey: "Kundenreise", wrapup: "Abschluss", wrap_code: "Code",
     note: "Notiz", wrap_send: "Aufgabe abschließen", queues: "Warteschlangen", queue: "Warteschlange", waiting: "Wartend", longest: "Längste Wartezeit",
     return_task: "Zurück in die Warteschlange: {channel} #{id}", task_returned: "Aufgabe #{id} ist zurück in ihrer Warteschlange.", sl_target: "SL-Ziel", sl_goal: "{p} in {s} s", below_target: "unter dem Ziel", sl15: "SL 15 Min.", sltoday: "SL heute", asa: "ASA", abandon: "Abgebrochen", answered: "Heute angenommen", agents: "Agenten",
@@ -426,6 +426,7 @@ async function loadTasks() {
 
 function clearDetail() {
   opening = 0;
+  unlinking = null;
   if (current) drafts.delete(current.task.id); // the task is done, or gone
   current = null;
   showDraft(0);
@@ -442,6 +443,7 @@ async function openTask(id, focus) {
     if (!current || current.task.id !== id) {
       keepDraft();
       showDraft(id);
+      unlinking = null;
     }
     current = d;
     renderDetail();
@@ -530,39 +532,60 @@ function renderDetail() {
 
 // The customer's identities, each with a button that takes it from them
 // (the address of a stranger whose mail was filed here, a wrong number),
-// asked once more in place.
+// asked once more in place: for an agent on a task they have taken, for a
+// supervisor or admin on any card; never a customer's only identity.
 let unlinking = null; // { customer, identity } asked about
 
 function renderIdentities(c) {
   const ul = $("customer-identities");
+  // A button focused keeps the focus when the card is drawn anew (a
+  // delivery, the call's end).
+  const on = ul.contains(document.activeElement) ? document.activeElement.dataset.focus : null;
+  const may = c.id && (c.identities || []).length > 1 &&
+    (has("supervisor") || has("admin") || (current && (current.task.state === "assigned" || current.task.state === "wrapping")));
+  if (unlinking && unlinking.customer !== c.id) unlinking = null;
   ul.replaceChildren(...(c.identities || []).map((i) => {
-    if (!c.id) return el("li", {}, el("span", { class: "identity" }, i));
-    if (unlinking && unlinking.customer === c.id && unlinking.identity === i) {
-      return el("li", { class: "unlinking" }, t("unlink_ask", { i }), " ",
-        el("button", { type: "button", class: "unlink-yes", onclick: () => unlink(c, i) }, t("unlink")), " ",
-        el("button", { type: "button", class: "secondary unlink-no", onclick: () => ask(null) }, t("keep")));
+    const identity = el("span", { class: "identity" }, i);
+    if (!may) return el("li", {}, identity);
+    if (unlinking && unlinking.identity === i) {
+      return el("li", { class: "unlinking" }, el("span", { id: "unlink-question" }, t("unlink_ask", { i })), " ",
+        el("button", { type: "button", class: "unlink-yes", "data-focus": "yes", "aria-describedby": "unlink-question", onclick: (ev) => unlink(ev.target, c.id, i) }, t("unlink")), " ",
+        el("button", { type: "button", class: "secondary unlink-no", "data-focus": "no", "aria-describedby": "unlink-question", onclick: () => ask(null) }, t("keep")));
     }
-    return el("li", {}, el("span", { class: "identity" }, i), " ", el("button", { type: "button", class: "secondary unlink", "data-identity": i, "aria-label": t("not_theirs_label", { i }), onclick: () => ask(i) }, t("not_theirs")));
+    return el("li", {}, identity, " ", el("button", { type: "button", class: "secondary unlink", "data-identity": i, "data-focus": "ask " + i, "aria-label": t("not_theirs_label", { i }), onclick: () => ask(i) }, t("not_theirs")));
   }));
+  if (on) ul.querySelector('[data-focus="' + CSS.escape(on) + '"]')?.focus();
 
   function ask(i) {
     const was = unlinking && unlinking.identity;
     unlinking = i === null ? null : { customer: c.id, identity: i };
     renderIdentities(c);
-    if (i !== null) ul.querySelector(".unlink-yes").focus();
-    else [...ul.querySelectorAll("button.unlink")].find((b) => b.dataset.identity === was)?.focus();
+    ul.querySelector('[data-focus="' + CSS.escape(i === null ? "ask " + was : "yes") + '"]')?.focus();
   }
 }
 
-async function unlink(c, identity) {
+async function unlink(button, customerID, identity) {
+  button.disabled = true; // one request, however often it is pressed
+  const ul = $("customer-identities");
   try {
-    await api("DELETE", "/customers/" + c.id + "/identities/" + encodeURIComponent(identity));
-    unlinking = null;
-    c.identities = c.identities.filter((i) => i !== identity);
-    if (current && current.customer === c) renderIdentities(c);
+    await api("DELETE", "/customers/" + customerID + "/identities/" + encodeURIComponent(identity));
     say(t("unlinked", { i: identity }));
-    $("detail").focus();
-  } catch (e) { say(e.message, true); }
+  } catch (e) {
+    say(e.message, true);
+    // Not found: taken by someone else meanwhile. Anything else: the
+    // question stays, to be tried again.
+    if (e.status !== 404) {
+      button.disabled = false;
+      return;
+    }
+  }
+  unlinking = null;
+  const c = current && current.customer;
+  if (!c || c.id !== customerID) return; // another card is on screen now
+  const lost = !document.activeElement || document.activeElement === document.body || ul.contains(document.activeElement);
+  c.identities = c.identities.filter((i) => i !== identity);
+  renderIdentities(c);
+  if (lost) $("detail").focus();
 }
 
 // The reply form: usable for a task taken, not while a reply is on its
@@ -742,6 +765,7 @@ async function showCustomer(id) {
     const c = await api("GET", "/customers/" + id);
     keepDraft();
     showDraft(0);
+    unlinking = null;
     current = {
       task: { id: 0, state: "none" }, customer: c.customer, journey: c.journey, next_best_actions: [],
     };
