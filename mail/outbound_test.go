@@ -375,23 +375,7 @@ func TestFilesOfAStoppedReplyAreGone(t *testing.T) {
 // customer's, not a new customer's that the proof would then conflict
 // with.
 func TestGivenAddressProvenInABatch(t *testing.T) {
-	s := newSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}})
-	stored := func(raw string) uint64 {
-		t.Helper()
-		m := &store.InboundMail{Received: time.Now().UTC(), Source: "smtp", Recipients: []string{"support@example.com"}}
-		if _, err := s.st.StoreMail(context.Background(), m, []byte(raw)); err != nil {
-			t.Fatal(err)
-		}
-		return m.ID
-	}
-	if o, err := s.ch.process(context.Background(), stored("From: joe@example.org\r\nSubject: Rechnung\r\n\r\nFalsch")); err != nil || o != "new" {
-		t.Fatalf("Joe's mail: %s %v", o, err)
-	}
-	joe := s.journeyOf(t, "joe@example.org")
-	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "joe.neu@example.org", "Wir prüfen das.")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, stored, joe, out := repliedToGivenInBatches(t)
 	got := s.processBatch(t,
 		stored("From: joe.neu@example.org\r\nSubject: Re: Rechnung\r\nIn-Reply-To: <"+out.MessageID+">\r\n\r\nDanke"),
 		stored("From: joe.neu@example.org\r\nSubject: Noch etwas\r\n\r\nUnd die Lieferung?"))
@@ -401,14 +385,13 @@ func TestGivenAddressProvenInABatch(t *testing.T) {
 	}
 }
 
-// Who has a given address first keeps it: a fresh mail from it that
-// comes before the customer's answer (here in the same batch) makes it a
-// new customer's, the answer then goes to that customer too, and later
-// replies to the customer go to their own address again.
-func TestGivenAddressSomeoneHasFirst(t *testing.T) {
-	// No channel running: the mails are processed here, in one batch.
-	s := newSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}})
-	stored := func(raw string) uint64 {
+// repliedToGivenInBatches is a site whose channel does not run (the test
+// processes mail, in batches), Joe's mail, and an agent's reply to him at
+// joe.neu@example.org, an address he gave; stored stores a raw mail.
+func repliedToGivenInBatches(t *testing.T) (s *site, stored func(raw string) uint64, joe []*store.Contact, out *store.OutboundMail) {
+	t.Helper()
+	s = newSite(t, Config{SMTP: SMTPConfig{Addresses: []string{"support@example.com"}}})
+	stored = func(raw string) uint64 {
 		t.Helper()
 		m := &store.InboundMail{Received: time.Now().UTC(), Source: "smtp", Recipients: []string{"support@example.com"}}
 		if _, err := s.st.StoreMail(context.Background(), m, []byte(raw)); err != nil {
@@ -419,11 +402,20 @@ func TestGivenAddressSomeoneHasFirst(t *testing.T) {
 	if o, err := s.ch.process(context.Background(), stored("From: joe@example.org\r\nSubject: Rechnung\r\n\r\nFalsch")); err != nil || o != "new" {
 		t.Fatalf("Joe's mail: %s %v", o, err)
 	}
-	joe := s.journeyOf(t, "joe@example.org")
+	joe = s.journeyOf(t, "joe@example.org")
 	out, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "joe.neu@example.org", "Wir prüfen das.")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, stored, joe, out
+}
+
+// Who has a given address first keeps it: a fresh mail from it that
+// comes before the customer's answer (here in the same batch) makes it a
+// new customer's, the answer then goes to that customer too, and later
+// replies to the customer go to their own address again.
+func TestGivenAddressSomeoneHasFirst(t *testing.T) {
+	s, stored, joe, out := repliedToGivenInBatches(t)
 	got := s.processBatch(t,
 		stored("From: joe.neu@example.org\r\nSubject: Frage\r\n\r\nWer bin ich?"),
 		stored("From: joe.neu@example.org\r\nSubject: Re: Rechnung\r\nIn-Reply-To: <"+out.MessageID+">\r\n\r\nDanke"))
