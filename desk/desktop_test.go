@@ -403,7 +403,9 @@ func availableAgent(t testing.TB, env *deskEnv, user string) (*browser, *sseRead
 	b := newBrowser(t, env.base)
 	b.login(user)
 	events := openEvents(t, b)
-	b.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`)
+	if code, body := b.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`); code != 200 {
+		t.Fatalf("%s available: %d %v", user, code, body)
+	}
 	return b, events
 }
 
@@ -1149,12 +1151,7 @@ func TestDeskCustomerSearch(t *testing.T) {
 func TestDeskUnlinkIdentity(t *testing.T) {
 	env := startDesk(t)
 	ctx := context.Background()
-	anna := newBrowser(t, env.base)
-	anna.login("anna")
-	events := openEvents(t, anna)
-	if code, body := anna.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`); code != 200 {
-		t.Fatalf("available: %d %v", code, body)
-	}
+	anna, events := availableAgent(t, env, "anna")
 	task, joe := newMailTask(t, env, "joe@example.org", "Rechnung")
 	events.next(t, "offer")
 	eve, _, err := env.journey.Identify(ctx, journey.KindEmail, "eve@example.net", "Eve")
@@ -1315,12 +1312,7 @@ func TestDeskStopEndsEventStreams(t *testing.T) {
 // task of its conversation, and of no other.
 func TestDeskDeliveryChanged(t *testing.T) {
 	env := startDesk(t)
-	anna := newBrowser(t, env.base)
-	anna.login("anna")
-	events := openEvents(t, anna)
-	if code, body := anna.do("PUT", "/api/desk/me/presence", `{"presence":"available"}`); code != 200 {
-		t.Fatalf("available: %d %v", code, body)
-	}
+	anna, events := availableAgent(t, env, "anna")
 	held, _ := newMailTask(t, env, "joe@example.org", "Rechnung")
 	events.next(t, "offer")
 	if code, body := anna.do("POST", "/api/desk/offers/"+jsonNumber(held)+"/accept", ""); code != 200 {

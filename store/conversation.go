@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -95,37 +94,29 @@ func (s *Store) Thread(customerID uint64, conv *Conversation, texts bool, max in
 	return contacts, replies, nil
 }
 
+// conversationContacts decodes contacts only, and reads the texts of the
+// conversation's alone.
 func conversationContacts(tx *bolt.Tx, customerID uint64, conv *Conversation, texts bool, fn func(*Contact) bool) error {
-	stop := u64(customerID) // the whole journey, for one whose beginning is not known
+	var stop []byte // the whole journey, for one whose beginning is not known
 	if !conv.Created.IsZero() {
 		stop = journeyKey(customerID, conv.Created.Add(-conversationSkew), 0, 0)
 	}
-	c := tx.Bucket(bucketJourney).Cursor()
-	k, v := c.Seek(u64(customerID + 1))
-	if k == nil {
-		k, v = c.Last()
-	} else {
-		k, v = c.Prev()
-	}
-	for ; k != nil && bytes.Compare(k, stop) >= 0; k, v = c.Prev() {
+	return journeyBackwards(tx, customerID, nil, stop, func(k, v []byte) (bool, error) {
 		if k[16] != kindContact {
-			continue
+			return true, nil
 		}
 		var ct Contact
 		if err := json.Unmarshal(v, &ct); err != nil {
-			return fmt.Errorf("journey of customer %d: %w", customerID, err)
+			return false, fmt.Errorf("journey of customer %d: %w", customerID, err)
 		}
 		if ct.ConversationID != conv.ID {
-			continue
+			return true, nil
 		}
 		if texts {
 			readText(tx, &ct)
 		} else {
 			ct.Text = "" // one written before schema 6 holds it
 		}
-		if !fn(&ct) {
-			return nil
-		}
-	}
-	return nil
+		return fn(&ct), nil
+	})
 }

@@ -246,18 +246,7 @@ func journeyIn(tx *bolt.Tx, customerID uint64, from []byte, limit int) ([]Journe
 // starting below the key from (nil: the newest), with the contacts' texts
 // when texts is set, until fn returns false.
 func walkJourney(tx *bolt.Tx, customerID uint64, from []byte, texts bool, fn func(JourneyEntry) bool) error {
-	prefix := u64(customerID)
-	c := tx.Bucket(bucketJourney).Cursor()
-	if from == nil {
-		from = u64(customerID + 1)
-	}
-	k, v := c.Seek(from)
-	if k == nil {
-		k, v = c.Last()
-	} else {
-		k, v = c.Prev()
-	}
-	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
+	return journeyBackwards(tx, customerID, from, nil, func(k, v []byte) (bool, error) {
 		var e JourneyEntry
 		var target any
 		switch k[16] {
@@ -268,10 +257,10 @@ func walkJourney(tx *bolt.Tx, customerID uint64, from []byte, texts bool, fn fun
 			e.Touchpoint = new(Touchpoint)
 			target = e.Touchpoint
 		default:
-			return fmt.Errorf("journey of customer %d: unknown entry kind %q", customerID, k[16])
+			return false, fmt.Errorf("journey of customer %d: unknown entry kind %q", customerID, k[16])
 		}
 		if err := json.Unmarshal(v, target); err != nil {
-			return fmt.Errorf("journey of customer %d: %w", customerID, err)
+			return false, fmt.Errorf("journey of customer %d: %w", customerID, err)
 		}
 		if e.Contact != nil {
 			if texts {
@@ -280,8 +269,31 @@ func walkJourney(tx *bolt.Tx, customerID uint64, from []byte, texts bool, fn fun
 				e.Contact.Text = "" // one written before schema 6 holds it
 			}
 		}
-		if !fn(e) {
-			return nil
+		return fn(e), nil
+	})
+}
+
+// journeyBackwards calls fn with the raw entries (key, value) of
+// customerID's journey, newest first: those before from (the newest
+// when nil), down to stop (the journey's beginning when nil), until fn
+// returns false or an error.
+func journeyBackwards(tx *bolt.Tx, customerID uint64, from, stop []byte, fn func(k, v []byte) (bool, error)) error {
+	if from == nil {
+		from = u64(customerID + 1)
+	}
+	if stop == nil {
+		stop = u64(customerID)
+	}
+	c := tx.Bucket(bucketJourney).Cursor()
+	k, v := c.Seek(from)
+	if k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	for ; k != nil && bytes.Compare(k, stop) >= 0; k, v = c.Prev() {
+		if more, err := fn(k, v); !more || err != nil {
+			return err
 		}
 	}
 	return nil
