@@ -91,13 +91,18 @@ func (j *Journey) RoutingContextFor(customerID uint64, at time.Time, unstored []
 }
 
 // repeats tells whether a new contact arriving at at repeats ct: ct
-// started before it, within the repeat window, and was not resolved.
-// Mail that a program sent (an auto-reply, a bounce) and the site's own
-// (a reply, an acknowledgement) repeat nothing: the customer did not come
-// back.
+// came from the customer, started before it, within the repeat window,
+// and was not resolved.
 func (j *Journey) repeats(ct *store.Contact, at time.Time) bool {
-	return ct != nil && ct.Direction != "out" && ct.Outcome != store.OutcomeAutomatic && ct.BounceOf == 0 &&
+	return ct != nil && fromCustomer(ct) &&
 		ct.Start.Before(at) && j.cfg.RepeatWindow > 0 && at.Sub(ct.Start) <= j.cfg.RepeatWindow && !j.resolved(ct)
+}
+
+// fromCustomer tells whether the customer came to the site with ct: mail
+// that a program sent (an auto-reply, a bounce) and the site's own (a
+// reply, an acknowledgement) are not the customer coming back.
+func fromCustomer(ct *store.Contact) bool {
+	return ct.Direction != "out" && ct.Outcome != store.OutcomeAutomatic && ct.BounceOf == 0
 }
 
 func (j *Journey) resolved(c *store.Contact) bool {

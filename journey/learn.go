@@ -41,7 +41,8 @@ func tokens(text string) []string {
 // train builds a model from every contact in the store. A contact teaches
 // the classifier when it has a final intent among known ones; it counts
 // as resolved at the first contact when its outcome is resolved and the
-// same customer did not contact again within the repeat window.
+// same customer did not come back within the repeat window (fromCustomer:
+// the agent's reply, say, is no coming back).
 func (j *Journey) train(ctx context.Context) (*model, error) {
 	m := &model{
 		trained: j.deps.Now(), docs: map[string]int{}, words: map[string]map[string]int{},
@@ -59,7 +60,7 @@ func (j *Journey) train(ctx context.Context) (*model, error) {
 			if c.Intent == "" || c.WrapCode == "" || !slices.Contains(j.cfg.ResolvedOutcomes, c.Outcome) {
 				continue
 			}
-			if i+1 < len(pending) && pending[i+1].Start.Sub(c.Start) <= j.cfg.RepeatWindow {
+			if next := slices.IndexFunc(pending[i+1:], fromCustomer); next >= 0 && pending[i+1+next].Start.Sub(c.Start) <= j.cfg.RepeatWindow {
 				continue // the customer came back: not resolved at the first contact
 			}
 			if m.fcr[c.Intent] == nil {

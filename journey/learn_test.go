@@ -79,8 +79,12 @@ func TestLearnedIntentAndResolution(t *testing.T) {
 			c := &store.Contact{CustomerID: cust, Channel: "email", Start: at, End: at.Add(10 * time.Minute),
 				Intent: intent, Text: text(rng, intent), WrapCode: code, Outcome: "resolved"}
 			solved := rng.Float64() < p
-			if err := st.AppendContact(ctx, c); err != nil {
-				t.Fatal(err)
+			// The agent's answer is no coming back of the customer's.
+			reply := &store.Contact{CustomerID: cust, Channel: "email", Direction: "out", Start: at.Add(5 * time.Minute), Agent: "anna"}
+			for _, c := range []*store.Contact{c, reply} {
+				if err := st.AppendContact(ctx, c); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if solved {
 				break
