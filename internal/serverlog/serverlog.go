@@ -2,9 +2,9 @@
 // over HTTP, mail over SMTP) an error log on slog. What a client does to
 // its own connection — a failed TLS handshake (a port scanner, a load
 // balancer's probe, plain HTTP sent to the HTTPS port), a connection it
-// resets or drops mid-command (a spam bot) — is logged at debug level: on
-// a listener facing the internet it is no news. Everything else is a
-// warning. It imports nothing of dirigent.
+// resets (a spam bot) — is logged at debug level: on a listener facing
+// the internet it is no news. Everything else is a warning. It imports
+// nothing of dirigent.
 package serverlog
 
 import (
