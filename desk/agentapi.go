@@ -2,7 +2,6 @@ package desk
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -639,25 +638,23 @@ func (s *Server) searchCustomers(w http.ResponseWriter, r *http.Request) {
 // someone else's. Not a customer's only identity: that is an admin's
 // decision (dirigent customer unlink).
 func (s *Server) unlinkCustomerIdentity(w http.ResponseWriter, r *http.Request) {
-	sess := sessionOf(r)
-	allowed := func(id uint64, identity string) bool {
-		if !sess.has(RoleSupervisor, RoleAdmin) && !s.holdsCustomer(sess.user, id) {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("customer %d is not of a task you have taken", id))
-			return false
-		}
-		ids, err := s.deps.Store.Identities(id)
-		if err != nil {
-			writeStoreError(w, err)
-			return false
-		}
-		if len(ids) == 1 && ids[0] == identity {
-			writeError(w, http.StatusConflict, fmt.Sprintf("%s is customer %d's only identity: an admin takes it (dirigent customer unlink)", identity, id))
-			return false
-		}
-		return true
+	id, identity, ok := identityInPath(w, r, s.deps.Journey)
+	if !ok {
+		return
 	}
-	if id, identity, ok := unlinkIdentity(w, r, s.deps.Journey, allowed, s.deps.Store.UnlinkIdentity); ok {
+	sess := sessionOf(r)
+	if !sess.has(RoleSupervisor, RoleAdmin) && !s.holdsCustomer(sess.user, id) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("customer %d is not of a task you have taken", id))
+		return
+	}
+	switch err := s.deps.Store.UnlinkIdentity(r.Context(), identity, id, true); {
+	case errors.Is(err, store.ErrLastIdentity):
+		writeError(w, http.StatusConflict, fmt.Sprintf("%s is customer %d's only identity: an admin takes it (dirigent customer unlink)", identity, id))
+	case err != nil:
+		writeStoreError(w, err)
+	default:
 		s.deps.Logger.Info("identity unlinked on the desk", "customer", id, "identity", identity, "by", sess.user)
+		writeJSON(w, http.StatusOK, map[string]any{"customer": id, "identity": identity})
 	}
 }
 
@@ -674,11 +671,10 @@ func (s *Server) holdsCustomer(agent string, customerID uint64) bool {
 	return false
 }
 
-// unlinkIdentity takes the identity the path names ({identity}, as typed:
-// it is normalised) from the customer {id} if allowed (which answers when
-// not; nil allows all), and answers; it returns both for the log once it
-// did.
-func unlinkIdentity(w http.ResponseWriter, r *http.Request, j *journey.Journey, allowed func(customerID uint64, identity string) bool, unlink func(ctx context.Context, identity string, customerID uint64) error) (uint64, string, bool) {
+// identityInPath is the customer {id} and the identity {identity} of a
+// request's path, the identity as typed and normalised; it answers 400
+// for either that is none.
+func identityInPath(w http.ResponseWriter, r *http.Request, j *journey.Journey) (uint64, string, bool) {
 	id, ok := pathID(w, r, "customer")
 	if !ok {
 		return 0, "", false
@@ -688,14 +684,6 @@ func unlinkIdentity(w http.ResponseWriter, r *http.Request, j *journey.Journey, 
 		writeError(w, http.StatusBadRequest, err.Error())
 		return 0, "", false
 	}
-	if allowed != nil && !allowed(id, identity.String()) {
-		return 0, "", false
-	}
-	if err := unlink(r.Context(), identity.String(), id); err != nil {
-		writeStoreError(w, err)
-		return 0, "", false
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"customer": id, "identity": identity.String()})
 	return id, identity.String(), true
 }
 

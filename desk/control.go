@@ -33,7 +33,7 @@ type ControlDeps struct {
 		MergeSuggestions(id uint64) ([]store.MergeSuggestion, error)
 		MergeCustomers(ctx context.Context, keep, other uint64, at time.Time) (*store.Merge, error)
 		UnmergeCustomers(ctx context.Context, mergeID uint64, at time.Time) (*store.Merge, error)
-		UnlinkIdentity(ctx context.Context, identity string, customerID uint64) error
+		UnlinkIdentity(ctx context.Context, identity string, customerID uint64, keepOne bool) error
 	}
 	// Passwords keeps desk logins' password hashes for `dirigent passwd`;
 	// Logins says which names are logins now (the desk's Server.Logins,
@@ -174,9 +174,16 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 		writeJSON(w, http.StatusOK, rec)
 	})
 	mux.HandleFunc("DELETE /customers/{id}/identities/{identity}", func(w http.ResponseWriter, r *http.Request) {
-		if id, identity, ok := unlinkIdentity(w, r, deps.Journey, nil, deps.Customers.UnlinkIdentity); ok {
-			logger.Info("identity unlinked", "customer", id, "identity", identity)
+		id, identity, ok := identityInPath(w, r, deps.Journey)
+		if !ok {
+			return
 		}
+		if err := deps.Customers.UnlinkIdentity(r.Context(), identity, id, false); err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		logger.Info("identity unlinked", "customer", id, "identity", identity)
+		writeJSON(w, http.StatusOK, map[string]any{"customer": id, "identity": identity})
 	})
 	mux.HandleFunc("POST /merges/{id}/undo", func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)

@@ -14,6 +14,10 @@ import (
 // ErrConflict: the change would give a CRM id to two customers.
 var ErrConflict = errors.New("conflict")
 
+// ErrLastIdentity: UnlinkIdentity was asked to keep the customer one
+// identity, and this is their only one.
+var ErrLastIdentity = errors.New("the customer's only identity")
+
 // CreateCustomer stores c under a new ID, which it sets in c.
 func (s *Store) CreateCustomer(ctx context.Context, c *Customer) error {
 	return s.update(ctx, func(tx *bolt.Tx) error { return createCustomer(tx, c) })
@@ -126,12 +130,21 @@ func (s *Store) LinkIdentity(ctx context.Context, identity string, customerID ui
 // filed under the customer stay. Replies an agent sent the customer at
 // that address no longer count it as given (OutboundMail.ToIdentity), so
 // that an answer to one proves nothing again. ErrNotFound when it is not
-// customerID's.
-func (s *Store) UnlinkIdentity(ctx context.Context, identity string, customerID uint64) error {
+// customerID's; with keepOne, ErrLastIdentity when it is their only one.
+func (s *Store) UnlinkIdentity(ctx context.Context, identity string, customerID uint64, keepOne bool) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		ids := tx.Bucket(bucketIdentities)
 		if v := ids.Get([]byte(identity)); v == nil || binary.BigEndian.Uint64(v) != customerID {
 			return fmt.Errorf("identity %s of customer %d: %w", identity, customerID, ErrNotFound)
+		}
+		if keepOne {
+			c := tx.Bucket(bucketCustomerIDs).Cursor()
+			prefix := u64(customerID)
+			if k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
+				if k, _ := c.Next(); k == nil || !bytes.HasPrefix(k, prefix) {
+					return fmt.Errorf("%s of customer %d: %w", identity, customerID, ErrLastIdentity)
+				}
+			}
 		}
 		if err := ids.Delete([]byte(identity)); err != nil {
 			return err

@@ -774,10 +774,7 @@ func TestConversationContacts(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
 	createCustomers(t, s, 2)
 	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-	conv := &Conversation{CustomerID: 1, Channel: "email", Created: at}
-	if err := s.PutConversation(ctx, conv); err != nil {
-		t.Fatal(err)
-	}
+	conv := mailConversation(t, s, at)
 	// The next customer's, in the same conversation after an unmerge.
 	if err := s.AppendContact(ctx, &Contact{CustomerID: 2, Channel: "email", ConversationID: conv.ID, Start: at.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
@@ -882,10 +879,7 @@ func TestThread(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
 	createCustomers(t, s, 1)
 	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-	conv := &Conversation{CustomerID: 1, Channel: "email", Created: at}
-	if err := s.PutConversation(ctx, conv); err != nil {
-		t.Fatal(err)
-	}
+	conv := mailConversation(t, s, at)
 	mail := &Contact{CustomerID: 1, Channel: "email", Direction: "in", ConversationID: conv.ID, Start: at, Text: "Bitte."}
 	if err := s.AppendContact(ctx, mail); err != nil {
 		t.Fatal(err)
@@ -920,19 +914,31 @@ func TestUnlinkIdentity(t *testing.T) {
 	if err := s.LinkIdentity(ctx, given, 1); err != nil {
 		t.Fatal(err)
 	}
-	conv := &Conversation{CustomerID: 1, Channel: "email", Status: "open"}
-	if err := s.PutConversation(ctx, conv); err != nil {
-		t.Fatal(err)
-	}
 	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	conv := mailConversation(t, s, at)
 	m := &OutboundMail{ConversationID: conv.ID, To: "sales&info@example.org", ToIdentity: given, MessageID: "u@dirigent", Raw: []byte("x"), Queued: at}
 	if err := s.QueueOutbound(ctx, m, &Contact{CustomerID: 1, Channel: "email", Direction: "out", ConversationID: conv.ID, Start: at}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UnlinkIdentity(ctx, given, 2); !errors.Is(err, ErrNotFound) {
+	if err := s.UnlinkIdentity(ctx, given, 2, false); !errors.Is(err, ErrNotFound) {
 		t.Errorf("taken from another customer: %v", err)
 	}
-	if err := s.UnlinkIdentity(ctx, given, 1); err != nil {
+	// Asked to keep one: not the only one of 1 (2 has two), one of 2's.
+	for _, id := range []string{"email:b@example.org", "email:c@example.org"} {
+		if err := s.LinkIdentity(ctx, id, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.UnlinkIdentity(ctx, given, 1, true); !errors.Is(err, ErrLastIdentity) {
+		t.Errorf("customer 1's only identity, kept one: %v", err)
+	}
+	if err := s.UnlinkIdentity(ctx, "email:b@example.org", 2, true); err != nil {
+		t.Errorf("one of customer 2's two, kept one: %v", err)
+	}
+	if err := s.UnlinkIdentity(ctx, "email:c@example.org", 2, true); !errors.Is(err, ErrLastIdentity) {
+		t.Errorf("customer 2's last, kept one: %v", err)
+	}
+	if err := s.UnlinkIdentity(ctx, given, 1, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.LookupIdentity(given); !errors.Is(err, ErrNotFound) {
@@ -941,6 +947,16 @@ func TestUnlinkIdentity(t *testing.T) {
 	if got, err := s.OutboundStatus(m.ID); err != nil || got.ToIdentity != "" {
 		t.Errorf("the reply still names it as given: %+v, %v", got, err)
 	}
+}
+
+// mailConversation stores a mail conversation of customer 1 begun at at.
+func mailConversation(t *testing.T, s *Store, at time.Time) *Conversation {
+	t.Helper()
+	conv := &Conversation{CustomerID: 1, Channel: "email", Status: "open", Created: at}
+	if err := s.PutConversation(ctx, conv); err != nil {
+		t.Fatal(err)
+	}
+	return conv
 }
 
 // queueReplies queues n replies to customer 1, a minute apart from at,

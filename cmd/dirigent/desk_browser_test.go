@@ -687,7 +687,6 @@ func repliedInTheBrowser(t *testing.T, d *runningDaemon, from string) *browserSe
 // keyboard; screenshots go to the test's artifact directory.
 func availableInTheBrowser(t *testing.T, d *runningDaemon) *browserSession {
 	t.Helper()
-	testpeer.Require(t, "chromium", "chromium")
 	shots := t.ArtifactDir()
 	t.Logf("screenshots in %s", shots)
 	agent := newBrowser(t, shots)

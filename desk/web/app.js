@@ -151,16 +151,20 @@ function deliveryNote(contactID, dl) {
   if (dl.gave_up) return [el("span", { class: "meta delivery" }, t("gave_up", { at: fmtTime(dl.gave_up), by: dl.gave_up_by || "" }))];
   if (!dl.attempts) return [el("span", { class: "meta delivery" }, t("not_sent_yet", { to: dl.to }))];
   return [el("span", { class: "delivery error" }, t("not_delivered", { n: dl.attempts, error: dl.last_error || "", at: fmtTime(dl.next_attempt) })),
-    el("button", { type: "button", class: "give-up", "data-contact": String(contactID), onclick: () => giveUp(contactID) }, t("give_up"))];
+    el("button", { type: "button", class: "give-up", "data-focus": "give-up " + contactID, onclick: () => giveUp(contactID) }, t("give_up"))];
 }
 
 async function giveUp(contactID) {
   const id = current && current.task.id;
   try {
-    await api("POST", "/contacts/" + contactID + "/give-up");
+    const r = await api("POST", "/contacts/" + contactID + "/give-up");
     say(t("given_up"));
-    // Read again, drawn only if the delivery event has not done so.
-    if (id) await refreshTask(id);
+    // Drawn from the answer: the delivery event that follows reads the
+    // task again, and finds nothing changed.
+    if (id && current && current.task.id === id) {
+      current.deliveries = { ...current.deliveries, [contactID]: r.delivery };
+      renderDetail();
+    }
   } catch (e) { say(e.message, true); }
 }
 
@@ -169,7 +173,7 @@ async function giveUp(contactID) {
 function attachmentList(m) {
   return el("ul", { class: "attachments", "aria-label": t("attachments") }, ...m.attachments.map((a, i) => {
     const name = a.name || t("attachment", { n: i + 1 });
-    return el("li", {}, el("a", { href: "/api/desk/contacts/" + m.id + "/attachments/" + i, download: name },
+    return el("li", {}, el("a", { href: "/api/desk/contacts/" + m.id + "/attachments/" + i, download: name, "data-focus": "file " + m.id + " " + i },
       el("span", { "aria-hidden": "true" }, "📎 "), name + " (" + fmtSize(a.size) + ")"));
   }));
 }
@@ -477,6 +481,10 @@ async function refreshTask(id) {
 function renderDetail() {
   const d = current;
   if (!d) return;
+  // What the agent is on (a button, a file) keeps the focus when the task
+  // is drawn anew (a delivery changed, the call ended).
+  const body = $("detail-body");
+  const on = body.contains(document.activeElement) ? document.activeElement.dataset.focus : null;
   $("detail-empty").hidden = true;
   $("detail-body").hidden = false;
   const c = d.customer || { name: "?", identities: [] };
@@ -512,22 +520,18 @@ function renderDetail() {
   $("thread-card").hidden = !isMail;
   if (isMail) {
     $("thread-tag").textContent = "[#" + d.conversation.tag + "] " + (d.conversation.subject || "");
-    // A stop button the agent is on keeps the focus when the thread is
-    // drawn anew (a delivery changed).
-    const on = document.activeElement && document.activeElement.dataset.contact;
     $("thread").replaceChildren(...(d.thread || []).map((m) => el("li", { class: m.direction },
       el("span", { class: "meta" }, fmtTime(m.start) + " · " + (m.direction === "out" ? t("out") + (m.agent ? " (" + m.agent + ")" : "") : t(m.bounce_of ? "bounce_in" : "in"))),
       el("pre", {}, m.text || m.subject || ""),
       ...(m.attachments ? [attachmentList(m)] : []),
       ...(d.deliveries && d.deliveries[m.id] ? deliveryNote(m.id, d.deliveries[m.id]) : []))));
-    const again = on && document.querySelector('#thread button.give-up[data-contact="' + on + '"]');
-    if (again) again.focus();
   }
   const isChat = d.contact && d.contact.channel === "message";
   $("chat-card").hidden = !isChat;
   if (isChat) renderChat();
   enableReply();
   $("wrap-form").hidden = d.task.state !== "assigned" && d.task.state !== "wrapping";
+  if (on) body.querySelector('[data-focus="' + CSS.escape(on) + '"]')?.focus();
 }
 
 // The customer's identities, each with a button that takes it from them
@@ -538,9 +542,6 @@ let unlinking = null; // { customer, identity } asked about
 
 function renderIdentities(c) {
   const ul = $("customer-identities");
-  // A button focused keeps the focus when the card is drawn anew (a
-  // delivery, the call's end).
-  const on = ul.contains(document.activeElement) ? document.activeElement.dataset.focus : null;
   const may = c.id && (c.identities || []).length > 1 &&
     (has("supervisor") || has("admin") || (current && (current.task.state === "assigned" || current.task.state === "wrapping")));
   if (unlinking && unlinking.customer !== c.id) unlinking = null;
@@ -549,18 +550,17 @@ function renderIdentities(c) {
     if (!may) return el("li", {}, identity);
     if (unlinking && unlinking.identity === i) {
       return el("li", { class: "unlinking" }, el("span", { id: "unlink-question" }, t("unlink_ask", { i })), " ",
-        el("button", { type: "button", class: "unlink-yes", "data-focus": "yes", "aria-describedby": "unlink-question", onclick: (ev) => unlink(ev.target, c.id, i) }, t("unlink")), " ",
-        el("button", { type: "button", class: "secondary unlink-no", "data-focus": "no", "aria-describedby": "unlink-question", onclick: () => ask(null) }, t("keep")));
+        el("button", { type: "button", class: "unlink-yes", "data-focus": "unlink yes", "aria-describedby": "unlink-question", onclick: (ev) => unlink(ev.target, c.id, i) }, t("unlink")), " ",
+        el("button", { type: "button", class: "secondary", "data-focus": "unlink no", "aria-describedby": "unlink-question", onclick: () => ask(null) }, t("keep")));
     }
-    return el("li", {}, identity, " ", el("button", { type: "button", class: "secondary unlink", "data-identity": i, "data-focus": "ask " + i, "aria-label": t("not_theirs_label", { i }), onclick: () => ask(i) }, t("not_theirs")));
+    return el("li", {}, identity, " ", el("button", { type: "button", class: "secondary unlink", "data-identity": i, "data-focus": "unlink ask " + i, "aria-label": t("not_theirs_label", { i }), onclick: () => ask(i) }, t("not_theirs")));
   }));
-  if (on) ul.querySelector('[data-focus="' + CSS.escape(on) + '"]')?.focus();
 
   function ask(i) {
     const was = unlinking && unlinking.identity;
     unlinking = i === null ? null : { customer: c.id, identity: i };
     renderIdentities(c);
-    ul.querySelector('[data-focus="' + CSS.escape(i === null ? "ask " + was : "yes") + '"]')?.focus();
+    ul.querySelector('[data-focus="' + CSS.escape(i === null ? "unlink ask " + was : "unlink yes") + '"]')?.focus();
   }
 }
 
