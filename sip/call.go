@@ -260,7 +260,7 @@ func (c *Channel) trunkAllows(req *sip.Request, tx sip.ServerTransaction) (bool,
 		return false, err
 	}
 	var byAuth []trunk
-	for _, t := range c.trunks {
+	for _, t := range *c.trunks.Load() {
 		if len(t.nets) == 0 {
 			byAuth = append(byAuth, t)
 		}
@@ -301,7 +301,7 @@ func (c *Channel) trunksAt(req *sip.Request) []trunk {
 	}
 	ip := net.ParseIP(host)
 	var out []trunk
-	for _, t := range c.trunks {
+	for _, t := range *c.trunks.Load() {
 		for _, n := range t.nets {
 			if n.Contains(ip) {
 				out = append(out, t)

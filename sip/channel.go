@@ -121,7 +121,7 @@ type Channel struct {
 	prompts   map[string]*sound // menu → prompt
 	numbers   map[string]Number // normalised number → route
 	menus     map[string]*Menu
-	trunks    []trunk
+	trunks    atomic.Pointer[[]trunk] // replaced whole by SetAccounts
 
 	mu       sync.Mutex
 	byCallID map[string]*call // caller's and agents' Call-IDs → call
@@ -180,21 +180,11 @@ func New(cfg Config, deps Deps) (_ *Channel, err error) {
 	for i := range cfg.Menus {
 		c.menus[cfg.Menus[i].Name] = &cfg.Menus[i]
 	}
-	for _, t := range cfg.Trunks {
-		tr := trunk{Trunk: t}
-		for _, s := range t.CIDRs {
-			_, n, err := net.ParseCIDR(s)
-			if err != nil {
-				ip := net.ParseIP(s)
-				if ip == nil {
-					return nil, fmt.Errorf("sip: trunk %s: %q is not an address or CIDR", t.Name, s)
-				}
-				n = &net.IPNet{IP: ip, Mask: net.CIDRMask(len(ip)*8, len(ip)*8)}
-			}
-			tr.nets = append(tr.nets, n)
-		}
-		c.trunks = append(c.trunks, tr)
+	trunks, err := parseTrunks(cfg.Trunks)
+	if err != nil {
+		return nil, err
 	}
+	c.trunks.Store(&trunks)
 	if c.registrar, err = newRegistrar(c); err != nil {
 		return nil, err
 	}
@@ -376,6 +366,41 @@ func (c *Channel) screen(info sip.TransportReadProps, data []byte) ([]byte, erro
 	return nil, nil
 }
 
+func parseTrunks(cfg []Trunk) ([]trunk, error) {
+	var trunks []trunk
+	for _, t := range cfg {
+		tr := trunk{Trunk: t}
+		for _, s := range t.CIDRs {
+			_, n, err := net.ParseCIDR(s)
+			if err != nil {
+				ip := net.ParseIP(s)
+				if ip == nil {
+					return nil, fmt.Errorf("sip: trunk %s: %q is not an address or CIDR", t.Name, s)
+				}
+				n = &net.IPNet{IP: ip, Mask: net.CIDRMask(len(ip)*8, len(ip)*8)}
+			}
+			tr.nets = append(tr.nets, n)
+		}
+		trunks = append(trunks, tr)
+	}
+	return trunks, nil
+}
+
+// SetAccounts puts a reload's agents' accounts and trunks in force; with
+// a trunk it cannot read, it changes nothing. Calls in progress go on.
+// The phones registered to an account that is removed, given to another
+// agent or has a new password are rung no more until they register
+// again.
+func (c *Channel) SetAccounts(ctx context.Context, users []User, trunks []Trunk) error {
+	parsed, err := parseTrunks(trunks)
+	if err != nil {
+		return err
+	}
+	c.trunks.Store(&parsed)
+	c.registrar.setUsers(ctx, users)
+	return nil
+}
+
 // Addr is the bound UDP (and TCP) address.
 func (c *Channel) Addr() *net.UDPAddr { return c.udp.LocalAddr().(*net.UDPAddr) }
 
@@ -425,8 +450,8 @@ func (c *Channel) Run(ctx context.Context) error {
 	}
 	go c.pacer.run(c.stop, c.deps.Logger, c.metrics)
 	if c.cfg.AvailableOnRegister {
-		for _, u := range c.cfg.Users {
-			c.registrar.presence(u.Agent)
+		for _, agent := range c.registrar.agents() {
+			c.registrar.presence(agent)
 		}
 	}
 	tick := time.NewTicker(30 * time.Second)

@@ -113,7 +113,7 @@ func (c *Channel) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 // as one of the SIP accounts and sends as that account. answered: the
 // request got its answer (a challenge or a refusal).
 func (c *Channel) messageSender(req *sip.Request, tx sip.ServerTransaction) (from string, answered bool) {
-	if len(c.trunksAt(req)) > 0 || req.GetHeader("Proxy-Authorization") != nil || len(c.cfg.Users) == 0 {
+	if len(c.trunksAt(req)) > 0 || req.GetHeader("Proxy-Authorization") != nil || len(c.registrar.agents()) == 0 {
 		ok, err := c.trunkAllows(req, tx)
 		if !ok {
 			if err != nil { // not answered yet
@@ -137,7 +137,8 @@ func (c *Channel) messageSender(req *sip.Request, tx sip.ServerTransaction) (fro
 		}
 		return "sip:" + number + "@" + host, false
 	}
-	user, err := c.authenticate(req, tx, "Authorization", c.registrar.password)
+	var account *User
+	user, err := c.authenticate(req, tx, "Authorization", c.registrar.password(&account))
 	if user == "" {
 		if err != nil {
 			c.deps.Logger.Warn("answering a SIP MESSAGE", "err", err)

@@ -19,21 +19,18 @@ import (
 // maxContactsPerUser bounds the phones one account may register.
 const maxContactsPerUser = 10
 
-// registrar keeps the agents' registered phones: in memory for ringing,
-// and in the store so that a restart keeps them until they expire.
+// registrar keeps the agents' accounts and registered phones: in memory
+// for ringing, and in the store so that a restart keeps them until they
+// expire.
 type registrar struct {
 	c     *Channel
 	mu    sync.Mutex
-	users map[string]*User                   // SIP user → account
+	users map[string]*User                   // SIP user → account; replaced whole by setUsers
 	regs  map[string][]store.SIPRegistration // SIP user → contacts
 }
 
 func newRegistrar(c *Channel) (*registrar, error) {
-	r := &registrar{c: c, users: map[string]*User{}, regs: map[string][]store.SIPRegistration{}}
-	for i := range c.cfg.Users {
-		u := &c.cfg.Users[i]
-		r.users[u.User] = u
-	}
+	r := &registrar{c: c, users: accounts(c.cfg.Users), regs: map[string][]store.SIPRegistration{}}
 	saved, err := c.deps.Store.SIPRegistrations()
 	if err != nil {
 		return nil, fmt.Errorf("sip: reading registrations: %w", err)
@@ -52,12 +49,72 @@ func newRegistrar(c *Channel) (*registrar, error) {
 	return r, nil
 }
 
-func (r *registrar) password(user string) (string, bool) {
-	u := r.users[user]
-	if u == nil {
-		return "", false
+func accounts(users []User) map[string]*User {
+	m := make(map[string]*User, len(users))
+	for _, u := range users {
+		m[u.User] = &u
 	}
-	return u.Password, true
+	return m
+}
+
+// password looks up passwords for authenticate, keeping the account it
+// found in *found.
+func (r *registrar) password(found **User) func(user string) (string, bool) {
+	return func(user string) (string, bool) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if *found = r.users[user]; *found == nil {
+			return "", false
+		}
+		return (*found).Password, true
+	}
+}
+
+// agents are the agents that have an account.
+func (r *registrar) agents() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ids []string
+	for _, u := range r.users {
+		if !slices.Contains(ids, u.Agent) {
+			ids = append(ids, u.Agent)
+		}
+	}
+	return ids
+}
+
+// setUsers puts a reload's accounts in force. The phones registered to
+// an account that is removed, given to another agent or has a new
+// password are forgotten: they are rung no more, and must register again
+// (with the new password) to be rung.
+func (r *registrar) setUsers(ctx context.Context, users []User) {
+	next := accounts(users)
+	var dropped []string
+	agents := map[string]bool{}
+	r.mu.Lock()
+	for user, old := range r.users {
+		if n := next[user]; n != nil && *n == *old {
+			next[user] = old // the account authenticated REGISTERs in flight still bind
+			continue
+		}
+		if len(r.regs[user]) > 0 {
+			dropped = append(dropped, user)
+			agents[old.Agent] = true
+			delete(r.regs, user)
+		}
+	}
+	r.users = next
+	r.updateGauge(r.c.now())
+	for _, user := range dropped { // under the lock, as bind and expire store
+		r.c.deps.Logger.Info("reload: the account's phones must register again", "user", user)
+		if err := r.c.deps.Store.SetSIPRegistrations(ctx, user, nil); err != nil {
+			r.c.deps.Logger.Error("forgetting the registrations of a changed account", "user", user, "err", err)
+		}
+	}
+	r.mu.Unlock()
+	for agent := range agents {
+		r.presence(agent)
+	}
 }
 
 // contacts returns the unexpired registered contacts of an agent's
@@ -109,13 +166,17 @@ func (r *registrar) expire(ctx context.Context) {
 			}
 		}
 	}
-	r.updateGauge(now)
-	r.mu.Unlock()
-	for user, regs := range changed {
+	agents := map[string]bool{}
+	for user, regs := range changed { // under the lock, so that a reload's forgetting is not undone
+		agents[r.users[user].Agent] = true
 		if err := r.c.deps.Store.SetSIPRegistrations(ctx, user, regs); err != nil {
 			r.c.deps.Logger.Error("storing expired registrations", "user", user, "err", err)
 		}
-		r.presence(r.users[user].Agent)
+	}
+	r.updateGauge(now)
+	r.mu.Unlock()
+	for agent := range agents {
+		r.presence(agent)
 	}
 }
 
@@ -189,7 +250,8 @@ func respond(tx sip.ServerTransaction, res *sip.Response) error {
 // bindings of RFC 3261 section 10.3.
 func (c *Channel) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	r := c.registrar
-	user, err := c.authenticate(req, tx, "Authorization", r.password)
+	var account *User // as authenticated: bind refuses it once a reload changed it
+	user, err := c.authenticate(req, tx, "Authorization", r.password(&account))
 	if user == "" {
 		result := "challenged"
 		if err != nil {
@@ -212,9 +274,9 @@ func (c *Channel) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, sip.NewResponseFromRequest(req, sip.StatusForbidden, "Forbidden (To is not the authenticated user)", nil))
 		return
 	}
-	res, err := r.bind(context.Background(), user, req)
+	res, err := r.bind(context.Background(), account, req)
 	if err == nil {
-		r.presence(r.users[user].Agent)
+		r.presence(account.Agent)
 	}
 	if err != nil {
 		c.deps.Logger.Error("registration", "user", user, "err", err)
@@ -230,9 +292,10 @@ func (c *Channel) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	respond(tx, res)
 }
 
-// bind applies a REGISTER's Contact headers to user's bindings and
-// returns the response listing the bindings now in force.
-func (r *registrar) bind(ctx context.Context, user string, req *sip.Request) (*sip.Response, error) {
+// bind applies a REGISTER's Contact headers to the account's bindings
+// and returns the response listing the bindings now in force.
+func (r *registrar) bind(ctx context.Context, account *User, req *sip.Request) (*sip.Response, error) {
+	user := account.User
 	now := r.c.now()
 	defaultExpires := r.c.cfg.MaxExpires
 	if h := req.GetHeader("Expires"); h != nil {
@@ -258,6 +321,9 @@ func (r *registrar) bind(ctx context.Context, user string, req *sip.Request) (*s
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.users[user] != account {
+		return sip.NewResponseFromRequest(req, sip.StatusForbidden, "Forbidden (the account changed)", nil), nil
+	}
 	regs := slices.Clone(r.regs[user])
 	regs = slices.DeleteFunc(regs, func(g store.SIPRegistration) bool { return !g.Expires.After(now) })
 	for _, ch := range contacts {

@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -115,4 +116,77 @@ func TestAvailableOnRegister(t *testing.T) {
 	if p := s.router.Agents()[0].Presence; p != router.Offline {
 		t.Errorf("anna with no phone is %s", p)
 	}
+}
+
+// TestSetAccounts: a reload's accounts apply at once. A new password
+// forgets the phone registered with the old one (anna goes offline with
+// available_on_register), refuses the old password and takes the new;
+// an account removed is refused and forgotten; a new account registers.
+// A trunk removed takes no more calls.
+func TestSetAccounts(t *testing.T) {
+	cfg := testConfig()
+	cfg.AvailableOnRegister = true
+	s := startSite(t, cfg, "")
+	s.registerAgent(t, "agent-answer.xml")
+	testrun.Eventually(t, 5*time.Second, "anna available", func() bool { return s.router.Agents()[0].Presence == router.Available })
+	refused := func(user, password string) {
+		t.Helper()
+		s.sipp(t, "register-refused.xml", "-p", strconv.Itoa(freePort(t)), "-m", "1", "-s", user, "-au", user, "-ap", password, "-timeout", "10s", "-timeout_error").wait(t, 15*time.Second)
+	}
+	register := func(user, password string) {
+		t.Helper()
+		s.sipp(t, "agent-register.xml", "-p", strconv.Itoa(freePort(t)), "-m", "1", "-s", user, "-au", user, "-ap", password)
+		testrun.Eventually(t, 5*time.Second, user+"'s phone registered", func() bool { return len(s.ch.registrar.contacts("anna")) == 1 })
+	}
+	registered := func(what string, want int) {
+		t.Helper()
+		saved, err := s.st.SIPRegistrations()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := 0
+		for _, regs := range saved {
+			stored += len(regs)
+		}
+		if got := len(s.ch.registrar.contacts("anna")); got != want || stored != want {
+			t.Errorf("%s: anna has %d phones, %d stored; want %d", what, got, stored, want)
+		}
+		if got := s.counter(t, "dirigent_sip_registrations", nil); got != float64(want) {
+			t.Errorf("%s: dirigent_sip_registrations %v, want %d", what, got, want)
+		}
+	}
+
+	users := []User{{User: testUser, Password: "neu-geheim", Agent: "anna"}}
+	if err := s.ch.SetAccounts(context.Background(), users, cfg.Trunks); err != nil {
+		t.Fatal(err)
+	}
+	registered("after a new password", 0)
+	if p := s.router.Agents()[0].Presence; p != router.Offline {
+		t.Errorf("anna with her phone forgotten is %s", p)
+	}
+	refused(testUser, testPass)
+	register(testUser, "neu-geheim")
+	registered("registered with the new password", 1)
+	testrun.Eventually(t, 5*time.Second, "anna available again", func() bool { return s.router.Agents()[0].Presence == router.Available })
+
+	// The same accounts again change nothing.
+	if err := s.ch.SetAccounts(context.Background(), users, cfg.Trunks); err != nil {
+		t.Fatal(err)
+	}
+	registered("after the same accounts again", 1)
+
+	users = []User{{User: "anna-desk", Password: "tisch", Agent: "anna"}}
+	if err := s.ch.SetAccounts(context.Background(), users, []Trunk{{Name: "carrier", CIDRs: []string{"192.0.2.0/24"}}}); err != nil {
+		t.Fatal(err)
+	}
+	registered("after her account was removed", 0)
+	refused(testUser, "neu-geheim")
+	register("anna-desk", "tisch")
+	registered("registered to the new account", 1)
+	s.send(t, request{Name: "removed-trunk", Method: "INVITE", User: testNumber, Headers: "Content-Type: application/sdp\n", Body: goodSDP, Expect: 403}).wait(t, 15*time.Second)
+
+	if err := s.ch.SetAccounts(context.Background(), users, []Trunk{{Name: "bad", CIDRs: []string{"not an address"}}}); err == nil {
+		t.Error("a trunk with a bad address was taken")
+	}
+	registered("after accounts refused", 1)
 }

@@ -144,12 +144,7 @@ func sipConfig(c *config.Config) sip.Config {
 		HoldAudio: s.HoldAudio, QueueHoldAudio: s.QueueHoldAudio, DeskURL: s.DeskURL,
 		AvailableOnRegister: s.AvailableOnRegister,
 	}
-	for _, u := range s.Users {
-		sc.Users = append(sc.Users, sip.User{User: u.User, Password: u.Password, Agent: u.Agent})
-	}
-	for _, t := range s.Trunks {
-		sc.Trunks = append(sc.Trunks, sip.Trunk{Name: t.Name, CIDRs: t.CIDRs, User: t.User, Password: t.Password})
-	}
+	sc.Users, sc.Trunks = sipAccounts(s)
 	for _, n := range s.Numbers {
 		sc.Numbers = append(sc.Numbers, sip.Number{Number: n.Number, Queue: n.Queue, Intent: n.Intent, IVR: n.IVR})
 	}
@@ -157,6 +152,18 @@ func sipConfig(c *config.Config) sip.Config {
 		sc.Menus = append(sc.Menus, sip.Menu{Name: m.Name, Prompt: m.Prompt, Timeout: m.Timeout.Duration, Default: m.Default, Digits: m.Digits})
 	}
 	return sc
+}
+
+// sipAccounts are the agents' SIP accounts and the trunks: what a reload
+// changes of the voice channel.
+func sipAccounts(s config.SIP) (users []sip.User, trunks []sip.Trunk) {
+	for _, u := range s.Users {
+		users = append(users, sip.User{User: u.User, Password: u.Password, Agent: u.Agent})
+	}
+	for _, t := range s.Trunks {
+		trunks = append(trunks, sip.Trunk{Name: t.Name, CIDRs: t.CIDRs, User: t.User, Password: t.Password})
+	}
+	return users, trunks
 }
 
 // trustedProxies are a listener's reverse proxies; Validate has refused

@@ -448,6 +448,10 @@ func (d *daemon) reload() {
 	if err == nil {
 		rc, err = routerConfig(next)
 	}
+	if err == nil {
+		users, trunks := sipAccounts(next.SIP)
+		err = d.sip.SetAccounts(context.Background(), users, trunks)
+	}
 	if err != nil {
 		d.metrics.reloads.WithLabelValues("refused").Inc()
 		d.metrics.lastReloadGood.Set(0)
@@ -499,7 +503,7 @@ func restartOnlyChanges(old, next *config.Config) []string {
 		{"desk.wrap_codes", old.Desk.WrapCodes, next.Desk.WrapCodes},
 		{"desk.session_timeout", old.Desk.SessionTimeout, next.Desk.SessionTimeout},
 		{"desk.trusted_proxies", old.Desk.TrustedProxies, next.Desk.TrustedProxies},
-		{"sip", old.SIP, next.SIP},
+		{"sip", sipUnreloadable(old.SIP), sipUnreloadable(next.SIP)},
 		{"mail", old.Mail, next.Mail},
 		{"chat", old.Chat, next.Chat},
 		{"daemon.drain_timeout", old.Daemon.DrainTimeout, next.Daemon.DrainTimeout},
@@ -509,6 +513,13 @@ func restartOnlyChanges(old, next *config.Config) []string {
 		}
 	}
 	return keys
+}
+
+// sipUnreloadable is what of the SIP settings a reload does not apply:
+// all but its accounts and trunks.
+func sipUnreloadable(s config.SIP) config.SIP {
+	s.Users, s.Trunks = nil, nil
+	return s
 }
 
 // removedAgents lists the agents of old that next has no more.
