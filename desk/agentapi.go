@@ -647,7 +647,8 @@ func (s *Server) unlinkCustomerIdentity(w http.ResponseWriter, r *http.Request) 
 		writeError(w, http.StatusForbidden, fmt.Sprintf("customer %d is not of a task you have taken", id))
 		return
 	}
-	switch err := s.deps.Store.UnlinkIdentity(r.Context(), identity, id, true); {
+	ch := store.IdentityChange{Identity: identity, CustomerID: id, By: sess.user, At: s.deps.Now()}
+	switch err := s.deps.Store.UnlinkIdentity(r.Context(), ch, true); {
 	case errors.Is(err, store.ErrLastIdentity):
 		writeError(w, http.StatusConflict, fmt.Sprintf("%s is customer %d's only identity: an admin takes it (dirigent customer unlink)", identity, id))
 	case err != nil:

@@ -33,7 +33,8 @@ type ControlDeps struct {
 		MergeSuggestions(id uint64) ([]store.MergeSuggestion, error)
 		MergeCustomers(ctx context.Context, keep, other uint64, at time.Time) (*store.Merge, error)
 		UnmergeCustomers(ctx context.Context, mergeID uint64, at time.Time) (*store.Merge, error)
-		UnlinkIdentity(ctx context.Context, identity string, customerID uint64, keepOne bool) error
+		UnlinkIdentity(ctx context.Context, ch store.IdentityChange, keepOne bool) error
+		AddIdentity(ctx context.Context, ch store.IdentityChange) error
 	}
 	// Passwords keeps desk logins' password hashes for `dirigent passwd`;
 	// Logins says which names are logins now (the desk's Server.Logins,
@@ -173,18 +174,27 @@ func NewControl(path string, deps ControlDeps) (*Control, error) {
 		logger.Info("customers merged", "keep", id, "merged", other, "merge", rec.ID)
 		writeJSON(w, http.StatusOK, rec)
 	})
-	mux.HandleFunc("DELETE /customers/{id}/identities/{identity}", func(w http.ResponseWriter, r *http.Request) {
-		id, identity, ok := identityInPath(w, r, deps.Journey)
-		if !ok {
-			return
+	identityChange := func(apply func(context.Context, store.IdentityChange) error, done string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			id, identity, ok := identityInPath(w, r, deps.Journey)
+			if !ok {
+				return
+			}
+			ch := store.IdentityChange{Identity: identity, CustomerID: id, By: "admin", At: time.Now().UTC()}
+			if err := apply(r.Context(), ch); err != nil {
+				writeStoreError(w, err)
+				return
+			}
+			logger.Info(done, "customer", id, "identity", identity)
+			writeJSON(w, http.StatusOK, map[string]any{"customer": id, "identity": identity})
 		}
-		if err := deps.Customers.UnlinkIdentity(r.Context(), identity, id, false); err != nil {
-			writeStoreError(w, err)
-			return
-		}
-		logger.Info("identity unlinked", "customer", id, "identity", identity)
-		writeJSON(w, http.StatusOK, map[string]any{"customer": id, "identity": identity})
-	})
+	}
+	mux.HandleFunc("DELETE /customers/{id}/identities/{identity}", identityChange(func(ctx context.Context, ch store.IdentityChange) error {
+		return deps.Customers.UnlinkIdentity(ctx, ch, false)
+	}, "identity unlinked"))
+	mux.HandleFunc("POST /customers/{id}/identities/{identity}", identityChange(func(ctx context.Context, ch store.IdentityChange) error {
+		return deps.Customers.AddIdentity(ctx, ch) // not a method value: Customers may be nil (tests of other routes)
+	}, "identity linked"))
 	mux.HandleFunc("POST /merges/{id}/undo", func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
 		if err != nil {

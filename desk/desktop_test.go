@@ -1202,6 +1202,17 @@ func TestDeskUnlinkIdentity(t *testing.T) {
 	if ids := body["customer"].(map[string]any)["identities"].([]any); code != 200 || len(ids) != 1 || ids[0] != "email:joe@example.org" {
 		t.Errorf("joe's card after the unlink: %d %v", code, body)
 	}
+	// His journey says who took them, newest first.
+	var removed []string
+	for _, e := range body["journey"].([]any) {
+		if tp, ok := e.(map[string]any)["touchpoint"].(map[string]any); ok && tp["type"] == store.TouchpointIdentityRemoved {
+			data := tp["data"].(map[string]any)
+			removed = append(removed, data["identity"].(string)+" by "+data["by"].(string))
+		}
+	}
+	if want := []string{"email:a/b&c@example.org by anna", "email:joe@exampel.org by anna"}; !slices.Equal(removed, want) {
+		t.Errorf("joe's journey tells of the unlinks %q, want %q", removed, want)
+	}
 	stranger, created, err := env.journey.Identify(ctx, journey.KindEmail, "joe@exampel.org", "")
 	if err != nil || !created || stranger.ID == joe || stranger.ID == eve.ID {
 		t.Errorf("the stranger's next mail: customer %d (new %v, joe %d), %v", stranger.ID, created, joe, err)

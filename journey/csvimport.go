@@ -130,6 +130,9 @@ func (j *Journey) ImportCustomers(ctx context.Context, r io.Reader) (ImportResul
 		for _, s := range out.Skipped {
 			problem("identity %s already belongs to another customer; not moved (merge the two to combine them)", s)
 		}
+		for _, s := range out.Unlinked {
+			problem("identity %s was taken from this customer; not given back (dirigent customer link gives it back)", s)
+		}
 	}
 	return res, nil
 }

@@ -464,7 +464,7 @@ func TestUnlinkedAddressIsNoLongerAnswered(t *testing.T) {
 	if id, _ := s.st.LookupIdentity("email:jeo@example.org"); id != joe[0].CustomerID {
 		t.Fatalf("the stranger's answer: the address is customer %d's", id)
 	}
-	if err := s.st.UnlinkIdentity(context.Background(), "email:jeo@example.org", joe[0].CustomerID, false); err != nil {
+	if err := s.st.UnlinkIdentity(context.Background(), store.IdentityChange{Identity: "email:jeo@example.org", CustomerID: joe[0].CustomerID}, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ch.Reply(context.Background(), joe[0].ConversationID, "anna", "", "Entschuldigung, Joe."); err != nil {

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -125,13 +127,32 @@ func (s *Store) LinkIdentity(ctx context.Context, identity string, customerID ui
 	})
 }
 
-// UnlinkIdentity takes identity from the customer it belongs to: later
+// IdentityChange is an identity a person gives to or takes from a
+// customer. The customer's journey keeps it as a touchpoint
+// (TouchpointIdentityAdded, TouchpointIdentityRemoved) with the
+// identity and who did it.
+type IdentityChange struct {
+	Identity   string
+	CustomerID uint64
+	By         string // a desk login, or "admin" at the control socket
+	At         time.Time
+}
+
+// The touchpoints of IdentityChanges; their Data has "identity" and "by".
+const (
+	TouchpointIdentityAdded   = "identity_added"
+	TouchpointIdentityRemoved = "identity_removed"
+)
+
+// UnlinkIdentity takes an identity from the customer it belongs to: later
 // contacts from it are someone else's (a new customer's), while those
-// filed under the customer stay. Replies an agent sent the customer at
-// that address no longer count it as given (OutboundMail.ToIdentity), so
-// that an answer to one proves nothing again. ErrNotFound when it is not
-// customerID's; with keepOne, ErrLastIdentity when it is their only one.
-func (s *Store) UnlinkIdentity(ctx context.Context, identity string, customerID uint64, keepOne bool) error {
+// filed under the customer stay, and a CRM import does not give it back
+// (Customer.Unlinked). Replies an agent sent the customer at that address
+// no longer count it as given (OutboundMail.ToIdentity), so that an
+// answer to one proves nothing again. ErrNotFound when it is not the
+// customer's; with keepOne, ErrLastIdentity when it is their only one.
+func (s *Store) UnlinkIdentity(ctx context.Context, ch IdentityChange, keepOne bool) error {
+	identity, customerID := ch.Identity, ch.CustomerID
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		ids := tx.Bucket(bucketIdentities)
 		if v := ids.Get([]byte(identity)); v == nil || binary.BigEndian.Uint64(v) != customerID {
@@ -181,7 +202,49 @@ func (s *Store) UnlinkIdentity(ctx context.Context, identity string, customerID 
 				return err
 			}
 		}
-		return nil
+		return recordIdentityChange(tx, ch, TouchpointIdentityRemoved, func(unlinked []string) []string {
+			if slices.Contains(unlinked, identity) {
+				return unlinked
+			}
+			return append(unlinked, identity)
+		})
+	})
+}
+
+// AddIdentity gives a customer an identity nobody has, such as one taken
+// from them by mistake (which a CRM import then keeps again); one of
+// theirs already changes nothing. ErrConflict when it is another
+// customer's: UnlinkIdentity there, or merge the two.
+func (s *Store) AddIdentity(ctx context.Context, ch IdentityChange) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		known, err := identityOf(tx, ch.Identity, ch.CustomerID)
+		if known || err != nil {
+			return err
+		}
+		if err := linkIdentity(tx, ch.Identity, ch.CustomerID); err != nil {
+			return err
+		}
+		return recordIdentityChange(tx, ch, TouchpointIdentityAdded, func(unlinked []string) []string {
+			return slices.DeleteFunc(unlinked, func(i string) bool { return i == ch.Identity })
+		})
+	})
+}
+
+// recordIdentityChange updates the customer's unlinked identities and
+// adds the change's touchpoint to their journey.
+func recordIdentityChange(tx *bolt.Tx, ch IdentityChange, touchpoint string, unlinked func([]string) []string) error {
+	var c Customer
+	if err := getJSON(tx.Bucket(bucketCustomers), u64(ch.CustomerID), &c, "customer", ch.CustomerID); err != nil {
+		return err
+	}
+	old := c
+	c.Unlinked = unlinked(slices.Clone(c.Unlinked))
+	if err := putCustomer(tx, &c, &old); err != nil {
+		return err
+	}
+	return addTouchpoint(tx, &Touchpoint{
+		CustomerID: ch.CustomerID, Type: touchpoint, At: ch.At,
+		Data: map[string]string{"identity": ch.Identity, "by": ch.By},
 	})
 }
 

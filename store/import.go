@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -28,6 +29,9 @@ type ImportOutcome struct {
 	// CRM id (never merged automatically), or one the import did not pick
 	// (a merge decision for a person).
 	Skipped []string
+	// Unlinked are identities a person took from the customer
+	// (Customer.Unlinked): not given back.
+	Unlinked []string
 }
 
 // ImportCustomer creates or updates one customer, in one transaction. The
@@ -102,6 +106,8 @@ func (s *Store) ImportCustomer(ctx context.Context, in ImportedCustomer) (Import
 		out.CustomerID = c.ID
 		for _, ident := range in.Identities {
 			switch id := idents.Get([]byte(ident)); {
+			case id == nil && slices.Contains(c.Unlinked, ident):
+				out.Unlinked = append(out.Unlinked, ident)
 			case id == nil:
 				if err := linkIdentity(tx, ident, c.ID); err != nil {
 					return err

@@ -185,18 +185,22 @@ func (s *Store) AddTouchpoint(ctx context.Context, t *Touchpoint) error {
 		if err := customerExists(tx, t.CustomerID); err != nil {
 			return err
 		}
-		keys := tx.Bucket(bucketJourneyKeys)
-		id, err := keys.NextSequence()
-		if err != nil {
-			return err
-		}
-		t.ID = id
-		jk := journeyKey(t.CustomerID, t.At, kindTouchpoint, id)
-		if err := keys.Put(journeyKeysKey(kindTouchpoint, id), jk); err != nil {
-			return err
-		}
-		return putJSON(tx.Bucket(bucketJourney), jk, t)
+		return addTouchpoint(tx, t)
 	})
+}
+
+func addTouchpoint(tx *bolt.Tx, t *Touchpoint) error {
+	keys := tx.Bucket(bucketJourneyKeys)
+	id, err := keys.NextSequence()
+	if err != nil {
+		return err
+	}
+	t.ID = id
+	jk := journeyKey(t.CustomerID, t.At, kindTouchpoint, id)
+	if err := keys.Put(journeyKeysKey(kindTouchpoint, id), jk); err != nil {
+		return err
+	}
+	return putJSON(tx.Bucket(bucketJourney), jk, t)
 }
 
 // Journey returns up to limit entries of a customer's journey that

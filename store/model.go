@@ -10,6 +10,10 @@ type Customer struct {
 	ValueTier  int               `json:"value_tier,omitempty"`
 	Attributes map[string]string `json:"attributes,omitempty"`
 	Created    time.Time         `json:"created"`
+	// Unlinked are identities a person took from the customer
+	// (UnlinkIdentity), which a CRM import must not give back; AddIdentity
+	// does.
+	Unlinked []string `json:"unlinked_identities,omitempty"`
 }
 
 // Contact is one interaction on one channel: a call, a mail, a chat.

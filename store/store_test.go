@@ -920,7 +920,7 @@ func TestUnlinkIdentity(t *testing.T) {
 	if err := s.QueueOutbound(ctx, m, &Contact{CustomerID: 1, Channel: "email", Direction: "out", ConversationID: conv.ID, Start: at}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UnlinkIdentity(ctx, given, 2, false); !errors.Is(err, ErrNotFound) {
+	if err := s.UnlinkIdentity(ctx, IdentityChange{Identity: given, CustomerID: 2}, false); !errors.Is(err, ErrNotFound) {
 		t.Errorf("taken from another customer: %v", err)
 	}
 	// Asked to keep one: not the only one of 1 (2 has two), one of 2's.
@@ -929,16 +929,16 @@ func TestUnlinkIdentity(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.UnlinkIdentity(ctx, given, 1, true); !errors.Is(err, ErrLastIdentity) {
+	if err := s.UnlinkIdentity(ctx, IdentityChange{Identity: given, CustomerID: 1}, true); !errors.Is(err, ErrLastIdentity) {
 		t.Errorf("customer 1's only identity, kept one: %v", err)
 	}
-	if err := s.UnlinkIdentity(ctx, "email:b@example.org", 2, true); err != nil {
+	if err := s.UnlinkIdentity(ctx, IdentityChange{Identity: "email:b@example.org", CustomerID: 2}, true); err != nil {
 		t.Errorf("one of customer 2's two, kept one: %v", err)
 	}
-	if err := s.UnlinkIdentity(ctx, "email:c@example.org", 2, true); !errors.Is(err, ErrLastIdentity) {
+	if err := s.UnlinkIdentity(ctx, IdentityChange{Identity: "email:c@example.org", CustomerID: 2}, true); !errors.Is(err, ErrLastIdentity) {
 		t.Errorf("customer 2's last, kept one: %v", err)
 	}
-	if err := s.UnlinkIdentity(ctx, given, 1, false); err != nil {
+	if err := s.UnlinkIdentity(ctx, IdentityChange{Identity: given, CustomerID: 1}, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.LookupIdentity(given); !errors.Is(err, ErrNotFound) {
@@ -946,6 +946,73 @@ func TestUnlinkIdentity(t *testing.T) {
 	}
 	if got, err := s.OutboundStatus(m.ID); err != nil || got.ToIdentity != "" {
 		t.Errorf("the reply still names it as given: %+v, %v", got, err)
+	}
+}
+
+// An identity taken from a customer is recorded on their journey with
+// who took it, and a CRM import does not give it back; AddIdentity does,
+// and is recorded too. AddIdentity refuses another customer's identity.
+func TestUnlinkedIdentityStaysUnlinked(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	createCustomers(t, s, 2)
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	const phone, typo = "phone:+4930123456", "email:jeo@example.org"
+	for _, id := range []string{phone, typo} {
+		if err := s.AddIdentity(ctx, IdentityChange{Identity: id, CustomerID: 1, By: "admin", At: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.UnlinkIdentity(ctx, IdentityChange{Identity: typo, CustomerID: 1, By: "anna", At: at.Add(time.Minute)}, true); err != nil {
+		t.Fatal(err)
+	}
+	imported := func(what string, wantSkipped bool) {
+		t.Helper()
+		out, err := s.ImportCustomer(ctx, ImportedCustomer{CRMID: "K1", Identities: []string{phone, typo}, Now: at})
+		if err != nil || out.CustomerID != 1 || out.Created {
+			t.Fatalf("%s: import %+v, %v", what, out, err)
+		}
+		if skipped := slices.Equal(out.Unlinked, []string{typo}); skipped != wantSkipped || len(out.Skipped) > 0 {
+			t.Errorf("%s: unlinked %q, skipped %q", what, out.Unlinked, out.Skipped)
+		}
+		if owner, err := s.LookupIdentity(typo); wantSkipped != errors.Is(err, ErrNotFound) || !wantSkipped && owner != 1 {
+			t.Errorf("%s: %s is customer %d's (%v)", what, typo, owner, err)
+		}
+	}
+	imported("the import after the unlink", true)
+	imported("the import again", true)
+
+	if err := s.AddIdentity(ctx, IdentityChange{Identity: phone, CustomerID: 2, By: "admin", At: at}); !errors.Is(err, ErrConflict) {
+		t.Errorf("another customer's identity added: %v", err)
+	}
+	if err := s.AddIdentity(ctx, IdentityChange{Identity: typo, CustomerID: 99, By: "admin", At: at}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an identity added to no customer: %v", err)
+	}
+	if err := s.AddIdentity(ctx, IdentityChange{Identity: typo, CustomerID: 1, By: "admin", At: at.Add(2 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.Customer(1); err != nil || len(c.Unlinked) != 0 {
+		t.Errorf("customer 1 after it was added again: %+v, %v", c, err)
+	}
+	imported("the import after it was added again", false)
+
+	entries, err := s.Journey(1, time.Time{}, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		if tp := e.Touchpoint; tp != nil {
+			got = append(got, tp.Type+" "+tp.Data["identity"]+" by "+tp.Data["by"])
+		}
+	}
+	want := []string{
+		"identity_added " + typo + " by admin",
+		"identity_removed " + typo + " by anna",
+		"identity_added " + typo + " by admin",
+		"identity_added " + phone + " by admin",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("journey, newest first:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -117,7 +117,9 @@ const customerUsage = `usage: dirigent customer VERB [--config FILE | --socket P
   merge KEEP OTHER   make OTHER part of KEEP (prints the merge, its id undoes it)
   unmerge MERGE-ID   undo a merge
   unlink ID IDENTITY take an identity (email:joe@example.com) from the customer:
-                     later contacts from it are someone else's`
+                     later contacts from it are someone else's
+  link ID IDENTITY   give the customer an identity nobody has (one taken by
+                     mistake, which CRM imports then skip)`
 
 // customerVerbs maps each verb to its method, path and number of ids;
 // identity: an identity follows them, the path's last segment.
@@ -133,6 +135,7 @@ var customerVerbs = map[string]struct {
 	"merge":   {http.MethodPost, func(ids []uint64) string { return fmt.Sprintf("/customers/%d/merge/%d", ids[0], ids[1]) }, 2, false},
 	"unmerge": {http.MethodPost, func(ids []uint64) string { return fmt.Sprintf("/merges/%d/undo", ids[0]) }, 1, false},
 	"unlink":  {http.MethodDelete, func(ids []uint64) string { return fmt.Sprintf("/customers/%d/identities", ids[0]) }, 1, true},
+	"link":    {http.MethodPost, func(ids []uint64) string { return fmt.Sprintf("/customers/%d/identities", ids[0]) }, 1, true},
 }
 
 // customer runs an admin action on customers through the running daemon

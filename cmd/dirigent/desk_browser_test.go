@@ -650,6 +650,7 @@ func TestDeskUnlinkInTheBrowser(t *testing.T) {
 	}
 	agent.press("remove", "\r")
 	agent.waitFor("taken", `document.getElementById("status").textContent === "email:joe@exampel.org is no longer this customer's." && `+cardIdentities+` === "email:joe@example.org"`)
+	agent.waitFor("the journey telling who took it", `document.querySelector("#journey > li").textContent.endsWith(" anna removed email:joe@exampel.org from this customer")`)
 	agent.shot("unlink-2-taken")
 	agent.do("wrap-up", chromedp.SetValue("#wrap-code", "resolved"), chromedp.Focus("#wrap-send"))
 	agent.press("finish", "\r")

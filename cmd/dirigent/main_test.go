@@ -571,29 +571,61 @@ func TestImportCustomers(t *testing.T) {
 		t.Errorf("suggest: %v\n%s", err, out)
 	}
 
-	// An address taken from customer 4 (given as written, normalised) is
-	// no longer theirs; only theirs can be taken from them.
+	// Customer 4 gets a CRM id. An address taken from them (given as
+	// written, normalised) is no longer theirs; only theirs can be taken
+	// from them.
+	crm4 := filepath.Join(dir, "crm-4.csv")
+	os.WriteFile(crm4, []byte("crm_id,email\nK-104,new@example.org\n"), 0o644)
+	if out, err := dirigentCmd(t, nil, "import", "customers", "--config", cfgPath, crm4).CombinedOutput(); err != nil || !strings.Contains(string(out), "1 updated, 0 problems") {
+		t.Fatalf("import of K-104: %v %s", err, out)
+	}
+	identities := func(what string, want int) {
+		t.Helper()
+		exp, err := dirigentCmd(t, nil, "customer", "export", "--config", cfgPath, "4").Output()
+		doc.Identities = nil
+		if err != nil || json.Unmarshal(exp, &doc) != nil || len(doc.Identities) != want {
+			t.Errorf("customer 4 %s: %v\n%s", what, err, exp)
+		}
+	}
 	for _, tc := range []struct {
 		args   []string
 		status int
 		want   string
 	}{
-		{[]string{"3", "email:new@example.org"}, 1, "404 Not Found: identity email:new@example.org of customer 3: not found"},
-		{[]string{"4", "email:New@Example.org"}, 0, `{"customer":4,"identity":"email:new@example.org"}`},
-		{[]string{"4", "email:new@example.org"}, 1, "404 Not Found"},
-		{[]string{"4", "kein"}, 1, "400 Bad Request"},
-		{[]string{"4"}, 2, "usage: dirigent customer"},
+		{[]string{"unlink", "3", "email:new@example.org"}, 1, "404 Not Found: identity email:new@example.org of customer 3: not found"},
+		{[]string{"unlink", "4", "email:New@Example.org"}, 0, `{"customer":4,"identity":"email:new@example.org"}`},
+		{[]string{"unlink", "4", "email:new@example.org"}, 1, "404 Not Found"},
+		{[]string{"unlink", "4", "kein"}, 1, "400 Bad Request"},
+		{[]string{"unlink", "4"}, 2, "usage: dirigent customer"},
 	} {
-		out, err := dirigentCmd(t, nil, append([]string{"customer", "unlink", "--config", cfgPath}, tc.args...)...).CombinedOutput()
+		out, err := dirigentCmd(t, nil, append([]string{"customer", tc.args[0], "--config", cfgPath}, tc.args[1:]...)...).CombinedOutput()
 		if exitStatus(err) != tc.status || !strings.Contains(string(out), tc.want) {
-			t.Errorf("unlink %v: status %d, want %d %q\n%s", tc.args, exitStatus(err), tc.status, tc.want, out)
+			t.Errorf("%v: status %d, want %d %q\n%s", tc.args, exitStatus(err), tc.status, tc.want, out)
 		}
 	}
-	exp, err = dirigentCmd(t, nil, "customer", "export", "--config", cfgPath, "4").Output()
-	doc.Identities = nil
-	if err != nil || json.Unmarshal(exp, &doc) != nil || len(doc.Identities) != 0 {
-		t.Errorf("customer 4 after the unlink: %v\n%s", err, exp)
+	identities("after the unlink", 0)
+	// The CRM's import does not give it back; the admin does.
+	out, err = dirigentCmd(t, nil, "import", "customers", "--config", cfgPath, crm4).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "line 2: identity email:new@example.org was taken from this customer; not given back (dirigent customer link gives it back)") {
+		t.Errorf("import after the unlink: %v\n%s", err, out)
 	}
+	identities("after the import", 0)
+	for _, tc := range []struct {
+		args   []string
+		status int
+		want   string
+	}{
+		{[]string{"link", "4", "email:New@Example.org"}, 0, `{"customer":4,"identity":"email:new@example.org"}`},
+		{[]string{"link", "4", "email:new@example.org"}, 0, `{"customer":4,"identity":"email:new@example.org"}`},
+		{[]string{"link", "3", "email:new@example.org"}, 1, "409 Conflict: conflict: email:new@example.org belongs to customer 4; merge the two first"},
+		{[]string{"link", "99", "email:x@example.org"}, 1, "404 Not Found: customer 99: not found"},
+	} {
+		out, err := dirigentCmd(t, nil, append([]string{"customer", tc.args[0], "--config", cfgPath}, tc.args[1:]...)...).CombinedOutput()
+		if exitStatus(err) != tc.status || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%v: status %d, want %d %q\n%s", tc.args, exitStatus(err), tc.status, tc.want, out)
+		}
+	}
+	identities("after the link", 1)
 }
 
 func TestWatchdogFedOnlyWhileChecksPass(t *testing.T) {

@@ -22,7 +22,7 @@ const texts = {
     offered: "offered", assigned: "in progress", wrapping: "to wrap up", ringing: "Your phone rings: answer there.", new_offer: "New {channel} task from queue {queue}: accept with Alt+A",
     seconds: "{n} s", repeat: "Repeat contact: earlier {channel} contact on {date}, {outcome}.", still_open: "still open",
     outcome: "outcome {o}", last_agent: "Last agent: {a}.", reply_sent: "Reply queued for {to}.", wrapped: "Task finished.",
-    touchpoint: "Touchpoint", logged_out: "Logged out.", in: "from customer", out: "to customer", bounce_in: "returned by the mail system: a reply was not delivered", none: "none",
+    touchpoint: "Touchpoint", identity_removed: "{by} removed {i} from this customer", identity_added: "{by} added {i} to this customer", logged_out: "Logged out.", in: "from customer", out: "to customer", bounce_in: "returned by the mail system: a reply was not delivered", none: "none",
     voice: "call", email: "mail", message: "message", busy: "busy", saved: "Saved.",
     queue_setup: "Queues: required skills", skills_needed: "Skills (minimum)", channels: "Channels", strategy: "Strategy",
     agent_setup: "Agents: skills and capacity", skills_have: "Skills", capacity: "Capacity", show: "Show",
@@ -47,7 +47,7 @@ const texts = {
     offered: "angeboten", assigned: "in Bearbeitung", wrapping: "abzuschließen", ringing: "Ihr Telefon klingelt: dort annehmen.", new_offer: "Neue Aufgabe ({channel}) aus {queue}: mit Alt+A annehmen",
     seconds: "{n} s", repeat: "Wiederholter Kontakt: früherer Kontakt ({channel}) am {date}, {outcome}.", still_open: "noch offen",
     outcome: "Ergebnis {o}", last_agent: "Zuletzt betreut von {a}.", reply_sent: "Antwort an {to} ist unterwegs.", wrapped: "Aufgabe abgeschlossen.",
-    touchpoint: "Ereignis", logged_out: "Abgemeldet.", in: "vom Kunden", out: "an den Kunden", bounce_in: "vom Mailsystem zurück: eine Antwort wurde nicht zugestellt", none: "keine",
+    touchpoint: "Ereignis", identity_removed: "{by} hat {i} von diesem Kunden entfernt", identity_added: "{by} hat {i} diesem Kunden hinzugefügt", logged_out: "Abgemeldet.", in: "vom Kunden", out: "an den Kunden", bounce_in: "vom Mailsystem zurück: eine Antwort wurde nicht zugestellt", none: "keine",
     voice: "Anruf", email: "E-Mail", message: "Nachricht", busy: "Beschäftigt", saved: "Gespeichert.",
     queue_setup: "Warteschlangen: nötige Fähigkeiten", skills_needed: "Fähigkeiten (mindestens)", channels: "Kanäle", strategy: "Strategie",
     agent_setup: "Agenten: Fähigkeiten und Kapazität", skills_have: "Fähigkeiten", capacity: "Kapazität", show: "Anzeigen",
@@ -467,12 +467,12 @@ function keepLive(d) {
 
 // refreshTask reads the task on screen again, leaving alone one the agent
 // is opening meanwhile, and what they type (the form is not rendered). The
-// thread is drawn anew only when it changed.
+// task is drawn anew only when its thread or journey changed.
 async function refreshTask(id) {
   if (!current || current.task.id !== id || opening !== id) return;
   const d = await api("GET", "/tasks/" + id).catch(() => null);
   if (!d || !current || current.task.id !== id || opening !== id) return;
-  if (JSON.stringify([d.thread, d.deliveries]) === JSON.stringify([current.thread, current.deliveries])) return;
+  if (JSON.stringify([d.thread, d.deliveries, d.journey]) === JSON.stringify([current.thread, current.deliveries, current.journey])) return;
   keepLive(d);
   current = d;
   renderDetail();
@@ -512,8 +512,11 @@ function renderDetail() {
         ...(x.attachments ? [attachmentList(x)] : []));
     }
     const p = e.touchpoint;
-    return el("li", {}, el("span", { class: "meta" }, fmtTime(p.at) + " · " + t("touchpoint")), " ", p.type,
-      " ", Object.entries(p.data || {}).map(([k, v]) => k + "=" + v).join(", "));
+    // What a person did to the customer's identities is dirigent's own,
+    // in words; other systems' touchpoints as they posted them.
+    const what = p.type === "identity_removed" || p.type === "identity_added" ? t(p.type, { i: p.data.identity, by: p.data.by })
+      : p.type + " " + Object.entries(p.data || {}).map(([k, v]) => k + "=" + v).join(", ");
+    return el("li", {}, el("span", { class: "meta" }, fmtTime(p.at) + " · " + t("touchpoint")), " ", what);
   }));
 
   const isMail = d.contact && d.contact.channel === "email" && d.conversation;
@@ -586,6 +589,7 @@ async function unlink(button, customerID, identity) {
   c.identities = c.identities.filter((i) => i !== identity);
   renderIdentities(c);
   if (lost) $("detail").focus();
+  refreshTask(current.task.id); // the journey tells who took it
 }
 
 // The reply form: usable for a task taken, not while a reply is on its
