@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -113,16 +114,30 @@ func (r *deliveryReport) read(ct string, body io.Reader) io.Reader {
 		limit = maxStatusBytes
 	}
 	b, _ := io.ReadAll(io.LimitReader(body, limit))
-	// A part of header fields alone may end without the blank line that
-	// ends a header.
-	br := bufio.NewReader(io.MultiReader(bytes.NewReader(b), strings.NewReader("\r\n\r\n")))
+	br := fields(bytes.NewReader(b))
 	if status {
 		r.statusRead, r.recipients = true, recipients(br)
-	} else if h, err := textproto.ReadHeader(br); err == nil {
-		mh := gomail.Header{Header: message.Header{Header: h}}
-		r.original, _ = mh.MessageID()
+	} else {
+		r.original = messageID(br)
 	}
 	return io.MultiReader(bytes.NewReader(b), body)
+}
+
+// fields reads header fields that may end without the blank line that
+// ends a header, as a part of header fields alone may.
+func fields(r io.Reader) *bufio.Reader {
+	return bufio.NewReader(io.MultiReader(r, strings.NewReader("\r\n\r\n")))
+}
+
+// messageID is the Message-ID of a returned message's header; "" for
+// none.
+func messageID(br *bufio.Reader) string {
+	h, err := textproto.ReadHeader(br)
+	if err != nil {
+		return ""
+	}
+	id, _ := (&gomail.Header{Header: message.Header{Header: h}}).MessageID()
+	return id
 }
 
 // recipients reads a message/delivery-status part: blocks of fields, the
@@ -177,6 +192,45 @@ func typedValue(v string) string {
 	}
 	return v
 }
+
+// qmailReport reads a bounce in qmail's plain-text form (QSBMF,
+// https://cr.yp.to/proto/qsbmf.txt), which old qmail and some appliances
+// send instead of a delivery status notification: a first paragraph
+// beginning "Hi. This is the", a paragraph per failed recipient beginning
+// "<address>:" and saying why, and, after a line beginning "--- ", the
+// returned message or its header. nil for any other text.
+func qmailReport(text string) *deliveryReport {
+	text = strings.ReplaceAll(text, "\r\n", "\n")
+	if !strings.HasPrefix(text, "Hi. This is the") {
+		return nil
+	}
+	paragraphs, returned, ok := strings.Cut(text, "\n--- ")
+	if !ok {
+		return nil
+	}
+	r := &deliveryReport{statusRead: true}
+	for _, p := range strings.Split(paragraphs, "\n\n")[1:] {
+		first, why, _ := strings.Cut(strings.TrimLeft(p, "\n"), "\n")
+		if !strings.HasPrefix(first, "<") || !strings.HasSuffix(first, ">:") || len(r.recipients) == maxRecipients {
+			continue
+		}
+		why = collapseSpace(strings.TrimSpace(why))
+		r.recipients = append(r.recipients, Recipient{
+			Recipient: first[1 : len(first)-2], Action: "failed", Diagnostic: why,
+			// "Remote host said: 550 5.1.1 …", "… by that name. (#5.1.1)"
+			Status: cmp.Or(enhancedStatus.FindString(why), "5.0.0"),
+		})
+	}
+	// The break line, then the returned message's header.
+	if _, msg, ok := strings.Cut(returned, "\n"); ok {
+		msg = strings.TrimLeft(msg, "\n")
+		r.original = messageID(fields(strings.NewReader(msg[:min(len(msg), maxHeaderBytes)])))
+	}
+	return r
+}
+
+// enhancedStatus finds an RFC 3463 status in a server's answer.
+var enhancedStatus = regexp.MustCompile(`\b[245]\.[0-9]{1,3}\.[0-9]{1,3}\b`)
 
 // bounce is the report's bounce, once the walk is through: about the
 // message the report returns, or else the one it answers (p's

@@ -22,8 +22,14 @@ import (
 // postfixBounce is the corpus's delivery report from Postfix, about the
 // message with Message-ID mid.
 func postfixBounce(t *testing.T, mid string) []byte {
+	return corpusBounce(t, "postfix-bounce.eml", mid)
+}
+
+// corpusBounce is a bounce of the corpus about the message with
+// Message-ID mid.
+func corpusBounce(t *testing.T, name, mid string) []byte {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "corpus", "postfix-bounce.eml"))
+	raw, err := os.ReadFile(filepath.Join("testdata", "corpus", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,6 +219,60 @@ func TestBounceFromPostfix(t *testing.T) {
 		t.Errorf("the reply's record: %+v %v", m, err)
 	}
 	s.counted(t, "bounce", 1)
+}
+
+// qmail's plain-text bounce (QSBMF) of a reply comes back as a
+// delivery report does: the reply shows as not delivered, with the
+// receiving server's answer, and the bounce is a task in the reply's
+// conversation.
+func TestBounceFromQmail(t *testing.T) {
+	s, dir := siteWithSink(t, "")
+	out := s.repliedTo(t, "joe@example.org")
+	received(t, s, dir)
+	s.sendReport(t, corpusBounce(t, "qmail-bounce.eml", out.MessageID))
+	m, err := s.st.OutboundStatus(out.ID)
+	if err != nil || m.Bounced.IsZero() || m.BounceReason != "joe@example.org: 192.0.2.1 does not like recipient. Remote host said: 550 5.1.1 <joe@example.org>: Recipient address rejected: User unknown Giving up on 192.0.2.1." {
+		t.Errorf("the reply's record: %+v %v", m, err)
+	}
+	joe := s.journeyOf(t, "joe@example.org")
+	if len(joe) != 3 || joe[2].BounceOf != joe[1].ID || joe[2].Outcome != "" {
+		t.Errorf("Joe's journey: %+v", joe)
+	}
+	s.counted(t, "bounce", 1)
+}
+
+// qmail's plain-text form: the recipients' paragraphs, its two kinds of
+// break line, its own status in "(#5.1.1)"; text of that shape from a
+// person, or without the returned message's parts, is no bounce.
+func TestQmailBounces(t *testing.T) {
+	const intro = "Hi. This is the qmail-send program at mx.example.org.\r\nI'm afraid I wasn't able to deliver your message to the following addresses.\r\nThis is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n"
+	const returned = "--- Enclosed are the original headers of the message.\r\n\r\nFrom: support@example.com\r\nMessage-ID: <dg-3@dirigent.test>\r\n"
+	for _, tc := range []struct {
+		name, from, body, to, want string
+	}{
+		{"its own status", "MAILER-DAEMON@mx.example.org", intro + "<joe@example.org>:\r\nSorry, no mailbox here by that name. (#5.1.1)\r\n\r\n" + returned,
+			"joe@example.org", "joe@example.org: Sorry, no mailbox here by that name. (#5.1.1) [5.1.1]"},
+		{"the reply's recipient of two", "MAILER-DAEMON@mx.example.org", intro + "<a@example.org>:\r\nSorry.\r\n\r\n<joe@example.org>:\r\nMailbox full.\r\n\r\n" + returned,
+			"joe@example.org", "joe@example.org: Mailbox full. [5.0.0]"},
+		{"another's", "MAILER-DAEMON@mx.example.org", intro + "<a@example.org>:\r\nSorry.\r\n\r\n<b@example.org>:\r\nSorry.\r\n\r\n" + returned, "joe@example.org", ""},
+		{"a person's text of that shape", "joe@example.org", intro + "<joe@example.org>:\r\nSorry.\r\n\r\n" + returned, "joe@example.org", ""},
+		{"no break line", "MAILER-DAEMON@mx.example.org", intro + "<joe@example.org>:\r\nSorry.\r\n", "joe@example.org", ""},
+		{"no recipient", "MAILER-DAEMON@mx.example.org", intro + returned, "joe@example.org", ""},
+	} {
+		p, err := Parse([]byte("From: " + tc.from + "\r\nSubject: failure notice\r\n\r\n" + tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if p.Bounce != nil && p.Bounce.MessageID == "dg-3@dirigent.test" {
+			if f := p.Bounce.For(tc.to); f != nil {
+				got = f.Reason() + " [" + f.Status + "]"
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
 }
 
 // What a smarthost answers that is not about the reply alone is tried

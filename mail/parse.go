@@ -105,6 +105,9 @@ func Parse(raw []byte) (*Parsed, error) {
 		}
 		return true
 	})
+	if report == nil && p.Automatic {
+		report = qmailReport(plain)
+	}
 	if report != nil {
 		p.Bounce = report.bounce(p)
 	}
