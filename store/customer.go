@@ -173,25 +173,24 @@ func (s *Store) UnlinkIdentity(ctx context.Context, ch IdentityChange, keepOne b
 		if err := tx.Bucket(bucketCustomerIDs).Delete(append(u64(customerID), identity...)); err != nil {
 			return err
 		}
+		// The customer's replies are on their journey (a merge moved those
+		// of the customers merged into them): reading their outbox records
+		// from there, not the whole outbox, keeps this write short.
 		var given []OutboundMail
 		box := tx.Bucket(bucketOutbox)
-		needle, err := json.Marshal(identity) // as the records hold it: & is \u0026
-		if err != nil {
-			return err
-		}
-		err = box.ForEach(func(k, v []byte) error {
-			if !bytes.Contains(v, needle) {
-				return nil // most records, without decoding
+		err := journeyBackwards(tx, customerID, nil, nil, func(k, v []byte) (bool, error) {
+			if k[16] != kindContact || !bytes.Contains(v, []byte(`"outbound_id"`)) {
+				return true, nil // most entries, without decoding
+			}
+			var c Contact
+			if err := json.Unmarshal(v, &c); err != nil {
+				return false, fmt.Errorf("journey of customer %d: %w", customerID, err)
 			}
 			var m OutboundMail
-			if json.Unmarshal(v, &m) != nil || m.ToIdentity != identity {
-				return nil
-			}
-			var conv Conversation
-			if json.Unmarshal(tx.Bucket(bucketConversations).Get(u64(m.ConversationID)), &conv) == nil && conv.CustomerID == customerID {
+			if json.Unmarshal(box.Get(u64(c.OutboundID)), &m) == nil && m.ToIdentity == identity {
 				given = append(given, m)
 			}
-			return nil
+			return true, nil
 		})
 		if err != nil {
 			return err

@@ -906,7 +906,7 @@ func TestThread(t *testing.T) {
 }
 
 // UnlinkIdentity takes an identity from its customer only, and clears it
-// as given on the customer's replies, also one JSON writes escaped.
+// as given on the customer's replies.
 func TestUnlinkIdentity(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
 	createCustomers(t, s, 2)
@@ -918,6 +918,10 @@ func TestUnlinkIdentity(t *testing.T) {
 	conv := mailConversation(t, s, at)
 	m := &OutboundMail{ConversationID: conv.ID, To: "sales&info@example.org", ToIdentity: given, MessageID: "u@dirigent", Raw: []byte("x"), Queued: at}
 	if err := s.QueueOutbound(ctx, m, &Contact{CustomerID: 1, Channel: "email", Direction: "out", ConversationID: conv.ID, Start: at}); err != nil {
+		t.Fatal(err)
+	}
+	// The reply is not the customer's newest contact.
+	if err := s.AppendContact(ctx, &Contact{CustomerID: 1, Channel: "voice", Direction: "in", Start: at.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.UnlinkIdentity(ctx, IdentityChange{Identity: given, CustomerID: 2}, false); !errors.Is(err, ErrNotFound) {
