@@ -56,6 +56,8 @@ func decodeTouchpoint(body io.Reader) (touchpointRequest, error) {
 		return req, fmt.Errorf("type %q: want lower-case letters, digits, '.', '-', '_' (e.g. \"order\")", req.Type)
 	case len(req.Data) > maxTouchpointData:
 		return req, fmt.Errorf("data has %d entries, at most %d", len(req.Data), maxTouchpointData)
+	case req.Type == store.TouchpointIdentityAdded || req.Type == store.TouchpointIdentityRemoved:
+		return req, fmt.Errorf("type %q is dirigent's own: what a person did to the customer's identities", req.Type)
 	}
 	return req, nil
 }

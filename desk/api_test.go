@@ -47,6 +47,7 @@ func TestTouchpointsAndJourneyAPI(t *testing.T) {
 		{"two objects", testToken, `{"identity":"email:a@b.de","type":"order"}{}`, 400, "body has data after the touchpoint"},
 		{"no identity", testToken, `{"type":"order"}`, 400, `identity is missing (e.g. "email:joe@example.com")`},
 		{"bad type", testToken, `{"identity":"email:a@b.de","type":"Big Order"}`, 400, `type "Big Order": want lower-case letters, digits, '.', '-', '_' (e.g. "order")`},
+		{"dirigent's own type", testToken, `{"identity":"email:a@b.de","type":"identity_removed","data":{"by":"anna"}}`, 400, `type "identity_removed" is dirigent's own: what a person did to the customer's identities`},
 		{"bad identity", testToken, `{"identity":"phone:12","type":"order"}`, 400, `not a usable identity: "12" is not a valid phone number`},
 		{"too large", testToken, `{"identity":"email:a@b.de","type":"order","data":{"x":"` + strings.Repeat("y", 20000) + `"}}`, 400, "body larger than 16384 bytes"},
 	}

@@ -215,11 +215,11 @@ func qmailReport(text string) *deliveryReport {
 			continue
 		}
 		why = collapseSpace(strings.TrimSpace(why))
-		r.recipients = append(r.recipients, Recipient{
-			Recipient: first[1 : len(first)-2], Action: "failed", Diagnostic: why,
-			// "Remote host said: 550 5.1.1 …", "… by that name. (#5.1.1)"
-			Status: cmp.Or(enhancedStatus.FindString(why), "5.0.0"),
-		})
+		status := "5.0.0"
+		if m := enhancedStatus.FindStringSubmatch(why); m != nil {
+			status = m[1]
+		}
+		r.recipients = append(r.recipients, Recipient{Recipient: first[1 : len(first)-2], Action: "failed", Status: status, Diagnostic: why})
 	}
 	// The break line, then the returned message's header.
 	if _, msg, ok := strings.Cut(returned, "\n"); ok {
@@ -229,8 +229,10 @@ func qmailReport(text string) *deliveryReport {
 	return r
 }
 
-// enhancedStatus finds an RFC 3463 status in a server's answer.
-var enhancedStatus = regexp.MustCompile(`\b[245]\.[0-9]{1,3}\.[0-9]{1,3}\b`)
+// enhancedStatus finds the RFC 3463 status of a qmail paragraph: after a
+// server's reply code ("Remote host said: 550 5.1.1 …") or in qmail's own
+// "(#5.1.1)"; not in an address such as 10.4.5.6.
+var enhancedStatus = regexp.MustCompile(`(?:\(#|\b[245][0-9]{2} )([245]\.[0-9]{1,3}\.[0-9]{1,3})\b`)
 
 // bounce is the report's bounce, once the walk is through: about the
 // message the report returns, or else the one it answers (p's

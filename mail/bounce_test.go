@@ -242,8 +242,10 @@ func TestBounceFromQmail(t *testing.T) {
 }
 
 // qmail's plain-text form: the recipients' paragraphs, its two kinds of
-// break line, its own status in "(#5.1.1)"; text of that shape from a
-// person, or without the returned message's parts, is no bounce.
+// break line, its own status in "(#5.1.1)" or the server's, not an
+// address; text of that shape from other than a mail system's address
+// (even automatic), or without the returned message's parts, is no
+// bounce.
 func TestQmailBounces(t *testing.T) {
 	const intro = "Hi. This is the qmail-send program at mx.example.org.\r\nI'm afraid I wasn't able to deliver your message to the following addresses.\r\nThis is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n"
 	const returned = "--- Enclosed are the original headers of the message.\r\n\r\nFrom: support@example.com\r\nMessage-ID: <dg-3@dirigent.test>\r\n"
@@ -254,8 +256,10 @@ func TestQmailBounces(t *testing.T) {
 			"joe@example.org", "joe@example.org: Sorry, no mailbox here by that name. (#5.1.1) [5.1.1]"},
 		{"the reply's recipient of two", "MAILER-DAEMON@mx.example.org", intro + "<a@example.org>:\r\nSorry.\r\n\r\n<joe@example.org>:\r\nMailbox full.\r\n\r\n" + returned,
 			"joe@example.org", "joe@example.org: Mailbox full. [5.0.0]"},
+		{"an address before the server's answer", "MAILER-DAEMON@mx.example.org", intro + "<joe@example.org>:\r\n10.4.5.6 does not like recipient.\r\nRemote host said: 552 5.2.2 Mailbox full\r\nGiving up on 10.4.5.6.\r\n\r\n" + returned,
+			"joe@example.org", "joe@example.org: 10.4.5.6 does not like recipient. Remote host said: 552 5.2.2 Mailbox full Giving up on 10.4.5.6. [5.2.2]"},
 		{"another's", "MAILER-DAEMON@mx.example.org", intro + "<a@example.org>:\r\nSorry.\r\n\r\n<b@example.org>:\r\nSorry.\r\n\r\n" + returned, "joe@example.org", ""},
-		{"a person's text of that shape", "joe@example.org", intro + "<joe@example.org>:\r\nSorry.\r\n\r\n" + returned, "joe@example.org", ""},
+		{"a person's auto-reply of that shape", "joe@example.org\r\nAuto-Submitted: auto-replied", intro + "<joe@example.org>:\r\nSorry.\r\n\r\n" + returned, "joe@example.org", ""},
 		{"no break line", "MAILER-DAEMON@mx.example.org", intro + "<joe@example.org>:\r\nSorry.\r\n", "joe@example.org", ""},
 		{"no recipient", "MAILER-DAEMON@mx.example.org", intro + returned, "joe@example.org", ""},
 	} {

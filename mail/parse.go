@@ -105,7 +105,7 @@ func Parse(raw []byte) (*Parsed, error) {
 		}
 		return true
 	})
-	if report == nil && p.Automatic {
+	if report == nil && isProgram(p.From) {
 		report = qmailReport(plain)
 	}
 	if report != nil {

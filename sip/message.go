@@ -137,8 +137,7 @@ func (c *Channel) messageSender(req *sip.Request, tx sip.ServerTransaction) (fro
 		}
 		return "sip:" + number + "@" + host, false
 	}
-	var account *User
-	user, err := c.authenticate(req, tx, "Authorization", c.registrar.password(&account))
+	user, err := c.authenticate(req, tx, "Authorization", c.registrar.password(nil))
 	if user == "" {
 		if err != nil {
 			c.deps.Logger.Warn("answering a SIP MESSAGE", "err", err)

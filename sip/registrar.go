@@ -58,15 +58,19 @@ func accounts(users []User) map[string]*User {
 }
 
 // password looks up passwords for authenticate, keeping the account it
-// found in *found.
+// found in *found unless found is nil.
 func (r *registrar) password(found **User) func(user string) (string, bool) {
 	return func(user string) (string, bool) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if *found = r.users[user]; *found == nil {
+		u := r.users[user]
+		if found != nil {
+			*found = u
+		}
+		if u == nil {
 			return "", false
 		}
-		return (*found).Password, true
+		return u.Password, true
 	}
 }
 
@@ -105,10 +109,14 @@ func (r *registrar) setUsers(ctx context.Context, users []User) {
 	}
 	r.users = next
 	r.updateGauge(r.c.now())
-	for _, user := range dropped { // under the lock, as bind and expire store
+	forgotten := map[string][]store.SIPRegistration{}
+	for _, user := range dropped {
 		r.c.deps.Logger.Info("reload: the account's phones must register again", "user", user)
-		if err := r.c.deps.Store.SetSIPRegistrations(ctx, user, nil); err != nil {
-			r.c.deps.Logger.Error("forgetting the registrations of a changed account", "user", user, "err", err)
+		forgotten[user] = nil
+	}
+	if len(forgotten) > 0 { // under the lock, as bind and expire store
+		if err := r.c.deps.Store.SetSIPRegistrations(ctx, forgotten); err != nil {
+			r.c.deps.Logger.Error("forgetting the registrations of changed accounts", "users", dropped, "err", err)
 		}
 	}
 	r.mu.Unlock()
@@ -167,10 +175,12 @@ func (r *registrar) expire(ctx context.Context) {
 		}
 	}
 	agents := map[string]bool{}
-	for user, regs := range changed { // under the lock, so that a reload's forgetting is not undone
+	for user := range changed {
 		agents[r.users[user].Agent] = true
-		if err := r.c.deps.Store.SetSIPRegistrations(ctx, user, regs); err != nil {
-			r.c.deps.Logger.Error("storing expired registrations", "user", user, "err", err)
+	}
+	if len(changed) > 0 { // under the lock, so that a reload's forgetting is not undone
+		if err := r.c.deps.Store.SetSIPRegistrations(ctx, changed); err != nil {
+			r.c.deps.Logger.Error("storing expired registrations", "err", err)
 		}
 	}
 	r.updateGauge(now)
@@ -284,9 +294,12 @@ func (c *Channel) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "Server Error", nil))
 		return
 	}
-	if res.StatusCode == sip.StatusOK {
+	switch res.StatusCode {
+	case sip.StatusOK:
 		c.metrics.registers.WithLabelValues("ok").Inc()
-	} else {
+	case sip.StatusUnauthorized:
+		c.metrics.registers.WithLabelValues("challenged").Inc()
+	default:
 		c.metrics.registers.WithLabelValues("error").Inc()
 	}
 	respond(tx, res)
@@ -322,7 +335,11 @@ func (r *registrar) bind(ctx context.Context, account *User, req *sip.Request) (
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.users[user] != account {
-		return sip.NewResponseFromRequest(req, sip.StatusForbidden, "Forbidden (the account changed)", nil), nil
+		// A reload changed the account meanwhile: the phone authenticates
+		// again, against the account as it is now.
+		res := sip.NewResponseFromRequest(req, sip.StatusUnauthorized, "Unauthorized", nil)
+		res.AppendHeader(sip.NewHeader("WWW-Authenticate", r.c.nonces.challenge(r.c.cfg.Realm, false)))
+		return res, nil
 	}
 	regs := slices.Clone(r.regs[user])
 	regs = slices.DeleteFunc(regs, func(g store.SIPRegistration) bool { return !g.Expires.After(now) })
@@ -368,7 +385,7 @@ func (r *registrar) bind(ctx context.Context, account *User, req *sip.Request) (
 		})
 	}
 	if len(contacts) > 0 {
-		if err := r.c.deps.Store.SetSIPRegistrations(ctx, user, regs); err != nil {
+		if err := r.c.deps.Store.SetSIPRegistrations(ctx, map[string][]store.SIPRegistration{user: regs}); err != nil {
 			return nil, err
 		}
 		if len(regs) == 0 {

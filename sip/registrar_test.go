@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 
 	"dirigent/internal/testrun"
@@ -185,8 +186,32 @@ func TestSetAccounts(t *testing.T) {
 	registered("registered to the new account", 1)
 	s.send(t, request{Name: "removed-trunk", Method: "INVITE", User: testNumber, Headers: "Content-Type: application/sdp\n", Body: goodSDP, Expect: 403}).wait(t, 15*time.Second)
 
-	if err := s.ch.SetAccounts(context.Background(), users, []Trunk{{Name: "bad", CIDRs: []string{"not an address"}}}); err == nil {
+	if err := s.ch.SetAccounts(context.Background(), nil, []Trunk{{Name: "bad", CIDRs: []string{"not an address"}}}); err == nil {
 		t.Error("a trunk with a bad address was taken")
 	}
 	registered("after accounts refused", 1)
+}
+
+// A REGISTER authenticated against an account a reload then changed
+// binds nothing: the phone is challenged again, against the account as
+// it is now.
+func TestRegisterAuthenticatedBeforeAReload(t *testing.T) {
+	s := startSite(t, testConfig(), "")
+	r := s.ch.registrar
+	var account *User
+	if pw, ok := r.password(&account)(testUser); !ok || pw != testPass {
+		t.Fatalf("anna's password: %q %v", pw, ok)
+	}
+	if err := s.ch.SetAccounts(context.Background(), []User{{User: testUser, Password: "neu", Agent: "anna"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	req := sip.NewRequest(sip.REGISTER, sip.Uri{Host: "127.0.0.1"})
+	req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{User: testUser, Host: "127.0.0.1", Port: 5099}})
+	res, err := r.bind(context.Background(), account, req)
+	if err != nil || res.StatusCode != sip.StatusUnauthorized || res.GetHeader("WWW-Authenticate") == nil {
+		t.Fatalf("bind after the reload: %v, %v", res, err)
+	}
+	if n := len(r.contacts("anna")); n != 0 {
+		t.Errorf("%d phones bound", n)
+	}
 }

@@ -36,7 +36,8 @@ type ImportOutcome struct {
 
 // ImportCustomer creates or updates one customer, in one transaction. The
 // customer is found by CRM id, else by the first identity that belongs
-// to a customer without a CRM id or with the same one; else it is new.
+// to a customer without a CRM id or with the same one (preferring one a
+// person took an identity of the row from); else it is new.
 // Importing the same row again changes nothing, so re-imports never
 // duplicate.
 func (s *Store) ImportCustomer(ctx context.Context, in ImportedCustomer) (ImportOutcome, error) {
@@ -58,19 +59,33 @@ func (s *Store) ImportCustomer(ctx context.Context, in ImportedCustomer) (Import
 				}
 			}
 		}
+		// By identity: the first customer it finds, unless one it finds is
+		// the customer a person took one of the row's identities from,
+		// which a stranger may have since (their next mail made them a
+		// customer): the row is the CRM's record of the former.
+		var first *Customer
 		for _, ident := range in.Identities {
 			if c != nil {
 				break
 			}
-			if id := idents.Get([]byte(ident)); id != nil {
-				owner, err := load(id)
-				if err != nil {
-					return err
-				}
-				if owner.CRMID == "" || owner.CRMID == in.CRMID {
-					c = owner
-				}
+			id := idents.Get([]byte(ident))
+			if id == nil {
+				continue
 			}
+			owner, err := load(id)
+			if err != nil {
+				return err
+			}
+			switch {
+			case owner.CRMID != "" && owner.CRMID != in.CRMID:
+			case slices.ContainsFunc(in.Identities, func(i string) bool { return slices.Contains(owner.Unlinked, i) }):
+				c = owner
+			case first == nil:
+				first = owner
+			}
+		}
+		if c == nil {
+			c = first
 		}
 		var old *Customer
 		if c == nil {
@@ -105,15 +120,20 @@ func (s *Store) ImportCustomer(ctx context.Context, in ImportedCustomer) (Import
 		}
 		out.CustomerID = c.ID
 		for _, ident := range in.Identities {
-			switch id := idents.Get([]byte(ident)); {
-			case id == nil && slices.Contains(c.Unlinked, ident):
+			var owner uint64 // none
+			if id := idents.Get([]byte(ident)); id != nil {
+				owner = binary.BigEndian.Uint64(id)
+			}
+			switch {
+			case owner == c.ID:
+			case slices.Contains(c.Unlinked, ident):
 				out.Unlinked = append(out.Unlinked, ident)
-			case id == nil:
+			case owner == 0:
 				if err := linkIdentity(tx, ident, c.ID); err != nil {
 					return err
 				}
-			case binary.BigEndian.Uint64(id) != c.ID:
-				out.Skipped = append(out.Skipped, fmt.Sprintf("%s (customer %d)", ident, binary.BigEndian.Uint64(id)))
+			default:
+				out.Skipped = append(out.Skipped, fmt.Sprintf("%s (customer %d)", ident, owner))
 			}
 		}
 		return nil

@@ -175,11 +175,16 @@ func (s *Store) MergeCustomers(ctx context.Context, keep, other uint64, at time.
 				merged.Attributes[a] = v
 			}
 		}
-		if err := putCustomer(tx, &merged, &k); err != nil {
-			return err
-		}
 		var err error
 		if rec.Identities, err = moveIdentities(tx, other, keep, nil); err != nil {
+			return err
+		}
+		// What a person took from either stays taken, but for what the
+		// merge gives keep (the way back for one taken by mistake).
+		merged.Unlinked = slices.DeleteFunc(slices.Concat(k.Unlinked, o.Unlinked), func(i string) bool { return slices.Contains(rec.Identities, i) })
+		slices.Sort(merged.Unlinked)
+		merged.Unlinked = slices.Compact(merged.Unlinked)
+		if err := putCustomer(tx, &merged, &k); err != nil {
 			return err
 		}
 		if rec.Entries, err = moveEntries(tx, other, keep); err != nil {
@@ -218,14 +223,23 @@ func (s *Store) UnmergeCustomers(ctx context.Context, mergeID uint64, at time.Ti
 		if customers.Get(u64(rec.Merged.ID)) != nil {
 			return fmt.Errorf("customer %d exists again: %w", rec.Merged.ID, ErrConflict)
 		}
+		before := k
 		if k.CRMID == rec.Merged.CRMID && rec.KeepBefore.CRMID != k.CRMID {
-			before := k
 			k.CRMID = rec.KeepBefore.CRMID
+		}
+		if k.CRMID != before.CRMID {
 			if err := putCustomer(tx, &k, &before); err != nil {
 				return err
 			}
 		}
+		// The merged customer's identities a person took from keep since
+		// are taken from them too (and stay so for keep).
 		restored := rec.Merged
+		for _, i := range k.Unlinked {
+			if slices.Contains(rec.Identities, i) && !slices.Contains(restored.Unlinked, i) {
+				restored.Unlinked = append(restored.Unlinked, i)
+			}
+		}
 		if err := putCustomer(tx, &restored, nil); err != nil {
 			return err
 		}

@@ -66,7 +66,8 @@ type File struct {
 }
 
 // Touchpoint is an event from another system: a web visit, an order, a
-// survey score.
+// survey score; or dirigent's own record of what a person did to the
+// customer's identities (TouchpointIdentityAdded, TouchpointIdentityRemoved).
 type Touchpoint struct {
 	ID         uint64            `json:"id"`
 	CustomerID uint64            `json:"customer_id"`

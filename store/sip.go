@@ -27,18 +27,25 @@ type SIPRegistration struct {
 	Expires   time.Time `json:"expires"`
 }
 
-// SetSIPRegistrations replaces a user's registered contacts; none
-// removes the user's entry.
-func (s *Store) SetSIPRegistrations(ctx context.Context, user string, regs []SIPRegistration) error {
+// SetSIPRegistrations replaces users' registered contacts, in one
+// transaction; none removes a user's entry.
+func (s *Store) SetSIPRegistrations(ctx context.Context, byUser map[string][]SIPRegistration) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketSIPRegistrations)
 		if err != nil {
 			return err
 		}
-		if len(regs) == 0 {
-			return b.Delete([]byte(user))
+		for user, regs := range byUser {
+			if len(regs) == 0 {
+				err = b.Delete([]byte(user))
+			} else {
+				err = putJSON(b, []byte(user), regs)
+			}
+			if err != nil {
+				return err
+			}
 		}
-		return putJSON(b, []byte(user), regs)
+		return nil
 	})
 }
 

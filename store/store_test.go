@@ -958,7 +958,7 @@ func TestUnlinkIdentity(t *testing.T) {
 // and is recorded too. AddIdentity refuses another customer's identity.
 func TestUnlinkedIdentityStaysUnlinked(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
-	createCustomers(t, s, 2)
+	createCustomers(t, s, 3)
 	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 	const phone, typo = "phone:+4930123456", "email:jeo@example.org"
 	for _, id := range []string{phone, typo} {
@@ -984,6 +984,56 @@ func TestUnlinkedIdentityStaysUnlinked(t *testing.T) {
 	}
 	imported("the import after the unlink", true)
 	imported("the import again", true)
+
+	// The stranger's next mail makes them customer 2, with the address.
+	// The CRM's row is still customer 1's record (found by CRM id), and
+	// customer 3's, without a CRM id yet, whose row names the address of
+	// theirs a stranger has now first.
+	if err := s.AddIdentity(ctx, IdentityChange{Identity: typo, CustomerID: 2, By: "mail", At: at}); err != nil {
+		t.Fatal(err)
+	}
+	const phone3, typo3 = "phone:+4930999999", "email:ann@exampel.org"
+	for _, id := range []string{phone3, typo3} {
+		if err := s.AddIdentity(ctx, IdentityChange{Identity: id, CustomerID: 3, By: "admin", At: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.UnlinkIdentity(ctx, IdentityChange{Identity: typo3, CustomerID: 3, By: "anna", At: at}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddIdentity(ctx, IdentityChange{Identity: typo3, CustomerID: 2, By: "mail", At: at}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		crm, typo, phone string
+		customer         uint64
+	}{{"K1", typo, phone, 1}, {"K3", typo3, phone3, 3}} {
+		out, err := s.ImportCustomer(ctx, ImportedCustomer{CRMID: tc.crm, Name: "Kunde", Identities: []string{tc.typo, tc.phone}, Now: at})
+		if err != nil || out.CustomerID != tc.customer || !slices.Equal(out.Unlinked, []string{tc.typo}) || len(out.Skipped) > 0 {
+			t.Errorf("%s, the stranger's address first: %+v, %v", tc.crm, out, err)
+		}
+		if stranger, err := s.Customer(2); err != nil || stranger.CRMID != "" || stranger.Name != "" {
+			t.Errorf("%s: the stranger became the CRM's record: %+v, %v", tc.crm, stranger, err)
+		}
+	}
+	// A merge of the stranger into customer 1 gives it back; undone, it
+	// is the stranger's, and taken from customer 1 again.
+	rec, err := s.MergeCustomers(ctx, 1, 2, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.Customer(1); err != nil || len(c.Unlinked) != 0 {
+		t.Errorf("customer 1 with the stranger merged in: %+v, %v", c, err)
+	}
+	if _, err := s.UnmergeCustomers(ctx, rec.ID, at); err != nil {
+		t.Fatal(err)
+	}
+	if owner, err := s.LookupIdentity(typo); err != nil || owner != 2 {
+		t.Fatalf("after the unmerge %s is %d's, %v", typo, owner, err)
+	}
+	if err := s.UnlinkIdentity(ctx, IdentityChange{Identity: typo, CustomerID: 2, By: "admin", At: at}, false); err != nil {
+		t.Fatal(err)
+	}
 
 	if err := s.AddIdentity(ctx, IdentityChange{Identity: phone, CustomerID: 2, By: "admin", At: at}); !errors.Is(err, ErrConflict) {
 		t.Errorf("another customer's identity added: %v", err)

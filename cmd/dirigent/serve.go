@@ -448,10 +448,6 @@ func (d *daemon) reload() {
 	if err == nil {
 		rc, err = routerConfig(next)
 	}
-	if err == nil {
-		users, trunks := sipAccounts(next.SIP)
-		err = d.sip.SetAccounts(context.Background(), users, trunks)
-	}
 	if err != nil {
 		d.metrics.reloads.WithLabelValues("refused").Inc()
 		d.metrics.lastReloadGood.Set(0)
@@ -466,6 +462,12 @@ func (d *daemon) reload() {
 	d.applyAgents(rc)
 	d.retireAgents(removedAgents(d.cfg, next))
 	d.applyRouting(rc)
+	// After the agents, so that a phone of a new agent registering now
+	// makes them available.
+	users, trunks := sipAccounts(next.SIP)
+	if err := d.sip.SetAccounts(context.Background(), users, trunks); err != nil { // a trunk Validate took: cannot happen
+		d.logger.Error("reload: the SIP accounts and trunks stay as they were", "err", err)
+	}
 	d.applyLogins(next)
 	if d.chat != nil {
 		d.chat.SetAgentNames(agentNames(next))

@@ -70,7 +70,7 @@ const returning = new Set(); // tasks whose return to the queue is on its way
 
 function t(key, vars) {
   let s = (texts[lang] && texts[lang][key]) || texts.en[key] || key;
-  for (const [k, v] of Object.entries(vars || {})) s = s.replaceAll("{" + k + "}", v);
+  for (const [k, v] of Object.entries(vars || {})) s = s.replaceAll("{" + k + "}", () => v); // v as it is: "$&" in an address is no pattern
   return s;
 }
 
@@ -514,7 +514,7 @@ function renderDetail() {
     const p = e.touchpoint;
     // What a person did to the customer's identities is dirigent's own,
     // in words; other systems' touchpoints as they posted them.
-    const what = p.type === "identity_removed" || p.type === "identity_added" ? t(p.type, { i: p.data.identity, by: p.data.by })
+    const what = p.type === "identity_removed" || p.type === "identity_added" ? t(p.type, { i: (p.data || {}).identity, by: (p.data || {}).by })
       : p.type + " " + Object.entries(p.data || {}).map(([k, v]) => k + "=" + v).join(", ");
     return el("li", {}, el("span", { class: "meta" }, fmtTime(p.at) + " · " + t("touchpoint")), " ", what);
   }));
