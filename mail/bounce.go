@@ -208,7 +208,7 @@ func qmailReport(text string) *deliveryReport {
 	if !ok {
 		return nil
 	}
-	r := &deliveryReport{statusRead: true}
+	r := &deliveryReport{}
 	for _, p := range strings.Split(paragraphs, "\n\n")[1:] {
 		first, why, _ := strings.Cut(strings.TrimLeft(p, "\n"), "\n")
 		if !strings.HasPrefix(first, "<") || !strings.HasSuffix(first, ">:") || len(r.recipients) == maxRecipients {

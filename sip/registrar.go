@@ -93,7 +93,7 @@ func (r *registrar) agents() []string {
 // (with the new password) to be rung.
 func (r *registrar) setUsers(ctx context.Context, users []User) {
 	next := accounts(users)
-	var dropped []string
+	forgotten := map[string][]store.SIPRegistration{} // user → none
 	agents := map[string]bool{}
 	r.mu.Lock()
 	for user, old := range r.users {
@@ -102,21 +102,17 @@ func (r *registrar) setUsers(ctx context.Context, users []User) {
 			continue
 		}
 		if len(r.regs[user]) > 0 {
-			dropped = append(dropped, user)
+			r.c.deps.Logger.Info("reload: the account's phones must register again", "user", user)
+			forgotten[user] = nil
 			agents[old.Agent] = true
 			delete(r.regs, user)
 		}
 	}
 	r.users = next
 	r.updateGauge(r.c.now())
-	forgotten := map[string][]store.SIPRegistration{}
-	for _, user := range dropped {
-		r.c.deps.Logger.Info("reload: the account's phones must register again", "user", user)
-		forgotten[user] = nil
-	}
 	if len(forgotten) > 0 { // under the lock, as bind and expire store
 		if err := r.c.deps.Store.SetSIPRegistrations(ctx, forgotten); err != nil {
-			r.c.deps.Logger.Error("forgetting the registrations of changed accounts", "users", dropped, "err", err)
+			r.c.deps.Logger.Error("forgetting the registrations of changed accounts", "err", err)
 		}
 	}
 	r.mu.Unlock()

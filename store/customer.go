@@ -201,12 +201,7 @@ func (s *Store) UnlinkIdentity(ctx context.Context, ch IdentityChange, keepOne b
 				return err
 			}
 		}
-		return recordIdentityChange(tx, ch, TouchpointIdentityRemoved, func(unlinked []string) []string {
-			if slices.Contains(unlinked, identity) {
-				return unlinked
-			}
-			return append(unlinked, identity)
-		})
+		return recordIdentityChange(tx, ch, true)
 	})
 }
 
@@ -216,28 +211,26 @@ func (s *Store) UnlinkIdentity(ctx context.Context, ch IdentityChange, keepOne b
 // customer's: UnlinkIdentity there, or merge the two.
 func (s *Store) AddIdentity(ctx context.Context, ch IdentityChange) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
-		known, err := identityOf(tx, ch.Identity, ch.CustomerID)
-		if known || err != nil {
+		if added, err := addIdentity(tx, ch.Identity, ch.CustomerID); !added || err != nil {
 			return err
 		}
-		if err := linkIdentity(tx, ch.Identity, ch.CustomerID); err != nil {
-			return err
-		}
-		return recordIdentityChange(tx, ch, TouchpointIdentityAdded, func(unlinked []string) []string {
-			return slices.DeleteFunc(unlinked, func(i string) bool { return i == ch.Identity })
-		})
+		return recordIdentityChange(tx, ch, false)
 	})
 }
 
-// recordIdentityChange updates the customer's unlinked identities and
-// adds the change's touchpoint to their journey.
-func recordIdentityChange(tx *bolt.Tx, ch IdentityChange, touchpoint string, unlinked func([]string) []string) error {
+// recordIdentityChange marks the identity taken from the customer, or no
+// longer, and adds the change's touchpoint to their journey.
+func recordIdentityChange(tx *bolt.Tx, ch IdentityChange, taken bool) error {
 	var c Customer
 	if err := getJSON(tx.Bucket(bucketCustomers), u64(ch.CustomerID), &c, "customer", ch.CustomerID); err != nil {
 		return err
 	}
 	old := c
-	c.Unlinked = unlinked(slices.Clone(c.Unlinked))
+	c.Unlinked = slices.DeleteFunc(slices.Clone(c.Unlinked), func(i string) bool { return i == ch.Identity })
+	touchpoint := TouchpointIdentityAdded
+	if taken {
+		c.Unlinked, touchpoint = append(c.Unlinked, ch.Identity), TouchpointIdentityRemoved
+	}
 	if err := putCustomer(tx, &c, &old); err != nil {
 		return err
 	}
@@ -247,13 +240,14 @@ func recordIdentityChange(tx *bolt.Tx, ch IdentityChange, touchpoint string, unl
 	})
 }
 
-// addIdentity points a new identity at a customer; one of theirs
-// already changes nothing, one of another customer's is ErrConflict.
-func addIdentity(tx *bolt.Tx, identity string, customerID uint64) error {
+// addIdentity points a new identity at a customer (added); one of
+// theirs already changes nothing, one of another customer's is
+// ErrConflict.
+func addIdentity(tx *bolt.Tx, identity string, customerID uint64) (added bool, err error) {
 	if known, err := identityOf(tx, identity, customerID); known || err != nil {
-		return err
+		return false, err
 	}
-	return linkIdentity(tx, identity, customerID)
+	return true, linkIdentity(tx, identity, customerID)
 }
 
 // identityOf reports whether identity is the customer's already;

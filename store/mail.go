@@ -248,7 +248,7 @@ func recordInboundMail(tx *bolt.Tx, in *InboundRecord) (RecordedMail, error) {
 		return RecordedMail{Err: fmt.Errorf("conversation %d: %w", conv.ID, ErrNotFound)}, nil
 	}
 	if in.Identity != "" {
-		switch err := addIdentity(tx, in.Identity, in.Contact.CustomerID); {
+		switch _, err := addIdentity(tx, in.Identity, in.Contact.CustomerID); {
 		case errors.Is(err, ErrConflict):
 			return RecordedMail{Err: err}, nil // nothing written yet
 		case err != nil:

@@ -223,11 +223,9 @@ func (s *Store) UnmergeCustomers(ctx context.Context, mergeID uint64, at time.Ti
 		if customers.Get(u64(rec.Merged.ID)) != nil {
 			return fmt.Errorf("customer %d exists again: %w", rec.Merged.ID, ErrConflict)
 		}
-		before := k
 		if k.CRMID == rec.Merged.CRMID && rec.KeepBefore.CRMID != k.CRMID {
+			before := k
 			k.CRMID = rec.KeepBefore.CRMID
-		}
-		if k.CRMID != before.CRMID {
 			if err := putCustomer(tx, &k, &before); err != nil {
 				return err
 			}

@@ -1016,8 +1016,8 @@ func TestUnlinkedIdentityStaysUnlinked(t *testing.T) {
 			t.Errorf("%s: the stranger became the CRM's record: %+v, %v", tc.crm, stranger, err)
 		}
 	}
-	// A merge of the stranger into customer 1 gives it back; undone, it
-	// is the stranger's, and taken from customer 1 again.
+	// A merge of the stranger into customer 1 gives it back. Taken from
+	// customer 1 again and the merge undone, it is taken from both.
 	rec, err := s.MergeCustomers(ctx, 1, 2, at)
 	if err != nil {
 		t.Fatal(err)
@@ -1025,14 +1025,19 @@ func TestUnlinkedIdentityStaysUnlinked(t *testing.T) {
 	if c, err := s.Customer(1); err != nil || len(c.Unlinked) != 0 {
 		t.Errorf("customer 1 with the stranger merged in: %+v, %v", c, err)
 	}
+	if err := s.UnlinkIdentity(ctx, IdentityChange{Identity: typo, CustomerID: 1, By: "anna", At: at.Add(90 * time.Second)}, true); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.UnmergeCustomers(ctx, rec.ID, at); err != nil {
 		t.Fatal(err)
 	}
-	if owner, err := s.LookupIdentity(typo); err != nil || owner != 2 {
-		t.Fatalf("after the unmerge %s is %d's, %v", typo, owner, err)
+	for _, id := range []uint64{1, 2} {
+		if c, err := s.Customer(id); err != nil || !slices.Equal(c.Unlinked, []string{typo}) {
+			t.Errorf("customer %d after the unmerge: %+v, %v", id, c, err)
+		}
 	}
-	if err := s.UnlinkIdentity(ctx, IdentityChange{Identity: typo, CustomerID: 2, By: "admin", At: at}, false); err != nil {
-		t.Fatal(err)
+	if _, err := s.LookupIdentity(typo); !errors.Is(err, ErrNotFound) {
+		t.Errorf("after the unmerge %s is someone's: %v", typo, err)
 	}
 
 	if err := s.AddIdentity(ctx, IdentityChange{Identity: phone, CustomerID: 2, By: "admin", At: at}); !errors.Is(err, ErrConflict) {
@@ -1061,6 +1066,7 @@ func TestUnlinkedIdentityStaysUnlinked(t *testing.T) {
 	}
 	want := []string{
 		"identity_added " + typo + " by admin",
+		"identity_removed " + typo + " by anna",
 		"identity_removed " + typo + " by anna",
 		"identity_added " + typo + " by admin",
 		"identity_added " + phone + " by admin",

@@ -511,11 +511,11 @@ function renderDetail() {
         " ", x.subject || x.intent || "", x.outcome ? " — " + x.outcome : "", x.agent ? " (" + x.agent + ")" : "",
         ...(x.attachments ? [attachmentList(x)] : []));
     }
-    const p = e.touchpoint;
+    const p = e.touchpoint, data = p.data || {};
     // What a person did to the customer's identities is dirigent's own,
     // in words; other systems' touchpoints as they posted them.
-    const what = p.type === "identity_removed" || p.type === "identity_added" ? t(p.type, { i: (p.data || {}).identity, by: (p.data || {}).by })
-      : p.type + " " + Object.entries(p.data || {}).map(([k, v]) => k + "=" + v).join(", ");
+    const what = p.type === "identity_removed" || p.type === "identity_added" ? t(p.type, { i: data.identity, by: data.by })
+      : p.type + " " + Object.entries(data).map(([k, v]) => k + "=" + v).join(", ");
     return el("li", {}, el("span", { class: "meta" }, fmtTime(p.at) + " · " + t("touchpoint")), " ", what);
   }));
 
