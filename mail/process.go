@@ -332,20 +332,24 @@ func (c *Channel) sender(ctx context.Context, p *Parsed, addr, name string, robo
 }
 
 // maxParents bounds the Message-IDs of a message's In-Reply-To and
-// References looked at for a reply it answers: a crafted References of
+// References looked at for what it answers: a crafted References of
 // thousands costs no more than this many lookups.
 const maxParents = 20
+
+// parents are the Message-IDs a message answers, newest first: its
+// In-Reply-To, then its References from the end; at most maxParents.
+func parents(p *Parsed) []string {
+	ids := append(slices.Clone(p.InReplyTo), reversed(p.References)...)
+	return ids[:min(len(ids), maxParents)]
+}
 
 // givenAddressAnswered is the conversation of a reply an agent sent to
 // identity, an address they gave, that p answers: whose Message-ID its
 // In-Reply-To or References names (newest first); nil for none.
 func (c *Channel) givenAddressAnswered(p *Parsed, identity string) (*store.Conversation, error) {
-	parents := append(slices.Clone(p.InReplyTo), reversed(p.References)...)
-	if len(parents) > maxParents {
-		parents = parents[:maxParents]
-	}
+	answered := parents(p)
 	walked := map[uint64]bool{}
-	for _, mid := range parents {
+	for _, mid := range answered {
 		conv, err := c.deps.Store.ConversationByMessageID(mid)
 		if errors.Is(err, store.ErrNotFound) || err == nil && walked[conv.ID] {
 			continue
@@ -359,7 +363,7 @@ func (c *Channel) givenAddressAnswered(p *Parsed, identity string) (*store.Conve
 			return nil, err
 		}
 		for _, m := range replies {
-			if m.ToIdentity == identity && slices.Contains(parents, m.MessageID) {
+			if m.ToIdentity == identity && slices.Contains(answered, m.MessageID) {
 				return conv, nil
 			}
 		}
@@ -464,25 +468,22 @@ func (c *Channel) customerAddress(p *Parsed) (addr, name string) {
 // same customer counts: a reply from someone else starts a new one, so
 // unrelated mail never lands in an old ticket.
 func (c *Channel) thread(p *Parsed, customerID uint64, b *batch) *store.Conversation {
-	var candidates []*store.Conversation
-	refs := append(slices.Clone(p.InReplyTo), reversed(p.References)...)
-	for _, mid := range refs {
-		if conv := b.conversationOf(mid); conv != nil {
-			candidates = append(candidates, conv)
-		} else if conv, err := c.deps.Store.ConversationByMessageID(mid); err == nil {
-			candidates = append(candidates, conv)
+	for _, mid := range parents(p) {
+		conv := b.conversationOf(mid)
+		if conv == nil {
+			if stored, err := c.deps.Store.ConversationByMessageID(mid); err == nil {
+				conv = stored
+			}
+		}
+		if conv != nil && conv.CustomerID == customerID {
+			return conv
 		}
 	}
 	if m := ticketTag.FindStringSubmatch(p.Subject); m != nil {
 		if id, err := strconv.ParseUint(m[1], 10, 64); err == nil {
-			if conv, err := c.deps.Store.Conversation(id); err == nil {
-				candidates = append(candidates, conv)
+			if conv, err := c.deps.Store.Conversation(id); err == nil && conv.CustomerID == customerID {
+				return conv
 			}
-		}
-	}
-	for _, conv := range candidates {
-		if conv.CustomerID == customerID {
-			return conv
 		}
 	}
 	return nil

@@ -159,12 +159,12 @@ func (s *Store) UnlinkIdentity(ctx context.Context, ch IdentityChange, keepOne b
 			return fmt.Errorf("identity %s of customer %d: %w", identity, customerID, ErrNotFound)
 		}
 		if keepOne {
+			// The customer has this one: a second follows it, or none.
 			c := tx.Bucket(bucketCustomerIDs).Cursor()
 			prefix := u64(customerID)
-			if k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
-				if k, _ := c.Next(); k == nil || !bytes.HasPrefix(k, prefix) {
-					return fmt.Errorf("%s of customer %d: %w", identity, customerID, ErrLastIdentity)
-				}
+			c.Seek(prefix)
+			if k, _ := c.Next(); k == nil || !bytes.HasPrefix(k, prefix) {
+				return fmt.Errorf("%s of customer %d: %w", identity, customerID, ErrLastIdentity)
 			}
 		}
 		if err := ids.Delete([]byte(identity)); err != nil {
@@ -186,9 +186,8 @@ func (s *Store) UnlinkIdentity(ctx context.Context, ch IdentityChange, keepOne b
 			if err := json.Unmarshal(v, &c); err != nil {
 				return false, fmt.Errorf("journey of customer %d: %w", customerID, err)
 			}
-			var m OutboundMail
-			if json.Unmarshal(box.Get(u64(c.OutboundID)), &m) == nil && m.ToIdentity == identity {
-				given = append(given, m)
+			if m, err := getOutbound(tx, c.OutboundID, false); err == nil && m.ToIdentity == identity {
+				given = append(given, *m)
 			}
 			return true, nil
 		})

@@ -708,7 +708,7 @@ func TestGiveUpOutbound(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
 	createCustomers(t, s, 1)
 	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-	ids := queueReplies(t, s, 2, at)
+	ids := queueReplies(t, s, 0, 2, at)
 	if err := s.OutboundAttempt(ctx, ids[1], at, nil, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
@@ -864,7 +864,7 @@ func TestOldestOutbound(t *testing.T) {
 		t.Fatalf("an empty outbox: %v, %v", at, err)
 	}
 	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-	ids := queueReplies(t, s, 3, at)
+	ids := queueReplies(t, s, 0, 3, at)
 	if err := s.OutboundAttempt(ctx, ids[0], at.Add(time.Hour), nil, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
@@ -884,20 +884,13 @@ func TestThread(t *testing.T) {
 	if err := s.AppendContact(ctx, mail); err != nil {
 		t.Fatal(err)
 	}
-	var replies []*OutboundMail
-	for i := range 2 {
-		m := &OutboundMail{ConversationID: conv.ID, To: "joe@example.org", MessageID: fmt.Sprintf("r%d@dirigent", i), Raw: []byte("x"), Queued: at.Add(time.Duration(i+1) * time.Minute)}
-		if err := s.QueueOutbound(ctx, m, &Contact{CustomerID: 1, Channel: "email", Direction: "out", ConversationID: conv.ID, Start: m.Queued, Text: "Gern."}); err != nil {
-			t.Fatal(err)
-		}
-		replies = append(replies, m)
-	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketOutbox).Delete(u64(replies[0].ID)) }); err != nil {
+	replies := queueReplies(t, s, conv.ID, 2, at.Add(time.Minute))
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketOutbox).Delete(u64(replies[0])) }); err != nil {
 		t.Fatal(err)
 	}
 	contacts, got, err := s.Thread(1, conv, true, 0)
-	if err != nil || len(contacts) != 3 || contacts[0].OutboundID != replies[1].ID || contacts[2].ID != mail.ID || contacts[2].Text != "Bitte." ||
-		len(got) != 1 || got[replies[1].ID].MessageID != "r1@dirigent" || got[replies[1].ID].Raw != nil {
+	if err != nil || len(contacts) != 3 || contacts[0].OutboundID != replies[1] || contacts[2].ID != mail.ID || contacts[2].Text != "Bitte." ||
+		len(got) != 1 || got[replies[1]].MessageID != "r1@dirigent" || got[replies[1]].Raw != nil {
 		t.Errorf("thread %+v, replies %+v, %v", contacts, got, err)
 	}
 	if contacts, got, err = s.Thread(1, conv, false, 1); err != nil || len(contacts) != 1 || contacts[0].Text != "" || len(got) != 1 {
@@ -1086,14 +1079,14 @@ func mailConversation(t *testing.T, s *Store, at time.Time) *Conversation {
 	return conv
 }
 
-// queueReplies queues n replies to customer 1, a minute apart from at,
-// and gives their IDs.
-func queueReplies(t *testing.T, s *Store, n int, at time.Time) []uint64 {
+// queueReplies queues n replies to customer 1 (in conversation conv, if
+// not 0), a minute apart from at, and gives their IDs.
+func queueReplies(t *testing.T, s *Store, conv uint64, n int, at time.Time) []uint64 {
 	t.Helper()
 	var ids []uint64
 	for i := range n {
-		m := &OutboundMail{To: "joe@example.org", MessageID: fmt.Sprintf("r%d@dirigent", i), Raw: []byte("x"), Queued: at.Add(time.Duration(i) * time.Minute)}
-		if err := s.QueueOutbound(ctx, m, &Contact{CustomerID: 1, Channel: "email", Direction: "out", Start: m.Queued}); err != nil {
+		m := &OutboundMail{ConversationID: conv, To: "joe@example.org", MessageID: fmt.Sprintf("r%d@dirigent", i), Raw: []byte("x"), Queued: at.Add(time.Duration(i) * time.Minute)}
+		if err := s.QueueOutbound(ctx, m, &Contact{CustomerID: 1, Channel: "email", Direction: "out", ConversationID: conv, Start: m.Queued}); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, m.ID)

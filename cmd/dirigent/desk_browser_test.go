@@ -615,12 +615,14 @@ func TestDeskBounceInTheBrowser(t *testing.T) {
 // TestDeskUnlinkInTheBrowser: the CRM gave Joe a mistyped second address,
 // a stranger's; the stranger's mail comes to anna as Joe's. She takes the
 // address from Joe on the card, by keyboard (asked once more; "Keep"
-// first, then "Remove", the focus kept while the card is drawn anew), and
-// the stranger's next mail is someone
-// else's: a customer of that address alone, with no history of Joe's
-// (and no button: a customer's only identity is not taken on the desk).
+// first, then "Remove", the focus kept while the card is drawn anew), the
+// journey says she did, and the stranger's next mail is someone else's: a
+// customer of that address alone, with no history of Joe's (and no
+// button: a customer's only identity is not taken on the desk). A
+// supervisor takes a number on a card looked up outside any task, and
+// that card's journey says so.
 func TestDeskUnlinkInTheBrowser(t *testing.T) {
-	d, cfgPath := deskDaemon(t, "", "", "")
+	d, cfgPath := deskDaemon(t, "", "", "[[agents]]\nid = \"sven\"\nskills = { support = 1 }\n")
 	csv := filepath.Join(t.TempDir(), "crm.csv")
 	writeFile(t, csv, "crm_id;name;email\nK-7;Joe Kunde;joe@example.org|joe@exampel.org\n")
 	if out, err := dirigentCmd(t, nil, "import", "customers", "--config", cfgPath, csv).CombinedOutput(); err != nil {
@@ -661,6 +663,24 @@ func TestDeskUnlinkInTheBrowser(t *testing.T) {
 	agent.waitFor("someone else's card", cardIdentities+` === "email:joe@exampel.org" && document.querySelectorAll("#journey > li").length === 1`)
 	agent.press("Alt+A", "a", chromedp.KeyModifiers(chromedp.ModifierAlt))
 	agent.waitFor("taken, with no button for the only identity", `document.getElementById("offer-accept") === null && document.querySelector("#customer-identities button") === null`)
+
+	// An admin gives Joe a number; sven (agent and supervisor), on Joe's
+	// card looked up outside any task, takes it again, and the journey on
+	// that card says so.
+	if out, err := dirigentCmd(t, nil, "customer", "link", "--config", cfgPath, "1", "phone:+4930555000").CombinedOutput(); err != nil {
+		t.Fatalf("customer link: %v\n%s", err, out)
+	}
+	super := newBrowser(t, t.ArtifactDir())
+	super.login(d.desk, "sven")
+	super.do("search", chromedp.SendKeys("#search-q", "kunde\r"))
+	super.do("show the customer", chromedp.WaitVisible("#search-results button"), chromedp.Focus("#search-results button"))
+	super.press("show", "\r")
+	super.waitFor("Joe's card outside any task", `document.getElementById("wrap-form").hidden && document.getElementById("journey").textContent.includes("admin added phone:+4930555000 to this customer")`)
+	super.do("not this customer", chromedp.Focus(`#customer-identities button.unlink[data-identity="phone:+4930555000"]`))
+	super.press("ask", "\r")
+	super.waitFor("asked", `document.activeElement.classList.contains("unlink-yes")`)
+	super.press("remove", "\r")
+	super.waitFor("the card's journey telling who took it", `document.querySelector("#journey > li").textContent.endsWith(" sven removed phone:+4930555000 from this customer")`)
 }
 
 // cardIdentities is a JavaScript expression: the identities on the

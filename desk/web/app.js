@@ -589,7 +589,15 @@ async function unlink(button, customerID, identity) {
   c.identities = c.identities.filter((i) => i !== identity);
   renderIdentities(c);
   if (lost) $("detail").focus();
-  refreshTask(current.task.id); // the journey tells who took it
+  // The journey tells who took it: read again, the task's or, on a card
+  // looked up, the customer's.
+  if (current.task.id) refreshTask(current.task.id);
+  else api("GET", "/customers/" + customerID).then((card) => {
+    if (current && !current.task.id && current.customer.id === customerID) {
+      current.journey = card.journey;
+      renderDetail();
+    }
+  }).catch(() => {});
 }
 
 // The reply form: usable for a task taken, not while a reply is on its
